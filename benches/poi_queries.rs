@@ -1,0 +1,149 @@
+//! POI query latency on 1,000,000 POIs clustered around the world's cities (the bundled
+//! GeoNames file, weighted by population), as a travel app's POIs are.
+//!
+//! `cargo bench --bench poi_queries`
+
+#![allow(missing_docs)] // criterion_group! generates undocumented functions
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use proxima::geometry::LatLon;
+use proxima::pois::{NearbyQuery, Poi, PoiFilter, PoiIndex};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+const POIS: usize = 1_000_000;
+
+/// City centres with their populations.
+fn cities() -> Vec<(LatLon, f64)> {
+    let file = fs_err::File::open(concat!(env!("CARGO_MANIFEST_DIR"), "/data/cities15000.csv"))
+        .expect("bundled cities");
+    proxima::import::read_csv(file)
+        .expect("readable")
+        .pois
+        .into_iter()
+        .map(|p| {
+            let population = p
+                .tags
+                .get("population")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(15_000.0);
+            (p.position, population)
+        })
+        .collect()
+}
+
+/// Draws places near cities, a city's chance proportional to its population.
+struct Places {
+    cities: Vec<(LatLon, f64)>,
+    cumulative: Vec<f64>,
+    rng: SmallRng,
+}
+
+impl Places {
+    fn new(seed: u64) -> Self {
+        let cities = cities();
+        let mut total = 0.0;
+        let cumulative = cities
+            .iter()
+            .map(|(_, p)| {
+                total += p;
+                total
+            })
+            .collect();
+        Self {
+            cities,
+            cumulative,
+            rng: SmallRng::seed_from_u64(seed),
+        }
+    }
+
+    /// A place within about `spread_deg` of a city.
+    fn next(&mut self, spread_deg: f64) -> LatLon {
+        let total = *self.cumulative.last().expect("cities");
+        let pick = self.rng.random_range(0.0..total);
+        let i = self
+            .cumulative
+            .partition_point(|c| *c < pick)
+            .min(self.cities.len() - 1);
+        let c = self.cities[i].0;
+        let lat = (c.lat + self.rng.random_range(-spread_deg..spread_deg)).clamp(-90.0, 90.0);
+        let mut lon = c.lon + self.rng.random_range(-spread_deg..spread_deg);
+        if lon > 180.0 {
+            lon -= 360.0;
+        } else if lon < -180.0 {
+            lon += 360.0;
+        }
+        LatLon::new(lat, lon).expect("clamped")
+    }
+}
+
+fn index() -> PoiIndex {
+    let mut places = Places::new(1);
+    let pois = (0..POIS).map(|i| {
+        let p = places.next(0.1);
+        // One POI in a thousand is of a rare category.
+        let category = if i % 1000 == 0 {
+            "rare"
+        } else {
+            ["cafe", "restaurant", "museum", "hotel", "shop"][i % 5]
+        };
+        Poi::new(
+            format!("poi:{i}"),
+            p.lat,
+            p.lon,
+            format!("POI {i}"),
+            category.into(),
+            BTreeMap::new(),
+            None,
+        )
+        .expect("valid")
+    });
+    PoiIndex::from_pois(pois).expect("few categories")
+}
+
+fn queries(n: usize) -> Vec<LatLon> {
+    let mut places = Places::new(2);
+    (0..n).map(|_| places.next(0.1)).collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let index = index();
+    let centres = queries(4096);
+    let mut group = c.benchmark_group("pois_1m");
+    let cases: [(&str, Option<f64>, Vec<String>); 4] = [
+        ("knn_k20", None, vec![]),
+        ("radius_2km_k20", Some(2_000.0), vec![]),
+        ("radius_10km_k20", Some(10_000.0), vec![]),
+        ("knn_k20_rare_category", None, vec!["rare".to_string()]),
+    ];
+    for (name, radius_m, categories) in cases {
+        let mut i = 0;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 1) % centres.len();
+                let query = NearbyQuery {
+                    center: centres[i],
+                    radius_m,
+                    limit: 20,
+                    filter: PoiFilter {
+                        categories: categories.clone(),
+                        min_rating: None,
+                    },
+                    after: None,
+                };
+                black_box(index.nearby(&query))
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50);
+    targets = bench
+}
+criterion_main!(benches);

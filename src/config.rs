@@ -1,0 +1,67 @@
+//! Command-line configuration: one `clap` parser, every flag also read from a `PROXIMA_*`
+//! environment variable, passed down explicitly (no globals).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Proxima: an in-memory geospatial proximity server.
+#[derive(Debug, Parser)]
+#[command(name = "proxima", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server.
+    Serve(ServeConfig),
+}
+
+/// Configuration of `proxima serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on; port 0 picks a free port (the chosen address is printed).
+    #[arg(long, env = "PROXIMA_LISTEN", default_value = "127.0.0.1:7878")]
+    pub listen: SocketAddr,
+
+    /// Directory for the server's state.
+    #[arg(long, env = "PROXIMA_DATA_DIR", default_value = "./proxima-data")]
+    pub data_dir: PathBuf,
+
+    /// Start empty instead of loading the bundled sample data.
+    #[arg(long, env = "PROXIMA_NO_SAMPLE")]
+    pub no_sample: bool,
+
+    /// Largest JSON request body, in bytes.
+    #[arg(long, env = "PROXIMA_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+
+    /// Largest import body, in bytes (imports are streamed).
+    #[arg(long, env = "PROXIMA_MAX_IMPORT_BYTES", default_value_t = 1 << 30)]
+    pub max_import_bytes: u64,
+
+    /// Secret that signs page cursors, so they survive restarts and work across servers
+    /// sharing it. Without it a random one is drawn at start.
+    #[arg(long, env = "PROXIMA_CURSOR_SECRET", hide_env_values = true)]
+    pub cursor_secret: Option<String>,
+}
+
+impl ServeConfig {
+    /// The defaults, as `proxima serve` with no flags would have them, but with the sample
+    /// data off and a free port: the starting point for tests and embedding.
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir,
+            no_sample: true,
+            max_body_bytes: 1 << 20,
+            max_import_bytes: 1 << 30,
+            cursor_secret: None,
+        }
+    }
+}

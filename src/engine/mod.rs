@@ -1,0 +1,238 @@
+//! The engine: Proxima's one state and the only way to change it.
+//!
+//! It owns the [`PoiIndex`] and decides the locking policy around it:
+//! - **one writer at a time** (a writer mutex, as Meilisearch's single writer), so writes are
+//!   applied in one order — the order a log will record;
+//! - **readers share a read lock** and only ever wait for a short write: a single upsert or
+//!   delete holds the write lock for microseconds; a large import is built into a new index
+//!   *beside* the current one (readers keep reading it meanwhile) and swapped in with a
+//!   pointer-sized move, and the old index is freed after the lock is released. A query
+//!   therefore sees the state before or after a write, never half of it.
+//!
+//! The engine knows nothing of HTTP; the server calls these methods.
+
+mod mutation;
+
+use parking_lot::{Mutex, RwLock};
+
+pub use mutation::{Applied, ImportMode, Mutation};
+
+use crate::import::{ParsedPois, RecordError};
+use crate::pois::{
+    CategoryLimitError, CursorError, CursorKey, NearbyHit, NearbyQuery, Poi, PoiIndex, WithinQuery,
+};
+
+/// Imports up to this many POIs are applied in place under the write lock (a few
+/// milliseconds); larger ones are built beside the live index and swapped in.
+const IN_PLACE_IMPORT_MAX: usize = 2_048;
+
+/// Why the engine refused a request. Nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The write would create too many distinct categories.
+    #[error(transparent)]
+    CategoryLimit(#[from] CategoryLimitError),
+    /// A page cursor did not verify.
+    #[error(transparent)]
+    Cursor(#[from] CursorError),
+    /// A strict import found bad records, so none was imported.
+    #[error("strict import refused: {skipped} bad record(s), the first: {}", first.reason)]
+    StrictImport {
+        /// How many records were bad.
+        skipped: u64,
+        /// The first bad record.
+        first: RecordError,
+        /// The first bad records, at most [`crate::import::MAX_LISTED_ERRORS`].
+        errors: Vec<RecordError>,
+    },
+}
+
+/// A page of nearby results and the cursor to the next page, if there is one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NearbyPage {
+    /// Results, nearest first.
+    pub hits: Vec<NearbyHit>,
+    /// Pass back to get the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of within results and the cursor to the next page, if there is one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WithinPage {
+    /// Results, by id.
+    pub pois: Vec<Poi>,
+    /// Pass back to get the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportSummary {
+    /// POIs written.
+    pub imported: u64,
+    /// Records left out.
+    pub skipped: u64,
+    /// The first bad records.
+    pub errors: Vec<RecordError>,
+}
+
+/// Proxima's state.
+pub struct Engine {
+    pois: RwLock<PoiIndex>,
+    writer: Mutex<()>,
+    cursor_key: CursorKey,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("pois", &self.poi_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An empty engine whose cursors are signed with `cursor_key`.
+    pub fn new(cursor_key: CursorKey) -> Self {
+        Self {
+            pois: RwLock::new(PoiIndex::new()),
+            writer: Mutex::new(()),
+            cursor_key,
+        }
+    }
+
+    /// Applies one mutation: the single write path.
+    pub fn apply(&self, mutation: Mutation) -> Result<Applied, EngineError> {
+        let _writer = self.writer.lock();
+        match mutation {
+            Mutation::UpsertPoi(poi) => {
+                let created = self.pois.write().upsert(poi)?;
+                Ok(Applied::PoiStored { created })
+            }
+            Mutation::DeletePoi(id) => {
+                let existed = self.pois.write().remove(&id);
+                Ok(Applied::PoiDeleted { existed })
+            }
+            Mutation::ImportPois { mode, pois } => {
+                let count = pois.len();
+                let rebuilt = match mode {
+                    ImportMode::Replace => PoiIndex::from_pois(pois)?,
+                    ImportMode::Upsert if count <= IN_PLACE_IMPORT_MAX => {
+                        // Check first so that the in-place loop cannot fail half way.
+                        self.pois.read().check_categories(&pois)?;
+                        let mut index = self.pois.write();
+                        for poi in pois {
+                            index.upsert(poi)?;
+                        }
+                        return Ok(Applied::Imported { count });
+                    }
+                    ImportMode::Upsert => self.pois.read().with_upserts(pois)?,
+                };
+                let old = std::mem::replace(&mut *self.pois.write(), rebuilt);
+                drop(old); // freed after the write lock is released
+                Ok(Applied::Imported { count })
+            }
+        }
+    }
+
+    /// Creates or replaces a POI; `true` if it was new.
+    pub fn upsert_poi(&self, poi: Poi) -> Result<bool, EngineError> {
+        match self.apply(Mutation::UpsertPoi(poi))? {
+            Applied::PoiStored { created } => Ok(created),
+            other => unreachable!("an upsert reports PoiStored, got {other:?}"),
+        }
+    }
+
+    /// Deletes a POI; `true` if it existed.
+    pub fn delete_poi(&self, id: &str) -> Result<bool, EngineError> {
+        match self.apply(Mutation::DeletePoi(id.to_string()))? {
+            Applied::PoiDeleted { existed } => Ok(existed),
+            other => unreachable!("a delete reports PoiDeleted, got {other:?}"),
+        }
+    }
+
+    /// Applies what an import reader found. `strict`: any bad record refuses the whole import.
+    pub fn import_pois(
+        &self,
+        parsed: ParsedPois,
+        mode: ImportMode,
+        strict: bool,
+    ) -> Result<ImportSummary, EngineError> {
+        if strict && parsed.skipped > 0 {
+            let first = parsed
+                .errors
+                .first()
+                .cloned()
+                .expect("a skipped record is listed");
+            return Err(EngineError::StrictImport {
+                skipped: parsed.skipped,
+                first,
+                errors: parsed.errors,
+            });
+        }
+        let imported = parsed.pois.len() as u64;
+        self.apply(Mutation::ImportPois {
+            mode,
+            pois: parsed.pois,
+        })?;
+        Ok(ImportSummary {
+            imported,
+            skipped: parsed.skipped,
+            errors: parsed.errors,
+        })
+    }
+
+    /// The POI with this id.
+    pub fn get_poi(&self, id: &str) -> Option<Poi> {
+        self.pois.read().get(id)
+    }
+
+    /// Number of POIs.
+    pub fn poi_count(&self) -> usize {
+        self.pois.read().len()
+    }
+
+    /// One page of POIs near a place. `cursor` continues a previous page of the same query.
+    pub fn nearby_pois(
+        &self,
+        mut query: NearbyQuery,
+        cursor: Option<&str>,
+    ) -> Result<NearbyPage, EngineError> {
+        query.after = cursor
+            .map(|c| self.cursor_key.nearby_after(&query, c))
+            .transpose()?;
+        let page = self.pois.read().nearby(&query);
+        let next_cursor = match page.items.last() {
+            Some(last) if page.more => Some(self.cursor_key.nearby_cursor(
+                &query,
+                last.distance_m,
+                &last.poi.id,
+            )),
+            _ => None,
+        };
+        Ok(NearbyPage {
+            hits: page.items,
+            next_cursor,
+        })
+    }
+
+    /// One page of POIs inside a box. `cursor` continues a previous page of the same query.
+    pub fn within_pois(
+        &self,
+        mut query: WithinQuery,
+        cursor: Option<&str>,
+    ) -> Result<WithinPage, EngineError> {
+        query.after = cursor
+            .map(|c| self.cursor_key.within_after(&query, c))
+            .transpose()?;
+        let page = self.pois.read().within(&query);
+        let next_cursor = match page.items.last() {
+            Some(last) if page.more => Some(self.cursor_key.within_cursor(&query, &last.id)),
+            _ => None,
+        };
+        Ok(WithinPage {
+            pois: page.items,
+            next_cursor,
+        })
+    }
+}

@@ -1,0 +1,97 @@
+//! Reading request bodies within limits: whole JSON bodies (size-capped, content type checked,
+//! errors naming the JSON path at fault) and streamed bodies for imports (a byte cap enforced
+//! as the bytes arrive, so an oversized upload is cut off rather than buffered).
+
+use axum::body::Body;
+use axum::http::{HeaderMap, header};
+use futures_util::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
+
+use super::problem::{ApiError, BodyTooLarge};
+
+/// Refuses a body whose declared content type is not JSON. A missing header is taken as JSON.
+pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        Ok(())
+    } else {
+        Err(ApiError::unsupported_media_type(format!(
+            "content-type: expected application/json, got {essence:?}"
+        )))
+    }
+}
+
+/// Reads the whole body (at most `limit` bytes) and deserializes it from a JSON object.
+/// (serde's derive would also accept a struct written as an array, which no client means.)
+pub async fn json_object<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<T, ApiError> {
+    require_json(headers)?;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+        {
+            ApiError::too_large(limit as u64)
+        } else {
+            ApiError::bad_body(format!("reading the body failed: {e}"))
+        }
+    })?;
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_body("body: expected a JSON object"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            ApiError::bad_body(format!("body: {inner}"))
+        } else {
+            ApiError::bad_body(format!("{path}: {inner}"))
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::bad_body(format!("body: {e}")))?;
+    Ok(value)
+}
+
+/// The body as a stream of byte chunks that fails with [`BodyTooLarge`] once more than
+/// `limit` bytes have arrived.
+pub fn limited_stream(
+    body: Body,
+    limit: u64,
+) -> impl Stream<Item = std::io::Result<axum::body::Bytes>> + Send + 'static {
+    let mut seen: u64 = 0;
+    body.into_data_stream().map(move |chunk| {
+        let chunk = chunk.map_err(std::io::Error::other)?;
+        seen += chunk.len() as u64;
+        if seen > limit {
+            return Err(std::io::Error::other(BodyTooLarge(limit)));
+        }
+        Ok(chunk)
+    })
+}
+
+/// Refuses early a body whose declared length is over `limit`.
+pub fn check_declared_length(headers: &HeaderMap, limit: u64) -> Result<(), ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit => Err(ApiError::too_large(limit)),
+        _ => Ok(()),
+    }
+}

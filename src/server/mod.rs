@@ -1,0 +1,83 @@
+//! The HTTP edge: routes, wire types, body and parameter limits, problem+json.
+//!
+//! It holds no index logic: every handler parses its request into typed values and makes one
+//! [`Engine`] call. Shutdown is an explicit signal passed in (as in mini-redis): when it fires
+//! the listener stops accepting, requests in flight finish, and [`serve`] returns.
+
+mod body;
+mod dto;
+mod params;
+mod problem;
+mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::Router;
+use axum::routing::{get, post, put};
+use tokio::net::TcpListener;
+
+pub use problem::ApiError;
+
+use crate::engine::Engine;
+
+/// The OpenAPI 3 description of every route served, checked against the router by tests.
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+
+/// Size limits on request bodies.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest JSON body, bytes.
+    pub max_body_bytes: usize,
+    /// Largest import body, bytes (streamed, never buffered whole).
+    pub max_import_bytes: u64,
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The one state.
+    pub engine: Arc<Engine>,
+    /// Set once startup loading has finished; `/readyz` reports it.
+    pub ready: Arc<AtomicBool>,
+    /// Body limits.
+    pub limits: Limits,
+}
+
+/// The router with every route of the API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/openapi.json", get(routes::openapi))
+        .route("/v1/pois/nearby", get(routes::nearby_pois))
+        .route("/v1/pois/within", get(routes::within_pois))
+        .route("/v1/pois/import", post(routes::import_pois))
+        .route(
+            "/v1/pois/{id}",
+            put(routes::put_poi)
+                .get(routes::get_poi)
+                .delete(routes::delete_poi),
+        )
+        .fallback(routes::no_route)
+        .method_not_allowed_fallback(routes::wrong_method)
+        .with_state(state)
+}
+
+/// Binds the listener; `127.0.0.1:0` picks a free port (see [`TcpListener::local_addr`]).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves HTTP on `listener` until `shutdown` completes, then lets requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

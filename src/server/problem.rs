@@ -1,0 +1,210 @@
+//! Errors at the edge: every failure becomes an RFC 9457 `application/problem+json` body
+//! with a stable `type`, a `title`, the `status` and a `detail` naming the field at fault.
+//!
+//! Library errors are mapped here and only here, each by one exhaustive `match`, so adding a
+//! variant to a layer's error enum fails to compile until it has an HTTP meaning.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::engine::EngineError;
+use crate::import::{ImportError, RecordError};
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+    detail: String,
+    errors: Option<Vec<RecordError>>,
+}
+
+impl ApiError {
+    fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            slug,
+            title,
+            detail: detail.into(),
+            errors: None,
+        }
+    }
+
+    /// 400: a query parameter is missing, repeated, unknown or out of range.
+    pub fn bad_parameter(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-parameter",
+            "Invalid parameter",
+            detail,
+        )
+    }
+
+    /// 400: the request body is not what the route takes.
+    pub fn bad_body(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-body",
+            "Invalid request body",
+            detail,
+        )
+    }
+
+    /// 404: no such resource (or route).
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    /// 405: the route exists but not with this method.
+    pub fn method_not_allowed(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            detail,
+        )
+    }
+
+    /// 413: the body is larger than the route accepts.
+    pub fn too_large(limit: u64) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Request body too large",
+            format!("the request body must be at most {limit} bytes"),
+        )
+    }
+
+    /// 415: the body's content type is not one the route takes.
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported content type",
+            detail,
+        )
+    }
+
+    /// 503: the server is not ready yet.
+    pub fn not_ready() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-ready",
+            "Not ready",
+            "the server is still loading its data",
+        )
+    }
+
+    /// 500: a bug or an environment failure; the detail is logged, not shown.
+    pub fn internal(context: &str, error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, "{context}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal server error",
+            "the server failed to complete the request; it has been logged",
+        )
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::CategoryLimit(e) => Self::new(
+                StatusCode::CONFLICT,
+                "category-limit",
+                "Too many categories",
+                format!("category: {e}"),
+            ),
+            EngineError::Cursor(e) => Self::bad_parameter(format!("cursor: {e}")),
+            EngineError::StrictImport {
+                skipped,
+                first,
+                errors,
+            } => {
+                let mut problem = Self::new(
+                    StatusCode::BAD_REQUEST,
+                    "import-rejected",
+                    "Import rejected",
+                    format!(
+                        "strict import: {skipped} bad record(s), nothing was imported; first at {}: {}",
+                        describe(&first),
+                        first.reason
+                    ),
+                );
+                problem.errors = Some(errors);
+                problem
+            }
+        }
+    }
+}
+
+impl From<ImportError> for ApiError {
+    fn from(e: ImportError) -> Self {
+        match e {
+            ImportError::Io(io) => {
+                match io.get_ref().and_then(|e| e.downcast_ref::<BodyTooLarge>()) {
+                    Some(BodyTooLarge(limit)) => Self::too_large(*limit),
+                    None => Self::bad_body(format!("reading the body failed: {io}")),
+                }
+            }
+            ImportError::Malformed(detail) => Self::bad_body(detail),
+        }
+    }
+}
+
+fn describe(e: &RecordError) -> String {
+    match e.location {
+        crate::import::Location::Line(n) => format!("line {n}"),
+    }
+}
+
+/// The marker error a size-limited body stream fails with, so the limit maps to 413 even
+/// after passing through a reader.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body exceeds {0} bytes")]
+pub struct BodyTooLarge(pub u64);
+
+#[derive(serde::Serialize)]
+struct ProblemBody<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<Vec<super::dto::RecordErrorOut<'a>>>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ProblemBody {
+            kind: format!("/problems/{}", self.slug),
+            title: self.title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            errors: self
+                .errors
+                .as_ref()
+                .map(|errors| errors.iter().map(Into::into).collect()),
+        };
+        let bytes = serde_json::to_vec(&body).expect("a problem always serializes");
+        let mut response = (self.status, bytes).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}

@@ -1,0 +1,134 @@
+//! Starts a real server on an ephemeral port for a test and stops it when dropped.
+
+use std::net::SocketAddr;
+
+use proxima::config::ServeConfig;
+use serde_json::Value;
+
+/// A running server and a client for it.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub state: proxima::server::AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// A server with no data, defaults otherwise.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A server whose configuration `adjust` may change first.
+    pub async fn start_with(adjust: impl FnOnce(&mut ServeConfig)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = ServeConfig::for_tests(dir.path().join("data"));
+        adjust(&mut config);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let started = proxima::start(config, async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("server starts");
+        let server = Self {
+            addr: started.addr,
+            client: reqwest::Client::new(),
+            state: started.state,
+            stop: Some(stop),
+            _dir: dir,
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    /// Polls `/readyz` until it answers 200 (bounded: 30 s).
+    pub async fn wait_ready(&self) {
+        for _ in 0..600 {
+            if self.get("/readyz").await.0 == 200 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("server not ready within 30 s");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends a request and returns the status and the body parsed as JSON (Null if empty).
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
+        let response = request.send().await.expect("request reaches the server");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let bytes = response.bytes().await.expect("body");
+        if status >= 400 {
+            assert_eq!(
+                content_type, "application/problem+json",
+                "errors are problem+json"
+            );
+        }
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("body is JSON")
+        };
+        if status >= 400 {
+            assert_eq!(body["status"], status, "problem status matches: {body}");
+            for field in ["type", "title", "detail"] {
+                assert!(body[field].is_string(), "problem has {field}: {body}");
+            }
+        }
+        (status, body)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(self.client.get(self.url(path))).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.send(self.client.delete(self.url(path))).await
+    }
+
+    pub async fn put_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send(self.client.put(self.url(path)).json(body)).await
+    }
+
+    pub async fn post_body(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        self.send(self.client.post(self.url(path)).body(body)).await
+    }
+
+    /// Creates a POI, asserting success.
+    pub async fn put_poi(&self, id: &str, lat: f64, lon: f64, category: &str, rating: Option<f64>) {
+        let mut body = serde_json::json!({"lat": lat, "lon": lon, "name": format!("name of {id}"), "category": category});
+        if let Some(r) = rating {
+            body["rating"] = r.into();
+        }
+        let (status, _) = self.put_json(&format!("/v1/pois/{id}"), &body).await;
+        assert!(status == 201 || status == 200, "PUT {id}: {status}");
+    }
+
+    /// The ids of a results page.
+    pub fn ids(body: &Value) -> Vec<String> {
+        body["results"]
+            .as_array()
+            .expect("results array")
+            .iter()
+            .map(|r| r["id"].as_str().expect("id").to_string())
+            .collect()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests: one binary (it links once), a module per behaviour. Each test starts
+//! the real server on an ephemeral port of 127.0.0.1 and talks to it over HTTP.
+
+mod cli;
+mod common;
+mod concurrency;
+mod contract;
+mod import_csv;
+mod poi_errors;
+mod poi_queries;
+mod poi_routes;
