@@ -45,6 +45,18 @@ pub struct ServeConfig {
     #[arg(long, env = "PROXIMA_MAX_IMPORT_BYTES", default_value_t = 1 << 30)]
     pub max_import_bytes: u64,
 
+    /// Seconds after which a traveller's newest position expires.
+    #[arg(long, env = "PROXIMA_TRAVELLER_TTL", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub traveller_ttl: u64,
+
+    /// Positions kept in each traveller's trail.
+    #[arg(long, env = "PROXIMA_TRAIL_LENGTH", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub trail_length: u64,
+
+    /// Largest position batch body (`POST /v1/positions`), in bytes.
+    #[arg(long, env = "PROXIMA_MAX_BATCH_BYTES", default_value_t = 16 << 20)]
+    pub max_batch_bytes: usize,
+
     /// Secret that signs page cursors, so they survive restarts and work across servers
     /// sharing it. Without it a random one is drawn at start.
     #[arg(long, env = "PROXIMA_CURSOR_SECRET", hide_env_values = true)]
@@ -61,6 +73,9 @@ impl ServeConfig {
             no_sample: true,
             max_body_bytes: 1 << 20,
             max_import_bytes: 1 << 30,
+            traveller_ttl: 3600,
+            trail_length: 32,
+            max_batch_bytes: 16 << 20,
             cursor_secret: None,
         }
     }

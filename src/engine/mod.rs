@@ -1,6 +1,12 @@
 //! The engine: Proxima's one state and the only way to change it.
 //!
-//! It owns the [`PoiIndex`] and decides the locking policy around it:
+//! It owns the [`PoiIndex`] and the [`TravellerIndex`], the clock, and the locking policy.
+//!
+//! Travellers need no engine lock: their index is sharded and serializes updates per
+//! traveller, and position reports commute (the newest `ts` wins in any order), so many
+//! connections apply batches in parallel.
+//!
+//! For POIs:
 //! - **one writer at a time** (a writer mutex, as Meilisearch's single writer), so writes are
 //!   applied in one order — the order a log will record;
 //! - **readers share a read lock** and only ever wait for a short write: a single upsert or
@@ -11,11 +17,22 @@
 //!
 //! The engine knows nothing of HTTP; the server calls these methods.
 
+mod heatmap;
 mod mutation;
+
+use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+pub use heatmap::{HeatmapError, HeatmapLayer, MAX_HEATMAP_CELLS};
 pub use mutation::{Applied, ImportMode, Mutation};
+
+use crate::clock::Clock;
+use crate::geometry::{BBox, LatLon};
+use crate::travellers::{
+    PositionUpdate, Sharing, TrailPoint, TravellerConfig, TravellerHit, TravellerIndex,
+    TravellerView, UpdateOutcome,
+};
 
 use crate::import::{ParsedPois, RecordError};
 use crate::pois::{
@@ -35,6 +52,9 @@ pub enum EngineError {
     /// A page cursor did not verify.
     #[error(transparent)]
     Cursor(#[from] CursorError),
+    /// A heatmap request was refused.
+    #[error(transparent)]
+    Heatmap(#[from] HeatmapError),
     /// A strict import found bad records, so none was imported.
     #[error("strict import refused: {skipped} bad record(s), the first: {}", first.reason)]
     StrictImport {
@@ -76,11 +96,24 @@ pub struct ImportSummary {
     pub errors: Vec<RecordError>,
 }
 
+/// How an engine is set up.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Signs page cursors.
+    pub cursor_key: CursorKey,
+    /// "Now", for ages and receive times.
+    pub clock: Arc<dyn Clock>,
+    /// Trail length and time-to-live of travellers.
+    pub travellers: TravellerConfig,
+}
+
 /// Proxima's state.
 pub struct Engine {
     pois: RwLock<PoiIndex>,
     writer: Mutex<()>,
+    travellers: TravellerIndex,
     cursor_key: CursorKey,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -92,17 +125,48 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An empty engine whose cursors are signed with `cursor_key`.
-    pub fn new(cursor_key: CursorKey) -> Self {
+    /// An empty engine.
+    pub fn new(config: EngineConfig) -> Self {
         Self {
             pois: RwLock::new(PoiIndex::new()),
             writer: Mutex::new(()),
-            cursor_key,
+            travellers: TravellerIndex::new(config.travellers),
+            cursor_key: config.cursor_key,
+            clock: config.clock,
         }
+    }
+
+    /// The current time by the engine's clock, Unix ms.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// Applies one mutation: the single write path.
     pub fn apply(&self, mutation: Mutation) -> Result<Applied, EngineError> {
+        match mutation {
+            Mutation::Positions {
+                received_ms,
+                updates,
+            } => {
+                let applied = updates
+                    .iter()
+                    .filter(|u| self.travellers.update(u, received_ms) == UpdateOutcome::Applied)
+                    .count();
+                return Ok(Applied::Positions {
+                    applied,
+                    stale: updates.len() - applied,
+                });
+            }
+            Mutation::SetSharing { id, sharing } => {
+                self.travellers.set_sharing(&id, sharing);
+                return Ok(Applied::SharingSet);
+            }
+            Mutation::DeleteTraveller { id, at_ms } => {
+                let existed = self.travellers.delete(&id, at_ms);
+                return Ok(Applied::TravellerDeleted { existed });
+            }
+            _ => {}
+        }
         let _writer = self.writer.lock();
         match mutation {
             Mutation::UpsertPoi(poi) => {
@@ -131,6 +195,11 @@ impl Engine {
                 let old = std::mem::replace(&mut *self.pois.write(), rebuilt);
                 drop(old); // freed after the write lock is released
                 Ok(Applied::Imported { count })
+            }
+            Mutation::Positions { .. }
+            | Mutation::SetSharing { .. }
+            | Mutation::DeleteTraveller { .. } => {
+                unreachable!("traveller mutations are applied above, without the POI writer lock")
             }
         }
     }
@@ -234,5 +303,93 @@ impl Engine {
             pois: page.items,
             next_cursor,
         })
+    }
+}
+
+/// Travellers.
+impl Engine {
+    /// Applies validated position reports received now. Returns `(applied, stale)`.
+    pub fn update_positions(
+        &self,
+        updates: Vec<PositionUpdate>,
+    ) -> Result<(usize, usize), EngineError> {
+        let received_ms = self.now_ms();
+        match self.apply(Mutation::Positions {
+            received_ms,
+            updates,
+        })? {
+            Applied::Positions { applied, stale } => Ok((applied, stale)),
+            other => unreachable!("positions report Positions, got {other:?}"),
+        }
+    }
+
+    /// Sets who may see a traveller.
+    pub fn set_sharing(&self, id: &str, sharing: Sharing) -> Result<(), EngineError> {
+        self.apply(Mutation::SetSharing {
+            id: id.to_string(),
+            sharing,
+        })?;
+        Ok(())
+    }
+
+    /// Forgets a traveller; `true` if it had a live position or a sharing setting.
+    pub fn delete_traveller(&self, id: &str) -> Result<bool, EngineError> {
+        match self.apply(Mutation::DeleteTraveller {
+            id: id.to_string(),
+            at_ms: self.now_ms(),
+        })? {
+            Applied::TravellerDeleted { existed } => Ok(existed),
+            other => unreachable!("a traveller delete reports TravellerDeleted, got {other:?}"),
+        }
+    }
+
+    /// A traveller, if live and visible to `viewer`.
+    pub fn traveller(&self, id: &str, viewer: Option<&str>) -> Option<TravellerView> {
+        self.travellers.get(id, viewer, self.now_ms())
+    }
+
+    /// A traveller's trail since `since`, if live and visible to `viewer`.
+    pub fn trail(&self, id: &str, viewer: Option<&str>, since: i64) -> Option<Vec<TrailPoint>> {
+        self.travellers.trail(id, viewer, since, self.now_ms())
+    }
+
+    /// Live travellers visible to `viewer` near a place, nearest first.
+    pub fn nearby_travellers(
+        &self,
+        center: LatLon,
+        radius_m: f64,
+        limit: usize,
+        viewer: Option<&str>,
+    ) -> Vec<TravellerHit> {
+        self.travellers
+            .nearby(center, radius_m, limit, viewer, self.now_ms())
+    }
+
+    /// Frees expired travellers; returns how many positions were dropped.
+    pub fn sweep_travellers(&self) -> usize {
+        self.travellers.sweep(self.now_ms())
+    }
+
+    /// Number of travellers with state.
+    pub fn traveller_count(&self) -> usize {
+        self.travellers.len()
+    }
+
+    /// Counts per H3 cell of `layer` inside `bbox`, sorted by cell.
+    pub fn heatmap(
+        &self,
+        layer: HeatmapLayer,
+        bbox: &BBox,
+        resolution: u8,
+    ) -> Result<Vec<(String, u64)>, EngineError> {
+        let mut counter = heatmap::Counter::new(resolution)?;
+        match layer {
+            HeatmapLayer::Pois => self.pois.read().positions_in(bbox, |p| counter.add(p)),
+            HeatmapLayer::Travellers => {
+                self.travellers
+                    .for_each_public_in(bbox, self.now_ms(), |p| counter.add(p));
+            }
+        }
+        Ok(counter.finish()?)
     }
 }

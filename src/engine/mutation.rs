@@ -4,6 +4,7 @@
 //! replayed on recovery, or shipped to a replica, through one `apply` path.
 
 use crate::pois::Poi;
+use crate::travellers::{PositionUpdate, Sharing};
 
 /// How an import treats the POIs already stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -41,6 +42,27 @@ pub enum Mutation {
         /// The POIs, in input order (a later one with the same id wins).
         pois: Vec<Poi>,
     },
+    /// A batch of validated position reports, received together.
+    Positions {
+        /// When the server received them (Unix ms): ages are clamped to it.
+        received_ms: i64,
+        /// The reports, in arrival order.
+        updates: Vec<PositionUpdate>,
+    },
+    /// Set who may see a traveller.
+    SetSharing {
+        /// Traveller id.
+        id: String,
+        /// The new setting.
+        sharing: Sharing,
+    },
+    /// Forget a traveller.
+    DeleteTraveller {
+        /// Traveller id.
+        id: String,
+        /// When it was asked (Unix ms), to tell whether a position was still live.
+        at_ms: i64,
+    },
 }
 
 /// What applying a mutation did.
@@ -60,5 +82,19 @@ pub enum Applied {
     Imported {
         /// Number of POIs written.
         count: usize,
+    },
+    /// Position reports were applied.
+    Positions {
+        /// Reports that became their traveller's newest position.
+        applied: usize,
+        /// Reports that were not newer (kept in the trail where there was room).
+        stale: usize,
+    },
+    /// A sharing setting was stored.
+    SharingSet,
+    /// A traveller was forgotten; `existed` is false if there was nothing visible to forget.
+    TravellerDeleted {
+        /// Whether it had a live position or a sharing setting.
+        existed: bool,
     },
 }

@@ -192,19 +192,18 @@ impl PoiIndex {
         Page { items, more }
     }
 
-    /// POIs inside the box, in id order.
-    pub fn within(&self, query: &WithinQuery) -> Page<Poi> {
-        let want = query.limit.saturating_add(1);
-        let after = query.after.as_deref();
-        // Max-heap on id: the top is the largest kept id, the first to give way.
-        let mut heap: BinaryHeap<(&str, u32)> = BinaryHeap::with_capacity(want.min(1024) + 1);
-        let envelopes: Vec<AABB<[f64; 3]>> = query
-            .bbox
+    /// Calls `f` with every POI record inside the box that passes the filter.
+    pub(crate) fn for_each_in_box<'a>(
+        &'a self,
+        bbox: &BBox,
+        filter: &PoiFilter,
+        mut f: impl FnMut(u32, &'a PoiRecord),
+    ) {
+        let envelopes: Vec<AABB<[f64; 3]>> = bbox
             .unit_envelopes()
             .map(|(lo, hi)| AABB::from_corners(lo, hi))
             .collect();
-
-        for tree in self.trees_for(&query.filter) {
+        for tree in self.trees_for(filter) {
             for (i, envelope) in envelopes.iter().enumerate() {
                 for entry in tree.locate_in_envelope(envelope) {
                     // A point on the antimeridian lies in both halves of a crossing box:
@@ -216,22 +215,37 @@ impl PoiIndex {
                         continue;
                     }
                     let record = self.record(entry.data);
-                    if !query.bbox.contains(record.position)
-                        || !Self::passes(&query.filter, record)
-                        || after.is_some_and(|a| &*record.id <= a)
-                    {
-                        continue;
-                    }
-                    let candidate = (&*record.id, entry.data);
-                    if heap.len() < want {
-                        heap.push(candidate);
-                    } else if heap.peek().is_some_and(|worst| candidate.0 < worst.0) {
-                        heap.pop();
-                        heap.push(candidate);
+                    if bbox.contains(record.position) && Self::passes(filter, record) {
+                        f(entry.data, record);
                     }
                 }
             }
         }
+    }
+
+    /// Positions of every POI inside the box.
+    pub fn positions_in(&self, bbox: &BBox, mut f: impl FnMut(LatLon)) {
+        self.for_each_in_box(bbox, &PoiFilter::default(), |_, record| f(record.position));
+    }
+
+    /// POIs inside the box, in id order.
+    pub fn within(&self, query: &WithinQuery) -> Page<Poi> {
+        let want = query.limit.saturating_add(1);
+        let after = query.after.as_deref();
+        // Max-heap on id: the top is the largest kept id, the first to give way.
+        let mut heap: BinaryHeap<(&str, u32)> = BinaryHeap::with_capacity(want.min(1024) + 1);
+        self.for_each_in_box(&query.bbox, &query.filter, |slot, record| {
+            if after.is_some_and(|a| &*record.id <= a) {
+                return;
+            }
+            let candidate = (&*record.id, slot);
+            if heap.len() < want {
+                heap.push(candidate);
+            } else if heap.peek().is_some_and(|worst| candidate.0 < worst.0) {
+                heap.pop();
+                heap.push(candidate);
+            }
+        });
         let mut ids = heap.into_sorted_vec();
         let more = ids.len() > query.limit;
         ids.truncate(query.limit);

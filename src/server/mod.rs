@@ -7,8 +7,10 @@
 mod body;
 mod dto;
 mod params;
+mod positions;
 mod problem;
 mod routes;
+mod traveller_routes;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,6 +35,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Largest import body, bytes (streamed, never buffered whole).
     pub max_import_bytes: u64,
+    /// Largest position batch body, bytes.
+    pub max_batch_bytes: usize,
 }
 
 /// What every handler can reach.
@@ -61,6 +65,22 @@ pub fn router(state: AppState) -> Router {
                 .get(routes::get_poi)
                 .delete(routes::delete_poi),
         )
+        .route("/v1/positions", post(traveller_routes::post_positions))
+        .route("/v1/travellers/nearby", get(traveller_routes::nearby))
+        .route(
+            "/v1/travellers/{id}",
+            get(traveller_routes::get_traveller).delete(traveller_routes::delete_traveller),
+        )
+        .route(
+            "/v1/travellers/{id}/position",
+            put(traveller_routes::put_position),
+        )
+        .route("/v1/travellers/{id}/trail", get(traveller_routes::trail))
+        .route(
+            "/v1/travellers/{id}/sharing",
+            put(traveller_routes::put_sharing),
+        )
+        .route("/v1/heatmap", get(traveller_routes::heatmap))
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::wrong_method)
         .with_state(state)

@@ -108,7 +108,8 @@ impl Params {
 fn expected<T>() -> &'static str {
     match std::any::type_name::<T>() {
         "f64" | "f32" => "a number",
-        "usize" | "u64" | "u32" => "a non-negative integer",
+        "usize" | "u64" | "u32" | "u8" => "a non-negative integer",
+        "i64" | "i32" => "an integer",
         "bool" => "true or false",
         _ => "a valid value",
     }

@@ -128,6 +128,7 @@ impl From<EngineError> for ApiError {
                 format!("category: {e}"),
             ),
             EngineError::Cursor(e) => Self::bad_parameter(format!("cursor: {e}")),
+            EngineError::Heatmap(e) => Self::bad_parameter(e.to_string()),
             EngineError::StrictImport {
                 skipped,
                 first,

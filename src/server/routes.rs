@@ -24,12 +24,12 @@ use crate::pois::{NearbyQuery, Poi, PoiFilter, WithinQuery, is_valid_category};
 
 type ApiResult = Result<Response, ApiError>;
 
-fn json_response(status: StatusCode, value: &impl Serialize) -> Response {
+pub(super) fn json_response(status: StatusCode, value: &impl Serialize) -> Response {
     let bytes = serde_json::to_vec(value).expect("response types always serialize");
     (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
-fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+pub(super) fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     let Path(id) = path.map_err(|e| ApiError::bad_parameter(format!("id: {e}")))?;
     validate_id(&id).map_err(|e| ApiError::bad_parameter(format!("id: {e}")))?;
     Ok(id)
@@ -166,7 +166,7 @@ pub async fn nearby_pois(State(state): State<AppState>, RawQuery(query): RawQuer
     Ok(json_response(StatusCode::OK, &out))
 }
 
-fn parse_bbox(text: &str) -> Result<BBox, ApiError> {
+pub(super) fn parse_bbox(text: &str) -> Result<BBox, ApiError> {
     let parts: Vec<&str> = text.split(',').map(str::trim).collect();
     let numbers: Option<Vec<f64>> = parts.iter().map(|p| p.parse::<f64>().ok()).collect();
     match numbers.as_deref() {

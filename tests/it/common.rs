@@ -1,6 +1,9 @@
 //! Starts a real server on an ephemeral port for a test and stops it when dropped.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use proxima::clock::{Clock, ManualClock};
 
 use proxima::config::ServeConfig;
 use serde_json::Value;
@@ -10,6 +13,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub state: proxima::server::AppState,
+    /// The server's clock: tests move it instead of sleeping.
+    pub clock: Arc<ManualClock>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
 }
@@ -26,7 +31,8 @@ impl TestServer {
         let mut config = ServeConfig::for_tests(dir.path().join("data"));
         adjust(&mut config);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let started = proxima::start(config, async {
+        let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+        let started = proxima::start_with_clock(config, clock.clone(), async {
             let _ = stopped.await;
         })
         .await
@@ -35,6 +41,7 @@ impl TestServer {
             addr: started.addr,
             client: reqwest::Client::new(),
             state: started.state,
+            clock,
             stop: Some(stop),
             _dir: dir,
         };
@@ -51,6 +58,11 @@ impl TestServer {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         panic!("server not ready within 30 s");
+    }
+
+    /// The server's "now", Unix ms.
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     pub fn url(&self, path: &str) -> String {

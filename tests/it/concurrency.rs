@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use proxima::engine::{Engine, ImportMode};
+use proxima::clock::SystemClock;
+use proxima::engine::{Engine, EngineConfig, ImportMode};
 use proxima::geometry::LatLon;
 use proxima::import::ParsedPois;
 use proxima::pois::{CursorKey, NearbyQuery, Poi, PoiFilter};
+use proxima::travellers::{PositionUpdate, Sharing, TravellerConfig, TravellerIndex, Visibility};
 
 /// The same `n` places, all named after `generation`.
 fn generation(n: usize, generation: u32) -> ParsedPois {
@@ -35,7 +37,14 @@ fn generation(n: usize, generation: u32) -> ParsedPois {
 }
 
 fn assert_imports_are_atomic(size: usize, mode: ImportMode) {
-    let engine = Arc::new(Engine::new(CursorKey::random()));
+    let engine = Arc::new(Engine::new(EngineConfig {
+        cursor_key: CursorKey::random(),
+        clock: Arc::new(SystemClock),
+        travellers: TravellerConfig {
+            trail_capacity: 4,
+            ttl_ms: 3_600_000,
+        },
+    }));
     engine
         .import_pois(generation(size, 0), ImportMode::Replace, true)
         .expect("import");
@@ -92,4 +101,93 @@ fn a_query_never_sees_half_of_a_large_upsert() {
 #[test]
 fn a_query_never_sees_half_of_a_small_upsert() {
     assert_imports_are_atomic(1_500, ImportMode::Upsert);
+}
+
+/// A deterministic pseudo-random walk (xorshift), so each writer thread has its own stream.
+struct Walk(u64);
+
+impl Walk {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[test]
+fn concurrent_moves_leave_every_traveller_in_exactly_its_own_cell() {
+    const TRAVELLERS: usize = 2_000;
+    const WRITERS: u64 = 4;
+    const MOVES_PER_WRITER: i64 = 25_000;
+    let index = Arc::new(TravellerIndex::new(TravellerConfig {
+        trail_capacity: 8,
+        ttl_ms: i64::MAX / 4,
+    }));
+    for i in 0..TRAVELLERS {
+        index.set_sharing(
+            &format!("t{i}"),
+            Sharing::new(Visibility::Public, vec![]).expect("valid"),
+        );
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|r| {
+            let index = index.clone();
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let mut walk = Walk(0x9e37_79b9 + r);
+                let mut queries = 0u64;
+                while !done.load(Ordering::Acquire) {
+                    let center = LatLon::new(60.1 + walk.next() * 0.1, 24.8 + walk.next() * 0.2)
+                        .expect("valid");
+                    let hits = index.nearby(center, 3_000.0, 50, None, 0);
+                    assert!(
+                        hits.windows(2).all(|w| w[0].distance_m <= w[1].distance_m),
+                        "nearest first"
+                    );
+                    queries += 1;
+                }
+                queries
+            })
+        })
+        .collect();
+    // Writers share travellers (t0..t1999 across all threads), so updates for one traveller
+    // race; each carries a distinct ts, and the highest must win.
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let index = index.clone();
+            std::thread::spawn(move || {
+                let mut walk = Walk(0x1234_5678 + w);
+                for n in 0..MOVES_PER_WRITER {
+                    let i = (walk.next() * TRAVELLERS as f64) as usize;
+                    let ts = n * WRITERS as i64 + w as i64;
+                    let lat = 60.1 + walk.next() * 0.1;
+                    let lon = 24.8 + walk.next() * 0.2;
+                    let u = PositionUpdate::new(format!("t{i}"), lat, lon, ts, None, None)
+                        .expect("valid");
+                    index.update(&u, ts);
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().expect("writer did not panic");
+    }
+    done.store(true, Ordering::Release);
+    for r in readers {
+        assert!(r.join().expect("reader did not panic") > 0);
+    }
+    assert_eq!(index.check_invariants(), Ok(()));
+    // Every traveller's position is its newest update: its trail's last point.
+    for i in 0..TRAVELLERS {
+        let id = format!("t{i}");
+        if let Some(view) = index.get(&id, None, 0) {
+            let trail = index.trail(&id, None, i64::MIN, 0).expect("visible");
+            assert_eq!(
+                trail.last().map(|p| (p.ts, p.position)),
+                Some((view.ts, view.position))
+            );
+        }
+    }
 }

@@ -9,3 +9,4 @@ mod import_csv;
 mod poi_errors;
 mod poi_queries;
 mod poi_routes;
+mod travellers;

@@ -3,6 +3,7 @@
 //! great-circle questions exactly.
 //!
 //! Everything here is a pure function over plain numbers: no state, no allocation.
+//! Geohash cells live in [`geohash`].
 //!
 //! # Why unit vectors
 //! A point on the sphere is stored as its unit vector `(x, y, z)`. The straight-line (chord)
@@ -12,6 +13,8 @@
 //! therefore yields candidates in the right order everywhere on Earth; the exact answer is then
 //! decided by [`haversine_m`] on the original degrees, the same function a brute-force oracle
 //! uses, so results are identical to the oracle's, ties included.
+
+pub mod geohash;
 
 /// Mean Earth radius in metres (IUGG), the radius every distance in Proxima is measured on.
 pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
@@ -211,6 +214,57 @@ impl BBox {
     }
 }
 
+/// The latitude range and longitude ranges (one, or two across the antimeridian) that contain
+/// every point within `radius_m` of `center`: the spherical cap's bounding box. Widened slightly
+/// so rounding cannot leave a point of the cap outside.
+pub fn cap_bounds(center: LatLon, radius_m: f64) -> (f64, f64, Vec<(f64, f64)>) {
+    let delta = (radius_m / EARTH_RADIUS_M) * (1.0 + 1e-9) + 1e-12;
+    let delta_deg = delta.to_degrees();
+    let south = center.lat - delta_deg;
+    let north = center.lat + delta_deg;
+    if delta >= std::f64::consts::PI || south <= -90.0 || north >= 90.0 {
+        // The cap holds a pole (or everything): every longitude.
+        return (south.max(-90.0), north.min(90.0), vec![(-180.0, 180.0)]);
+    }
+    // Widest longitude reach of a cap (Matuschek): asin(sin δ / cos φ).
+    let reach = (delta.sin() / cos_lat(center.lat))
+        .min(1.0)
+        .asin()
+        .to_degrees()
+        * (1.0 + 1e-9)
+        + 1e-9;
+    let west = center.lon - reach;
+    let east = center.lon + reach;
+    let lons = if east - west >= 360.0 {
+        vec![(-180.0, 180.0)]
+    } else if west < -180.0 {
+        vec![(west + 360.0, 180.0), (-180.0, east)]
+    } else if east > 180.0 {
+        vec![(west, 180.0), (-180.0, east - 360.0)]
+    } else {
+        vec![(west, east)]
+    };
+    (south, north, lons)
+}
+
+/// Squared chord from a unit vector to the nearest point of a 3-D envelope: a lower bound of
+/// the squared chord to any point inside it.
+#[inline]
+pub fn chord2_to_envelope(q: [f64; 3], (lo, hi): ([f64; 3], [f64; 3])) -> f64 {
+    let mut sum = 0.0;
+    for k in 0..3 {
+        let d = if q[k] < lo[k] {
+            lo[k] - q[k]
+        } else if q[k] > hi[k] {
+            q[k] - hi[k]
+        } else {
+            0.0
+        };
+        sum += d * d;
+    }
+    sum
+}
+
 /// A conservative 3-D envelope of the unit vectors of the box `[w, e] × [s, n]` (`w <= e`).
 ///
 /// With `r = cos(lat)` and `x = r cos(lon)`, `y = r sin(lon)`, `z = sin(lat)`: `z` is monotone
@@ -218,7 +272,7 @@ impl BBox {
 /// `sin(lon)` range over their values at the edges plus any extreme (0°, ±90°, ±180°) inside
 /// `[w, e]`. `x` and `y` are bilinear in `r` and the trigonometric factor, so their extremes are
 /// at the products of the range ends. A small margin absorbs rounding.
-fn lon_lat_envelope(w: f64, e: f64, s: f64, n: f64) -> ([f64; 3], [f64; 3]) {
+pub(crate) fn lon_lat_envelope(w: f64, e: f64, s: f64, n: f64) -> ([f64; 3], [f64; 3]) {
     const MARGIN: f64 = 1e-12;
     let (sin_s, cos_s) = (s.to_radians().sin(), cos_lat(s));
     let (sin_n, cos_n) = (n.to_radians().sin(), cos_lat(n));

@@ -1,0 +1,289 @@
+//! [`CellIndex`]: which travellers are in which geohash cell, in sharded concurrent maps.
+//!
+//! # Two levels
+//! - **Fine cells** (15 bits per axis, a 6-character geohash: 0.011° × 0.0055°, about
+//!   1.2 km × 0.6 km at the equator and 0.6 km × 0.6 km at Helsinki's 60° N) hold the ids of
+//!   the travellers inside them. A 2 km query covers about 30 to 50 of them, which keeps the
+//!   cells looked up and the travellers checked both small; a finer level (7 characters,
+//!   150 m) would need ~1,000 lookups for the same query, a coarser one (5 characters, 5 km)
+//!   would check ~25 times the area's travellers exactly.
+//! - **Coarse cells** (10 bits per axis, a 4-character geohash: 0.35° × 0.18°, about
+//!   39 km × 19.5 km) hold the non-empty fine cells inside them with a count each. A query
+//!   whose cap spans more than [`FINE_BUDGET`] fine cells walks coarse cells instead, nearest
+//!   first, and opens only the fine cells that exist, so a 2,000 km query looks at ~16,000
+//!   coarse cells at most, not millions of fine ones; beyond [`COARSE_BUDGET`] it walks the
+//!   non-empty coarse cells.
+//!
+//! Both levels are `DashMap`s (sharded `RwLock`ed hash maps), so updates in different places
+//! lock different shards. The traveller's own state lives elsewhere ([`super::TravellerIndex`]);
+//! an update that stays in its fine cell does not touch this index at all.
+//!
+//! Locking rule: callers never hold a guard of this index while locking a traveller's state
+//! (queries copy ids out first), and writers lock a traveller's state before this index, so
+//! there is no cycle.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use foldhash::fast::RandomState;
+
+use crate::geometry::geohash::Grid;
+use crate::geometry::{LatLon, cap_bounds, chord2_to_envelope, lon_lat_envelope};
+
+/// The fine grid travellers are bucketed in.
+pub const FINE: Grid = Grid::new(15);
+/// The coarse grid for large queries.
+pub const COARSE: Grid = Grid::new(10);
+/// Up to this many fine cells, a query enumerates fine cells directly.
+pub const FINE_BUDGET: usize = 256;
+/// Up to this many coarse cells, a query enumerates coarse cells; beyond, it walks the
+/// non-empty ones.
+pub const COARSE_BUDGET: usize = 16_384;
+
+type Children = hashbrown::HashMap<u64, u32, RandomState>;
+
+/// Fine buckets of ids and coarse maps of non-empty fine cells.
+///
+/// Invariants: a fine bucket is never empty (it is removed when its last id leaves); the
+/// coarse entry of a cell counts exactly the ids in each of its fine children.
+#[derive(Debug, Default)]
+pub struct CellIndex {
+    fine: DashMap<u64, Vec<Arc<str>>, RandomState>,
+    coarse: DashMap<u64, Children, RandomState>,
+}
+
+/// The cells a query should open.
+pub enum Cover {
+    /// These fine cells.
+    Fine(Vec<u64>),
+    /// These coarse cells, each with the squared-chord lower bound of its distance from the
+    /// query centre, nearest first.
+    Coarse(Vec<(f64, u64)>),
+}
+
+impl CellIndex {
+    /// An empty index with `shards` shards per level (a power of two).
+    pub fn with_shards(shards: usize) -> Self {
+        Self {
+            fine: DashMap::with_hasher_and_shard_amount(RandomState::default(), shards),
+            coarse: DashMap::with_hasher_and_shard_amount(RandomState::default(), shards),
+        }
+    }
+
+    /// Adds `id` to fine cell `cell`.
+    pub fn insert(&self, cell: u64, id: Arc<str>) {
+        self.fine.entry(cell).or_default().push(id);
+        *self
+            .coarse
+            .entry(COARSE.parent_of(FINE, cell))
+            .or_default()
+            .entry(cell)
+            .or_insert(0) += 1;
+    }
+
+    /// Removes `id` from fine cell `cell` (no-op if absent).
+    pub fn remove(&self, cell: u64, id: &str) {
+        let emptied = match self.fine.get_mut(&cell) {
+            Some(mut bucket) => match bucket.iter().position(|x| **x == *id) {
+                Some(i) => {
+                    bucket.swap_remove(i);
+                    bucket.is_empty()
+                }
+                None => return,
+            },
+            None => return,
+        };
+        if emptied {
+            self.fine.remove_if(&cell, |_, bucket| bucket.is_empty());
+        }
+        let parent = COARSE.parent_of(FINE, cell);
+        let parent_emptied = match self.coarse.get_mut(&parent) {
+            Some(mut children) => {
+                if let Some(count) = children.get_mut(&cell) {
+                    *count -= 1;
+                    if *count == 0 {
+                        children.remove(&cell);
+                    }
+                }
+                children.is_empty()
+            }
+            None => false,
+        };
+        if parent_emptied {
+            self.coarse
+                .remove_if(&parent, |_, children| children.is_empty());
+        }
+    }
+
+    /// Appends the ids in fine cell `cell` to `out`.
+    pub fn ids_in(&self, cell: u64, out: &mut Vec<Arc<str>>) {
+        if let Some(bucket) = self.fine.get(&cell) {
+            out.extend(bucket.iter().cloned());
+        }
+    }
+
+    /// The non-empty fine cells inside coarse cell `cell`.
+    pub fn children(&self, cell: u64) -> Vec<u64> {
+        self.coarse
+            .get(&cell)
+            .map(|c| c.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Number of non-empty fine cells.
+    pub fn fine_cells(&self) -> usize {
+        self.fine.len()
+    }
+
+    /// The size of every fine bucket (for invariant checks).
+    pub fn bucket_sizes(&self) -> Vec<usize> {
+        self.fine.iter().map(|b| b.len()).collect()
+    }
+
+    /// Every count in every coarse cell (for invariant checks).
+    pub fn coarse_counts(&self) -> Vec<u32> {
+        self.coarse
+            .iter()
+            .flat_map(|c| c.values().copied().collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// The cells covering every point within `radius_m` of `center`.
+    pub fn cover_cap(&self, center: LatLon, radius_m: f64) -> Cover {
+        let (south, north, lons) = cap_bounds(center, radius_m);
+        self.cover(south, north, &lons, Some(center.to_unit()))
+    }
+
+    /// The cells covering a box given as a latitude range and longitude ranges.
+    pub fn cover_box(&self, south: f64, north: f64, lons: &[(f64, f64)]) -> Cover {
+        self.cover(south, north, lons, None)
+    }
+
+    fn cover(
+        &self,
+        south: f64,
+        north: f64,
+        lons: &[(f64, f64)],
+        center: Option<[f64; 3]>,
+    ) -> Cover {
+        if grid_count(FINE, south, north, lons) <= FINE_BUDGET {
+            return Cover::Fine(grid_cells(FINE, south, north, lons));
+        }
+        let coarse = if grid_count(COARSE, south, north, lons) <= COARSE_BUDGET {
+            grid_cells(COARSE, south, north, lons)
+        } else {
+            // Too many to enumerate: walk the non-empty coarse cells instead.
+            let rows = COARSE.row(south)..=COARSE.row(north);
+            let columns: Vec<_> = lons
+                .iter()
+                .map(|&(w, e)| COARSE.column(w)..=COARSE.column(e))
+                .collect();
+            self.coarse
+                .iter()
+                .map(|entry| *entry.key())
+                .filter(|&cell| {
+                    let (column, row) = COARSE.column_row(cell);
+                    rows.contains(&row) && columns.iter().any(|c| c.contains(&column))
+                })
+                .collect()
+        };
+        let mut ranked: Vec<(f64, u64)> = coarse
+            .into_iter()
+            .map(|cell| (center.map_or(0.0, |q| cell_bound(COARSE, cell, q)), cell))
+            .collect();
+        ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Cover::Coarse(ranked)
+    }
+}
+
+/// Squared-chord lower bound from unit vector `q` to any point of `cell` of `grid`.
+pub fn cell_bound(grid: Grid, cell: u64, q: [f64; 3]) -> f64 {
+    let (w, s, e, n) = grid.cell_bounds(cell);
+    chord2_to_envelope(q, lon_lat_envelope(w, e, s, n))
+}
+
+fn grid_count(grid: Grid, south: f64, north: f64, lons: &[(f64, f64)]) -> usize {
+    let rows = (grid.row(north) - grid.row(south)) as usize + 1;
+    let columns: usize = lons
+        .iter()
+        .map(|&(w, e)| (grid.column(e) - grid.column(w)) as usize + 1)
+        .sum();
+    rows.saturating_mul(columns)
+}
+
+fn grid_cells(grid: Grid, south: f64, north: f64, lons: &[(f64, f64)]) -> Vec<u64> {
+    let mut cells = Vec::with_capacity(grid_count(grid, south, north, lons));
+    for &(w, e) in lons {
+        for column in grid.column(w)..=grid.column(e) {
+            for row in grid.row(south)..=grid.row(north) {
+                cells.push(grid.cell_at(column, row));
+            }
+        }
+    }
+    cells
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_and_counts_follow_inserts_and_removes() {
+        let index = CellIndex::with_shards(4);
+        let a: Arc<str> = Arc::from("a");
+        let b: Arc<str> = Arc::from("b");
+        let cell = FINE.cell(60.17, 24.94);
+        index.insert(cell, a.clone());
+        index.insert(cell, b.clone());
+        let parent = COARSE.parent_of(FINE, cell);
+        assert_eq!(index.children(parent), [cell]);
+        index.remove(cell, "a");
+        let mut ids = Vec::new();
+        index.ids_in(cell, &mut ids);
+        assert_eq!(ids, [b]);
+        index.remove(cell, "b");
+        assert_eq!(index.fine_cells(), 0);
+        assert!(
+            index.children(parent).is_empty(),
+            "empty coarse cells are dropped"
+        );
+    }
+
+    #[test]
+    fn a_small_cap_uses_fine_cells_and_a_large_one_coarse_cells() {
+        let index = CellIndex::with_shards(4);
+        let helsinki = LatLon::new(60.17, 24.94).expect("valid");
+        match index.cover_cap(helsinki, 2_000.0) {
+            Cover::Fine(cells) => {
+                assert!(cells.len() <= 64, "{} cells", cells.len());
+                assert!(cells.contains(&FINE.cell(60.17, 24.94)));
+            }
+            Cover::Coarse(_) => panic!("2 km should use fine cells"),
+        }
+        match index.cover_cap(helsinki, 500_000.0) {
+            Cover::Coarse(cells) => {
+                assert!(cells.len() <= COARSE_BUDGET);
+                assert_eq!(
+                    cells[0].1,
+                    COARSE.cell(60.17, 24.94),
+                    "the centre's cell comes first"
+                );
+            }
+            Cover::Fine(_) => panic!("500 km should use coarse cells"),
+        }
+        // Wider than the coarse budget: only the non-empty coarse cells are walked.
+        index.insert(FINE.cell(48.85, 2.35), Arc::from("paris"));
+        index.insert(FINE.cell(-33.9, 151.2), Arc::from("sydney"));
+        match index.cover_cap(helsinki, 2_000_000.0) {
+            Cover::Coarse(cells) => {
+                let cells: Vec<u64> = cells.into_iter().map(|(_, c)| c).collect();
+                assert_eq!(
+                    cells,
+                    [COARSE.cell(48.85, 2.35)],
+                    "Paris is within 2,000 km, Sydney is not in the box"
+                );
+            }
+            Cover::Fine(_) => panic!("2,000 km should use coarse cells"),
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The traveller index checked against a plain model: a map of travellers applying the
+//! documented rules, and a linear scan for "who is near here and visible to this viewer".
+
+use std::collections::HashMap;
+
+use proptest::prelude::*;
+
+use super::*;
+
+const TTL: i64 = 10_000;
+const IDS: [&str; 8] = ["a", "b", "c", "d", "e", "f", "g", "h"];
+
+fn coordinate() -> impl Strategy<Value = (f64, f64)> {
+    prop_oneof![
+        2 => (-90.0..=90.0f64, -180.0..=180.0f64),
+        1 => (prop_oneof![Just(90.0), Just(-90.0), 89.999..90.0f64], -180.0..=180.0f64),
+        1 => (-10.0..10.0f64, prop_oneof![Just(180.0), Just(-180.0), 179.99..=180.0f64, -180.0..-179.99f64]),
+        // A small area, so that travellers cross fine-cell borders (0.011° wide) often.
+        3 => (60.16..60.19f64, 24.92..24.96f64),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Update {
+        id: usize,
+        at: (f64, f64),
+        ts_offset: i64,
+    },
+    Share {
+        id: usize,
+        visibility: Visibility,
+        friend: usize,
+    },
+    Delete {
+        id: usize,
+    },
+    Advance(i64),
+    Sweep,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => (0..IDS.len(), coordinate(), -12_000i64..3_000).prop_map(|(id, at, ts_offset)| Op::Update { id, at, ts_offset }),
+        2 => (0..IDS.len(), prop::sample::select(vec![Visibility::Private, Visibility::Friends, Visibility::Public]), 0..IDS.len())
+            .prop_map(|(id, visibility, friend)| Op::Share { id, visibility, friend }),
+        1 => (0..IDS.len()).prop_map(|id| Op::Delete { id }),
+        2 => (0i64..6_000).prop_map(Op::Advance),
+        1 => Just(Op::Sweep),
+    ]
+}
+
+/// What the API promises, written as plainly as possible.
+#[derive(Debug, Default, Clone)]
+struct Model {
+    current: Option<(LatLon, i64, i64)>, // position, ts, seen
+    sharing: Sharing,
+}
+
+fn model_update(m: &mut Model, at: LatLon, ts: i64, received: i64) -> UpdateOutcome {
+    if m.current.is_some_and(|(_, _, seen)| received - seen > TTL) {
+        m.current = None;
+    }
+    let seen = ts.min(received);
+    let newer = m.current.is_none_or(|(_, cur, _)| ts > cur);
+    if newer && received - seen <= TTL {
+        m.current = Some((at, ts, seen));
+        UpdateOutcome::Applied
+    } else {
+        UpdateOutcome::Stale
+    }
+}
+
+fn visible<'a>(
+    model: &'a HashMap<&str, Model>,
+    viewer: Option<&str>,
+    now: i64,
+) -> Vec<(&'a str, LatLon, i64)> {
+    model
+        .iter()
+        .filter_map(|(id, m)| {
+            let (p, ts, seen) = m.current?;
+            (now - seen <= TTL && m.sharing.allows(id, viewer)).then_some((*id, p, ts))
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn nearby_lookups_and_outcomes_match_the_model(
+        ops in prop::collection::vec(op(), 1..80),
+        center in coordinate(),
+        radius in prop_oneof![Just(0.0), 0.0..3_000.0f64, 0.0..500_000.0f64, Just(crate::geometry::MAX_RADIUS_M)],
+        limit in 1usize..10,
+        viewer in prop::option::of(0..IDS.len()),
+    ) {
+        let index = TravellerIndex::new(TravellerConfig { trail_capacity: 4, ttl_ms: TTL });
+        let mut model: HashMap<&str, Model> = HashMap::new();
+        let mut now = 1_000_000i64;
+        for op in ops {
+            match op {
+                Op::Update { id, at, ts_offset } => {
+                    let u = PositionUpdate::new(IDS[id].into(), at.0, at.1, now + ts_offset, None, None).expect("valid");
+                    let got = index.update(&u, now);
+                    let want = model_update(model.entry(IDS[id]).or_default(), u.position, u.ts, now);
+                    prop_assert_eq!(got, want, "update {:?}", u);
+                }
+                Op::Share { id, visibility, friend } => {
+                    let sharing = Sharing::new(visibility, vec![IDS[friend].to_string()]).expect("valid");
+                    index.set_sharing(IDS[id], sharing.clone());
+                    model.entry(IDS[id]).or_default().sharing = sharing;
+                }
+                Op::Delete { id } => {
+                    let existed = model.remove(IDS[id]).is_some_and(|m| {
+                        m.current.is_some_and(|(_, _, seen)| now - seen <= TTL) || !m.sharing.is_default()
+                    });
+                    prop_assert_eq!(index.delete(IDS[id], now), existed);
+                }
+                Op::Advance(ms) => now += ms,
+                Op::Sweep => {
+                    index.sweep(now);
+                    // Sweeping frees memory; what readers see must not change.
+                }
+            }
+            prop_assert_eq!(index.check_invariants(), Ok(()));
+        }
+        let viewer = viewer.map(|v| IDS[v]);
+        let center = LatLon::new(center.0, center.1).expect("valid");
+        let mut want: Vec<(String, f64)> = visible(&model, viewer, now)
+            .into_iter()
+            .map(|(id, p, _)| (id.to_string(), haversine_m(center, p)))
+            .filter(|(_, d)| *d <= radius)
+            .collect();
+        want.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        want.truncate(limit);
+        let got: Vec<(String, f64)> = index.nearby(center, radius, limit, viewer, now).into_iter().map(|h| (h.id, h.distance_m)).collect();
+        prop_assert_eq!(got, want);
+        for id in IDS {
+            let want = visible(&model, viewer, now).into_iter().find(|(v, _, _)| *v == id).map(|(_, p, ts)| (p, ts));
+            let got = index.get(id, viewer, now).map(|v| (v.position, v.ts));
+            prop_assert_eq!(got, want, "lookup of {}", id);
+            prop_assert_eq!(index.trail(id, viewer, 0, now).is_some(), want.is_some(), "trail of {}", id);
+        }
+    }
+}
+
+#[test]
+fn an_out_of_order_update_joins_the_trail_without_moving_the_traveller() {
+    let index = TravellerIndex::new(TravellerConfig {
+        trail_capacity: 32,
+        ttl_ms: 3_600_000,
+    });
+    let at = |lat: f64, ts: i64| {
+        PositionUpdate::new("t".into(), lat, 24.9, ts, None, None).expect("valid")
+    };
+    let now = 10_000_000;
+    assert_eq!(
+        index.update(&at(60.2, now - 1_000), now),
+        UpdateOutcome::Applied
+    );
+    assert_eq!(
+        index.update(&at(60.1, now - 5_000), now),
+        UpdateOutcome::Stale
+    );
+    assert_eq!(
+        index.update(&at(60.1, now - 5_000), now),
+        UpdateOutcome::Stale,
+        "same (id, ts) again"
+    );
+    assert_eq!(
+        index.get("t", Some("t"), now).map(|v| v.position.lat),
+        Some(60.2)
+    );
+    let trail: Vec<i64> = index
+        .trail("t", Some("t"), 0, now)
+        .expect("visible")
+        .iter()
+        .map(|p| p.ts)
+        .collect();
+    assert_eq!(
+        trail,
+        [now - 5_000, now - 1_000],
+        "oldest first, the repeat kept once"
+    );
+}
+
+#[test]
+fn a_clock_running_ahead_counts_age_from_the_receive_time() {
+    let index = TravellerIndex::new(TravellerConfig {
+        trail_capacity: 4,
+        ttl_ms: 1_000,
+    });
+    let u = PositionUpdate::new("t".into(), 1.0, 1.0, 50_000, None, None).expect("valid");
+    assert_eq!(index.update(&u, 10_000), UpdateOutcome::Applied);
+    assert!(index.get("t", Some("t"), 10_900).is_some());
+    assert!(
+        index.get("t", Some("t"), 11_001).is_none(),
+        "expired 1 s after it was received"
+    );
+    assert_eq!(index.sweep(11_001), 1);
+    assert!(index.is_empty(), "the sweeper freed it");
+}

@@ -1,0 +1,124 @@
+//! Who may see a traveller: [`Sharing`] and the one rule, [`Sharing::allows`].
+
+use crate::ids::{IdError, validate_id};
+
+/// The most viewers a `friends` list may name.
+pub const MAX_VIEWERS: usize = 1000;
+
+/// A traveller's visibility.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Only the traveller itself (the default).
+    #[default]
+    Private,
+    /// The traveller and exactly the listed viewers.
+    Friends,
+    /// Everyone.
+    Public,
+}
+
+/// Visibility and the viewers list.
+///
+/// Invariant: `viewers` is sorted, without duplicates, at most [`MAX_VIEWERS`] valid ids.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Sharing {
+    visibility: Visibility,
+    viewers: Box<[Box<str>]>,
+}
+
+/// Why a sharing setting was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SharingError {
+    /// Too many viewers.
+    #[error("viewers: at most {MAX_VIEWERS} viewers are allowed, got {0}")]
+    TooManyViewers(usize),
+    /// A viewer id is malformed.
+    #[error("viewers[{index}]: {error}")]
+    Viewer {
+        /// Position in the list.
+        index: usize,
+        /// What is wrong.
+        error: IdError,
+    },
+}
+
+impl Sharing {
+    /// Validates and normalizes (sorts, deduplicates) a setting.
+    pub fn new(visibility: Visibility, viewers: Vec<String>) -> Result<Self, SharingError> {
+        if viewers.len() > MAX_VIEWERS {
+            return Err(SharingError::TooManyViewers(viewers.len()));
+        }
+        for (index, viewer) in viewers.iter().enumerate() {
+            validate_id(viewer).map_err(|error| SharingError::Viewer { index, error })?;
+        }
+        let mut viewers: Vec<Box<str>> = viewers.into_iter().map(String::into_boxed_str).collect();
+        viewers.sort_unstable();
+        viewers.dedup();
+        Ok(Self {
+            visibility,
+            viewers: viewers.into_boxed_slice(),
+        })
+    }
+
+    /// The visibility.
+    pub fn visibility(&self) -> Visibility {
+        self.visibility
+    }
+
+    /// The viewers, sorted.
+    pub fn viewers(&self) -> impl Iterator<Item = &str> {
+        self.viewers.iter().map(|v| &**v)
+    }
+
+    /// Whether this is the default (private, nobody listed): nothing worth keeping.
+    pub fn is_default(&self) -> bool {
+        self.visibility == Visibility::Private && self.viewers.is_empty()
+    }
+
+    /// Whether `viewer` may see traveller `owner`. A traveller always sees itself; without a
+    /// viewer only public travellers are visible.
+    pub fn allows(&self, owner: &str, viewer: Option<&str>) -> bool {
+        match (self.visibility, viewer) {
+            (Visibility::Public, _) => true,
+            (_, Some(v)) if v == owner => true,
+            (Visibility::Friends, Some(v)) => {
+                self.viewers.binary_search_by(|x| (**x).cmp(v)).is_ok()
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_visibility_admits_exactly_its_viewers() {
+        let friends =
+            Sharing::new(Visibility::Friends, vec!["bob".into(), "amy".into()]).expect("valid");
+        assert!(friends.allows("me", Some("me")));
+        assert!(friends.allows("me", Some("amy")));
+        assert!(!friends.allows("me", Some("eve")));
+        assert!(!friends.allows("me", None));
+        let private = Sharing::default();
+        assert!(private.allows("me", Some("me")));
+        assert!(!private.allows("me", Some("amy")));
+        let public = Sharing::new(Visibility::Public, vec![]).expect("valid");
+        assert!(public.allows("me", None));
+    }
+
+    #[test]
+    fn bad_viewer_lists_are_refused() {
+        assert!(matches!(
+            Sharing::new(Visibility::Friends, vec!["ok".into(), "a/b".into()]),
+            Err(SharingError::Viewer { index: 1, .. })
+        ));
+        let many = (0..=MAX_VIEWERS).map(|i| i.to_string()).collect();
+        assert!(matches!(
+            Sharing::new(Visibility::Friends, many),
+            Err(SharingError::TooManyViewers(_))
+        ));
+    }
+}

@@ -1,0 +1,96 @@
+//! [`Trail`]: a traveller's most recent positions, in time order, bounded.
+
+use std::collections::VecDeque;
+
+use crate::geometry::LatLon;
+
+/// One recorded position.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrailPoint {
+    /// Where.
+    pub position: LatLon,
+    /// When, Unix milliseconds (as the device reported it).
+    pub ts: i64,
+}
+
+/// The newest `capacity` positions by `ts`, oldest first.
+///
+/// Invariants: strictly increasing `ts` (the same `ts` twice is kept once); at most the
+/// capacity given to [`Trail::insert`].
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Trail {
+    points: VecDeque<TrailPoint>,
+}
+
+impl Trail {
+    /// Adds a point in time order, keeping the newest `capacity`. Returns `false` if a point
+    /// with this `ts` is already there or the point is older than every kept one of a full
+    /// trail.
+    pub fn insert(&mut self, point: TrailPoint, capacity: usize) -> bool {
+        if capacity == 0 {
+            return false;
+        }
+        // Most points arrive in order: look from the back.
+        let at = self
+            .points
+            .iter()
+            .rposition(|p| p.ts <= point.ts)
+            .map_or(0, |i| i + 1);
+        if at > 0 && self.points[at - 1].ts == point.ts {
+            return false;
+        }
+        if self.points.len() >= capacity && at == 0 {
+            return false;
+        }
+        self.points.insert(at, point);
+        while self.points.len() > capacity {
+            self.points.pop_front();
+        }
+        true
+    }
+
+    /// The points with `ts >= since`, oldest first.
+    pub fn since(&self, since: i64) -> impl Iterator<Item = &TrailPoint> {
+        let start = self.points.partition_point(|p| p.ts < since);
+        self.points.range(start..)
+    }
+
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    /// Whether the trail is empty.
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ts: i64) -> TrailPoint {
+        TrailPoint {
+            position: LatLon {
+                lat: 0.0,
+                lon: ts as f64 * 1e-3,
+            },
+            ts,
+        }
+    }
+
+    #[test]
+    fn keeps_the_newest_points_in_time_order_once_each() {
+        let mut trail = Trail::default();
+        for ts in [5, 1, 3, 3, 9, 7, 2] {
+            trail.insert(at(ts), 4);
+        }
+        let kept: Vec<i64> = trail.since(i64::MIN).map(|p| p.ts).collect();
+        assert_eq!(kept, [3, 5, 7, 9]);
+        assert!(!trail.insert(at(1), 4), "older than a full trail");
+        assert!(!trail.insert(at(7), 4), "same ts twice");
+        let recent: Vec<i64> = trail.since(6).map(|p| p.ts).collect();
+        assert_eq!(recent, [7, 9]);
+    }
+}
