@@ -9,76 +9,11 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use proxima::bench::data::Places;
 use proxima::geometry::LatLon;
 use proxima::pois::{NearbyQuery, Poi, PoiFilter, PoiIndex};
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 
 const POIS: usize = 1_000_000;
-
-/// City centres with their populations.
-fn cities() -> Vec<(LatLon, f64)> {
-    let file = fs_err::File::open(concat!(env!("CARGO_MANIFEST_DIR"), "/data/cities15000.csv"))
-        .expect("bundled cities");
-    proxima::import::read_csv(file)
-        .expect("readable")
-        .pois
-        .into_iter()
-        .map(|p| {
-            let population = p
-                .tags
-                .get("population")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(15_000.0);
-            (p.position, population)
-        })
-        .collect()
-}
-
-/// Draws places near cities, a city's chance proportional to its population.
-struct Places {
-    cities: Vec<(LatLon, f64)>,
-    cumulative: Vec<f64>,
-    rng: SmallRng,
-}
-
-impl Places {
-    fn new(seed: u64) -> Self {
-        let cities = cities();
-        let mut total = 0.0;
-        let cumulative = cities
-            .iter()
-            .map(|(_, p)| {
-                total += p;
-                total
-            })
-            .collect();
-        Self {
-            cities,
-            cumulative,
-            rng: SmallRng::seed_from_u64(seed),
-        }
-    }
-
-    /// A place within about `spread_deg` of a city.
-    fn next(&mut self, spread_deg: f64) -> LatLon {
-        let total = *self.cumulative.last().expect("cities");
-        let pick = self.rng.random_range(0.0..total);
-        let i = self
-            .cumulative
-            .partition_point(|c| *c < pick)
-            .min(self.cities.len() - 1);
-        let c = self.cities[i].0;
-        let lat = (c.lat + self.rng.random_range(-spread_deg..spread_deg)).clamp(-90.0, 90.0);
-        let mut lon = c.lon + self.rng.random_range(-spread_deg..spread_deg);
-        if lon > 180.0 {
-            lon -= 360.0;
-        } else if lon < -180.0 {
-            lon += 360.0;
-        }
-        LatLon::new(lat, lon).expect("clamped")
-    }
-}
 
 fn index() -> PoiIndex {
     let mut places = Places::new(1);

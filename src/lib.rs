@@ -12,6 +12,7 @@
 //!
 //! [`run`] wires them together for `proxima serve`.
 
+pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod engine;

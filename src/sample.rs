@@ -2,7 +2,7 @@
 //! directory: every city of the world with at least 15,000 people (GeoNames, CC BY 4.0).
 
 use crate::engine::{Engine, EngineError, ImportMode, ImportSummary};
-use crate::import::{ImportError, read_csv};
+use crate::import::{ImportError, ParsedPois, read_csv};
 
 /// `data/cities15000.csv`.
 const CITIES_CSV: &[u8] = include_bytes!("../data/cities15000.csv");
@@ -18,8 +18,12 @@ pub enum SampleError {
     Apply(#[from] EngineError),
 }
 
+/// The bundled cities, parsed.
+pub fn cities() -> Result<ParsedPois, ImportError> {
+    read_csv(CITIES_CSV)
+}
+
 /// Loads the bundled cities as POIs of category `city`, in one import.
 pub fn load(engine: &Engine) -> Result<ImportSummary, SampleError> {
-    let parsed = read_csv(CITIES_CSV)?;
-    Ok(engine.import_pois(parsed, ImportMode::Upsert, true)?)
+    Ok(engine.import_pois(cities()?, ImportMode::Upsert, true)?)
 }
