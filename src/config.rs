@@ -57,6 +57,15 @@ pub struct ServeConfig {
     #[arg(long, env = "PROXIMA_MAX_BATCH_BYTES", default_value_t = 16 << 20)]
     pub max_batch_bytes: usize,
 
+    /// When the write-ahead log fsyncs: `always` (before each acknowledgement), `batch` (at
+    /// most 10 ms after; nothing acknowledged is lost on a process crash) or `never`.
+    #[arg(long, env = "PROXIMA_FSYNC", default_value = "batch")]
+    pub fsync: crate::persist::wal::FsyncMode,
+
+    /// Write a snapshot every this many seconds (0: only on request and at shutdown).
+    #[arg(long, env = "PROXIMA_SNAPSHOT_EVERY", default_value_t = 600)]
+    pub snapshot_every: u64,
+
     /// Secret that signs page cursors, so they survive restarts and work across servers
     /// sharing it. Without it a random one is drawn at start.
     #[arg(long, env = "PROXIMA_CURSOR_SECRET", hide_env_values = true)]
@@ -76,6 +85,8 @@ impl ServeConfig {
             traveller_ttl: 3600,
             trail_length: 32,
             max_batch_bytes: 16 << 20,
+            fsync: crate::persist::wal::FsyncMode::Batch,
+            snapshot_every: 0,
             cursor_secret: None,
         }
     }

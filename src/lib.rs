@@ -19,6 +19,7 @@ pub mod engine;
 pub mod geometry;
 pub mod ids;
 pub mod import;
+pub mod persist;
 pub mod pois;
 pub mod sample;
 pub mod server;
@@ -29,6 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use config::ServeConfig;
 use engine::{Engine, EngineConfig};
+use persist::wal::WalOptions;
 use pois::CursorKey;
 use server::{AppState, Limits};
 use travellers::TravellerConfig;
@@ -47,9 +49,15 @@ pub enum RunError {
         /// Why.
         source: std::io::Error,
     },
+    /// The state in the data directory could not be recovered.
+    #[error("recovery failed: {0}")]
+    Recovery(engine::EngineError),
     /// Serving failed.
     #[error("server: {0}")]
     Serve(std::io::Error),
+    /// The final snapshot or the log's close failed.
+    #[error("shutdown: {0}")]
+    Shutdown(engine::EngineError),
 }
 
 /// A server that has bound its address and is starting to serve.
@@ -62,8 +70,8 @@ pub struct Started {
     pub done: tokio::task::JoinHandle<Result<(), RunError>>,
 }
 
-/// Binds, then serves in a background task until `shutdown` completes. The bundled sample is
-/// loaded in the background (unless `no_sample`); `/readyz` answers 503 until it is in.
+/// Binds, then recovers the data directory and serves until `shutdown` completes; see
+/// [`start_with_clock`].
 pub async fn start(
     config: ServeConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -71,7 +79,10 @@ pub async fn start(
     start_with_clock(config, Arc::new(clock::SystemClock), shutdown).await
 }
 
-/// [`start`] with a given clock (tests pass a [`clock::ManualClock`]).
+/// Binds, then in the background recovers the data directory (and, on a directory with no
+/// state, loads the bundled sample unless `no_sample`), while `/readyz` answers 503. Serves
+/// until `shutdown` completes or recovery fails; then lets requests in flight finish, writes
+/// a snapshot and closes the log.
 pub async fn start_with_clock(
     config: ServeConfig,
     clock: Arc<dyn clock::Clock>,
@@ -108,32 +119,80 @@ pub async fn start_with_clock(
         })?;
     let addr = listener.local_addr().map_err(RunError::Serve)?;
 
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<engine::EngineError>();
     let loader = state.clone();
-    let no_sample = config.no_sample;
-    tokio::task::spawn_blocking(move || {
-        if !no_sample {
-            let started = std::time::Instant::now();
-            match sample::load(&loader.engine) {
-                Ok(summary) => tracing::info!(
-                    pois = summary.imported,
-                    millis = started.elapsed().as_millis() as u64,
-                    "loaded the bundled sample data"
-                ),
-                Err(e) => tracing::error!(error = %e, "could not load the bundled sample data"),
+    let recovery = tokio::task::spawn_blocking(move || {
+        let options = WalOptions {
+            fsync: config.fsync,
+            ..WalOptions::default()
+        };
+        match loader.engine.recover(&config.data_dir, options) {
+            Ok(report) => {
+                if report.fresh && !config.no_sample {
+                    load_sample(&loader.engine);
+                }
+                loader.ready.store(true, Ordering::Release);
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "recovery failed");
+                let _ = failed_tx.send(e);
+                false
             }
         }
-        loader.ready.store(true, Ordering::Release);
     });
 
     tokio::spawn(sweep_travellers(state.engine.clone(), ttl_ms));
+    if config.snapshot_every > 0 {
+        tokio::spawn(snapshot_periodically(
+            state.engine.clone(),
+            config.snapshot_every,
+        ));
+    }
 
     let serving = state.clone();
     let done = tokio::spawn(async move {
-        server::serve(listener, serving, shutdown)
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<Option<engine::EngineError>>();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = shutdown => { let _ = stop_tx.send(None); }
+                Ok(e) = failed_rx => { let _ = stop_tx.send(Some(e)); }
+            }
+        });
+        let (failure_tx, failure_rx) = tokio::sync::oneshot::channel();
+        let stop = async move {
+            let failure = stop_rx.await.ok().flatten();
+            let _ = failure_tx.send(failure);
+        };
+        server::serve(listener, serving.clone(), stop)
             .await
-            .map_err(RunError::Serve)
+            .map_err(RunError::Serve)?;
+        if let Ok(Some(e)) = failure_rx.await {
+            return Err(RunError::Recovery(e));
+        }
+        if recovery.await.unwrap_or(false) {
+            let engine = serving.engine.clone();
+            tokio::task::spawn_blocking(move || engine.close())
+                .await
+                .map_err(|e| RunError::Serve(std::io::Error::other(e)))?
+                .map_err(RunError::Shutdown)?;
+        }
+        Ok(())
     });
     Ok(Started { addr, state, done })
+}
+
+fn load_sample(engine: &Engine) {
+    let started = std::time::Instant::now();
+    let loaded = sample::load(engine);
+    match loaded {
+        Ok(summary) => tracing::info!(
+            pois = summary.imported,
+            millis = started.elapsed().as_millis() as u64,
+            "loaded the bundled sample data"
+        ),
+        Err(e) => tracing::error!(error = %e, "could not load the bundled sample data"),
+    }
 }
 
 /// Frees expired travellers' memory in the background: every tenth of the time-to-live
@@ -151,6 +210,23 @@ async fn sweep_travellers(engine: Arc<Engine>, ttl_ms: i64) {
             Ok(0) => {}
             Ok(dropped) => tracing::debug!(dropped, "swept expired travellers"),
             Err(e) => tracing::error!(error = %e, "traveller sweep failed"),
+        }
+    }
+}
+
+/// Writes a snapshot every `secs` seconds.
+async fn snapshot_periodically(engine: Arc<Engine>, secs: u64) {
+    let period = std::time::Duration::from_secs(secs);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let engine = engine.clone();
+        match tokio::task::spawn_blocking(move || engine.snapshot()).await {
+            Ok(Ok(_))
+            | Ok(Err(engine::EngineError::NotPersistent | engine::EngineError::SnapshotBusy)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "periodic snapshot failed"),
+            Err(e) => tracing::error!(error = %e, "periodic snapshot panicked"),
         }
     }
 }

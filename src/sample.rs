@@ -25,5 +25,7 @@ pub fn cities() -> Result<ParsedPois, ImportError> {
 
 /// Loads the bundled cities as POIs of category `city`, in one import.
 pub fn load(engine: &Engine) -> Result<ImportSummary, SampleError> {
-    Ok(engine.import_pois(cities()?, ImportMode::Upsert, true)?)
+    let (summary, ticket) = engine.import_pois(cities()?, ImportMode::Upsert, true)?;
+    ticket.wait().map_err(EngineError::from)?;
+    Ok(summary)
 }

@@ -1,49 +1,56 @@
 //! The engine: Proxima's one state and the only way to change it.
 //!
-//! It owns the [`PoiIndex`] and the [`TravellerIndex`], the clock, and the locking policy.
+//! It owns the [`PoiIndex`] and the [`TravellerIndex`], the clock, the write-ahead log and
+//! the locking policy. Every change is a [`Mutation`]: it is checked, written to the log,
+//! applied to memory, and acknowledged once the log says it is durable (the returned
+//! [`Ticket`]). Recovery replays the log through the same `apply`.
 //!
-//! Travellers need no engine lock: their index is sharded and serializes updates per
-//! traveller, and position reports commute (the newest `ts` wins in any order), so many
-//! connections apply batches in parallel.
-//!
-//! For POIs:
-//! - **one writer at a time** (a writer mutex, as Meilisearch's single writer), so writes are
-//!   applied in one order — the order a log will record;
-//! - **readers share a read lock** and only ever wait for a short write: a single upsert or
-//!   delete holds the write lock for microseconds; a large import is built into a new index
-//!   *beside* the current one (readers keep reading it meanwhile) and swapped in with a
-//!   pointer-sized move, and the old index is freed after the lock is released. A query
-//!   therefore sees the state before or after a write, never half of it.
+//! Locking policy, chosen so that the log's order is the order changes were applied:
+//! - **POI writes** take the writer mutex (one at a time, as Meilisearch's single writer),
+//!   then log and apply. Readers share the index's read lock and only ever wait for a short
+//!   write: an upsert or delete holds the write lock for microseconds; a large import is
+//!   built *beside* the live index (readers keep reading it) and swapped in with a
+//!   pointer-sized move, the old index freed after the lock is released. A query sees the
+//!   state before or after a write, never half of it.
+//! - **Position batches** take the traveller-order lock *shared*: they commute (the newest
+//!   `ts` wins in any order), so many connections log and apply them in parallel, and the
+//!   sharded traveller index serializes updates per traveller.
+//! - **Sharing changes and traveller deletes** take it *exclusive*, so a position report
+//!   and a delete of the same traveller are applied in the order they are logged.
+//! - **Snapshots** take both briefly to read the log position, then copy the state a piece
+//!   at a time while writes continue; replaying the log from that position (every mutation
+//!   is idempotent given the log order) makes the copy exact.
 //!
 //! The engine knows nothing of HTTP; the server calls these methods.
 
+mod apply;
+mod durability;
 mod heatmap;
 mod mutation;
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock};
 
+pub use durability::{RecoveryReport, SnapshotInfo};
 pub use heatmap::{HeatmapError, HeatmapLayer, MAX_HEATMAP_CELLS};
 pub use mutation::{Applied, ImportMode, Mutation};
 
 use crate::clock::Clock;
 use crate::geometry::{BBox, LatLon};
-use crate::travellers::{
-    PositionUpdate, Sharing, TrailPoint, TravellerConfig, TravellerHit, TravellerIndex,
-    TravellerView, UpdateOutcome,
-};
-
 use crate::import::{ParsedPois, RecordError};
+use crate::persist::PersistError;
+use crate::persist::wal::{Ticket, Wal};
 use crate::pois::{
     CategoryLimitError, CursorError, CursorKey, NearbyHit, NearbyQuery, Poi, PoiIndex, WithinQuery,
 };
+use crate::travellers::{
+    PositionUpdate, Sharing, TrailPoint, TravellerConfig, TravellerHit, TravellerIndex,
+    TravellerView,
+};
 
-/// Imports up to this many POIs are applied in place under the write lock (a few
-/// milliseconds); larger ones are built beside the live index and swapped in.
-const IN_PLACE_IMPORT_MAX: usize = 2_048;
-
-/// Why the engine refused a request. Nothing was changed.
+/// Why the engine refused a request or failed. A refused request changed nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The write would create too many distinct categories.
@@ -65,6 +72,18 @@ pub enum EngineError {
         /// The first bad records, at most [`crate::import::MAX_LISTED_ERRORS`].
         errors: Vec<RecordError>,
     },
+    /// Storage failed: the log or a snapshot could not be written or read.
+    #[error("storage: {0}")]
+    Storage(#[from] PersistError),
+    /// Another snapshot is being written.
+    #[error("a snapshot is already being written")]
+    SnapshotBusy,
+    /// The engine has no data directory (an in-memory engine).
+    #[error("this engine keeps no data directory")]
+    NotPersistent,
+    /// Another process holds the data directory.
+    #[error("data dir {0} is in use by another Proxima process")]
+    DataDirLocked(PathBuf),
 }
 
 /// A page of nearby results and the cursor to the next page, if there is one.
@@ -112,8 +131,11 @@ pub struct Engine {
     pois: RwLock<PoiIndex>,
     writer: Mutex<()>,
     travellers: TravellerIndex,
+    traveller_order: RwLock<()>,
     cursor_key: CursorKey,
     clock: Arc<dyn Clock>,
+    storage: OnceLock<durability::Storage>,
+    snapshotting: Mutex<Option<SnapshotInfo>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -125,14 +147,17 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An empty engine.
+    /// An empty in-memory engine; [`Engine::recover`] attaches a data directory.
     pub fn new(config: EngineConfig) -> Self {
         Self {
             pois: RwLock::new(PoiIndex::new()),
             writer: Mutex::new(()),
             travellers: TravellerIndex::new(config.travellers),
+            traveller_order: RwLock::new(()),
             cursor_key: config.cursor_key,
             clock: config.clock,
+            storage: OnceLock::new(),
+            snapshotting: Mutex::new(None),
         }
     }
 
@@ -141,92 +166,64 @@ impl Engine {
         self.clock.now_ms()
     }
 
-    /// Applies one mutation: the single write path.
-    pub fn apply(&self, mutation: Mutation) -> Result<Applied, EngineError> {
-        match mutation {
-            Mutation::Positions {
-                received_ms,
-                updates,
-            } => {
-                let applied = updates
-                    .iter()
-                    .filter(|u| self.travellers.update(u, received_ms) == UpdateOutcome::Applied)
-                    .count();
-                return Ok(Applied::Positions {
-                    applied,
-                    stale: updates.len() - applied,
-                });
-            }
-            Mutation::SetSharing { id, sharing } => {
-                self.travellers.set_sharing(&id, sharing);
-                return Ok(Applied::SharingSet);
-            }
-            Mutation::DeleteTraveller { id, at_ms } => {
-                let existed = self.travellers.delete(&id, at_ms);
-                return Ok(Applied::TravellerDeleted { existed });
-            }
-            _ => {}
+    fn wal(&self) -> Option<&Wal> {
+        self.storage.get().map(|s| &s.wal)
+    }
+
+    fn log(&self, mutation: &Mutation) -> Result<Ticket, EngineError> {
+        match self.wal() {
+            Some(wal) => Ok(wal.append(crate::persist::encode(mutation)?).1),
+            None => Ok(Ticket::done()),
         }
-        let _writer = self.writer.lock();
-        match mutation {
-            Mutation::UpsertPoi(poi) => {
-                let created = self.pois.write().upsert(poi)?;
-                Ok(Applied::PoiStored { created })
+    }
+
+    /// Checks, logs and applies one mutation: the single write path. The change is visible
+    /// at once; answer the client only after the ticket completes.
+    pub fn apply(&self, mutation: Mutation) -> Result<(Applied, Ticket), EngineError> {
+        match &mutation {
+            Mutation::Positions { .. } => {
+                let _order = self.traveller_order.read();
+                let ticket = self.log(&mutation)?;
+                Ok((self.apply_in_memory(mutation)?, ticket))
             }
-            Mutation::DeletePoi(id) => {
-                let existed = self.pois.write().remove(&id);
-                Ok(Applied::PoiDeleted { existed })
+            Mutation::SetSharing { .. } | Mutation::DeleteTraveller { .. } => {
+                let _order = self.traveller_order.write();
+                let ticket = self.log(&mutation)?;
+                Ok((self.apply_in_memory(mutation)?, ticket))
             }
-            Mutation::ImportPois { mode, pois } => {
-                let count = pois.len();
-                let rebuilt = match mode {
-                    ImportMode::Replace => PoiIndex::from_pois(pois)?,
-                    ImportMode::Upsert if count <= IN_PLACE_IMPORT_MAX => {
-                        // Check first so that the in-place loop cannot fail half way.
-                        self.pois.read().check_categories(&pois)?;
-                        let mut index = self.pois.write();
-                        for poi in pois {
-                            index.upsert(poi)?;
-                        }
-                        return Ok(Applied::Imported { count });
-                    }
-                    ImportMode::Upsert => self.pois.read().with_upserts(pois)?,
-                };
-                let old = std::mem::replace(&mut *self.pois.write(), rebuilt);
-                drop(old); // freed after the write lock is released
-                Ok(Applied::Imported { count })
-            }
-            Mutation::Positions { .. }
-            | Mutation::SetSharing { .. }
-            | Mutation::DeleteTraveller { .. } => {
-                unreachable!("traveller mutations are applied above, without the POI writer lock")
+            Mutation::UpsertPoi(_) | Mutation::DeletePoi(_) | Mutation::ImportPois { .. } => {
+                let _writer = self.writer.lock();
+                self.precheck(&mutation)?;
+                let ticket = self.log(&mutation)?;
+                Ok((self.apply_in_memory(mutation)?, ticket))
             }
         }
     }
 
     /// Creates or replaces a POI; `true` if it was new.
-    pub fn upsert_poi(&self, poi: Poi) -> Result<bool, EngineError> {
+    pub fn upsert_poi(&self, poi: Poi) -> Result<(bool, Ticket), EngineError> {
         match self.apply(Mutation::UpsertPoi(poi))? {
-            Applied::PoiStored { created } => Ok(created),
-            other => unreachable!("an upsert reports PoiStored, got {other:?}"),
+            (Applied::PoiStored { created }, ticket) => Ok((created, ticket)),
+            (other, _) => unreachable!("an upsert reports PoiStored, got {other:?}"),
         }
     }
 
     /// Deletes a POI; `true` if it existed.
-    pub fn delete_poi(&self, id: &str) -> Result<bool, EngineError> {
+    pub fn delete_poi(&self, id: &str) -> Result<(bool, Ticket), EngineError> {
         match self.apply(Mutation::DeletePoi(id.to_string()))? {
-            Applied::PoiDeleted { existed } => Ok(existed),
-            other => unreachable!("a delete reports PoiDeleted, got {other:?}"),
+            (Applied::PoiDeleted { existed }, ticket) => Ok((existed, ticket)),
+            (other, _) => unreachable!("a delete reports PoiDeleted, got {other:?}"),
         }
     }
 
-    /// Applies what an import reader found. `strict`: any bad record refuses the whole import.
+    /// Applies what an import reader found, as one mutation. `strict`: any bad record
+    /// refuses the whole import.
     pub fn import_pois(
         &self,
         parsed: ParsedPois,
         mode: ImportMode,
         strict: bool,
-    ) -> Result<ImportSummary, EngineError> {
+    ) -> Result<(ImportSummary, Ticket), EngineError> {
         if strict && parsed.skipped > 0 {
             let first = parsed
                 .errors
@@ -240,15 +237,18 @@ impl Engine {
             });
         }
         let imported = parsed.pois.len() as u64;
-        self.apply(Mutation::ImportPois {
+        let (_, ticket) = self.apply(Mutation::ImportPois {
             mode,
             pois: parsed.pois,
         })?;
-        Ok(ImportSummary {
-            imported,
-            skipped: parsed.skipped,
-            errors: parsed.errors,
-        })
+        Ok((
+            ImportSummary {
+                imported,
+                skipped: parsed.skipped,
+                errors: parsed.errors,
+            },
+            ticket,
+        ))
     }
 
     /// The POI with this id.
@@ -312,34 +312,37 @@ impl Engine {
     pub fn update_positions(
         &self,
         updates: Vec<PositionUpdate>,
-    ) -> Result<(usize, usize), EngineError> {
+    ) -> Result<((usize, usize), Ticket), EngineError> {
         let received_ms = self.now_ms();
         match self.apply(Mutation::Positions {
             received_ms,
             updates,
         })? {
-            Applied::Positions { applied, stale } => Ok((applied, stale)),
-            other => unreachable!("positions report Positions, got {other:?}"),
+            (Applied::Positions { applied, stale }, ticket) => Ok(((applied, stale), ticket)),
+            (other, _) => unreachable!("positions report Positions, got {other:?}"),
         }
     }
 
     /// Sets who may see a traveller.
-    pub fn set_sharing(&self, id: &str, sharing: Sharing) -> Result<(), EngineError> {
-        self.apply(Mutation::SetSharing {
-            id: id.to_string(),
-            sharing,
-        })?;
-        Ok(())
+    pub fn set_sharing(&self, id: &str, sharing: Sharing) -> Result<Ticket, EngineError> {
+        Ok(self
+            .apply(Mutation::SetSharing {
+                id: id.to_string(),
+                sharing,
+            })?
+            .1)
     }
 
     /// Forgets a traveller; `true` if it had a live position or a sharing setting.
-    pub fn delete_traveller(&self, id: &str) -> Result<bool, EngineError> {
+    pub fn delete_traveller(&self, id: &str) -> Result<(bool, Ticket), EngineError> {
         match self.apply(Mutation::DeleteTraveller {
             id: id.to_string(),
             at_ms: self.now_ms(),
         })? {
-            Applied::TravellerDeleted { existed } => Ok(existed),
-            other => unreachable!("a traveller delete reports TravellerDeleted, got {other:?}"),
+            (Applied::TravellerDeleted { existed }, ticket) => Ok((existed, ticket)),
+            (other, _) => {
+                unreachable!("a traveller delete reports TravellerDeleted, got {other:?}")
+            }
         }
     }
 
@@ -387,7 +390,7 @@ impl Engine {
             HeatmapLayer::Pois => self.pois.read().positions_in(bbox, |p| counter.add(p)),
             HeatmapLayer::Travellers => {
                 self.travellers
-                    .for_each_public_in(bbox, self.now_ms(), |p| counter.add(p));
+                    .for_each_public_in(bbox, self.now_ms(), |p| counter.add(p))
             }
         }
         Ok(counter.finish()?)

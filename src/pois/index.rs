@@ -198,6 +198,19 @@ impl PoiIndex {
         true
     }
 
+    /// Up to `max` POIs from slot `*next` on, advancing `*next` past them: lets a snapshot
+    /// copy the index a chunk at a time under short read locks.
+    pub fn chunk_from(&self, next: &mut usize, max: usize) -> Vec<Poi> {
+        let mut out = Vec::with_capacity(max.min(4096));
+        while *next < self.records.len() && out.len() < max {
+            if self.records[*next].is_some() {
+                out.push(self.poi_at(*next as u32));
+            }
+            *next += 1;
+        }
+        out
+    }
+
     /// Every POI, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = Poi> + '_ {
         self.records

@@ -133,10 +133,10 @@ impl Poi {
                 return Err(PoiError::Tag { key, reason });
             }
         }
-        if let Some(r) = rating {
-            if !(r.is_finite() && (0.0..=MAX_RATING).contains(&r)) {
-                return Err(PoiError::Rating(r));
-            }
+        if let Some(r) = rating
+            && !(r.is_finite() && (0.0..=MAX_RATING).contains(&r))
+        {
+            return Err(PoiError::Rating(r));
         }
         Ok(Self {
             id,

@@ -81,9 +81,30 @@ pub fn router(state: AppState) -> Router {
             put(traveller_routes::put_sharing),
         )
         .route("/v1/heatmap", get(traveller_routes::heatmap))
+        .route("/v1/admin/snapshot", post(routes::snapshot))
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::wrong_method)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ready_gate,
+        ))
         .with_state(state)
+}
+
+/// Answers 503 to every API call until recovery and any startup import have finished, so
+/// no request sees (or changes) a half-loaded state. Health, readiness and the spec answer.
+async fn ready_gate(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if request.uri().path().starts_with("/v1/")
+        && !state.ready.load(std::sync::atomic::Ordering::Acquire)
+    {
+        return ApiError::not_ready().into_response();
+    }
+    next.run(request).await
 }
 
 /// Binds the listener; `127.0.0.1:0` picks a free port (see [`TcpListener::local_addr`]).

@@ -129,6 +129,24 @@ impl From<EngineError> for ApiError {
             ),
             EngineError::Cursor(e) => Self::bad_parameter(format!("cursor: {e}")),
             EngineError::Heatmap(e) => Self::bad_parameter(e.to_string()),
+            EngineError::Storage(e) => {
+                tracing::error!(error = %e, "storage failed");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage-unavailable",
+                    "Storage unavailable",
+                    "the change could not be made durable; it was not acknowledged",
+                )
+            }
+            EngineError::SnapshotBusy => Self::new(
+                StatusCode::CONFLICT,
+                "snapshot-in-progress",
+                "Snapshot in progress",
+                "a snapshot is already being written; try again when it finishes",
+            ),
+            EngineError::NotPersistent | EngineError::DataDirLocked(_) => {
+                Self::internal("engine misconfigured", &e)
+            }
             EngineError::StrictImport {
                 skipped,
                 first,

@@ -16,7 +16,7 @@ use super::body;
 use super::dto::{ImportOut, PageOut, PoiIn, PoiOut};
 use super::params::Params;
 use super::problem::ApiError;
-use crate::engine::ImportMode;
+use crate::engine::{EngineError, ImportMode};
 use crate::geometry::{BBox, LatLon, MAX_RADIUS_M};
 use crate::ids::validate_id;
 use crate::import::{ImportFormat, read_pois};
@@ -85,7 +85,8 @@ pub async fn put_poi(
         input.rating,
     )
     .map_err(|e| ApiError::bad_body(e.to_string()))?;
-    let created = state.engine.upsert_poi(poi.clone())?;
+    let (created, ticket) = state.engine.upsert_poi(poi.clone())?;
+    ticket.wait_async().await.map_err(EngineError::from)?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -112,7 +113,9 @@ pub async fn delete_poi(
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     let id = path_id(path)?;
-    if state.engine.delete_poi(&id)? {
+    let (existed, ticket) = state.engine.delete_poi(&id)?;
+    ticket.wait_async().await.map_err(EngineError::from)?;
+    if existed {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::not_found(format!("id: no POI with id {id:?}")))
@@ -140,12 +143,12 @@ pub async fn nearby_pois(State(state): State<AppState>, RawQuery(query): RawQuer
     let lon = params.required::<f64>("lon")?;
     let center = LatLon::new(lat, lon).map_err(|e| ApiError::bad_parameter(e.to_string()))?;
     let radius_m = params.finite("radius_m")?;
-    if let Some(r) = radius_m {
-        if !(0.0..=MAX_RADIUS_M).contains(&r) {
-            return Err(ApiError::bad_parameter(format!(
-                "radius_m: must be from 0 to {MAX_RADIUS_M}, got {r}"
-            )));
-        }
+    if let Some(r) = radius_m
+        && !(0.0..=MAX_RADIUS_M).contains(&r)
+    {
+        return Err(ApiError::bad_parameter(format!(
+            "radius_m: must be from 0 to {MAX_RADIUS_M}, got {r}"
+        )));
     }
     let limit = params.limit()?;
     let filter = filter(&mut params)?;
@@ -235,10 +238,24 @@ pub async fn import_pois(
         .await
         .map_err(|e| ApiError::internal("import reader panicked", &e))??;
     let engine = state.engine.clone();
-    let summary = tokio::task::spawn_blocking(move || engine.import_pois(parsed, mode, strict))
-        .await
-        .map_err(|e| ApiError::internal("import apply panicked", &e))??;
+    let summary = tokio::task::spawn_blocking(move || {
+        let (summary, ticket) = engine.import_pois(parsed, mode, strict)?;
+        ticket.wait().map_err(EngineError::from)?;
+        Ok::<_, EngineError>(summary)
+    })
+    .await
+    .map_err(|e| ApiError::internal("import apply panicked", &e))??;
     Ok(json_response(StatusCode::OK, &ImportOut::from(&summary)))
+}
+
+/// `POST /v1/admin/snapshot`: write a snapshot now.
+pub async fn snapshot(State(state): State<AppState>) -> ApiResult {
+    let engine = state.engine.clone();
+    let info = tokio::task::spawn_blocking(move || engine.snapshot())
+        .await
+        .map_err(|e| ApiError::internal("snapshot panicked", &e))??;
+    let body = serde_json::json!({"path": info.path.display().to_string(), "bytes": info.bytes, "millis": info.millis});
+    Ok(json_response(StatusCode::OK, &body))
 }
 
 /// Fallback for unknown paths.

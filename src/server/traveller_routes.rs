@@ -14,7 +14,7 @@ use super::params::Params;
 use super::positions::{self, PositionIn};
 use super::problem::ApiError;
 use super::routes::{json_response, parse_bbox, path_id};
-use crate::engine::HeatmapLayer;
+use crate::engine::{EngineError, HeatmapLayer};
 use crate::geometry::{LatLon, MAX_RADIUS_M};
 use crate::ids::validate_id;
 use crate::travellers::{PositionUpdate, Sharing, Visibility};
@@ -55,7 +55,8 @@ pub async fn put_position(
         input.trip_id,
     )
     .map_err(|e| ApiError::bad_body(e.to_string()))?;
-    let (applied, _) = state.engine.update_positions(vec![update])?;
+    let ((applied, _), ticket) = state.engine.update_positions(vec![update])?;
+    ticket.wait_async().await.map_err(EngineError::from)?;
     Ok(json_response(
         StatusCode::OK,
         &json!({"applied": applied == 1}),
@@ -84,13 +85,14 @@ pub async fn post_positions(
     drop(bytes);
     let engine = state.engine.clone();
     let updates = batch.updates;
-    let (accepted, stale) = if updates.len() <= INLINE_BATCH_MAX {
+    let ((accepted, stale), ticket) = if updates.len() <= INLINE_BATCH_MAX {
         engine.update_positions(updates)?
     } else {
         tokio::task::spawn_blocking(move || engine.update_positions(updates))
             .await
             .map_err(|e| ApiError::internal("position batch panicked", &e))??
     };
+    ticket.wait_async().await.map_err(EngineError::from)?;
     let rejected: Vec<Rejection<'_>> = batch
         .rejected
         .iter()
@@ -202,7 +204,12 @@ pub async fn put_sharing(
     let sharing = Sharing::new(input.visibility, input.viewers)
         .map_err(|e| ApiError::bad_body(e.to_string()))?;
     let body = json!({"id": id, "visibility": sharing.visibility(), "viewers": sharing.viewers().collect::<Vec<_>>()});
-    state.engine.set_sharing(&id, sharing)?;
+    state
+        .engine
+        .set_sharing(&id, sharing)?
+        .wait_async()
+        .await
+        .map_err(EngineError::from)?;
     Ok(json_response(StatusCode::OK, &body))
 }
 
@@ -212,7 +219,9 @@ pub async fn delete_traveller(
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     let id = path_id(path)?;
-    if state.engine.delete_traveller(&id)? {
+    let (existed, ticket) = state.engine.delete_traveller(&id)?;
+    ticket.wait_async().await.map_err(EngineError::from)?;
+    if existed {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::not_found(format!("id: no traveller {id:?}")))

@@ -115,6 +115,12 @@ impl CellIndex {
         }
     }
 
+    /// Empties both levels.
+    pub fn clear(&self) {
+        self.fine.clear();
+        self.coarse.clear();
+    }
+
     /// Appends the ids in fine cell `cell` to `out`.
     pub fn ids_in(&self, cell: u64, out: &mut Vec<Arc<str>>) {
         if let Some(bucket) = self.fine.get(&cell) {

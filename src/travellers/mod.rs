@@ -84,10 +84,10 @@ impl PositionUpdate {
         if ts < 0 {
             return Err(UpdateError::Ts(ts));
         }
-        if let Some(a) = accuracy_m {
-            if !(a.is_finite() && a >= 0.0) {
-                return Err(UpdateError::Accuracy(a));
-            }
+        if let Some(a) = accuracy_m
+            && !(a.is_finite() && a >= 0.0)
+        {
+            return Err(UpdateError::Accuracy(a));
         }
         if let Some(trip) = &trip_id {
             validate_id(trip).map_err(UpdateError::TripId)?;
@@ -138,6 +138,34 @@ pub struct TravellerHit {
     pub ts: i64,
     /// Great-circle distance from the query centre, metres.
     pub distance_m: f64,
+}
+
+/// A traveller's whole state, as snapshots store it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TravellerRecord {
+    /// Id.
+    pub id: String,
+    /// Newest position, if any.
+    pub current: Option<CurrentRecord>,
+    /// Recent positions, oldest first.
+    pub trail: Vec<TrailPoint>,
+    /// Who may see it.
+    pub sharing: Sharing,
+}
+
+/// A traveller's newest position, as snapshots store it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CurrentRecord {
+    /// Where.
+    pub position: LatLon,
+    /// Device timestamp.
+    pub ts: i64,
+    /// `min(ts, receive time)`.
+    pub seen_ms: i64,
+    /// Accuracy, metres.
+    pub accuracy_m: Option<f64>,
+    /// Trip.
+    pub trip_id: Option<String>,
 }
 
 /// Tunables of a [`TravellerIndex`].
@@ -217,12 +245,12 @@ impl TravellerIndex {
         received_ms: i64,
     ) -> UpdateOutcome {
         // An expired position is gone, whether or not the sweeper has freed it yet.
-        if let Some(c) = &t.current {
-            if !self.live(c, received_ms) {
-                self.cells.remove(c.cell, key);
-                t.current = None;
-                t.trail = Trail::default();
-            }
+        if let Some(c) = &t.current
+            && !self.live(c, received_ms)
+        {
+            self.cells.remove(c.cell, key);
+            t.current = None;
+            t.trail = Trail::default();
         }
         let point = TrailPoint {
             position: u.position,
@@ -346,6 +374,63 @@ impl TravellerIndex {
         dropped
     }
 
+    /// Passes every traveller's state to `f`, a shard at a time (each shard is read-locked
+    /// only while its travellers are passed).
+    pub fn export<E>(&self, mut f: impl FnMut(TravellerRecord) -> Result<(), E>) -> Result<(), E> {
+        for entry in self.states.iter() {
+            let t = entry.value();
+            f(TravellerRecord {
+                id: entry.key().to_string(),
+                current: t.current.as_ref().map(|c| CurrentRecord {
+                    position: c.position,
+                    ts: c.ts,
+                    seen_ms: c.seen_ms,
+                    accuracy_m: c.accuracy_m,
+                    trip_id: c.trip_id.as_deref().map(String::from),
+                }),
+                trail: t.trail.since(i64::MIN).copied().collect(),
+                sharing: t.sharing.clone(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Puts back a traveller's state as [`TravellerIndex::export`] gave it, replacing any.
+    pub fn restore(&self, record: TravellerRecord) {
+        let key: Arc<str> = Arc::from(record.id.as_str());
+        let mut trail = Trail::default();
+        for point in record.trail {
+            trail.insert(point, self.config.trail_capacity);
+        }
+        let current = record.current.map(|c| Current {
+            cell: FINE.cell(c.position.lat, c.position.lon),
+            position: c.position,
+            ts: c.ts,
+            seen_ms: c.seen_ms,
+            accuracy_m: c.accuracy_m,
+            trip_id: c.trip_id.map(String::into_boxed_str),
+        });
+        let mut entry = self.states.entry(key).or_default();
+        let (key, t) = entry.pair_mut();
+        if let Some(old) = &t.current {
+            self.cells.remove(old.cell, key);
+        }
+        if let Some(c) = &current {
+            self.cells.insert(c.cell, key.clone());
+        }
+        *t = Traveller {
+            current,
+            trail,
+            sharing: record.sharing,
+        };
+    }
+
+    /// Forgets every traveller.
+    pub fn clear(&self) {
+        self.states.clear();
+        self.cells.clear();
+    }
+
     /// Number of travellers with state (live, or kept for their sharing setting, or expired
     /// and not yet swept).
     pub fn len(&self) -> usize {
@@ -440,10 +525,12 @@ impl TravellerIndex {
                 if t.sharing.visibility() != Visibility::Public {
                     continue;
                 }
-                if let Some(c) = &t.current {
-                    if c.cell == cell && self.live(c, now_ms) && bbox.contains(c.position) {
-                        f(c.position);
-                    }
+                if let Some(c) = &t.current
+                    && c.cell == cell
+                    && self.live(c, now_ms)
+                    && bbox.contains(c.position)
+                {
+                    f(c.position);
                 }
             }
         }

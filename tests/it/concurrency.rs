@@ -45,9 +45,10 @@ fn assert_imports_are_atomic(size: usize, mode: ImportMode) {
             ttl_ms: 3_600_000,
         },
     }));
-    engine
+    let (_, ticket) = engine
         .import_pois(generation(size, 0), ImportMode::Replace, true)
         .expect("import");
+    ticket.wait().expect("no log: done at once");
     let done = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..2)
         .map(|_| {
@@ -77,9 +78,10 @@ fn assert_imports_are_atomic(size: usize, mode: ImportMode) {
         })
         .collect();
     for g in 1..=6 {
-        engine
+        let (_, ticket) = engine
             .import_pois(generation(size, g), mode, true)
             .expect("import");
+        ticket.wait().expect("no log: done at once");
     }
     done.store(true, Ordering::Release);
     for reader in readers {

@@ -1,0 +1,749 @@
+//! The write-ahead log: append-only segment files of framed, numbered records, written by one
+//! thread with group commit.
+//!
+//! # Files
+//! `<dir>/<first seq, 20 digits>.wal`. A segment starts with a 16-byte header (magic
+//! `PRXMWAL\0`, `u32` version, `u32` reserved) followed by frames ([`super::frame`]) whose
+//! body is the record's sequence number (`u64` LE) and its payload. Sequence numbers rise by
+//! one from record to record across segments.
+//!
+//! # Group commit
+//! [`Wal::append`] hands the record to the writer thread and returns a [`Ticket`] at once.
+//! The writer takes everything queued, writes it with one `write`, and then, by
+//! [`FsyncMode`]: `always` fsyncs and then acknowledges; `batch` acknowledges once the bytes
+//! are with the operating system and fsyncs at most 10 ms later; `never` leaves flushing to
+//! the OS. In every mode the bytes reach the OS before the ticket completes, so killing the
+//! process loses nothing acknowledged. Many connections' records thus share one `write` and
+//! one `fsync`.
+//!
+//! Sequence numbers are assigned under a short lock together with the hand-off, so the file
+//! order is the order of `append` calls.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use super::{PersistError, frame};
+
+/// Magic bytes opening every segment.
+pub const MAGIC: &[u8; 8] = b"PRXMWAL\0";
+/// The segment format this build writes (and the newest it reads).
+pub const VERSION: u32 = 1;
+const HEADER: usize = 16;
+/// How long `batch` mode lets acknowledged bytes wait for an fsync.
+pub const BATCH_FSYNC_DELAY: Duration = Duration::from_millis(10);
+/// The writer writes at most this much per `write`, so one huge backlog does not delay the
+/// first acknowledgements.
+const MAX_GROUP_BYTES: usize = 8 << 20;
+
+/// When the log calls `fsync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FsyncMode {
+    /// Before acknowledging each group of records.
+    Always,
+    /// At most 10 ms after acknowledging (at most 10 ms of writes at risk on power loss,
+    /// none on a process crash).
+    #[default]
+    Batch,
+    /// Never; the operating system flushes when it likes.
+    Never,
+}
+
+impl std::str::FromStr for FsyncMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "always" => Ok(Self::Always),
+            "batch" => Ok(Self::Batch),
+            "never" => Ok(Self::Never),
+            other => Err(format!("expected always, batch or never, got {other:?}")),
+        }
+    }
+}
+
+/// Log tunables.
+#[derive(Debug, Clone, Copy)]
+pub struct WalOptions {
+    /// When to fsync.
+    pub fsync: FsyncMode,
+    /// Start a new segment once the current one is this large.
+    pub segment_bytes: u64,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        Self {
+            fsync: FsyncMode::Batch,
+            segment_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Counters for metrics.
+#[derive(Debug, Default)]
+pub struct WalStats {
+    /// Bytes written to segments (frames and headers).
+    pub bytes: AtomicU64,
+    /// Records appended.
+    pub records: AtomicU64,
+    /// fsync calls.
+    pub fsyncs: AtomicU64,
+    /// Total time spent in fsync, microseconds.
+    pub fsync_micros: AtomicU64,
+}
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+enum Command {
+    Append { seq: u64, body: Vec<u8>, ack: Ack },
+    Rotate { ack: Ack },
+    Sync { ack: Ack },
+}
+
+/// Completes when a record (or a command) is as durable as the fsync mode promises.
+#[derive(Debug)]
+#[must_use = "a write is acknowledged only once its ticket completes"]
+pub struct Ticket(Option<oneshot::Receiver<Result<(), String>>>);
+
+impl Ticket {
+    /// A ticket that is already complete (no log).
+    pub fn done() -> Self {
+        Self(None)
+    }
+
+    /// Waits, blocking the thread. Not for async tasks: use [`Ticket::wait_async`].
+    pub fn wait(self) -> Result<(), PersistError> {
+        match self.0 {
+            None => Ok(()),
+            Some(rx) => flatten(rx.blocking_recv()),
+        }
+    }
+
+    /// Waits without blocking the thread.
+    pub async fn wait_async(self) -> Result<(), PersistError> {
+        match self.0 {
+            None => Ok(()),
+            Some(rx) => flatten(rx.await),
+        }
+    }
+}
+
+fn flatten(r: Result<Result<(), String>, oneshot::error::RecvError>) -> Result<(), PersistError> {
+    match r {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(PersistError::Failed(e)),
+        Err(_) => Err(PersistError::Failed("the log writer stopped".to_string())),
+    }
+}
+
+struct Head {
+    next_seq: u64,
+    tx: mpsc::Sender<Command>,
+}
+
+/// The log, open for appending.
+pub struct Wal {
+    dir: PathBuf,
+    head: Mutex<Head>,
+    failed: Arc<OnceLock<String>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    stats: Arc<WalStats>,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.dir)
+            .field("next_seq", &self.head.lock().next_seq)
+            .finish()
+    }
+}
+
+impl Wal {
+    /// Opens the log in `dir` for appending, starting a new segment whose first record will
+    /// be `next_seq` (one more than the last record replayed).
+    pub fn open(dir: &Path, next_seq: u64, options: WalOptions) -> Result<Self, PersistError> {
+        fs_err::create_dir_all(dir)?;
+        let segment = Segment::create(dir, next_seq)?;
+        let (tx, rx) = mpsc::channel();
+        let failed = Arc::new(OnceLock::new());
+        let stats = Arc::new(WalStats::default());
+        stats.bytes.fetch_add(HEADER as u64, Ordering::Relaxed);
+        let writer = Writer {
+            dir: dir.to_path_buf(),
+            segment,
+            next_seq,
+            options,
+            failed: failed.clone(),
+            stats: stats.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("proxima-wal".to_string())
+            .spawn(move || writer.run(rx))
+            .map_err(PersistError::Io)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            head: Mutex::new(Head { next_seq, tx }),
+            failed,
+            writer: Mutex::new(Some(handle)),
+            stats,
+        })
+    }
+
+    /// Queues a record; returns its sequence number and the ticket to wait on.
+    pub fn append(&self, payload: Vec<u8>) -> (u64, Ticket) {
+        let (ack, rx) = oneshot::channel();
+        if let Some(e) = self.failed.get() {
+            let _ = ack.send(Err(e.clone()));
+            return (0, Ticket(Some(rx)));
+        }
+        let mut head = self.head.lock();
+        let seq = head.next_seq;
+        if head
+            .tx
+            .send(Command::Append {
+                seq,
+                body: payload,
+                ack,
+            })
+            .is_ok()
+        {
+            head.next_seq += 1;
+        }
+        (seq, Ticket(Some(rx)))
+    }
+
+    /// The sequence number of the last record queued (0 if none ever was).
+    pub fn last_seq(&self) -> u64 {
+        self.head.lock().next_seq - 1
+    }
+
+    /// Closes the current segment after everything queued so far; the next record starts a
+    /// new one.
+    pub fn rotate(&self) -> Ticket {
+        self.command(|ack| Command::Rotate { ack })
+    }
+
+    /// Completes once everything queued so far is fsynced.
+    pub fn sync(&self) -> Ticket {
+        self.command(|ack| Command::Sync { ack })
+    }
+
+    fn command(&self, make: impl FnOnce(Ack) -> Command) -> Ticket {
+        let (ack, rx) = oneshot::channel();
+        let head = self.head.lock();
+        let _ = head.tx.send(make(ack));
+        Ticket(Some(rx))
+    }
+
+    /// Counters for metrics.
+    pub fn stats(&self) -> &WalStats {
+        &self.stats
+    }
+
+    /// Deletes every segment all of whose records have sequence numbers below `seq` (never
+    /// the segment being written). Returns how many were deleted.
+    pub fn remove_segments_before(&self, seq: u64) -> Result<usize, PersistError> {
+        let segments = list_segments(&self.dir)?;
+        let mut removed = 0;
+        // A segment ends where the next one starts.
+        for pair in segments.windows(2) {
+            let (_, path) = &pair[0];
+            let (next_first, _) = pair[1];
+            if next_first <= seq {
+                fs_err::remove_file(path)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Flushes, fsyncs and stops the writer.
+    pub fn close(&self) -> Result<(), PersistError> {
+        let result = self.sync().wait();
+        let handle = self.writer.lock().take();
+        {
+            // Dropping the sender (by replacing the channel) ends the writer's loop.
+            let (tx, _) = mpsc::channel();
+            self.head.lock().tx = tx;
+        }
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+        result
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        if self.writer.lock().is_some() {
+            let _ = self.close();
+        }
+    }
+}
+
+/// The segment files in `dir`, by first sequence number.
+pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, PersistError> {
+    let mut segments = Vec::new();
+    if !dir.exists() {
+        return Ok(segments);
+    }
+    for entry in fs_err::read_dir(dir)? {
+        let path = entry?.path();
+        let first = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".wal"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(first) = first {
+            segments.push((first, path));
+        }
+    }
+    segments.sort();
+    Ok(segments)
+}
+
+/// What replaying the log found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Replayed {
+    /// The last sequence number in the log (or `after` if none is newer).
+    pub last_seq: u64,
+    /// Records passed to the callback.
+    pub records: u64,
+    /// Bytes of a torn last record cut off the end of the log.
+    pub torn_bytes: u64,
+}
+
+/// Replays every record with a sequence number above `after`, in order. A torn last record
+/// (a crash mid-write) is cut off the file and counted in `torn_bytes`; damage anywhere else
+/// is an error naming the file and the offset. `apply` errors stop the replay.
+pub fn replay(
+    dir: &Path,
+    after: u64,
+    mut apply: impl FnMut(u64, &[u8]) -> Result<(), String>,
+) -> Result<Replayed, PersistError> {
+    let segments = list_segments(dir)?;
+    let mut out = Replayed {
+        last_seq: after,
+        ..Replayed::default()
+    };
+    let mut expected: Option<u64> = None;
+    if let Some((first, path)) = segments.first()
+        && *first > after + 1
+    {
+        return Err(PersistError::Corrupt {
+            path: path.clone(),
+            offset: 0,
+            reason: format!(
+                "the log starts at record {first}, but records from {} are needed",
+                after + 1
+            ),
+        });
+    }
+    for (i, (first, path)) in segments.iter().enumerate() {
+        let last_segment = i + 1 == segments.len();
+        let bytes = fs_err::read(path)?;
+        let corrupt = |offset: usize, reason: String| PersistError::Corrupt {
+            path: path.clone(),
+            offset: offset as u64,
+            reason,
+        };
+        if bytes.len() < HEADER || &bytes[..8] != MAGIC {
+            if last_segment
+                && bytes.len() < HEADER
+                && MAGIC.starts_with(&bytes[..bytes.len().min(8)])
+            {
+                // Crashed while creating the segment: nothing in it was acknowledged.
+                out.torn_bytes += bytes.len() as u64;
+                fs_err::remove_file(path)?;
+                break;
+            }
+            return Err(corrupt(
+                0,
+                "not a Proxima log segment (bad magic)".to_string(),
+            ));
+        }
+        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        if version > VERSION {
+            return Err(PersistError::NewerVersion {
+                path: path.clone(),
+                found: version,
+                supported: VERSION,
+            });
+        }
+        let mut offset = HEADER;
+        loop {
+            let problem = match frame::next(&bytes, offset) {
+                frame::Next::End => break,
+                frame::Next::Frame(body, next) if body.len() >= 8 => {
+                    let seq = u64::from_le_bytes(body[..8].try_into().expect("8 bytes"));
+                    if expected.is_some_and(|e| seq != e) || (expected.is_none() && seq != *first) {
+                        return Err(corrupt(offset, format!("record {seq} is out of sequence")));
+                    }
+                    expected = Some(seq + 1);
+                    if seq > after {
+                        apply(seq, &body[8..])
+                            .map_err(|e| corrupt(offset, format!("record {seq}: {e}")))?;
+                        out.records += 1;
+                        out.last_seq = seq;
+                    }
+                    offset = next;
+                    continue;
+                }
+                frame::Next::Frame(..) => "record shorter than its sequence number".to_string(),
+                frame::Next::Torn => "the file ends inside a record".to_string(),
+                frame::Next::Damaged(reason) => reason,
+            };
+            if last_segment && is_torn_tail(&bytes, offset) {
+                let dropped = (bytes.len() - offset) as u64;
+                tracing::warn!(path = %path.display(), offset, dropped, "cutting off a torn last record ({problem})");
+                let file = fs_err::OpenOptions::new().write(true).open(path)?;
+                file.set_len(offset as u64)?;
+                file.sync_all()?;
+                out.torn_bytes += dropped;
+                break;
+            }
+            return Err(corrupt(offset, problem));
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the bytes from `offset` to the end can be a record cut short by a crash: the frame
+/// there claims to reach the end of the file or beyond, or all that is left is zeros (a file
+/// system may extend a file before the data lands).
+fn is_torn_tail(bytes: &[u8], offset: usize) -> bool {
+    let rest = &bytes[offset..];
+    if rest.len() < frame::HEADER || rest.iter().all(|b| *b == 0) {
+        return true;
+    }
+    let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
+    frame::HEADER + len >= rest.len()
+}
+
+struct Segment {
+    file: fs_err::File,
+    bytes: u64,
+}
+
+impl Segment {
+    fn create(dir: &Path, first_seq: u64) -> Result<Self, PersistError> {
+        let path = dir.join(format!("{first_seq:020}.wal"));
+        let mut file = fs_err::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)?;
+        let mut header = [0u8; HEADER];
+        header[..8].copy_from_slice(MAGIC);
+        header[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        file.write_all(&header)?;
+        file.sync_all()?;
+        sync_dir(dir)?;
+        Ok(Self {
+            file,
+            bytes: HEADER as u64,
+        })
+    }
+}
+
+/// Makes a directory's entries (new or renamed files) durable.
+pub fn sync_dir(dir: &Path) -> Result<(), PersistError> {
+    fs_err::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+struct Writer {
+    dir: PathBuf,
+    segment: Segment,
+    next_seq: u64,
+    options: WalOptions,
+    failed: Arc<OnceLock<String>>,
+    stats: Arc<WalStats>,
+}
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Command>) {
+        let mut unsynced_since: Option<Instant> = None;
+        let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+        let mut acks: Vec<Ack> = Vec::new();
+        loop {
+            let first = match unsynced_since {
+                Some(since) => {
+                    match rx.recv_timeout(BATCH_FSYNC_DELAY.saturating_sub(since.elapsed())) {
+                        Ok(command) => Some(command),
+                        Err(mpsc::RecvTimeoutError::Timeout) => None,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                None => match rx.recv() {
+                    Ok(command) => Some(command),
+                    Err(_) => break,
+                },
+            };
+            let Some(first) = first else {
+                self.guard(|w| w.fsync());
+                unsynced_since = None;
+                continue;
+            };
+            let mut next = Some(first);
+            while let Some(command) = next.take() {
+                match command {
+                    Command::Append { seq, body, ack } => {
+                        let mut record = Vec::with_capacity(8 + body.len());
+                        record.extend_from_slice(&seq.to_le_bytes());
+                        record.extend_from_slice(&body);
+                        frame::push(&mut buf, &record);
+                        acks.push(ack);
+                        self.next_seq = seq + 1;
+                        self.stats.records.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Command::Rotate { ack } => {
+                        self.flush(&mut buf, &mut acks, &mut unsynced_since);
+                        self.guard(|w| w.rotate());
+                        self.reply(ack);
+                    }
+                    Command::Sync { ack } => {
+                        self.flush(&mut buf, &mut acks, &mut unsynced_since);
+                        self.guard(|w| w.fsync());
+                        unsynced_since = None;
+                        self.reply(ack);
+                    }
+                }
+                if buf.len() < MAX_GROUP_BYTES {
+                    next = rx.try_recv().ok();
+                }
+            }
+            self.flush(&mut buf, &mut acks, &mut unsynced_since);
+            if self.segment.bytes >= self.options.segment_bytes {
+                self.guard(|w| w.rotate());
+            }
+        }
+        self.flush(&mut buf, &mut acks, &mut unsynced_since);
+        self.guard(|w| w.fsync());
+    }
+
+    /// Writes the group, fsyncs if the mode says so, and acknowledges it.
+    fn flush(
+        &mut self,
+        buf: &mut Vec<u8>,
+        acks: &mut Vec<Ack>,
+        unsynced_since: &mut Option<Instant>,
+    ) {
+        if !buf.is_empty() {
+            let written = self.guard(|w| {
+                w.segment.file.write_all(buf)?;
+                w.segment.bytes += buf.len() as u64;
+                w.stats.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
+                Ok(())
+            });
+            buf.clear();
+            if written {
+                match self.options.fsync {
+                    FsyncMode::Always => {
+                        self.guard(|w| w.fsync());
+                    }
+                    FsyncMode::Batch => {
+                        unsynced_since.get_or_insert_with(Instant::now);
+                    }
+                    FsyncMode::Never => {}
+                }
+            }
+        }
+        for ack in acks.drain(..) {
+            self.reply(ack);
+        }
+    }
+
+    fn reply(&self, ack: Ack) {
+        let _ = ack.send(match self.failed.get() {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        });
+    }
+
+    /// Runs an I/O step unless the log has failed; a failure is recorded for good (a log
+    /// that missed a write must not accept later ones). Returns whether it succeeded.
+    fn guard(&mut self, step: impl FnOnce(&mut Self) -> Result<(), PersistError>) -> bool {
+        if self.failed.get().is_some() {
+            return false;
+        }
+        match step(self) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "write-ahead log failed; refusing further writes");
+                let _ = self.failed.set(e.to_string());
+                false
+            }
+        }
+    }
+
+    fn fsync(&mut self) -> Result<(), PersistError> {
+        let started = Instant::now();
+        self.segment.file.sync_data()?;
+        self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .fsync_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> Result<(), PersistError> {
+        self.fsync()?;
+        self.segment = Segment::create(&self.dir, self.next_seq)?;
+        self.stats.bytes.fetch_add(HEADER as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Records = Vec<(u64, Vec<u8>)>;
+
+    fn records(dir: &Path, after: u64) -> Result<(Records, Replayed), PersistError> {
+        let mut seen = Vec::new();
+        let replayed = replay(dir, after, |seq, body| {
+            seen.push((seq, body.to_vec()));
+            Ok(())
+        })?;
+        Ok((seen, replayed))
+    }
+
+    fn write(dir: &Path, first: u64, bodies: &[&[u8]], options: WalOptions) {
+        let wal = Wal::open(dir, first, options).expect("open");
+        for body in bodies {
+            wal.append(body.to_vec()).1.wait().expect("acknowledged");
+        }
+        wal.close().expect("close");
+    }
+
+    #[test]
+    fn records_come_back_in_order_across_segments_and_restarts() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let tiny = WalOptions {
+            fsync: FsyncMode::Always,
+            segment_bytes: 64,
+        };
+        write(dir.path(), 1, &[b"one", b"two", b"three", b"four"], tiny);
+        write(dir.path(), 5, &[b"five"], WalOptions::default());
+        assert!(
+            list_segments(dir.path()).expect("list").len() >= 3,
+            "small segments rotate"
+        );
+        let (seen, replayed) = records(dir.path(), 2).expect("replay");
+        let bodies: Vec<&[u8]> = seen.iter().map(|(_, b)| b.as_slice()).collect();
+        assert_eq!(bodies, [&b"three"[..], b"four", b"five"]);
+        assert_eq!(
+            (replayed.last_seq, replayed.records, replayed.torn_bytes),
+            (5, 3, 0)
+        );
+    }
+
+    #[test]
+    fn a_torn_last_record_is_cut_off_and_counted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        write(
+            dir.path(),
+            1,
+            &[b"kept", b"torn record"],
+            WalOptions::default(),
+        );
+        let (_, path) = list_segments(dir.path())
+            .expect("list")
+            .pop()
+            .expect("a segment");
+        let len = fs_err::metadata(&path).expect("meta").len();
+        let file = fs_err::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        file.set_len(len - 4).expect("truncate");
+        let (seen, replayed) = records(dir.path(), 0).expect("a torn tail is not an error");
+        assert_eq!(seen, [(1, b"kept".to_vec())]);
+        assert_eq!(replayed.torn_bytes, (frame::HEADER + 8 + 11 - 4) as u64);
+        let (again, replayed) = records(dir.path(), 0).expect("replay after the cut");
+        assert_eq!(
+            (again.len(), replayed.torn_bytes),
+            (1, 0),
+            "the cut is permanent"
+        );
+    }
+
+    #[test]
+    fn damage_in_the_middle_names_the_file_and_offset() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        write(
+            dir.path(),
+            1,
+            &[b"first", b"second", b"third"],
+            WalOptions::default(),
+        );
+        let (_, path) = list_segments(dir.path())
+            .expect("list")
+            .pop()
+            .expect("a segment");
+        let mut bytes = fs_err::read(&path).expect("read");
+        let second = HEADER + frame::HEADER + 8 + 5;
+        bytes[second + frame::HEADER + 9] ^= 0x01;
+        fs_err::write(&path, &bytes).expect("write");
+        match records(dir.path(), 0) {
+            Err(PersistError::Corrupt {
+                path: p, offset, ..
+            }) => {
+                assert_eq!((p, offset), (path, second as u64));
+            }
+            other => panic!("expected corruption, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_segment_from_a_newer_build_is_refused_clearly() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        write(dir.path(), 1, &[b"x"], WalOptions::default());
+        let (_, path) = list_segments(dir.path())
+            .expect("list")
+            .pop()
+            .expect("a segment");
+        let mut bytes = fs_err::read(&path).expect("read");
+        bytes[8..12].copy_from_slice(&(VERSION + 1).to_le_bytes());
+        fs_err::write(&path, &bytes).expect("write");
+        let err = records(dir.path(), 0).expect_err("newer version");
+        assert!(
+            matches!(err, PersistError::NewerVersion { found, .. } if found == VERSION + 1),
+            "{err}"
+        );
+        assert!(err.to_string().contains("upgrade"), "{err}");
+    }
+
+    #[test]
+    fn old_segments_are_removed_but_never_the_current_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let wal = Wal::open(dir.path(), 1, WalOptions::default()).expect("open");
+        wal.append(b"a".to_vec()).1.wait().expect("ack");
+        wal.rotate().wait().expect("rotate");
+        wal.append(b"b".to_vec()).1.wait().expect("ack");
+        assert_eq!(wal.remove_segments_before(2).expect("remove"), 1);
+        assert_eq!(
+            wal.remove_segments_before(100).expect("remove"),
+            0,
+            "the current segment stays"
+        );
+        wal.close().expect("close");
+        let (seen, _) = records(dir.path(), 1).expect("replay after a snapshot of record 1");
+        assert_eq!(seen, [(2, b"b".to_vec())]);
+        let missing = records(dir.path(), 0).expect_err("record 1 is gone");
+        assert!(
+            missing.to_string().contains("records from 1 are needed"),
+            "{missing}"
+        );
+    }
+}
