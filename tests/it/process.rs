@@ -15,6 +15,10 @@ pub struct Proc {
 
 /// Starts `proxima serve` on a free port over `data_dir` with extra flags; `Err` with its
 /// stderr if the process exits before printing its address.
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is waited for by Proc::drop or before returning Err"
+)]
 pub fn serve(data_dir: &Path, flags: &[&str]) -> Result<Proc, String> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_proxima"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
