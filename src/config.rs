@@ -20,6 +20,33 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server.
     Serve(ServeConfig),
+    /// Import POI dumps into a data directory, offline (the server must not be running on it).
+    Import(ImportConfig),
+}
+
+/// Configuration of `proxima import`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportConfig {
+    /// The dumps to import (CSV, NDJSON, GeoJSON, OSM PBF), together as one import.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+
+    /// Their format; guessed from each file's extension when left out.
+    #[arg(long, env = "PROXIMA_IMPORT_FORMAT")]
+    pub format: Option<crate::import::ImportFormat>,
+
+    /// `upsert` adds to (and replaces by id in) what is there; `replace` makes the files the
+    /// whole set.
+    #[arg(long, env = "PROXIMA_IMPORT_MODE", default_value = "upsert")]
+    pub mode: crate::engine::ImportMode,
+
+    /// Any bad record refuses the whole import and changes nothing.
+    #[arg(long, env = "PROXIMA_IMPORT_STRICT")]
+    pub strict: bool,
+
+    /// The data directory to import into.
+    #[arg(long, env = "PROXIMA_DATA_DIR", default_value = "./proxima-data")]
+    pub data_dir: PathBuf,
 }
 
 /// Configuration of `proxima serve`.

@@ -17,15 +17,27 @@ pub enum IdError {
     BadChar(char),
 }
 
-/// Checks that `id` is 1 to 128 bytes of printable characters without `/`.
+/// Checks that `id` is 1 to 128 bytes of printable characters without `/`: the rule of
+/// API.md for ids a client chooses (`PUT /v1/pois/{id}`, travellers).
 pub fn validate_id(id: &str) -> Result<(), IdError> {
+    check(id, |c| c == '/' || c.is_control())
+}
+
+/// The rule for ids of stored POIs, which also admits `/`: API.md itself gives imported
+/// OpenStreetMap POIs ids like `osm:node/42` (and Overpass exports use `node/42`). Such an id
+/// travels percent-encoded (`%2F`) in a path.
+pub fn validate_record_id(id: &str) -> Result<(), IdError> {
+    check(id, char::is_control)
+}
+
+fn check(id: &str, bad: impl Fn(char) -> bool) -> Result<(), IdError> {
     if id.is_empty() {
         return Err(IdError::Empty);
     }
     if id.len() > MAX_ID_BYTES {
         return Err(IdError::TooLong(id.len()));
     }
-    match id.chars().find(|c| *c == '/' || c.is_control()) {
+    match id.chars().find(|c| bad(*c)) {
         Some(c) => Err(IdError::BadChar(c)),
         None => Ok(()),
     }
@@ -47,5 +59,12 @@ mod tests {
         assert_eq!(validate_id(&"x".repeat(129)), Err(IdError::TooLong(129)));
         assert_eq!(validate_id("a/b"), Err(IdError::BadChar('/')));
         assert_eq!(validate_id("a\nb"), Err(IdError::BadChar('\n')));
+    }
+
+    #[test]
+    fn stored_ids_may_hold_a_slash_but_no_control_character() {
+        assert_eq!(validate_record_id("osm:node/42"), Ok(()));
+        assert_eq!(validate_record_id("a\tb"), Err(IdError::BadChar('\t')));
+        assert_eq!(validate_record_id(""), Err(IdError::Empty));
     }
 }

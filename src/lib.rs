@@ -19,6 +19,7 @@ pub mod engine;
 pub mod geometry;
 pub mod ids;
 pub mod import;
+pub mod offline;
 pub mod persist;
 pub mod pois;
 pub mod sample;
@@ -88,7 +89,8 @@ pub async fn start_with_clock(
     clock: Arc<dyn clock::Clock>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Started, RunError> {
-    fs_err::create_dir_all(&config.data_dir).map_err(RunError::DataDir)?;
+    let tmp_dir = config.data_dir.join("tmp");
+    fs_err::create_dir_all(&tmp_dir).map_err(RunError::DataDir)?;
     let cursor_key = match &config.cursor_secret {
         Some(secret) => CursorKey::from_secret(secret.as_bytes()),
         None => CursorKey::random(),
@@ -110,6 +112,7 @@ pub async fn start_with_clock(
             max_import_bytes: config.max_import_bytes,
             max_batch_bytes: config.max_batch_bytes,
         },
+        tmp_dir,
     };
     let listener = server::bind(config.listen)
         .await
@@ -186,8 +189,8 @@ fn load_sample(engine: &Engine) {
     let started = std::time::Instant::now();
     let loaded = sample::load(engine);
     match loaded {
-        Ok(summary) => tracing::info!(
-            pois = summary.imported,
+        Ok(pois) => tracing::info!(
+            pois,
             millis = started.elapsed().as_millis() as u64,
             "loaded the bundled sample data"
         ),

@@ -63,7 +63,7 @@ pub enum EngineError {
     #[error(transparent)]
     Heatmap(#[from] HeatmapError),
     /// A strict import found bad records, so none was imported.
-    #[error("strict import refused: {skipped} bad record(s), the first: {}", first.reason)]
+    #[error("strict import refused: {skipped} bad record(s), nothing was imported; the first, at {}: {}", first.location, first.reason)]
     StrictImport {
         /// How many records were bad.
         skipped: u64,

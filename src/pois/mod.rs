@@ -18,7 +18,7 @@ pub use index::{CategoryLimitError, PoiIndex};
 pub use query::{NearbyHit, NearbyQuery, Page, PoiFilter, WithinQuery};
 
 use crate::geometry::{CoordError, LatLon};
-use crate::ids::{IdError, validate_id};
+use crate::ids::{IdError, validate_record_id};
 
 /// The longest name accepted, in bytes.
 pub const MAX_NAME_BYTES: usize = 1024;
@@ -35,7 +35,7 @@ pub const MAX_RATING: f64 = 10.0;
 
 /// A point of interest, validated.
 ///
-/// Invariants: `id` follows [`validate_id`]; `position` is a valid coordinate; `category` is
+/// Invariants: `id` follows [`validate_record_id`]; `position` is a valid coordinate; `category` is
 /// 1 to 64 bytes of `a-z`, `0-9`, `_` and `-`; `name` and tags are within the limits above;
 /// `rating`, when present, is finite and in `[0, MAX_RATING]`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -107,7 +107,7 @@ impl Poi {
         tags: BTreeMap<String, String>,
         rating: Option<f64>,
     ) -> Result<Self, PoiError> {
-        validate_id(&id)?;
+        validate_record_id(&id)?;
         let position = LatLon::new(lat, lon)?;
         if name.len() > MAX_NAME_BYTES {
             return Err(PoiError::NameTooLong(name.len()));

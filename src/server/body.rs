@@ -95,3 +95,40 @@ pub fn check_declared_length(headers: &HeaderMap, limit: u64) -> Result<(), ApiE
         _ => Ok(()),
     }
 }
+
+/// A temporary file holding a spooled body; deleted when dropped.
+pub struct Spool(tempfile::TempPath);
+
+impl Spool {
+    /// Where the body is.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+/// Writes a body stream to a temporary file in `dir` (for readers that need to read twice).
+pub async fn spool(
+    stream: impl Stream<Item = std::io::Result<axum::body::Bytes>>,
+    dir: &std::path::Path,
+) -> Result<Spool, ApiError> {
+    use tokio::io::AsyncWriteExt;
+    let failed = |e: std::io::Error| ApiError::internal("spooling the import body failed", &e);
+    let path = tempfile::Builder::new()
+        .prefix("import-")
+        .tempfile_in(dir)
+        .map_err(failed)?
+        .into_temp_path();
+    let mut file = tokio::fs::File::create(&path).await.map_err(failed)?;
+    let mut stream = std::pin::pin!(stream);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            match e.get_ref().and_then(|e| e.downcast_ref::<BodyTooLarge>()) {
+                Some(BodyTooLarge(limit)) => ApiError::too_large(*limit),
+                None => ApiError::bad_body(format!("reading the body failed: {e}")),
+            }
+        })?;
+        file.write_all(&chunk).await.map_err(failed)?;
+    }
+    file.flush().await.map_err(failed)?;
+    Ok(Spool(path))
+}

@@ -80,21 +80,30 @@ pub struct PageOut<'a> {
     pub next_cursor: Option<&'a str>,
 }
 
-/// One bad import record.
+/// One bad import record: `{"line"|"feature"|"element", "reason"}`.
 #[derive(Debug, Serialize)]
 pub struct RecordErrorOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     line: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    feature: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    element: Option<&'a str>,
     reason: &'a str,
 }
 
 impl<'a> From<&'a RecordError> for RecordErrorOut<'a> {
     fn from(e: &'a RecordError) -> Self {
-        let line = match e.location {
-            Location::Line(n) => Some(n),
-        };
+        let (mut line, mut feature, mut element) = (None, None, None);
+        match &e.location {
+            Location::Line(n) => line = Some(*n),
+            Location::Feature(n) => feature = Some(*n),
+            Location::Element(id) => element = Some(id.as_str()),
+        }
         Self {
             line,
+            feature,
+            element,
             reason: &e.reason,
         }
     }

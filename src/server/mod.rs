@@ -48,6 +48,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Body limits.
     pub limits: Limits,
+    /// Where request bodies are spooled when a reader needs a file.
+    pub tmp_dir: std::path::PathBuf,
 }
 
 /// The router with every route of the API.

@@ -158,8 +158,7 @@ impl From<EngineError> for ApiError {
                     "Import rejected",
                     format!(
                         "strict import: {skipped} bad record(s), nothing was imported; first at {}: {}",
-                        describe(&first),
-                        first.reason
+                        first.location, first.reason
                     ),
                 );
                 problem.errors = Some(errors);
@@ -180,12 +179,6 @@ impl From<ImportError> for ApiError {
             }
             ImportError::Malformed(detail) => Self::bad_body(detail),
         }
-    }
-}
-
-fn describe(e: &RecordError) -> String {
-    match e.location {
-        crate::import::Location::Line(n) => format!("line {n}"),
     }
 }
 

@@ -18,8 +18,8 @@ use super::params::Params;
 use super::problem::ApiError;
 use crate::engine::{EngineError, ImportMode};
 use crate::geometry::{BBox, LatLon, MAX_RADIUS_M};
-use crate::ids::validate_id;
-use crate::import::{ImportFormat, read_pois};
+use crate::ids::{validate_id, validate_record_id};
+use crate::import::{ImportFormat, read_osm_pbf, read_pois};
 use crate::pois::{NearbyQuery, Poi, PoiFilter, WithinQuery, is_valid_category};
 
 type ApiResult = Result<Response, ApiError>;
@@ -29,9 +29,18 @@ pub(super) fn json_response(status: StatusCode, value: &impl Serialize) -> Respo
     (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
+/// The `{id}` of a path, held to the rule for ids a client chooses.
 pub(super) fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     let Path(id) = path.map_err(|e| ApiError::bad_parameter(format!("id: {e}")))?;
     validate_id(&id).map_err(|e| ApiError::bad_parameter(format!("id: {e}")))?;
+    Ok(id)
+}
+
+/// The `{id}` of a path naming a stored POI, which may hold a `/` (sent as `%2F`) if it was
+/// imported (`osm:node/42`).
+fn stored_poi_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(id) = path.map_err(|e| ApiError::bad_parameter(format!("id: {e}")))?;
+    validate_record_id(&id).map_err(|e| ApiError::bad_parameter(format!("id: {e}")))?;
     Ok(id)
 }
 
@@ -100,7 +109,7 @@ pub async fn get_poi(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    let id = path_id(path)?;
+    let id = stored_poi_id(path)?;
     match state.engine.get_poi(&id) {
         Some(poi) => Ok(json_response(StatusCode::OK, &PoiOut::from(&poi))),
         None => Err(ApiError::not_found(format!("id: no POI with id {id:?}"))),
@@ -112,7 +121,7 @@ pub async fn delete_poi(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    let id = path_id(path)?;
+    let id = stored_poi_id(path)?;
     let (existed, ticket) = state.engine.delete_poi(&id)?;
     ticket.wait_async().await.map_err(EngineError::from)?;
     if existed {
@@ -233,10 +242,19 @@ pub async fn import_pois(
 
     let limit = state.limits.max_import_bytes;
     body::check_declared_length(&headers, limit)?;
-    let reader = SyncIoBridge::new(StreamReader::new(body::limited_stream(body, limit)));
-    let parsed = tokio::task::spawn_blocking(move || read_pois(format, reader))
-        .await
-        .map_err(|e| ApiError::internal("import reader panicked", &e))??;
+    let stream = body::limited_stream(body, limit);
+    let parsed = if format == ImportFormat::OsmPbf {
+        // Two passes over the file: spool the body to disk first.
+        let spool = body::spool(stream, &state.tmp_dir).await?;
+        tokio::task::spawn_blocking(move || read_osm_pbf(|| std::fs::File::open(spool.path())))
+            .await
+            .map_err(|e| ApiError::internal("import reader panicked", &e))??
+    } else {
+        let reader = SyncIoBridge::new(StreamReader::new(stream));
+        tokio::task::spawn_blocking(move || read_pois(format, reader))
+            .await
+            .map_err(|e| ApiError::internal("import reader panicked", &e))??
+    };
     let engine = state.engine.clone();
     let summary = tokio::task::spawn_blocking(move || {
         let (summary, ticket) = engine.import_pois(parsed, mode, strict)?;

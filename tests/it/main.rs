@@ -7,6 +7,7 @@ mod concurrency;
 mod contract;
 mod durability;
 mod import_csv;
+mod import_formats;
 mod poi_errors;
 mod poi_queries;
 mod poi_routes;

@@ -48,6 +48,7 @@ async fn bad_query_parameters_are_400_naming_the_parameter() {
         ("/v1/pois/within?bbox=0,0,1,91", "bbox"),
         ("/v1/pois/within?bbox=0,0,1,1&limit=5000", "limit"),
         ("/v1/pois/import?format=xml", "format"),
+        ("/v1/pois/import?format=osm", "format"),
         ("/v1/pois/import", "format"),
         ("/v1/pois/import?format=csv&mode=merge", "mode"),
         ("/v1/pois/import?format=csv&strict=maybe", "strict"),

@@ -60,9 +60,14 @@ async fn health_and_readiness_answer() {
 #[tokio::test]
 async fn the_bundled_sample_is_loaded_unless_asked_not_to() {
     let s = TestServer::start_with(|c| c.no_sample = false).await;
-    let (status, body) = s.get("/v1/pois/nearby?lat=60.17&lon=24.94&limit=1").await;
+    let (status, body) = s
+        .get("/v1/pois/nearby?lat=60.17&lon=24.94&limit=1&category=city")
+        .await;
     assert_eq!(status, 200);
     assert_eq!(body["results"][0]["name"], "Helsinki");
     assert_eq!(body["results"][0]["category"], "city");
-    assert_eq!(s.state.engine.poi_count(), 34_006);
+    assert!(
+        s.state.engine.poi_count() > 34_006,
+        "the cities and the Helsinki extract"
+    );
 }
