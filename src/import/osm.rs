@@ -157,6 +157,12 @@ where
         })
 }
 
+/// OSM stores coordinates as integers of 1e-7 degrees; osmpbf's conversion to degrees leaves
+/// float noise (`60.169613500000004`), so round back to the stored precision (about 1 cm).
+fn osm_degrees(v: f64) -> f64 {
+    (v * 1e7).round() / 1e7
+}
+
 fn node<'a>(
     id: i64,
     lat: f64,
@@ -169,7 +175,12 @@ fn node<'a>(
         return;
     }
     let label = format!("osm:node/{id}");
-    let poi = poi(label.clone(), lat, lon, tags.iter().map(|&(k, v)| (k, v)));
+    let poi = poi(
+        label.clone(),
+        osm_degrees(lat),
+        osm_degrees(lon),
+        tags.iter().map(|&(k, v)| (k, v)),
+    );
     found.pois.push((label, poi));
 }
 
@@ -198,8 +209,8 @@ fn way_poi(
     if norm < 1e-12 {
         return Err("the way's nodes have no meaningful centre".to_string());
     }
-    let lat = (sum[2] / norm).clamp(-1.0, 1.0).asin().to_degrees();
-    let lon = sum[1].atan2(sum[0]).to_degrees();
+    let lat = osm_degrees((sum[2] / norm).clamp(-1.0, 1.0).asin().to_degrees());
+    let lon = osm_degrees(sum[1].atan2(sum[0]).to_degrees());
     poi(
         label,
         lat,
@@ -314,6 +325,11 @@ mod tests {
             "{cafe:?}"
         );
         assert!(cafe.tags.contains_key("amenity") && !cafe.tags.contains_key("name"));
+        let lat_text = cafe.position.lat.to_string();
+        assert!(
+            lat_text.len() <= "60.1234567".len(),
+            "coordinates keep OSM's 1e-7 precision: {lat_text}"
+        );
     }
 
     #[test]
