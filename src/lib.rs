@@ -19,6 +19,7 @@ pub mod engine;
 pub mod geometry;
 pub mod ids;
 pub mod import;
+pub mod json;
 pub mod offline;
 pub mod persist;
 pub mod pois;

@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Read};
 use serde::Deserialize;
 
 use super::{ImportError, Location, ParsedPois};
+use crate::json::from_slice_named;
 use crate::pois::Poi;
 
 /// The longest line accepted; a longer one is a record error, and memory stays bounded.
@@ -67,16 +68,7 @@ pub fn read_ndjson(input: impl Read) -> Result<ParsedPois, ImportError> {
 }
 
 fn parse(line: &[u8]) -> Result<Poi, String> {
-    let mut de = serde_json::Deserializer::from_slice(line);
-    let raw: PoiLine = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        if path == "." {
-            e.into_inner().to_string()
-        } else {
-            format!("{path}: {}", e.into_inner())
-        }
-    })?;
-    de.end().map_err(|e| e.to_string())?;
+    let raw: PoiLine = from_slice_named(line).map_err(|e| e.to_string())?;
     Poi::new(
         raw.id,
         raw.lat,

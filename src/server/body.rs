@@ -9,27 +9,34 @@ use serde::de::DeserializeOwned;
 
 use super::problem::{ApiError, BodyTooLarge};
 
+/// The media type of the `Content-Type` header, lowercased, without parameters.
+pub fn content_type_essence(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?;
+    Some(
+        value
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
 /// Refuses a body whose declared content type is not JSON. A missing header is taken as JSON.
 pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let essence = value
-        .to_str()
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
-    {
-        Ok(())
-    } else {
-        Err(ApiError::unsupported_media_type(format!(
-            "content-type: expected application/json, got {essence:?}"
-        )))
+    match content_type_essence(headers) {
+        None => Ok(()),
+        Some(e)
+            if e == "application/json"
+                || (e.starts_with("application/") && e.ends_with("+json")) =>
+        {
+            Ok(())
+        }
+        Some(e) => Err(ApiError::unsupported_media_type(format!(
+            "content-type: expected application/json, got {e:?}"
+        ))),
     }
 }
 
@@ -52,18 +59,10 @@ pub async fn json_object<T: DeserializeOwned>(
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::bad_body("body: expected a JSON object"));
     }
-    let mut de = serde_json::Deserializer::from_slice(&bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." {
-            ApiError::bad_body(format!("body: {inner}"))
-        } else {
-            ApiError::bad_body(format!("{path}: {inner}"))
-        }
+    let value = crate::json::from_slice_named(&bytes).map_err(|e| match e.path {
+        Some(_) => ApiError::bad_body(e.to_string()),
+        None => ApiError::bad_body(format!("body: {}", e.message)),
     })?;
-    de.end()
-        .map_err(|e| ApiError::bad_body(format!("body: {e}")))?;
     Ok(value)
 }
 

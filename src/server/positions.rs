@@ -2,11 +2,13 @@
 //! update at a time into typed values (no DOM of the body), so a bad update rejects only
 //! itself, with its index and reason.
 
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::body::content_type_essence;
 use super::problem::ApiError;
+use crate::json::from_slice_named;
 use crate::travellers::PositionUpdate;
 
 /// The most updates one batch may carry.
@@ -82,17 +84,9 @@ impl Batch {
 
 /// The batch format from the content type; `None` (no content type) means sniff the body.
 pub fn format_of(headers: &HeaderMap) -> Result<Option<BatchFormat>, ApiError> {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+    let Some(essence) = content_type_essence(headers) else {
         return Ok(None);
     };
-    let essence = value
-        .to_str()
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
     match essence.as_str() {
         "application/x-ndjson"
         | "application/ndjson"
@@ -145,16 +139,7 @@ pub fn parse(body: &[u8], format: Option<BatchFormat>) -> Result<Batch, ApiError
 }
 
 fn parse_item(item: &[u8]) -> Result<PositionUpdate, String> {
-    let mut de = serde_json::Deserializer::from_slice(item);
-    let raw: BatchItemIn = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        if path == "." {
-            e.into_inner().to_string()
-        } else {
-            format!("{path}: {}", e.into_inner())
-        }
-    })?;
-    de.end().map_err(|e| e.to_string())?;
+    let raw: BatchItemIn = from_slice_named(item).map_err(|e| e.to_string())?;
     PositionUpdate::new(
         raw.id,
         raw.lat,

@@ -20,6 +20,7 @@ use crate::engine::{EngineError, ImportMode};
 use crate::geometry::{BBox, LatLon, MAX_RADIUS_M};
 use crate::ids::{validate_id, validate_record_id};
 use crate::import::{ImportFormat, read_osm_pbf, read_pois};
+use crate::persist::wal::Ticket;
 use crate::pois::{NearbyQuery, Poi, PoiFilter, WithinQuery, is_valid_category};
 
 type ApiResult = Result<Response, ApiError>;
@@ -27,6 +28,14 @@ type ApiResult = Result<Response, ApiError>;
 pub(super) fn json_response(status: StatusCode, value: &impl Serialize) -> Response {
     let bytes = serde_json::to_vec(value).expect("response types always serialize");
     (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+/// Waits until a change is durable; only then may the client hear it was made.
+pub(super) async fn durable(ticket: Ticket) -> Result<(), ApiError> {
+    ticket
+        .wait_async()
+        .await
+        .map_err(|e| EngineError::from(e).into())
 }
 
 /// The `{id}` of a path, held to the rule for ids a client chooses.
@@ -95,7 +104,7 @@ pub async fn put_poi(
     )
     .map_err(|e| ApiError::bad_body(e.to_string()))?;
     let (created, ticket) = state.engine.upsert_poi(poi.clone())?;
-    ticket.wait_async().await.map_err(EngineError::from)?;
+    durable(ticket).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -123,7 +132,7 @@ pub async fn delete_poi(
 ) -> ApiResult {
     let id = stored_poi_id(path)?;
     let (existed, ticket) = state.engine.delete_poi(&id)?;
-    ticket.wait_async().await.map_err(EngineError::from)?;
+    durable(ticket).await?;
     if existed {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {

@@ -13,8 +13,8 @@ use super::body;
 use super::params::Params;
 use super::positions::{self, PositionIn};
 use super::problem::ApiError;
-use super::routes::{json_response, parse_bbox, path_id};
-use crate::engine::{EngineError, HeatmapLayer};
+use super::routes::{durable, json_response, parse_bbox, path_id};
+use crate::engine::HeatmapLayer;
 use crate::geometry::{LatLon, MAX_RADIUS_M};
 use crate::ids::validate_id;
 use crate::travellers::{PositionUpdate, Sharing, Visibility};
@@ -56,7 +56,7 @@ pub async fn put_position(
     )
     .map_err(|e| ApiError::bad_body(e.to_string()))?;
     let ((applied, _), ticket) = state.engine.update_positions(vec![update])?;
-    ticket.wait_async().await.map_err(EngineError::from)?;
+    durable(ticket).await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({"applied": applied == 1}),
@@ -92,7 +92,7 @@ pub async fn post_positions(
             .await
             .map_err(|e| ApiError::internal("position batch panicked", &e))??
     };
-    ticket.wait_async().await.map_err(EngineError::from)?;
+    durable(ticket).await?;
     let rejected: Vec<Rejection<'_>> = batch
         .rejected
         .iter()
@@ -204,12 +204,7 @@ pub async fn put_sharing(
     let sharing = Sharing::new(input.visibility, input.viewers)
         .map_err(|e| ApiError::bad_body(e.to_string()))?;
     let body = json!({"id": id, "visibility": sharing.visibility(), "viewers": sharing.viewers().collect::<Vec<_>>()});
-    state
-        .engine
-        .set_sharing(&id, sharing)?
-        .wait_async()
-        .await
-        .map_err(EngineError::from)?;
+    durable(state.engine.set_sharing(&id, sharing)?).await?;
     Ok(json_response(StatusCode::OK, &body))
 }
 
@@ -220,7 +215,7 @@ pub async fn delete_traveller(
 ) -> ApiResult {
     let id = path_id(path)?;
     let (existed, ticket) = state.engine.delete_traveller(&id)?;
-    ticket.wait_async().await.map_err(EngineError::from)?;
+    durable(ticket).await?;
     if existed {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {

@@ -1,0 +1,59 @@
+//! JSON parsing whose errors name the field at fault (`tags.cuisine: invalid type: ...`),
+//! shared by request bodies, position batches and NDJSON imports.
+
+use serde::de::DeserializeOwned;
+
+/// A JSON value that did not parse, and the path of the field at fault (if not the whole).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonError {
+    /// `tags.cuisine`, or `None` when the fault is in the value as a whole.
+    pub path: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.path {
+            Some(path) => write!(f, "{path}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Parses one JSON value of type `T` from `bytes`, requiring nothing after it.
+pub fn from_slice_named<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        JsonError {
+            path: (path != ".").then_some(path),
+            message: e.into_inner().to_string(),
+        }
+    })?;
+    de.end().map_err(|e| JsonError {
+        path: None,
+        message: e.to_string(),
+    })?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)] // read only through Debug
+    struct Item {
+        tags: std::collections::BTreeMap<String, String>,
+    }
+
+    #[test]
+    fn errors_name_the_path_and_trailing_input_is_refused() {
+        let err = from_slice_named::<Item>(br#"{"tags": {"k": 1}}"#).expect_err("a number tag");
+        assert!(err.to_string().starts_with("tags.k: invalid type"), "{err}");
+        let err = from_slice_named::<Item>(br#"{"tags": {}} x"#).expect_err("trailing input");
+        assert_eq!(err.path, None);
+        assert!(err.message.contains("trailing"), "{err}");
+    }
+}
