@@ -60,6 +60,15 @@ pub struct ServeConfig {
     #[arg(long, env = "PROXIMA_DATA_DIR", default_value = "./proxima-data")]
     pub data_dir: PathBuf,
 
+    /// API keys file: `<key> <scopes> [<requests per second>]` a line. Without it the server
+    /// is open to anyone who can reach it.
+    #[arg(long, env = "PROXIMA_KEYS")]
+    pub keys: Option<PathBuf>,
+
+    /// Allow an open server (no `--keys`) to listen on a non-loopback address.
+    #[arg(long, env = "PROXIMA_INSECURE")]
+    pub insecure: bool,
+
     /// Start empty instead of loading the bundled sample data.
     #[arg(long, env = "PROXIMA_NO_SAMPLE")]
     pub no_sample: bool,
@@ -106,6 +115,8 @@ impl ServeConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir,
+            keys: None,
+            insecure: false,
             no_sample: true,
             max_body_bytes: 1 << 20,
             max_import_bytes: 1 << 30,

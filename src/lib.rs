@@ -43,6 +43,14 @@ pub enum RunError {
     /// The data directory could not be created.
     #[error("data dir: {0}")]
     DataDir(std::io::Error),
+    /// The keys file is unusable.
+    #[error("{0}")]
+    Keys(#[from] server::auth::KeysError),
+    /// An open server was asked to listen beyond this machine.
+    #[error(
+        "refusing to listen on {0} without keys: anyone who can reach it could read and change everything; pass --keys FILE, or --insecure to run open anyway"
+    )]
+    Insecure(std::net::SocketAddr),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -90,6 +98,15 @@ pub async fn start_with_clock(
     clock: Arc<dyn clock::Clock>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Started, RunError> {
+    let keys = config
+        .keys
+        .as_deref()
+        .map(server::auth::Keys::load)
+        .transpose()?
+        .map(Arc::new);
+    if keys.is_none() && !config.listen.ip().is_loopback() && !config.insecure {
+        return Err(RunError::Insecure(config.listen));
+    }
     let tmp_dir = config.data_dir.join("tmp");
     fs_err::create_dir_all(&tmp_dir).map_err(RunError::DataDir)?;
     let cursor_key = match &config.cursor_secret {
@@ -114,6 +131,8 @@ pub async fn start_with_clock(
             max_batch_bytes: config.max_batch_bytes,
         },
         tmp_dir,
+        keys,
+        started: std::time::Instant::now(),
     };
     let listener = server::bind(config.listen)
         .await

@@ -4,8 +4,11 @@
 //! [`Engine`] call. Shutdown is an explicit signal passed in (as in mini-redis): when it fires
 //! the listener stops accepting, requests in flight finish, and [`serve`] returns.
 
+pub mod auth;
 mod body;
 mod dto;
+mod gate;
+mod observe;
 mod params;
 mod positions;
 mod problem;
@@ -50,14 +53,21 @@ pub struct AppState {
     pub limits: Limits,
     /// Where request bodies are spooled when a reader needs a file.
     pub tmp_dir: std::path::PathBuf,
+    /// The API keys; `None` is an open server.
+    pub keys: Option<Arc<auth::Keys>>,
+    /// When the server started (for uptime).
+    pub started: std::time::Instant,
 }
 
 /// The router with every route of the API.
 pub fn router(state: AppState) -> Router {
+    observe::prometheus();
     Router::new()
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/openapi.json", get(routes::openapi))
+        .route("/metrics", get(observe::metrics_text))
+        .route("/v1/stats", get(observe::stats))
         .route("/v1/pois/nearby", get(routes::nearby_pois))
         .route("/v1/pois/within", get(routes::within_pois))
         .route("/v1/pois/import", post(routes::import_pois))
@@ -86,27 +96,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/snapshot", post(routes::snapshot))
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::wrong_method)
-        .layer(axum::middleware::from_fn_with_state(
+        .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            ready_gate,
+            gate::gate,
         ))
+        .route_layer(axum::middleware::from_fn(observe::track))
+        .layer(axum::middleware::from_fn(observe::request_id))
         .with_state(state)
-}
-
-/// Answers 503 to every API call until recovery and any startup import have finished, so
-/// no request sees (or changes) a half-loaded state. Health, readiness and the spec answer.
-async fn ready_gate(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    if request.uri().path().starts_with("/v1/")
-        && !state.ready.load(std::sync::atomic::Ordering::Acquire)
-    {
-        return ApiError::not_ready().into_response();
-    }
-    next.run(request).await
 }
 
 /// Binds the listener; `127.0.0.1:0` picks a free port (see [`TcpListener::local_addr`]).

@@ -91,6 +91,41 @@ impl ApiError {
         )
     }
 
+    /// 401: no key, or a key that is not ours.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            detail,
+        )
+    }
+
+    /// 403: the key lacks the scope the route needs.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+    }
+
+    /// 429: the key's rate is spent.
+    pub fn rate_limited(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+            detail,
+        )
+    }
+
+    /// 414: the URL is longer than the server accepts.
+    pub fn uri_too_long(limit: usize) -> Self {
+        Self::new(
+            StatusCode::URI_TOO_LONG,
+            "uri-too-long",
+            "URI too long",
+            format!("the request target must be at most {limit} bytes"),
+        )
+    }
+
     /// 503: the server is not ready yet.
     pub fn not_ready() -> Self {
         Self::new(

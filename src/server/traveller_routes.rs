@@ -56,6 +56,7 @@ pub async fn put_position(
     )
     .map_err(|e| ApiError::bad_body(e.to_string()))?;
     let ((applied, _), ticket) = state.engine.update_positions(vec![update])?;
+    metrics::counter!("proxima_position_updates_applied_total").increment(applied as u64);
     durable(ticket).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -93,6 +94,7 @@ pub async fn post_positions(
             .map_err(|e| ApiError::internal("position batch panicked", &e))??
     };
     durable(ticket).await?;
+    metrics::counter!("proxima_position_updates_applied_total").increment(accepted as u64);
     let rejected: Vec<Rejection<'_>> = batch
         .rejected
         .iter()

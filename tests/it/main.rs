@@ -8,6 +8,7 @@ mod contract;
 mod durability;
 mod import_csv;
 mod import_formats;
+mod operations;
 mod poi_errors;
 mod poi_queries;
 mod poi_routes;

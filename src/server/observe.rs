@@ -1,0 +1,149 @@
+//! What the people on call see: a request id and a tracing span per request, Prometheus
+//! metrics (`/metrics`), and `/v1/stats`.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing::Instrument;
+
+use super::AppState;
+use super::routes::json_response;
+
+/// Latency buckets, seconds: 50 µs to 10 s.
+const BUCKETS: [f64; 16] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 10.0,
+];
+
+/// The process-wide Prometheus recorder (the `metrics` facade has one global recorder).
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&BUCKETS)
+            .expect("the bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (tests embedding several servers share
+        // this one); then this handle just renders nothing of its own.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// Gives every request an id (the client's `x-request-id` if it is short and printable)
+/// and a tracing span, and returns the id in the response.
+pub async fn request_id(request: Request, next: Next) -> Response {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map_or_else(
+            || format!("{:x}", NEXT.fetch_add(1, Ordering::Relaxed)),
+            String::from,
+        );
+    let span = tracing::debug_span!("request", id = %id, method = %request.method(), path = %request.uri().path());
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status();
+    span.in_scope(|| {
+        if status.is_server_error() {
+            tracing::warn!(%status, "request failed");
+        } else {
+            tracing::debug!(%status, "request done");
+        }
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// Counts requests by route, method and status, and times them.
+pub async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_string();
+    let method = request.method().as_str().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("proxima_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("proxima_http_request_duration_seconds", "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Sets the gauges that describe the state rather than events.
+fn refresh_gauges(state: &AppState) {
+    let engine = &state.engine;
+    metrics::gauge!("proxima_pois").set(engine.poi_count() as f64);
+    metrics::gauge!("proxima_travellers").set(engine.traveller_count() as f64);
+    if let Some(wal) = engine.wal_stats() {
+        metrics::gauge!("proxima_wal_bytes").set(wal.bytes.load(Ordering::Relaxed) as f64);
+        metrics::gauge!("proxima_wal_records").set(wal.records.load(Ordering::Relaxed) as f64);
+        metrics::gauge!("proxima_wal_fsyncs").set(wal.fsyncs.load(Ordering::Relaxed) as f64);
+        metrics::gauge!("proxima_wal_fsync_seconds")
+            .set(wal.fsync_micros.load(Ordering::Relaxed) as f64 / 1e6);
+    }
+    if let Some(snapshot) = engine.last_snapshot() {
+        let age = (engine.now_ms() - snapshot.at_ms).max(0) as f64 / 1000.0;
+        metrics::gauge!("proxima_snapshot_age_seconds").set(age);
+        metrics::gauge!("proxima_snapshot_duration_seconds").set(snapshot.millis as f64 / 1000.0);
+        metrics::gauge!("proxima_snapshot_bytes").set(snapshot.bytes as f64);
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics_text(State(state): State<AppState>) -> Response {
+    refresh_gauges(&state);
+    let handle = prometheus();
+    handle.run_upkeep();
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response()
+}
+
+/// `GET /v1/stats`: counts, memory, uptime, the last snapshot.
+pub async fn stats(State(state): State<AppState>) -> Response {
+    let engine = &state.engine;
+    let snapshot = engine.last_snapshot().map(|s| {
+        serde_json::json!({"path": s.path.display().to_string(), "bytes": s.bytes, "millis": s.millis, "at_ms": s.at_ms})
+    });
+    let wal = engine.wal_stats().map(|w| {
+        serde_json::json!({
+            "bytes": w.bytes.load(Ordering::Relaxed),
+            "records": w.records.load(Ordering::Relaxed),
+            "fsyncs": w.fsyncs.load(Ordering::Relaxed),
+        })
+    });
+    let body = serde_json::json!({
+        "pois": engine.poi_count(),
+        "travellers": engine.traveller_count(),
+        "memory": {"rss_bytes": rss_bytes()},
+        "uptime_s": state.started.elapsed().as_secs(),
+        "last_snapshot": snapshot,
+        "wal": wal,
+    });
+    json_response(StatusCode::OK, &body)
+}
+
+/// The process's resident memory, from `/proc/self/statm` (Linux); `None` elsewhere.
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
