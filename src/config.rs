@@ -102,6 +102,22 @@ pub struct ServeConfig {
     #[arg(long, env = "PROXIMA_SNAPSHOT_EVERY", default_value_t = 600)]
     pub snapshot_every: u64,
 
+    /// Connections served at once; one more is answered 503.
+    #[arg(long, env = "PROXIMA_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Seconds a connection has to send a request's headers (slow clients are cut off).
+    #[arg(long, env = "PROXIMA_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    pub header_read_timeout: u64,
+
+    /// Largest request line plus headers, in bytes (at least 8192).
+    #[arg(long, env = "PROXIMA_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+
+    /// Seconds a request may take before it is answered 503 (imports excepted).
+    #[arg(long, env = "PROXIMA_REQUEST_TIMEOUT", default_value_t = 30)]
+    pub request_timeout: u64,
+
     /// Secret that signs page cursors, so they survive restarts and work across servers
     /// sharing it. Without it a random one is drawn at start.
     #[arg(long, env = "PROXIMA_CURSOR_SECRET", hide_env_values = true)]
@@ -125,6 +141,10 @@ impl ServeConfig {
             max_batch_bytes: 16 << 20,
             fsync: crate::persist::wal::FsyncMode::Batch,
             snapshot_every: 0,
+            max_connections: 4096,
+            header_read_timeout: 10,
+            max_header_bytes: 16 * 1024,
+            request_timeout: 30,
             cursor_secret: None,
         }
     }

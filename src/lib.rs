@@ -129,6 +129,7 @@ pub async fn start_with_clock(
             max_body_bytes: config.max_body_bytes,
             max_import_bytes: config.max_import_bytes,
             max_batch_bytes: config.max_batch_bytes,
+            request_timeout: std::time::Duration::from_secs(config.request_timeout.max(1)),
         },
         tmp_dir,
         keys,
@@ -173,6 +174,11 @@ pub async fn start_with_clock(
         ));
     }
 
+    let connection_limits = server::listener::ConnectionLimits {
+        max_connections: config.max_connections.max(1),
+        header_read_timeout: std::time::Duration::from_secs(config.header_read_timeout.max(1)),
+        max_header_bytes: config.max_header_bytes,
+    };
     let serving = state.clone();
     let done = tokio::spawn(async move {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<Option<engine::EngineError>>();
@@ -187,7 +193,7 @@ pub async fn start_with_clock(
             let failure = stop_rx.await.ok().flatten();
             let _ = failure_tx.send(failure);
         };
-        server::serve(listener, serving.clone(), stop)
+        server::serve(listener, serving.clone(), connection_limits, stop)
             .await
             .map_err(RunError::Serve)?;
         if let Ok(Some(e)) = failure_rx.await {

@@ -66,21 +66,43 @@ pub async fn json_object<T: DeserializeOwned>(
     Ok(value)
 }
 
+/// How long a streamed body may go without sending a byte before it is cut off.
+pub const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The body as a stream of byte chunks that fails with [`BodyTooLarge`] once more than
-/// `limit` bytes have arrived.
+/// `limit` bytes have arrived, or with a timeout when no byte arrives for
+/// [`BODY_IDLE_TIMEOUT`] (a client trickling an upload cannot hold the server forever).
 pub fn limited_stream(
     body: Body,
     limit: u64,
-) -> impl Stream<Item = std::io::Result<axum::body::Bytes>> + Send + 'static {
-    let mut seen: u64 = 0;
-    body.into_data_stream().map(move |chunk| {
-        let chunk = chunk.map_err(std::io::Error::other)?;
-        seen += chunk.len() as u64;
-        if seen > limit {
-            return Err(std::io::Error::other(BodyTooLarge(limit)));
-        }
-        Ok(chunk)
-    })
+) -> impl Stream<Item = std::io::Result<axum::body::Bytes>> + Send + Unpin + 'static {
+    let chunks = body.into_data_stream();
+    Box::pin(futures_util::stream::unfold(
+        (chunks, 0u64, false),
+        move |(mut chunks, mut seen, done)| async move {
+            if done {
+                return None;
+            }
+            let item = match tokio::time::timeout(BODY_IDLE_TIMEOUT, chunks.next()).await {
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no body data for 30 s",
+                )),
+                Ok(None) => return None,
+                Ok(Some(Err(e))) => Err(std::io::Error::other(e)),
+                Ok(Some(Ok(chunk))) => {
+                    seen += chunk.len() as u64;
+                    if seen > limit {
+                        Err(std::io::Error::other(BodyTooLarge(limit)))
+                    } else {
+                        Ok(chunk)
+                    }
+                }
+            };
+            let failed = item.is_err();
+            Some((item, (chunks, seen, failed)))
+        },
+    ))
 }
 
 /// Refuses early a body whose declared length is over `limit`.

@@ -85,7 +85,15 @@ pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -
     {
         return ApiError::not_ready().into_response();
     }
-    let mut response = next.run(request).await;
+    let is_import = request.uri().path() == "/v1/pois/import";
+    let mut response = if is_import {
+        next.run(request).await
+    } else {
+        match tokio::time::timeout(state.limits.request_timeout, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => ApiError::timed_out(state.limits.request_timeout).into_response(),
+        }
+    };
     if let Some(limit) = rate_limit {
         response
             .headers_mut()

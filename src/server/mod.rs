@@ -8,6 +8,7 @@ pub mod auth;
 mod body;
 mod dto;
 mod gate;
+pub mod listener;
 mod observe;
 mod params;
 mod positions;
@@ -40,6 +41,8 @@ pub struct Limits {
     pub max_import_bytes: u64,
     /// Largest position batch body, bytes.
     pub max_batch_bytes: usize,
+    /// Longest a request may take (imports excepted: they stream with an idle timeout).
+    pub request_timeout: std::time::Duration,
 }
 
 /// What every handler can reach.
@@ -114,9 +117,8 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    limits: listener::ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    listener::serve(listener, router(state), limits, shutdown).await
 }

@@ -126,6 +126,19 @@ impl ApiError {
         )
     }
 
+    /// 503: the request took longer than the server allows.
+    pub fn timed_out(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timed-out",
+            "Request timed out",
+            format!(
+                "the request took longer than {} s; nothing was acknowledged",
+                limit.as_secs_f64()
+            ),
+        )
+    }
+
     /// 503: the server is not ready yet.
     pub fn not_ready() -> Self {
         Self::new(

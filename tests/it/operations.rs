@@ -265,3 +265,105 @@ fn an_open_server_refuses_a_non_loopback_address_unless_insecure() {
         "{stderr}"
     );
 }
+
+/// Reads from a raw connection until the server closes it or `within` passes; returns what
+/// arrived.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, within: Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn a_connection_beyond_the_limit_is_told_503_and_later_ones_get_in() {
+    let s = TestServer::start_with(|c| c.max_connections = 2).await;
+    let held = [
+        tokio::net::TcpStream::connect(s.addr)
+            .await
+            .expect("connect"),
+        tokio::net::TcpStream::connect(s.addr)
+            .await
+            .expect("connect"),
+    ];
+    let mut third = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connect");
+    let answer = read_until_closed(&mut third, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.contains("application/problem+json") && answer.contains("\"status\":503"),
+        "{answer}"
+    );
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while s
+        .client
+        .get(s.url("/healthz"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+        != 200
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no connection got in after the held ones closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_client_trickling_its_headers_is_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let s = TestServer::start_with(|c| c.header_read_timeout = 1).await;
+    let mut slow = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .expect("write");
+    let started = Instant::now();
+    read_until_closed(&mut slow, Duration::from_secs(10)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "closed after about the 1 s header timeout"
+    );
+}
+
+#[tokio::test]
+async fn oversized_headers_and_slow_requests_are_refused() {
+    use tokio::io::AsyncWriteExt;
+    let s = TestServer::start_with(|c| {
+        c.max_header_bytes = 8192;
+        c.request_timeout = 1;
+    })
+    .await;
+    let response = s
+        .client
+        .get(s.url("/healthz"))
+        .header("x-big", "a".repeat(20_000))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 431);
+    // A batch whose body trickles in for longer than the request timeout.
+    let mut stream = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connect");
+    let head = "POST /v1/positions HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-ndjson\r\ncontent-length: 1000\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.expect("write");
+    stream.write_all(b"{\"id\":").await.expect("write");
+    let answer = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("timed-out"), "{answer}");
+}
