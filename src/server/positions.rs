@@ -135,6 +135,9 @@ pub fn parse(body: &[u8], format: Option<BatchFormat>) -> Result<Batch, ApiError
             }
         }
     }
+    if batch.updates.is_empty() && batch.rejected_total == 0 {
+        return Err(ApiError::bad_body("body: the batch holds no update"));
+    }
     Ok(batch)
 }
 
