@@ -22,6 +22,82 @@ pub enum Command {
     Serve(ServeConfig),
     /// Import POI dumps into a data directory, offline (the server must not be running on it).
     Import(ImportConfig),
+    /// Drive a running server over HTTP and report throughput and latency percentiles.
+    Bench(BenchConfig),
+}
+
+/// Configuration of `proxima bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchConfig {
+    /// The server to drive.
+    #[arg(
+        long,
+        env = "PROXIMA_BENCH_TARGET",
+        default_value = "http://127.0.0.1:7878"
+    )]
+    pub target: String,
+
+    /// Workloads to run, comma-separated: healthz, nearby-pois, within-pois,
+    /// nearby-travellers, position, positions, mixed.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "healthz,nearby-pois,within-pois,nearby-travellers,position,positions,mixed"
+    )]
+    pub workload: Vec<crate::bench::workload::Workload>,
+
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+
+    /// Seconds measured per workload.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+
+    /// Seconds run before measuring, per workload.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+
+    /// Open loop: this many requests per second in all (latency counted from when each was
+    /// due). Without it, closed loop.
+    #[arg(long)]
+    pub rate: Option<f64>,
+
+    /// Updates per request in the `positions` workload.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+
+    /// Load this many POIs (clustered around cities) before running.
+    #[arg(long, default_value_t = 0)]
+    pub load_pois: usize,
+
+    /// Load this many travellers (every tenth public) before running.
+    #[arg(long, default_value_t = 0)]
+    pub load_travellers: usize,
+
+    /// How many travellers (`bench:t:0...`) the update workloads move.
+    #[arg(long, default_value_t = 10_000)]
+    pub travellers: usize,
+
+    /// Query radius in metres.
+    #[arg(long, default_value_t = 2000.0)]
+    pub radius_m: f64,
+
+    /// Results per query.
+    #[arg(long, default_value_t = 20)]
+    pub k: usize,
+
+    /// Seed of the data and query generators.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// API key to send as a bearer token.
+    #[arg(long, env = "PROXIMA_BENCH_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+
+    /// Print one JSON object per workload instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Configuration of `proxima import`.

@@ -39,6 +39,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(config) => serve(config).await,
             Command::Import(_) => unreachable!("handled above, without a runtime"),
+            Command::Bench(config) => bench(config).await,
         }
     });
     match result {
@@ -64,6 +65,38 @@ async fn serve(config: proxima::config::ServeConfig) -> Result<(), proxima::RunE
         .unwrap_or_else(|e| Err(proxima::RunError::Serve(std::io::Error::other(e))));
     tracing::info!("stopped");
     result
+}
+
+async fn bench(config: proxima::config::BenchConfig) -> Result<(), proxima::RunError> {
+    let json = config.json;
+    if !json {
+        print!("{}", proxima::bench::report::table(&[]));
+    }
+    let result = proxima::bench::run(&config, |report| {
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string(report).expect("reports serialize")
+            );
+        } else {
+            if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                eprint!("\r\x1b[2K"); // clear the progress line
+            }
+            let table = proxima::bench::report::table(std::slice::from_ref(report));
+            print!(
+                "{}",
+                table
+                    .lines()
+                    .skip(1)
+                    .map(|l| format!("{l}\n"))
+                    .collect::<String>()
+            );
+        }
+    })
+    .await;
+    result
+        .map(|_| ())
+        .map_err(|e| proxima::RunError::Serve(std::io::Error::other(e)))
 }
 
 /// A future that completes on Ctrl-C or SIGTERM; the handlers are registered when this

@@ -1,0 +1,160 @@
+//! Benchmark results: latency percentiles from an HdrHistogram, one report per workload,
+//! printed as a table or as JSON lines.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Slowest.
+    pub max: u64,
+}
+
+impl Percentiles {
+    /// The percentiles of a histogram of microseconds.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        Self {
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+/// One workload's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Workload name.
+    pub workload: String,
+    /// What was measured: `proxima` or `redis`.
+    pub target: String,
+    /// Concurrent connections.
+    pub connections: usize,
+    /// Measured seconds (after warm-up).
+    pub duration_s: f64,
+    /// Requests completed while measuring.
+    pub ops: u64,
+    /// `ops / duration_s`.
+    pub throughput_per_s: f64,
+    /// Latency of every request.
+    pub latency_us: Percentiles,
+    /// Failed requests (non-2xx answers and transport errors).
+    pub errors: u64,
+    /// For the mixed workload: the queries' latency alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_latency_us: Option<Percentiles>,
+    /// Updates per second, for workloads that send updates in batches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updates_per_s: Option<f64>,
+}
+
+/// A readable table of reports.
+pub fn table(reports: &[Report]) -> String {
+    let mut out = format!(
+        "{:<18} {:>7} {:>5} {:>12} {:>14} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7}\n",
+        "workload",
+        "target",
+        "conns",
+        "ops",
+        "ops/s",
+        "p50 µs",
+        "p90 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "max µs",
+        "errors"
+    );
+    for r in reports {
+        out.push_str(&format!(
+            "{:<18} {:>7} {:>5} {:>12} {:>14.0} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7}\n",
+            r.workload,
+            r.target,
+            r.connections,
+            r.ops,
+            r.throughput_per_s,
+            r.latency_us.p50,
+            r.latency_us.p90,
+            r.latency_us.p99,
+            r.latency_us.p999,
+            r.latency_us.max,
+            r.errors
+        ));
+        if let Some(q) = &r.query_latency_us {
+            out.push_str(&format!(
+                "{:<18} {:>7} queries only: p50 {} µs, p99 {} µs\n",
+                "", "", q.p50, q.p99
+            ));
+        }
+        if let Some(u) = r.updates_per_s {
+            out.push_str(&format!("{:<18} {:>7} {:.0} updates/s\n", "", "", u));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_come_from_the_histogram() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+        for v in 1..=1000u64 {
+            h.record(v).expect("in range");
+        }
+        let p = Percentiles::of(&h);
+        assert_eq!((p.p50, p.p90, p.p99, p.max), (500, 900, 990, 1000));
+        assert!(p.p999 >= 999);
+    }
+
+    #[test]
+    fn a_report_serializes_to_the_documented_json_shape() {
+        let p = Percentiles {
+            p50: 1,
+            p90: 2,
+            p99: 3,
+            p999: 4,
+            max: 5,
+        };
+        let r = Report {
+            workload: "healthz".into(),
+            target: "proxima".into(),
+            connections: 2,
+            duration_s: 1.0,
+            ops: 10,
+            throughput_per_s: 10.0,
+            latency_us: p,
+            errors: 0,
+            query_latency_us: None,
+            updates_per_s: None,
+        };
+        let json = serde_json::to_value(&r).expect("serializes");
+        for field in [
+            "workload",
+            "connections",
+            "duration_s",
+            "ops",
+            "throughput_per_s",
+            "latency_us",
+            "errors",
+        ] {
+            assert!(json.get(field).is_some(), "{field}");
+        }
+        for field in ["p50", "p90", "p99", "p999", "max"] {
+            assert!(json["latency_us"].get(field).is_some(), "{field}");
+        }
+        assert!(json.get("query_latency_us").is_none());
+        assert!(table(&[r]).contains("healthz"));
+    }
+}

@@ -1,0 +1,251 @@
+//! The workloads and the requests they send.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use axum::body::Bytes;
+use hyper::Method;
+use rand::Rng;
+use rand::rngs::SmallRng;
+
+use super::http::Call;
+use crate::geometry::LatLon;
+
+/// What a benchmark run exercises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// `GET /v1/pois/nearby` with a radius and k.
+    NearbyPois,
+    /// `GET /v1/pois/within` a box around a query point.
+    WithinPois,
+    /// `GET /v1/travellers/nearby`.
+    NearbyTravellers,
+    /// `POST /v1/positions`, NDJSON batches of `--batch` updates.
+    Positions,
+    /// `PUT /v1/travellers/{id}/position`, one update a request.
+    Position,
+    /// 90 % single position updates, 10 % nearby-traveller queries.
+    Mixed,
+    /// `GET /healthz`: the HTTP ceiling of the server itself.
+    Healthz,
+}
+
+/// Every workload, in the order a full run takes them.
+pub const ALL: [Workload; 7] = [
+    Workload::Healthz,
+    Workload::NearbyPois,
+    Workload::WithinPois,
+    Workload::NearbyTravellers,
+    Workload::Position,
+    Workload::Positions,
+    Workload::Mixed,
+];
+
+impl Workload {
+    /// The name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::NearbyPois => "nearby-pois",
+            Self::WithinPois => "within-pois",
+            Self::NearbyTravellers => "nearby-travellers",
+            Self::Positions => "positions",
+            Self::Position => "position",
+            Self::Mixed => "mixed",
+            Self::Healthz => "healthz",
+        }
+    }
+}
+
+impl std::str::FromStr for Workload {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ALL.into_iter().find(|w| w.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = ALL.iter().map(|w| w.name()).collect();
+            format!("unknown workload {s:?}; workloads: {}", names.join(", "))
+        })
+    }
+}
+
+/// Everything the workers share: query points, traveller start positions, parameters.
+pub struct Scenario {
+    /// Query centres (near cities, by population).
+    pub centres: Vec<LatLon>,
+    /// Where each traveller `bench:t:<i>` starts.
+    pub travellers: Vec<LatLon>,
+    /// Query radius, metres.
+    pub radius_m: f64,
+    /// Results asked for.
+    pub k: usize,
+    /// Updates per batch for `positions`.
+    pub batch: usize,
+    /// A timestamp source that only goes up, so every update is newer than the last.
+    pub clock: AtomicI64,
+}
+
+/// Whether a request is a query or an update (the mixed workload reports queries apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A read.
+    Query,
+    /// A write.
+    Update,
+}
+
+impl Scenario {
+    fn ts(&self) -> i64 {
+        self.clock.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn centre(&self, rng: &mut SmallRng) -> LatLon {
+        self.centres[rng.random_range(0..self.centres.len())]
+    }
+
+    /// A traveller and a position a small step (up to ~100 m) from where it started.
+    fn moved(&self, rng: &mut SmallRng) -> (usize, f64, f64) {
+        let i = rng.random_range(0..self.travellers.len());
+        let p = self.travellers[i];
+        let lat = (p.lat + rng.random_range(-0.001..0.001)).clamp(-90.0, 90.0);
+        let lon = (p.lon + rng.random_range(-0.001..0.001)).clamp(-180.0, 180.0);
+        (i, lat, lon)
+    }
+
+    /// The next request of `workload`, and how many updates it carries.
+    pub fn next(self: &Arc<Self>, workload: Workload, rng: &mut SmallRng) -> (Kind, Call, u64) {
+        match workload {
+            Workload::Healthz => (Kind::Query, get("/healthz".to_string()), 0),
+            Workload::NearbyPois => {
+                let c = self.centre(rng);
+                let path = format!(
+                    "/v1/pois/nearby?lat={}&lon={}&radius_m={}&limit={}",
+                    c.lat, c.lon, self.radius_m, self.k
+                );
+                (Kind::Query, get(path), 0)
+            }
+            Workload::WithinPois => {
+                let c = self.centre(rng);
+                let d = self.radius_m / 111_195.0;
+                let (s, n) = ((c.lat - d).max(-90.0), (c.lat + d).min(90.0));
+                let (w, e) = ((c.lon - d).max(-180.0), (c.lon + d).min(180.0));
+                (
+                    Kind::Query,
+                    get(format!(
+                        "/v1/pois/within?bbox={w},{s},{e},{n}&limit={}",
+                        self.k
+                    )),
+                    0,
+                )
+            }
+            Workload::NearbyTravellers => (Kind::Query, self.nearby_travellers(rng), 0),
+            Workload::Position => {
+                let (i, lat, lon) = self.moved(rng);
+                let body = format!("{{\"lat\":{lat},\"lon\":{lon},\"ts\":{}}}", self.ts());
+                let call = Call {
+                    method: Method::PUT,
+                    path: format!("/v1/travellers/bench:t:{i}/position"),
+                    body: Some(("application/json", Bytes::from(body))),
+                };
+                (Kind::Update, call, 1)
+            }
+            Workload::Positions => {
+                let mut body = String::with_capacity(self.batch * 80);
+                for _ in 0..self.batch {
+                    let (i, lat, lon) = self.moved(rng);
+                    body.push_str(&format!(
+                        "{{\"id\":\"bench:t:{i}\",\"lat\":{lat},\"lon\":{lon},\"ts\":{}}}\n",
+                        self.ts()
+                    ));
+                }
+                let call = Call {
+                    method: Method::POST,
+                    path: "/v1/positions".to_string(),
+                    body: Some(("application/x-ndjson", Bytes::from(body))),
+                };
+                (Kind::Update, call, self.batch as u64)
+            }
+            Workload::Mixed => {
+                if rng.random_range(0..10) == 0 {
+                    (Kind::Query, self.nearby_travellers(rng), 0)
+                } else {
+                    self.next(Workload::Position, rng)
+                }
+            }
+        }
+    }
+
+    fn nearby_travellers(&self, rng: &mut SmallRng) -> Call {
+        let c = self.centre(rng);
+        get(format!(
+            "/v1/travellers/nearby?lat={}&lon={}&radius_m={}&limit={}",
+            c.lat, c.lon, self.radius_m, self.k
+        ))
+    }
+}
+
+fn get(path: String) -> Call {
+    Call {
+        method: Method::GET,
+        path,
+        body: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn scenario() -> Arc<Scenario> {
+        let p = LatLon::new(60.17, 24.94).expect("valid");
+        Arc::new(Scenario {
+            centres: vec![p],
+            travellers: vec![p; 10],
+            radius_m: 2000.0,
+            k: 20,
+            batch: 3,
+            clock: AtomicI64::new(1),
+        })
+    }
+
+    #[test]
+    fn workload_names_round_trip() {
+        for w in ALL {
+            assert_eq!(w.name().parse::<Workload>(), Ok(w));
+        }
+        assert!("nope".parse::<Workload>().is_err());
+    }
+
+    #[test]
+    fn requests_carry_what_their_workload_needs() {
+        let s = scenario();
+        let mut rng = SmallRng::seed_from_u64(1);
+        let (kind, call, updates) = s.next(Workload::Positions, &mut rng);
+        assert_eq!((kind, updates), (Kind::Update, 3));
+        let body = call.body.expect("a body").1;
+        let lines: Vec<serde_json::Value> = body
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).expect("JSON line"))
+            .collect();
+        assert_eq!(lines.len(), 3);
+        assert!(
+            lines
+                .windows(2)
+                .all(|w| w[0]["ts"].as_i64() < w[1]["ts"].as_i64()),
+            "timestamps rise"
+        );
+        let (kind, call, _) = s.next(Workload::NearbyPois, &mut rng);
+        assert_eq!(kind, Kind::Query);
+        assert!(
+            call.path
+                .starts_with("/v1/pois/nearby?lat=60.17&lon=24.94&radius_m=2000&limit=20")
+        );
+        let queries = (0..1000)
+            .filter(|_| s.next(Workload::Mixed, &mut rng).0 == Kind::Query)
+            .count();
+        assert!(
+            (50..150).contains(&queries),
+            "about 10 % queries: {queries}"
+        );
+    }
+}

@@ -1,0 +1,74 @@
+//! The benchmark harness, briefly, against a real server: every workload runs, the reports
+//! have the documented shape, and nothing fails.
+
+use proxima::bench::workload::ALL;
+use proxima::config::BenchConfig;
+
+use crate::common::TestServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_workload_runs_for_a_second_without_errors() {
+    let s = TestServer::start_with(|c| c.traveller_ttl = 31_536_000).await;
+    let config = BenchConfig {
+        target: format!("http://{}", s.addr),
+        workload: ALL.to_vec(),
+        connections: 2,
+        duration: 1.0,
+        warmup: 0.2,
+        rate: None,
+        batch: 50,
+        load_pois: 2_000,
+        load_travellers: 2_000,
+        travellers: 2_000,
+        radius_m: 50_000.0,
+        k: 10,
+        seed: 7,
+        key: None,
+        json: true,
+    };
+    let reports = proxima::bench::run(&config, |_| {})
+        .await
+        .expect("the benchmark runs");
+    assert_eq!(reports.len(), ALL.len());
+    for r in &reports {
+        let json = serde_json::to_value(r).expect("serializes");
+        for field in [
+            "workload",
+            "connections",
+            "duration_s",
+            "ops",
+            "throughput_per_s",
+            "latency_us",
+            "errors",
+        ] {
+            assert!(json.get(field).is_some(), "{}: {field}", r.workload);
+        }
+        assert_eq!(r.errors, 0, "{} had errors", r.workload);
+        assert!(
+            r.ops > 0 && r.throughput_per_s > 0.0,
+            "{} did work",
+            r.workload
+        );
+        assert!(r.latency_us.p50 <= r.latency_us.p99 && r.latency_us.p99 <= r.latency_us.max);
+    }
+    assert!(s.state.engine.poi_count() >= 2_000, "the POIs were loaded");
+    let mixed = reports
+        .iter()
+        .find(|r| r.workload == "mixed")
+        .expect("mixed ran");
+    assert!(mixed.query_latency_us.is_some());
+    // Open loop at a fixed rate sends about that many requests.
+    let open = BenchConfig {
+        workload: vec!["healthz".parse().expect("a workload")],
+        rate: Some(200.0),
+        load_pois: 0,
+        load_travellers: 0,
+        ..config
+    };
+    let reports = proxima::bench::run(&open, |_| {}).await.expect("runs");
+    let ops = reports[0].ops;
+    assert!(
+        (120..=280).contains(&ops),
+        "about 200 requests in 1 s at 200/s, got {ops}"
+    );
+}
