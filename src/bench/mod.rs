@@ -11,6 +11,7 @@
 
 pub mod data;
 pub mod http;
+pub mod redis;
 pub mod report;
 pub mod workload;
 
@@ -33,8 +34,9 @@ use crate::config::BenchConfig;
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
-    /// The target is not an `http://host:port` URL, or does not resolve.
-    #[error("target {0:?}: expected http://host:port")]
+    /// The target is not an `http://host:port` or `redis://host:port` URL, or does not
+    /// resolve.
+    #[error("target {0:?}: expected http://host:port or redis://host:port")]
     Target(String),
     /// Connecting or loading data failed.
     #[error("{0}")]
@@ -64,6 +66,50 @@ const CATEGORIES: [&str; 8] = [
     "pharmacy",
 ];
 
+/// What the harness drives.
+#[derive(Debug, Clone)]
+enum Target {
+    /// A Proxima server.
+    Proxima(SocketAddr),
+    /// A Redis server, by URL.
+    Redis(String),
+}
+
+impl Target {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Proxima(_) => "proxima",
+            Self::Redis(_) => "redis",
+        }
+    }
+}
+
+/// A connection to either kind of target.
+enum Client {
+    Http(Conn),
+    Redis(redis::RedisConn),
+}
+
+impl Client {
+    async fn open(target: &Target, key: Option<&str>) -> std::io::Result<Self> {
+        Ok(match target {
+            Target::Proxima(addr) => Self::Http(Conn::open(*addr, key).await?),
+            Target::Redis(url) => Self::Redis(redis::RedisConn::open(url).await?),
+        })
+    }
+
+    /// Sends an operation; `Ok(false)` if the target answered with an error.
+    async fn send(&mut self, scenario: &Scenario, op: &workload::Op) -> std::io::Result<bool> {
+        match self {
+            Self::Http(conn) => conn
+                .send(scenario.http(op))
+                .await
+                .map(|(status, _)| status < 300),
+            Self::Redis(conn) => conn.send(&redis::command(scenario, op)).await,
+        }
+    }
+}
+
 async fn resolve(target: &str) -> Result<SocketAddr, BenchError> {
     let host = target
         .strip_prefix("http://")
@@ -83,7 +129,11 @@ pub async fn run(
     config: &BenchConfig,
     mut on_report: impl FnMut(&Report),
 ) -> Result<Vec<Report>, BenchError> {
-    let addr = resolve(&config.target).await?;
+    let target = if config.target.starts_with("redis://") {
+        Target::Redis(config.target.clone())
+    } else {
+        Target::Proxima(resolve(&config.target).await?)
+    };
     let mut places = data::Places::new(config.seed);
     let centres = (0..10_000).map(|_| places.next(0.05)).collect();
     let mut traveller_places = data::Places::new(config.seed.wrapping_add(1));
@@ -100,15 +150,20 @@ pub async fn run(
         clock: AtomicI64::new(now_ms),
     });
     let key = config.key.as_deref();
-    if config.load_pois > 0 {
-        load_pois(addr, key, config.load_pois, config.seed.wrapping_add(2)).await?;
-    }
-    if config.load_travellers > 0 {
-        load_travellers(addr, key, &scenario, config.load_travellers).await?;
+    match &target {
+        Target::Proxima(addr) => {
+            if config.load_pois > 0 {
+                load_pois(*addr, key, config.load_pois, config.seed.wrapping_add(2)).await?;
+            }
+            if config.load_travellers > 0 {
+                load_travellers(*addr, key, &scenario, config.load_travellers).await?;
+            }
+        }
+        Target::Redis(url) => load_redis(url, config, &scenario).await?,
     }
     let mut reports = Vec::new();
     for &workload in &config.workload {
-        let report = run_workload(addr, config, &scenario, workload).await?;
+        let report = run_workload(&target, config, &scenario, workload).await?;
         on_report(&report);
         reports.push(report);
     }
@@ -217,6 +272,43 @@ async fn load_travellers(
     Ok(())
 }
 
+/// The same POIs and travellers as the Proxima load, as `GEOADD`s of 1,000 members.
+async fn load_redis(
+    url: &str,
+    config: &BenchConfig,
+    scenario: &Scenario,
+) -> Result<(), BenchError> {
+    let mut conn = redis::RedisConn::open(url).await?;
+    let failed = |what: &str| BenchError::Load {
+        status: 0,
+        body: format!("Redis refused a GEOADD of {what}"),
+    };
+    let mut places = data::Places::new(config.seed.wrapping_add(2));
+    for start in (0..config.load_pois).step_by(1000) {
+        let end = (start + 1000).min(config.load_pois);
+        let members: Vec<(String, crate::geometry::LatLon)> = (start..end)
+            .map(|j| (format!("bench:poi:{j}"), places.next(0.1)))
+            .collect();
+        if !conn
+            .send(&redis::geoadd(redis::POIS, members.into_iter()))
+            .await?
+        {
+            return Err(failed("POIs"));
+        }
+    }
+    for start in (0..config.load_travellers).step_by(1000) {
+        let end = (start + 1000).min(config.load_travellers);
+        let members = (start..end).map(|i| (format!("bench:t:{i}"), scenario.travellers[i]));
+        if !conn
+            .send(&redis::geoadd(redis::TRAVELLERS, members))
+            .await?
+        {
+            return Err(failed("travellers"));
+        }
+    }
+    Ok(())
+}
+
 /// What one connection measured.
 struct Tally {
     all: Histogram<u64>,
@@ -231,7 +323,7 @@ fn histogram() -> Histogram<u64> {
 }
 
 async fn run_workload(
-    addr: SocketAddr,
+    target: &Target,
     config: &BenchConfig,
     scenario: &Arc<Scenario>,
     workload: Workload,
@@ -251,8 +343,9 @@ async fn run_workload(
         let key = config.key.clone();
         let progress = progress.clone();
         let seed = config.seed ^ ((c as u64) << 20) ^ workload as u64;
+        let target = target.clone();
         tasks.push(tokio::spawn(async move {
-            let mut conn = Conn::open(addr, key.as_deref()).await?;
+            let mut conn = Client::open(&target, key.as_deref()).await?;
             let mut rng = SmallRng::seed_from_u64(seed);
             let mut tally = Tally {
                 all: histogram(),
@@ -286,13 +379,13 @@ async fn run_workload(
                     }
                     None => now,
                 };
-                let (kind, call, updates) = scenario.next(workload, &mut rng);
-                let outcome = conn.send(call).await;
+                let (kind, op, updates) = scenario.next(workload, &mut rng);
+                let outcome = conn.send(&scenario, &op).await;
                 let done = Instant::now();
                 progress.fetch_add(1, Ordering::Relaxed);
-                let ok = matches!(outcome, Ok((status, _)) if status < 300);
+                let ok = matches!(outcome, Ok(true));
                 if outcome.is_err() {
-                    conn = Conn::open(addr, key.as_deref()).await?;
+                    conn = Client::open(&target, key.as_deref()).await?;
                 }
                 if intended < measure_from || done > end {
                     continue;
@@ -335,7 +428,7 @@ async fn run_workload(
     let duration_s = end.duration_since(measure_from).as_secs_f64();
     Ok(Report {
         workload: workload.name().to_string(),
-        target: "proxima".to_string(),
+        target: target.name().to_string(),
         connections,
         duration_s,
         ops: total.ops,

@@ -1,6 +1,5 @@
 //! The workloads and the requests they send.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use axum::body::Bytes;
@@ -110,62 +109,43 @@ impl Scenario {
         (i, lat, lon)
     }
 
-    /// The next request of `workload`, and how many updates it carries.
-    pub fn next(self: &Arc<Self>, workload: Workload, rng: &mut SmallRng) -> (Kind, Call, u64) {
+    /// The next operation of `workload`, and how many updates it carries.
+    pub fn next(&self, workload: Workload, rng: &mut SmallRng) -> (Kind, Op, u64) {
         match workload {
-            Workload::Healthz => (Kind::Query, get("/healthz".to_string()), 0),
-            Workload::NearbyPois => {
-                let c = self.centre(rng);
-                let path = format!(
-                    "/v1/pois/nearby?lat={}&lon={}&radius_m={}&limit={}",
-                    c.lat, c.lon, self.radius_m, self.k
-                );
-                (Kind::Query, get(path), 0)
-            }
-            Workload::WithinPois => {
-                let c = self.centre(rng);
-                let d = self.radius_m / 111_195.0;
-                let (s, n) = ((c.lat - d).max(-90.0), (c.lat + d).min(90.0));
-                let (w, e) = ((c.lon - d).max(-180.0), (c.lon + d).min(180.0));
-                (
-                    Kind::Query,
-                    get(format!(
-                        "/v1/pois/within?bbox={w},{s},{e},{n}&limit={}",
-                        self.k
-                    )),
-                    0,
-                )
-            }
-            Workload::NearbyTravellers => (Kind::Query, self.nearby_travellers(rng), 0),
+            Workload::Healthz => (Kind::Query, Op::Health, 0),
+            Workload::NearbyPois => (Kind::Query, Op::NearbyPois(self.centre(rng)), 0),
+            Workload::WithinPois => (Kind::Query, Op::WithinPois(self.centre(rng)), 0),
+            Workload::NearbyTravellers => (Kind::Query, Op::NearbyTravellers(self.centre(rng)), 0),
             Workload::Position => {
                 let (i, lat, lon) = self.moved(rng);
-                let body = format!("{{\"lat\":{lat},\"lon\":{lon},\"ts\":{}}}", self.ts());
-                let call = Call {
-                    method: Method::PUT,
-                    path: format!("/v1/travellers/bench:t:{i}/position"),
-                    body: Some(("application/json", Bytes::from(body))),
-                };
-                (Kind::Update, call, 1)
+                (
+                    Kind::Update,
+                    Op::Position(Move {
+                        traveller: i,
+                        lat,
+                        lon,
+                        ts: self.ts(),
+                    }),
+                    1,
+                )
             }
             Workload::Positions => {
-                let mut body = String::with_capacity(self.batch * 80);
-                for _ in 0..self.batch {
-                    let (i, lat, lon) = self.moved(rng);
-                    body.push_str(&format!(
-                        "{{\"id\":\"bench:t:{i}\",\"lat\":{lat},\"lon\":{lon},\"ts\":{}}}\n",
-                        self.ts()
-                    ));
-                }
-                let call = Call {
-                    method: Method::POST,
-                    path: "/v1/positions".to_string(),
-                    body: Some(("application/x-ndjson", Bytes::from(body))),
-                };
-                (Kind::Update, call, self.batch as u64)
+                let moves = (0..self.batch)
+                    .map(|_| {
+                        let (i, lat, lon) = self.moved(rng);
+                        Move {
+                            traveller: i,
+                            lat,
+                            lon,
+                            ts: self.ts(),
+                        }
+                    })
+                    .collect();
+                (Kind::Update, Op::Positions(moves), self.batch as u64)
             }
             Workload::Mixed => {
                 if rng.random_range(0..10) == 0 {
-                    (Kind::Query, self.nearby_travellers(rng), 0)
+                    (Kind::Query, Op::NearbyTravellers(self.centre(rng)), 0)
                 } else {
                     self.next(Workload::Position, rng)
                 }
@@ -173,21 +153,98 @@ impl Scenario {
         }
     }
 
-    fn nearby_travellers(&self, rng: &mut SmallRng) -> Call {
-        let c = self.centre(rng);
-        get(format!(
-            "/v1/travellers/nearby?lat={}&lon={}&radius_m={}&limit={}",
-            c.lat, c.lon, self.radius_m, self.k
-        ))
+    /// The operation as an HTTP request to Proxima.
+    pub fn http(&self, op: &Op) -> Call {
+        let get = |path: String| Call {
+            method: Method::GET,
+            path,
+            body: None,
+        };
+        match op {
+            Op::Health => get("/healthz".to_string()),
+            Op::NearbyPois(c) => get(format!(
+                "/v1/pois/nearby?lat={}&lon={}&radius_m={}&limit={}",
+                c.lat, c.lon, self.radius_m, self.k
+            )),
+            Op::WithinPois(c) => {
+                let (w, s, e, n) = self.square(*c);
+                get(format!(
+                    "/v1/pois/within?bbox={w},{s},{e},{n}&limit={}",
+                    self.k
+                ))
+            }
+            Op::NearbyTravellers(c) => get(format!(
+                "/v1/travellers/nearby?lat={}&lon={}&radius_m={}&limit={}",
+                c.lat, c.lon, self.radius_m, self.k
+            )),
+            Op::Position(m) => Call {
+                method: Method::PUT,
+                path: format!("/v1/travellers/bench:t:{}/position", m.traveller),
+                body: Some((
+                    "application/json",
+                    Bytes::from(format!(
+                        "{{\"lat\":{},\"lon\":{},\"ts\":{}}}",
+                        m.lat, m.lon, m.ts
+                    )),
+                )),
+            },
+            Op::Positions(moves) => {
+                let mut body = String::with_capacity(moves.len() * 80);
+                for m in moves {
+                    body.push_str(&format!(
+                        "{{\"id\":\"bench:t:{}\",\"lat\":{},\"lon\":{},\"ts\":{}}}\n",
+                        m.traveller, m.lat, m.lon, m.ts
+                    ));
+                }
+                Call {
+                    method: Method::POST,
+                    path: "/v1/positions".to_string(),
+                    body: Some(("application/x-ndjson", Bytes::from(body))),
+                }
+            }
+        }
+    }
+
+    /// The square of side `2 × radius` around `c`: `(west, south, east, north)`.
+    pub fn square(&self, c: LatLon) -> (f64, f64, f64, f64) {
+        let d = self.radius_m / 111_195.0;
+        (
+            (c.lon - d).max(-180.0),
+            (c.lat - d).max(-90.0),
+            (c.lon + d).min(180.0),
+            (c.lat + d).min(90.0),
+        )
     }
 }
 
-fn get(path: String) -> Call {
-    Call {
-        method: Method::GET,
-        path,
-        body: None,
-    }
+/// One traveller's move.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Move {
+    /// Which traveller: `bench:t:<n>`.
+    pub traveller: usize,
+    /// New latitude.
+    pub lat: f64,
+    /// New longitude.
+    pub lon: f64,
+    /// Its timestamp.
+    pub ts: i64,
+}
+
+/// What a request does, whatever the target speaks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// A liveness probe (`/healthz`, `PING`).
+    Health,
+    /// The `k` POIs nearest a point within the radius.
+    NearbyPois(LatLon),
+    /// POIs in the square around a point.
+    WithinPois(LatLon),
+    /// The `k` travellers nearest a point within the radius.
+    NearbyTravellers(LatLon),
+    /// One position update.
+    Position(Move),
+    /// A batch of position updates.
+    Positions(Vec<Move>),
 }
 
 #[cfg(test)]
@@ -195,9 +252,9 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
 
-    fn scenario() -> Arc<Scenario> {
+    fn scenario() -> std::sync::Arc<Scenario> {
         let p = LatLon::new(60.17, 24.94).expect("valid");
-        Arc::new(Scenario {
+        std::sync::Arc::new(Scenario {
             centres: vec![p],
             travellers: vec![p; 10],
             radius_m: 2000.0,
@@ -219,9 +276,9 @@ mod tests {
     fn requests_carry_what_their_workload_needs() {
         let s = scenario();
         let mut rng = SmallRng::seed_from_u64(1);
-        let (kind, call, updates) = s.next(Workload::Positions, &mut rng);
+        let (kind, op, updates) = s.next(Workload::Positions, &mut rng);
         assert_eq!((kind, updates), (Kind::Update, 3));
-        let body = call.body.expect("a body").1;
+        let body = s.http(&op).body.expect("a body").1;
         let lines: Vec<serde_json::Value> = body
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
