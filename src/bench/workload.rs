@@ -291,10 +291,11 @@ mod tests {
                 .all(|w| w[0]["ts"].as_i64() < w[1]["ts"].as_i64()),
             "timestamps rise"
         );
-        let (kind, call, _) = s.next(Workload::NearbyPois, &mut rng);
+        let (kind, op, _) = s.next(Workload::NearbyPois, &mut rng);
         assert_eq!(kind, Kind::Query);
         assert!(
-            call.path
+            s.http(&op)
+                .path
                 .starts_with("/v1/pois/nearby?lat=60.17&lon=24.94&radius_m=2000&limit=20")
         );
         let queries = (0..1000)
