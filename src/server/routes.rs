@@ -38,6 +38,17 @@ pub(super) async fn durable(ticket: Ticket) -> Result<(), ApiError> {
         .map_err(|e| EngineError::from(e).into())
 }
 
+/// The answer to a delete, once it is durable: 204, or 404 with `missing` if there was
+/// nothing to delete.
+pub(super) async fn deleted(existed: bool, ticket: Ticket, missing: String) -> ApiResult {
+    durable(ticket).await?;
+    if existed {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::not_found(missing))
+    }
+}
+
 /// The `{id}` of a path, held to the rule for ids a client chooses.
 pub(super) fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     let Path(id) = path.map_err(|e| ApiError::bad_parameter(format!("id: {e}")))?;
@@ -132,12 +143,7 @@ pub async fn delete_poi(
 ) -> ApiResult {
     let id = stored_poi_id(path)?;
     let (existed, ticket) = state.engine.delete_poi(&id)?;
-    durable(ticket).await?;
-    if existed {
-        Ok(StatusCode::NO_CONTENT.into_response())
-    } else {
-        Err(ApiError::not_found(format!("id: no POI with id {id:?}")))
-    }
+    deleted(existed, ticket, format!("id: no POI with id {id:?}")).await
 }
 
 fn filter(params: &mut Params) -> Result<PoiFilter, ApiError> {

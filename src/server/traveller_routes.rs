@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -13,7 +13,7 @@ use super::body;
 use super::params::Params;
 use super::positions::{self, PositionIn};
 use super::problem::ApiError;
-use super::routes::{durable, json_response, parse_bbox, path_id};
+use super::routes::{deleted, durable, json_response, parse_bbox, path_id};
 use crate::engine::HeatmapLayer;
 use crate::geometry::{LatLon, MAX_RADIUS_M};
 use crate::ids::validate_id;
@@ -217,12 +217,7 @@ pub async fn delete_traveller(
 ) -> ApiResult {
     let id = path_id(path)?;
     let (existed, ticket) = state.engine.delete_traveller(&id)?;
-    durable(ticket).await?;
-    if existed {
-        Ok(StatusCode::NO_CONTENT.into_response())
-    } else {
-        Err(ApiError::not_found(format!("id: no traveller {id:?}")))
-    }
+    deleted(existed, ticket, format!("id: no traveller {id:?}")).await
 }
 
 /// `GET /v1/heatmap?bbox=&resolution=&layer=`.

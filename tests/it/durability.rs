@@ -15,6 +15,17 @@ async fn start(dir: &std::path::Path, flags: &[&str], client: &reqwest::Client) 
     p
 }
 
+/// The status of `GET {base}{path}`.
+async fn status_of(client: &reqwest::Client, base: &str, path: &str) -> u16 {
+    client
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .expect("request reaches the server")
+        .status()
+        .as_u16()
+}
+
 fn last_segment(dir: &std::path::Path) -> std::path::PathBuf {
     let mut segments: Vec<_> = std::fs::read_dir(dir.join("wal"))
         .expect("wal dir")
@@ -121,12 +132,7 @@ async fn every_acknowledged_write_survives_sigkill() {
         );
         let p = start(dir.path(), &["--no-sample", "--fsync", fsync], &client).await;
         for (id, exists) in &acked.pois {
-            let status = client
-                .get(format!("{}/v1/pois/{id}", p.base))
-                .send()
-                .await
-                .expect("get")
-                .status();
+            let status = status_of(&client, &p.base, &format!("/v1/pois/{id}")).await;
             let want = if *exists { 200 } else { 404 };
             assert_eq!(
                 status,
@@ -185,22 +191,9 @@ async fn a_clean_restart_keeps_everything_and_does_not_reload_the_sample() {
         .count();
     assert!(snapshots >= 1, "shutdown wrote a snapshot");
     let p = start(dir.path(), &[], &client).await;
+    assert_eq!(status_of(&client, &p.base, "/v1/pois/mine").await, 200);
     assert_eq!(
-        client
-            .get(format!("{}/v1/pois/mine", p.base))
-            .send()
-            .await
-            .expect("get")
-            .status(),
-        200
-    );
-    assert_eq!(
-        client
-            .get(format!("{}/v1/pois/658225", p.base))
-            .send()
-            .await
-            .expect("get")
-            .status(),
+        status_of(&client, &p.base, "/v1/pois/658225").await,
         404,
         "the deleted city stays deleted: the sample is not loaded again"
     );
@@ -246,22 +239,12 @@ async fn a_torn_last_record_is_cut_off_with_a_warning() {
     );
     for i in 0..4 {
         assert_eq!(
-            client
-                .get(format!("{}/v1/pois/p{i}", p.base))
-                .send()
-                .await
-                .expect("get")
-                .status(),
+            status_of(&client, &p.base, &format!("/v1/pois/p{i}")).await,
             200
         );
     }
     assert_eq!(
-        client
-            .get(format!("{}/v1/pois/p4", p.base))
-            .send()
-            .await
-            .expect("get")
-            .status(),
+        status_of(&client, &p.base, "/v1/pois/p4").await,
         404,
         "the torn record is gone"
     );
@@ -327,12 +310,7 @@ async fn a_damaged_newest_snapshot_falls_back_to_the_previous_one() {
     assert!(p.stderr_text().contains("snapshot damaged"));
     for i in 0..6 {
         assert_eq!(
-            client
-                .get(format!("{}/v1/pois/p{i}", p.base))
-                .send()
-                .await
-                .expect("get")
-                .status(),
+            status_of(&client, &p.base, &format!("/v1/pois/p{i}")).await,
             200,
             "p{i}"
         );
