@@ -181,22 +181,19 @@ pub async fn start_with_clock(
     };
     let serving = state.clone();
     let done = tokio::spawn(async move {
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<Option<engine::EngineError>>();
-        tokio::spawn(async move {
-            tokio::select! {
-                () = shutdown => { let _ = stop_tx.send(None); }
-                Ok(e) = failed_rx => { let _ = stop_tx.send(Some(e)); }
-            }
-        });
-        let (failure_tx, failure_rx) = tokio::sync::oneshot::channel();
+        // Stop on the shutdown signal, or when recovery fails; remember which.
+        let (why_tx, why_rx) = tokio::sync::oneshot::channel::<Option<engine::EngineError>>();
         let stop = async move {
-            let failure = stop_rx.await.ok().flatten();
-            let _ = failure_tx.send(failure);
+            let why = tokio::select! {
+                () = shutdown => None,
+                Ok(e) = failed_rx => Some(e),
+            };
+            let _ = why_tx.send(why);
         };
         server::serve(listener, serving.clone(), connection_limits, stop)
             .await
             .map_err(RunError::Serve)?;
-        if let Ok(Some(e)) = failure_rx.await {
+        if let Ok(Some(e)) = why_rx.await {
             return Err(RunError::Recovery(e));
         }
         if recovery.await.unwrap_or(false) {
