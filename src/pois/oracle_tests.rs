@@ -137,7 +137,12 @@ fn paged_nearby(index: &PoiIndex, mut query: NearbyQuery, pages: usize) -> Vec<(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        // New failure seeds land beside this file, not at the crate's top level.
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::WithSource("regressions"))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn nearby_equals_the_brute_force_oracle(

@@ -86,7 +86,12 @@ fn visible<'a>(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        // New failure seeds land beside this file, not at the crate's top level.
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::WithSource("regressions"))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn nearby_lookups_and_outcomes_match_the_model(
@@ -144,6 +149,22 @@ proptest! {
             prop_assert_eq!(index.trail(id, viewer, 0, now).is_some(), want.is_some(), "trail of {}", id);
         }
     }
+}
+
+/// Found by the model test: an update already past its time-to-live creates nothing, so
+/// deleting that traveller deletes nothing a reader could have seen.
+#[test]
+fn deleting_a_traveller_whose_only_update_had_already_expired_deletes_nothing() {
+    let index = TravellerIndex::new(TravellerConfig {
+        trail_capacity: 4,
+        ttl_ms: TTL,
+    });
+    let now = 1_000_000;
+    let late = PositionUpdate::new("b".into(), 0.0, 0.0, now - TTL - 1, None, None).expect("valid");
+    assert_eq!(index.update(&late, now), UpdateOutcome::Stale);
+    assert!(!index.delete("b", now));
+    let center = LatLon::new(0.0, 0.0).expect("valid");
+    assert!(index.nearby(center, 0.0, 1, None, now).is_empty());
 }
 
 #[test]

@@ -136,7 +136,12 @@ impl Now for ManualClock {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 48,
+        // New failure seeds land beside this file, not at the crate's top level.
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::WithSource("regressions"))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn snapshot_plus_log_replays_to_the_live_state(ops in prop::collection::vec(op(), 1..60)) {
