@@ -158,7 +158,7 @@ impl Engine {
     /// locks are held only to read the log position and, per chunk, to copy POIs.
     pub fn snapshot(&self) -> Result<SnapshotInfo, EngineError> {
         let storage = self.storage.get().ok_or(EngineError::NotPersistent)?;
-        let Some(mut last) = self.snapshotting.try_lock() else {
+        let Some(_one_at_a_time) = self.snapshotting.try_lock() else {
             return Err(EngineError::SnapshotBusy);
         };
         let started = Instant::now();
@@ -202,13 +202,13 @@ impl Engine {
             at_ms: self.now_ms(),
         };
         tracing::info!(path = %info.path.display(), bytes = info.bytes, millis = info.millis, "snapshot written");
-        *last = Some(info.clone());
+        *self.last_snapshot.lock() = Some(info.clone());
         Ok(info)
     }
 
     /// The last snapshot this process wrote.
     pub fn last_snapshot(&self) -> Option<SnapshotInfo> {
-        self.snapshotting.lock().clone()
+        self.last_snapshot.lock().clone()
     }
 
     /// Log counters, if a data directory is attached.

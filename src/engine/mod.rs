@@ -135,7 +135,10 @@ pub struct Engine {
     cursor_key: CursorKey,
     clock: Arc<dyn Clock>,
     storage: OnceLock<durability::Storage>,
-    snapshotting: Mutex<Option<SnapshotInfo>>,
+    /// Held while a snapshot is written: one at a time.
+    snapshotting: Mutex<()>,
+    /// The last snapshot written; its own lock, so readers never wait for a snapshot.
+    last_snapshot: Mutex<Option<SnapshotInfo>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -157,7 +160,8 @@ impl Engine {
             cursor_key: config.cursor_key,
             clock: config.clock,
             storage: OnceLock::new(),
-            snapshotting: Mutex::new(None),
+            snapshotting: Mutex::new(()),
+            last_snapshot: Mutex::new(None),
         }
     }
 
