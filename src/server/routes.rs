@@ -18,7 +18,7 @@ use super::params::Params;
 use super::problem::ApiError;
 use crate::engine::{EngineError, ImportMode};
 use crate::geometry::{BBox, LatLon, MAX_RADIUS_M};
-use crate::ids::{validate_id, validate_record_id};
+use crate::ids::{IdError, validate_id, validate_record_id};
 use crate::import::{ImportFormat, read_osm_pbf, read_pois};
 use crate::persist::wal::Ticket;
 use crate::pois::{NearbyQuery, Poi, PoiFilter, WithinQuery, is_valid_category};
@@ -51,16 +51,21 @@ pub(super) async fn deleted(existed: bool, ticket: Ticket, missing: String) -> A
 
 /// The `{id}` of a path, held to the rule for ids a client chooses.
 pub(super) fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    let Path(id) = path.map_err(|e| ApiError::bad_parameter(format!("id: {e}")))?;
-    validate_id(&id).map_err(|e| ApiError::bad_parameter(format!("id: {e}")))?;
-    Ok(id)
+    path_id_by(path, validate_id)
 }
 
 /// The `{id}` of a path naming a stored POI, which may hold a `/` (sent as `%2F`) if it was
 /// imported (`osm:node/42`).
 fn stored_poi_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path_id_by(path, validate_record_id)
+}
+
+fn path_id_by(
+    path: Result<Path<String>, PathRejection>,
+    rule: fn(&str) -> Result<(), IdError>,
+) -> Result<String, ApiError> {
     let Path(id) = path.map_err(|e| ApiError::bad_parameter(format!("id: {e}")))?;
-    validate_record_id(&id).map_err(|e| ApiError::bad_parameter(format!("id: {e}")))?;
+    rule(&id).map_err(|e| ApiError::bad_parameter(format!("id: {e}")))?;
     Ok(id)
 }
 
