@@ -225,21 +225,8 @@ async fn load_travellers(
 ) -> Result<(), BenchError> {
     let mut conn = Conn::open(addr, key).await?;
     for start in (0..n).step_by(LOAD_CHUNK) {
-        let mut body = String::with_capacity(LOAD_CHUNK * 80);
-        for i in start..(start + LOAD_CHUNK).min(n) {
-            let p = scenario.travellers[i];
-            let ts = scenario.clock.fetch_add(1, Ordering::Relaxed);
-            body.push_str(&format!(
-                "{{\"id\":\"bench:t:{i}\",\"lat\":{},\"lon\":{},\"ts\":{ts}}}\n",
-                p.lat, p.lon
-            ));
-        }
-        let call = Call {
-            method: Method::POST,
-            path: "/v1/positions".into(),
-            body: Some(("application/x-ndjson", Bytes::from(body))),
-        };
-        expect_ok(&mut conn, call).await?;
+        let op = starting_positions(scenario, start..(start + LOAD_CHUNK).min(n));
+        expect_ok(&mut conn, scenario.http(&op)).await?;
     }
     // Every tenth traveller shares publicly, over a few connections at once.
     let public: Vec<usize> = (0..n).step_by(PUBLIC_EVERY).collect();
@@ -297,16 +284,28 @@ async fn load_redis(
         }
     }
     for start in (0..config.load_travellers).step_by(1000) {
-        let end = (start + 1000).min(config.load_travellers);
-        let members = (start..end).map(|i| (format!("bench:t:{i}"), scenario.travellers[i]));
-        if !conn
-            .send(&redis::geoadd(redis::TRAVELLERS, members))
-            .await?
-        {
+        let op = starting_positions(scenario, start..(start + 1000).min(config.load_travellers));
+        if !conn.send(&redis::command(scenario, &op)).await? {
             return Err(failed("travellers"));
         }
     }
     Ok(())
+}
+
+/// Travellers `range` at their starting places, as one batch of updates.
+fn starting_positions(scenario: &Scenario, range: std::ops::Range<usize>) -> workload::Op {
+    let moves = range
+        .map(|i| {
+            let p = scenario.travellers[i];
+            workload::Move {
+                traveller: i,
+                lat: p.lat,
+                lon: p.lon,
+                ts: scenario.clock.fetch_add(1, Ordering::Relaxed),
+            }
+        })
+        .collect();
+    workload::Op::Positions(moves)
 }
 
 /// What one connection measured.
