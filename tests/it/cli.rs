@@ -1,57 +1,28 @@
 //! The `proxima serve` binary: prints the address it chose and stops cleanly on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use crate::process;
 
 #[test]
 fn serve_prints_its_address_and_exits_zero_on_sigterm() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_proxima"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-sample",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("binary starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("a line on stdout");
-    let addr = line
-        .trim()
-        .strip_prefix("proxima listening on http://")
-        .expect("the address line");
+    let mut server = process::serve(dir.path(), &["--no-sample"]).expect("prints its address");
+    let addr = server
+        .base
+        .strip_prefix("http://")
+        .expect("an http address")
+        .to_string();
     let port: u16 = addr
         .rsplit(':')
         .next()
         .and_then(|p| p.parse().ok())
         .expect("a port");
     assert_ne!(port, 0, "a real port was chosen");
-    std::net::TcpStream::connect(addr).expect("the server accepts connections");
-
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(exit) = child.try_wait().expect("wait works") {
-            assert!(exit.success(), "exit status {exit:?}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the server did not stop within 10 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    std::net::TcpStream::connect(&addr).expect("the server accepts connections");
+    let asked = std::time::Instant::now();
+    let exit = server.signal_and_wait("-TERM");
+    assert!(exit.success(), "exit status {exit:?}");
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(10),
+        "the server stopped within 10 s of SIGTERM"
+    );
 }
