@@ -43,7 +43,8 @@ use crate::import::{ParsedPois, RecordError};
 use crate::persist::PersistError;
 use crate::persist::wal::{Ticket, Wal};
 use crate::pois::{
-    CategoryLimitError, CursorError, CursorKey, NearbyHit, NearbyQuery, Poi, PoiIndex, WithinQuery,
+    CategoryLimitError, CursorError, CursorKey, NearbyHit, NearbyQuery, Poi, PoiIndex, PoiRef,
+    WithinQuery,
 };
 use crate::travellers::{
     PositionUpdate, Sharing, TrailPoint, TravellerConfig, TravellerHit, TravellerIndex,
@@ -86,22 +87,24 @@ pub enum EngineError {
     DataDirLocked(PathBuf),
 }
 
-/// A page of nearby results and the cursor to the next page, if there is one.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NearbyPage {
+/// A page of nearby results, borrowed from the index while the caller renders it, and the
+/// cursor to the next page, if there is one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NearbyPage<'a> {
     /// Results, nearest first.
-    pub hits: Vec<NearbyHit>,
+    pub hits: &'a [NearbyHit<'a>],
     /// Pass back to get the next page.
-    pub next_cursor: Option<String>,
+    pub next_cursor: Option<&'a str>,
 }
 
-/// A page of within results and the cursor to the next page, if there is one.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WithinPage {
+/// A page of within results, borrowed from the index while the caller renders it, and the
+/// cursor to the next page, if there is one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WithinPage<'a> {
     /// Results, by id.
-    pub pois: Vec<Poi>,
+    pub pois: &'a [PoiRef<'a>],
     /// Pass back to get the next page.
-    pub next_cursor: Option<String>,
+    pub next_cursor: Option<&'a str>,
 }
 
 /// What an import did.
@@ -265,48 +268,55 @@ impl Engine {
         self.pois.read().len()
     }
 
-    /// One page of POIs near a place. `cursor` continues a previous page of the same query.
-    pub fn nearby_pois(
+    /// One page of POIs near a place, handed to `render` while the index is read-locked (so
+    /// that it can be written out without copying a string). `cursor` continues a previous
+    /// page of the same query.
+    pub fn nearby_pois<R>(
         &self,
         mut query: NearbyQuery,
         cursor: Option<&str>,
-    ) -> Result<NearbyPage, EngineError> {
+        render: impl FnOnce(NearbyPage<'_>) -> R,
+    ) -> Result<R, EngineError> {
         query.after = cursor
             .map(|c| self.cursor_key.nearby_after(&query, c))
             .transpose()?;
-        let page = self.pois.read().nearby(&query);
+        let pois = self.pois.read();
+        let page = pois.nearby(&query);
         let next_cursor = match page.items.last() {
             Some(last) if page.more => Some(self.cursor_key.nearby_cursor(
                 &query,
                 last.distance_m,
-                &last.poi.id,
+                last.poi.id(),
             )),
             _ => None,
         };
-        Ok(NearbyPage {
-            hits: page.items,
-            next_cursor,
-        })
+        Ok(render(NearbyPage {
+            hits: &page.items,
+            next_cursor: next_cursor.as_deref(),
+        }))
     }
 
-    /// One page of POIs inside a box. `cursor` continues a previous page of the same query.
-    pub fn within_pois(
+    /// One page of POIs inside a box, handed to `render` while the index is read-locked.
+    /// `cursor` continues a previous page of the same query.
+    pub fn within_pois<R>(
         &self,
         mut query: WithinQuery,
         cursor: Option<&str>,
-    ) -> Result<WithinPage, EngineError> {
+        render: impl FnOnce(WithinPage<'_>) -> R,
+    ) -> Result<R, EngineError> {
         query.after = cursor
             .map(|c| self.cursor_key.within_after(&query, c))
             .transpose()?;
-        let page = self.pois.read().within(&query);
+        let pois = self.pois.read();
+        let page = pois.within(&query);
         let next_cursor = match page.items.last() {
-            Some(last) if page.more => Some(self.cursor_key.within_cursor(&query, &last.id)),
+            Some(last) if page.more => Some(self.cursor_key.within_cursor(&query, last.id())),
             _ => None,
         };
-        Ok(WithinPage {
-            pois: page.items,
-            next_cursor,
-        })
+        Ok(render(WithinPage {
+            pois: &page.items,
+            next_cursor: next_cursor.as_deref(),
+        }))
     }
 }
 

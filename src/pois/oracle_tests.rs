@@ -127,9 +127,15 @@ fn paged_nearby(index: &PoiIndex, mut query: NearbyQuery, pages: usize) -> Vec<(
     let mut out = Vec::new();
     for _ in 0..pages {
         let page = index.nearby(&query);
-        out.extend(page.items.iter().map(|h| (h.poi.id.clone(), h.distance_m)));
+        out.extend(
+            page.items
+                .iter()
+                .map(|h| (h.poi.id().to_string(), h.distance_m)),
+        );
         match page.items.last() {
-            Some(last) if page.more => query.after = Some((last.distance_m, last.poi.id.clone())),
+            Some(last) if page.more => {
+                query.after = Some((last.distance_m, last.poi.id().to_string()))
+            }
             _ => break,
         }
     }
@@ -157,7 +163,7 @@ proptest! {
         let expected = oracle_nearby(&all, center, radius, &filter);
         let query = NearbyQuery { center, radius_m: radius, limit, filter, after: None };
         let page = index.nearby(&query);
-        let got: Vec<(String, f64)> = page.items.iter().map(|h| (h.poi.id.clone(), h.distance_m)).collect();
+        let got: Vec<(String, f64)> = page.items.iter().map(|h| (h.poi.id().to_string(), h.distance_m)).collect();
         let want: Vec<(String, f64)> = expected.iter().take(limit).cloned().collect();
         prop_assert_eq!(&got, &want);
         prop_assert_eq!(page.more, expected.len() > limit);
@@ -182,9 +188,9 @@ proptest! {
         loop {
             let page = index.within(&query);
             prop_assert!(page.items.len() <= limit);
-            got.extend(page.items.iter().map(|p| p.id.clone()));
+            got.extend(page.items.iter().map(|p| p.id().to_string()));
             match page.items.last() {
-                Some(last) if page.more => query.after = Some(last.id.clone()),
+                Some(last) if page.more => query.after = Some(last.id().to_string()),
                 _ => break,
             }
         }
@@ -214,13 +220,13 @@ proptest! {
         let all: Vec<Poi> = reference.into_values().collect();
         let center = LatLon::new(center.0, center.1).expect("valid");
         let query = NearbyQuery { center, radius_m: radius, limit: 25, filter: PoiFilter::default(), after: None };
-        let got: Vec<(String, f64)> = index.nearby(&query).items.iter().map(|h| (h.poi.id.clone(), h.distance_m)).collect();
+        let got: Vec<(String, f64)> = index.nearby(&query).items.iter().map(|h| (h.poi.id().to_string(), h.distance_m)).collect();
         let want: Vec<(String, f64)> = oracle_nearby(&all, center, radius, &PoiFilter::default()).into_iter().take(25).collect();
         prop_assert_eq!(got, want);
         // And the same again for a filtered query, which walks the per-category trees.
         let cafes = PoiFilter { categories: vec!["cafe".into()], min_rating: None };
         let query = NearbyQuery { filter: cafes.clone(), ..query };
-        let got: Vec<String> = index.nearby(&query).items.into_iter().map(|h| h.poi.id).collect();
+        let got: Vec<String> = index.nearby(&query).items.into_iter().map(|h| h.poi.id().to_string()).collect();
         let want: Vec<String> = oracle_nearby(&all, center, radius, &cafes).into_iter().take(25).map(|h| h.0).collect();
         prop_assert_eq!(got, want);
     }
@@ -257,7 +263,7 @@ fn nearby_crosses_the_antimeridian() {
     };
     let page = index.nearby(&query);
     assert_eq!(page.items.len(), 1);
-    assert_eq!(page.items[0].poi.id, "p1");
+    assert_eq!(page.items[0].poi.id(), "p1");
     assert!(
         (page.items[0].distance_m - 222.39).abs() < 0.01,
         "{}",
@@ -283,7 +289,7 @@ fn every_longitude_at_the_pole_is_the_same_place() {
         8,
         "a zero radius at the pole finds every POI on it"
     );
-    let ids: Vec<&str> = page.items.iter().map(|h| h.poi.id.as_str()).collect();
+    let ids: Vec<&str> = page.items.iter().map(|h| h.poi.id()).collect();
     assert_eq!(
         ids,
         ["p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7"],

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::ImportSummary;
 use crate::import::{Location, RecordError};
-use crate::pois::{NearbyHit, Poi};
+use crate::pois::{NearbyHit, Poi, PoiRef};
 
 /// Body of `PUT /v1/pois/{id}`: a POI without its id (an `id` equal to the path's is
 /// tolerated, so clients may send back what they read).
@@ -40,11 +40,27 @@ pub struct PoiOut<'a> {
     lon: f64,
     name: &'a str,
     category: &'a str,
-    tags: &'a BTreeMap<String, String>,
+    tags: TagsOut<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rating: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     distance_m: Option<f64>,
+}
+
+/// Tags, from an owned POI or borrowed from the index; either way a JSON object.
+#[derive(Debug, Clone, Copy)]
+enum TagsOut<'a> {
+    Owned(&'a BTreeMap<String, String>),
+    Borrowed(PoiRef<'a>),
+}
+
+impl Serialize for TagsOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Owned(map) => serializer.collect_map(map.iter()),
+            Self::Borrowed(poi) => serializer.collect_map(poi.tags()),
+        }
+    }
 }
 
 impl<'a> From<&'a Poi> for PoiOut<'a> {
@@ -55,15 +71,30 @@ impl<'a> From<&'a Poi> for PoiOut<'a> {
             lon: p.position.lon,
             name: &p.name,
             category: &p.category,
-            tags: &p.tags,
+            tags: TagsOut::Owned(&p.tags),
             rating: p.rating,
             distance_m: None,
         }
     }
 }
 
-impl<'a> From<&'a NearbyHit> for PoiOut<'a> {
-    fn from(hit: &'a NearbyHit) -> Self {
+impl<'a> From<&PoiRef<'a>> for PoiOut<'a> {
+    fn from(p: &PoiRef<'a>) -> Self {
+        Self {
+            id: p.id(),
+            lat: p.position().lat,
+            lon: p.position().lon,
+            name: p.name(),
+            category: p.category(),
+            tags: TagsOut::Borrowed(*p),
+            rating: p.rating(),
+            distance_m: None,
+        }
+    }
+}
+
+impl<'a> From<&NearbyHit<'a>> for PoiOut<'a> {
+    fn from(hit: &NearbyHit<'a>) -> Self {
         Self {
             distance_m: Some(hit.distance_m),
             ..Self::from(&hit.poi)

@@ -26,7 +26,19 @@ use crate::pois::{NearbyQuery, Poi, PoiFilter, WithinQuery, is_valid_category};
 type ApiResult = Result<Response, ApiError>;
 
 pub(super) fn json_response(status: StatusCode, value: &impl Serialize) -> Response {
-    let bytes = serde_json::to_vec(value).expect("response types always serialize");
+    json_bytes_response(status, json_bytes(value))
+}
+
+/// `value` as JSON bytes, written into one buffer sized for a typical page of results (so
+/// that a page of 20 POIs does not grow it five times over).
+pub(super) fn json_bytes(value: &impl Serialize) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(4096);
+    serde_json::to_writer(&mut bytes, value).expect("response types always serialize");
+    bytes
+}
+
+/// A JSON response from bytes already written.
+pub(super) fn json_bytes_response(status: StatusCode, bytes: Vec<u8>) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
@@ -190,12 +202,13 @@ pub async fn nearby_pois(State(state): State<AppState>, RawQuery(query): RawQuer
         filter,
         after: None,
     };
-    let page = state.engine.nearby_pois(query, cursor.as_deref())?;
-    let out = PageOut {
-        results: page.hits.iter().map(PoiOut::from).collect(),
-        next_cursor: page.next_cursor.as_deref(),
-    };
-    Ok(json_response(StatusCode::OK, &out))
+    let bytes = state.engine.nearby_pois(query, cursor.as_deref(), |page| {
+        json_bytes(&PageOut {
+            results: page.hits.iter().map(PoiOut::from).collect(),
+            next_cursor: page.next_cursor,
+        })
+    })?;
+    Ok(json_bytes_response(StatusCode::OK, bytes))
 }
 
 pub(super) fn parse_bbox(text: &str) -> Result<BBox, ApiError> {
@@ -229,12 +242,13 @@ pub async fn within_pois(State(state): State<AppState>, RawQuery(query): RawQuer
         filter,
         after: None,
     };
-    let page = state.engine.within_pois(query, cursor.as_deref())?;
-    let out = PageOut {
-        results: page.pois.iter().map(PoiOut::from).collect(),
-        next_cursor: page.next_cursor.as_deref(),
-    };
-    Ok(json_response(StatusCode::OK, &out))
+    let bytes = state.engine.within_pois(query, cursor.as_deref(), |page| {
+        json_bytes(&PageOut {
+            results: page.pois.iter().map(PoiOut::from).collect(),
+            next_cursor: page.next_cursor,
+        })
+    })?;
+    Ok(json_bytes_response(StatusCode::OK, bytes))
 }
 
 /// `POST /v1/pois/import`: the body is streamed through the format's reader on a blocking

@@ -64,11 +64,14 @@ fn assert_imports_are_atomic(size: usize, mode: ImportMode) {
                 };
                 let mut checked = 0u64;
                 while !done.load(Ordering::Acquire) || checked == 0 {
-                    let page = engine.nearby_pois(query.clone(), None).expect("query");
-                    assert_eq!(page.hits.len(), 1000.min(size));
-                    let first = &page.hits[0].poi.name;
+                    let names: Vec<String> = engine
+                        .nearby_pois(query.clone(), None, |page| {
+                            page.hits.iter().map(|h| h.poi.name().to_string()).collect()
+                        })
+                        .expect("query");
+                    assert_eq!(names.len(), 1000.min(size));
                     assert!(
-                        page.hits.iter().all(|h| &h.poi.name == first),
+                        names.iter().all(|n| n == &names[0]),
                         "a query saw two generations"
                     );
                     checked += 1;
