@@ -3,6 +3,12 @@
 use clap::Parser;
 use proxima::config::{Cli, Command};
 
+/// mimalloc rather than glibc's malloc: the profile of the HTTP paths showed glibc's
+/// malloc and free at 15 % of the server's time, and mimalloc's per-thread free lists
+/// serve the small, short-lived allocations of a request much faster.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -10,10 +10,20 @@ pub const MAX_BODY: usize = 1 << 30;
 
 /// Appends a frame holding `body` to `out`.
 pub fn push(out: &mut Vec<u8>, body: &[u8]) {
-    let len = u32::try_from(body.len()).expect("bodies are under MAX_BODY");
+    push_parts(out, body, &[]);
+}
+
+/// Appends one frame whose body is `head` followed by `tail`, without first copying them
+/// into one buffer.
+pub fn push_parts(out: &mut Vec<u8>, head: &[u8], tail: &[u8]) {
+    let len = u32::try_from(head.len() + tail.len()).expect("bodies are under MAX_BODY");
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(head);
+    crc.update(tail);
     out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
-    out.extend_from_slice(body);
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    out.extend_from_slice(head);
+    out.extend_from_slice(tail);
 }
 
 /// What is at an offset of a buffer.
