@@ -22,9 +22,9 @@
 //! (queries copy ids out first), and writers lock a traveller's state before this index, so
 //! there is no cycle.
 
-use std::sync::Arc;
-
 use dashmap::DashMap;
+
+use super::TravellerId;
 use foldhash::fast::RandomState;
 
 use crate::geometry::geohash::Grid;
@@ -48,7 +48,7 @@ type Children = hashbrown::HashMap<u64, u32, RandomState>;
 /// coarse entry of a cell counts exactly the ids in each of its fine children.
 #[derive(Debug, Default)]
 pub struct CellIndex {
-    fine: DashMap<u64, Vec<Arc<str>>, RandomState>,
+    fine: DashMap<u64, Vec<TravellerId>, RandomState>,
     coarse: DashMap<u64, Children, RandomState>,
 }
 
@@ -71,7 +71,7 @@ impl CellIndex {
     }
 
     /// Adds `id` to fine cell `cell`.
-    pub fn insert(&self, cell: u64, id: Arc<str>) {
+    pub fn insert(&self, cell: u64, id: TravellerId) {
         self.fine.entry(cell).or_default().push(id);
         *self
             .coarse
@@ -122,7 +122,7 @@ impl CellIndex {
     }
 
     /// Appends the ids in fine cell `cell` to `out`.
-    pub fn ids_in(&self, cell: u64, out: &mut Vec<Arc<str>>) {
+    pub fn ids_in(&self, cell: u64, out: &mut Vec<TravellerId>) {
         if let Some(bucket) = self.fine.get(&cell) {
             out.extend(bucket.iter().cloned());
         }
@@ -236,8 +236,8 @@ mod tests {
     #[test]
     fn buckets_and_counts_follow_inserts_and_removes() {
         let index = CellIndex::with_shards(4);
-        let a: Arc<str> = Arc::from("a");
-        let b: Arc<str> = Arc::from("b");
+        let a: TravellerId = TravellerId::from("a");
+        let b: TravellerId = TravellerId::from("b");
         let cell = FINE.cell(60.17, 24.94);
         index.insert(cell, a.clone());
         index.insert(cell, b.clone());
@@ -278,8 +278,8 @@ mod tests {
             Cover::Fine(_) => panic!("500 km should use coarse cells"),
         }
         // Wider than the coarse budget: only the non-empty coarse cells are walked.
-        index.insert(FINE.cell(48.85, 2.35), Arc::from("paris"));
-        index.insert(FINE.cell(-33.9, 151.2), Arc::from("sydney"));
+        index.insert(FINE.cell(48.85, 2.35), TravellerId::from("paris"));
+        index.insert(FINE.cell(-33.9, 151.2), TravellerId::from("sydney"));
         match index.cover_cap(helsinki, 2_000_000.0) {
             Cover::Coarse(cells) => {
                 let cells: Vec<u64> = cells.into_iter().map(|(_, c)| c).collect();
