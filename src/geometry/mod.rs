@@ -27,7 +27,7 @@ pub const MAX_RADIUS_M: f64 = 20_037_509.0;
 /// A validated WGS84 position in degrees.
 ///
 /// Invariant: `lat` is in `[-90, 90]`, `lon` in `[-180, 180]`, both finite.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LatLon {
     /// Latitude in degrees, `[-90, 90]`.
     pub lat: f64,

@@ -24,7 +24,7 @@
 
 use dashmap::DashMap;
 
-use super::TravellerId;
+use super::Handle;
 use foldhash::fast::RandomState;
 
 use crate::geometry::geohash::Grid;
@@ -48,7 +48,7 @@ type Children = hashbrown::HashMap<u64, u32, RandomState>;
 /// coarse entry of a cell counts exactly the ids in each of its fine children.
 #[derive(Debug, Default)]
 pub struct CellIndex {
-    fine: DashMap<u64, Vec<TravellerId>, RandomState>,
+    fine: DashMap<u64, Vec<Handle>, RandomState>,
     coarse: DashMap<u64, Children, RandomState>,
 }
 
@@ -70,8 +70,8 @@ impl CellIndex {
         }
     }
 
-    /// Adds `id` to fine cell `cell`.
-    pub fn insert(&self, cell: u64, id: TravellerId) {
+    /// Adds traveller `id` to fine cell `cell`.
+    pub(crate) fn insert(&self, cell: u64, id: Handle) {
         self.fine.entry(cell).or_default().push(id);
         *self
             .coarse
@@ -81,10 +81,10 @@ impl CellIndex {
             .or_insert(0) += 1;
     }
 
-    /// Removes `id` from fine cell `cell` (no-op if absent).
-    pub fn remove(&self, cell: u64, id: &str) {
+    /// Removes traveller `id` from fine cell `cell` (no-op if absent).
+    pub(crate) fn remove(&self, cell: u64, id: Handle) {
         let emptied = match self.fine.get_mut(&cell) {
-            Some(mut bucket) => match bucket.iter().position(|x| **x == *id) {
+            Some(mut bucket) => match bucket.iter().position(|&x| x == id) {
                 Some(i) => {
                     bucket.swap_remove(i);
                     bucket.is_empty()
@@ -121,10 +121,10 @@ impl CellIndex {
         self.coarse.clear();
     }
 
-    /// Appends the ids in fine cell `cell` to `out`.
-    pub fn ids_in(&self, cell: u64, out: &mut Vec<TravellerId>) {
+    /// Appends the travellers in fine cell `cell` to `out`.
+    pub(crate) fn ids_in(&self, cell: u64, out: &mut Vec<Handle>) {
         if let Some(bucket) = self.fine.get(&cell) {
-            out.extend(bucket.iter().cloned());
+            out.extend_from_slice(&bucket);
         }
     }
 
@@ -236,18 +236,17 @@ mod tests {
     #[test]
     fn buckets_and_counts_follow_inserts_and_removes() {
         let index = CellIndex::with_shards(4);
-        let a: TravellerId = TravellerId::from("a");
-        let b: TravellerId = TravellerId::from("b");
+        let (a, b): (Handle, Handle) = (7, 1 << 24 | 7);
         let cell = FINE.cell(60.17, 24.94);
-        index.insert(cell, a.clone());
-        index.insert(cell, b.clone());
+        index.insert(cell, a);
+        index.insert(cell, b);
         let parent = COARSE.parent_of(FINE, cell);
         assert_eq!(index.children(parent), [cell]);
-        index.remove(cell, "a");
+        index.remove(cell, a);
         let mut ids = Vec::new();
         index.ids_in(cell, &mut ids);
         assert_eq!(ids, [b]);
-        index.remove(cell, "b");
+        index.remove(cell, b);
         assert_eq!(index.fine_cells(), 0);
         assert!(
             index.children(parent).is_empty(),
@@ -278,8 +277,8 @@ mod tests {
             Cover::Fine(_) => panic!("500 km should use coarse cells"),
         }
         // Wider than the coarse budget: only the non-empty coarse cells are walked.
-        index.insert(FINE.cell(48.85, 2.35), TravellerId::from("paris"));
-        index.insert(FINE.cell(-33.9, 151.2), TravellerId::from("sydney"));
+        index.insert(FINE.cell(48.85, 2.35), 1);
+        index.insert(FINE.cell(-33.9, 151.2), 2);
         match index.cover_cap(helsinki, 2_000_000.0) {
             Cover::Coarse(cells) => {
                 let cells: Vec<u64> = cells.into_iter().map(|(_, c)| c).collect();

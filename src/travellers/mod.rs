@@ -17,10 +17,12 @@ mod trail;
 mod oracle_tests;
 
 use std::cmp::Ordering;
+use std::hash::BuildHasher;
 use std::collections::BinaryHeap;
 
-use dashmap::DashMap;
 use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+use parking_lot::RwLock;
 
 pub use sharing::{MAX_VIEWERS, Sharing, SharingError, Visibility};
 pub use trail::{Trail, TrailPoint};
@@ -35,9 +37,9 @@ use crate::ids::{IdError, validate_id};
 /// an update's time on 1M travellers, and the allocation cost 32 to 48 bytes each.
 pub(crate) type TravellerId = compact_str::CompactString;
 
-/// Shards per concurrent map: enough that a sweep holding one shard briefly stalls few
-/// updates, and that 16 cores rarely meet on one lock.
-const SHARDS: usize = 256;
+/// Shards of records (and of each cell map): enough that a sweep holding one shard briefly
+/// stalls few updates, and that 16 cores rarely meet on one lock.
+const SHARDS: usize = 1 << SHARD_BITS;
 
 /// One position report.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -182,87 +184,311 @@ pub struct TravellerConfig {
     pub ttl_ms: i64,
 }
 
-#[derive(Debug, Clone)]
-struct Current {
+/// Where a traveller's record lives: its shard in the top [`SHARD_BITS`] bits, its slot in
+/// that shard below. Cell buckets hold handles (4 bytes) rather than ids.
+type Handle = u32;
+
+/// log2 of the number of shards.
+const SHARD_BITS: u32 = 8;
+/// Slots per shard at most (2^24: 4 billion travellers in all).
+const SLOT_BITS: u32 = 32 - SHARD_BITS;
+/// Slots are allocated this many at a time, so a shard never holds more than one partly
+/// used chunk (a doubling `Vec` would leave a quarter of the records unused on average).
+const CHUNK: usize = 256;
+/// `Slot::cell` of a traveller without a current position.
+const NO_CELL: u32 = u32::MAX;
+
+fn handle(shard: usize, slot: u32) -> Handle {
+    ((shard as u32) << SLOT_BITS) | slot
+}
+
+fn split(handle: Handle) -> (usize, u32) {
+    (
+        (handle >> SLOT_BITS) as usize,
+        handle & ((1 << SLOT_BITS) - 1),
+    )
+}
+
+/// One traveller's record: 80 bytes. The current position, its timestamps and fine cell,
+/// and the visibility are inline, because every update and every query reads them; the
+/// rare parts (accuracy, trip, a friends list) are behind one pointer that most travellers
+/// leave empty.
+#[derive(Debug)]
+struct Slot {
+    /// Empty for a free slot (ids are never empty).
+    id: TravellerId,
     position: LatLon,
     ts: i64,
     /// `min(ts, received)`: the moment the position's age counts from.
     seen_ms: i64,
-    accuracy_m: Option<f64>,
-    trip_id: Option<Box<str>>,
-    cell: u64,
+    /// The fine cell of `position`, or [`NO_CELL`] when there is no current position.
+    cell: u32,
+    visibility: Visibility,
+    trail: Trail,
+    extra: Option<Box<Extra>>,
 }
 
-#[derive(Debug, Clone, Default)]
-struct Traveller {
-    current: Option<Current>,
-    trail: Trail,
-    sharing: Sharing,
+/// The parts of a record most travellers do not have.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Extra {
+    accuracy_m: Option<f64>,
+    trip_id: Option<Box<str>>,
+    /// Sorted (see [`Sharing`]).
+    viewers: Box<[Box<str>]>,
+}
+
+impl Extra {
+    fn is_empty(&self) -> bool {
+        self.accuracy_m.is_none() && self.trip_id.is_none() && self.viewers.is_empty()
+    }
+}
+
+impl Default for Slot {
+    /// A free slot.
+    fn default() -> Self {
+        Self {
+            id: TravellerId::default(),
+            position: LatLon::default(),
+            ts: 0,
+            seen_ms: 0,
+            cell: NO_CELL,
+            visibility: Visibility::Private,
+            trail: Trail::default(),
+            extra: None,
+        }
+    }
+}
+
+impl Slot {
+    fn has_current(&self) -> bool {
+        self.cell != NO_CELL
+    }
+
+    fn viewers(&self) -> &[Box<str>] {
+        self.extra.as_ref().map_or(&[], |e| &e.viewers)
+    }
+
+    fn allows(&self, viewer: Option<&str>) -> bool {
+        sharing::allows(self.visibility, self.viewers(), &self.id, viewer)
+    }
+
+    fn sharing_is_default(&self) -> bool {
+        self.visibility == Visibility::Private && self.viewers().is_empty()
+    }
+
+    fn accuracy_m(&self) -> Option<f64> {
+        self.extra.as_ref().and_then(|e| e.accuracy_m)
+    }
+
+    fn trip_id(&self) -> Option<&str> {
+        self.extra.as_ref().and_then(|e| e.trip_id.as_deref())
+    }
+
+    /// Sets the rare parts of the current position, allocating only if there are any.
+    fn set_position_extra(&mut self, accuracy_m: Option<f64>, trip_id: Option<&str>) {
+        match &mut self.extra {
+            Some(extra) => {
+                extra.accuracy_m = accuracy_m;
+                extra.trip_id = trip_id.map(Box::from);
+            }
+            None if accuracy_m.is_none() && trip_id.is_none() => {}
+            None => {
+                self.extra = Some(Box::new(Extra {
+                    accuracy_m,
+                    trip_id: trip_id.map(Box::from),
+                    viewers: Box::default(),
+                }));
+            }
+        }
+        self.drop_empty_extra();
+    }
+
+    fn set_sharing(&mut self, sharing: Sharing) {
+        let (visibility, viewers) = sharing.into_parts();
+        self.visibility = visibility;
+        match &mut self.extra {
+            Some(extra) => extra.viewers = viewers,
+            None if viewers.is_empty() => {}
+            None => {
+                self.extra = Some(Box::new(Extra {
+                    viewers,
+                    ..Extra::default()
+                }));
+            }
+        }
+        self.drop_empty_extra();
+    }
+
+    fn sharing(&self) -> Sharing {
+        Sharing::from_parts(self.visibility, self.viewers().into())
+    }
+
+    /// Forgets the current position and the trail.
+    fn clear_position(&mut self) {
+        self.cell = NO_CELL;
+        self.trail = Trail::default();
+        self.set_position_extra(None, None);
+    }
+
+    fn drop_empty_extra(&mut self) {
+        if self.extra.as_ref().is_some_and(|e| e.is_empty()) {
+            self.extra = None;
+        }
+    }
+}
+
+/// One shard: records in chunked slots and an id table of slot numbers.
+///
+/// Invariants: `by_id` holds exactly the slots whose id is non-empty, each hashed by its id;
+/// `free` lists exactly the other slots below `used`.
+#[derive(Default)]
+struct Shard {
+    by_id: HashTable<u32>,
+    chunks: Vec<Box<[Slot]>>,
+    used: u32,
+    free: Vec<u32>,
+}
+
+impl Shard {
+    fn slot(&self, slot: u32) -> &Slot {
+        &self.chunks[slot as usize / CHUNK][slot as usize % CHUNK]
+    }
+
+    fn slot_mut(&mut self, slot: u32) -> &mut Slot {
+        &mut self.chunks[slot as usize / CHUNK][slot as usize % CHUNK]
+    }
+
+    fn find(&self, hash: u64, id: &str) -> Option<u32> {
+        self.by_id
+            .find(hash, |&s| self.slot(s).id == id)
+            .copied()
+    }
+
+    /// A fresh slot holding `id` (which must be absent).
+    fn insert(&mut self, hash: u64, id: &str, hasher: &RandomState) -> u32 {
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                if self.used as usize == self.chunks.len() * CHUNK {
+                    self.chunks
+                        .push((0..CHUNK).map(|_| Slot::default()).collect());
+                }
+                self.used += 1;
+                assert!(self.used < 1 << SLOT_BITS, "too many travellers in a shard");
+                self.used - 1
+            }
+        };
+        *self.slot_mut(slot) = Slot {
+            id: TravellerId::from(id),
+            ..Slot::default()
+        };
+        let chunks = &self.chunks;
+        self.by_id.insert_unique(hash, slot, |&s| {
+            hasher.hash_one(chunks[s as usize / CHUNK][s as usize % CHUNK].id.as_str())
+        });
+        slot
+    }
+
+    /// Frees `slot` (whose id hashes to `hash`).
+    fn remove(&mut self, hash: u64, slot: u32) {
+        if let Ok(entry) = self.by_id.find_entry(hash, |&s| s == slot) {
+            entry.remove();
+        }
+        *self.slot_mut(slot) = Slot::default();
+        self.free.push(slot);
+    }
+
+    fn live_slots(&self) -> impl Iterator<Item = (u32, &Slot)> {
+        (0..self.used)
+            .map(|s| (s, self.slot(s)))
+            .filter(|(_, slot)| !slot.id.is_empty())
+    }
 }
 
 /// The moving-object index.
 ///
-/// Invariants: a traveller with a current position has its id in exactly one fine cell of
-/// `cells`, the cell of that position; a traveller without one is in no cell. A state with no
-/// current position and default sharing is garbage the sweeper removes.
-#[derive(Debug)]
+/// Records live in [`SHARDS`] shards, each a `RwLock`ed slab of fixed-size slots with an id
+/// table of slot numbers (hand-written rather than a `DashMap<Id, Traveller>`: a map entry
+/// holding the whole record left half of each shard's table empty after growth, and a table
+/// of 4-byte slot numbers does not; cell buckets then hold 4-byte handles, not ids).
+///
+/// Invariants: a traveller with a current position has its handle in exactly one fine cell
+/// of `cells`, the cell of that position; a traveller without one is in no cell. A record
+/// with no current position and default sharing is garbage the sweeper frees.
 pub struct TravellerIndex {
-    states: DashMap<TravellerId, Traveller, RandomState>,
+    shards: Box<[RwLock<Shard>]>,
+    hasher: RandomState,
     cells: CellIndex,
     config: TravellerConfig,
+}
+
+impl std::fmt::Debug for TravellerIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TravellerIndex")
+            .field("len", &self.len())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TravellerIndex {
     /// An empty index.
     pub fn new(config: TravellerConfig) -> Self {
         Self {
-            states: DashMap::with_hasher_and_shard_amount(RandomState::default(), SHARDS),
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            hasher: RandomState::default(),
             cells: CellIndex::with_shards(SHARDS),
             config,
         }
     }
 
-    fn live(&self, current: &Current, now_ms: i64) -> bool {
-        now_ms.saturating_sub(current.seen_ms) <= self.config.ttl_ms
+    /// The id's hash and shard. The shard comes from bits below the top seven, which the id
+    /// table uses for its control bytes, and above the low bits it uses for the bucket, so
+    /// neither is constant within a shard (dashmap picks its shards the same way).
+    fn locate(&self, id: &str) -> (u64, usize) {
+        let hash = self.hasher.hash_one(id);
+        (hash, ((hash << 7) >> (64 - SHARD_BITS)) as usize)
+    }
+
+    fn live(&self, slot: &Slot, now_ms: i64) -> bool {
+        slot.has_current() && now_ms.saturating_sub(slot.seen_ms) <= self.config.ttl_ms
     }
 
     /// Applies one position report received at `received_ms`.
     pub fn update(&self, update: &PositionUpdate, received_ms: i64) -> UpdateOutcome {
-        if let Some(mut entry) = self.states.get_mut(update.id.as_str()) {
-            let (key, traveller) = entry.pair_mut();
-            return self.apply(key, traveller, update, received_ms);
-        }
-        let seen_ms = update.ts.min(received_ms);
-        if received_ms.saturating_sub(seen_ms) > self.config.ttl_ms {
-            return UpdateOutcome::Stale; // already expired: nothing to create
-        }
-        let key: TravellerId = TravellerId::from(update.id.as_str());
-        let mut entry = self.states.entry(key).or_default();
-        let (key, traveller) = entry.pair_mut();
-        self.apply(key, traveller, update, received_ms)
+        let (hash, s) = self.locate(&update.id);
+        let mut shard = self.shards[s].write();
+        let slot = match shard.find(hash, &update.id) {
+            Some(slot) => slot,
+            None => {
+                let seen_ms = update.ts.min(received_ms);
+                if received_ms.saturating_sub(seen_ms) > self.config.ttl_ms {
+                    return UpdateOutcome::Stale; // already expired: nothing to create
+                }
+                shard.insert(hash, &update.id, &self.hasher)
+            }
+        };
+        self.apply(handle(s, slot), shard.slot_mut(slot), update, received_ms)
     }
 
     fn apply(
         &self,
-        key: &TravellerId,
-        t: &mut Traveller,
+        handle: Handle,
+        t: &mut Slot,
         u: &PositionUpdate,
         received_ms: i64,
     ) -> UpdateOutcome {
         // An expired position is gone, whether or not the sweeper has freed it yet.
-        if let Some(c) = &t.current
-            && !self.live(c, received_ms)
-        {
-            self.cells.remove(c.cell, key);
-            t.current = None;
-            t.trail = Trail::default();
+        if t.has_current() && !self.live(t, received_ms) {
+            self.cells.remove(u64::from(t.cell), handle);
+            t.clear_position();
         }
         let point = TrailPoint {
             position: u.position,
             ts: u.ts,
         };
         let seen_ms = u.ts.min(received_ms);
-        let newer = t.current.as_ref().is_none_or(|c| u.ts > c.ts);
+        let newer = !t.has_current() || u.ts > t.ts;
         if !newer {
             t.trail.insert(point, self.config.trail_capacity);
             return UpdateOutcome::Stale;
@@ -270,37 +496,40 @@ impl TravellerIndex {
         if received_ms.saturating_sub(seen_ms) > self.config.ttl_ms {
             return UpdateOutcome::Stale;
         }
-        let cell = FINE.cell(u.position.lat, u.position.lon);
-        match t.current.as_ref().map(|c| c.cell) {
-            Some(old) if old == cell => {}
-            Some(old) => {
-                self.cells.remove(old, key);
-                self.cells.insert(cell, key.clone());
+        let cell = fine_cell(u.position);
+        if t.cell != cell {
+            if t.has_current() {
+                self.cells.remove(u64::from(t.cell), handle);
             }
-            None => self.cells.insert(cell, key.clone()),
+            self.cells.insert(u64::from(cell), handle);
         }
-        t.current = Some(Current {
-            position: u.position,
-            ts: u.ts,
-            seen_ms,
-            accuracy_m: u.accuracy_m,
-            trip_id: u.trip_id.as_deref().map(Box::from),
-            cell,
-        });
+        t.position = u.position;
+        t.ts = u.ts;
+        t.seen_ms = seen_ms;
+        t.cell = cell;
+        t.set_position_extra(u.accuracy_m, u.trip_id.as_deref());
         t.trail.insert(point, self.config.trail_capacity);
         UpdateOutcome::Applied
     }
 
+    /// Runs `f` on the traveller's record, read-locked, if it exists.
+    fn with_slot<R>(&self, id: &str, f: impl FnOnce(&Slot) -> Option<R>) -> Option<R> {
+        let (hash, s) = self.locate(id);
+        let shard = self.shards[s].read();
+        let slot = shard.find(hash, id)?;
+        f(shard.slot(slot))
+    }
+
     /// The traveller, if it is live and `viewer` may see it.
     pub fn get(&self, id: &str, viewer: Option<&str>, now_ms: i64) -> Option<TravellerView> {
-        let t = self.states.get(id)?;
-        let c = t.current.as_ref().filter(|c| self.live(c, now_ms))?;
-        t.sharing.allows(id, viewer).then(|| TravellerView {
-            id: id.to_string(),
-            position: c.position,
-            ts: c.ts,
-            accuracy_m: c.accuracy_m,
-            trip_id: c.trip_id.as_deref().map(String::from),
+        self.with_slot(id, |t| {
+            (self.live(t, now_ms) && t.allows(viewer)).then(|| TravellerView {
+                id: id.to_string(),
+                position: t.position,
+                ts: t.ts,
+                accuracy_m: t.accuracy_m(),
+                trip_id: t.trip_id().map(String::from),
+            })
         })
     }
 
@@ -313,72 +542,68 @@ impl TravellerIndex {
         since: i64,
         now_ms: i64,
     ) -> Option<Vec<TrailPoint>> {
-        let t = self.states.get(id)?;
-        t.current.as_ref().filter(|c| self.live(c, now_ms))?;
-        t.sharing
-            .allows(id, viewer)
-            .then(|| t.trail.since(since).copied().collect())
+        self.with_slot(id, |t| {
+            (self.live(t, now_ms) && t.allows(viewer))
+                .then(|| t.trail.since(since).copied().collect())
+        })
     }
 
-    /// Sets who may see a traveller (creating its state if it has none yet).
+    /// Sets who may see a traveller (creating its record if it has none yet).
     pub fn set_sharing(&self, id: &str, sharing: Sharing) {
-        match self.states.get_mut(id) {
-            Some(mut t) => t.sharing = sharing,
-            None => {
-                self.states
-                    .entry(TravellerId::from(id))
-                    .or_default()
-                    .sharing = sharing
-            }
-        }
+        let (hash, s) = self.locate(id);
+        let mut shard = self.shards[s].write();
+        let slot = match shard.find(hash, id) {
+            Some(slot) => slot,
+            None => shard.insert(hash, id, &self.hasher),
+        };
+        shard.slot_mut(slot).set_sharing(sharing);
     }
 
     /// Forgets a traveller entirely. Returns whether there was anything a reader could have
     /// seen: a live position or a sharing setting (an expired position is already gone).
     pub fn delete(&self, id: &str, now_ms: i64) -> bool {
-        let mut existed = false;
-        // The cell removal runs inside the predicate, under the traveller's shard lock, so a
-        // concurrent update cannot re-add the id in between.
-        self.states.remove_if(id, |key, t| {
-            if let Some(c) = &t.current {
-                existed = self.live(c, now_ms);
-                self.cells.remove(c.cell, key);
-            }
-            existed |= !t.sharing.is_default();
-            true
-        });
+        let (hash, s) = self.locate(id);
+        // The cell removal runs under the shard lock, so a concurrent update cannot re-add
+        // the traveller in between.
+        let mut shard = self.shards[s].write();
+        let Some(slot) = shard.find(hash, id) else {
+            return false;
+        };
+        let t = shard.slot(slot);
+        let mut existed = self.live(t, now_ms);
+        if t.has_current() {
+            self.cells.remove(u64::from(t.cell), handle(s, slot));
+        }
+        existed |= !t.sharing_is_default();
+        shard.remove(hash, slot);
         existed
     }
 
     /// Frees the memory of every traveller expired at `now_ms`, a shard at a time, so updates
     /// elsewhere never wait. Returns how many positions were dropped.
     pub fn sweep(&self, now_ms: i64) -> usize {
-        let candidates: Vec<TravellerId> = self
-            .states
-            .iter()
-            .filter(|e| e.current.as_ref().is_none_or(|c| !self.live(c, now_ms)))
-            .map(|e| e.key().clone())
-            .collect();
         let mut dropped = 0;
-        for key in candidates {
-            let Some(mut entry) = self.states.get_mut(&key) else {
-                continue;
-            };
-            let t = entry.value_mut();
-            if let Some(c) = &t.current {
-                if self.live(c, now_ms) {
-                    continue; // updated since the scan
+        for (s, shard) in self.shards.iter().enumerate() {
+            let mut shard = shard.write();
+            let mut garbage = Vec::new();
+            for slot in 0..shard.used {
+                let t = shard.slot(slot);
+                if t.id.is_empty() || self.live(t, now_ms) {
+                    continue;
                 }
-                self.cells.remove(c.cell, &key);
-                t.current = None;
-                t.trail = Trail::default();
-                dropped += 1;
+                let cell = t.cell;
+                let t = shard.slot_mut(slot);
+                if t.has_current() {
+                    self.cells.remove(u64::from(cell), handle(s, slot));
+                    t.clear_position();
+                    dropped += 1;
+                }
+                if t.sharing_is_default() {
+                    garbage.push((self.hasher.hash_one(t.id.as_str()), slot));
+                }
             }
-            let garbage = t.sharing.is_default();
-            drop(entry);
-            if garbage {
-                self.states
-                    .remove_if(&*key, |_, t| t.current.is_none() && t.sharing.is_default());
+            for (hash, slot) in garbage {
+                shard.remove(hash, slot);
             }
         }
         dropped
@@ -387,69 +612,71 @@ impl TravellerIndex {
     /// Passes every traveller's state to `f`, a shard at a time (each shard is read-locked
     /// only while its travellers are passed).
     pub fn export<E>(&self, mut f: impl FnMut(TravellerRecord) -> Result<(), E>) -> Result<(), E> {
-        for entry in self.states.iter() {
-            let t = entry.value();
-            f(TravellerRecord {
-                id: entry.key().to_string(),
-                current: t.current.as_ref().map(|c| CurrentRecord {
-                    position: c.position,
-                    ts: c.ts,
-                    seen_ms: c.seen_ms,
-                    accuracy_m: c.accuracy_m,
-                    trip_id: c.trip_id.as_deref().map(String::from),
-                }),
-                trail: t.trail.since(i64::MIN).copied().collect(),
-                sharing: t.sharing.clone(),
-            })?;
+        for shard in self.shards.iter() {
+            let shard = shard.read();
+            for (_, t) in shard.live_slots() {
+                f(TravellerRecord {
+                    id: t.id.to_string(),
+                    current: t.has_current().then(|| CurrentRecord {
+                        position: t.position,
+                        ts: t.ts,
+                        seen_ms: t.seen_ms,
+                        accuracy_m: t.accuracy_m(),
+                        trip_id: t.trip_id().map(String::from),
+                    }),
+                    trail: t.trail.since(i64::MIN).copied().collect(),
+                    sharing: t.sharing(),
+                })?;
+            }
         }
         Ok(())
     }
 
     /// Puts back a traveller's state as [`TravellerIndex::export`] gave it, replacing any.
     pub fn restore(&self, record: TravellerRecord) {
-        let key: TravellerId = TravellerId::from(record.id.as_str());
-        let mut trail = Trail::default();
-        for point in record.trail {
-            trail.insert(point, self.config.trail_capacity);
-        }
-        let current = record.current.map(|c| Current {
-            cell: FINE.cell(c.position.lat, c.position.lon),
-            position: c.position,
-            ts: c.ts,
-            seen_ms: c.seen_ms,
-            accuracy_m: c.accuracy_m,
-            trip_id: c.trip_id.map(String::into_boxed_str),
-        });
-        let mut entry = self.states.entry(key).or_default();
-        let (key, t) = entry.pair_mut();
-        if let Some(old) = &t.current {
-            self.cells.remove(old.cell, key);
-        }
-        if let Some(c) = &current {
-            self.cells.insert(c.cell, key.clone());
-        }
-        *t = Traveller {
-            current,
-            trail,
-            sharing: record.sharing,
+        let (hash, s) = self.locate(&record.id);
+        let mut shard = self.shards[s].write();
+        let slot = match shard.find(hash, &record.id) {
+            Some(slot) => slot,
+            None => shard.insert(hash, &record.id, &self.hasher),
         };
+        let h = handle(s, slot);
+        let t = shard.slot_mut(slot);
+        if t.has_current() {
+            self.cells.remove(u64::from(t.cell), h);
+        }
+        t.clear_position();
+        for point in record.trail {
+            t.trail.insert(point, self.config.trail_capacity);
+        }
+        if let Some(c) = record.current {
+            t.position = c.position;
+            t.ts = c.ts;
+            t.seen_ms = c.seen_ms;
+            t.cell = fine_cell(c.position);
+            t.set_position_extra(c.accuracy_m, c.trip_id.as_deref());
+            self.cells.insert(u64::from(t.cell), h);
+        }
+        t.set_sharing(record.sharing);
     }
 
     /// Forgets every traveller.
     pub fn clear(&self) {
-        self.states.clear();
+        for shard in self.shards.iter() {
+            *shard.write() = Shard::default();
+        }
         self.cells.clear();
     }
 
     /// Number of travellers with state (live, or kept for their sharing setting, or expired
     /// and not yet swept).
     pub fn len(&self) -> usize {
-        self.states.len()
+        self.shards.iter().map(|s| s.read().by_id.len()).sum()
     }
 
     /// Whether no traveller has state.
     pub fn is_empty(&self) -> bool {
-        self.states.is_empty()
+        self.len() == 0
     }
 
     /// Live travellers within `radius_m` of `center` that `viewer` may see, nearest first,
@@ -457,8 +684,8 @@ impl TravellerIndex {
     ///
     /// Cells are opened nearest first (coarse cells ranked by a lower bound of their
     /// distance), and the walk stops when the next cell cannot hold anything nearer than the
-    /// `limit`-th traveller found. A traveller counts only in the cell its state names, so one
-    /// that moves during the query is seen at most once.
+    /// `limit`-th traveller found. A traveller counts only in the cell its record names, so
+    /// one that moves during the query is seen at most once.
     pub fn nearby(
         &self,
         center: LatLon,
@@ -477,7 +704,7 @@ impl TravellerIndex {
             now_ms,
             bound: chord2_bound(radius_m),
             heap: BinaryHeap::new(),
-            ids: Vec::new(),
+            handles: Vec::new(),
         };
         match self.cells.cover_cap(center, radius_m) {
             Cover::Fine(cells) => cells.into_iter().for_each(|cell| search.open(cell)),
@@ -524,23 +751,20 @@ impl TravellerIndex {
                 .flat_map(|(_, c)| self.cells.children(c))
                 .collect(),
         };
-        let mut ids = Vec::new();
+        let mut handles = Vec::new();
         for cell in fine_cells {
-            ids.clear();
-            self.cells.ids_in(cell, &mut ids);
-            for id in &ids {
-                let Some(t) = self.states.get(&**id) else {
-                    continue;
-                };
-                if t.sharing.visibility() != Visibility::Public {
-                    continue;
-                }
-                if let Some(c) = &t.current
-                    && c.cell == cell
-                    && self.live(c, now_ms)
-                    && bbox.contains(c.position)
+            handles.clear();
+            self.cells.ids_in(cell, &mut handles);
+            for &h in &handles {
+                let (s, slot) = split(h);
+                let shard = self.shards[s].read();
+                let t = shard.slot(slot);
+                if t.visibility == Visibility::Public
+                    && u64::from(t.cell) == cell
+                    && self.live(t, now_ms)
+                    && bbox.contains(t.position)
                 {
-                    f(c.position);
+                    f(t.position);
                 }
             }
         }
@@ -551,22 +775,28 @@ impl TravellerIndex {
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut placed = 0usize;
-        for entry in self.states.iter() {
-            if let Some(c) = &entry.current {
+        for (s, shard) in self.shards.iter().enumerate() {
+            let shard = shard.read();
+            for (slot, t) in shard.live_slots() {
+                if shard.find(self.hasher.hash_one(t.id.as_str()), &t.id) != Some(slot) {
+                    return Err(format!("{} is not found by its id", t.id));
+                }
+                if !t.has_current() {
+                    continue;
+                }
                 placed += 1;
-                let expected = FINE.cell(c.position.lat, c.position.lon);
-                if c.cell != expected {
+                let expected = fine_cell(t.position);
+                if t.cell != expected {
                     return Err(format!(
                         "{} records cell {} but is at {expected}",
-                        entry.key(),
-                        c.cell
+                        t.id, t.cell
                     ));
                 }
-                let mut ids = Vec::new();
-                self.cells.ids_in(c.cell, &mut ids);
-                let n = ids.iter().filter(|x| ***x == **entry.key()).count();
+                let mut handles = Vec::new();
+                self.cells.ids_in(u64::from(t.cell), &mut handles);
+                let n = handles.iter().filter(|&&h| h == handle(s, slot)).count();
                 if n != 1 {
-                    return Err(format!("{} appears {n} times in its cell", entry.key()));
+                    return Err(format!("{} appears {n} times in its cell", t.id));
                 }
             }
         }
@@ -579,6 +809,11 @@ impl TravellerIndex {
         }
         Ok(())
     }
+}
+
+/// The fine cell of a position, as stored (fine cells have 30 bits).
+fn fine_cell(p: LatLon) -> u32 {
+    u32::try_from(FINE.cell(p.lat, p.lon)).expect("fine cells have 30 bits")
 }
 
 /// A kept candidate, ordered by `(distance, id)`.
@@ -618,43 +853,41 @@ struct Search<'a> {
     /// Squared chord beyond which nothing can enter the result.
     bound: f64,
     heap: BinaryHeap<Ranked>,
-    ids: Vec<TravellerId>,
+    handles: Vec<Handle>,
 }
 
 impl Search<'_> {
     fn open(&mut self, cell: u64) {
-        self.ids.clear();
-        self.index.cells.ids_in(cell, &mut self.ids);
-        for id in &self.ids {
-            let Some(t) = self.index.states.get(&**id) else {
-                continue;
-            };
-            let Some(c) = &t.current else { continue };
-            if c.cell != cell
-                || !self.index.live(c, self.now_ms)
-                || !t.sharing.allows(id, self.viewer)
+        self.handles.clear();
+        self.index.cells.ids_in(cell, &mut self.handles);
+        for &h in &self.handles {
+            let (s, slot) = split(h);
+            let shard = self.index.shards[s].read();
+            let t = shard.slot(slot);
+            if u64::from(t.cell) != cell
+                || !self.index.live(t, self.now_ms)
+                || !t.allows(self.viewer)
             {
                 continue;
             }
-            let distance_m = haversine_m(self.center, c.position);
+            let distance_m = haversine_m(self.center, t.position);
             if distance_m > self.radius_m {
                 continue;
             }
             let worse = self.heap.len() >= self.limit
-                && self
-                    .heap
-                    .peek()
-                    .is_some_and(|w| (distance_m, &**id) >= (w.hit.distance_m, w.hit.id.as_str()));
+                && self.heap.peek().is_some_and(|w| {
+                    (distance_m, t.id.as_str()) >= (w.hit.distance_m, w.hit.id.as_str())
+                });
             if worse || self.limit == 0 {
                 continue;
             }
             let hit = TravellerHit {
-                id: id.to_string(),
-                position: c.position,
-                ts: c.ts,
+                id: t.id.to_string(),
+                position: t.position,
+                ts: t.ts,
                 distance_m,
             };
-            drop(t);
+            drop(shard);
             self.heap.push(Ranked { hit });
             if self.heap.len() > self.limit {
                 self.heap.pop();
@@ -666,6 +899,8 @@ impl Search<'_> {
         }
     }
 }
+
+const _: () = assert!(size_of::<Slot>() == 80, "a traveller's record is 80 bytes");
 
 const _: () = assert!(
     COARSE.bits() < FINE.bits(),

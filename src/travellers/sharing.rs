@@ -79,14 +79,35 @@ impl Sharing {
     /// Whether `viewer` may see traveller `owner`. A traveller always sees itself; without a
     /// viewer only public travellers are visible.
     pub fn allows(&self, owner: &str, viewer: Option<&str>) -> bool {
-        match (self.visibility, viewer) {
-            (Visibility::Public, _) => true,
-            (_, Some(v)) if v == owner => true,
-            (Visibility::Friends, Some(v)) => {
-                self.viewers.binary_search_by(|x| (**x).cmp(v)).is_ok()
-            }
-            _ => false,
+        allows(self.visibility, &self.viewers, owner, viewer)
+    }
+
+    /// The parts, for compact storage.
+    pub(crate) fn into_parts(self) -> (Visibility, Box<[Box<str>]>) {
+        (self.visibility, self.viewers)
+    }
+
+    /// Reassembles parts taken by [`Sharing::into_parts`].
+    pub(crate) fn from_parts(visibility: Visibility, viewers: Box<[Box<str>]>) -> Self {
+        Self {
+            visibility,
+            viewers,
         }
+    }
+}
+
+/// The rule of [`Sharing::allows`], over the parts (`viewers` sorted).
+pub(crate) fn allows(
+    visibility: Visibility,
+    viewers: &[Box<str>],
+    owner: &str,
+    viewer: Option<&str>,
+) -> bool {
+    match (visibility, viewer) {
+        (Visibility::Public, _) => true,
+        (_, Some(v)) if v == owner => true,
+        (Visibility::Friends, Some(v)) => viewers.binary_search_by(|x| (**x).cmp(v)).is_ok(),
+        _ => false,
     }
 }
 

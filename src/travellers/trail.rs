@@ -1,6 +1,6 @@
 //! [`Trail`]: a traveller's most recent positions, in time order, bounded.
 
-use std::collections::VecDeque;
+use thin_vec::ThinVec;
 
 use crate::geometry::LatLon;
 
@@ -17,9 +17,14 @@ pub struct TrailPoint {
 ///
 /// Invariants: strictly increasing `ts` (the same `ts` twice is kept once); at most the
 /// capacity given to [`Trail::insert`].
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+///
+/// The points are in a `ThinVec` (one pointer; length and capacity live in the allocation),
+/// so a traveller's record pays 8 bytes for its trail, not a `VecDeque`'s 32. Trails are
+/// short (32 points by default), so shifting on insert costs less than a ring buffer's
+/// extra fields would in memory across millions of travellers.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Trail {
-    points: VecDeque<TrailPoint>,
+    points: ThinVec<TrailPoint>,
 }
 
 impl Trail {
@@ -43,8 +48,9 @@ impl Trail {
             return false;
         }
         self.points.insert(at, point);
-        while self.points.len() > capacity {
-            self.points.pop_front();
+        if self.points.len() > capacity {
+            let excess = self.points.len() - capacity;
+            self.points.drain(..excess);
         }
         true
     }
@@ -52,7 +58,7 @@ impl Trail {
     /// The points with `ts >= since`, oldest first.
     pub fn since(&self, since: i64) -> impl Iterator<Item = &TrailPoint> {
         let start = self.points.partition_point(|p| p.ts < since);
-        self.points.range(start..)
+        self.points[start..].iter()
     }
 
     /// Number of points.
