@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::geometry::LatLon;
+
 /// Proxima: an in-memory geospatial proximity server.
 #[derive(Debug, Parser)]
 #[command(name = "proxima", version, about)]
@@ -86,6 +88,11 @@ pub struct BenchConfig {
     /// Results per query.
     #[arg(long, default_value_t = 20)]
     pub k: usize,
+
+    /// Query around this place (`LAT,LON`, each query point within ~1 km of it) instead of
+    /// around the world's cities: a dense centre, such as `48.8566,2.3522` for central Paris.
+    #[arg(long, value_parser = parse_centre)]
+    pub centre: Option<LatLon>,
 
     /// Seed of the data and query generators.
     #[arg(long, default_value_t = 1)]
@@ -224,4 +231,17 @@ impl ServeConfig {
             cursor_secret: None,
         }
     }
+}
+
+/// Parses `LAT,LON` into a validated coordinate.
+fn parse_centre(text: &str) -> Result<LatLon, String> {
+    let (lat, lon) = text
+        .split_once(',')
+        .ok_or_else(|| format!("expected LAT,LON, got {text:?}"))?;
+    let number = |t: &str| {
+        t.trim()
+            .parse::<f64>()
+            .map_err(|_| format!("expected a number, got {t:?}"))
+    };
+    LatLon::new(number(lat)?, number(lon)?).map_err(|e| e.to_string())
 }

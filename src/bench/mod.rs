@@ -135,7 +135,10 @@ pub async fn run(
         Target::Proxima(resolve(&config.target).await?)
     };
     let mut places = data::Places::new(config.seed);
-    let centres = (0..10_000).map(|_| places.next(0.05)).collect();
+    let centres = match config.centre {
+        Some(centre) => around(centre, config.seed),
+        None => (0..10_000).map(|_| places.next(0.05)).collect(),
+    };
     let mut traveller_places = data::Places::new(config.seed.wrapping_add(1));
     let travellers = (0..config.load_travellers.max(config.travellers).max(1))
         .map(|_| traveller_places.next(0.1))
@@ -168,6 +171,21 @@ pub async fn run(
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// Query points within about 1 km of `centre` (±0.009° of latitude, the same distance in
+/// longitude).
+fn around(centre: crate::geometry::LatLon, seed: u64) -> Vec<crate::geometry::LatLon> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    let dlon = 0.009 / centre.lat.to_radians().cos().max(0.01);
+    (0..10_000)
+        .map(|_| {
+            let lat = (centre.lat + rng.random_range(-0.009..0.009)).clamp(-90.0, 90.0);
+            let lon = (centre.lon + rng.random_range(-dlon..dlon)).clamp(-180.0, 180.0);
+            crate::geometry::LatLon::new(lat, lon).expect("clamped")
+        })
+        .collect()
 }
 
 async fn expect_ok(conn: &mut Conn, call: Call) -> Result<(), BenchError> {

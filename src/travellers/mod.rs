@@ -17,8 +17,8 @@ mod trail;
 mod oracle_tests;
 
 use std::cmp::Ordering;
-use std::hash::BuildHasher;
 use std::collections::BinaryHeap;
+use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
@@ -359,9 +359,7 @@ impl Shard {
     }
 
     fn find(&self, hash: u64, id: &str) -> Option<u32> {
-        self.by_id
-            .find(hash, |&s| self.slot(s).id == id)
-            .copied()
+        self.by_id.find(hash, |&s| self.slot(s).id == id).copied()
     }
 
     /// A fresh slot holding `id` (which must be absent).

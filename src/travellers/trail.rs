@@ -47,6 +47,12 @@ impl Trail {
         if self.points.len() >= capacity && at == 0 {
             return false;
         }
+        let len = self.points.len();
+        if len == self.points.capacity() && len < capacity {
+            // Grow by doubling from one point, never past the trail's capacity: most
+            // travellers hold a point or two, and `ThinVec` would start at four.
+            self.points.reserve_exact(len.max(1).min(capacity - len));
+        }
         self.points.insert(at, point);
         if self.points.len() > capacity {
             let excess = self.points.len() - capacity;

@@ -22,6 +22,7 @@ async fn every_workload_runs_for_a_second_without_errors() {
         travellers: 2_000,
         radius_m: 50_000.0,
         k: 10,
+        centre: None,
         seed: 7,
         key: None,
         json: true,
