@@ -197,7 +197,8 @@ pub struct ServeConfig {
     #[arg(long, env = "PROXIMA_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
     pub max_header_bytes: usize,
 
-    /// Seconds a request may take before it is answered 503 (imports excepted).
+    /// Seconds a request with a body may take before it is answered 503 (imports, whose
+    /// bodies have an idle timeout instead, excepted).
     #[arg(long, env = "PROXIMA_REQUEST_TIMEOUT", default_value_t = 30)]
     pub request_timeout: u64,
 

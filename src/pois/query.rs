@@ -94,7 +94,7 @@ struct Ranked<'a> {
 
 impl<'a> Ranked<'a> {
     fn id(&self) -> &'a str {
-        &self.index.record(self.slot).id
+        self.index.record(self.slot).id()
     }
 
     /// Whether this ranks at or before `(distance, id)`.
@@ -314,10 +314,10 @@ impl PoiIndex {
         // Max-heap on id: the top is the largest kept id, the first to give way.
         let mut heap: BinaryHeap<(&str, u32)> = BinaryHeap::with_capacity(want.min(1024) + 1);
         self.for_each_in_box(&query.bbox, &query.filter, |slot, record| {
-            if after.is_some_and(|a| &*record.id <= a) {
+            if after.is_some_and(|a| record.id() <= a) {
                 return;
             }
-            let candidate = (&*record.id, slot);
+            let candidate = (record.id(), slot);
             if heap.len() < want {
                 heap.push(candidate);
             } else if heap.peek().is_some_and(|worst| candidate.0 < worst.0) {
