@@ -192,6 +192,13 @@ impl PoiIndex {
     /// inserting one by one). A later POI with the same id replaces an earlier one.
     pub fn from_pois(pois: impl IntoIterator<Item = Poi>) -> Result<Self, CategoryLimitError> {
         let mut index = Self::new();
+        let pois = pois.into_iter();
+        // Sized once: growing the id table rehashed it ~20 times on a 1M-POI recovery.
+        let expected = pois.size_hint().0;
+        index.records.reserve(expected);
+        index
+            .by_id
+            .reserve(expected, |_| unreachable!("the table is empty"));
         for poi in pois {
             index.store_record(poi)?;
         }
@@ -427,11 +434,19 @@ impl PoiIndex {
                 all.push(entry);
             }
         }
-        self.all = Tree::bulk_load_with_params(all);
-        self.by_category = per_category
-            .into_iter()
-            .map(Tree::bulk_load_with_params)
-            .collect();
+        // The tree of all POIs and the category trees are independent: build them side by
+        // side (each bulk load sorts its entries; on 1M POIs this halves the build).
+        let (all, by_category) = rayon::join(
+            || Tree::bulk_load_with_params(all),
+            || {
+                per_category
+                    .into_iter()
+                    .map(Tree::bulk_load_with_params)
+                    .collect()
+            },
+        );
+        self.all = all;
+        self.by_category = by_category;
     }
 }
 
