@@ -132,19 +132,50 @@ impl Engine {
         Ok(report)
     }
 
+    /// Loads a snapshot. The POI index is built on its own thread as the POIs are read, so
+    /// that building it (most of the time on 10M POIs) overlaps with decoding the rest of
+    /// the file and restoring the travellers, which follow the POIs in a snapshot.
     fn load_snapshot(&self, path: &Path) -> Result<(), EngineError> {
-        let mut pois = Vec::new();
-        // Items are applied as they are read; on damage the partial state is discarded below.
-        let result = snapshot::read(path, |bytes| {
-            match decode::<SnapshotItem>(bytes)? {
-                SnapshotItem::Poi(poi) => pois.push(poi),
-                SnapshotItem::Traveller(record) => self.travellers.restore(record),
+        const BATCH: usize = 4096;
+        let (result, built) = std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Poi>>(8);
+            let builder = scope.spawn(move || PoiIndex::from_pois(rx.into_iter().flatten()));
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut tx = Some(tx);
+            // Items are applied as they are read; on damage the partial state is discarded
+            // below.
+            let result = snapshot::read(path, |bytes| {
+                match decode::<SnapshotItem>(bytes)? {
+                    SnapshotItem::Poi(poi) => {
+                        batch.push(poi);
+                        if batch.len() == BATCH
+                            && let Some(tx) = &tx
+                        {
+                            let _ =
+                                tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+                        }
+                    }
+                    SnapshotItem::Traveller(record) => {
+                        // The POIs are all read: let the builder finish while travellers load.
+                        if let Some(tx) = tx.take() {
+                            let _ = tx.send(std::mem::take(&mut batch));
+                        }
+                        self.travellers.restore(record);
+                    }
+                }
+                Ok(())
+            });
+            if let Some(tx) = tx.take() {
+                let _ = tx.send(std::mem::take(&mut batch));
             }
-            Ok(())
+            let built = builder
+                .join()
+                .expect("building the POI index does not panic");
+            (result, built)
         });
         match result {
             Ok(_) => {
-                *self.pois.write() = PoiIndex::from_pois(pois)?;
+                *self.pois.write() = built?;
                 Ok(())
             }
             Err(e) => {
