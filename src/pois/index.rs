@@ -91,9 +91,11 @@ const _: () = assert!(size_of::<Option<PoiRecord>>() == 72);
 /// A stored POI, borrowed from the index (see [`PoiIndex::poi_ref`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PoiRef<'a> {
-    id: &'a str,
+    /// The id then the name, split when asked: splitting reads the string (to check the
+    /// boundary), and a query that only ranks POIs should not touch their strings.
+    text: &'a str,
+    id_len: u32,
     position: LatLon,
-    name: &'a str,
     category: &'a str,
     tags: &'a [(Box<str>, Box<str>)],
     rating: Option<f64>,
@@ -102,7 +104,7 @@ pub struct PoiRef<'a> {
 impl<'a> PoiRef<'a> {
     /// External id.
     pub fn id(&self) -> &'a str {
-        self.id
+        &self.text[..self.id_len as usize]
     }
     /// Where it is.
     pub fn position(&self) -> LatLon {
@@ -110,7 +112,7 @@ impl<'a> PoiRef<'a> {
     }
     /// Display name.
     pub fn name(&self) -> &'a str {
-        self.name
+        &self.text[self.id_len as usize..]
     }
     /// Category.
     pub fn category(&self) -> &'a str {
@@ -127,9 +129,9 @@ impl<'a> PoiRef<'a> {
     /// An owned copy.
     pub fn to_poi(&self) -> Poi {
         Poi {
-            id: self.id.to_string(),
+            id: self.id().to_string(),
             position: self.position,
-            name: self.name.to_string(),
+            name: self.name().to_string(),
             category: self.category.to_string(),
             tags: self
                 .tags()
@@ -348,9 +350,9 @@ impl PoiIndex {
     pub(crate) fn poi_ref(&self, slot: u32) -> PoiRef<'_> {
         let r = self.record(slot);
         PoiRef {
-            id: r.id(),
+            text: &r.text,
+            id_len: r.id_len,
             position: r.position,
-            name: r.name(),
             category: &self.category_names[r.category as usize],
             tags: &r.tags,
             rating: r.rating,
@@ -459,10 +461,6 @@ fn slot_has_id(records: &[Option<PoiRecord>], slot: u32, id: &str) -> bool {
 impl PoiRecord {
     pub(crate) fn id(&self) -> &str {
         &self.text[..self.id_len as usize]
-    }
-
-    pub(crate) fn name(&self) -> &str {
-        &self.text[self.id_len as usize..]
     }
 
     fn from_poi(poi: Poi, category: u32) -> Self {
