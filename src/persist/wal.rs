@@ -279,13 +279,18 @@ impl Wal {
                 head.next_seq += 1;
                 (seq, Ticket::done())
             }
-            Err(e) => {
-                tracing::error!(error = %e, "write-ahead log failed; refusing further writes");
-                let _ = self.failed.set(e.to_string());
-                let e = self.failed.get().cloned().unwrap_or_default();
-                (seq, Ticket(TicketState::Failed(e)))
-            }
+            Err(e) => (seq, self.fail(e)),
         }
+    }
+
+    /// Records a direct write's failure for good (a log that missed a write must not accept
+    /// later ones) and answers with the first failure.
+    fn fail(&self, e: PersistError) -> Ticket {
+        tracing::error!(error = %e, "write-ahead log failed; refusing further writes");
+        let _ = self.failed.set(e.to_string());
+        Ticket(TicketState::Failed(
+            self.failed.get().cloned().unwrap_or_default(),
+        ))
     }
 
     /// Writes one record to the segment (direct modes), rotating when the segment is full.
@@ -351,10 +356,7 @@ impl Wal {
             )),
             Some(direct) => match self.rotate_direct(direct, tx, next_seq) {
                 Ok(()) => Ticket::done(),
-                Err(e) => {
-                    let _ = self.failed.set(e.to_string());
-                    Ticket(TicketState::Failed(e.to_string()))
-                }
+                Err(e) => self.fail(e),
             },
         }
     }
@@ -590,8 +592,16 @@ pub fn sync_dir(dir: &Path) -> Result<(), PersistError> {
 
 /// fsyncs a segment file and counts it.
 fn sync_file(file: &fs_err::File, stats: &WalStats) -> Result<(), PersistError> {
+    timed_fsync(stats, || file.sync_data())
+}
+
+/// Runs an fsync and counts it in `stats`.
+fn timed_fsync(
+    stats: &WalStats,
+    sync: impl FnOnce() -> std::io::Result<()>,
+) -> Result<(), PersistError> {
     let started = Instant::now();
-    file.sync_data()?;
+    sync()?;
     stats.fsyncs.fetch_add(1, Ordering::Relaxed);
     stats
         .fsync_micros
@@ -746,16 +756,10 @@ impl Writer {
         // Cleared before the fsync: a write that lands after this sets it again and asks for
         // another fsync, so no acknowledged write is left unsynced.
         self.dirty.store(false, Ordering::Release);
-        let started = Instant::now();
         match &self.segment {
-            WriterSegment::Owned(segment) => segment.file.sync_data()?,
-            WriterSegment::SyncOnly(file) => file.sync_data()?,
+            WriterSegment::Owned(segment) => sync_file(&segment.file, &self.stats),
+            WriterSegment::SyncOnly(file) => timed_fsync(&self.stats, || file.sync_data()),
         }
-        self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .fsync_micros
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        Ok(())
     }
 
     fn rotate(&mut self) -> Result<(), PersistError> {

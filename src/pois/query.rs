@@ -233,9 +233,6 @@ impl PoiIndex {
                 if full && heap.peek().is_some_and(|worst| distance > worst.distance) {
                     continue;
                 }
-                if after.is_some_and(|(d, _)| distance < d) {
-                    continue;
-                }
                 let candidate = Ranked {
                     distance,
                     slot: data.slot,
