@@ -273,7 +273,7 @@ impl Slot {
     }
 
     fn sharing_is_default(&self) -> bool {
-        self.visibility == Visibility::Private && self.viewers().is_empty()
+        sharing::is_default(self.visibility, self.viewers())
     }
 
     fn accuracy_m(&self) -> Option<f64> {
@@ -286,37 +286,30 @@ impl Slot {
 
     /// Sets the rare parts of the current position, allocating only if there are any.
     fn set_position_extra(&mut self, accuracy_m: Option<f64>, trip_id: Option<&str>) {
-        match &mut self.extra {
-            Some(extra) => {
-                extra.accuracy_m = accuracy_m;
-                extra.trip_id = trip_id.map(Box::from);
-            }
-            None if accuracy_m.is_none() && trip_id.is_none() => {}
-            None => {
-                self.extra = Some(Box::new(Extra {
-                    accuracy_m,
-                    trip_id: trip_id.map(Box::from),
-                    viewers: Box::default(),
-                }));
-            }
-        }
-        self.drop_empty_extra();
+        let needed = accuracy_m.is_some() || trip_id.is_some();
+        self.edit_extra(needed, |extra| {
+            extra.accuracy_m = accuracy_m;
+            extra.trip_id = trip_id.map(Box::from);
+        });
     }
 
     fn set_sharing(&mut self, sharing: Sharing) {
         let (visibility, viewers) = sharing.into_parts();
         self.visibility = visibility;
-        match &mut self.extra {
-            Some(extra) => extra.viewers = viewers,
-            None if viewers.is_empty() => {}
-            None => {
-                self.extra = Some(Box::new(Extra {
-                    viewers,
-                    ..Extra::default()
-                }));
-            }
+        self.edit_extra(!viewers.is_empty(), |extra| extra.viewers = viewers);
+    }
+
+    /// Applies `edit` to the rare parts, creating them only if `needed` (an update that sets
+    /// nothing rare must not allocate) and dropping them once they are all empty.
+    fn edit_extra(&mut self, needed: bool, edit: impl FnOnce(&mut Extra)) {
+        if self.extra.is_none() && !needed {
+            return;
         }
-        self.drop_empty_extra();
+        let extra = self.extra.get_or_insert_with(Box::default);
+        edit(extra);
+        if extra.is_empty() {
+            self.extra = None;
+        }
     }
 
     fn sharing(&self) -> Sharing {
@@ -328,12 +321,6 @@ impl Slot {
         self.cell = NO_CELL;
         self.trail = Trail::default();
         self.set_position_extra(None, None);
-    }
-
-    fn drop_empty_extra(&mut self) {
-        if self.extra.as_ref().is_some_and(|e| e.is_empty()) {
-            self.extra = None;
-        }
     }
 }
 

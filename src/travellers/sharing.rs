@@ -73,7 +73,7 @@ impl Sharing {
 
     /// Whether this is the default (private, nobody listed): nothing worth keeping.
     pub fn is_default(&self) -> bool {
-        self.visibility == Visibility::Private && self.viewers.is_empty()
+        is_default(self.visibility, &self.viewers)
     }
 
     /// Whether `viewer` may see traveller `owner`. A traveller always sees itself; without a
@@ -94,6 +94,11 @@ impl Sharing {
             viewers,
         }
     }
+}
+
+/// The rule of [`Sharing::is_default`], over the parts.
+pub(crate) fn is_default(visibility: Visibility, viewers: &[Box<str>]) -> bool {
+    visibility == Visibility::Private && viewers.is_empty()
 }
 
 /// The rule of [`Sharing::allows`], over the parts (`viewers` sorted).
