@@ -7,9 +7,16 @@
 //!   record's own id, so every id string is stored once (a `HashMap<String, u32>` would store
 //!   it twice);
 //! - categories are interned to a dense `u32`;
-//! - one R-tree over the unit vectors of all POIs, and one per category, so that a query
-//!   filtered to a rare category walks only that category's points instead of every nearer
-//!   POI. Each tree entry is 32 bytes (`[f64; 3]` and the slot).
+//! - the spatial index is trees over unit vectors: a [`PackedTree`] bulk-built over every
+//!   POI at load (40 bytes a POI, category masks in its nodes for filtered queries), and a
+//!   small rstar tree, the *delta*, for POIs written since. A write to a POI in the packed
+//!   tree marks its entry dead there and puts the new one in the delta. When the delta and
+//!   the dead entries reach an eighth of the POIs, the packed tree is rebuilt over
+//!   everything and the delta emptied, so queries mostly walk the compact tree;
+//! - the rarest categories also get a packed tree of their own, as long as these hold at
+//!   most an eighth of the POIs in all (4 bytes a POI). Masks prune well for common
+//!   categories, but a query for a category that one POI in a thousand has would otherwise
+//!   open a leaf per result (profiled: 3.3 times slower than its own tree).
 
 use std::hash::BuildHasher;
 
@@ -18,6 +25,7 @@ use rstar::primitives::GeomWithData;
 use rstar::{RStarInsertionStrategy, RTree, RTreeParams};
 
 use super::Poi;
+use super::packed::{PackedEntry, PackedTree};
 use crate::geometry::LatLon;
 
 /// Node sizes of the R-trees. Larger nodes than rstar's default (6) make shallower trees
@@ -31,35 +39,47 @@ impl RTreeParams for TreeParams {
     type DefaultInsertionStrategy = RStarInsertionStrategy;
 }
 
-/// What a tree entry carries besides its unit vector: the slot, and the fields a query
-/// needs to rank and filter a candidate (its exact position and its rating). With them a
-/// query touches a record only for a POI it keeps; without them every candidate cost a
-/// cache miss on the record vector, and on 1M POIs that miss was 40 % of a kNN query.
-/// rstar stores each entry in a node-sized enum slot (72 bytes), so these fields cost no
-/// memory: the entry is 64 bytes.
+/// What a delta entry carries besides its unit vector: the slot, and the fields a query
+/// needs to rank and filter a candidate (its category, exact position and rating). With
+/// them a query touches a record only for a POI it keeps; without them every candidate cost
+/// a cache miss on the record vector (40 % of a kNN query on 1M POIs, profiled). rstar
+/// stores each entry in a node-sized enum slot (72 bytes), so these fields cost no memory:
+/// the entry is 64 bytes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct EntryData {
     pub(crate) slot: u32,
+    pub(crate) category: u32,
     pub(crate) position: LatLon,
     pub(crate) rating: Option<f64>,
 }
 
-/// An R-tree entry: a POI's unit vector, slot, position and rating.
+/// A delta entry: a POI's unit vector, slot, category, position and rating.
 pub(crate) type Entry = GeomWithData<[f64; 3], EntryData>;
 
-/// The tree entry of the record in `slot`.
+/// The delta entry of the record in `slot`.
 fn entry_of(record: &PoiRecord, slot: u32) -> Entry {
     Entry::new(
         record.position.to_unit(),
         EntryData {
             slot,
+            category: record.category,
             position: record.position,
-            rating: record.rating,
+            rating: record.rating(),
         },
     )
 }
-/// The R-tree type used for POIs.
+
+/// The packed-tree entry of the record in `slot`.
+fn packed_entry_of(record: &PoiRecord, slot: u32) -> PackedEntry {
+    PackedEntry::new(slot, record.position, record.category, record.rating())
+}
+
+/// The rstar tree type of the delta.
 pub(crate) type Tree = RTree<Entry, TreeParams>;
+
+/// The fewest delta-plus-dead entries that trigger a rebuild of the packed tree (below it,
+/// an eighth of a small index would rebuild on nearly every write).
+const REBUILD_FLOOR: usize = 4096;
 
 /// The most distinct categories an index holds; beyond it new categories are refused, so a
 /// client cannot grow the category table without bound.
@@ -70,7 +90,7 @@ pub const MAX_CATEGORIES: usize = 65_536;
 #[error("category {0:?} would exceed the limit of {MAX_CATEGORIES} distinct categories")]
 pub struct CategoryLimitError(pub String);
 
-/// A stored POI in compact form (72 bytes). The id and the name share one allocation: a
+/// A stored POI in compact form (64 bytes). The id and the name share one allocation: a
 /// query's results read both, and one string is one cache miss and one allocation where two
 /// were two of each.
 #[derive(Debug, Clone)]
@@ -83,10 +103,12 @@ pub(crate) struct PoiRecord {
     pub(crate) position: LatLon,
     /// Sorted by key.
     pub(crate) tags: Box<[(Box<str>, Box<str>)]>,
-    pub(crate) rating: Option<f64>,
+    /// The rating, or NaN for none: an `Option<f64>` would take 16 bytes, and ratings are
+    /// never NaN.
+    rating: f64,
 }
 
-const _: () = assert!(size_of::<Option<PoiRecord>>() == 72);
+const _: () = assert!(size_of::<Option<PoiRecord>>() == 64);
 
 /// A stored POI, borrowed from the index (see [`PoiIndex::poi_ref`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -142,12 +164,13 @@ impl<'a> PoiRef<'a> {
     }
 }
 
-/// The POI collection and its R-trees.
+/// The POI collection and its trees.
 ///
 /// Invariants:
 /// - `by_id` holds exactly the slots of `records` that are `Some`, each under its record's id;
-/// - `all` holds one entry per live record, `(record.position.to_unit(), slot)`, and
-///   `by_category[c]` exactly the entries of `all` whose record has category `c`;
+/// - every live record has exactly one entry, either live in `base` or in `delta`, built
+///   from the record as it is now (`packed_entry_of`, `entry_of`); dead `base` entries
+///   belong to no record;
 /// - `free` lists exactly the `None` slots.
 pub struct PoiIndex {
     pub(crate) records: Vec<Option<PoiRecord>>,
@@ -156,8 +179,12 @@ pub struct PoiIndex {
     hasher: foldhash::fast::FixedState,
     pub(crate) category_names: Vec<Box<str>>,
     category_ids: HashTable<u32>,
-    pub(crate) all: Tree,
-    pub(crate) by_category: Vec<Tree>,
+    pub(crate) base: PackedTree,
+    /// Packed trees of the rarest categories, as of the last build of `base`.
+    pub(crate) rare: hashbrown::HashMap<u32, PackedTree, foldhash::fast::FixedState>,
+    pub(crate) delta: Tree,
+    /// See [`REBUILD_FLOOR`]; lowered by tests to exercise rebuilds on small indexes.
+    rebuild_floor: usize,
 }
 
 impl Default for PoiIndex {
@@ -185,8 +212,10 @@ impl PoiIndex {
             hasher: foldhash::fast::FixedState::with_seed(0x5052_4f58_494d_4121),
             category_names: Vec::new(),
             category_ids: HashTable::new(),
-            all: Tree::new_with_params(),
-            by_category: Vec::new(),
+            base: PackedTree::default(),
+            rare: hashbrown::HashMap::default(),
+            delta: Tree::new_with_params(),
+            rebuild_floor: REBUILD_FLOOR,
         }
     }
 
@@ -222,8 +251,10 @@ impl PoiIndex {
             hasher: self.hasher.clone(),
             category_names: self.category_names.clone(),
             category_ids: self.category_ids.clone(),
-            all: Tree::new_with_params(),
-            by_category: Vec::new(),
+            base: PackedTree::default(),
+            rare: hashbrown::HashMap::default(),
+            delta: Tree::new_with_params(),
+            rebuild_floor: self.rebuild_floor,
         };
         for poi in pois {
             index.store_record(poi)?;
@@ -251,21 +282,21 @@ impl PoiIndex {
     pub fn upsert(&mut self, poi: Poi) -> Result<bool, CategoryLimitError> {
         let category = self.intern_category(&poi.category)?;
         let record = PoiRecord::from_poi(poi, category);
-        if let Some(slot) = self.slot_of(record.id()) {
+        let created = if let Some(slot) = self.slot_of(record.id()) {
             let old = self.records[slot as usize]
                 .take()
                 .expect("by_id points at live slots");
-            let old_entry = entry_of(&old, slot);
-            self.all.remove(&old_entry);
-            self.by_category[old.category as usize].remove(&old_entry);
+            self.unindex(slot, &old);
             self.records[slot as usize] = Some(record);
             self.insert_entry(slot);
-            Ok(false)
+            false
         } else {
             let slot = self.allocate(record);
             self.insert_entry(slot);
-            Ok(true)
-        }
+            true
+        };
+        self.rebuild_if_due();
+        Ok(created)
     }
 
     /// Removes a POI. Returns `true` if it existed.
@@ -282,10 +313,9 @@ impl PoiIndex {
         let record = self.records[slot as usize]
             .take()
             .expect("by_id points at live slots");
-        let tree_entry = entry_of(&record, slot);
-        self.all.remove(&tree_entry);
-        self.by_category[record.category as usize].remove(&tree_entry);
+        self.unindex(slot, &record);
         self.free.push(slot);
+        self.rebuild_if_due();
         true
     }
 
@@ -355,7 +385,7 @@ impl PoiIndex {
             position: r.position,
             category: &self.category_names[r.category as usize],
             tags: &r.tags,
-            rating: r.rating,
+            rating: r.rating(),
         }
     }
 
@@ -375,7 +405,6 @@ impl PoiIndex {
         }
         let id = u32::try_from(self.category_names.len()).expect("bounded by MAX_CATEGORIES");
         self.category_names.push(name.into());
-        self.by_category.push(Tree::new_with_params());
         let names = &self.category_names;
         let hasher = &self.hasher;
         self.category_ids
@@ -420,35 +449,81 @@ impl PoiIndex {
     }
 
     fn insert_entry(&mut self, slot: u32) {
-        let record = self.record(slot);
-        let (entry, category) = (entry_of(record, slot), record.category);
-        self.all.insert(entry);
-        self.by_category[category as usize].insert(entry);
+        let entry = entry_of(self.record(slot), slot);
+        self.delta.insert(entry);
+    }
+
+    /// Takes the entry of `record` (in `slot`) out of whichever tree holds it.
+    fn unindex(&mut self, slot: u32, record: &PoiRecord) {
+        if self.delta.remove(&entry_of(record, slot)).is_none() {
+            let found = self.base.kill(slot, record.position);
+            debug_assert!(found, "every live record has an entry");
+            if let Some(tree) = self.rare.get_mut(&record.category) {
+                let found = tree.kill(slot, record.position);
+                debug_assert!(found, "a rare category's tree has its POIs");
+            }
+        }
+    }
+
+    /// Rebuilds the packed tree once the delta and the dead entries reach an eighth of the
+    /// index (and at least the floor): each rebuild costs a sort of every POI, so the
+    /// eighth amortises it to a few sort steps per write, and keeps queries walking
+    /// mostly the compact tree.
+    fn rebuild_if_due(&mut self) {
+        let stale = self.delta.size() + (self.base.all_entries().len() - self.base.live());
+        if stale > self.rebuild_floor.max(self.len() / 8) {
+            self.rebuild_trees();
+        }
     }
 
     fn rebuild_trees(&mut self) {
-        let mut per_category: Vec<Vec<Entry>> = vec![Vec::new(); self.category_names.len()];
-        let mut all = Vec::with_capacity(self.len());
-        for (slot, record) in self.records.iter().enumerate() {
-            if let Some(r) = record {
-                let entry = entry_of(r, slot as u32);
-                per_category[r.category as usize].push(entry);
-                all.push(entry);
-            }
+        let entries: Vec<PackedEntry> = self
+            .records
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, r)| r.as_ref().map(|r| packed_entry_of(r, slot as u32)))
+            .collect();
+        // The rarest categories, while they hold an eighth of the POIs at most.
+        let mut counts = vec![0usize; self.category_names.len()];
+        for e in &entries {
+            counts[e.category as usize] += 1;
         }
-        // The tree of all POIs and the category trees are independent: build them side by
-        // side (each bulk load sorts its entries; on 1M POIs this halves the build).
-        let (all, by_category) = rayon::join(
-            || Tree::bulk_load_with_params(all),
+        let mut by_count: Vec<u32> = (0..counts.len() as u32)
+            .filter(|&c| counts[c as usize] > 0)
+            .collect();
+        by_count.sort_unstable_by_key(|&c| counts[c as usize]);
+        let mut budget = entries.len() / 8;
+        let mut rare = vec![false; counts.len()];
+        for c in by_count {
+            let Some(left) = budget.checked_sub(counts[c as usize]) else {
+                break;
+            };
+            budget = left;
+            rare[c as usize] = true;
+        }
+        let mut per_rare: hashbrown::HashMap<u32, Vec<PackedEntry>, foldhash::fast::FixedState> =
+            Default::default();
+        for e in entries.iter().filter(|e| rare[e.category as usize]) {
+            per_rare.entry(e.category).or_insert_with(Vec::new).push(*e);
+        }
+        let (base, rare) = rayon::join(
+            || PackedTree::build(entries),
             || {
-                per_category
+                per_rare
                     .into_iter()
-                    .map(Tree::bulk_load_with_params)
+                    .map(|(c, entries)| (c, PackedTree::build(entries)))
                     .collect()
             },
         );
-        self.all = all;
-        self.by_category = by_category;
+        self.base = base;
+        self.rare = rare;
+        self.delta = Tree::new_with_params();
+    }
+
+    /// Lowers the rebuild floor, so that tests see rebuilds on small indexes.
+    #[cfg(test)]
+    pub(crate) fn set_rebuild_floor(&mut self, floor: usize) {
+        self.rebuild_floor = floor;
     }
 }
 
@@ -477,8 +552,12 @@ impl PoiRecord {
                 .into_iter()
                 .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
                 .collect(),
-            rating: poi.rating,
+            rating: poi.rating.unwrap_or(f64::NAN),
         }
+    }
+
+    pub(crate) fn rating(&self) -> Option<f64> {
+        Some(self.rating).filter(|r| !r.is_nan())
     }
 }
 
@@ -501,13 +580,53 @@ mod tests {
     }
 
     fn assert_invariants(index: &PoiIndex) {
-        assert_eq!(index.all.size(), index.len());
-        let per_category: usize = index.by_category.iter().map(Tree::size).sum();
-        assert_eq!(per_category, index.len());
-        for entry in index.all.iter() {
-            let r = index.record(entry.data.slot);
-            assert_eq!(*entry.geom(), r.position.to_unit());
-            assert_eq!(index.slot_of(r.id()), Some(entry.data.slot));
+        assert_eq!(index.base.live() + index.delta.size(), index.len());
+        let mut seen = vec![false; index.records.len()];
+        for e in index.base.all_entries() {
+            if e.slot == super::super::packed::DEAD {
+                continue;
+            }
+            assert!(!std::mem::replace(&mut seen[e.slot as usize], true));
+            let expected = packed_entry_of(index.record(e.slot), e.slot);
+            assert_eq!(
+                (e.position, e.rating.to_bits(), e.category),
+                (
+                    expected.position,
+                    expected.rating.to_bits(),
+                    expected.category
+                )
+            );
+        }
+        for (category, tree) in &index.rare {
+            let live: Vec<u32> = tree
+                .all_entries()
+                .iter()
+                .map(|e| e.slot)
+                .filter(|&s| s != super::super::packed::DEAD)
+                .collect();
+            let mut want: Vec<u32> = index
+                .base
+                .all_entries()
+                .iter()
+                .filter(|e| e.slot != super::super::packed::DEAD && e.category == *category)
+                .map(|e| e.slot)
+                .collect();
+            let mut live = live;
+            live.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(live, want, "category {category}'s tree");
+            assert_eq!(tree.live(), want.len());
+        }
+        for entry in index.delta.iter() {
+            let slot = entry.data.slot;
+            assert!(!std::mem::replace(&mut seen[slot as usize], true));
+            assert_eq!(*entry, entry_of(index.record(slot), slot));
+        }
+        for (slot, record) in index.records.iter().enumerate() {
+            assert_eq!(seen[slot], record.is_some());
+            if let Some(r) = record {
+                assert_eq!(index.slot_of(r.id()), Some(slot as u32));
+            }
         }
     }
 
@@ -545,6 +664,52 @@ mod tests {
         );
         assert_eq!(index.records.len(), 2, "the freed slot is reused");
         assert_invariants(&index);
+    }
+
+    #[test]
+    fn writes_move_entries_between_the_trees_and_rebuilds_fold_them_back() {
+        let pois: Vec<Poi> = (0..200)
+            .map(|i| {
+                poi(
+                    &format!("p{i}"),
+                    f64::from(i % 80),
+                    f64::from(i) - 100.0,
+                    "a",
+                )
+            })
+            .collect();
+        let mut index = PoiIndex::from_pois(pois).expect("few categories");
+        index.set_rebuild_floor(30);
+        assert_eq!((index.base.live(), index.delta.size()), (200, 0));
+        // A moved POI leaves a dead entry in the packed tree and a live one in the delta.
+        for i in 0..15 {
+            index
+                .upsert(poi(&format!("p{i}"), -10.0, f64::from(i), "b"))
+                .expect("few categories");
+            assert_invariants(&index);
+        }
+        assert_eq!((index.base.live(), index.delta.size()), (185, 15));
+        index
+            .upsert(poi("p15", -10.0, 15.0, "b"))
+            .expect("few categories");
+        assert_eq!(
+            (index.base.live(), index.delta.size()),
+            (200, 0),
+            "32 stale entries (16 dead, 16 new) rebuild the packed tree"
+        );
+        assert_invariants(&index);
+        for i in 0..30 {
+            index
+                .upsert(poi(&format!("new{i}"), 5.0, f64::from(i), "a"))
+                .expect("few categories");
+        }
+        assert_eq!((index.base.live(), index.delta.size()), (200, 30));
+        assert_invariants(&index);
+        for i in 0..40 {
+            assert!(index.remove(&format!("p{i}")));
+            assert_invariants(&index);
+        }
+        assert_eq!(index.len(), 190);
     }
 
     #[test]

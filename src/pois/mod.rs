@@ -6,6 +6,7 @@
 
 mod cursor;
 mod index;
+mod packed;
 mod query;
 
 #[cfg(test)]

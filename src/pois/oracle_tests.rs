@@ -40,7 +40,7 @@ fn pois(max: usize) -> impl Strategy<Value = Vec<Poi>> {
     prop::collection::vec(
         (
             coordinate(),
-            prop::sample::select(vec![0usize, 0, 1, 1, 2, 3]),
+            prop::sample::select(vec![0usize, 0, 0, 1, 1, 1, 2, 2, 3]),
             prop::option::of(0.0..=5.0f64),
         ),
         0..max,
@@ -200,15 +200,21 @@ proptest! {
     #[test]
     fn incremental_writes_answer_like_a_fresh_build(
         first in pois(150),
-        moves in prop::collection::vec((0usize..150, coordinate(), 0usize..4), 0..100),
+        moves in prop::collection::vec((0usize..150, coordinate(), 0usize..4, prop::option::of(0.0..=5.0f64)), 0..100),
         deletes in prop::collection::vec(0usize..150, 0..50),
+        rebuild_floor in 0usize..80,
         center in coordinate(),
         radius in radius(),
+        filter in filter(),
+        corners in (coordinate(), coordinate()),
     ) {
+        // Writes land in the delta and kill packed entries; a low floor makes some of them
+        // rebuild the packed tree midway, so every mix of the two trees is queried.
         let mut index = PoiIndex::from_pois(first.clone()).expect("few categories");
+        index.set_rebuild_floor(rebuild_floor);
         let mut reference: BTreeMap<String, Poi> = first.into_iter().map(|p| (p.id.clone(), p)).collect();
-        for (i, c, cat) in moves {
-            let p = poi_at(i, c, cat, None);
+        for (i, c, cat, rating) in moves {
+            let p = poi_at(i, c, cat, rating);
             index.upsert(p.clone()).expect("few categories");
             reference.insert(p.id.clone(), p);
         }
@@ -223,12 +229,17 @@ proptest! {
         let got: Vec<(String, f64)> = index.nearby(&query).items.iter().map(|h| (h.poi.id().to_string(), h.distance_m)).collect();
         let want: Vec<(String, f64)> = oracle_nearby(&all, center, radius, &PoiFilter::default()).into_iter().take(25).collect();
         prop_assert_eq!(got, want);
-        // And the same again for a filtered query, which walks the per-category trees.
-        let cafes = PoiFilter { categories: vec!["cafe".into()], min_rating: None };
-        let query = NearbyQuery { filter: cafes.clone(), ..query };
+        // And the same again filtered, which prunes packed nodes by their category masks.
+        let query = NearbyQuery { filter: filter.clone(), ..query };
         let got: Vec<String> = index.nearby(&query).items.into_iter().map(|h| h.poi.id().to_string()).collect();
-        let want: Vec<String> = oracle_nearby(&all, center, radius, &cafes).into_iter().take(25).map(|h| h.0).collect();
+        let want: Vec<String> = oracle_nearby(&all, center, radius, &filter).into_iter().take(25).map(|h| h.0).collect();
         prop_assert_eq!(got, want);
+        // And a box, which walks both trees too.
+        let ((lat_a, lon_a), (lat_b, lon_b)) = corners;
+        let bbox = BBox::new(lon_a, lat_a.min(lat_b), lon_b, lat_a.max(lat_b)).expect("valid");
+        let page = index.within(&WithinQuery { bbox, limit: 1000, filter: filter.clone(), after: None });
+        let got: Vec<String> = page.items.iter().map(|p| p.id().to_string()).collect();
+        prop_assert_eq!(got, oracle_within(&all, &bbox, &filter));
     }
 
     #[test]
@@ -295,4 +306,62 @@ fn every_longitude_at_the_pole_is_the_same_place() {
         ["p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7"],
         "ties are broken by id"
     );
+}
+
+#[test]
+fn a_minimum_rating_between_two_f32_values_is_compared_exactly() {
+    // The packed tree keeps ratings as f32 rounded down; 3.7 is not an f32, so a minimum of
+    // exactly 3.7 (or the next f64 above it) must be settled by the exact rating.
+    let rated = |id: &str, rating: f64| {
+        Poi::new(
+            id.into(),
+            1.0,
+            1.0,
+            String::new(),
+            "cafe".into(),
+            BTreeMap::new(),
+            Some(rating),
+        )
+        .expect("valid")
+    };
+    let index = PoiIndex::from_pois([rated("a", 3.7), rated("b", 3.7f64.next_up())])
+        .expect("few categories");
+    let found = |min: f64| -> Vec<String> {
+        let filter = PoiFilter {
+            categories: vec![],
+            min_rating: Some(min),
+        };
+        let query = NearbyQuery {
+            center: LatLon::new(1.0, 1.0).expect("valid"),
+            radius_m: None,
+            limit: 10,
+            filter: filter.clone(),
+            after: None,
+        };
+        let mut near: Vec<String> = index
+            .nearby(&query)
+            .items
+            .iter()
+            .map(|h| h.poi.id().to_string())
+            .collect();
+        near.sort();
+        let bbox = BBox::new(0.0, 0.0, 2.0, 2.0).expect("valid");
+        let within: Vec<String> = index
+            .within(&WithinQuery {
+                bbox,
+                limit: 10,
+                filter,
+                after: None,
+            })
+            .items
+            .iter()
+            .map(|p| p.id().to_string())
+            .collect();
+        assert_eq!(near, within);
+        near
+    };
+    assert_eq!(found(3.7), ["a", "b"]);
+    assert_eq!(found(3.7f64.next_up()), ["b"]);
+    assert_eq!(found(3.7f64.next_up().next_up()), Vec::<String>::new());
+    assert_eq!(found(3.7f64.next_down()), ["a", "b"]);
 }

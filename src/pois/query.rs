@@ -1,31 +1,37 @@
 //! The two POI queries, answered exactly.
 //!
-//! **Nearby** walks the R-tree best first, in chord order, and keeps the best `limit` POIs by
-//! `(haversine distance, id)` in a bounded heap. It stops as soon as the next node or point is
-//! beyond the bound of the current worst kept distance (or of the radius), widened by
-//! [`chord2_bound`]'s tolerance so that ties and rounding can never cut off a POI the oracle
-//! would return. A query with a radius is the same walk with a cap, so a 10 km query in a
-//! dense centre touches about `limit` points, not every point in the circle. Category filters
-//! walk only the trees of those categories.
+//! **Nearby** walks both trees of the index (the packed tree and the rstar delta, see
+//! [`PoiIndex`]) best first, in chord order, in one queue, and keeps the best `limit` POIs
+//! by `(haversine distance, id)` in a bounded heap. It stops as soon as the next node or
+//! point is beyond the bound of the current worst kept distance (or of the radius), widened
+//! by [`chord2_bound`]'s tolerance so that ties and rounding can never cut off a POI the
+//! oracle would return. A query with a radius is the same walk with a cap, so a 10 km query
+//! in a dense centre touches about `limit` points, not every point in the circle. Category
+//! filters walk the rare categories' own packed trees when every asked category has one;
+//! otherwise they skip the nodes whose category mask lacks every asked category.
 //!
-//! The walk is written here over rstar's public nodes rather than with rstar's
-//! `nearest_neighbor_iter`: that iterator queues every child of every node it opens, however
-//! far, and allocates as it grows. Ours queues only children within the current bound, which
-//! shrinks as results come in, and allocates one queue per query (profiled: the iterator's
-//! heap work was a third of a 1M-POI kNN query).
+//! The walk is written here rather than with rstar's `nearest_neighbor_iter`: that iterator
+//! queues every child of every node it opens, however far, and allocates as it grows. Ours
+//! queues only children within the current bound, which shrinks as results come in, and
+//! allocates one queue per query (profiled: the iterator's heap work was a third of a
+//! 1M-POI kNN query). A packed leaf's entries are queued by a lower bound of their chord
+//! (from their `f32` unit vectors), so that a haversine is computed only for an entry that
+//! comes out of the queue within the bound (profiled: ranking every entry of an opened leaf
+//! by haversine made a kNN query 20 % slower and a rare-category one twice as slow).
 //!
 //! Results borrow from the index ([`PoiRef`]): no string is copied to answer a query.
 //!
-//! **Within** asks the trees for the unit vectors inside the 3-D envelope of the box, keeps
-//! those truly inside the box (in degrees), and returns the `limit` smallest ids after the
-//! cursor: the page order is by id, which is stable while POIs come and go.
+//! **Within** walks the nodes that meet the 3-D envelope of the box, keeps the POIs truly
+//! inside the box (in degrees), and returns the `limit` smallest ids after the cursor: the
+//! page order is by id, which is stable while POIs come and go.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use rstar::{AABB, Envelope, RTreeNode};
 
-use super::index::{Entry, PoiIndex, PoiRecord, PoiRef, Tree};
+use super::index::{Entry, PoiIndex, PoiRecord, PoiRef};
+use super::packed::{CategoryMask, DEAD, PackedEntry, PackedTree};
 use crate::geometry::{BBox, LatLon, chord2_bound, dist2, haversine_m};
 
 /// Filters shared by both queries.
@@ -126,11 +132,20 @@ impl Ord for Ranked<'_> {
     }
 }
 
+/// Where the walk is: a node of a packed tree (level, index), a packed entry, or a node or
+/// entry of the delta.
+#[derive(Clone, Copy)]
+enum Node<'t> {
+    Packed(&'t PackedTree, u32, u32),
+    PackedEntry(&'t PackedEntry),
+    Delta(&'t RTreeNode<Entry>),
+}
+
 /// A node or point waiting in the best-first queue, ordered so that the smallest squared
 /// chord (a lower bound for everything under a node) comes out first.
 struct Pending<'t> {
     chord2: f64,
-    node: &'t RTreeNode<Entry>,
+    node: Node<'t>,
 }
 
 impl PartialEq for Pending<'_> {
@@ -150,9 +165,92 @@ impl Ord for Pending<'_> {
     }
 }
 
-/// Queues the children of a node that may hold something within `bound`.
+/// The categories a filter admits, as interned ids (`None` for every category), and the
+/// packed trees that hold them.
+struct Categories<'a> {
+    ids: Option<Vec<u32>>,
+    mask: CategoryMask,
+    trees: Vec<&'a PackedTree>,
+}
+
+impl Categories<'_> {
+    #[inline]
+    fn admit(&self, category: u32) -> bool {
+        self.ids.as_ref().is_none_or(|ids| ids.contains(&category))
+    }
+}
+
+/// The best `limit + 1` candidates so far, and the bound they set on the rest of the walk.
+struct Best<'a, 'q> {
+    index: &'a PoiIndex,
+    query: &'q NearbyQuery,
+    heap: BinaryHeap<Ranked<'a>>,
+    want: usize,
+    after: Option<(f64, &'q str)>,
+    radius_bound: f64,
+    /// Squared chord beyond which nothing can be kept.
+    bound: f64,
+}
+
+impl<'a, 'q> Best<'a, 'q> {
+    fn new(index: &'a PoiIndex, query: &'q NearbyQuery) -> Self {
+        // One more than asked, to know whether another page follows.
+        let want = query.limit.saturating_add(1);
+        let radius_bound = query.radius_m.map_or(f64::INFINITY, chord2_bound);
+        Self {
+            index,
+            query,
+            heap: BinaryHeap::with_capacity(want.min(1024) + 1),
+            want,
+            after: query.after.as_ref().map(|(d, id)| (*d, id.as_str())),
+            radius_bound,
+            bound: radius_bound,
+        }
+    }
+
+    /// Considers the POI in `slot` at `position`.
+    #[inline]
+    fn offer(&mut self, slot: u32, position: LatLon) {
+        let distance = haversine_m(self.query.center, position);
+        if self.query.radius_m.is_some_and(|r| distance > r) {
+            return;
+        }
+        // Rank by distance first; only a tie needs the id, which is in the record.
+        let full = self.heap.len() == self.want;
+        if full
+            && self
+                .heap
+                .peek()
+                .is_some_and(|worst| distance > worst.distance)
+        {
+            return;
+        }
+        let candidate = Ranked {
+            distance,
+            slot,
+            index: self.index,
+        };
+        if self.after.is_some_and(|a| candidate.at_or_before(a)) {
+            return;
+        }
+        if !full {
+            self.heap.push(candidate);
+        } else if self.heap.peek().is_some_and(|worst| candidate < *worst) {
+            self.heap.pop();
+            self.heap.push(candidate);
+        } else {
+            return;
+        }
+        if self.heap.len() == self.want {
+            let worst = self.heap.peek().expect("heap is full").distance;
+            self.bound = self.radius_bound.min(chord2_bound(worst));
+        }
+    }
+}
+
+/// Queues the children of a delta node that may hold something within `bound`.
 #[inline]
-fn queue_children<'t>(
+fn queue_delta<'t>(
     children: &'t [RTreeNode<Entry>],
     q: &[f64; 3],
     bound: f64,
@@ -164,27 +262,62 @@ fn queue_children<'t>(
             RTreeNode::Parent(parent) => parent.envelope().distance_2(q),
         };
         if chord2 <= bound {
-            queue.push(Pending { chord2, node });
+            queue.push(Pending {
+                chord2,
+                node: Node::Delta(node),
+            });
         }
     }
 }
 
 impl PoiIndex {
-    /// The trees a filter needs: the whole set, or one per named category that exists.
-    fn trees_for(&self, filter: &PoiFilter) -> Vec<&Tree> {
+    /// The categories a filter admits; `None` when it names only categories no POI has.
+    fn categories_of(&self, filter: &PoiFilter) -> Option<Categories<'_>> {
         if filter.categories.is_empty() {
-            return vec![&self.all];
+            return Some(Categories {
+                ids: None,
+                mask: CategoryMask::ALL,
+                trees: vec![&self.base],
+            });
         }
         let mut ids: Vec<u32> = filter
             .categories
             .iter()
             .filter_map(|c| self.category_id(c))
             .collect();
+        if ids.is_empty() {
+            return None;
+        }
         ids.sort_unstable();
         ids.dedup();
-        ids.into_iter()
-            .map(|c| &self.by_category[c as usize])
-            .collect()
+        let mask = CategoryMask::of_all(&ids);
+        // Their own trees if every asked category has one, else the tree of all POIs.
+        let trees = ids
+            .iter()
+            .map(|c| self.rare.get(c))
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_else(|| vec![&self.base]);
+        Some(Categories {
+            ids: Some(ids),
+            mask,
+            trees,
+        })
+    }
+
+    /// Whether a packed entry passes a minimum rating. Its `f32` rating is rounded down, so
+    /// the exact one lies below the next `f32`; only a minimum in between needs the record.
+    #[inline]
+    fn rated_at_least(&self, e: &PackedEntry, min: Option<f64>) -> bool {
+        let Some(min) = min else {
+            return true;
+        };
+        if f64::from(e.rating) >= min {
+            true
+        } else if e.rating.is_nan() || f64::from(e.rating.next_up()) <= min {
+            false
+        } else {
+            self.record(e.slot).rating().is_some_and(|r| r >= min)
+        }
     }
 
     fn passes(filter: &PoiFilter, rating: Option<f64>) -> bool {
@@ -196,66 +329,11 @@ impl PoiIndex {
 
     /// POIs nearest to the centre, nearest first, ties broken by id.
     pub fn nearby(&self, query: &NearbyQuery) -> Page<NearbyHit<'_>> {
-        // One more than asked, to know whether another page follows.
-        let want = query.limit.saturating_add(1);
-        let center = query.center;
-        let q = center.to_unit();
-        let radius_bound = query.radius_m.map_or(f64::INFINITY, chord2_bound);
-        let after = query.after.as_ref().map(|(d, id)| (*d, id.as_str()));
-        let mut heap: BinaryHeap<Ranked<'_>> = BinaryHeap::with_capacity(want.min(1024) + 1);
-        let mut bound = radius_bound;
-
-        let mut queue: BinaryHeap<Pending<'_>> = BinaryHeap::with_capacity(128);
-        for tree in self.trees_for(&query.filter) {
-            queue.clear();
-            queue_children(tree.root().children(), &q, bound, &mut queue);
-            while let Some(Pending { chord2, node }) = queue.pop() {
-                if chord2 > bound {
-                    break;
-                }
-                let entry = match node {
-                    RTreeNode::Parent(parent) => {
-                        queue_children(parent.children(), &q, bound, &mut queue);
-                        continue;
-                    }
-                    RTreeNode::Leaf(entry) => entry,
-                };
-                let data = &entry.data;
-                if !Self::passes(&query.filter, data.rating) {
-                    continue;
-                }
-                let distance = haversine_m(center, data.position);
-                if query.radius_m.is_some_and(|r| distance > r) {
-                    continue;
-                }
-                // Rank by distance first; only a tie needs the id, which is in the record.
-                let full = heap.len() == want;
-                if full && heap.peek().is_some_and(|worst| distance > worst.distance) {
-                    continue;
-                }
-                let candidate = Ranked {
-                    distance,
-                    slot: data.slot,
-                    index: self,
-                };
-                if after.is_some_and(|a| candidate.at_or_before(a)) {
-                    continue;
-                }
-                if !full {
-                    heap.push(candidate);
-                } else if heap.peek().is_some_and(|worst| candidate < *worst) {
-                    heap.pop();
-                    heap.push(candidate);
-                } else {
-                    continue;
-                }
-                if heap.len() == want {
-                    let worst = heap.peek().expect("heap is full").distance;
-                    bound = radius_bound.min(chord2_bound(worst));
-                }
-            }
+        let mut best = Best::new(self, query);
+        if let Some(categories) = self.categories_of(&query.filter) {
+            self.walk_nearby(&categories, &mut best);
         }
-        let mut ranked = heap.into_sorted_vec();
+        let mut ranked = best.heap.into_sorted_vec();
         let more = ranked.len() > query.limit;
         ranked.truncate(query.limit);
         let items = ranked
@@ -268,6 +346,76 @@ impl PoiIndex {
         Page { items, more }
     }
 
+    fn walk_nearby<'a>(&'a self, categories: &Categories, best: &mut Best<'a, '_>) {
+        let q = best.query.center.to_unit();
+        let min_rating = best.query.filter.min_rating;
+        let mut queue: BinaryHeap<Pending<'_>> = BinaryHeap::with_capacity(128);
+        for &tree in &categories.trees {
+            let (top, count) = tree.top();
+            for i in 0..count {
+                let node = tree.node(top, i);
+                let chord2 = node.chord2(&q);
+                if node.may_hold(&categories.mask) && chord2 <= best.bound {
+                    queue.push(Pending {
+                        chord2,
+                        node: Node::Packed(tree, top as u32, i as u32),
+                    });
+                }
+            }
+        }
+        queue_delta(self.delta.root().children(), &q, best.bound, &mut queue);
+
+        while let Some(Pending { chord2, node }) = queue.pop() {
+            if chord2 > best.bound {
+                break;
+            }
+            match node {
+                Node::Packed(tree, 0, index) => {
+                    for e in tree.entries(tree.children(0, index as usize)) {
+                        if e.slot == DEAD || !categories.admit(e.category) {
+                            continue;
+                        }
+                        let chord2 = e.chord2_lower(&q);
+                        if chord2 <= best.bound && self.rated_at_least(e, min_rating) {
+                            queue.push(Pending {
+                                chord2,
+                                node: Node::PackedEntry(e),
+                            });
+                        }
+                    }
+                }
+                Node::PackedEntry(e) => best.offer(e.slot, e.position),
+                Node::Packed(tree, level, index) => {
+                    let below = level as usize - 1;
+                    for child in tree.children(level as usize, index as usize) {
+                        let node = tree.node(below, child);
+                        if !node.may_hold(&categories.mask) {
+                            continue;
+                        }
+                        let chord2 = node.chord2(&q);
+                        if chord2 <= best.bound {
+                            queue.push(Pending {
+                                chord2,
+                                node: Node::Packed(tree, below as u32, child as u32),
+                            });
+                        }
+                    }
+                }
+                Node::Delta(RTreeNode::Parent(parent)) => {
+                    queue_delta(parent.children(), &q, best.bound, &mut queue);
+                }
+                Node::Delta(RTreeNode::Leaf(entry)) => {
+                    let data = &entry.data;
+                    if categories.admit(data.category)
+                        && Self::passes(&best.query.filter, data.rating)
+                    {
+                        best.offer(data.slot, data.position);
+                    }
+                }
+            }
+        }
+    }
+
     /// Calls `f` with every POI record inside the box that passes the filter.
     pub(crate) fn for_each_in_box<'a>(
         &'a self,
@@ -275,25 +423,58 @@ impl PoiIndex {
         filter: &PoiFilter,
         mut f: impl FnMut(u32, &'a PoiRecord),
     ) {
-        let envelopes: Vec<AABB<[f64; 3]>> = bbox
-            .unit_envelopes()
+        let Some(categories) = self.categories_of(filter) else {
+            return;
+        };
+        let envelopes: Vec<([f64; 3], [f64; 3])> = bbox.unit_envelopes().collect();
+        // The packed trees, each walked once for all envelopes: each entry is tested once,
+        // so a point on the antimeridian (in both halves of a crossing box) is found once.
+        let mut stack: Vec<(&PackedTree, usize, usize)> = Vec::new();
+        for &tree in &categories.trees {
+            let (top, count) = tree.top();
+            stack.extend((0..count).map(|i| (tree, top, i)));
+        }
+        while let Some((tree, level, index)) = stack.pop() {
+            let node = tree.node(level, index);
+            if !node.may_hold(&categories.mask) || !envelopes.iter().any(|e| node.meets(e)) {
+                continue;
+            }
+            let children = tree.children(level, index);
+            if level > 0 {
+                stack.extend(children.map(|i| (tree, level - 1, i)));
+                continue;
+            }
+            for e in tree.entries(children) {
+                if e.slot != DEAD
+                    && categories.admit(e.category)
+                    && self.rated_at_least(e, filter.min_rating)
+                    && bbox.contains(e.position)
+                {
+                    f(e.slot, self.record(e.slot));
+                }
+            }
+        }
+        // The delta, one envelope at a time.
+        let envelopes: Vec<AABB<[f64; 3]>> = envelopes
+            .into_iter()
             .map(|(lo, hi)| AABB::from_corners(lo, hi))
             .collect();
-        for tree in self.trees_for(filter) {
-            for (i, envelope) in envelopes.iter().enumerate() {
-                for entry in tree.locate_in_envelope(envelope) {
-                    // A point on the antimeridian lies in both halves of a crossing box:
-                    // count it in the first only.
-                    if envelopes[..i]
-                        .iter()
-                        .any(|e| e.contains_point(entry.geom()))
-                    {
-                        continue;
-                    }
-                    let data = &entry.data;
-                    if bbox.contains(data.position) && Self::passes(filter, data.rating) {
-                        f(data.slot, self.record(data.slot));
-                    }
+        for (i, envelope) in envelopes.iter().enumerate() {
+            for entry in self.delta.locate_in_envelope(envelope) {
+                // A point on the antimeridian lies in both halves of a crossing box: count
+                // it in the first only.
+                if envelopes[..i]
+                    .iter()
+                    .any(|e| e.contains_point(entry.geom()))
+                {
+                    continue;
+                }
+                let data = &entry.data;
+                if categories.admit(data.category)
+                    && bbox.contains(data.position)
+                    && Self::passes(filter, data.rating)
+                {
+                    f(data.slot, self.record(data.slot));
                 }
             }
         }
