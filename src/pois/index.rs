@@ -221,20 +221,59 @@ impl PoiIndex {
 
     /// Builds an index from POIs in one pass, bulk-loading the trees (much faster than
     /// inserting one by one). A later POI with the same id replaces an earlier one.
+    ///
+    /// The records are stored first and the id table built once their number is known: a
+    /// recovery streams POIs without a count, and growing the table as they came rehashed
+    /// it ~23 times on 10M POIs, besides a lookup per POI before its insert (profiled: 21 %
+    /// of a 10M-POI recovery).
     pub fn from_pois(pois: impl IntoIterator<Item = Poi>) -> Result<Self, CategoryLimitError> {
         let mut index = Self::new();
         let pois = pois.into_iter();
-        // Sized once: growing the id table rehashed it ~20 times on a 1M-POI recovery.
-        let expected = pois.size_hint().0;
-        index.records.reserve(expected);
-        index
-            .by_id
-            .reserve(expected, |_| unreachable!("the table is empty"));
+        index.records.reserve(pois.size_hint().0);
         for poi in pois {
-            index.store_record(poi)?;
+            let category = index.intern_category(&poi.category)?;
+            index.records.push(Some(PoiRecord::from_poi(poi, category)));
         }
+        assert!(
+            u32::try_from(index.records.len()).is_ok(),
+            "fewer than 2^32 POIs"
+        );
+        index.index_ids();
         index.rebuild_trees();
         Ok(index)
+    }
+
+    /// Fills the empty id table from the records; of two records with one id, the later
+    /// one stays and the earlier slot is freed.
+    fn index_ids(&mut self) {
+        let hasher = &self.hasher;
+        self.by_id
+            .reserve(self.records.len(), |_| unreachable!("the table is empty"));
+        for slot in 0..self.records.len() {
+            let records = &self.records;
+            let Some(record) = &records[slot] else {
+                continue;
+            };
+            let id = record.id();
+            let entry = self.by_id.entry(
+                hasher.hash_one(id),
+                |&s| slot_has_id(records, s, id),
+                |&s| hasher.hash_one(records[s as usize].as_ref().expect("live slot").id()),
+            );
+            let replaced = match entry {
+                hashbrown::hash_table::Entry::Occupied(mut e) => {
+                    Some(std::mem::replace(e.get_mut(), slot as u32))
+                }
+                hashbrown::hash_table::Entry::Vacant(e) => {
+                    e.insert(slot as u32);
+                    None
+                }
+            };
+            if let Some(old) = replaced {
+                self.records[old as usize] = None;
+                self.free.push(old);
+            }
+        }
     }
 
     /// A copy of this index with `pois` upserted, its trees bulk-loaded afresh. Used for large
