@@ -209,7 +209,7 @@ fn split(handle: Handle) -> (usize, u32) {
     )
 }
 
-/// One traveller's record: 80 bytes. The current position, its timestamps and fine cell,
+/// One traveller's record: 72 bytes. The current position, its timestamps and fine cell,
 /// and the visibility are inline, because every update and every query reads them; the
 /// rare parts (accuracy, trip, a friends list) are behind one pointer that most travellers
 /// leave empty.
@@ -219,14 +219,19 @@ struct Slot {
     id: TravellerId,
     position: LatLon,
     ts: i64,
-    /// `min(ts, received)`: the moment the position's age counts from.
-    seen_ms: i64,
     /// The fine cell of `position`, or [`NO_CELL`] when there is no current position.
     cell: u32,
-    visibility: Visibility,
+    /// The visibility (low 2 bits) and how long before `ts` the position's age counts from
+    /// (`ts - seen_ms`, in ms, the upper 30 bits: 0 unless the device clock runs ahead of
+    /// the server's). A lag that does not fit (12 days ahead) is [`LAG_IN_EXTRA`], and the
+    /// exact moment is in `extra`. Packed so that the record is 72 bytes, not 80.
+    packed: u32,
     trail: Trail,
     extra: Option<Box<Extra>>,
 }
+
+/// The lag value meaning "`seen_ms` is in `extra`".
+const LAG_IN_EXTRA: u32 = (1 << 30) - 1;
 
 /// The parts of a record most travellers do not have.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -235,11 +240,16 @@ struct Extra {
     trip_id: Option<Box<str>>,
     /// Sorted (see [`Sharing`]).
     viewers: Box<[Box<str>]>,
+    /// The moment the position's age counts from, when it is too far before `ts` to pack.
+    seen_ms: Option<i64>,
 }
 
 impl Extra {
     fn is_empty(&self) -> bool {
-        self.accuracy_m.is_none() && self.trip_id.is_none() && self.viewers.is_empty()
+        self.accuracy_m.is_none()
+            && self.trip_id.is_none()
+            && self.viewers.is_empty()
+            && self.seen_ms.is_none()
     }
 }
 
@@ -250,12 +260,19 @@ impl Default for Slot {
             id: TravellerId::default(),
             position: LatLon::default(),
             ts: 0,
-            seen_ms: 0,
             cell: NO_CELL,
-            visibility: Visibility::Private,
+            packed: visibility_bits(Visibility::Private),
             trail: Trail::default(),
             extra: None,
         }
+    }
+}
+
+fn visibility_bits(visibility: Visibility) -> u32 {
+    match visibility {
+        Visibility::Private => 0,
+        Visibility::Friends => 1,
+        Visibility::Public => 2,
     }
 }
 
@@ -264,16 +281,53 @@ impl Slot {
         self.cell != NO_CELL
     }
 
+    fn visibility(&self) -> Visibility {
+        match self.packed & 3 {
+            0 => Visibility::Private,
+            1 => Visibility::Friends,
+            _ => Visibility::Public,
+        }
+    }
+
+    fn set_visibility(&mut self, visibility: Visibility) {
+        self.packed = (self.packed & !3) | visibility_bits(visibility);
+    }
+
+    /// The moment the current position's age counts from.
+    fn seen_ms(&self) -> i64 {
+        match self.packed >> 2 {
+            LAG_IN_EXTRA => self
+                .extra
+                .as_ref()
+                .and_then(|e| e.seen_ms)
+                .expect("a lag in extra is there"),
+            lag => self.ts - i64::from(lag),
+        }
+    }
+
+    /// Sets the current position's timestamp and the moment its age counts from.
+    fn set_times(&mut self, ts: i64, seen_ms: i64) {
+        self.ts = ts;
+        let lag = ts
+            .checked_sub(seen_ms)
+            .and_then(|lag| u32::try_from(lag).ok())
+            .filter(|&lag| lag < LAG_IN_EXTRA);
+        self.packed = (self.packed & 3) | (lag.unwrap_or(LAG_IN_EXTRA) << 2);
+        self.edit_extra(lag.is_none(), |extra| {
+            extra.seen_ms = lag.is_none().then_some(seen_ms);
+        });
+    }
+
     fn viewers(&self) -> &[Box<str>] {
         self.extra.as_ref().map_or(&[], |e| &e.viewers)
     }
 
     fn allows(&self, viewer: Option<&str>) -> bool {
-        sharing::allows(self.visibility, self.viewers(), &self.id, viewer)
+        sharing::allows(self.visibility(), self.viewers(), &self.id, viewer)
     }
 
     fn sharing_is_default(&self) -> bool {
-        sharing::is_default(self.visibility, self.viewers())
+        sharing::is_default(self.visibility(), self.viewers())
     }
 
     fn accuracy_m(&self) -> Option<f64> {
@@ -295,7 +349,7 @@ impl Slot {
 
     fn set_sharing(&mut self, sharing: Sharing) {
         let (visibility, viewers) = sharing.into_parts();
-        self.visibility = visibility;
+        self.set_visibility(visibility);
         self.edit_extra(!viewers.is_empty(), |extra| extra.viewers = viewers);
     }
 
@@ -313,14 +367,19 @@ impl Slot {
     }
 
     fn sharing(&self) -> Sharing {
-        Sharing::from_parts(self.visibility, self.viewers().into())
+        Sharing::from_parts(self.visibility(), self.viewers().into())
     }
 
     /// Forgets the current position and the trail.
     fn clear_position(&mut self) {
         self.cell = NO_CELL;
         self.trail = Trail::default();
-        self.set_position_extra(None, None);
+        self.packed &= 3;
+        self.edit_extra(false, |extra| {
+            extra.accuracy_m = None;
+            extra.trip_id = None;
+            extra.seen_ms = None;
+        });
     }
 }
 
@@ -436,7 +495,7 @@ impl TravellerIndex {
     }
 
     fn live(&self, slot: &Slot, now_ms: i64) -> bool {
-        slot.has_current() && now_ms.saturating_sub(slot.seen_ms) <= self.config.ttl_ms
+        slot.has_current() && now_ms.saturating_sub(slot.seen_ms()) <= self.config.ttl_ms
     }
 
     /// Applies one position report received at `received_ms`.
@@ -489,8 +548,7 @@ impl TravellerIndex {
             self.cells.insert(u64::from(cell), handle);
         }
         t.position = u.position;
-        t.ts = u.ts;
-        t.seen_ms = seen_ms;
+        t.set_times(u.ts, seen_ms);
         t.cell = cell;
         t.set_position_extra(u.accuracy_m, u.trip_id.as_deref());
         t.trail.insert(point, self.config.trail_capacity);
@@ -605,7 +663,7 @@ impl TravellerIndex {
                     current: t.has_current().then(|| CurrentRecord {
                         position: t.position,
                         ts: t.ts,
-                        seen_ms: t.seen_ms,
+                        seen_ms: t.seen_ms(),
                         accuracy_m: t.accuracy_m(),
                         trip_id: t.trip_id().map(String::from),
                     }),
@@ -636,8 +694,7 @@ impl TravellerIndex {
         }
         if let Some(c) = record.current {
             t.position = c.position;
-            t.ts = c.ts;
-            t.seen_ms = c.seen_ms;
+            t.set_times(c.ts, c.seen_ms);
             t.cell = fine_cell(c.position);
             t.set_position_extra(c.accuracy_m, c.trip_id.as_deref());
             self.cells.insert(u64::from(t.cell), h);
@@ -744,7 +801,7 @@ impl TravellerIndex {
                 let (s, slot) = split(h);
                 let shard = self.shards[s].read();
                 let t = shard.slot(slot);
-                if t.visibility == Visibility::Public
+                if t.visibility() == Visibility::Public
                     && u64::from(t.cell) == cell
                     && self.live(t, now_ms)
                     && bbox.contains(t.position)
@@ -885,7 +942,7 @@ impl Search<'_> {
     }
 }
 
-const _: () = assert!(size_of::<Slot>() == 80, "a traveller's record is 80 bytes");
+const _: () = assert!(size_of::<Slot>() == 72, "a traveller's record is 72 bytes");
 
 const _: () = assert!(
     COARSE.bits() < FINE.bits(),

@@ -42,6 +42,8 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => (0..IDS.len(), coordinate(), -12_000i64..3_000).prop_map(|(id, at, ts_offset)| Op::Update { id, at, ts_offset }),
+        // A device clock weeks ahead: past what a record packs inline (12 days).
+        1 => (0..IDS.len(), coordinate(), (1i64 << 30)..(1i64 << 32)).prop_map(|(id, at, ts_offset)| Op::Update { id, at, ts_offset }),
         2 => (0..IDS.len(), prop::sample::select(vec![Visibility::Private, Visibility::Friends, Visibility::Public]), 0..IDS.len())
             .prop_map(|(id, visibility, friend)| Op::Share { id, visibility, friend }),
         1 => (0..IDS.len()).prop_map(|id| Op::Delete { id }),
@@ -222,4 +224,43 @@ fn a_clock_running_ahead_counts_age_from_the_receive_time() {
     );
     assert_eq!(index.sweep(11_001), 1);
     assert!(index.is_empty(), "the sweeper freed it");
+}
+
+#[test]
+fn a_clock_weeks_ahead_keeps_its_exact_times_through_a_snapshot() {
+    let config = TravellerConfig {
+        trail_capacity: 4,
+        ttl_ms: 1_000,
+    };
+    let index = TravellerIndex::new(config);
+    let ahead = 30 * 24 * 3_600_000; // past the 12 days a record packs inline
+    let u = PositionUpdate::new("t".into(), 1.0, 1.0, 10_000 + ahead, None, None).expect("valid");
+    assert_eq!(index.update(&u, 10_000), UpdateOutcome::Applied);
+    let mut records = Vec::new();
+    index
+        .export(|r| {
+            records.push(r);
+            Ok::<_, ()>(())
+        })
+        .expect("no error");
+    let current = records[0].current.clone().expect("a position");
+    assert_eq!((current.ts, current.seen_ms), (10_000 + ahead, 10_000));
+    let restored = TravellerIndex::new(config);
+    restored.restore(records.remove(0));
+    for index in [&index, &restored] {
+        assert_eq!(
+            index.get("t", Some("t"), 10_900).map(|v| v.ts),
+            Some(10_000 + ahead)
+        );
+        assert!(
+            index.get("t", Some("t"), 11_001).is_none(),
+            "expired 1 s after receipt"
+        );
+    }
+    // A later update with an ordinary clock packs inline again and still ages right.
+    let u =
+        PositionUpdate::new("t".into(), 2.0, 2.0, 10_000 + ahead + 1, None, None).expect("valid");
+    assert_eq!(index.update(&u, 10_000 + ahead + 5), UpdateOutcome::Applied);
+    assert!(index.get("t", Some("t"), 10_000 + ahead + 1_001).is_some());
+    assert!(index.get("t", Some("t"), 10_000 + ahead + 1_002).is_none());
 }
