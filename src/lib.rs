@@ -4,7 +4,7 @@
 //!
 //! - [`server`]: HTTP (axum on hyper + tokio): routes, wire types, limits, problem+json.
 //! - [`engine`]: the one state and its locking policy; every change is a [`engine::Mutation`].
-//! - [`pois`]: the POI collection: records, R-trees over unit vectors, queries, cursors.
+//! - [`pois`]: the POI collection: records, packed R-trees over unit vectors, queries, cursors.
 //! - [`travellers`]: moving points in geohash cells on sharded maps, trails, sharing, TTL.
 //! - [`import`]: readers turning dumps into POIs and per-record errors.
 //! - [`geometry`] and [`ids`]: pure functions over coordinates, cells and identifiers;

@@ -1,5 +1,6 @@
 //! Points of interest: the validated [`Poi`] value, the [`PoiIndex`] that holds them in
-//! R-trees over unit vectors, the queries it answers and the cursors that page through them.
+//! R-trees over unit vectors (a packed one and an rstar delta for recent writes), the
+//! queries it answers and the cursors that page through them.
 //!
 //! This layer is a plain data structure: no locks, no threads, no I/O. The engine decides who
 //! may read or write it and when.
