@@ -10,8 +10,10 @@
 //!   then log and apply. Readers share the index's read lock and only ever wait for a short
 //!   write: an upsert or delete holds the write lock for microseconds; a large import is
 //!   built *beside* the live index (readers keep reading it) and swapped in with a
-//!   pointer-sized move, the old index freed after the lock is released. A query sees the
-//!   state before or after a write, never half of it.
+//!   pointer-sized move, the old index freed after the lock is released. When single
+//!   writes have piled up in the index's delta, its packed trees are rebuilt the same way,
+//!   under the read lock, and swapped in under the write lock. A query sees the state
+//!   before or after a write, never half of it.
 //! - **Position batches** take the traveller-order lock *shared*: they commute (the newest
 //!   `ts` wins in any order), so many connections log and apply them in parallel, and the
 //!   sharded traveller index serializes updates per traveller.

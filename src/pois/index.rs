@@ -11,10 +11,12 @@
 //!   POI at load (40 bytes a POI, category masks in its nodes for filtered queries), and a
 //!   small rstar tree, the *delta*, for POIs written since. A write to a POI in the packed
 //!   tree marks its entry dead there and puts the new one in the delta. When the delta and
-//!   the dead entries reach an eighth of the POIs, the packed tree is rebuilt over
-//!   everything and the delta emptied, so queries mostly walk the compact tree;
+//!   the dead entries reach an eighth of the POIs, the packed tree is due a rebuild over
+//!   everything, which empties the delta, so queries mostly walk the compact tree. Writes
+//!   do not rebuild by themselves: the engine builds the new trees under its read lock
+//!   ([`PoiIndex::build_trees`]) and swaps them in under a short write lock;
 //! - the rarest categories also get a packed tree of their own, as long as these hold at
-//!   most an eighth of the POIs in all (4 bytes a POI). Masks prune well for common
+//!   most an eighth of the POIs in all (5 bytes a POI). Masks prune well for common
 //!   categories, but a query for a category that one POI in a thousand has would otherwise
 //!   open a leaf per result (profiled: 3.3 times slower than its own tree).
 
@@ -185,6 +187,24 @@ pub struct PoiIndex {
     pub(crate) delta: Tree,
     /// See [`REBUILD_FLOOR`]; lowered by tests to exercise rebuilds on small indexes.
     rebuild_floor: usize,
+    /// Counts writes, so that trees built from an older state are never installed.
+    writes: u64,
+}
+
+/// Packed trees built beside an index (see [`PoiIndex::build_trees`]).
+pub struct PackedTrees {
+    base: PackedTree,
+    rare: hashbrown::HashMap<u32, PackedTree, foldhash::fast::FixedState>,
+    writes: u64,
+}
+
+impl std::fmt::Debug for PackedTrees {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackedTrees")
+            .field("entries", &self.base.all_entries().len())
+            .field("rare_categories", &self.rare.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for PoiIndex {
@@ -216,6 +236,7 @@ impl PoiIndex {
             rare: hashbrown::HashMap::default(),
             delta: Tree::new_with_params(),
             rebuild_floor: REBUILD_FLOOR,
+            writes: 0,
         }
     }
 
@@ -294,6 +315,7 @@ impl PoiIndex {
             rare: hashbrown::HashMap::default(),
             delta: Tree::new_with_params(),
             rebuild_floor: self.rebuild_floor,
+            writes: self.writes + 1,
         };
         for poi in pois {
             index.store_record(poi)?;
@@ -334,7 +356,7 @@ impl PoiIndex {
             self.insert_entry(slot);
             true
         };
-        self.rebuild_if_due();
+        self.writes += 1;
         Ok(created)
     }
 
@@ -354,7 +376,7 @@ impl PoiIndex {
             .expect("by_id points at live slots");
         self.unindex(slot, &record);
         self.free.push(slot);
-        self.rebuild_if_due();
+        self.writes += 1;
         true
     }
 
@@ -504,18 +526,26 @@ impl PoiIndex {
         }
     }
 
-    /// Rebuilds the packed tree once the delta and the dead entries reach an eighth of the
-    /// index (and at least the floor): each rebuild costs a sort of every POI, so the
-    /// eighth amortises it to a few sort steps per write, and keeps queries walking
-    /// mostly the compact tree.
-    fn rebuild_if_due(&mut self) {
+    /// Whether the packed trees are due a rebuild: once the delta and the dead entries reach
+    /// an eighth of the index (and at least the floor). Each rebuild costs a sort of every
+    /// POI, so the eighth amortises it to a few sort steps per write, and keeps queries
+    /// walking mostly the compact tree.
+    pub fn rebuild_due(&self) -> bool {
         let stale = self.delta.size() + (self.base.all_entries().len() - self.base.live());
-        if stale > self.rebuild_floor.max(self.len() / 8) {
+        stale > self.rebuild_floor.max(self.len() / 8)
+    }
+
+    /// Rebuilds the packed trees in place if they are due.
+    pub fn rebuild_if_due(&mut self) {
+        if self.rebuild_due() {
             self.rebuild_trees();
         }
     }
 
-    fn rebuild_trees(&mut self) {
+    /// Builds packed trees over the records as they are, without changing the index: the
+    /// caller (the engine) builds them under a read lock, so queries go on meanwhile, and
+    /// installs them with [`PoiIndex::install_trees`] under a short write lock.
+    pub fn build_trees(&self) -> PackedTrees {
         let entries: Vec<PackedEntry> = self
             .records
             .iter()
@@ -554,9 +584,30 @@ impl PoiIndex {
                     .collect()
             },
         );
-        self.base = base;
-        self.rare = rare;
+        PackedTrees {
+            base,
+            rare,
+            writes: self.writes,
+        }
+    }
+
+    /// Puts in trees from [`PoiIndex::build_trees`] and empties the delta. Returns `false`,
+    /// changing nothing, if the index was written since they were built (they would miss
+    /// that write).
+    pub fn install_trees(&mut self, trees: PackedTrees) -> bool {
+        if trees.writes != self.writes {
+            return false;
+        }
+        self.base = trees.base;
+        self.rare = trees.rare;
         self.delta = Tree::new_with_params();
+        true
+    }
+
+    fn rebuild_trees(&mut self) {
+        let trees = self.build_trees();
+        let installed = self.install_trees(trees);
+        debug_assert!(installed, "nothing wrote in between");
     }
 
     /// Lowers the rebuild floor, so that tests see rebuilds on small indexes.
@@ -725,12 +776,23 @@ mod tests {
             index
                 .upsert(poi(&format!("p{i}"), -10.0, f64::from(i), "b"))
                 .expect("few categories");
+            index.rebuild_if_due();
             assert_invariants(&index);
         }
         assert_eq!((index.base.live(), index.delta.size()), (185, 15));
         index
             .upsert(poi("p15", -10.0, 15.0, "b"))
             .expect("few categories");
+        assert!(index.rebuild_due());
+        // Trees built before a write are refused: they would miss it.
+        let stale = index.build_trees();
+        index
+            .upsert(poi("p15", -10.0, 15.5, "b"))
+            .expect("few categories");
+        assert!(!index.install_trees(stale));
+        assert_invariants(&index);
+        let fresh = index.build_trees();
+        assert!(index.install_trees(fresh));
         assert_eq!(
             (index.base.live(), index.delta.size()),
             (200, 0),
@@ -741,11 +803,13 @@ mod tests {
             index
                 .upsert(poi(&format!("new{i}"), 5.0, f64::from(i), "a"))
                 .expect("few categories");
+            index.rebuild_if_due();
         }
         assert_eq!((index.base.live(), index.delta.size()), (200, 30));
         assert_invariants(&index);
         for i in 0..40 {
             assert!(index.remove(&format!("p{i}")));
+            index.rebuild_if_due();
             assert_invariants(&index);
         }
         assert_eq!(index.len(), 190);

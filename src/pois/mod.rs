@@ -16,7 +16,7 @@ mod oracle_tests;
 use std::collections::BTreeMap;
 
 pub use cursor::{CursorError, CursorKey};
-pub use index::{CategoryLimitError, PoiIndex, PoiRef};
+pub use index::{CategoryLimitError, PackedTrees, PoiIndex, PoiRef};
 pub use query::{NearbyHit, NearbyQuery, Page, PoiFilter, WithinQuery};
 
 use crate::geometry::{CoordError, LatLon};

@@ -216,11 +216,13 @@ proptest! {
         for (i, c, cat, rating) in moves {
             let p = poi_at(i, c, cat, rating);
             index.upsert(p.clone()).expect("few categories");
+            index.rebuild_if_due();
             reference.insert(p.id.clone(), p);
         }
         for i in deletes {
             let id = format!("p{i}");
             prop_assert_eq!(index.remove(&id), reference.remove(&id).is_some());
+            index.rebuild_if_due();
         }
         prop_assert_eq!(index.len(), reference.len());
         let all: Vec<Poi> = reference.into_values().collect();
