@@ -5,8 +5,8 @@
 //! enum slot, so a node of 16 children spans 18 cache lines, and the second tree per
 //! category doubled that per POI (~160 bytes a POI in trees alone). Here:
 //! - entries are 40 bytes (position, `f32` unit vector, slot, category, `f32` rating),
-//!   sorted along a Hilbert curve on the faces of a cube around the sphere (the ordering S2
-//!   uses), so that neighbours on the sphere are neighbours in memory;
+//!   ordered by k-d cuts of their unit vectors (see [`pack`]), so that neighbours on the
+//!   sphere are neighbours in memory and every run of 16 is a compact leaf;
 //! - each group of [`NODE`] entries has a node: an `f32` box of their unit vectors, rounded
 //!   outwards so it still contains them, and a 128-bit mask of their categories
 //!   (`category % 128`), which lets a filtered query skip subtrees without the category
@@ -196,7 +196,11 @@ pub(crate) struct PackedTree {
 impl PackedTree {
     /// Builds the tree over `entries`, in any order.
     pub(crate) fn build(mut entries: Vec<PackedEntry>) -> Self {
-        entries.par_sort_by_cached_key(|e| hilbert_key(e.unit()));
+        let mut top = NODE;
+        while top * NODE < entries.len() {
+            top *= NODE;
+        }
+        pack(&mut entries, top);
         let leaves: Vec<PackedNode> = entries
             .par_chunks(NODE)
             .map(|group| {
@@ -307,57 +311,50 @@ impl PackedTree {
     }
 }
 
-/// A sort key along a Hilbert curve on each face of the cube around the sphere, faces in
-/// turn: points near each other on the sphere get near keys, so the groups of a bulk build
-/// are compact. Written here because only the order matters (any order gives exact answers,
-/// a good one gives small boxes), and S2's own cell ids would pull in a large crate for
-/// these few lines.
-fn hilbert_key(p: [f64; 3]) -> u64 {
-    const BITS: u32 = 28;
-    let abs = p.map(f64::abs);
-    let axis = if abs[0] >= abs[1] && abs[0] >= abs[2] {
-        0
-    } else if abs[1] >= abs[2] {
-        1
-    } else {
-        2
-    };
-    let face = axis as u64 * 2 + u64::from(p[axis] < 0.0);
-    let (a, b) = match axis {
-        0 => (p[1], p[2]),
-        1 => (p[0], p[2]),
-        _ => (p[0], p[1]),
-    };
-    let scale = f64::from(1u32 << BITS);
-    let to_grid = |t: f64| {
-        let u = (t / abs[axis]).clamp(-1.0, 1.0);
-        (((u + 1.0) * 0.5 * scale) as u64).min((1 << BITS) - 1)
-    };
-    if abs[axis] == 0.0 {
-        return face << (2 * BITS);
+/// Orders `entries` so that every aligned run of `cap`, `cap / NODE`, ... `NODE` entries is
+/// a compact group, each run full except the last of its parent's: the implicit layout of
+/// [`PackedTree`] then makes each run one subtree. The groups are cut like a k-d tree: the
+/// widest axis of the unit vectors, at the multiple of the group size nearest the middle,
+/// until every group has `cap` entries; then each group the same way with `cap / NODE`.
+///
+/// Written here because the packing decides the tree's shape: a first version sorted the
+/// entries along a Hilbert curve, whose runs of 16 can bend or jump, and its leaves spanned
+/// more ground (a k-nearest query opened ~5 leaves; a sparse category's tree far more).
+fn pack(entries: &mut [PackedEntry], cap: usize) {
+    split(entries, cap);
+    if cap > NODE {
+        entries
+            .par_chunks_mut(cap)
+            .for_each(|group| pack(group, cap / NODE));
     }
-    (face << (2 * BITS)) | hilbert_d(BITS, to_grid(a), to_grid(b))
 }
 
-/// The distance along a Hilbert curve of order `bits` of the cell `(x, y)`.
-fn hilbert_d(bits: u32, mut x: u64, mut y: u64) -> u64 {
-    let n = 1u64 << bits;
-    let mut d = 0;
-    let mut s = n / 2;
-    while s > 0 {
-        let rx = u64::from(x & s != 0);
-        let ry = u64::from(y & s != 0);
-        d += s * s * ((3 * rx) ^ ry);
-        if ry == 0 {
-            if rx == 1 {
-                x = n - 1 - x;
-                y = n - 1 - y;
-            }
-            std::mem::swap(&mut x, &mut y);
-        }
-        s /= 2;
+/// Cuts `entries` into runs of `cap` (the last one shorter), each spatially compact.
+fn split(entries: &mut [PackedEntry], cap: usize) {
+    if entries.len() <= cap {
+        return;
     }
-    d
+    let mut lo = [f32::INFINITY; 3];
+    let mut hi = [f32::NEG_INFINITY; 3];
+    for e in entries.iter() {
+        for k in 0..3 {
+            lo[k] = lo[k].min(e.unit[k]);
+            hi[k] = hi[k].max(e.unit[k]);
+        }
+    }
+    let axis = (0..3)
+        .max_by(|&a, &b| (hi[a] - lo[a]).total_cmp(&(hi[b] - lo[b])))
+        .expect("three axes");
+    let groups = entries.len().div_ceil(cap);
+    let middle = groups / 2 * cap;
+    entries.select_nth_unstable_by(middle, |a, b| a.unit[axis].total_cmp(&b.unit[axis]));
+    let (left, right) = entries.split_at_mut(middle);
+    if left.len() > 1 << 16 {
+        rayon::join(|| split(left, cap), || split(right, cap));
+    } else {
+        split(left, cap);
+        split(right, cap);
+    }
 }
 
 #[cfg(test)]
@@ -447,10 +444,10 @@ mod tests {
     }
 
     #[test]
-    fn hilbert_order_packs_a_grid_into_compact_leaves() {
+    fn packing_makes_compact_leaves_and_full_runs() {
         // A 100 x 100 grid of points 0.001 degrees apart (~110 m) in Paris. Packed in row
-        // order a leaf would span 16 points of a row (~1.7 km); along the Hilbert curve it
-        // is a small block of the grid.
+        // order a leaf would span 16 points of a row (~1.7 km); packed well it is a small
+        // block of the grid.
         let entries: Vec<PackedEntry> = (0..10_000u32)
             .map(|i| {
                 let (row, col) = (f64::from(i / 100), f64::from(i % 100));
