@@ -21,7 +21,7 @@
 
 use rayon::prelude::*;
 
-use crate::geometry::LatLon;
+use crate::geometry::{LatLon, chord2_to_envelope};
 
 /// Children per node, and entries per leaf group.
 pub(crate) const NODE: usize = 16;
@@ -125,19 +125,7 @@ impl PackedNode {
     /// under the node.
     #[inline]
     pub(crate) fn chord2(&self, q: &[f64; 3]) -> f64 {
-        let mut sum = 0.0;
-        for (k, &x) in q.iter().enumerate() {
-            let (lo, hi) = (f64::from(self.lo[k]), f64::from(self.hi[k]));
-            let d = if x < lo {
-                lo - x
-            } else if x > hi {
-                x - hi
-            } else {
-                0.0
-            };
-            sum += d * d;
-        }
-        sum
+        chord2_to_envelope(*q, (self.lo.map(f64::from), self.hi.map(f64::from)))
     }
 
     /// Whether the box meets the 3-D envelope `[lo, hi]`.

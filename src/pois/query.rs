@@ -248,6 +248,33 @@ impl<'a, 'q> Best<'a, 'q> {
     }
 }
 
+/// Queues the nodes `range` of `level` of a packed tree that may hold something of the
+/// asked categories within `bound`.
+#[inline]
+fn queue_packed<'t>(
+    tree: &'t PackedTree,
+    level: usize,
+    range: std::ops::Range<usize>,
+    q: &[f64; 3],
+    categories: &Categories<'_>,
+    bound: f64,
+    queue: &mut BinaryHeap<Pending<'t>>,
+) {
+    for i in range {
+        let node = tree.node(level, i);
+        if !node.may_hold(&categories.mask) {
+            continue;
+        }
+        let chord2 = node.chord2(q);
+        if chord2 <= bound {
+            queue.push(Pending {
+                chord2,
+                node: Node::Packed(tree, level as u32, i as u32),
+            });
+        }
+    }
+}
+
 /// Queues the children of a delta node that may hold something within `bound`.
 #[inline]
 fn queue_delta<'t>(
@@ -352,16 +379,7 @@ impl PoiIndex {
         let mut queue: BinaryHeap<Pending<'_>> = BinaryHeap::with_capacity(128);
         for &tree in &categories.trees {
             let (top, count) = tree.top();
-            for i in 0..count {
-                let node = tree.node(top, i);
-                let chord2 = node.chord2(&q);
-                if node.may_hold(&categories.mask) && chord2 <= best.bound {
-                    queue.push(Pending {
-                        chord2,
-                        node: Node::Packed(tree, top as u32, i as u32),
-                    });
-                }
-            }
+            queue_packed(tree, top, 0..count, &q, categories, best.bound, &mut queue);
         }
         queue_delta(self.delta.root().children(), &q, best.bound, &mut queue);
 
@@ -386,20 +404,11 @@ impl PoiIndex {
                 }
                 Node::PackedEntry(e) => best.offer(e.slot, e.position),
                 Node::Packed(tree, level, index) => {
+                    let children = tree.children(level as usize, index as usize);
                     let below = level as usize - 1;
-                    for child in tree.children(level as usize, index as usize) {
-                        let node = tree.node(below, child);
-                        if !node.may_hold(&categories.mask) {
-                            continue;
-                        }
-                        let chord2 = node.chord2(&q);
-                        if chord2 <= best.bound {
-                            queue.push(Pending {
-                                chord2,
-                                node: Node::Packed(tree, below as u32, child as u32),
-                            });
-                        }
-                    }
+                    queue_packed(
+                        tree, below, children, &q, categories, best.bound, &mut queue,
+                    );
                 }
                 Node::Delta(RTreeNode::Parent(parent)) => {
                     queue_delta(parent.children(), &q, best.bound, &mut queue);
