@@ -531,7 +531,7 @@ impl PoiIndex {
     /// POI, so the eighth amortises it to a few sort steps per write, and keeps queries
     /// walking mostly the compact tree.
     pub fn rebuild_due(&self) -> bool {
-        let stale = self.delta.size() + (self.base.all_entries().len() - self.base.live());
+        let stale = self.delta.size() + self.base.dead();
         stale > self.rebuild_floor.max(self.len() / 8)
     }
 
@@ -653,6 +653,7 @@ impl PoiRecord {
 
 #[cfg(test)]
 mod tests {
+    use super::super::packed::DEAD;
     use super::*;
     use std::collections::BTreeMap;
 
@@ -673,7 +674,7 @@ mod tests {
         assert_eq!(index.base.live() + index.delta.size(), index.len());
         let mut seen = vec![false; index.records.len()];
         for e in index.base.all_entries() {
-            if e.slot == super::super::packed::DEAD {
+            if e.slot == DEAD {
                 continue;
             }
             assert!(!std::mem::replace(&mut seen[e.slot as usize], true));
@@ -692,13 +693,13 @@ mod tests {
                 .all_entries()
                 .iter()
                 .map(|e| e.slot)
-                .filter(|&s| s != super::super::packed::DEAD)
+                .filter(|&s| s != DEAD)
                 .collect();
             let mut want: Vec<u32> = index
                 .base
                 .all_entries()
                 .iter()
-                .filter(|e| e.slot != super::super::packed::DEAD && e.category == *category)
+                .filter(|e| e.slot != DEAD && e.category == *category)
                 .map(|e| e.slot)
                 .collect();
             let mut live = live;

@@ -225,8 +225,14 @@ impl PackedTree {
     }
 
     /// Entries that are not dead.
+    #[cfg(test)]
     pub(crate) fn live(&self) -> usize {
         self.entries.len() - self.dead
+    }
+
+    /// Entries marked dead since the build.
+    pub(crate) fn dead(&self) -> usize {
+        self.dead
     }
 
     /// The top level's number and its node count (0 when empty).
@@ -283,7 +289,7 @@ impl PackedTree {
         let (top, count) = self.top();
         let mut stack: Vec<(usize, usize)> = (0..count).map(|i| (top, i)).collect();
         while let Some((level, index)) = stack.pop() {
-            if !self.levels[level][index].contains(&p) {
+            if !self.node(level, index).contains(&p) {
                 continue;
             }
             let children = self.children(level, index);
