@@ -167,6 +167,7 @@ pub async fn start_with_clock(
     });
 
     tokio::spawn(sweep_travellers(state.engine.clone(), ttl_ms));
+    tokio::spawn(server::upkeep_metrics(std::time::Duration::from_secs(5)));
     if config.snapshot_every > 0 {
         tokio::spawn(snapshot_periodically(
             state.engine.clone(),

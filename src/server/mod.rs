@@ -25,6 +25,7 @@ use axum::Router;
 use axum::routing::{get, post, put};
 use tokio::net::TcpListener;
 
+pub use observe::upkeep_metrics;
 pub use problem::ApiError;
 
 use crate::engine::Engine;

@@ -37,6 +37,22 @@ pub fn prometheus() -> &'static PrometheusHandle {
     })
 }
 
+/// Drains the recorder's histogram samples into their buckets every `every`, forever.
+///
+/// The exporter keeps every sample recorded since the last drain and drains only when told:
+/// its own HTTP listener, which Proxima does not use, would run this task itself. Without
+/// it a server that nobody scraped grew without bound: 26 MB of RSS after 1.3M `healthz`
+/// requests, 2.5 GB an hour at 35,000 requests a second (and 0.3-0.7 MB with it).
+pub async fn upkeep_metrics(every: std::time::Duration) {
+    let handle = prometheus();
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
+}
+
 /// Gives every request an id (the client's `x-request-id` if it is short and printable)
 /// and a tracing span, and returns the id in the response.
 pub async fn request_id(request: Request, next: Next) -> Response {
@@ -54,7 +70,11 @@ pub async fn request_id(request: Request, next: Next) -> Response {
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
     span.in_scope(|| {
-        if status.is_server_error() {
+        let expected = response
+            .extensions()
+            .get::<super::problem::ExpectedUnavailable>()
+            .is_some();
+        if status.is_server_error() && !expected {
             tracing::warn!(%status, "request failed");
         } else {
             tracing::debug!(%status, "request done");

@@ -10,6 +10,12 @@ use axum::response::{IntoResponse, Response};
 use crate::engine::EngineError;
 use crate::import::{ImportError, RecordError};
 
+/// Marks a response whose 5xx status is part of normal operation, not a failure worth a
+/// warning in the log: a `not-ready` answer while the server loads its data (load
+/// balancers poll `/readyz` through a whole recovery).
+#[derive(Debug, Clone, Copy)]
+pub struct ExpectedUnavailable;
+
 /// An error response.
 #[derive(Debug)]
 pub struct ApiError {
@@ -19,6 +25,9 @@ pub struct ApiError {
     detail: String,
     errors: Option<Vec<RecordError>>,
 }
+
+/// The problem type of a request made before the server is ready.
+const NOT_READY: &str = "not-ready";
 
 impl ApiError {
     fn new(
@@ -143,7 +152,7 @@ impl ApiError {
     pub fn not_ready() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "not-ready",
+            NOT_READY,
             "Not ready",
             "the server is still loading its data",
         )
@@ -265,6 +274,29 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if self.slug == NOT_READY {
+            response.extensions_mut().insert(ExpectedUnavailable);
+        }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_not_ready_is_marked_as_an_expected_unavailability() {
+        let expected = |e: ApiError| {
+            e.into_response()
+                .extensions()
+                .get::<ExpectedUnavailable>()
+                .is_some()
+        };
+        assert!(expected(ApiError::not_ready()));
+        assert!(!expected(ApiError::timed_out(
+            std::time::Duration::from_secs(1)
+        )));
+        assert!(!expected(ApiError::internal("test", &"boom")));
     }
 }
