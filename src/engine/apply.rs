@@ -12,7 +12,7 @@ const IN_PLACE_IMPORT_SMALL: usize = 2_048;
 /// Upsert imports up to this many POIs are applied in place if they are also at most an
 /// eighth of the index. In place, each POI holds the write lock ~5 µs (20,000 took 0.11 s
 /// over HTTP on 1M POIs), so readers wait up to ~80 ms. Building beside copies every
-/// record and rebuilds every tree: on 1M POIs 0.7 s and 200 MB of RSS for a 5,000-POI
+/// record and rebuilds every tree: on 1M POIs 1.3 s and 266 MB of RSS for a 5,000-POI
 /// import, about ten times that on 10M. Past an eighth of the index, beside is cheaper.
 const IN_PLACE_IMPORT_MAX: usize = 16_384;
 
@@ -144,25 +144,29 @@ mod tests {
         })
     }
 
+    /// Where the `i`-th test POI is: spread over the globe.
+    fn at(i: u32) -> (f64, f64) {
+        (f64::from(i % 170) - 85.0, f64::from(i * 7 % 360) - 180.0)
+    }
+
+    fn cafe(id: String, (lat, lon): (f64, f64)) -> Poi {
+        Poi::new(
+            id,
+            lat,
+            lon,
+            String::new(),
+            "cafe".into(),
+            BTreeMap::new(),
+            None,
+        )
+        .expect("valid")
+    }
+
     fn cafes(prefix: &str, n: u32) -> ParsedPois {
-        let pois = (0..n)
-            .map(|i| {
-                let lat = f64::from(i % 170) - 85.0 + 0.5;
-                let lon = f64::from(i * 7 % 360) - 180.0 + 0.5;
-                Poi::new(
-                    format!("{prefix}{i}"),
-                    lat,
-                    lon,
-                    String::new(),
-                    "cafe".into(),
-                    BTreeMap::new(),
-                    None,
-                )
-                .expect("valid")
-            })
-            .collect();
         ParsedPois {
-            pois,
+            pois: (0..n)
+                .map(|i| cafe(format!("{prefix}{i}"), at(i)))
+                .collect(),
             ..ParsedPois::default()
         }
     }
@@ -196,20 +200,10 @@ mod tests {
     #[test]
     fn single_writes_past_the_floor_rebuild_the_packed_trees() {
         let engine = engine();
-        let at = |i: u32| (f64::from(i % 170) - 85.0, f64::from(i * 7 % 360) - 180.0);
         for i in 0..5_000u32 {
-            let (lat, lon) = at(i);
-            let poi = Poi::new(
-                format!("p{i}"),
-                lat,
-                lon,
-                String::new(),
-                "cafe".into(),
-                BTreeMap::new(),
-                None,
-            )
-            .expect("valid");
-            let (_, ticket) = engine.upsert_poi(poi).expect("in memory");
+            let (_, ticket) = engine
+                .upsert_poi(cafe(format!("p{i}"), at(i)))
+                .expect("in memory");
             ticket.wait().expect("no log to fail");
         }
         let index = engine.pois.read();
