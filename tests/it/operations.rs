@@ -174,6 +174,33 @@ fn counter(metrics: &str, line_start: &str) -> f64 {
 }
 
 #[tokio::test]
+async fn made_up_methods_share_one_metric_label() {
+    let s = TestServer::start().await;
+    for method in ["FETCH", "XYZZY", "GET2"] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a token");
+        let response = s
+            .client
+            .request(method, s.url("/healthz"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 405);
+    }
+    let text = s
+        .client
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    assert!(!text.contains("XYZZY") && !text.contains("GET2"), "{text}");
+    let other = "proxima_http_requests_total{route=\"/healthz\",method=\"other\",status=\"405\"}";
+    assert!(counter(&text, other) >= 3.0, "{text}");
+}
+
+#[tokio::test]
 async fn metrics_move_after_requests() {
     let s = TestServer::start().await;
     let scrape = || async {
