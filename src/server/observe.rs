@@ -2,7 +2,6 @@
 //! metrics (`/metrics`), and `/v1/stats`.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -11,6 +10,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use hashbrown::HashMap;
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing::Instrument;
@@ -135,8 +135,8 @@ thread_local! {
     /// request's instructions under callgrind. The handles share their values through the
     /// recorder, so per-thread copies count together. Routes are the router's patterns,
     /// methods and statuses bounded sets, so this stays small.
-    static ROUTE_METRICS: RefCell<HashMap<Box<str>, Vec<RouteMetrics>>> =
-        RefCell::new(HashMap::new());
+    static ROUTE_METRICS: RefCell<HashMap<Box<str>, Vec<RouteMetrics>, foldhash::fast::FixedState>> =
+        RefCell::new(HashMap::default());
 }
 
 impl RouteMetrics {
@@ -144,10 +144,7 @@ impl RouteMetrics {
     /// the first request that has them.
     fn with(route: &str, method: &'static str, status: StatusCode, f: impl FnOnce(&Self)) {
         ROUTE_METRICS.with_borrow_mut(|by_route| {
-            if !by_route.contains_key(route) {
-                by_route.insert(route.into(), Vec::new());
-            }
-            let known = by_route.get_mut(route).expect("inserted above");
+            let known = by_route.entry_ref(route).or_default();
             let at = match known
                 .iter()
                 .position(|m| m.method == method && m.status == status)
