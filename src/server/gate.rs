@@ -1,15 +1,18 @@
 //! What every request passes before its handler: the URL length limit, the key and its
-//! scope (when keys are configured), the key's rate, and readiness.
+//! scope (when keys are configured), the key's rate, and readiness. [`super::guard`] runs
+//! it for every routed request.
 //!
 //! `/healthz` and `/readyz` need no key. Everything else does when keys are set: `GET` and
 //! `HEAD` need `read`, other methods `write`, and `/v1/admin/` routes `admin`. A missing or
 //! unknown key is a 401, a key without the scope a 403, a key past its rate a 429 with
 //! `Retry-After` and `RateLimit-*` headers.
 
-use axum::extract::{Request, State};
+use std::time::Duration;
+
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tokio::time::error::Elapsed;
 
 use super::AppState;
 use super::auth::Scope;
@@ -34,14 +37,26 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// The middleware.
-pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// What the gate decided for a request it let through.
+#[derive(Debug, Clone, Copy)]
+pub struct Admitted {
+    /// The key's rate, echoed in `RateLimit-Limit` on the answer.
+    pub rate_limit: Option<u32>,
+    /// How long the handler may take, if it gets a deadline at all.
+    pub deadline: Option<Duration>,
+}
+
+/// Decides whether `request` may reach its handler: `Err` is the answer to send instead
+/// (boxed: refusals are rare, and the admitted path should not carry a whole response).
+pub fn admit(state: &AppState, request: &Request) -> Result<Admitted, Box<Response>> {
     let target_len = request
         .uri()
         .path_and_query()
         .map_or(0, |pq| pq.as_str().len());
     if target_len > MAX_URI_BYTES {
-        return ApiError::uri_too_long(MAX_URI_BYTES).into_response();
+        return Err(Box::new(
+            ApiError::uri_too_long(MAX_URI_BYTES).into_response(),
+        ));
     }
     let mut rate_limit = None;
     if let (Some(keys), Some(scope)) = (
@@ -49,18 +64,19 @@ pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -
         required_scope(request.method(), request.uri().path()),
     ) {
         let Some(token) = bearer(request.headers()) else {
-            return challenge(ApiError::unauthorized(
+            return Err(challenge(ApiError::unauthorized(
                 "authorization: send `Authorization: Bearer <key>`",
-            ));
+            )));
         };
         let Some(key) = keys.lookup(token) else {
-            return challenge(ApiError::unauthorized(
+            return Err(challenge(ApiError::unauthorized(
                 "authorization: the key is not valid",
-            ));
+            )));
         };
         if !key.allows(scope) {
-            return ApiError::forbidden(format!("authorization: this key lacks the {scope} scope"))
-                .into_response();
+            let problem =
+                ApiError::forbidden(format!("authorization: this key lacks the {scope} scope"));
+            return Err(Box::new(problem.into_response()));
         }
         if let Some(rate) = key.rate {
             if let Err(wait) = key.take() {
@@ -75,7 +91,7 @@ pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -
                 headers.insert("ratelimit-limit", HeaderValue::from(rate.get()));
                 headers.insert("ratelimit-remaining", HeaderValue::from(0));
                 headers.insert("ratelimit-reset", HeaderValue::from(secs));
-                return response;
+                return Err(Box::new(response));
             }
             rate_limit = Some(rate.get());
         }
@@ -83,23 +99,27 @@ pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -
     if request.uri().path().starts_with("/v1/")
         && !state.ready.load(std::sync::atomic::Ordering::Acquire)
     {
-        return ApiError::not_ready().into_response();
+        return Err(Box::new(ApiError::not_ready().into_response()));
     }
-    // Only a request with a body can stall on its client, so only those get a timer (an
+    // Only a request with a body can stall on its client, so only those get a deadline (an
     // import's body has its own idle timeout). A read makes no network I/O after its head
     // has arrived, and a timer could not interrupt its computation anyway; arming and
     // cancelling one per read was measurable at tens of thousands of requests a second.
     let is_import = request.uri().path() == "/v1/pois/import";
     let is_read = matches!(*request.method(), Method::GET | Method::HEAD);
-    let mut response = if is_import || is_read {
-        next.run(request).await
-    } else {
-        match tokio::time::timeout(state.limits.request_timeout, next.run(request)).await {
-            Ok(response) => response,
-            Err(_) => ApiError::timed_out(state.limits.request_timeout).into_response(),
-        }
-    };
-    if let Some(limit) = rate_limit {
+    Ok(Admitted {
+        rate_limit,
+        deadline: (!is_import && !is_read).then_some(state.limits.request_timeout),
+    })
+}
+
+/// The handler's answer as sent: a missed deadline becomes `503 timed-out`, and a limited
+/// key's rate is echoed.
+pub fn finish(admitted: Admitted, handled: Result<Response, Elapsed>) -> Response {
+    let mut response = handled.unwrap_or_else(|_| {
+        ApiError::timed_out(admitted.deadline.unwrap_or_default()).into_response()
+    });
+    if let Some(limit) = admitted.rate_limit {
         response
             .headers_mut()
             .insert("ratelimit-limit", HeaderValue::from(limit));
@@ -107,12 +127,12 @@ pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -
     response
 }
 
-fn challenge(problem: ApiError) -> Response {
+fn challenge(problem: ApiError) -> Box<Response> {
     let mut response = problem.into_response();
     response
         .headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    response
+    Box::new(response)
 }
 
 #[cfg(test)]

@@ -16,7 +16,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -40,10 +39,10 @@ const GRACE: Duration = Duration::from_secs(30);
 
 const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 139\r\n\r\n{\"type\":\"/problems/overloaded\",\"title\":\"Too many connections\",\"status\":503,\"detail\":\"the server is at its connection limit; retry shortly\"}";
 
-/// Serves `router` on `listener` until `shutdown` completes.
+/// Serves `app` on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    app: super::App,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -77,10 +76,8 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let connection = builder.serve_connection(
-            TokioIo::new(stream),
-            TowerToHyperService::new(router.clone()),
-        );
+        let connection =
+            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {

@@ -8,11 +8,13 @@ pub mod auth;
 mod body;
 mod dto;
 mod gate;
+mod guard;
 pub mod listener;
 mod observe;
 mod params;
 mod positions;
 mod problem;
+mod request_id;
 mod routes;
 mod traveller_routes;
 
@@ -63,10 +65,14 @@ pub struct AppState {
     pub started: std::time::Instant,
 }
 
-/// The router with every route of the API.
-pub fn router(state: AppState) -> Router {
+/// What the listener serves: every route of the API, each behind the [gate](gate) and
+/// counted, and every request with an id.
+pub type App = request_id::RequestId<Router>;
+
+/// The router with every route of the API, wrapped as [`App`].
+pub fn router(state: AppState) -> App {
     observe::prometheus();
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/openapi.json", get(routes::openapi))
@@ -100,13 +106,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/snapshot", post(routes::snapshot))
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::wrong_method)
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            gate::gate,
-        ))
-        .route_layer(axum::middleware::from_fn(observe::track))
-        .layer(axum::middleware::from_fn(observe::request_id))
-        .with_state(state)
+        .route_layer(guard::RouteGuardLayer::new(state.clone()))
+        .with_state(state);
+    request_id::RequestId::new(router)
 }
 
 /// Binds the listener; `127.0.0.1:0` picks a free port (see [`TcpListener::local_addr`]).

@@ -1,19 +1,17 @@
-//! What the people on call see: a request id and a tracing span per request, Prometheus
-//! metrics (`/metrics`), and `/v1/stats`.
+//! What the people on call see: Prometheus metrics (`/metrics`), with every request counted
+//! and timed by route, method and status, and `/v1/stats`.
 
 use std::cell::RefCell;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
+use axum::extract::State;
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hashbrown::HashMap;
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use tracing::Instrument;
 
 use super::AppState;
 use super::routes::json_response;
@@ -56,57 +54,17 @@ pub async fn upkeep_metrics(every: std::time::Duration) {
     }
 }
 
-/// Gives every request an id (the client's `x-request-id` if it is short and printable)
-/// and a tracing span, and returns the id in the response.
-pub async fn request_id(request: Request, next: Next) -> Response {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_graphic()))
-        .map_or_else(
-            || format!("{:x}", NEXT.fetch_add(1, Ordering::Relaxed)),
-            String::from,
-        );
-    let span = tracing::debug_span!("request", id = %id, method = %request.method(), path = %request.uri().path());
-    let mut response = next.run(request).instrument(span.clone()).await;
-    let status = response.status();
-    span.in_scope(|| {
-        let expected = response
-            .extensions()
-            .get::<super::problem::ExpectedUnavailable>()
-            .is_some();
-        if status.is_server_error() && !expected {
-            tracing::warn!(%status, "request failed");
-        } else {
-            tracing::debug!(%status, "request done");
-        }
-    });
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert("x-request-id", value);
-    }
-    response
-}
-
-/// Counts requests by route, method and status, and times them.
-pub async fn track(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let method = method_label(request.method());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let seconds = started.elapsed().as_secs_f64();
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    RouteMetrics::with(route, method, response.status(), |m| {
+/// Counts a request by route, method and status, and records how long it took.
+pub fn record(route: &str, method: &'static str, status: StatusCode, took: Duration) {
+    RouteMetrics::with(route, method, status, |m| {
         m.requests.increment(1);
-        m.duration.record(seconds);
+        m.duration.record(took.as_secs_f64());
     });
-    response
 }
 
 /// The method as a metric label: one of the standard methods, or `other`. A client may
 /// send any token as a method, and each would otherwise become a new series kept forever.
-fn method_label(method: &Method) -> &'static str {
+pub fn method_label(method: &Method) -> &'static str {
     match method.as_str() {
         "GET" => "GET",
         "HEAD" => "HEAD",
