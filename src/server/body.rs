@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 
 use super::problem::{ApiError, BodyTooLarge};
 
-/// The media type of the `Content-Type` header, lowercased, without parameters.
-pub fn content_type_essence(headers: &HeaderMap) -> Option<String> {
+/// The media type of the `Content-Type` header as sent, without parameters.
+fn content_type_as_sent(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::CONTENT_TYPE)?;
     Some(
         value
@@ -19,24 +19,34 @@ pub fn content_type_essence(headers: &HeaderMap) -> Option<String> {
             .split(';')
             .next()
             .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase(),
+            .trim(),
     )
 }
 
+/// The media type of the `Content-Type` header, lowercased, without parameters.
+pub fn content_type_essence(headers: &HeaderMap) -> Option<String> {
+    content_type_as_sent(headers).map(str::to_ascii_lowercase)
+}
+
 /// Refuses a body whose declared content type is not JSON. A missing header is taken as JSON.
+/// (Compared without lowercasing a copy: this runs on every single-update request.)
 pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    match content_type_essence(headers) {
-        None => Ok(()),
-        Some(e)
-            if e == "application/json"
-                || (e.starts_with("application/") && e.ends_with("+json")) =>
-        {
-            Ok(())
-        }
-        Some(e) => Err(ApiError::unsupported_media_type(format!(
-            "content-type: expected application/json, got {e:?}"
-        ))),
+    let Some(essence) = content_type_as_sent(headers) else {
+        return Ok(());
+    };
+    let bytes = essence.as_bytes();
+    let (prefix, suffix): (&[u8], &[u8]) = (b"application/", b"+json");
+    let is_json = essence.eq_ignore_ascii_case("application/json")
+        || (bytes.len() >= prefix.len() + suffix.len()
+            && bytes[..prefix.len()].eq_ignore_ascii_case(prefix)
+            && bytes[bytes.len() - suffix.len()..].eq_ignore_ascii_case(suffix));
+    if is_json {
+        Ok(())
+    } else {
+        Err(ApiError::unsupported_media_type(format!(
+            "content-type: expected application/json, got {:?}",
+            essence.to_ascii_lowercase()
+        )))
     }
 }
 
@@ -152,4 +162,33 @@ pub async fn spool(
     }
     file.flush().await.map_err(failed)?;
     Ok(Spool(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn with_content_type(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn json_content_types_are_recognised_in_any_case() {
+        assert!(require_json(&HeaderMap::new()).is_ok(), "no content type");
+        for json in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/merge-patch+json",
+            "APPLICATION/VND.API+JSON",
+            "application/+json",
+        ] {
+            assert!(require_json(&with_content_type(json)).is_ok(), "{json}");
+        }
+        for other in ["text/plain", "application/jsonx", "text/+json", "json", ""] {
+            assert!(require_json(&with_content_type(other)).is_err(), "{other}");
+        }
+    }
 }

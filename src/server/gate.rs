@@ -10,13 +10,17 @@
 use std::time::Duration;
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use tokio::time::error::Elapsed;
 
 use super::AppState;
 use super::auth::Scope;
 use super::problem::ApiError;
+
+/// Sent with every answer to a rate-limited key (a constant: a header named by a string is
+/// parsed again on every insert).
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 
 /// The longest request target (path and query) accepted, in bytes.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
@@ -88,7 +92,7 @@ pub fn admit(state: &AppState, request: &Request) -> Result<Admitted, Box<Respon
                 .into_response();
                 let headers = response.headers_mut();
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-                headers.insert("ratelimit-limit", HeaderValue::from(rate.get()));
+                headers.insert(RATELIMIT_LIMIT, HeaderValue::from(rate.get()));
                 headers.insert("ratelimit-remaining", HeaderValue::from(0));
                 headers.insert("ratelimit-reset", HeaderValue::from(secs));
                 return Err(Box::new(response));
@@ -122,7 +126,7 @@ pub fn finish(admitted: Admitted, handled: Result<Response, Elapsed>) -> Respons
     if let Some(limit) = admitted.rate_limit {
         response
             .headers_mut()
-            .insert("ratelimit-limit", HeaderValue::from(limit));
+            .insert(RATELIMIT_LIMIT, HeaderValue::from(limit));
     }
     response
 }

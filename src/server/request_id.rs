@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
-use axum::http::{HeaderValue, Request};
+use axum::http::{HeaderName, HeaderValue, Request};
 use axum::response::Response;
 use pin_project_lite::pin_project;
 use tower::Service;
@@ -23,7 +23,7 @@ use tracing::instrument::Instrumented;
 use super::problem::ExpectedUnavailable;
 
 /// The header that carries the id, both ways.
-const HEADER: &str = "x-request-id";
+const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 /// The longest client id kept; a longer one is replaced by a generated one.
 const MAX_CLIENT_ID_BYTES: usize = 64;
 
@@ -55,7 +55,7 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let id = request
             .headers()
-            .get(HEADER)
+            .get(&HEADER)
             .filter(|v| is_usable_client_id(v.as_bytes()))
             .cloned()
             .unwrap_or_else(generated_id);

@@ -13,7 +13,7 @@ use super::body;
 use super::params::Params;
 use super::positions::{self, PositionIn};
 use super::problem::ApiError;
-use super::routes::{deleted, durable, json_response, parse_bbox, path_id};
+use super::routes::{deleted, durable, json_response, json_static_response, parse_bbox, path_id};
 use crate::engine::HeatmapLayer;
 use crate::geometry::{LatLon, MAX_RADIUS_M};
 use crate::ids::validate_id;
@@ -58,9 +58,13 @@ pub async fn put_position(
     let ((applied, _), ticket) = state.engine.update_positions(vec![update])?;
     metrics::counter!("proxima_position_updates_applied_total").increment(applied as u64);
     durable(ticket).await?;
-    Ok(json_response(
+    Ok(json_static_response(
         StatusCode::OK,
-        &json!({"applied": applied == 1}),
+        if applied == 1 {
+            r#"{"applied":true}"#
+        } else {
+            r#"{"applied":false}"#
+        },
     ))
 }
 
