@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::json_writer;
 use crate::engine::ImportSummary;
 use crate::import::{Location, RecordError};
 use crate::pois::{NearbyHit, Poi, PoiRef};
@@ -63,6 +64,53 @@ impl Serialize for TagsOut<'_> {
     }
 }
 
+impl TagsOut<'_> {
+    /// Calls `f` with each tag, in the order they serialize.
+    fn each(&self, mut f: impl FnMut(&str, &str)) {
+        match self {
+            Self::Owned(map) => map.iter().for_each(|(k, v)| f(k, v)),
+            Self::Borrowed(poi) => poi.tags().for_each(|(k, v)| f(k, v)),
+        }
+    }
+}
+
+impl PoiOut<'_> {
+    /// Appends the POI as JSON: what `serde_json` writes for it, faster (see
+    /// [`super::json_writer`]).
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"id\":");
+        json_writer::string(out, self.id);
+        out.extend_from_slice(b",\"lat\":");
+        json_writer::number(out, self.lat);
+        out.extend_from_slice(b",\"lon\":");
+        json_writer::number(out, self.lon);
+        out.extend_from_slice(b",\"name\":");
+        json_writer::string(out, self.name);
+        out.extend_from_slice(b",\"category\":");
+        json_writer::string(out, self.category);
+        out.extend_from_slice(b",\"tags\":{");
+        let mut first = true;
+        self.tags.each(|key, value| {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            json_writer::string(out, key);
+            out.push(b':');
+            json_writer::string(out, value);
+        });
+        out.push(b'}');
+        if let Some(rating) = self.rating {
+            out.extend_from_slice(b",\"rating\":");
+            json_writer::number(out, rating);
+        }
+        if let Some(distance_m) = self.distance_m {
+            out.extend_from_slice(b",\"distance_m\":");
+            json_writer::number(out, distance_m);
+        }
+        out.push(b'}');
+    }
+}
+
 impl<'a> From<&'a Poi> for PoiOut<'a> {
     fn from(p: &'a Poi) -> Self {
         Self {
@@ -111,6 +159,29 @@ pub struct PageOut<'a> {
     pub next_cursor: Option<&'a str>,
 }
 
+impl PageOut<'_> {
+    /// The page as JSON: what `serde_json::to_vec` gives, written by hand because this is
+    /// every nearby and within answer (see [`super::json_writer`]). One buffer, sized for a
+    /// typical page of 20 POIs, so that it is not grown five times over.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4096);
+        out.extend_from_slice(b"{\"results\":[");
+        for (i, poi) in self.results.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            poi.write_json(&mut out);
+        }
+        out.extend_from_slice(b"],\"next_cursor\":");
+        match self.next_cursor {
+            Some(cursor) => json_writer::string(&mut out, cursor),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.push(b'}');
+        out
+    }
+}
+
 /// One bad import record: `{"line"|"feature"|"element", "reason"}`.
 #[derive(Debug, Serialize)]
 pub struct RecordErrorOut<'a> {
@@ -154,6 +225,77 @@ impl<'a> From<&'a ImportSummary> for ImportOut<'a> {
             imported: s.imported,
             skipped: s.skipped,
             errors: s.errors.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::LatLon;
+    use crate::pois::{NearbyQuery, PoiFilter, PoiIndex};
+    use proptest::prelude::*;
+
+    fn poi() -> impl Strategy<Value = Poi> {
+        (
+            "[a-z0-9:]{1,12}",
+            -90.0..=90.0f64,
+            -180.0..=180.0f64,
+            any::<String>(),
+            "[a-z]{1,8}",
+            proptest::collection::btree_map(any::<String>(), any::<String>(), 0..4),
+            proptest::option::of(0.0..=10.0f64),
+        )
+            .prop_map(|(id, lat, lon, name, category, tags, rating)| Poi {
+                id,
+                position: LatLon { lat, lon },
+                name,
+                category,
+                tags,
+                rating,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn a_page_is_written_as_serde_json_writes_it(
+            pois in proptest::collection::vec(poi(), 0..5),
+            distances in proptest::collection::vec(proptest::option::of(0.0..2e7f64), 5),
+            cursor in proptest::option::of(any::<String>()),
+        ) {
+            let owned = PageOut {
+                results: pois
+                    .iter()
+                    .zip(&distances)
+                    .map(|(p, d)| PoiOut { distance_m: *d, ..PoiOut::from(p) })
+                    .collect(),
+                next_cursor: cursor.as_deref(),
+            };
+            prop_assert_eq!(
+                String::from_utf8(owned.to_json()).expect("UTF-8"),
+                serde_json::to_string(&owned).expect("serializes")
+            );
+
+            // The same POIs found by a query: borrowed from the index, with distances.
+            let mut index = PoiIndex::new();
+            for p in &pois {
+                index.upsert(p.clone()).expect("few categories");
+            }
+            let page = index.nearby(&NearbyQuery {
+                center: LatLon { lat: 0.0, lon: 0.0 },
+                radius_m: None,
+                limit: pois.len(),
+                filter: PoiFilter::default(),
+                after: None,
+            });
+            let borrowed = PageOut {
+                results: page.items.iter().map(PoiOut::from).collect(),
+                next_cursor: None,
+            };
+            prop_assert_eq!(
+                String::from_utf8(borrowed.to_json()).expect("UTF-8"),
+                serde_json::to_string(&borrowed).expect("serializes")
+            );
         }
     }
 }

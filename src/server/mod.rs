@@ -9,6 +9,7 @@ mod body;
 mod dto;
 mod gate;
 mod guard;
+mod json_writer;
 pub mod listener;
 mod observe;
 mod params;

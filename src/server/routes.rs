@@ -30,7 +30,8 @@ pub(super) fn json_response(status: StatusCode, value: &impl Serialize) -> Respo
 }
 
 /// `value` as JSON bytes, written into one buffer sized for a typical page of results (so
-/// that a page of 20 POIs does not grow it five times over).
+/// that a page of 20 travellers does not grow it five times over). Pages of POIs, the
+/// hottest answers, are written by hand instead ([`PageOut::to_json`]).
 pub(super) fn json_bytes(value: &impl Serialize) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(4096);
     serde_json::to_writer(&mut bytes, value).expect("response types always serialize");
@@ -220,10 +221,11 @@ pub async fn nearby_pois(State(state): State<AppState>, RawQuery(query): RawQuer
         after: None,
     };
     let bytes = state.engine.nearby_pois(query, cursor.as_deref(), |page| {
-        json_bytes(&PageOut {
+        PageOut {
             results: page.hits.iter().map(PoiOut::from).collect(),
             next_cursor: page.next_cursor,
-        })
+        }
+        .to_json()
     })?;
     Ok(json_bytes_response(StatusCode::OK, bytes))
 }
@@ -260,10 +262,11 @@ pub async fn within_pois(State(state): State<AppState>, RawQuery(query): RawQuer
         after: None,
     };
     let bytes = state.engine.within_pois(query, cursor.as_deref(), |page| {
-        json_bytes(&PageOut {
+        PageOut {
             results: page.pois.iter().map(PoiOut::from).collect(),
             next_cursor: page.next_cursor,
-        })
+        }
+        .to_json()
     })?;
     Ok(json_bytes_response(StatusCode::OK, bytes))
 }
