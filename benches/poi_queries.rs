@@ -73,6 +73,27 @@ fn bench(c: &mut Criterion) {
             });
         });
     }
+    // What a server does next with a page: read each result's id and name to write them.
+    let mut i = 0;
+    group.bench_function("radius_2km_k20_read", |b| {
+        b.iter(|| {
+            i = (i + 1) % centres.len();
+            let query = NearbyQuery {
+                center: centres[i],
+                radius_m: Some(2_000.0),
+                limit: 20,
+                filter: PoiFilter::default(),
+                after: None,
+            };
+            let page = index.nearby(&query);
+            let bytes: usize = page
+                .items
+                .iter()
+                .map(|hit| hit.poi.id().len() + hit.poi.name().len())
+                .sum();
+            black_box(bytes)
+        });
+    });
     group.finish();
 }
 

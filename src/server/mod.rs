@@ -66,7 +66,7 @@ pub struct AppState {
     pub started: std::time::Instant,
 }
 
-/// What the listener serves: every route of the API, each behind the [gate](gate) and
+/// What the listener serves: every route of the API, each behind the gate and
 /// counted, and every request with an id.
 pub type App = request_id::RequestId<Router>;
 
