@@ -6,8 +6,7 @@
 //! clones the inner service for every request and every middleware, and each router layer
 //! adds one more boxed route around every handler. With this service and
 //! [`super::request_id`] in place of three `from_fn` layers, a `healthz` request went from
-//! 30,149 to 21,574 instructions under callgrind (2,000 keep-alive requests, `cg.sh` in the
-//! README's Performance section).
+//! 30,124 to 21,529 instructions under callgrind (`scripts/callgrind-requests.sh`).
 
 use std::convert::Infallible;
 use std::future::Future;
