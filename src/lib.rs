@@ -10,7 +10,7 @@
 //! - [`geometry`] and [`ids`]: pure functions over coordinates, cells and identifiers;
 //!   [`clock`]: time, injected.
 //!
-//! [`run`] wires them together for `proxima serve`.
+//! [`start`] wires them together for `proxima serve`.
 
 pub mod bench;
 pub mod clock;

@@ -87,7 +87,7 @@ const REBUILD_FLOOR: usize = 4096;
 /// client cannot grow the category table without bound.
 pub const MAX_CATEGORIES: usize = 65_536;
 
-/// The index already holds [`MAX_CATEGORIES`] categories and the write would add another.
+/// The index already holds `MAX_CATEGORIES` (65,536) categories and the write would add another.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("category {0:?} would exceed the limit of {MAX_CATEGORIES} distinct categories")]
 pub struct CategoryLimitError(pub String);
@@ -112,7 +112,7 @@ pub(crate) struct PoiRecord {
 
 const _: () = assert!(size_of::<Option<PoiRecord>>() == 64);
 
-/// A stored POI, borrowed from the index (see [`PoiIndex::poi_ref`]).
+/// A stored POI, borrowed from the index (what queries return).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PoiRef<'a> {
     /// The id then the name, split when asked: splitting reads the string (to check the
@@ -402,7 +402,7 @@ impl PoiIndex {
             .map(|(slot, _)| self.poi_at(slot as u32))
     }
 
-    /// Checks that storing `pois` would not exceed [`MAX_CATEGORIES`], so that a batch can be
+    /// Checks that storing `pois` would not exceed `MAX_CATEGORIES`, so that a batch can be
     /// refused before any of it is applied.
     pub fn check_categories(&self, pois: &[Poi]) -> Result<(), CategoryLimitError> {
         let mut unseen: Vec<&str> = Vec::new();

@@ -6,7 +6,7 @@
 //! - **Slow clients**: a connection must deliver a request's headers within
 //!   `header_read_timeout` (hyper's timer), so a client trickling bytes cannot hold a
 //!   connection; bodies are bounded by the request timeout (imports stream, with an idle
-//!   timeout per chunk, see [`super::body`]).
+//!   timeout per chunk, see the `body` module).
 //! - **Header size**: hyper's read buffer is capped at `max_header_bytes`; larger headers
 //!   are refused by hyper with `431`.
 //! - **Shutdown**: when the signal fires, the listener closes, connections finish their

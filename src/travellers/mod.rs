@@ -451,7 +451,7 @@ impl Shard {
 
 /// The moving-object index.
 ///
-/// Records live in [`SHARDS`] shards, each a `RwLock`ed slab of fixed-size slots with an id
+/// Records live in `SHARDS` (256) shards, each a `RwLock`ed slab of fixed-size slots with an id
 /// table of slot numbers (hand-written rather than a `DashMap<Id, Traveller>`: a map entry
 /// holding the whole record left half of each shard's table empty after growth, and a table
 /// of 4-byte slot numbers does not; cell buckets then hold 4-byte handles, not ids).
