@@ -32,7 +32,7 @@ pub(super) fn json_response(status: StatusCode, value: &impl Serialize) -> Respo
 /// `value` as JSON bytes, written into one buffer sized for a typical page of results (so
 /// that a page of 20 travellers does not grow it five times over). Pages of POIs, the
 /// hottest answers, are written by hand instead ([`PageOut::to_json`]).
-pub(super) fn json_bytes(value: &impl Serialize) -> Vec<u8> {
+fn json_bytes(value: &impl Serialize) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(4096);
     serde_json::to_writer(&mut bytes, value).expect("response types always serialize");
     bytes
