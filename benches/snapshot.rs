@@ -67,7 +67,6 @@ fn bench(c: &mut Criterion) {
         true,
     )
     .expect("import")
-    .1
     .wait()
     .expect("durable");
     let updates = (0..N)
@@ -78,7 +77,6 @@ fn bench(c: &mut Criterion) {
         .collect();
     live.update_positions(updates)
         .expect("update")
-        .1
         .wait()
         .expect("durable");
 

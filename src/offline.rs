@@ -107,8 +107,9 @@ pub fn import(config: &ImportConfig) -> Result<OfflineSummary, OfflineError> {
         },
     });
     engine.recover(&config.data_dir, WalOptions::default())?;
-    let (summary, ticket) = engine.import_pois(parsed, config.mode, config.strict)?;
-    ticket.wait().map_err(EngineError::from)?;
+    let summary = engine
+        .import_pois(parsed, config.mode, config.strict)?
+        .wait()?;
     engine.close()?;
     Ok(OfflineSummary {
         files: config.files.len(),

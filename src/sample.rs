@@ -36,8 +36,9 @@ pub fn helsinki() -> Result<ParsedPois, ImportError> {
 pub fn load(engine: &Engine) -> Result<u64, SampleError> {
     let mut loaded = 0;
     for parsed in [cities()?, helsinki()?] {
-        let (summary, ticket) = engine.import_pois(parsed, ImportMode::Upsert, false)?;
-        ticket.wait().map_err(EngineError::from)?;
+        let summary = engine
+            .import_pois(parsed, ImportMode::Upsert, false)?
+            .wait()?;
         loaded += summary.imported;
     }
     Ok(loaded)

@@ -1,7 +1,11 @@
-//! Applying a [`Mutation`] to memory: the one code path for "do it" (after logging) and
-//! "redo it" (recovery replays the log through here).
+//! Applying each kind of [`Mutation`](super::Mutation) to memory: the one code path for
+//! "do it" (after logging) and "redo it" (recovery replays the log through here).
 
-use super::{Applied, Engine, EngineError, ImportMode, Mutation};
+use super::mutation::{
+    Change, DeletePoi, DeleteTraveller, ImportMode, ImportPois, Order, Positions, SetSharing,
+    UpsertPoi,
+};
+use super::{Engine, EngineError, PositionCounts, Removed, Stored};
 use crate::pois::PoiIndex;
 use crate::travellers::UpdateOutcome;
 
@@ -22,30 +26,112 @@ fn import_in_place(count: usize, len: usize) -> bool {
     count <= IN_PLACE_IMPORT_SMALL || (count <= IN_PLACE_IMPORT_MAX && count <= len / 8)
 }
 
-impl Engine {
-    /// Checks what could make a POI mutation fail half way, before it is logged.
-    pub(super) fn precheck(&self, mutation: &Mutation) -> Result<(), EngineError> {
-        match mutation {
-            Mutation::UpsertPoi(poi) => self
-                .pois
-                .read()
-                .check_categories(std::slice::from_ref(poi))?,
-            Mutation::ImportPois {
-                mode: ImportMode::Upsert,
-                pois,
-            } => self.pois.read().check_categories(pois)?,
-            Mutation::ImportPois {
-                mode: ImportMode::Replace,
-                pois,
-            } => PoiIndex::new().check_categories(pois)?,
-            Mutation::DeletePoi(_)
-            | Mutation::Positions { .. }
-            | Mutation::SetSharing { .. }
-            | Mutation::DeleteTraveller { .. } => {}
+impl Change for UpsertPoi {
+    const VARIANT: (u32, &'static str) = (0, "UpsertPoi");
+    const ORDER: Order = Order::PoiWriter;
+    type Outcome = Stored;
+
+    fn check(&self, engine: &Engine) -> Result<(), EngineError> {
+        Ok(engine
+            .pois
+            .read()
+            .check_categories(std::slice::from_ref(&self.0))?)
+    }
+
+    fn apply(self, engine: &Engine) -> Result<Stored, EngineError> {
+        let created = engine.pois.write().upsert(self.0)?;
+        engine.rebuild_poi_trees_if_due();
+        Ok(Stored { created })
+    }
+}
+
+impl Change for DeletePoi {
+    const VARIANT: (u32, &'static str) = (1, "DeletePoi");
+    const ORDER: Order = Order::PoiWriter;
+    type Outcome = Removed;
+
+    fn apply(self, engine: &Engine) -> Result<Removed, EngineError> {
+        let existed = engine.pois.write().remove(&self.0);
+        engine.rebuild_poi_trees_if_due();
+        Ok(Removed { existed })
+    }
+}
+
+impl Change for ImportPois {
+    const VARIANT: (u32, &'static str) = (2, "ImportPois");
+    const ORDER: Order = Order::PoiWriter;
+    type Outcome = ();
+
+    fn check(&self, engine: &Engine) -> Result<(), EngineError> {
+        match self.mode {
+            ImportMode::Upsert => engine.pois.read().check_categories(&self.pois)?,
+            ImportMode::Replace => PoiIndex::new().check_categories(&self.pois)?,
         }
         Ok(())
     }
 
+    fn apply(self, engine: &Engine) -> Result<(), EngineError> {
+        let rebuilt = match self.mode {
+            ImportMode::Replace => PoiIndex::from_pois(self.pois)?,
+            ImportMode::Upsert if import_in_place(self.pois.len(), engine.pois.read().len()) => {
+                let mut index = engine.pois.write();
+                for poi in self.pois {
+                    index.upsert(poi)?;
+                }
+                drop(index);
+                engine.rebuild_poi_trees_if_due();
+                return Ok(());
+            }
+            ImportMode::Upsert => engine.pois.read().with_upserts(self.pois)?,
+        };
+        let old = std::mem::replace(&mut *engine.pois.write(), rebuilt);
+        drop(old); // freed after the write lock is released
+        Ok(())
+    }
+}
+
+impl Change for Positions {
+    const VARIANT: (u32, &'static str) = (3, "Positions");
+    const ORDER: Order = Order::TravellersShared;
+    type Outcome = PositionCounts;
+
+    fn apply(self, engine: &Engine) -> Result<PositionCounts, EngineError> {
+        let applied = self
+            .updates
+            .iter()
+            .filter(|u| engine.travellers.update(u, self.received_ms) == UpdateOutcome::Applied)
+            .count();
+        Ok(PositionCounts {
+            applied,
+            stale: self.updates.len() - applied,
+        })
+    }
+}
+
+impl Change for SetSharing {
+    const VARIANT: (u32, &'static str) = (4, "SetSharing");
+    const ORDER: Order = Order::TravellersExclusive;
+    type Outcome = ();
+
+    fn apply(self, engine: &Engine) -> Result<(), EngineError> {
+        engine.travellers.set_sharing(&self.id, self.sharing);
+        Ok(())
+    }
+}
+
+impl Change for DeleteTraveller {
+    const VARIANT: (u32, &'static str) = (5, "DeleteTraveller");
+    const ORDER: Order = Order::TravellersExclusive;
+    type Outcome = Removed;
+
+    fn apply(self, engine: &Engine) -> Result<Removed, EngineError> {
+        Ok(Removed {
+            existed: engine.travellers.delete(&self.id, self.at_ms),
+        })
+    }
+}
+
+impl Engine {
     /// Rebuilds the POI index's packed trees once its writes since the last build are due
     /// (see [`PoiIndex::rebuild_due`]). The trees are built under the read lock, so queries
     /// go on meanwhile, and swapped in under a short write lock. The caller holds the writer
@@ -61,62 +147,6 @@ impl Engine {
         };
         let installed = self.pois.write().install_trees(trees);
         debug_assert!(installed, "POI writes are serialized");
-    }
-
-    /// Applies a mutation to memory. The caller holds the lock the mutation's kind needs
-    /// (see the module doc of [`super`]), or is recovery, which runs alone.
-    pub(super) fn apply_in_memory(&self, mutation: Mutation) -> Result<Applied, EngineError> {
-        Ok(match mutation {
-            Mutation::UpsertPoi(poi) => {
-                let created = self.pois.write().upsert(poi)?;
-                self.rebuild_poi_trees_if_due();
-                Applied::PoiStored { created }
-            }
-            Mutation::DeletePoi(id) => {
-                let existed = self.pois.write().remove(&id);
-                self.rebuild_poi_trees_if_due();
-                Applied::PoiDeleted { existed }
-            }
-            Mutation::ImportPois { mode, pois } => {
-                let count = pois.len();
-                let rebuilt = match mode {
-                    ImportMode::Replace => PoiIndex::from_pois(pois)?,
-                    ImportMode::Upsert if import_in_place(count, self.pois.read().len()) => {
-                        let mut index = self.pois.write();
-                        for poi in pois {
-                            index.upsert(poi)?;
-                        }
-                        drop(index);
-                        self.rebuild_poi_trees_if_due();
-                        return Ok(Applied::Imported { count });
-                    }
-                    ImportMode::Upsert => self.pois.read().with_upserts(pois)?,
-                };
-                let old = std::mem::replace(&mut *self.pois.write(), rebuilt);
-                drop(old); // freed after the write lock is released
-                Applied::Imported { count }
-            }
-            Mutation::Positions {
-                received_ms,
-                updates,
-            } => {
-                let applied = updates
-                    .iter()
-                    .filter(|u| self.travellers.update(u, received_ms) == UpdateOutcome::Applied)
-                    .count();
-                Applied::Positions {
-                    applied,
-                    stale: updates.len() - applied,
-                }
-            }
-            Mutation::SetSharing { id, sharing } => {
-                self.travellers.set_sharing(&id, sharing);
-                Applied::SharingSet
-            }
-            Mutation::DeleteTraveller { id, at_ms } => Applied::TravellerDeleted {
-                existed: self.travellers.delete(&id, at_ms),
-            },
-        })
     }
 }
 
@@ -175,8 +205,8 @@ mod tests {
     fn mid_sized_upsert_imports_into_a_large_index_are_applied_in_place() {
         let engine = engine();
         let import = |parsed, mode| {
-            let (_, ticket) = engine.import_pois(parsed, mode, false).expect("valid");
-            ticket.wait().expect("no log to fail");
+            let written = engine.import_pois(parsed, mode, false).expect("valid");
+            written.wait().expect("no log to fail");
         };
         import(cafes("base", 30_000), ImportMode::Replace);
         // 3,000 is past the small size but within an eighth of 30,000: in place, so the new
@@ -201,10 +231,11 @@ mod tests {
     fn single_writes_past_the_floor_rebuild_the_packed_trees() {
         let engine = engine();
         for i in 0..5_000u32 {
-            let (_, ticket) = engine
+            engine
                 .upsert_poi(cafe(format!("p{i}"), at(i)))
-                .expect("in memory");
-            ticket.wait().expect("no log to fail");
+                .expect("in memory")
+                .wait()
+                .expect("no log to fail");
         }
         let index = engine.pois.read();
         assert_eq!(index.len(), 5_000);

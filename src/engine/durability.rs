@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::{Engine, EngineError, Mutation};
 use crate::persist::snapshot::{self, SnapshotWriter};
 use crate::persist::wal::{self, Wal, WalOptions};
-use crate::persist::{PersistError, decode};
+use crate::persist::{BoxError, PersistError, decode};
 use crate::pois::{Poi, PoiIndex};
 use crate::travellers::TravellerRecord;
 
@@ -82,12 +82,8 @@ impl Engine {
                     loaded = Some((seq, path));
                     break;
                 }
-                Err(EngineError::Storage(PersistError::Corrupt {
-                    path,
-                    offset,
-                    reason,
-                })) => {
-                    tracing::warn!(path = %path.display(), offset, %reason, "snapshot damaged; trying the previous one");
+                Err(EngineError::Storage(damage)) if damage.is_damage() => {
+                    tracing::warn!(error = %damage, "snapshot damaged; trying the previous one");
                 }
                 Err(e) => return Err(e),
             }
@@ -95,9 +91,8 @@ impl Engine {
         let after = loaded.as_ref().map_or(0, |(seq, _)| *seq);
         let had_log = !wal::list_segments(&wal_dir)?.is_empty();
         let mut progress = Progress::new();
-        let replayed = wal::replay(&wal_dir, after, |seq, body| {
-            let mutation: Mutation = decode(body)?;
-            self.apply_in_memory(mutation).map_err(|e| e.to_string())?;
+        let replayed = wal::replay(&wal_dir, after, |seq, body| -> Result<(), BoxError> {
+            decode::<Mutation>(body)?.redo(self)?;
             progress.tick(seq);
             Ok(())
         })?;
@@ -144,7 +139,7 @@ impl Engine {
             let mut tx = Some(tx);
             // Items are applied as they are read; on damage the partial state is discarded
             // below.
-            let result = snapshot::read(path, |bytes| {
+            let result = snapshot::read(path, |bytes| -> Result<(), BoxError> {
                 match decode::<SnapshotItem>(bytes)? {
                     SnapshotItem::Poi(poi) => {
                         batch.push(poi);
@@ -243,7 +238,7 @@ impl Engine {
     }
 
     /// Log counters, if a data directory is attached.
-    pub fn wal_stats(&self) -> Option<&crate::persist::wal::WalStats> {
+    pub fn wal_stats(&self) -> Option<crate::persist::wal::WalStats> {
         self.wal().map(Wal::stats)
     }
 

@@ -3,7 +3,8 @@
 //! It owns the [`PoiIndex`] and the [`TravellerIndex`], the clock, the write-ahead log and
 //! the locking policy. Every change is a [`Mutation`]: it is checked, written to the log,
 //! applied to memory, and acknowledged once the log says it is durable (the returned
-//! [`Ticket`]). Recovery replays the log through the same `apply`.
+//! [`Written`] carries its outcome and the log's ticket). Recovery replays the log through
+//! the same `apply`.
 //!
 //! Locking policy, chosen so that the log's order is the order changes were applied:
 //! - **POI writes** take the writer mutex (one at a time, as Meilisearch's single writer),
@@ -30,6 +31,9 @@ mod apply;
 mod durability;
 mod heatmap;
 mod mutation;
+mod outcome;
+mod pois;
+mod travellers;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -38,21 +42,19 @@ use parking_lot::{Mutex, RwLock};
 
 pub use durability::{RecoveryReport, SnapshotInfo};
 pub use heatmap::{HeatmapError, HeatmapLayer, MAX_HEATMAP_CELLS};
-pub use mutation::{Applied, ImportMode, Mutation};
+pub use mutation::{
+    DeletePoi, DeleteTraveller, ImportMode, ImportPois, Mutation, Positions, SetSharing, UpsertPoi,
+};
+pub use outcome::{ImportSummary, PositionCounts, Removed, Stored, Written};
+pub use pois::{NearbyPage, WithinPage};
 
+use self::mutation::{Change, Logged, Order};
 use crate::clock::Clock;
-use crate::geometry::{BBox, LatLon};
-use crate::import::{ParsedPois, RecordError};
+use crate::import::RecordError;
 use crate::persist::PersistError;
 use crate::persist::wal::{Ticket, Wal};
-use crate::pois::{
-    CategoryLimitError, CursorError, CursorKey, NearbyHit, NearbyQuery, Poi, PoiIndex, PoiRef,
-    WithinQuery,
-};
-use crate::travellers::{
-    PositionUpdate, Sharing, TrailPoint, TravellerConfig, TravellerHit, TravellerIndex,
-    TravellerView,
-};
+use crate::pois::{CategoryLimitError, CursorError, CursorKey, PoiIndex};
+use crate::travellers::{TravellerConfig, TravellerIndex};
 
 /// Why the engine refused a request or failed. A refused request changed nothing.
 #[derive(Debug, thiserror::Error)]
@@ -88,37 +90,6 @@ pub enum EngineError {
     /// Another process holds the data directory.
     #[error("data dir {0} is in use by another Proxima process")]
     DataDirLocked(PathBuf),
-}
-
-/// A page of nearby results, borrowed from the index while the caller renders it, and the
-/// cursor to the next page, if there is one.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct NearbyPage<'a> {
-    /// Results, nearest first.
-    pub hits: &'a [NearbyHit<'a>],
-    /// Pass back to get the next page.
-    pub next_cursor: Option<&'a str>,
-}
-
-/// A page of within results, borrowed from the index while the caller renders it, and the
-/// cursor to the next page, if there is one.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct WithinPage<'a> {
-    /// Results, by id.
-    pub pois: &'a [PoiRef<'a>],
-    /// Pass back to get the next page.
-    pub next_cursor: Option<&'a str>,
-}
-
-/// What an import did.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImportSummary {
-    /// POIs written.
-    pub imported: u64,
-    /// Records left out.
-    pub skipped: u64,
-    /// The first bad records.
-    pub errors: Vec<RecordError>,
 }
 
 /// How an engine is set up.
@@ -180,236 +151,35 @@ impl Engine {
         self.storage.get().map(|s| &s.wal)
     }
 
-    fn log(&self, mutation: &Mutation) -> Result<Ticket, EngineError> {
-        match self.wal() {
-            Some(wal) => Ok(wal.append(crate::persist::encode(mutation)?).1),
-            None => Ok(Ticket::done()),
-        }
-    }
-
-    /// Checks, logs and applies one mutation: the single write path. The change is visible
-    /// at once; answer the client only after the ticket completes.
-    pub fn apply(&self, mutation: Mutation) -> Result<(Applied, Ticket), EngineError> {
-        match &mutation {
-            Mutation::Positions { .. } => {
-                let _order = self.traveller_order.read();
-                let ticket = self.log(&mutation)?;
-                Ok((self.apply_in_memory(mutation)?, ticket))
-            }
-            Mutation::SetSharing { .. } | Mutation::DeleteTraveller { .. } => {
-                let _order = self.traveller_order.write();
-                let ticket = self.log(&mutation)?;
-                Ok((self.apply_in_memory(mutation)?, ticket))
-            }
-            Mutation::UpsertPoi(_) | Mutation::DeletePoi(_) | Mutation::ImportPois { .. } => {
+    /// Checks, logs and applies one change: the single write path. The change is visible
+    /// at once; answer the client only after it is durable.
+    fn write<C: Change>(&self, change: C) -> Result<Written<C::Outcome>, EngineError> {
+        match C::ORDER {
+            Order::PoiWriter => {
                 let _writer = self.writer.lock();
-                self.precheck(&mutation)?;
-                let ticket = self.log(&mutation)?;
-                Ok((self.apply_in_memory(mutation)?, ticket))
+                self.write_in_order(change)
+            }
+            Order::TravellersShared => {
+                let _order = self.traveller_order.read();
+                self.write_in_order(change)
+            }
+            Order::TravellersExclusive => {
+                let _order = self.traveller_order.write();
+                self.write_in_order(change)
             }
         }
     }
 
-    /// Creates or replaces a POI; `true` if it was new.
-    pub fn upsert_poi(&self, poi: Poi) -> Result<(bool, Ticket), EngineError> {
-        match self.apply(Mutation::UpsertPoi(poi))? {
-            (Applied::PoiStored { created }, ticket) => Ok((created, ticket)),
-            (other, _) => unreachable!("an upsert reports PoiStored, got {other:?}"),
-        }
-    }
-
-    /// Deletes a POI; `true` if it existed.
-    pub fn delete_poi(&self, id: &str) -> Result<(bool, Ticket), EngineError> {
-        match self.apply(Mutation::DeletePoi(id.to_string()))? {
-            (Applied::PoiDeleted { existed }, ticket) => Ok((existed, ticket)),
-            (other, _) => unreachable!("a delete reports PoiDeleted, got {other:?}"),
-        }
-    }
-
-    /// Applies what an import reader found, as one mutation. `strict`: any bad record
-    /// refuses the whole import.
-    pub fn import_pois(
-        &self,
-        parsed: ParsedPois,
-        mode: ImportMode,
-        strict: bool,
-    ) -> Result<(ImportSummary, Ticket), EngineError> {
-        if strict && parsed.skipped > 0 {
-            let first = parsed
-                .errors
-                .first()
-                .cloned()
-                .expect("a skipped record is listed");
-            return Err(EngineError::StrictImport {
-                skipped: parsed.skipped,
-                first,
-                errors: parsed.errors,
-            });
-        }
-        let imported = parsed.pois.len() as u64;
-        let (_, ticket) = self.apply(Mutation::ImportPois {
-            mode,
-            pois: parsed.pois,
-        })?;
-        Ok((
-            ImportSummary {
-                imported,
-                skipped: parsed.skipped,
-                errors: parsed.errors,
-            },
+    /// [`Engine::write`] once the change's lock is held.
+    fn write_in_order<C: Change>(&self, change: C) -> Result<Written<C::Outcome>, EngineError> {
+        change.check(self)?;
+        let ticket = match self.wal() {
+            Some(wal) => wal.append(crate::persist::encode(&Logged(&change))?).1,
+            None => Ticket::done(),
+        };
+        Ok(Written {
+            outcome: change.apply(self)?,
             ticket,
-        ))
-    }
-
-    /// The POI with this id.
-    pub fn get_poi(&self, id: &str) -> Option<Poi> {
-        self.pois.read().get(id)
-    }
-
-    /// Number of POIs.
-    pub fn poi_count(&self) -> usize {
-        self.pois.read().len()
-    }
-
-    /// One page of POIs near a place, handed to `render` while the index is read-locked (so
-    /// that it can be written out without copying a string). `cursor` continues a previous
-    /// page of the same query.
-    pub fn nearby_pois<R>(
-        &self,
-        mut query: NearbyQuery,
-        cursor: Option<&str>,
-        render: impl FnOnce(NearbyPage<'_>) -> R,
-    ) -> Result<R, EngineError> {
-        query.after = cursor
-            .map(|c| self.cursor_key.nearby_after(&query, c))
-            .transpose()?;
-        let pois = self.pois.read();
-        let page = pois.nearby(&query);
-        let next_cursor = match page.items.last() {
-            Some(last) if page.more => Some(self.cursor_key.nearby_cursor(
-                &query,
-                last.distance_m,
-                last.poi.id(),
-            )),
-            _ => None,
-        };
-        Ok(render(NearbyPage {
-            hits: &page.items,
-            next_cursor: next_cursor.as_deref(),
-        }))
-    }
-
-    /// One page of POIs inside a box, handed to `render` while the index is read-locked.
-    /// `cursor` continues a previous page of the same query.
-    pub fn within_pois<R>(
-        &self,
-        mut query: WithinQuery,
-        cursor: Option<&str>,
-        render: impl FnOnce(WithinPage<'_>) -> R,
-    ) -> Result<R, EngineError> {
-        query.after = cursor
-            .map(|c| self.cursor_key.within_after(&query, c))
-            .transpose()?;
-        let pois = self.pois.read();
-        let page = pois.within(&query);
-        let next_cursor = match page.items.last() {
-            Some(last) if page.more => Some(self.cursor_key.within_cursor(&query, last.id())),
-            _ => None,
-        };
-        Ok(render(WithinPage {
-            pois: &page.items,
-            next_cursor: next_cursor.as_deref(),
-        }))
-    }
-}
-
-/// Travellers.
-impl Engine {
-    /// Applies validated position reports received now. Returns `(applied, stale)`.
-    pub fn update_positions(
-        &self,
-        updates: Vec<PositionUpdate>,
-    ) -> Result<((usize, usize), Ticket), EngineError> {
-        let received_ms = self.now_ms();
-        match self.apply(Mutation::Positions {
-            received_ms,
-            updates,
-        })? {
-            (Applied::Positions { applied, stale }, ticket) => Ok(((applied, stale), ticket)),
-            (other, _) => unreachable!("positions report Positions, got {other:?}"),
-        }
-    }
-
-    /// Sets who may see a traveller.
-    pub fn set_sharing(&self, id: &str, sharing: Sharing) -> Result<Ticket, EngineError> {
-        Ok(self
-            .apply(Mutation::SetSharing {
-                id: id.to_string(),
-                sharing,
-            })?
-            .1)
-    }
-
-    /// Forgets a traveller; `true` if it had a live position or a sharing setting.
-    pub fn delete_traveller(&self, id: &str) -> Result<(bool, Ticket), EngineError> {
-        match self.apply(Mutation::DeleteTraveller {
-            id: id.to_string(),
-            at_ms: self.now_ms(),
-        })? {
-            (Applied::TravellerDeleted { existed }, ticket) => Ok((existed, ticket)),
-            (other, _) => {
-                unreachable!("a traveller delete reports TravellerDeleted, got {other:?}")
-            }
-        }
-    }
-
-    /// A traveller, if live and visible to `viewer`.
-    pub fn traveller(&self, id: &str, viewer: Option<&str>) -> Option<TravellerView> {
-        self.travellers.get(id, viewer, self.now_ms())
-    }
-
-    /// A traveller's trail since `since`, if live and visible to `viewer`.
-    pub fn trail(&self, id: &str, viewer: Option<&str>, since: i64) -> Option<Vec<TrailPoint>> {
-        self.travellers.trail(id, viewer, since, self.now_ms())
-    }
-
-    /// Live travellers visible to `viewer` near a place, nearest first.
-    pub fn nearby_travellers(
-        &self,
-        center: LatLon,
-        radius_m: f64,
-        limit: usize,
-        viewer: Option<&str>,
-    ) -> Vec<TravellerHit> {
-        self.travellers
-            .nearby(center, radius_m, limit, viewer, self.now_ms())
-    }
-
-    /// Frees expired travellers; returns how many positions were dropped.
-    pub fn sweep_travellers(&self) -> usize {
-        self.travellers.sweep(self.now_ms())
-    }
-
-    /// Number of travellers with state.
-    pub fn traveller_count(&self) -> usize {
-        self.travellers.len()
-    }
-
-    /// Counts per H3 cell of `layer` inside `bbox`, sorted by cell.
-    pub fn heatmap(
-        &self,
-        layer: HeatmapLayer,
-        bbox: &BBox,
-        resolution: u8,
-    ) -> Result<Vec<(String, u64)>, EngineError> {
-        let mut counter = heatmap::Counter::new(resolution)?;
-        match layer {
-            HeatmapLayer::Pois => self.pois.read().positions_in(bbox, |p| counter.add(p)),
-            HeatmapLayer::Travellers => {
-                self.travellers
-                    .for_each_public_in(bbox, self.now_ms(), |p| counter.add(p))
-            }
-        }
-        Ok(counter.finish()?)
+        })
     }
 }

@@ -1,8 +1,17 @@
-//! [`Mutation`]: every change to Proxima's state, as a value.
+//! [`Mutation`]: every change to Proxima's state, as a value, one struct per kind.
 //!
 //! The engine applies only mutations, so the same values can later be written to a log,
-//! replayed on recovery, or shipped to a replica, through one `apply` path.
+//! replayed on recovery, or shipped to a replica, through one `apply` path. Each kind is a
+//! [`Change`]: it says which lock orders it, what it checks before it is logged, and what
+//! applying it reports, so the engine's write path is one generic function and every
+//! caller gets its own outcome type back.
+//!
+//! On disk a mutation is the bincode of the enum: the variant's index, then the kind's
+//! fields in order. Changing a variant's place or a kind's fields changes the log format.
 
+use serde::ser::{Serialize, Serializer};
+
+use super::{Engine, EngineError};
 use crate::pois::Poi;
 use crate::travellers::{PositionUpdate, Sharing};
 
@@ -32,69 +41,189 @@ impl std::str::FromStr for ImportMode {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Mutation {
     /// Create or replace one POI.
-    UpsertPoi(Poi),
+    UpsertPoi(UpsertPoi),
     /// Delete one POI by id.
-    DeletePoi(String),
+    DeletePoi(DeletePoi),
     /// Apply a whole import at once.
-    ImportPois {
-        /// Upsert into, or replace, the current set.
-        mode: ImportMode,
-        /// The POIs, in input order (a later one with the same id wins).
-        pois: Vec<Poi>,
-    },
+    ImportPois(ImportPois),
     /// A batch of validated position reports, received together.
-    Positions {
-        /// When the server received them (Unix ms): ages are clamped to it.
-        received_ms: i64,
-        /// The reports, in arrival order.
-        updates: Vec<PositionUpdate>,
-    },
+    Positions(Positions),
     /// Set who may see a traveller.
-    SetSharing {
-        /// Traveller id.
-        id: String,
-        /// The new setting.
-        sharing: Sharing,
-    },
+    SetSharing(SetSharing),
     /// Forget a traveller.
-    DeleteTraveller {
-        /// Traveller id.
-        id: String,
-        /// When it was asked (Unix ms), to tell whether a position was still live.
-        at_ms: i64,
-    },
+    DeleteTraveller(DeleteTraveller),
 }
 
-/// What applying a mutation did.
+/// Create or replace one POI.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UpsertPoi(pub Poi);
+
+/// Delete one POI by id.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeletePoi(pub String);
+
+/// Apply a whole import at once.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ImportPois {
+    /// Upsert into, or replace, the current set.
+    pub mode: ImportMode,
+    /// The POIs, in input order (a later one with the same id wins).
+    pub pois: Vec<Poi>,
+}
+
+/// A batch of validated position reports, received together.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Positions {
+    /// When the server received them (Unix ms): ages are clamped to it.
+    pub received_ms: i64,
+    /// The reports, in arrival order.
+    pub updates: Vec<PositionUpdate>,
+}
+
+/// Set who may see a traveller.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SetSharing {
+    /// Traveller id.
+    pub id: String,
+    /// The new setting.
+    pub sharing: Sharing,
+}
+
+/// Forget a traveller.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeleteTraveller {
+    /// Traveller id.
+    pub id: String,
+    /// When it was asked (Unix ms), to tell whether a position was still live.
+    pub at_ms: i64,
+}
+
+/// Which lock orders a kind of change against the others (see the engine's module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
-    /// A POI was stored; `created` is false if it replaced one.
-    PoiStored {
-        /// Whether the id was new.
-        created: bool,
-    },
-    /// A delete ran; `existed` is false if there was nothing to delete.
-    PoiDeleted {
-        /// Whether the POI existed.
-        existed: bool,
-    },
-    /// An import was applied.
-    Imported {
-        /// Number of POIs written.
-        count: usize,
-    },
-    /// Position reports were applied.
-    Positions {
-        /// Reports that became their traveller's newest position.
-        applied: usize,
-        /// Reports that were not newer (kept in the trail where there was room).
-        stale: usize,
-    },
-    /// A sharing setting was stored.
-    SharingSet,
-    /// A traveller was forgotten; `existed` is false if there was nothing visible to forget.
-    TravellerDeleted {
-        /// Whether it had a live position or a sharing setting.
-        existed: bool,
-    },
+pub(super) enum Order {
+    /// POI writes: the single writer.
+    PoiWriter,
+    /// Position reports: they commute, so they share the traveller-order lock.
+    TravellersShared,
+    /// Sharing changes and traveller deletes: alone on the traveller-order lock.
+    TravellersExclusive,
+}
+
+/// One kind of [`Mutation`], applied on its own with its own outcome.
+pub(super) trait Change: Serialize + Into<Mutation> {
+    /// The kind's variant of [`Mutation`] (index and name, as serde numbers them), so that
+    /// the change is logged exactly as the enum would be, without building it.
+    const VARIANT: (u32, &'static str);
+    /// Which lock orders it.
+    const ORDER: Order;
+    /// What applying it reports.
+    type Outcome;
+
+    /// Checks what could make applying fail half way, before anything is logged. The
+    /// caller holds the kind's lock.
+    fn check(&self, _engine: &Engine) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    /// Applies the change to memory: the one code path for "do it" (after logging) and
+    /// "redo it" (recovery). The caller holds the kind's lock, or is recovery, which runs
+    /// alone.
+    fn apply(self, engine: &Engine) -> Result<Self::Outcome, EngineError>;
+}
+
+/// A change as the log stores it: serialized as its [`Mutation`] variant.
+pub(super) struct Logged<'a, C>(pub(super) &'a C);
+
+impl<C: Change> Serialize for Logged<'_, C> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (index, name) = C::VARIANT;
+        serializer.serialize_newtype_variant("Mutation", index, name, self.0)
+    }
+}
+
+impl Mutation {
+    /// Applies the mutation to memory, as recovery does, discarding its outcome.
+    pub(super) fn redo(self, engine: &Engine) -> Result<(), EngineError> {
+        match self {
+            Self::UpsertPoi(change) => change.apply(engine).map(drop),
+            Self::DeletePoi(change) => change.apply(engine).map(drop),
+            Self::ImportPois(change) => change.apply(engine).map(drop),
+            Self::Positions(change) => change.apply(engine).map(drop),
+            Self::SetSharing(change) => change.apply(engine).map(drop),
+            Self::DeleteTraveller(change) => change.apply(engine).map(drop),
+        }
+    }
+}
+
+macro_rules! into_mutation {
+    ($($kind:ident),*) => {
+        $(
+            impl From<$kind> for Mutation {
+                fn from(change: $kind) -> Self {
+                    Self::$kind(change)
+                }
+            }
+        )*
+    };
+}
+
+into_mutation!(
+    UpsertPoi,
+    DeletePoi,
+    ImportPois,
+    Positions,
+    SetSharing,
+    DeleteTraveller
+);
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::persist::{decode, encode};
+    use crate::travellers::Visibility;
+
+    /// A change logged through [`Logged`] must be byte for byte the enum's encoding, which
+    /// is what recovery decodes (and what logs already on disk hold).
+    fn logs_as_its_variant<C: Change + Clone>(change: C) {
+        let logged = encode(&Logged(&change)).expect("encodes");
+        let mutation: Mutation = change.into();
+        assert_eq!(logged, encode(&mutation).expect("encodes"), "{mutation:?}");
+        assert_eq!(decode::<Mutation>(&logged).expect("decodes"), mutation);
+    }
+
+    #[test]
+    fn every_kind_is_logged_as_its_variant_of_the_enum() {
+        let poi = Poi::new(
+            "p".into(),
+            60.0,
+            24.0,
+            "P".into(),
+            "cafe".into(),
+            BTreeMap::from([("k".into(), "v".into())]),
+            Some(3.0),
+        )
+        .expect("valid");
+        let update = PositionUpdate::new("t".into(), 1.0, 2.0, 3, Some(4.0), Some("trip".into()))
+            .expect("valid");
+        logs_as_its_variant(UpsertPoi(poi.clone()));
+        logs_as_its_variant(DeletePoi("p".into()));
+        logs_as_its_variant(ImportPois {
+            mode: ImportMode::Replace,
+            pois: vec![poi],
+        });
+        logs_as_its_variant(Positions {
+            received_ms: 9,
+            updates: vec![update],
+        });
+        logs_as_its_variant(SetSharing {
+            id: "t".into(),
+            sharing: Sharing::new(Visibility::Friends, vec!["u".into()]).expect("valid"),
+        });
+        logs_as_its_variant(DeleteTraveller {
+            id: "t".into(),
+            at_ms: 7,
+        });
+    }
 }

@@ -9,7 +9,11 @@ pub mod frame;
 pub mod snapshot;
 pub mod wal;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Any error, boxed: what a caller's callback may fail with while a file is read back.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why storage failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +31,22 @@ pub enum PersistError {
         /// What is wrong.
         reason: String,
     },
+    /// A log record or snapshot item is intact (its checksum matches) but could not be used:
+    /// it did not decode, or the state refused it.
+    #[error(
+        "{path}: damaged at byte offset {offset}: {}{source}",
+        .seq.map_or_else(String::new, |seq| format!("record {seq}: "))
+    )]
+    BadRecord {
+        /// The file.
+        path: PathBuf,
+        /// Where the record starts.
+        offset: u64,
+        /// The record's sequence number (log records only).
+        seq: Option<u64>,
+        /// Why it could not be used.
+        source: BoxError,
+    },
     /// A file was written by a newer build.
     #[error(
         "{path}: format version {found} is newer than this build reads (up to {supported}); upgrade Proxima"
@@ -39,12 +59,40 @@ pub enum PersistError {
         /// The newest this build reads.
         supported: u32,
     },
-    /// The log writer stopped after an I/O error; no write is accepted any more.
+    /// The log stopped after an I/O error (the first one, shared by every write refused
+    /// since); no write is accepted any more.
     #[error("the write-ahead log failed earlier ({0}); restart the server after fixing the disk")]
-    Failed(String),
+    Failed(#[source] Arc<PersistError>),
+    /// The log's writer thread is gone (the log was closed), so a write was never answered.
+    #[error(
+        "the write-ahead log failed earlier (the log writer stopped); restart the server after fixing the disk"
+    )]
+    WriterStopped,
     /// A value could not be encoded.
     #[error("encoding failed: {0}")]
-    Encode(String),
+    Encode(#[from] bincode::error::EncodeError),
+    /// A snapshot item encoded to more than a `u32` length can say.
+    #[error("encoding failed: item over 4 GiB")]
+    ItemTooLarge,
+}
+
+impl PersistError {
+    /// Whether this is damage to a file's contents (rather than an I/O failure), so that a
+    /// reader may fall back to an older copy.
+    pub fn is_damage(&self) -> bool {
+        matches!(self, Self::Corrupt { .. } | Self::BadRecord { .. })
+    }
+}
+
+/// Why bytes did not decode to a value.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// bincode refused them.
+    #[error(transparent)]
+    Bincode(#[from] bincode::error::DecodeError),
+    /// The value ended before the bytes did.
+    #[error("{0} trailing bytes after the value")]
+    TrailingBytes(usize),
 }
 
 /// The bincode configuration of every record and snapshot item.
@@ -54,19 +102,20 @@ pub(crate) fn bincode_config() -> bincode::config::Configuration {
 
 /// Encodes a value with bincode 2 through serde.
 pub fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, PersistError> {
-    bincode::serde::encode_to_vec(value, bincode_config())
-        .map_err(|e| PersistError::Encode(e.to_string()))
+    Ok(bincode::serde::encode_to_vec(value, bincode_config())?)
 }
 
 /// Decodes a value encoded by [`encode`], requiring that it uses every byte.
-pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    let (value, used) =
-        bincode::serde::decode_from_slice(bytes, bincode_config()).map_err(|e| e.to_string())?;
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let (value, used) = bincode::serde::decode_from_slice(bytes, bincode_config())?;
     if used != bytes.len() {
-        return Err(format!(
-            "{} trailing bytes after the value",
-            bytes.len() - used
-        ));
+        return Err(DecodeError::TrailingBytes(bytes.len() - used));
     }
     Ok(value)
+}
+
+/// Makes a directory's entries (new or renamed files) durable.
+pub fn sync_dir(dir: &Path) -> Result<(), PersistError> {
+    fs_err::File::open(dir)?.sync_all()?;
+    Ok(())
 }

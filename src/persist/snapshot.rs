@@ -14,8 +14,7 @@
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::wal::sync_dir;
-use super::{PersistError, bincode_config};
+use super::{BoxError, PersistError, bincode_config, sync_dir};
 
 /// Magic bytes opening every snapshot.
 pub const MAGIC: &[u8; 8] = b"PRXMSNAP";
@@ -74,10 +73,8 @@ impl SnapshotWriter {
     /// Appends one item.
     pub fn item<T: serde::Serialize>(&mut self, item: &T) -> Result<(), PersistError> {
         self.scratch.clear();
-        bincode::serde::encode_into_std_write(item, &mut self.scratch, bincode_config())
-            .map_err(|e| PersistError::Encode(e.to_string()))?;
-        let len = u32::try_from(self.scratch.len())
-            .map_err(|_| PersistError::Encode("item over 4 GiB".to_string()))?;
+        bincode::serde::encode_into_std_write(item, &mut self.scratch, bincode_config())?;
+        let len = u32::try_from(self.scratch.len()).map_err(|_| PersistError::ItemTooLarge)?;
         let len = len.to_le_bytes();
         self.crc.update(&len);
         self.crc.update(&self.scratch);
@@ -146,7 +143,7 @@ pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, PersistError> {
 /// item's bytes to `item` in order. Returns the snapshot's seq.
 pub fn read(
     path: &Path,
-    mut item: impl FnMut(&[u8]) -> Result<(), String>,
+    mut item: impl FnMut(&[u8]) -> Result<(), BoxError>,
 ) -> Result<u64, PersistError> {
     let corrupt = |offset: u64, reason: String| PersistError::Corrupt {
         path: path.to_path_buf(),
@@ -205,7 +202,12 @@ pub fn read(
         let n = u32::from_le_bytes(len_bytes) as usize;
         buf.resize(n, 0);
         reader.read_exact(&mut buf)?;
-        item(&buf).map_err(|e| corrupt(offset, e))?;
+        item(&buf).map_err(|source| PersistError::BadRecord {
+            path: path.to_path_buf(),
+            offset,
+            seq: None,
+            source,
+        })?;
         offset += 4 + n as u64;
     }
     Ok(seq)

@@ -4,11 +4,10 @@
 //! [`Engine`] call. Shutdown is an explicit signal passed in (as in mini-redis): when it fires
 //! the listener stops accepting, requests in flight finish, and [`serve`] returns.
 
+mod admission;
 pub mod auth;
 mod body;
 mod dto;
-mod gate;
-mod guard;
 mod json_writer;
 pub mod listener;
 mod observe;
@@ -16,8 +15,8 @@ mod params;
 mod positions;
 mod problem;
 mod request_id;
+mod response;
 mod routes;
-mod traveller_routes;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,6 +29,8 @@ use tokio::net::TcpListener;
 
 pub use observe::upkeep_metrics;
 pub use problem::ApiError;
+
+use self::routes::{operations, pois, travellers};
 
 use crate::engine::Engine;
 
@@ -66,48 +67,45 @@ pub struct AppState {
     pub started: std::time::Instant,
 }
 
-/// What the listener serves: every route of the API, each behind the gate and
-/// counted, and every request with an id.
+/// What the listener serves: every route of the API, each behind admission and counted,
+/// and every request with an id.
 pub type App = request_id::RequestId<Router>;
 
 /// The router with every route of the API, wrapped as [`App`].
 pub fn router(state: AppState) -> App {
     observe::prometheus();
     let router = Router::new()
-        .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz))
-        .route("/openapi.json", get(routes::openapi))
-        .route("/metrics", get(observe::metrics_text))
-        .route("/v1/stats", get(observe::stats))
-        .route("/v1/pois/nearby", get(routes::nearby_pois))
-        .route("/v1/pois/within", get(routes::within_pois))
-        .route("/v1/pois/import", post(routes::import_pois))
+        .route("/healthz", get(operations::healthz))
+        .route("/readyz", get(operations::readyz))
+        .route("/openapi.json", get(operations::openapi))
+        .route("/metrics", get(operations::metrics))
+        .route("/v1/stats", get(operations::stats))
+        .route("/v1/pois/nearby", get(pois::nearby))
+        .route("/v1/pois/within", get(pois::within))
+        .route("/v1/pois/import", post(pois::import))
         .route(
             "/v1/pois/{id}",
-            put(routes::put_poi)
-                .get(routes::get_poi)
-                .delete(routes::delete_poi),
+            put(pois::put_poi)
+                .get(pois::get_poi)
+                .delete(pois::delete_poi),
         )
-        .route("/v1/positions", post(traveller_routes::post_positions))
-        .route("/v1/travellers/nearby", get(traveller_routes::nearby))
+        .route("/v1/positions", post(travellers::post_positions))
+        .route("/v1/travellers/nearby", get(travellers::nearby))
         .route(
             "/v1/travellers/{id}",
-            get(traveller_routes::get_traveller).delete(traveller_routes::delete_traveller),
+            get(travellers::get_traveller).delete(travellers::delete_traveller),
         )
         .route(
             "/v1/travellers/{id}/position",
-            put(traveller_routes::put_position),
+            put(travellers::put_position),
         )
-        .route("/v1/travellers/{id}/trail", get(traveller_routes::trail))
-        .route(
-            "/v1/travellers/{id}/sharing",
-            put(traveller_routes::put_sharing),
-        )
-        .route("/v1/heatmap", get(traveller_routes::heatmap))
-        .route("/v1/admin/snapshot", post(routes::snapshot))
-        .fallback(routes::no_route)
-        .method_not_allowed_fallback(routes::wrong_method)
-        .route_layer(guard::RouteGuardLayer::new(state.clone()))
+        .route("/v1/travellers/{id}/trail", get(travellers::trail))
+        .route("/v1/travellers/{id}/sharing", put(travellers::put_sharing))
+        .route("/v1/heatmap", get(operations::heatmap))
+        .route("/v1/admin/snapshot", post(operations::snapshot))
+        .fallback(operations::no_route)
+        .method_not_allowed_fallback(operations::wrong_method)
+        .route_layer(admission::AdmissionLayer::new(state.clone()))
         .with_state(state);
     request_id::RequestId::new(router)
 }

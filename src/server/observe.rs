@@ -1,20 +1,16 @@
-//! What the people on call see: Prometheus metrics (`/metrics`), with every request counted
-//! and timed by route, method and status, and `/v1/stats`.
+//! What the people on call see: Prometheus metrics, with every request counted and timed
+//! by route, method and status, and gauges of the state, rendered for `/metrics`.
 
 use std::cell::RefCell;
 use std::sync::OnceLock;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{Method, StatusCode};
 use hashbrown::HashMap;
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use super::AppState;
-use super::routes::json_response;
+use crate::engine::Engine;
 
 /// Latency buckets, seconds: 50 µs to 10 s.
 const BUCKETS: [f64; 16] = [
@@ -128,17 +124,16 @@ impl RouteMetrics {
     }
 }
 
-/// Sets the gauges that describe the state rather than events.
-fn refresh_gauges(state: &AppState) {
-    let engine = &state.engine;
+/// Every metric in the Prometheus text format, with the gauges that describe the state
+/// (rather than events) set from `engine` first.
+pub fn render(engine: &Engine) -> String {
     metrics::gauge!("proxima_pois").set(engine.poi_count() as f64);
     metrics::gauge!("proxima_travellers").set(engine.traveller_count() as f64);
     if let Some(wal) = engine.wal_stats() {
-        metrics::gauge!("proxima_wal_bytes").set(wal.bytes.load(Ordering::Relaxed) as f64);
-        metrics::gauge!("proxima_wal_records").set(wal.records.load(Ordering::Relaxed) as f64);
-        metrics::gauge!("proxima_wal_fsyncs").set(wal.fsyncs.load(Ordering::Relaxed) as f64);
-        metrics::gauge!("proxima_wal_fsync_seconds")
-            .set(wal.fsync_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        metrics::gauge!("proxima_wal_bytes").set(wal.bytes as f64);
+        metrics::gauge!("proxima_wal_records").set(wal.records as f64);
+        metrics::gauge!("proxima_wal_fsyncs").set(wal.fsyncs as f64);
+        metrics::gauge!("proxima_wal_fsync_seconds").set(wal.fsync_micros as f64 / 1e6);
     }
     if let Some(snapshot) = engine.last_snapshot() {
         let age = (engine.now_ms() - snapshot.at_ms).max(0) as f64 / 1000.0;
@@ -146,48 +141,7 @@ fn refresh_gauges(state: &AppState) {
         metrics::gauge!("proxima_snapshot_duration_seconds").set(snapshot.millis as f64 / 1000.0);
         metrics::gauge!("proxima_snapshot_bytes").set(snapshot.bytes as f64);
     }
-}
-
-/// `GET /metrics`: Prometheus text format.
-pub async fn metrics_text(State(state): State<AppState>) -> Response {
-    refresh_gauges(&state);
     let handle = prometheus();
     handle.run_upkeep();
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        handle.render(),
-    )
-        .into_response()
-}
-
-/// `GET /v1/stats`: counts, memory, uptime, the last snapshot.
-pub async fn stats(State(state): State<AppState>) -> Response {
-    let engine = &state.engine;
-    let snapshot = engine.last_snapshot().map(|s| {
-        serde_json::json!({"path": s.path.display().to_string(), "bytes": s.bytes, "millis": s.millis, "at_ms": s.at_ms})
-    });
-    let wal = engine.wal_stats().map(|w| {
-        serde_json::json!({
-            "bytes": w.bytes.load(Ordering::Relaxed),
-            "records": w.records.load(Ordering::Relaxed),
-            "fsyncs": w.fsyncs.load(Ordering::Relaxed),
-        })
-    });
-    let body = serde_json::json!({
-        "pois": engine.poi_count(),
-        "travellers": engine.traveller_count(),
-        "memory": {"rss_bytes": rss_bytes()},
-        "uptime_s": state.started.elapsed().as_secs(),
-        "last_snapshot": snapshot,
-        "wal": wal,
-    });
-    json_response(StatusCode::OK, &body)
-}
-
-/// The process's resident memory, from `/proc/self/statm` (Linux); `None` elsewhere.
-fn rss_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+    handle.render()
 }

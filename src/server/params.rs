@@ -1,12 +1,21 @@
-//! Query-string parsing that names the parameter at fault.
+//! Request parameters, parsed into typed values with errors naming the parameter at fault:
+//! the query string ([`Params`]: numbers, a centre and radius, a box, a limit, a viewer,
+//! POI filters, named choices) and the ids in paths.
 //!
 //! Written here rather than with serde's URL-encoded deserializer because the API needs
 //! repeated parameters (`category=a&category=b`), must refuse unknown and repeated-by-mistake
 //! parameters, and must say which one was wrong in every error.
 
+use std::fmt::Display;
 use std::str::FromStr;
 
+use axum::extract::Path;
+use axum::extract::rejection::PathRejection;
+
 use super::problem::ApiError;
+use crate::geometry::{BBox, LatLon, MAX_RADIUS_M};
+use crate::ids::{IdError, validate_id, validate_record_id};
+use crate::pois::{PoiFilter, is_valid_category};
 
 /// The largest page a query may ask for.
 pub const MAX_LIMIT: usize = 1000;
@@ -93,6 +102,68 @@ impl Params {
         }
     }
 
+    /// `name` parsed by its type's own rule, if given: for named choices (`format`,
+    /// `mode`, `layer`), whose parse error says what the choices are.
+    pub fn choice<T>(&mut self, name: &str) -> Result<Option<T>, ApiError>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        self.raw(name)?
+            .map(|text| text.parse::<T>())
+            .transpose()
+            .map_err(|e| ApiError::bad_parameter(format!("{name}: {e}")))
+    }
+
+    /// The `lat` and `lon` of a query's centre, both required.
+    pub fn center(&mut self) -> Result<LatLon, ApiError> {
+        let lat = self.required::<f64>("lat")?;
+        let lon = self.required::<f64>("lon")?;
+        LatLon::new(lat, lon).map_err(|e| ApiError::bad_parameter(e.to_string()))
+    }
+
+    /// `radius_m`, if given: 0 to [`MAX_RADIUS_M`] (half the Earth's circumference).
+    pub fn radius(&mut self) -> Result<Option<f64>, ApiError> {
+        match self.finite("radius_m")? {
+            Some(r) if !(0.0..=MAX_RADIUS_M).contains(&r) => Err(ApiError::bad_parameter(format!(
+                "radius_m: must be from 0 to {MAX_RADIUS_M}, got {r}"
+            ))),
+            radius => Ok(radius),
+        }
+    }
+
+    /// `bbox=minLon,minLat,maxLon,maxLat`, required.
+    pub fn bbox(&mut self) -> Result<BBox, ApiError> {
+        let text = self
+            .raw("bbox")?
+            .ok_or_else(|| ApiError::bad_parameter("bbox: required parameter is missing"))?;
+        parse_bbox(&text)
+    }
+
+    /// `viewer`, if given: an id.
+    pub fn viewer(&mut self) -> Result<Option<String>, ApiError> {
+        let viewer = self.raw("viewer")?;
+        if let Some(v) = &viewer {
+            validate_id(v).map_err(|e| ApiError::bad_parameter(format!("viewer: {e}")))?;
+        }
+        Ok(viewer)
+    }
+
+    /// The POI filter: any number of `category`, and `min_rating`.
+    pub fn poi_filter(&mut self) -> Result<PoiFilter, ApiError> {
+        let categories = self.all("category");
+        if let Some(bad) = categories.iter().find(|c| !is_valid_category(c)) {
+            return Err(ApiError::bad_parameter(format!(
+                "category: {bad:?} is not a category (lowercase letters, digits, '_' or '-', at most 64 bytes)"
+            )));
+        }
+        let min_rating = self.finite("min_rating")?;
+        Ok(PoiFilter {
+            categories,
+            min_rating,
+        })
+    }
+
     /// Refuses any parameter that was not taken.
     pub fn finish(self) -> Result<(), ApiError> {
         match self.pairs.into_iter().find(|(_, _, taken)| !taken) {
@@ -102,6 +173,41 @@ impl Params {
             None => Ok(()),
         }
     }
+}
+
+/// A box written `minLon,minLat,maxLon,maxLat`.
+fn parse_bbox(text: &str) -> Result<BBox, ApiError> {
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let numbers: Option<Vec<f64>> = parts.iter().map(|p| p.parse::<f64>().ok()).collect();
+    match numbers.as_deref() {
+        Some(&[min_lon, min_lat, max_lon, max_lat]) => {
+            BBox::new(min_lon, min_lat, max_lon, max_lat)
+                .map_err(|e| ApiError::bad_parameter(format!("bbox: {e}")))
+        }
+        _ => Err(ApiError::bad_parameter(format!(
+            "bbox: expected four numbers minLon,minLat,maxLon,maxLat, got {text:?}"
+        ))),
+    }
+}
+
+/// The `{id}` of a path, held to the rule for ids a client chooses.
+pub fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path_id_by(path, validate_id)
+}
+
+/// The `{id}` of a path naming a stored POI, which may hold a `/` (sent as `%2F`) if it was
+/// imported (`osm:node/42`).
+pub fn stored_poi_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path_id_by(path, validate_record_id)
+}
+
+fn path_id_by(
+    path: Result<Path<String>, PathRejection>,
+    rule: fn(&str) -> Result<(), IdError>,
+) -> Result<String, ApiError> {
+    let Path(id) = path.map_err(|e| ApiError::bad_parameter(format!("id: {e}")))?;
+    rule(&id).map_err(|e| ApiError::bad_parameter(format!("id: {e}")))?;
+    Ok(id)
 }
 
 /// How to describe the expected value of a parameter of type `T` to a person.

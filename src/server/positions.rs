@@ -30,24 +30,6 @@ struct BatchItemIn {
     trip_id: Option<String>,
 }
 
-/// The body of `PUT /v1/travellers/{id}/position`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PositionIn {
-    /// Latitude.
-    pub lat: f64,
-    /// Longitude.
-    pub lon: f64,
-    /// Unix milliseconds.
-    pub ts: i64,
-    /// Accuracy radius, metres.
-    #[serde(default)]
-    pub accuracy_m: Option<f64>,
-    /// Trip id.
-    #[serde(default)]
-    pub trip_id: Option<String>,
-}
-
 /// How a batch body is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BatchFormat {

@@ -28,7 +28,7 @@ use std::collections::BTreeSet;
 
 use dashmap::DashMap;
 
-use super::Handle;
+use super::shard::Handle;
 use foldhash::fast::RandomState;
 
 use crate::geometry::geohash::Grid;
@@ -38,6 +38,12 @@ use crate::geometry::{LatLon, cap_bounds, chord2_to_envelope, lon_lat_envelope};
 pub const FINE: Grid = Grid::new(15);
 /// The coarse grid for large queries.
 pub const COARSE: Grid = Grid::new(10);
+
+const _: () = assert!(
+    COARSE.bits() < FINE.bits(),
+    "coarse cells must contain fine ones"
+);
+
 /// Up to this many fine cells, a query enumerates fine cells directly.
 pub const FINE_BUDGET: usize = 256;
 /// Up to this many coarse cells, a query enumerates coarse cells; beyond, it walks the

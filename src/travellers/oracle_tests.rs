@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use proptest::prelude::*;
 
 use super::*;
+use crate::geometry::haversine_m;
 
 const TTL: i64 = 10_000;
 const IDS: [&str; 8] = ["a", "b", "c", "d", "e", "f", "g", "h"];

@@ -45,10 +45,11 @@ fn assert_imports_are_atomic(size: usize, mode: ImportMode) {
             ttl_ms: 3_600_000,
         },
     }));
-    let (_, ticket) = engine
+    engine
         .import_pois(generation(size, 0), ImportMode::Replace, true)
-        .expect("import");
-    ticket.wait().expect("no log: done at once");
+        .expect("import")
+        .wait()
+        .expect("no log: done at once");
     let done = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..2)
         .map(|_| {
@@ -81,10 +82,11 @@ fn assert_imports_are_atomic(size: usize, mode: ImportMode) {
         })
         .collect();
     for g in 1..=6 {
-        let (_, ticket) = engine
+        engine
             .import_pois(generation(size, g), mode, true)
-            .expect("import");
-        ticket.wait().expect("no log: done at once");
+            .expect("import")
+            .wait()
+            .expect("no log: done at once");
     }
     done.store(true, Ordering::Release);
     for reader in readers {

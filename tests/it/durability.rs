@@ -440,7 +440,6 @@ fn write_v1_fixture() {
     engine
         .upsert_poi(cafe)
         .expect("upsert")
-        .1
         .wait()
         .expect("durable");
     let first = PositionUpdate::new(
@@ -455,7 +454,6 @@ fn write_v1_fixture() {
     engine
         .update_positions(vec![first])
         .expect("update")
-        .1
         .wait()
         .expect("durable");
     engine.snapshot().expect("snapshot");
@@ -473,7 +471,6 @@ fn write_v1_fixture() {
     engine
         .upsert_poi(museum)
         .expect("upsert")
-        .1
         .wait()
         .expect("durable");
     let second = PositionUpdate::new("fixture-traveller".into(), 60.2, 24.9, now, None, None)
@@ -481,7 +478,6 @@ fn write_v1_fixture() {
     engine
         .update_positions(vec![second])
         .expect("update")
-        .1
         .wait()
         .expect("durable");
     let sharing = Sharing::new(Visibility::Friends, vec!["mum".into()]).expect("valid");

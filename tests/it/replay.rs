@@ -64,18 +64,20 @@ fn poi(id: String, lat: f64, lon: f64, category: u8) -> Poi {
 
 fn run(engine: &Engine, clock: &ManualClock, op: Op) {
     match op {
-        Op::Upsert(i, lat, lon, c) => engine
-            .upsert_poi(poi(format!("p{i}"), lat, lon, c))
-            .expect("upsert")
-            .1
-            .wait()
-            .expect("durable"),
-        Op::Delete(i) => engine
-            .delete_poi(&format!("p{i}"))
-            .expect("delete")
-            .1
-            .wait()
-            .expect("durable"),
+        Op::Upsert(i, lat, lon, c) => {
+            engine
+                .upsert_poi(poi(format!("p{i}"), lat, lon, c))
+                .expect("upsert")
+                .wait()
+                .expect("durable");
+        }
+        Op::Delete(i) => {
+            engine
+                .delete_poi(&format!("p{i}"))
+                .expect("delete")
+                .wait()
+                .expect("durable");
+        }
         Op::Import(mode, rows) => {
             let pois = rows
                 .into_iter()
@@ -88,7 +90,6 @@ fn run(engine: &Engine, clock: &ManualClock, op: Op) {
             engine
                 .import_pois(parsed, mode, true)
                 .expect("import")
-                .1
                 .wait()
                 .expect("durable");
         }
@@ -98,7 +99,6 @@ fn run(engine: &Engine, clock: &ManualClock, op: Op) {
             engine
                 .update_positions(vec![u])
                 .expect("update")
-                .1
                 .wait()
                 .expect("durable");
         }
@@ -112,12 +112,13 @@ fn run(engine: &Engine, clock: &ManualClock, op: Op) {
                 .wait()
                 .expect("durable");
         }
-        Op::Forget(i) => engine
-            .delete_traveller(&format!("t{i}"))
-            .expect("forget")
-            .1
-            .wait()
-            .expect("durable"),
+        Op::Forget(i) => {
+            engine
+                .delete_traveller(&format!("t{i}"))
+                .expect("forget")
+                .wait()
+                .expect("durable");
+        }
         Op::Advance(ms) => clock.advance(ms),
         Op::Snapshot => {
             engine.snapshot().expect("snapshot");

@@ -1,14 +1,14 @@
-//! Wire types: the JSON bodies the API reads and writes, kept apart from the core types so
-//! that the core can change shape without changing the contract.
+//! POI wire types: the body of `PUT /v1/pois/{id}`, POIs and pages of them as answered
+//! (pages written by hand, byte for byte what `serde_json` writes), and import summaries.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::json_writer;
 use crate::engine::ImportSummary;
 use crate::import::{Location, RecordError};
 use crate::pois::{NearbyHit, Poi, PoiRef};
+use crate::server::json_writer;
 
 /// Body of `PUT /v1/pois/{id}`: a POI without its id (an `id` equal to the path's is
 /// tolerated, so clients may send back what they read).
@@ -76,7 +76,7 @@ impl TagsOut<'_> {
 
 impl PoiOut<'_> {
     /// Appends the POI as JSON: what `serde_json` writes for it, faster (see
-    /// [`super::json_writer`]).
+    /// [`crate::server::json_writer`]).
     fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"id\":");
         json_writer::string(out, self.id);
@@ -161,7 +161,7 @@ pub struct PageOut<'a> {
 
 impl PageOut<'_> {
     /// The page as JSON: what `serde_json::to_vec` gives, written by hand because this is
-    /// every nearby and within answer (see [`super::json_writer`]). One buffer, sized for a
+    /// every nearby and within answer (see [`crate::server::json_writer`]). One buffer, sized for a
     /// typical page of 20 POIs, so that it is not grown five times over.
     pub fn to_json(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(4096);
@@ -256,46 +256,79 @@ mod tests {
             })
     }
 
+    /// The page written by hand and by `serde_json`, owned and borrowed from an index.
+    fn assert_written_as_serde_json_writes_it(
+        pois: &[Poi],
+        distances: &[Option<f64>],
+        cursor: Option<&str>,
+    ) -> Result<(), TestCaseError> {
+        let owned = PageOut {
+            results: pois
+                .iter()
+                .zip(distances)
+                .map(|(p, d)| PoiOut {
+                    distance_m: *d,
+                    ..PoiOut::from(p)
+                })
+                .collect(),
+            next_cursor: cursor,
+        };
+        prop_assert_eq!(
+            String::from_utf8(owned.to_json()).expect("UTF-8"),
+            serde_json::to_string(&owned).expect("serializes")
+        );
+
+        // The same POIs found by a query: borrowed from the index, with distances.
+        let mut index = PoiIndex::new();
+        for p in pois {
+            index.upsert(p.clone()).expect("few categories");
+        }
+        let page = index.nearby(&NearbyQuery {
+            center: LatLon { lat: 0.0, lon: 0.0 },
+            radius_m: None,
+            limit: pois.len(),
+            filter: PoiFilter::default(),
+            after: None,
+        });
+        let borrowed = PageOut {
+            results: page.items.iter().map(PoiOut::from).collect(),
+            next_cursor: None,
+        };
+        prop_assert_eq!(
+            String::from_utf8(borrowed.to_json()).expect("UTF-8"),
+            serde_json::to_string(&borrowed).expect("serializes")
+        );
+        Ok(())
+    }
+
+    /// The case proptest once shrank a failure to: a rating of exactly zero.
+    #[test]
+    fn a_zero_rating_is_written_as_serde_json_writes_it() {
+        let poi = Poi {
+            id: "0".into(),
+            position: LatLon { lat: 0.0, lon: 0.0 },
+            name: String::new(),
+            category: "a".into(),
+            tags: BTreeMap::new(),
+            rating: Some(0.0),
+        };
+        assert_written_as_serde_json_writes_it(&[poi], &[None; 5], None).expect("the same bytes");
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig {
+            // New failure seeds land beside this file, not at the crate's top level.
+            failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::WithSource("regressions"))),
+            ..ProptestConfig::default()
+        })]
+
         #[test]
         fn a_page_is_written_as_serde_json_writes_it(
             pois in proptest::collection::vec(poi(), 0..5),
             distances in proptest::collection::vec(proptest::option::of(0.0..2e7f64), 5),
             cursor in proptest::option::of(any::<String>()),
         ) {
-            let owned = PageOut {
-                results: pois
-                    .iter()
-                    .zip(&distances)
-                    .map(|(p, d)| PoiOut { distance_m: *d, ..PoiOut::from(p) })
-                    .collect(),
-                next_cursor: cursor.as_deref(),
-            };
-            prop_assert_eq!(
-                String::from_utf8(owned.to_json()).expect("UTF-8"),
-                serde_json::to_string(&owned).expect("serializes")
-            );
-
-            // The same POIs found by a query: borrowed from the index, with distances.
-            let mut index = PoiIndex::new();
-            for p in &pois {
-                index.upsert(p.clone()).expect("few categories");
-            }
-            let page = index.nearby(&NearbyQuery {
-                center: LatLon { lat: 0.0, lon: 0.0 },
-                radius_m: None,
-                limit: pois.len(),
-                filter: PoiFilter::default(),
-                after: None,
-            });
-            let borrowed = PageOut {
-                results: page.items.iter().map(PoiOut::from).collect(),
-                next_cursor: None,
-            };
-            prop_assert_eq!(
-                String::from_utf8(borrowed.to_json()).expect("UTF-8"),
-                serde_json::to_string(&borrowed).expect("serializes")
-            );
+            assert_written_as_serde_json_writes_it(&pois, &distances, cursor.as_deref())?;
         }
     }
 }

@@ -1,0 +1,127 @@
+//! The engine's POI calls: writes as changes through the one write path, reads under the
+//! index's read lock, answered while the lock is held so nothing is copied.
+
+use super::mutation::{DeletePoi, ImportMode, ImportPois, UpsertPoi};
+use super::{Engine, EngineError, ImportSummary, Removed, Stored, Written};
+use crate::import::ParsedPois;
+use crate::pois::{NearbyHit, NearbyQuery, Poi, PoiRef, WithinQuery};
+
+/// A page of nearby results, borrowed from the index while the caller renders it, and the
+/// cursor to the next page, if there is one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NearbyPage<'a> {
+    /// Results, nearest first.
+    pub hits: &'a [NearbyHit<'a>],
+    /// Pass back to get the next page.
+    pub next_cursor: Option<&'a str>,
+}
+
+/// A page of within results, borrowed from the index while the caller renders it, and the
+/// cursor to the next page, if there is one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WithinPage<'a> {
+    /// Results, by id.
+    pub pois: &'a [PoiRef<'a>],
+    /// Pass back to get the next page.
+    pub next_cursor: Option<&'a str>,
+}
+
+impl Engine {
+    /// Creates or replaces a POI.
+    pub fn upsert_poi(&self, poi: Poi) -> Result<Written<Stored>, EngineError> {
+        self.write(UpsertPoi(poi))
+    }
+
+    /// Deletes a POI.
+    pub fn delete_poi(&self, id: &str) -> Result<Written<Removed>, EngineError> {
+        self.write(DeletePoi(id.to_string()))
+    }
+
+    /// Applies what an import reader found, as one change. `strict`: any bad record
+    /// refuses the whole import.
+    pub fn import_pois(
+        &self,
+        parsed: ParsedPois,
+        mode: ImportMode,
+        strict: bool,
+    ) -> Result<Written<ImportSummary>, EngineError> {
+        if strict && let Some(first) = parsed.errors.first() {
+            return Err(EngineError::StrictImport {
+                skipped: parsed.skipped,
+                first: first.clone(),
+                errors: parsed.errors,
+            });
+        }
+        let summary = ImportSummary {
+            imported: parsed.pois.len() as u64,
+            skipped: parsed.skipped,
+            errors: parsed.errors,
+        };
+        let written = self.write(ImportPois {
+            mode,
+            pois: parsed.pois,
+        })?;
+        Ok(written.map(|()| summary))
+    }
+
+    /// The POI with this id.
+    pub fn get_poi(&self, id: &str) -> Option<Poi> {
+        self.pois.read().get(id)
+    }
+
+    /// Number of POIs.
+    pub fn poi_count(&self) -> usize {
+        self.pois.read().len()
+    }
+
+    /// One page of POIs near a place, handed to `render` while the index is read-locked (so
+    /// that it can be written out without copying a string). `cursor` continues a previous
+    /// page of the same query.
+    pub fn nearby_pois<R>(
+        &self,
+        mut query: NearbyQuery,
+        cursor: Option<&str>,
+        render: impl FnOnce(NearbyPage<'_>) -> R,
+    ) -> Result<R, EngineError> {
+        query.after = cursor
+            .map(|c| self.cursor_key.nearby_after(&query, c))
+            .transpose()?;
+        let pois = self.pois.read();
+        let page = pois.nearby(&query);
+        let next_cursor = match page.items.last() {
+            Some(last) if page.more => Some(self.cursor_key.nearby_cursor(
+                &query,
+                last.distance_m,
+                last.poi.id(),
+            )),
+            _ => None,
+        };
+        Ok(render(NearbyPage {
+            hits: &page.items,
+            next_cursor: next_cursor.as_deref(),
+        }))
+    }
+
+    /// One page of POIs inside a box, handed to `render` while the index is read-locked.
+    /// `cursor` continues a previous page of the same query.
+    pub fn within_pois<R>(
+        &self,
+        mut query: WithinQuery,
+        cursor: Option<&str>,
+        render: impl FnOnce(WithinPage<'_>) -> R,
+    ) -> Result<R, EngineError> {
+        query.after = cursor
+            .map(|c| self.cursor_key.within_after(&query, c))
+            .transpose()?;
+        let pois = self.pois.read();
+        let page = pois.within(&query);
+        let next_cursor = match page.items.last() {
+            Some(last) if page.more => Some(self.cursor_key.within_cursor(&query, last.id())),
+            _ => None,
+        };
+        Ok(render(WithinPage {
+            pois: &page.items,
+            next_cursor: next_cursor.as_deref(),
+        }))
+    }
+}

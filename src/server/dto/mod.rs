@@ -1,0 +1,17 @@
+//! Wire types: the JSON bodies the API reads and writes, kept apart from the core types so
+//! that the core can change shape without changing the contract. One file per part of the
+//! API, as the routes are.
+//!
+//! Answers that were first written with `serde_json::json!`, whose objects sort their keys,
+//! keep that order: their fields are declared in alphabetical order, so the bytes on the
+//! wire are unchanged.
+
+mod operations;
+mod pois;
+mod travellers;
+
+pub use operations::{HeatmapOut, LastSnapshotOut, MemoryOut, SnapshotOut, StatsOut, WalOut};
+pub use pois::{ImportOut, PageOut, PoiIn, PoiOut, RecordErrorOut};
+pub use travellers::{
+    BatchOut, NearbyTravellersOut, PositionIn, SharingIn, SharingOut, TrailOut, TravellerOut,
+};

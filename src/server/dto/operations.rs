@@ -1,0 +1,110 @@
+//! Wire types of the map and operations routes: the heatmap, a snapshot just written, and
+//! the stats. Fields in alphabetical order (see the [module doc](super)).
+
+use serde::Serialize;
+
+use crate::engine::SnapshotInfo;
+use crate::persist::wal::WalStats;
+
+/// Counts per H3 cell: `GET /v1/heatmap`.
+#[derive(Debug, Serialize)]
+pub struct HeatmapOut<'a> {
+    cells: Vec<HeatCellOut<'a>>,
+}
+
+impl<'a> From<&'a [(String, u64)]> for HeatmapOut<'a> {
+    fn from(cells: &'a [(String, u64)]) -> Self {
+        Self {
+            cells: cells
+                .iter()
+                .map(|(h3, count)| HeatCellOut { count: *count, h3 })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct HeatCellOut<'a> {
+    count: u64,
+    h3: &'a str,
+}
+
+/// A snapshot just written: `POST /v1/admin/snapshot`.
+#[derive(Debug, Serialize)]
+pub struct SnapshotOut {
+    bytes: u64,
+    millis: u64,
+    path: String,
+}
+
+impl From<&SnapshotInfo> for SnapshotOut {
+    fn from(info: &SnapshotInfo) -> Self {
+        Self {
+            bytes: info.bytes,
+            millis: info.millis,
+            path: info.path.display().to_string(),
+        }
+    }
+}
+
+/// `GET /v1/stats`.
+#[derive(Debug, Serialize)]
+pub struct StatsOut {
+    /// The last snapshot this process wrote.
+    pub last_snapshot: Option<LastSnapshotOut>,
+    /// Memory.
+    pub memory: MemoryOut,
+    /// POIs stored.
+    pub pois: usize,
+    /// Travellers with state.
+    pub travellers: usize,
+    /// Seconds since start.
+    pub uptime_s: u64,
+    /// The log's counters, when there is a log.
+    pub wal: Option<WalOut>,
+}
+
+/// The last snapshot, in [`StatsOut`].
+#[derive(Debug, Serialize)]
+pub struct LastSnapshotOut {
+    at_ms: i64,
+    bytes: u64,
+    millis: u64,
+    path: String,
+}
+
+impl From<&SnapshotInfo> for LastSnapshotOut {
+    fn from(info: &SnapshotInfo) -> Self {
+        Self {
+            at_ms: info.at_ms,
+            bytes: info.bytes,
+            millis: info.millis,
+            path: info.path.display().to_string(),
+        }
+    }
+}
+
+/// Memory, in [`StatsOut`].
+#[derive(Debug, Serialize)]
+pub struct MemoryOut {
+    /// Resident set size, where the platform tells it.
+    pub rss_bytes: Option<u64>,
+}
+
+/// The log's counters, in [`StatsOut`].
+#[derive(Debug, Serialize)]
+pub struct WalOut {
+    bytes: u64,
+    fsyncs: u64,
+    records: u64,
+}
+
+impl From<WalStats> for WalOut {
+    fn from(w: WalStats) -> Self {
+        Self {
+            bytes: w.bytes,
+            fsyncs: w.fsyncs,
+            records: w.records,
+        }
+    }
+}

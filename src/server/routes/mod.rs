@@ -1,0 +1,7 @@
+//! Route handlers, one file per part of the API: each parses its request into typed values
+//! ([`super::params`], [`super::dto`]), makes one engine call, and writes the answer
+//! ([`super::response`]). No index logic lives here.
+
+pub mod operations;
+pub mod pois;
+pub mod travellers;

@@ -1,0 +1,108 @@
+//! Map and operations routes: health and readiness, the API description, metrics and
+//! stats, the heatmap, snapshots on demand, and the answers for unknown routes and methods.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::engine::HeatmapLayer;
+use crate::server::dto::{HeatmapOut, LastSnapshotOut, MemoryOut, SnapshotOut, StatsOut, WalOut};
+use crate::server::params::Params;
+use crate::server::problem::ApiError;
+use crate::server::response::{ApiResult, json_response, json_static_response};
+use crate::server::{AppState, OPENAPI_JSON, observe};
+
+/// `GET /healthz`: the process is alive.
+pub async fn healthz() -> Response {
+    json_static_response(StatusCode::OK, r#"{"status":"ok"}"#)
+}
+
+/// `GET /readyz`: startup loading has finished.
+pub async fn readyz(State(state): State<AppState>) -> ApiResult {
+    if state.ready.load(Ordering::Acquire) {
+        Ok(json_static_response(
+            StatusCode::OK,
+            r#"{"status":"ready"}"#,
+        ))
+    } else {
+        Err(ApiError::not_ready())
+    }
+}
+
+/// `GET /openapi.json`: the API contract.
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        observe::render(&state.engine),
+    )
+        .into_response()
+}
+
+/// `GET /v1/stats`: counts, memory, uptime, the last snapshot.
+pub async fn stats(State(state): State<AppState>) -> Response {
+    let engine = &state.engine;
+    let stats = StatsOut {
+        last_snapshot: engine.last_snapshot().as_ref().map(LastSnapshotOut::from),
+        memory: MemoryOut {
+            rss_bytes: rss_bytes(),
+        },
+        pois: engine.poi_count(),
+        travellers: engine.traveller_count(),
+        uptime_s: state.started.elapsed().as_secs(),
+        wal: engine.wal_stats().map(WalOut::from),
+    };
+    json_response(StatusCode::OK, &stats)
+}
+
+/// The process's resident memory, from `/proc/self/statm` (Linux); `None` elsewhere.
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// `GET /v1/heatmap?bbox=&resolution=&layer=`.
+pub async fn heatmap(State(state): State<AppState>, RawQuery(query): RawQuery) -> ApiResult {
+    let mut params = Params::parse(query.as_deref());
+    let bbox = params.bbox()?;
+    let resolution = params.required::<u8>("resolution")?;
+    let layer = params
+        .choice::<HeatmapLayer>("layer")?
+        .unwrap_or(HeatmapLayer::Pois);
+    params.finish()?;
+    let engine = state.engine.clone();
+    let cells = tokio::task::spawn_blocking(move || engine.heatmap(layer, &bbox, resolution))
+        .await
+        .map_err(|e| ApiError::internal("heatmap panicked", &e))??;
+    Ok(json_response(
+        StatusCode::OK,
+        &HeatmapOut::from(cells.as_slice()),
+    ))
+}
+
+/// `POST /v1/admin/snapshot`: write a snapshot now.
+pub async fn snapshot(State(state): State<AppState>) -> ApiResult {
+    let engine = state.engine.clone();
+    let info = tokio::task::spawn_blocking(move || engine.snapshot())
+        .await
+        .map_err(|e| ApiError::internal("snapshot panicked", &e))??;
+    Ok(json_response(StatusCode::OK, &SnapshotOut::from(&info)))
+}
+
+/// Fallback for unknown paths.
+pub async fn no_route(uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {}", uri.path()))
+}
+
+/// Fallback for known paths with an unsupported method.
+pub async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::method_not_allowed(format!("{method} is not supported on {}", uri.path()))
+}

@@ -1,0 +1,161 @@
+//! POI routes: one POI by id, nearby and within queries, and bulk imports.
+
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use crate::engine::ImportMode;
+use crate::import::{ImportFormat, read_osm_pbf, read_pois};
+use crate::pois::{NearbyQuery, Poi, WithinQuery};
+use crate::server::AppState;
+use crate::server::body;
+use crate::server::dto::{ImportOut, PageOut, PoiIn, PoiOut};
+use crate::server::params::{Params, path_id, stored_poi_id};
+use crate::server::problem::ApiError;
+use crate::server::response::{ApiResult, deleted, json_bytes_response, json_response};
+
+/// `PUT /v1/pois/{id}`: create or replace.
+pub async fn put_poi(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let id = path_id(path)?;
+    let input: PoiIn = body::json_object(&headers, body, state.limits.max_body_bytes).await?;
+    if input.id.as_ref().is_some_and(|body_id| *body_id != id) {
+        return Err(ApiError::bad_body(
+            "id: must be left out or equal the id in the path",
+        ));
+    }
+    let poi = Poi::new(
+        id,
+        input.lat,
+        input.lon,
+        input.name,
+        input.category,
+        input.tags,
+        input.rating,
+    )
+    .map_err(|e| ApiError::bad_body(e.to_string()))?;
+    let stored = state.engine.upsert_poi(poi.clone())?.durable().await?;
+    let status = if stored.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json_response(status, &PoiOut::from(&poi)))
+}
+
+/// `GET /v1/pois/{id}`.
+pub async fn get_poi(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let id = stored_poi_id(path)?;
+    match state.engine.get_poi(&id) {
+        Some(poi) => Ok(json_response(StatusCode::OK, &PoiOut::from(&poi))),
+        None => Err(ApiError::not_found(format!("id: no POI with id {id:?}"))),
+    }
+}
+
+/// `DELETE /v1/pois/{id}`.
+pub async fn delete_poi(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let id = stored_poi_id(path)?;
+    let written = state.engine.delete_poi(&id)?;
+    deleted(written, format!("id: no POI with id {id:?}")).await
+}
+
+/// `GET /v1/pois/nearby`.
+pub async fn nearby(State(state): State<AppState>, RawQuery(query): RawQuery) -> ApiResult {
+    let mut params = Params::parse(query.as_deref());
+    let center = params.center()?;
+    let radius_m = params.radius()?;
+    let limit = params.limit()?;
+    let filter = params.poi_filter()?;
+    let cursor = params.raw("cursor")?;
+    params.finish()?;
+    let query = NearbyQuery {
+        center,
+        radius_m,
+        limit,
+        filter,
+        after: None,
+    };
+    let bytes = state.engine.nearby_pois(query, cursor.as_deref(), |page| {
+        PageOut {
+            results: page.hits.iter().map(PoiOut::from).collect(),
+            next_cursor: page.next_cursor,
+        }
+        .to_json()
+    })?;
+    Ok(json_bytes_response(StatusCode::OK, bytes))
+}
+
+/// `GET /v1/pois/within`.
+pub async fn within(State(state): State<AppState>, RawQuery(query): RawQuery) -> ApiResult {
+    let mut params = Params::parse(query.as_deref());
+    let bbox = params.bbox()?;
+    let limit = params.limit()?;
+    let filter = params.poi_filter()?;
+    let cursor = params.raw("cursor")?;
+    params.finish()?;
+    let query = WithinQuery {
+        bbox,
+        limit,
+        filter,
+        after: None,
+    };
+    let bytes = state.engine.within_pois(query, cursor.as_deref(), |page| {
+        PageOut {
+            results: page.pois.iter().map(PoiOut::from).collect(),
+            next_cursor: page.next_cursor,
+        }
+        .to_json()
+    })?;
+    Ok(json_bytes_response(StatusCode::OK, bytes))
+}
+
+/// `POST /v1/pois/import`: the body is streamed through the format's reader on a blocking
+/// thread, then applied as one mutation.
+pub async fn import(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let mut params = Params::parse(query.as_deref());
+    let format = params
+        .choice::<ImportFormat>("format")?
+        .ok_or_else(|| ApiError::bad_parameter("format: required parameter is missing"))?;
+    let mode = params.choice::<ImportMode>("mode")?.unwrap_or_default();
+    let strict = params.optional::<bool>("strict")?.unwrap_or(false);
+    params.finish()?;
+
+    let limit = state.limits.max_import_bytes;
+    body::check_declared_length(&headers, limit)?;
+    let stream = body::limited_stream(body, limit);
+    let parsed = if format == ImportFormat::OsmPbf {
+        // Two passes over the file: spool the body to disk first.
+        let spool = body::spool(stream, &state.tmp_dir).await?;
+        tokio::task::spawn_blocking(move || read_osm_pbf(|| std::fs::File::open(spool.path())))
+            .await
+            .map_err(|e| ApiError::internal("import reader panicked", &e))??
+    } else {
+        let reader = SyncIoBridge::new(StreamReader::new(stream));
+        tokio::task::spawn_blocking(move || read_pois(format, reader))
+            .await
+            .map_err(|e| ApiError::internal("import reader panicked", &e))??
+    };
+    let engine = state.engine.clone();
+    let summary =
+        tokio::task::spawn_blocking(move || engine.import_pois(parsed, mode, strict)?.wait())
+            .await
+            .map_err(|e| ApiError::internal("import apply panicked", &e))??;
+    Ok(json_response(StatusCode::OK, &ImportOut::from(&summary)))
+}

@@ -1,0 +1,236 @@
+//! Start-up and the server's life: binds the listener, recovers the data directory in the
+//! background (loading the bundled sample on a fresh one), starts the periodic tasks
+//! (expiry sweeps, snapshots, metrics upkeep), serves until told to stop, and then writes
+//! a final snapshot and closes the log. `proxima serve` and the tests start here.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::config::ServeConfig;
+use crate::engine::{self, Engine, EngineConfig};
+use crate::persist::wal::WalOptions;
+use crate::pois::CursorKey;
+use crate::server::{self, AppState, Limits};
+use crate::travellers::TravellerConfig;
+use crate::{clock, sample};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The data directory could not be created.
+    #[error("data dir: {0}")]
+    DataDir(std::io::Error),
+    /// The keys file is unusable.
+    #[error("{0}")]
+    Keys(#[from] server::auth::KeysError),
+    /// An open server was asked to listen beyond this machine.
+    #[error(
+        "refusing to listen on {0} without keys: anyone who can reach it could read and change everything; pass --keys FILE, or --insecure to run open anyway"
+    )]
+    Insecure(std::net::SocketAddr),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The state in the data directory could not be recovered.
+    #[error("recovery failed: {0}")]
+    Recovery(engine::EngineError),
+    /// Serving failed.
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+    /// The final snapshot or the log's close failed.
+    #[error("shutdown: {0}")]
+    Shutdown(engine::EngineError),
+}
+
+/// A server that has bound its address and is starting to serve.
+pub struct Started {
+    /// The address it listens on.
+    pub addr: std::net::SocketAddr,
+    /// Shared state, for embedding and tests.
+    pub state: AppState,
+    /// Completes when the server has stopped.
+    pub done: tokio::task::JoinHandle<Result<(), RunError>>,
+}
+
+/// Binds, then recovers the data directory and serves until `shutdown` completes; see
+/// [`start_with_clock`].
+pub async fn start(
+    config: ServeConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Started, RunError> {
+    start_with_clock(config, Arc::new(clock::SystemClock), shutdown).await
+}
+
+/// Binds, then in the background recovers the data directory (and, on a directory with no
+/// state, loads the bundled sample unless `no_sample`), while `/readyz` answers 503. Serves
+/// until `shutdown` completes or recovery fails; then lets requests in flight finish, writes
+/// a snapshot and closes the log.
+pub async fn start_with_clock(
+    config: ServeConfig,
+    clock: Arc<dyn clock::Clock>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Started, RunError> {
+    let keys = config
+        .keys
+        .as_deref()
+        .map(server::auth::Keys::load)
+        .transpose()?
+        .map(Arc::new);
+    if keys.is_none() && !config.listen.ip().is_loopback() && !config.insecure {
+        return Err(RunError::Insecure(config.listen));
+    }
+    let tmp_dir = config.data_dir.join("tmp");
+    fs_err::create_dir_all(&tmp_dir).map_err(RunError::DataDir)?;
+    let cursor_key = match &config.cursor_secret {
+        Some(secret) => CursorKey::from_secret(secret.as_bytes()),
+        None => CursorKey::random(),
+    };
+    let ttl_ms = i64::try_from(config.traveller_ttl.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let engine = Engine::new(EngineConfig {
+        cursor_key,
+        clock,
+        travellers: TravellerConfig {
+            trail_capacity: usize::try_from(config.trail_length).unwrap_or(usize::MAX),
+            ttl_ms,
+        },
+    });
+    let state = AppState {
+        engine: Arc::new(engine),
+        ready: Arc::new(AtomicBool::new(false)),
+        limits: Limits {
+            max_body_bytes: config.max_body_bytes,
+            max_import_bytes: config.max_import_bytes,
+            max_batch_bytes: config.max_batch_bytes,
+            request_timeout: std::time::Duration::from_secs(config.request_timeout.max(1)),
+        },
+        tmp_dir,
+        keys,
+        started: std::time::Instant::now(),
+    };
+    let listener = server::bind(config.listen)
+        .await
+        .map_err(|source| RunError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(RunError::Serve)?;
+
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<engine::EngineError>();
+    let loader = state.clone();
+    let recovery = tokio::task::spawn_blocking(move || {
+        let options = WalOptions {
+            fsync: config.fsync,
+            ..WalOptions::default()
+        };
+        match loader.engine.recover(&config.data_dir, options) {
+            Ok(report) => {
+                if report.fresh && !config.no_sample {
+                    load_sample(&loader.engine);
+                }
+                loader.ready.store(true, Ordering::Release);
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "recovery failed");
+                let _ = failed_tx.send(e);
+                false
+            }
+        }
+    });
+
+    tokio::spawn(sweep_travellers(state.engine.clone(), ttl_ms));
+    tokio::spawn(server::upkeep_metrics(std::time::Duration::from_secs(5)));
+    if config.snapshot_every > 0 {
+        tokio::spawn(snapshot_periodically(
+            state.engine.clone(),
+            config.snapshot_every,
+        ));
+    }
+
+    let connection_limits = server::listener::ConnectionLimits {
+        max_connections: config.max_connections.max(1),
+        header_read_timeout: std::time::Duration::from_secs(config.header_read_timeout.max(1)),
+        max_header_bytes: config.max_header_bytes,
+    };
+    let serving = state.clone();
+    let done = tokio::spawn(async move {
+        // Stop on the shutdown signal, or when recovery fails; remember which.
+        let (why_tx, why_rx) = tokio::sync::oneshot::channel::<Option<engine::EngineError>>();
+        let stop = async move {
+            let why = tokio::select! {
+                () = shutdown => None,
+                Ok(e) = failed_rx => Some(e),
+            };
+            let _ = why_tx.send(why);
+        };
+        server::serve(listener, serving.clone(), connection_limits, stop)
+            .await
+            .map_err(RunError::Serve)?;
+        if let Ok(Some(e)) = why_rx.await {
+            return Err(RunError::Recovery(e));
+        }
+        if recovery.await.unwrap_or(false) {
+            let engine = serving.engine.clone();
+            tokio::task::spawn_blocking(move || engine.close())
+                .await
+                .map_err(|e| RunError::Serve(std::io::Error::other(e)))?
+                .map_err(RunError::Shutdown)?;
+        }
+        Ok(())
+    });
+    Ok(Started { addr, state, done })
+}
+
+fn load_sample(engine: &Engine) {
+    let started = std::time::Instant::now();
+    let loaded = sample::load(engine);
+    match loaded {
+        Ok(pois) => tracing::info!(
+            pois,
+            millis = started.elapsed().as_millis() as u64,
+            "loaded the bundled sample data"
+        ),
+        Err(e) => tracing::error!(error = %e, "could not load the bundled sample data"),
+    }
+}
+
+/// Frees expired travellers' memory in the background: every tenth of the time-to-live
+/// (between 1 s and 30 s), on a blocking thread, a shard at a time. Readers never wait for
+/// it: they treat an expired position as gone whether or not it was swept.
+async fn sweep_travellers(engine: Arc<Engine>, ttl_ms: i64) {
+    let every_ms = (ttl_ms / 10).clamp(1_000, 30_000);
+    let mut ticks =
+        tokio::time::interval(std::time::Duration::from_millis(every_ms.unsigned_abs()));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let engine = engine.clone();
+        match tokio::task::spawn_blocking(move || engine.sweep_travellers()).await {
+            Ok(0) => {}
+            Ok(dropped) => tracing::debug!(dropped, "swept expired travellers"),
+            Err(e) => tracing::error!(error = %e, "traveller sweep failed"),
+        }
+    }
+}
+
+/// Writes a snapshot every `secs` seconds.
+async fn snapshot_periodically(engine: Arc<Engine>, secs: u64) {
+    let period = std::time::Duration::from_secs(secs);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let engine = engine.clone();
+        match tokio::task::spawn_blocking(move || engine.snapshot()).await {
+            Ok(Ok(_))
+            | Ok(Err(engine::EngineError::NotPersistent | engine::EngineError::SnapshotBusy)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "periodic snapshot failed"),
+            Err(e) => tracing::error!(error = %e, "periodic snapshot panicked"),
+        }
+    }
+}
