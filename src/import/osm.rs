@@ -332,16 +332,37 @@ mod tests {
         );
     }
 
+    /// The message of a malformed-input error; any other outcome fails the test.
+    fn malformed(result: Result<ParsedPois, ImportError>) -> String {
+        match result {
+            Err(ImportError::Malformed(message)) => message,
+            other => panic!("expected a malformed-input error, got {other:?}"),
+        }
+    }
+
     #[test]
     fn a_truncated_or_corrupt_extract_is_an_error_not_a_panic() {
         let truncated = &HELSINKI[..HELSINKI.len() / 2];
-        let err = read_osm_pbf(|| Ok(truncated)).expect_err("truncated");
-        assert!(err.to_string().contains("osm-pbf"), "{err}");
+        // The error names the blob at fault: the extract is cut inside its fifth blob.
+        let message = malformed(read_osm_pbf(|| Ok(truncated)));
+        assert!(
+            message.starts_with("osm-pbf: blob 4 is damaged or truncated")
+                && message.contains("end of file"),
+            "{message}"
+        );
         let mut corrupt = HELSINKI.to_vec();
         for b in corrupt.iter_mut().skip(2000).take(64) {
             *b ^= 0x5a;
         }
-        assert!(read_osm_pbf(|| Ok(&corrupt[..])).is_err());
-        assert!(read_osm_pbf(|| Ok(&b"not a pbf file at all"[..])).is_err());
+        let message = malformed(read_osm_pbf(|| Ok(&corrupt[..])));
+        assert!(
+            message.starts_with("osm-pbf: blob 1 is damaged or truncated"),
+            "{message}"
+        );
+        let message = malformed(read_osm_pbf(|| Ok(&b"not a pbf file at all"[..])));
+        assert!(
+            message.starts_with("osm-pbf: blob 0 is damaged or truncated: blob header is too big"),
+            "{message}"
+        );
     }
 }

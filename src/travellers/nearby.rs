@@ -4,6 +4,9 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+use foldhash::fast::FixedState;
+use hashbrown::HashSet;
+
 use super::TravellerHit;
 use super::cells::{Cover, FINE, cell_bound};
 use super::index::TravellerIndex;
@@ -16,8 +19,10 @@ impl TravellerIndex {
     ///
     /// Cells are opened nearest first (coarse cells ranked by a lower bound of their
     /// distance), and the walk stops when the next cell cannot hold anything nearer than the
-    /// `limit`-th traveller found. A traveller counts only in the cell its record names, so
-    /// one that moves during the query is seen at most once.
+    /// `limit`-th traveller found. A traveller counts only in the cell its record names when
+    /// that cell is opened; one that moves during the query into a cell opened later can be
+    /// met again there, and then its newer position replaces the older one, so each
+    /// traveller is answered at most once.
     pub fn nearby(
         &self,
         center: LatLon,
@@ -37,6 +42,7 @@ impl TravellerIndex {
             bound: chord2_bound(radius_m),
             heap: BinaryHeap::new(),
             handles: Vec::new(),
+            kept: HashSet::default(),
         };
         match self.cells.cover_cap(center, radius_m) {
             Cover::Fine(cells) => cells.into_iter().for_each(|cell| search.open(cell)),
@@ -73,6 +79,7 @@ impl TravellerIndex {
 /// A kept candidate, ordered by `(distance, id)`.
 struct Ranked {
     hit: TravellerHit,
+    handle: Handle,
 }
 
 impl PartialEq for Ranked {
@@ -108,6 +115,8 @@ struct Search<'a> {
     bound: f64,
     heap: BinaryHeap<Ranked>,
     handles: Vec<Handle>,
+    /// Every traveller ever pushed onto `heap`, so that one met twice is kept once.
+    kept: HashSet<Handle, FixedState>,
 }
 
 impl Search<'_> {
@@ -142,7 +151,12 @@ impl Search<'_> {
                 distance_m,
             };
             drop(shard);
-            self.heap.push(Ranked { hit });
+            if !self.kept.insert(h) {
+                // Met before, in a cell it has since left: keep only this newer sighting
+                // (rare: the traveller moved while the query ran).
+                self.heap.retain(|r| r.handle != h);
+            }
+            self.heap.push(Ranked { hit, handle: h });
             if self.heap.len() > self.limit {
                 self.heap.pop();
             }

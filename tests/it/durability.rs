@@ -346,8 +346,9 @@ async fn a_second_server_on_the_same_data_dir_is_refused() {
 }
 
 /// A data directory written by format version 1 (a snapshot and a log after it), checked in
-/// under `tests/fixtures/v1`: this build must keep reading it. Regenerate only when adding a
-/// new version, never to make this test pass.
+/// under `tests/fixtures/v1` (written by `examples/write_fixture.rs`): this build must keep
+/// reading it. Write a new fixture only when adding a new version, never to make this test
+/// pass.
 #[test]
 fn format_version_1_fixture_still_recovers() {
     use proxima::clock::ManualClock;
@@ -397,95 +398,4 @@ fn format_version_1_fixture_still_recovers() {
         travellers[0].sharing.visibility(),
         proxima::travellers::Visibility::Friends
     );
-}
-
-/// Writes the format-version-1 fixture checked by the test above. Run by hand, once, when a
-/// format version is introduced:
-/// `PROXIMA_FIXTURE_DIR=tests/fixtures/v1 cargo test --test it write_v1_fixture -- --ignored`.
-#[test]
-#[ignore = "writes the v1 fixture; run by hand when introducing a format version"]
-fn write_v1_fixture() {
-    use std::collections::BTreeMap;
-
-    use proxima::clock::ManualClock;
-    use proxima::engine::{Engine, EngineConfig};
-    use proxima::persist::wal::WalOptions;
-    use proxima::pois::{CursorKey, Poi};
-    use proxima::travellers::{PositionUpdate, Sharing, TravellerConfig, Visibility};
-
-    let dir = std::env::var("PROXIMA_FIXTURE_DIR").expect("set PROXIMA_FIXTURE_DIR");
-    let now = 1_800_000_000_000;
-    let engine = Engine::new(EngineConfig {
-        cursor_key: CursorKey::random(),
-        clock: Arc::new(ManualClock::new(now)),
-        travellers: TravellerConfig {
-            trail_capacity: 32,
-            ttl_ms: 3_600_000,
-        },
-    });
-    engine
-        .recover(std::path::Path::new(&dir), WalOptions::default())
-        .expect("fresh dir");
-    let tags = BTreeMap::from([("cuisine".to_string(), "coffee".to_string())]);
-    let cafe = Poi::new(
-        "fixture-cafe".into(),
-        60.17,
-        24.94,
-        "Café".into(),
-        "cafe".into(),
-        tags,
-        Some(4.5),
-    )
-    .expect("valid");
-    engine
-        .upsert_poi(cafe)
-        .expect("upsert")
-        .wait()
-        .expect("durable");
-    let first = PositionUpdate::new(
-        "fixture-traveller".into(),
-        60.1,
-        24.9,
-        now - 1000,
-        Some(5.0),
-        Some("trip".into()),
-    )
-    .expect("valid");
-    engine
-        .update_positions(vec![first])
-        .expect("update")
-        .wait()
-        .expect("durable");
-    engine.snapshot().expect("snapshot");
-    // After the snapshot: three records only in the log.
-    let museum = Poi::new(
-        "fixture-museum".into(),
-        60.18,
-        24.95,
-        "Museum".into(),
-        "museum".into(),
-        BTreeMap::new(),
-        None,
-    )
-    .expect("valid");
-    engine
-        .upsert_poi(museum)
-        .expect("upsert")
-        .wait()
-        .expect("durable");
-    let second = PositionUpdate::new("fixture-traveller".into(), 60.2, 24.9, now, None, None)
-        .expect("valid");
-    engine
-        .update_positions(vec![second])
-        .expect("update")
-        .wait()
-        .expect("durable");
-    let sharing = Sharing::new(Visibility::Friends, vec!["mum".into()]).expect("valid");
-    engine
-        .set_sharing("fixture-traveller", sharing)
-        .expect("share")
-        .wait()
-        .expect("durable");
-    drop(engine);
-    std::fs::remove_file(std::path::Path::new(&dir).join("LOCK")).expect("remove the lock file");
 }

@@ -1,0 +1,109 @@
+//! Writes the data directory that `format_version_1_fixture_still_recovers` (in
+//! `tests/it/durability.rs`) reads: a snapshot, then three records only in the log. Run it
+//! once, when a new on-disk format version is introduced, into a new folder under
+//! `tests/fixtures/`, and add a test like that one for the new version:
+//!
+//! `cargo run --example write_fixture -- tests/fixtures/v2`
+//!
+//! It refuses a folder that already holds anything: a checked-in fixture is never
+//! rewritten.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use proxima::clock::ManualClock;
+use proxima::engine::{Engine, EngineConfig};
+use proxima::persist::wal::WalOptions;
+use proxima::pois::{CursorKey, Poi};
+use proxima::travellers::{PositionUpdate, Sharing, TravellerConfig, Visibility};
+
+fn main() {
+    let Some(dir) = std::env::args().nth(1) else {
+        eprintln!("usage: cargo run --example write_fixture -- DIR");
+        std::process::exit(2);
+    };
+    let dir = Path::new(&dir);
+    if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        eprintln!(
+            "{} is not empty; a fixture is never rewritten",
+            dir.display()
+        );
+        std::process::exit(1);
+    }
+    let now = 1_800_000_000_000;
+    let engine = Engine::new(EngineConfig {
+        cursor_key: CursorKey::random(),
+        clock: Arc::new(ManualClock::new(now)),
+        travellers: TravellerConfig {
+            trail_capacity: 32,
+            ttl_ms: 3_600_000,
+        },
+    });
+    engine
+        .recover(dir, WalOptions::default())
+        .expect("fresh dir");
+    let tags = BTreeMap::from([("cuisine".to_string(), "coffee".to_string())]);
+    let cafe = Poi::new(
+        "fixture-cafe".into(),
+        60.17,
+        24.94,
+        "Café".into(),
+        "cafe".into(),
+        tags,
+        Some(4.5),
+    )
+    .expect("valid");
+    engine
+        .upsert_poi(cafe)
+        .expect("upsert")
+        .wait()
+        .expect("durable");
+    let first = PositionUpdate::new(
+        "fixture-traveller".into(),
+        60.1,
+        24.9,
+        now - 1000,
+        Some(5.0),
+        Some("trip".into()),
+    )
+    .expect("valid");
+    engine
+        .update_positions(vec![first])
+        .expect("update")
+        .wait()
+        .expect("durable");
+    engine.snapshot().expect("snapshot");
+    // After the snapshot: three records only in the log.
+    let museum = Poi::new(
+        "fixture-museum".into(),
+        60.18,
+        24.95,
+        "Museum".into(),
+        "museum".into(),
+        BTreeMap::new(),
+        None,
+    )
+    .expect("valid");
+    engine
+        .upsert_poi(museum)
+        .expect("upsert")
+        .wait()
+        .expect("durable");
+    let second = PositionUpdate::new("fixture-traveller".into(), 60.2, 24.9, now, None, None)
+        .expect("valid");
+    engine
+        .update_positions(vec![second])
+        .expect("update")
+        .wait()
+        .expect("durable");
+    let sharing = Sharing::new(Visibility::Friends, vec!["mum".into()]).expect("valid");
+    engine
+        .set_sharing("fixture-traveller", sharing)
+        .expect("share")
+        .wait()
+        .expect("durable");
+    drop(engine);
+    std::fs::remove_file(dir.join("LOCK")).expect("remove the lock file");
+    println!("wrote the fixture to {}", dir.display());
+}
