@@ -6,7 +6,7 @@
 //! - [`server`]: HTTP (axum on hyper + tokio): routes, wire types, admission, limits,
 //!   problem+json.
 //! - [`offline`]: `proxima import` into a data directory without a server.
-//! - [`bench`]: the load harness, talking to a server over HTTP (or to Redis GEO).
+//! - [`bench`](mod@bench): the load harness, talking to a server over HTTP (or to Redis GEO).
 //! - [`engine`]: the one state and its locking policy; every change is a
 //!   [`engine::Mutation`], logged, applied and replayed through one path.
 //! - [`pois`]: the POI collection: records, packed R-trees over unit vectors, queries,

@@ -1,13 +1,13 @@
 //! Travellers: moving points, their recent trail, who may see them, and how long they live.
 //!
 //! [`TravellerIndex`] keeps each traveller's record in one of 256 shards, each a
-//! `RwLock`ed slab of 72-byte slots with an id table ([`shard`], [`record`]), and its
+//! `RwLock`ed slab of 72-byte slots with an id table (`shard`, `record`), and its
 //! position in a [`cells::CellIndex`] of geohash cells holding 4-byte handles. There is no
 //! global lock: an update locks its traveller's shard, and, only if it crosses into another
 //! fine cell, the two cell buckets involved. Updates for the same traveller are serialized
 //! by its shard lock, so the newest `ts` wins whatever order updates arrive in.
 //!
-//! Files: the public types are here; [`record`] packs one traveller's state, [`shard`]
+//! Files: the public types are here; `record` packs one traveller's state, `shard`
 //! stores records, `index` keeps records and cells in step, `nearby` answers the nearest
 //! travellers, [`cells`] is the cell index, and `trail` and `sharing` hold a traveller's
 //! recent positions and who may see it.
@@ -18,8 +18,8 @@
 pub mod cells;
 mod index;
 mod nearby;
-pub(crate) mod record;
-pub(crate) mod shard;
+mod record;
+mod shard;
 mod sharing;
 mod trail;
 

@@ -1,6 +1,6 @@
-//! The two POI queries, answered exactly.
+//! Nearby: the `limit` nearest POIs, exactly.
 //!
-//! **Nearby** walks both trees of the index (the packed tree and the rstar delta, see
+//! The walk goes through both trees of the index (the packed tree and the rstar delta, see
 //! [`PoiIndex`]) best first, in chord order, in one queue, and keeps the best `limit` POIs
 //! by `(haversine distance, id)` in a bounded heap. It stops as soon as the next node or
 //! point is beyond the bound of the current worst kept distance (or of the radius), widened
@@ -19,75 +19,18 @@
 //! comes out of the queue within the bound (profiled: ranking every entry of an opened leaf
 //! by haversine made a kNN query 20 % slower and a rare-category one twice as slow).
 //!
-//! Results borrow from the index ([`PoiRef`]): no string is copied to answer a query.
-//!
-//! **Within** walks the nodes that meet the 3-D envelope of the box, keeps the POIs truly
-//! inside the box (in degrees), and returns the `limit` smallest ids after the cursor: the
-//! page order is by id, which is stable while POIs come and go.
+//! Results borrow from the index ([`PoiRef`](crate::pois::PoiRef)): no string is copied
+//! to answer a query.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use rstar::{AABB, Envelope, RTreeNode};
+use rstar::RTreeNode;
 
-use super::index::{Entry, PoiIndex, PoiRecord, PoiRef};
-use super::packed::{CategoryMask, DEAD, PackedEntry, PackedTree};
-use crate::geometry::{BBox, LatLon, chord2_bound, dist2, haversine_m};
-
-/// Filters shared by both queries.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PoiFilter {
-    /// Any of these categories; empty means every category.
-    pub categories: Vec<String>,
-    /// Only POIs with a rating at least this high (POIs without a rating are left out).
-    pub min_rating: Option<f64>,
-}
-
-/// A nearby query. `radius_m: None` means the `limit` nearest anywhere.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NearbyQuery {
-    /// The place to measure from.
-    pub center: LatLon,
-    /// Only POIs at most this far, in metres.
-    pub radius_m: Option<f64>,
-    /// How many results at most.
-    pub limit: usize,
-    /// Category and rating filters.
-    pub filter: PoiFilter,
-    /// Continue after this `(distance, id)`: only results ranked strictly after it.
-    pub after: Option<(f64, String)>,
-}
-
-/// A bounding-box query.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WithinQuery {
-    /// The box.
-    pub bbox: BBox,
-    /// How many results at most.
-    pub limit: usize,
-    /// Category and rating filters.
-    pub filter: PoiFilter,
-    /// Continue after this id: only ids strictly greater.
-    pub after: Option<String>,
-}
-
-/// A POI found by a nearby query, with its distance from the centre.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct NearbyHit<'a> {
-    /// The POI.
-    pub poi: PoiRef<'a>,
-    /// Great-circle distance from the query centre, metres.
-    pub distance_m: f64,
-}
-
-/// One page of results and whether more follow.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Page<T> {
-    /// The results, in ranking order.
-    pub items: Vec<T>,
-    /// Whether at least one more result ranks after the last one here.
-    pub more: bool,
-}
+use super::{Categories, NearbyHit, NearbyQuery, Page};
+use crate::geometry::{LatLon, chord2_bound, dist2, haversine_m};
+use crate::pois::index::{Entry, PoiIndex};
+use crate::pois::packed::{DEAD, PackedEntry, PackedTree};
 
 /// A kept candidate: ordered by `(distance, id)`, the ranking of nearby results. The id is
 /// looked up only when two distances tie: reading it for every candidate was a cache miss
@@ -162,21 +105,6 @@ impl PartialOrd for Pending<'_> {
 impl Ord for Pending<'_> {
     fn cmp(&self, other: &Self) -> Ordering {
         other.chord2.total_cmp(&self.chord2)
-    }
-}
-
-/// The categories a filter admits, as interned ids (`None` for every category), and the
-/// packed trees that hold them.
-struct Categories<'a> {
-    ids: Option<Vec<u32>>,
-    mask: CategoryMask,
-    trees: Vec<&'a PackedTree>,
-}
-
-impl Categories<'_> {
-    #[inline]
-    fn admit(&self, category: u32) -> bool {
-        self.ids.as_ref().is_none_or(|ids| ids.contains(&category))
     }
 }
 
@@ -298,62 +226,6 @@ fn queue_delta<'t>(
 }
 
 impl PoiIndex {
-    /// The categories a filter admits; `None` when it names only categories no POI has.
-    fn categories_of(&self, filter: &PoiFilter) -> Option<Categories<'_>> {
-        if filter.categories.is_empty() {
-            return Some(Categories {
-                ids: None,
-                mask: CategoryMask::ALL,
-                trees: vec![&self.base],
-            });
-        }
-        let mut ids: Vec<u32> = filter
-            .categories
-            .iter()
-            .filter_map(|c| self.category_id(c))
-            .collect();
-        if ids.is_empty() {
-            return None;
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        let mask = CategoryMask::of_all(&ids);
-        // Their own trees if every asked category has one, else the tree of all POIs.
-        let trees = ids
-            .iter()
-            .map(|c| self.rare.get(c))
-            .collect::<Option<Vec<_>>>()
-            .unwrap_or_else(|| vec![&self.base]);
-        Some(Categories {
-            ids: Some(ids),
-            mask,
-            trees,
-        })
-    }
-
-    /// Whether a packed entry passes a minimum rating. Its `f32` rating is rounded down, so
-    /// the exact one lies below the next `f32`; only a minimum in between needs the record.
-    #[inline]
-    fn rated_at_least(&self, e: &PackedEntry, min: Option<f64>) -> bool {
-        let Some(min) = min else {
-            return true;
-        };
-        if f64::from(e.rating) >= min {
-            true
-        } else if e.rating.is_nan() || f64::from(e.rating.next_up()) <= min {
-            false
-        } else {
-            self.record(e.slot).rating().is_some_and(|r| r >= min)
-        }
-    }
-
-    fn passes(filter: &PoiFilter, rating: Option<f64>) -> bool {
-        match filter.min_rating {
-            Some(min) => rating.is_some_and(|r| r >= min),
-            None => true,
-        }
-    }
-
     /// POIs nearest to the centre, nearest first, ties broken by id.
     pub fn nearby(&self, query: &NearbyQuery) -> Page<NearbyHit<'_>> {
         let mut best = Best::new(self, query);
@@ -423,102 +295,5 @@ impl PoiIndex {
                 }
             }
         }
-    }
-
-    /// Calls `f` with every POI record inside the box that passes the filter.
-    pub(crate) fn for_each_in_box<'a>(
-        &'a self,
-        bbox: &BBox,
-        filter: &PoiFilter,
-        mut f: impl FnMut(u32, &'a PoiRecord),
-    ) {
-        let Some(categories) = self.categories_of(filter) else {
-            return;
-        };
-        let envelopes: Vec<([f64; 3], [f64; 3])> = bbox.unit_envelopes().collect();
-        // The packed trees, each walked once for all envelopes: each entry is tested once,
-        // so a point on the antimeridian (in both halves of a crossing box) is found once.
-        let mut stack: Vec<(&PackedTree, usize, usize)> = Vec::new();
-        for &tree in &categories.trees {
-            let (top, count) = tree.top();
-            stack.extend((0..count).map(|i| (tree, top, i)));
-        }
-        while let Some((tree, level, index)) = stack.pop() {
-            let node = tree.node(level, index);
-            if !node.may_hold(&categories.mask) || !envelopes.iter().any(|e| node.meets(e)) {
-                continue;
-            }
-            let children = tree.children(level, index);
-            if level > 0 {
-                stack.extend(children.map(|i| (tree, level - 1, i)));
-                continue;
-            }
-            for e in tree.entries(children) {
-                if e.slot != DEAD
-                    && categories.admit(e.category)
-                    && self.rated_at_least(e, filter.min_rating)
-                    && bbox.contains(e.position)
-                {
-                    f(e.slot, self.record(e.slot));
-                }
-            }
-        }
-        // The delta, one envelope at a time.
-        let envelopes: Vec<AABB<[f64; 3]>> = envelopes
-            .into_iter()
-            .map(|(lo, hi)| AABB::from_corners(lo, hi))
-            .collect();
-        for (i, envelope) in envelopes.iter().enumerate() {
-            for entry in self.delta.locate_in_envelope(envelope) {
-                // A point on the antimeridian lies in both halves of a crossing box: count
-                // it in the first only.
-                if envelopes[..i]
-                    .iter()
-                    .any(|e| e.contains_point(entry.geom()))
-                {
-                    continue;
-                }
-                let data = &entry.data;
-                if categories.admit(data.category)
-                    && bbox.contains(data.position)
-                    && Self::passes(filter, data.rating)
-                {
-                    f(data.slot, self.record(data.slot));
-                }
-            }
-        }
-    }
-
-    /// Positions of every POI inside the box.
-    pub fn positions_in(&self, bbox: &BBox, mut f: impl FnMut(LatLon)) {
-        self.for_each_in_box(bbox, &PoiFilter::default(), |_, record| f(record.position));
-    }
-
-    /// POIs inside the box, in id order.
-    pub fn within(&self, query: &WithinQuery) -> Page<PoiRef<'_>> {
-        let want = query.limit.saturating_add(1);
-        let after = query.after.as_deref();
-        // Max-heap on id: the top is the largest kept id, the first to give way.
-        let mut heap: BinaryHeap<(&str, u32)> = BinaryHeap::with_capacity(want.min(1024) + 1);
-        self.for_each_in_box(&query.bbox, &query.filter, |slot, record| {
-            if after.is_some_and(|a| record.id() <= a) {
-                return;
-            }
-            let candidate = (record.id(), slot);
-            if heap.len() < want {
-                heap.push(candidate);
-            } else if heap.peek().is_some_and(|worst| candidate.0 < worst.0) {
-                heap.pop();
-                heap.push(candidate);
-            }
-        });
-        let mut ids = heap.into_sorted_vec();
-        let more = ids.len() > query.limit;
-        ids.truncate(query.limit);
-        let items = ids
-            .into_iter()
-            .map(|(_, slot)| self.poi_ref(slot))
-            .collect();
-        Page { items, more }
     }
 }

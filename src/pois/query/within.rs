@@ -1,0 +1,113 @@
+//! Within: the POIs inside a box, in id order.
+//!
+//! The walk goes through the nodes that meet the 3-D envelope of the box, keeps the POIs truly
+//! inside the box (in degrees), and returns the `limit` smallest ids after the cursor: the
+//! page order is by id, which is stable while POIs come and go.
+
+use std::collections::BinaryHeap;
+
+use rstar::{AABB, Envelope};
+
+use super::{Page, PoiFilter, WithinQuery};
+use crate::geometry::{BBox, LatLon};
+use crate::pois::index::{PoiIndex, PoiRecord, PoiRef};
+use crate::pois::packed::{DEAD, PackedTree};
+
+impl PoiIndex {
+    /// Calls `f` with every POI record inside the box that passes the filter.
+    pub(crate) fn for_each_in_box<'a>(
+        &'a self,
+        bbox: &BBox,
+        filter: &PoiFilter,
+        mut f: impl FnMut(u32, &'a PoiRecord),
+    ) {
+        let Some(categories) = self.categories_of(filter) else {
+            return;
+        };
+        let envelopes: Vec<([f64; 3], [f64; 3])> = bbox.unit_envelopes().collect();
+        // The packed trees, each walked once for all envelopes: each entry is tested once,
+        // so a point on the antimeridian (in both halves of a crossing box) is found once.
+        let mut stack: Vec<(&PackedTree, usize, usize)> = Vec::new();
+        for &tree in &categories.trees {
+            let (top, count) = tree.top();
+            stack.extend((0..count).map(|i| (tree, top, i)));
+        }
+        while let Some((tree, level, index)) = stack.pop() {
+            let node = tree.node(level, index);
+            if !node.may_hold(&categories.mask) || !envelopes.iter().any(|e| node.meets(e)) {
+                continue;
+            }
+            let children = tree.children(level, index);
+            if level > 0 {
+                stack.extend(children.map(|i| (tree, level - 1, i)));
+                continue;
+            }
+            for e in tree.entries(children) {
+                if e.slot != DEAD
+                    && categories.admit(e.category)
+                    && self.rated_at_least(e, filter.min_rating)
+                    && bbox.contains(e.position)
+                {
+                    f(e.slot, self.record(e.slot));
+                }
+            }
+        }
+        // The delta, one envelope at a time.
+        let envelopes: Vec<AABB<[f64; 3]>> = envelopes
+            .into_iter()
+            .map(|(lo, hi)| AABB::from_corners(lo, hi))
+            .collect();
+        for (i, envelope) in envelopes.iter().enumerate() {
+            for entry in self.delta.locate_in_envelope(envelope) {
+                // A point on the antimeridian lies in both halves of a crossing box: count
+                // it in the first only.
+                if envelopes[..i]
+                    .iter()
+                    .any(|e| e.contains_point(entry.geom()))
+                {
+                    continue;
+                }
+                let data = &entry.data;
+                if categories.admit(data.category)
+                    && bbox.contains(data.position)
+                    && Self::passes(filter, data.rating)
+                {
+                    f(data.slot, self.record(data.slot));
+                }
+            }
+        }
+    }
+
+    /// Positions of every POI inside the box.
+    pub fn positions_in(&self, bbox: &BBox, mut f: impl FnMut(LatLon)) {
+        self.for_each_in_box(bbox, &PoiFilter::default(), |_, record| f(record.position));
+    }
+
+    /// POIs inside the box, in id order.
+    pub fn within(&self, query: &WithinQuery) -> Page<PoiRef<'_>> {
+        let want = query.limit.saturating_add(1);
+        let after = query.after.as_deref();
+        // Max-heap on id: the top is the largest kept id, the first to give way.
+        let mut heap: BinaryHeap<(&str, u32)> = BinaryHeap::with_capacity(want.min(1024) + 1);
+        self.for_each_in_box(&query.bbox, &query.filter, |slot, record| {
+            if after.is_some_and(|a| record.id() <= a) {
+                return;
+            }
+            let candidate = (record.id(), slot);
+            if heap.len() < want {
+                heap.push(candidate);
+            } else if heap.peek().is_some_and(|worst| candidate.0 < worst.0) {
+                heap.pop();
+                heap.push(candidate);
+            }
+        });
+        let mut ids = heap.into_sorted_vec();
+        let more = ids.len() > query.limit;
+        ids.truncate(query.limit);
+        let items = ids
+            .into_iter()
+            .map(|(_, slot)| self.poi_ref(slot))
+            .collect();
+        Page { items, more }
+    }
+}
