@@ -33,6 +33,8 @@ pub mod pois;
 pub mod sample;
 pub mod server;
 pub mod startup;
+#[cfg(test)]
+mod testing;
 pub mod travellers;
 
 pub use startup::{RunError, Started, start, start_with_clock};

@@ -168,6 +168,7 @@ fn feature_to_poi(raw: &str) -> Result<Poi, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::import::malformed;
 
     #[test]
     fn point_features_become_pois_and_others_are_listed_by_index() {
@@ -218,14 +219,6 @@ mod tests {
             "{}",
             parsed.errors[1].reason
         );
-    }
-
-    /// The message of a malformed-input error; any other outcome fails the test.
-    fn malformed(result: Result<ParsedPois, ImportError>) -> String {
-        match result {
-            Err(ImportError::Malformed(message)) => message,
-            other => panic!("expected a malformed-input error, got {other:?}"),
-        }
     }
 
     #[test]

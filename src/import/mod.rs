@@ -194,3 +194,12 @@ impl<R: Read> Read for KeepIoError<R> {
         })
     }
 }
+
+/// The message of a malformed-input error; any other outcome fails the test.
+#[cfg(test)]
+fn malformed(result: Result<ParsedPois, ImportError>) -> String {
+    match result {
+        Err(ImportError::Malformed(message)) => message,
+        other => panic!("expected a malformed-input error, got {other:?}"),
+    }
+}

@@ -261,6 +261,7 @@ fn category(key: &str, value: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::import::malformed;
 
     const HELSINKI: &[u8] = include_bytes!("../../data/helsinki.osm.pbf");
 
@@ -330,14 +331,6 @@ mod tests {
             lat_text.len() <= "60.1234567".len(),
             "coordinates keep OSM's 1e-7 precision: {lat_text}"
         );
-    }
-
-    /// The message of a malformed-input error; any other outcome fails the test.
-    fn malformed(result: Result<ParsedPois, ImportError>) -> String {
-        match result {
-            Err(ImportError::Malformed(message)) => message,
-            other => panic!("expected a malformed-input error, got {other:?}"),
-        }
     }
 
     #[test]

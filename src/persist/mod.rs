@@ -119,3 +119,30 @@ pub fn sync_dir(dir: &Path) -> Result<(), PersistError> {
     fs_err::File::open(dir)?.sync_all()?;
     Ok(())
 }
+
+/// The files in `dir` named `{prefix}{number}{suffix}`, by number, lowest first; none if
+/// `dir` does not exist. Log segments and snapshots are both named so.
+pub(crate) fn numbered_files(
+    dir: &Path,
+    prefix: &str,
+    suffix: &str,
+) -> Result<Vec<(u64, PathBuf)>, PersistError> {
+    let mut found = Vec::new();
+    if !dir.exists() {
+        return Ok(found);
+    }
+    for entry in fs_err::read_dir(dir)? {
+        let path = entry?.path();
+        let number = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|n| n.strip_suffix(suffix))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(number) = number {
+            found.push((number, path));
+        }
+    }
+    found.sort();
+    Ok(found)
+}

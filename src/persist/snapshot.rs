@@ -14,7 +14,7 @@
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::{BoxError, PersistError, bincode_config, sync_dir};
+use super::{BoxError, PersistError, bincode_config, numbered_files, sync_dir};
 
 /// Magic bytes opening every snapshot.
 pub const MAGIC: &[u8; 8] = b"PRXMSNAP";
@@ -114,28 +114,11 @@ impl SnapshotWriter {
 
 /// The snapshots in `dir`, newest (highest seq) first. Leftover temporary files are removed.
 pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, PersistError> {
-    let mut found = Vec::new();
-    if !dir.exists() {
-        return Ok(found);
+    for (_, interrupted) in numbered_files(dir, "snap-", ".psnap.tmp")? {
+        fs_err::remove_file(&interrupted)?;
     }
-    for entry in fs_err::read_dir(dir)? {
-        let path = entry?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        if name.ends_with(".psnap.tmp") {
-            fs_err::remove_file(&path)?; // an interrupted snapshot
-            continue;
-        }
-        if let Some(seq) = name
-            .strip_prefix("snap-")
-            .and_then(|n| n.strip_suffix(".psnap"))
-            .and_then(|n| n.parse().ok())
-        {
-            found.push((seq, path));
-        }
-    }
-    found.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
+    let mut found = numbered_files(dir, "snap-", ".psnap")?;
+    found.reverse();
     Ok(found)
 }
 

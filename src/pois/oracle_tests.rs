@@ -143,12 +143,7 @@ fn paged_nearby(index: &PoiIndex, mut query: NearbyQuery, pages: usize) -> Vec<(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 256,
-        // New failure seeds land beside this file, not at the crate's top level.
-        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::WithSource("regressions"))),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(crate::testing::proptest_config(256))]
 
     #[test]
     fn nearby_equals_the_brute_force_oracle(

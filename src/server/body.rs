@@ -3,10 +3,12 @@
 //! as the bytes arrive, so an oversized upload is cut off rather than buffered).
 
 use axum::body::Body;
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, header};
 use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 
+use super::AppState;
 use super::problem::{ApiError, BodyTooLarge};
 
 /// The media type of the `Content-Type` header as sent, without parameters.
@@ -47,6 +49,22 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
             "content-type: expected application/json, got {:?}",
             essence.to_ascii_lowercase()
         )))
+    }
+}
+
+/// A request body read as one JSON object of type `T`, within the server's body limit (an
+/// extractor over [`json_object`]).
+#[derive(Debug)]
+pub struct JsonObject<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonObject<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        json_object(&parts.headers, body, state.limits.max_body_bytes)
+            .await
+            .map(Self)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Request parameters, parsed into typed values with errors naming the parameter at fault:
 //! the query string ([`Params`]: numbers, a centre and radius, a box, a limit, a viewer,
-//! POI filters, named choices) and the ids in paths.
+//! POI filters, named choices) and the ids in paths ([`PathId`], [`StoredPoiId`]).
 //!
 //! Written here rather than with serde's URL-encoded deserializer because the API needs
 //! repeated parameters (`category=a&category=b`), must refuse unknown and repeated-by-mistake
@@ -9,8 +9,8 @@
 use std::fmt::Display;
 use std::str::FromStr;
 
-use axum::extract::Path;
-use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 
 use super::problem::ApiError;
 use crate::geometry::{BBox, LatLon, MAX_RADIUS_M};
@@ -26,6 +26,16 @@ pub const DEFAULT_LIMIT: usize = 20;
 /// whatever was not taken.
 pub struct Params {
     pairs: Vec<(String, String, bool)>,
+}
+
+/// The request's query string, parsed (an extractor that never fails: what is wrong with a
+/// parameter is found when the handler takes it).
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::parse(parts.uri.query()))
+    }
 }
 
 impl Params {
@@ -190,22 +200,39 @@ fn parse_bbox(text: &str) -> Result<BBox, ApiError> {
     }
 }
 
-/// The `{id}` of a path, held to the rule for ids a client chooses.
-pub fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    path_id_by(path, validate_id)
-}
+/// The `{id}` of a path, held to the rule for ids a client chooses (an extractor: a bad id
+/// is answered with a 400 naming `id` before the handler runs).
+#[derive(Debug)]
+pub struct PathId(pub String);
 
 /// The `{id}` of a path naming a stored POI, which may hold a `/` (sent as `%2F`) if it was
 /// imported (`osm:node/42`).
-pub fn stored_poi_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    path_id_by(path, validate_record_id)
+#[derive(Debug)]
+pub struct StoredPoiId(pub String);
+
+macro_rules! path_id_extractor {
+    ($extractor:ident, $rule:path) => {
+        impl<S: Send + Sync> FromRequestParts<S> for $extractor {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+                path_id_by(parts, state, $rule).await.map(Self)
+            }
+        }
+    };
 }
 
-fn path_id_by(
-    path: Result<Path<String>, PathRejection>,
+path_id_extractor!(PathId, validate_id);
+path_id_extractor!(StoredPoiId, validate_record_id);
+
+async fn path_id_by<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
     rule: fn(&str) -> Result<(), IdError>,
 ) -> Result<String, ApiError> {
-    let Path(id) = path.map_err(|e| ApiError::bad_parameter(format!("id: {e}")))?;
+    let Path(id) = Path::<String>::from_request_parts(parts, state)
+        .await
+        .map_err(|e| ApiError::bad_parameter(format!("id: {e}")))?;
     rule(&id).map_err(|e| ApiError::bad_parameter(format!("id: {e}")))?;
     Ok(id)
 }

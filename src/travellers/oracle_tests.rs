@@ -89,12 +89,7 @@ fn visible<'a>(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 256,
-        // New failure seeds land beside this file, not at the crate's top level.
-        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::WithSource("regressions"))),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(crate::testing::proptest_config(256))]
 
     #[test]
     fn nearby_lookups_and_outcomes_match_the_model(

@@ -73,12 +73,7 @@ impl TestServer {
     pub async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
         let response = request.send().await.expect("request reaches the server");
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let content_type = header(&response, "content-type").unwrap_or("").to_string();
         let bytes = response.bytes().await.expect("body");
         if status >= 400 {
             assert_eq!(
@@ -145,4 +140,9 @@ impl Drop for TestServer {
             let _ = stop.send(());
         }
     }
+}
+
+/// A response header's value, if present and text.
+pub fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
 }

@@ -15,6 +15,19 @@ async fn start(dir: &std::path::Path, flags: &[&str], client: &reqwest::Client) 
     p
 }
 
+/// Stores a café with id `id` through `PUT {base}/v1/pois/{id}`; returns the status.
+async fn put_cafe(client: &reqwest::Client, base: &str, id: &str) -> u16 {
+    let poi = json!({"lat": 1, "lon": 1, "name": id, "category": "cafe"});
+    client
+        .put(format!("{base}/v1/pois/{id}"))
+        .json(&poi)
+        .send()
+        .await
+        .expect("put")
+        .status()
+        .as_u16()
+}
+
 /// The status of `GET {base}{path}`.
 async fn status_of(client: &reqwest::Client, base: &str, path: &str) -> u16 {
     client
@@ -165,17 +178,7 @@ async fn a_clean_restart_keeps_everything_and_does_not_reload_the_sample() {
     let dir = tempfile::tempdir().expect("temp dir");
     let client = reqwest::Client::new();
     let mut p = start(dir.path(), &[], &client).await;
-    let poi = json!({"lat": 1, "lon": 1, "name": "mine", "category": "cafe"});
-    assert_eq!(
-        client
-            .put(format!("{}/v1/pois/mine", p.base))
-            .json(&poi)
-            .send()
-            .await
-            .expect("put")
-            .status(),
-        201
-    );
+    assert_eq!(put_cafe(&client, &p.base, "mine").await, 201);
     assert_eq!(
         client
             .delete(format!("{}/v1/pois/658225", p.base))
@@ -203,17 +206,7 @@ async fn a_clean_restart_keeps_everything_and_does_not_reload_the_sample() {
 async fn records_in_the_log(dir: &std::path::Path, client: &reqwest::Client, n: usize) {
     let mut p = start(dir, &["--no-sample"], client).await;
     for i in 0..n {
-        let poi = json!({"lat": 1, "lon": 1, "name": format!("p{i}"), "category": "cafe"});
-        assert_eq!(
-            client
-                .put(format!("{}/v1/pois/p{i}", p.base))
-                .json(&poi)
-                .send()
-                .await
-                .expect("put")
-                .status(),
-            201
-        );
+        assert_eq!(put_cafe(client, &p.base, &format!("p{i}")).await, 201);
     }
     p.signal_and_wait("-KILL");
 }
@@ -250,19 +243,31 @@ async fn a_torn_last_record_is_cut_off_with_a_warning() {
     );
 }
 
-#[tokio::test]
-async fn damage_in_the_middle_of_the_log_stops_the_start_naming_file_and_offset() {
+/// Writes `records` records, kills the server, changes the bytes of the log's last segment
+/// with `damage`, and starts the server again, which must fail: returns what it said, and
+/// the segment.
+async fn start_after_damage(
+    records: usize,
+    damage: impl FnOnce(&mut [u8]),
+) -> (String, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     let client = reqwest::Client::new();
-    records_in_the_log(dir.path(), &client, 5).await;
+    records_in_the_log(dir.path(), &client, records).await;
     let segment = last_segment(dir.path());
     let mut bytes = std::fs::read(&segment).expect("read");
-    bytes[40] ^= 0xff; // inside the first record's body
+    damage(&mut bytes);
     std::fs::write(&segment, &bytes).expect("write");
     let err = match process::serve(dir.path(), &["--no-sample"]) {
         Err(stderr) => stderr,
         Ok(mut p) => p.ready(&client).await.expect_err("recovery must fail"),
     };
+    (err, segment)
+}
+
+#[tokio::test]
+async fn damage_in_the_middle_of_the_log_stops_the_start_naming_file_and_offset() {
+    // A byte inside the first record's body.
+    let (err, segment) = start_after_damage(5, |bytes| bytes[40] ^= 0xff).await;
     assert!(
         err.contains(&segment.display().to_string()),
         "names the file: {err}"
@@ -276,13 +281,7 @@ async fn a_damaged_newest_snapshot_falls_back_to_the_previous_one() {
     let client = reqwest::Client::new();
     let mut p = start(dir.path(), &["--no-sample"], &client).await;
     for i in 0..6 {
-        let poi = json!({"lat": 1, "lon": 1, "name": format!("p{i}"), "category": "cafe"});
-        client
-            .put(format!("{}/v1/pois/p{i}", p.base))
-            .json(&poi)
-            .send()
-            .await
-            .expect("put");
+        assert_eq!(put_cafe(&client, &p.base, &format!("p{i}")).await, 201);
         if i % 2 == 1 {
             let r = client
                 .post(format!("{}/v1/admin/snapshot", p.base))
@@ -319,17 +318,10 @@ async fn a_damaged_newest_snapshot_falls_back_to_the_previous_one() {
 
 #[tokio::test]
 async fn a_data_dir_from_a_newer_version_is_refused_clearly() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let client = reqwest::Client::new();
-    records_in_the_log(dir.path(), &client, 1).await;
-    let segment = last_segment(dir.path());
-    let mut bytes = std::fs::read(&segment).expect("read");
-    bytes[8..12].copy_from_slice(&99u32.to_le_bytes());
-    std::fs::write(&segment, &bytes).expect("write");
-    let err = match process::serve(dir.path(), &["--no-sample"]) {
-        Err(stderr) => stderr,
-        Ok(mut p) => p.ready(&client).await.expect_err("recovery must fail"),
-    };
+    let (err, _) = start_after_damage(1, |bytes| {
+        bytes[8..12].copy_from_slice(&99u32.to_le_bytes());
+    })
+    .await;
     assert!(err.contains("format version 99 is newer"), "{err}");
 }
 

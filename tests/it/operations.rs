@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::TestServer;
+use crate::common::{TestServer, header};
 
 const READER: &str = "reader-key-0123456789";
 const WRITER: &str = "writer-key-0123456789";
@@ -64,13 +64,7 @@ async fn no_route_in_the_spec_answers_without_a_key() {
         .send()
         .await
         .expect("send");
-    assert_eq!(
-        response
-            .headers()
-            .get("www-authenticate")
-            .and_then(|v| v.to_str().ok()),
-        Some("Bearer")
-    );
+    assert_eq!(header(&response, "www-authenticate"), Some("Bearer"));
 }
 
 #[tokio::test]
@@ -80,31 +74,15 @@ async fn each_scope_opens_exactly_its_routes() {
     let put = |key| as_key(&s, "PUT", "/v1/pois/p1", Some(key)).json(&poi);
     assert_eq!(s.send(put(READER)).await.0, 403, "read cannot write");
     assert_eq!(s.send(put(WRITER)).await.0, 201, "write can write");
+    let status = async |method, path, key| s.send(as_key(&s, method, path, Some(key))).await.0;
+    assert_eq!(status("GET", "/v1/pois/p1", READER).await, 200);
     assert_eq!(
-        s.send(as_key(&s, "GET", "/v1/pois/p1", Some(READER)))
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        s.send(as_key(&s, "GET", "/v1/pois/p1", Some(ADMIN)))
-            .await
-            .0,
+        status("GET", "/v1/pois/p1", ADMIN).await,
         403,
         "admin alone cannot read"
     );
-    assert_eq!(
-        s.send(as_key(&s, "POST", "/v1/admin/snapshot", Some(WRITER)))
-            .await
-            .0,
-        403
-    );
-    assert_eq!(
-        s.send(as_key(&s, "POST", "/v1/admin/snapshot", Some(ADMIN)))
-            .await
-            .0,
-        200
-    );
+    assert_eq!(status("POST", "/v1/admin/snapshot", WRITER).await, 403);
+    assert_eq!(status("POST", "/v1/admin/snapshot", ADMIN).await, 200);
     let (status, body) = s.send(put(READER)).await;
     assert_eq!(status, 403);
     assert!(
@@ -128,17 +106,10 @@ async fn a_rate_limited_key_gets_429_then_recovers_and_never_slows_another() {
         }
     }
     let response = limited.expect("a 5/s key sees a 429 within a burst of 20");
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(String::from)
-    };
-    assert_eq!(header("retry-after").as_deref(), Some("1"));
-    assert_eq!(header("ratelimit-limit").as_deref(), Some("5"));
-    assert_eq!(header("ratelimit-remaining").as_deref(), Some("0"));
-    assert!(header("ratelimit-reset").is_some());
+    assert_eq!(header(&response, "retry-after"), Some("1"));
+    assert_eq!(header(&response, "ratelimit-limit"), Some("5"));
+    assert_eq!(header(&response, "ratelimit-remaining"), Some("0"));
+    assert!(header(&response, "ratelimit-reset").is_some());
     // Another key is not slowed.
     for _ in 0..20 {
         assert_eq!(
@@ -252,13 +223,7 @@ async fn requests_carry_an_id_and_overlong_urls_are_refused() {
         .send()
         .await
         .expect("send");
-    assert_eq!(
-        response
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok()),
-        Some("abc-123")
-    );
+    assert_eq!(header(&response, "x-request-id"), Some("abc-123"));
     let generated = s.client.get(s.url("/healthz")).send().await.expect("send");
     assert!(generated.headers().contains_key("x-request-id"));
     let long = format!("/v1/pois/nearby?lat=1&lon=1&category={}", "a".repeat(9000));

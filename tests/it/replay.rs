@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use proxima::clock::ManualClock;
-use proxima::engine::{Engine, EngineConfig, ImportMode};
+use proxima::engine::{Engine, EngineConfig, EngineError, ImportMode, Written};
 use proxima::import::ParsedPois;
 use proxima::persist::wal::{FsyncMode, WalOptions};
 use proxima::pois::{CursorKey, Poi};
@@ -62,22 +62,15 @@ fn poi(id: String, lat: f64, lon: f64, category: u8) -> Poi {
     .expect("valid")
 }
 
+/// Waits until an accepted change is durable.
+fn durable<T>(written: Result<Written<T>, EngineError>) {
+    written.expect("accepted").wait().expect("durable");
+}
+
 fn run(engine: &Engine, clock: &ManualClock, op: Op) {
     match op {
-        Op::Upsert(i, lat, lon, c) => {
-            engine
-                .upsert_poi(poi(format!("p{i}"), lat, lon, c))
-                .expect("upsert")
-                .wait()
-                .expect("durable");
-        }
-        Op::Delete(i) => {
-            engine
-                .delete_poi(&format!("p{i}"))
-                .expect("delete")
-                .wait()
-                .expect("durable");
-        }
+        Op::Upsert(i, lat, lon, c) => durable(engine.upsert_poi(poi(format!("p{i}"), lat, lon, c))),
+        Op::Delete(i) => durable(engine.delete_poi(&format!("p{i}"))),
         Op::Import(mode, rows) => {
             let pois = rows
                 .into_iter()
@@ -87,38 +80,20 @@ fn run(engine: &Engine, clock: &ManualClock, op: Op) {
                 pois,
                 ..ParsedPois::default()
             };
-            engine
-                .import_pois(parsed, mode, true)
-                .expect("import")
-                .wait()
-                .expect("durable");
+            durable(engine.import_pois(parsed, mode, true));
         }
         Op::Position(i, lat, lon, dt) => {
             let u = PositionUpdate::new(format!("t{i}"), lat, lon, clock.now() + dt, None, None)
                 .expect("valid");
-            engine
-                .update_positions(vec![u])
-                .expect("update")
-                .wait()
-                .expect("durable");
+            durable(engine.update_position(u));
         }
         Op::Share(i, v) => {
             let visibility =
                 [Visibility::Private, Visibility::Friends, Visibility::Public][v as usize];
             let sharing = Sharing::new(visibility, vec!["mum".into()]).expect("valid");
-            engine
-                .set_sharing(&format!("t{i}"), sharing)
-                .expect("share")
-                .wait()
-                .expect("durable");
+            durable(engine.set_sharing(&format!("t{i}"), sharing));
         }
-        Op::Forget(i) => {
-            engine
-                .delete_traveller(&format!("t{i}"))
-                .expect("forget")
-                .wait()
-                .expect("durable");
-        }
+        Op::Forget(i) => durable(engine.delete_traveller(&format!("t{i}"))),
         Op::Advance(ms) => clock.advance(ms),
         Op::Snapshot => {
             engine.snapshot().expect("snapshot");

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::{Counters, HEADER, MAGIC, VERSION};
-use crate::persist::{PersistError, sync_dir};
+use crate::persist::{PersistError, numbered_files, sync_dir};
 
 /// A segment open for appending.
 pub(super) struct Segment {
@@ -41,23 +41,7 @@ impl Segment {
 
 /// The segment files in `dir`, by first sequence number.
 pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, PersistError> {
-    let mut segments = Vec::new();
-    if !dir.exists() {
-        return Ok(segments);
-    }
-    for entry in fs_err::read_dir(dir)? {
-        let path = entry?.path();
-        let first = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".wal"))
-            .and_then(|n| n.parse::<u64>().ok());
-        if let Some(first) = first {
-            segments.push((first, path));
-        }
-    }
-    segments.sort();
-    Ok(segments)
+    numbered_files(dir, "", ".wal")
 }
 
 /// fsyncs a segment file's data and counts it.

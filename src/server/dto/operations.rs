@@ -64,22 +64,19 @@ pub struct StatsOut {
     pub wal: Option<WalOut>,
 }
 
-/// The last snapshot, in [`StatsOut`].
+/// The last snapshot, in [`StatsOut`]: when it finished, and what [`SnapshotOut`] says.
 #[derive(Debug, Serialize)]
 pub struct LastSnapshotOut {
     at_ms: i64,
-    bytes: u64,
-    millis: u64,
-    path: String,
+    #[serde(flatten)]
+    snapshot: SnapshotOut,
 }
 
 impl From<&SnapshotInfo> for LastSnapshotOut {
     fn from(info: &SnapshotInfo) -> Self {
         Self {
             at_ms: info.at_ms,
-            bytes: info.bytes,
-            millis: info.millis,
-            path: info.path.display().to_string(),
+            snapshot: SnapshotOut::from(info),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
@@ -70,8 +70,7 @@ fn rss_bytes() -> Option<u64> {
 }
 
 /// `GET /v1/heatmap?bbox=&resolution=&layer=`.
-pub async fn heatmap(State(state): State<AppState>, RawQuery(query): RawQuery) -> ApiResult {
-    let mut params = Params::parse(query.as_deref());
+pub async fn heatmap(State(state): State<AppState>, mut params: Params) -> ApiResult {
     let bbox = params.bbox()?;
     let resolution = params.required::<u8>("resolution")?;
     let layer = params

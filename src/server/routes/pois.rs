@@ -1,8 +1,7 @@
 //! POI routes: one POI by id, nearby and within queries, and bulk imports.
 
 use axum::body::Body;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
@@ -11,20 +10,18 @@ use crate::import::{ImportFormat, read_osm_pbf, read_pois};
 use crate::pois::{NearbyQuery, Poi, WithinQuery};
 use crate::server::AppState;
 use crate::server::body;
+use crate::server::body::JsonObject;
 use crate::server::dto::{ImportOut, PageOut, PoiIn, PoiOut};
-use crate::server::params::{Params, path_id, stored_poi_id};
+use crate::server::params::{Params, PathId, StoredPoiId};
 use crate::server::problem::ApiError;
 use crate::server::response::{ApiResult, deleted, json_bytes_response, json_response};
 
 /// `PUT /v1/pois/{id}`: create or replace.
 pub async fn put_poi(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Body,
+    PathId(id): PathId,
+    JsonObject(input): JsonObject<PoiIn>,
 ) -> ApiResult {
-    let id = path_id(path)?;
-    let input: PoiIn = body::json_object(&headers, body, state.limits.max_body_bytes).await?;
     if input.id.as_ref().is_some_and(|body_id| *body_id != id) {
         return Err(ApiError::bad_body(
             "id: must be left out or equal the id in the path",
@@ -50,11 +47,7 @@ pub async fn put_poi(
 }
 
 /// `GET /v1/pois/{id}`.
-pub async fn get_poi(
-    State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult {
-    let id = stored_poi_id(path)?;
+pub async fn get_poi(State(state): State<AppState>, StoredPoiId(id): StoredPoiId) -> ApiResult {
     match state.engine.get_poi(&id) {
         Some(poi) => Ok(json_response(StatusCode::OK, &PoiOut::from(&poi))),
         None => Err(ApiError::not_found(format!("id: no POI with id {id:?}"))),
@@ -62,18 +55,13 @@ pub async fn get_poi(
 }
 
 /// `DELETE /v1/pois/{id}`.
-pub async fn delete_poi(
-    State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult {
-    let id = stored_poi_id(path)?;
+pub async fn delete_poi(State(state): State<AppState>, StoredPoiId(id): StoredPoiId) -> ApiResult {
     let written = state.engine.delete_poi(&id)?;
     deleted(written, format!("id: no POI with id {id:?}")).await
 }
 
 /// `GET /v1/pois/nearby`.
-pub async fn nearby(State(state): State<AppState>, RawQuery(query): RawQuery) -> ApiResult {
-    let mut params = Params::parse(query.as_deref());
+pub async fn nearby(State(state): State<AppState>, mut params: Params) -> ApiResult {
     let center = params.center()?;
     let radius_m = params.radius()?;
     let limit = params.limit()?;
@@ -98,8 +86,7 @@ pub async fn nearby(State(state): State<AppState>, RawQuery(query): RawQuery) ->
 }
 
 /// `GET /v1/pois/within`.
-pub async fn within(State(state): State<AppState>, RawQuery(query): RawQuery) -> ApiResult {
-    let mut params = Params::parse(query.as_deref());
+pub async fn within(State(state): State<AppState>, mut params: Params) -> ApiResult {
     let bbox = params.bbox()?;
     let limit = params.limit()?;
     let filter = params.poi_filter()?;
@@ -125,11 +112,10 @@ pub async fn within(State(state): State<AppState>, RawQuery(query): RawQuery) ->
 /// thread, then applied as one mutation.
 pub async fn import(
     State(state): State<AppState>,
-    RawQuery(query): RawQuery,
+    mut params: Params,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let mut params = Params::parse(query.as_deref());
     let format = params
         .choice::<ImportFormat>("format")?
         .ok_or_else(|| ApiError::bad_parameter("format: required parameter is missing"))?;

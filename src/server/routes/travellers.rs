@@ -2,17 +2,17 @@
 //! and deletes.
 
 use axum::body::Body;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
 use crate::geometry::MAX_RADIUS_M;
 use crate::server::AppState;
 use crate::server::body;
+use crate::server::body::JsonObject;
 use crate::server::dto::{
     BatchOut, NearbyTravellersOut, PositionIn, SharingIn, SharingOut, TrailOut, TravellerOut,
 };
-use crate::server::params::{Params, path_id};
+use crate::server::params::{Params, PathId};
 use crate::server::positions;
 use crate::server::problem::ApiError;
 use crate::server::response::{ApiResult, deleted, json_response, json_static_response};
@@ -29,12 +29,9 @@ fn not_visible(id: &str) -> ApiError {
 /// `PUT /v1/travellers/{id}/position`.
 pub async fn put_position(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Body,
+    PathId(id): PathId,
+    JsonObject(input): JsonObject<PositionIn>,
 ) -> ApiResult {
-    let id = path_id(path)?;
-    let input: PositionIn = body::json_object(&headers, body, state.limits.max_body_bytes).await?;
     let update = PositionUpdate::new(
         id,
         input.lat,
@@ -94,11 +91,9 @@ pub async fn post_positions(
 /// `GET /v1/travellers/{id}?viewer=`.
 pub async fn get_traveller(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-    RawQuery(query): RawQuery,
+    PathId(id): PathId,
+    mut params: Params,
 ) -> ApiResult {
-    let id = path_id(path)?;
-    let mut params = Params::parse(query.as_deref());
     let viewer = params.viewer()?;
     params.finish()?;
     let traveller = state
@@ -114,11 +109,9 @@ pub async fn get_traveller(
 /// `GET /v1/travellers/{id}/trail?viewer=&since=`.
 pub async fn trail(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-    RawQuery(query): RawQuery,
+    PathId(id): PathId,
+    mut params: Params,
 ) -> ApiResult {
-    let id = path_id(path)?;
-    let mut params = Params::parse(query.as_deref());
     let viewer = params.viewer()?;
     let since = params.optional::<i64>("since")?.unwrap_or(i64::MIN);
     params.finish()?;
@@ -130,8 +123,7 @@ pub async fn trail(
 }
 
 /// `GET /v1/travellers/nearby?lat=&lon=&radius_m=&limit=&viewer=`.
-pub async fn nearby(State(state): State<AppState>, RawQuery(query): RawQuery) -> ApiResult {
-    let mut params = Params::parse(query.as_deref());
+pub async fn nearby(State(state): State<AppState>, mut params: Params) -> ApiResult {
     let center = params.center()?;
     let radius_m = params.radius()?.unwrap_or(MAX_RADIUS_M);
     let limit = params.limit()?;
@@ -149,12 +141,9 @@ pub async fn nearby(State(state): State<AppState>, RawQuery(query): RawQuery) ->
 /// `PUT /v1/travellers/{id}/sharing`.
 pub async fn put_sharing(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Body,
+    PathId(id): PathId,
+    JsonObject(input): JsonObject<SharingIn>,
 ) -> ApiResult {
-    let id = path_id(path)?;
-    let input: SharingIn = body::json_object(&headers, body, state.limits.max_body_bytes).await?;
     let sharing = Sharing::new(input.visibility, input.viewers)
         .map_err(|e| ApiError::bad_body(e.to_string()))?;
     let body = json_response(StatusCode::OK, &SharingOut::new(&id, &sharing));
@@ -163,11 +152,7 @@ pub async fn put_sharing(
 }
 
 /// `DELETE /v1/travellers/{id}`.
-pub async fn delete_traveller(
-    State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-) -> ApiResult {
-    let id = path_id(path)?;
+pub async fn delete_traveller(State(state): State<AppState>, PathId(id): PathId) -> ApiResult {
     let written = state.engine.delete_traveller(&id)?;
     deleted(written, format!("id: no traveller {id:?}")).await
 }

@@ -1,0 +1,13 @@
+//! Support shared by the unit tests.
+
+use proptest::test_runner::{Config, FileFailurePersistence};
+
+/// proptest's configuration for `cases` cases, saving new failure seeds beside the test's
+/// own file (`<file>.regressions`), not at the crate's top level.
+pub(crate) fn proptest_config(cases: u32) -> Config {
+    Config {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+        ..Config::default()
+    }
+}
