@@ -18,12 +18,12 @@ pub enum IdError {
 }
 
 /// Checks that `id` is 1 to 128 bytes of printable characters without `/`: the rule of
-/// API.md for ids a client chooses (`PUT /v1/pois/{id}`, travellers).
+/// `docs/API.md` for ids a client chooses (`PUT /v1/pois/{id}`, travellers).
 pub fn validate_id(id: &str) -> Result<(), IdError> {
     check(id, |c| c == '/' || c.is_control())
 }
 
-/// The rule for ids of stored POIs, which also admits `/`: API.md itself gives imported
+/// The rule for ids of stored POIs, which also admits `/`: `docs/API.md` itself gives imported
 /// OpenStreetMap POIs ids like `osm:node/42` (and Overpass exports use `node/42`). Such an id
 /// travels percent-encoded (`%2F`) in a path.
 pub fn validate_record_id(id: &str) -> Result<(), IdError> {
