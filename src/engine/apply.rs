@@ -1,4 +1,5 @@
-//! Applying each kind of [`Mutation`](super::Mutation) to memory: the one code path for
+//! Each kind of [`Mutation`](super::Mutation) as a [`Change`]: the lock that orders it, what
+//! it checks before it is logged, and how it is applied to memory, the one code path for
 //! "do it" (after logging) and "redo it" (recovery replays the log through here).
 
 use super::mutation::{
@@ -27,7 +28,6 @@ fn import_in_place(count: usize, len: usize) -> bool {
 }
 
 impl Change for UpsertPoi {
-    const VARIANT: (u32, &'static str) = (0, "UpsertPoi");
     const ORDER: Order = Order::PoiWriter;
     type Outcome = Stored;
 
@@ -46,7 +46,6 @@ impl Change for UpsertPoi {
 }
 
 impl Change for DeletePoi {
-    const VARIANT: (u32, &'static str) = (1, "DeletePoi");
     const ORDER: Order = Order::PoiWriter;
     type Outcome = Removed;
 
@@ -58,7 +57,6 @@ impl Change for DeletePoi {
 }
 
 impl Change for ImportPois {
-    const VARIANT: (u32, &'static str) = (2, "ImportPois");
     const ORDER: Order = Order::PoiWriter;
     type Outcome = ();
 
@@ -91,7 +89,6 @@ impl Change for ImportPois {
 }
 
 impl Change for Positions {
-    const VARIANT: (u32, &'static str) = (3, "Positions");
     const ORDER: Order = Order::TravellersShared;
     type Outcome = PositionCounts;
 
@@ -109,7 +106,6 @@ impl Change for Positions {
 }
 
 impl Change for SetSharing {
-    const VARIANT: (u32, &'static str) = (4, "SetSharing");
     const ORDER: Order = Order::TravellersExclusive;
     type Outcome = ();
 
@@ -120,7 +116,6 @@ impl Change for SetSharing {
 }
 
 impl Change for DeleteTraveller {
-    const VARIANT: (u32, &'static str) = (5, "DeleteTraveller");
     const ORDER: Order = Order::TravellersExclusive;
     type Outcome = Removed;
 

@@ -1,10 +1,11 @@
-//! Heatmaps: counting positions per H3 cell (`h3o`) at a chosen resolution.
+//! Heatmaps: counting POIs or public travellers per H3 cell (`h3o`) at a chosen resolution.
 
 use std::collections::HashMap;
 
 use h3o::{CellIndex, LatLng, Resolution};
 
-use crate::geometry::LatLon;
+use super::{Engine, EngineError};
+use crate::geometry::{BBox, LatLon};
 
 /// The most cells one heatmap may return; a finer resolution over a larger box is refused
 /// rather than answered with an unbounded body.
@@ -83,6 +84,28 @@ impl Counter {
             .into_iter()
             .map(|(cell, n)| (cell.to_string(), n))
             .collect())
+    }
+}
+
+impl Engine {
+    /// Counts per H3 cell of `layer` inside `bbox`, sorted by cell.
+    pub fn heatmap(
+        &self,
+        layer: HeatmapLayer,
+        bbox: &BBox,
+        resolution: u8,
+    ) -> Result<Vec<(String, u64)>, EngineError> {
+        let mut counter = Counter::new(resolution)?;
+        match layer {
+            HeatmapLayer::Pois => {
+                self.pois.read().positions_in(bbox, |p| counter.add(p));
+            }
+            HeatmapLayer::Travellers => {
+                self.travellers
+                    .for_each_public_in(bbox, self.now_ms(), |p| counter.add(p));
+            }
+        }
+        Ok(counter.finish()?)
     }
 }
 

@@ -1,13 +1,15 @@
 //! [`Mutation`]: every change to Proxima's state, as a value, one struct per kind.
 //!
-//! The engine applies only mutations, so the same values can later be written to a log,
-//! replayed on recovery, or shipped to a replica, through one `apply` path. Each kind is a
-//! [`Change`]: it says which lock orders it, what it checks before it is logged, and what
-//! applying it reports, so the engine's write path is one generic function and every
-//! caller gets its own outcome type back.
+//! Every change is one of these kinds, logged as its variant of [`Mutation`] and applied
+//! through the kind's one `apply`, live and on recovery, so the same values can be written
+//! to a log, replayed, or shipped to a replica. Each kind is a [`Change`]: it says which
+//! lock orders it, what it checks before it is logged, and what applying it reports, so
+//! the engine's write path is one generic function and every caller gets its own outcome
+//! type back. The kinds are listed once, in `mutations!`.
 //!
-//! On disk a mutation is the bincode of the enum: the variant's index, then the kind's
-//! fields in order. Changing a variant's place or a kind's fields changes the log format.
+//! On disk a mutation is the bincode of the enum: the variant's index (its place in
+//! `mutations!`), then the kind's fields in order. Changing a kind's place or its fields
+//! changes the log format.
 
 use serde::ser::{Serialize, Serializer};
 
@@ -37,21 +39,59 @@ impl std::str::FromStr for ImportMode {
     }
 }
 
-/// One change to the state.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub enum Mutation {
+/// Declares the kinds of change, once, in the order that is the log format: [`Mutation`]
+/// with a variant per kind, each kind's conversion into it, its [`Variant`] (index and
+/// name, for [`Logged`]), and [`Mutation::redo`].
+macro_rules! mutations {
+    ($($(#[$doc:meta])* $kind:ident,)*) => {
+        /// One change to the state.
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+        pub enum Mutation {
+            $($(#[$doc])* $kind($kind),)*
+        }
+
+        /// The kinds in the enum's order: each discriminant is its variant's index.
+        #[derive(Clone, Copy)]
+        enum Kind {
+            $($kind,)*
+        }
+
+        $(
+            impl From<$kind> for Mutation {
+                fn from(change: $kind) -> Self {
+                    Self::$kind(change)
+                }
+            }
+
+            impl Variant for $kind {
+                const VARIANT: (u32, &'static str) = (Kind::$kind as u32, stringify!($kind));
+            }
+        )*
+
+        impl Mutation {
+            /// Applies the mutation to memory, as recovery does, discarding its outcome.
+            pub(super) fn redo(self, engine: &Engine) -> Result<(), EngineError> {
+                match self {
+                    $(Self::$kind(change) => change.apply(engine).map(drop),)*
+                }
+            }
+        }
+    };
+}
+
+mutations! {
     /// Create or replace one POI.
-    UpsertPoi(UpsertPoi),
+    UpsertPoi,
     /// Delete one POI by id.
-    DeletePoi(DeletePoi),
+    DeletePoi,
     /// Apply a whole import at once.
-    ImportPois(ImportPois),
+    ImportPois,
     /// A batch of validated position reports, received together.
-    Positions(Positions),
+    Positions,
     /// Set who may see a traveller.
-    SetSharing(SetSharing),
+    SetSharing,
     /// Forget a traveller.
-    DeleteTraveller(DeleteTraveller),
+    DeleteTraveller,
 }
 
 /// Create or replace one POI.
@@ -109,11 +149,14 @@ pub(super) enum Order {
     TravellersExclusive,
 }
 
-/// One kind of [`Mutation`], applied on its own with its own outcome.
-pub(super) trait Change: Serialize + Into<Mutation> {
-    /// The kind's variant of [`Mutation`] (index and name, as serde numbers them), so that
-    /// the change is logged exactly as the enum would be, without building it.
+/// A kind's variant of [`Mutation`]: its index and name, as serde numbers them.
+pub(super) trait Variant {
+    /// `(index, name)`.
     const VARIANT: (u32, &'static str);
+}
+
+/// One kind of [`Mutation`], applied on its own with its own outcome.
+pub(super) trait Change: Serialize + Variant {
     /// Which lock orders it.
     const ORDER: Order;
     /// What applying it reports.
@@ -134,47 +177,12 @@ pub(super) trait Change: Serialize + Into<Mutation> {
 /// A change as the log stores it: serialized as its [`Mutation`] variant.
 pub(super) struct Logged<'a, C>(pub(super) &'a C);
 
-impl<C: Change> Serialize for Logged<'_, C> {
+impl<C: Serialize + Variant> Serialize for Logged<'_, C> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let (index, name) = C::VARIANT;
         serializer.serialize_newtype_variant("Mutation", index, name, self.0)
     }
 }
-
-impl Mutation {
-    /// Applies the mutation to memory, as recovery does, discarding its outcome.
-    pub(super) fn redo(self, engine: &Engine) -> Result<(), EngineError> {
-        match self {
-            Self::UpsertPoi(change) => change.apply(engine).map(drop),
-            Self::DeletePoi(change) => change.apply(engine).map(drop),
-            Self::ImportPois(change) => change.apply(engine).map(drop),
-            Self::Positions(change) => change.apply(engine).map(drop),
-            Self::SetSharing(change) => change.apply(engine).map(drop),
-            Self::DeleteTraveller(change) => change.apply(engine).map(drop),
-        }
-    }
-}
-
-macro_rules! into_mutation {
-    ($($kind:ident),*) => {
-        $(
-            impl From<$kind> for Mutation {
-                fn from(change: $kind) -> Self {
-                    Self::$kind(change)
-                }
-            }
-        )*
-    };
-}
-
-into_mutation!(
-    UpsertPoi,
-    DeletePoi,
-    ImportPois,
-    Positions,
-    SetSharing,
-    DeleteTraveller
-);
 
 #[cfg(test)]
 mod tests {
@@ -186,7 +194,7 @@ mod tests {
 
     /// A change logged through [`Logged`] must be byte for byte the enum's encoding, which
     /// is what recovery decodes (and what logs already on disk hold).
-    fn logs_as_its_variant<C: Change + Clone>(change: C) {
+    fn logs_as_its_variant<C: Change + Clone + Into<Mutation>>(change: C) {
         let logged = encode(&Logged(&change)).expect("encodes");
         let mutation: Mutation = change.into();
         assert_eq!(logged, encode(&mutation).expect("encodes"), "{mutation:?}");

@@ -45,10 +45,15 @@ impl Engine {
         mode: ImportMode,
         strict: bool,
     ) -> Result<Written<ImportSummary>, EngineError> {
-        if strict && let Some(first) = parsed.errors.first() {
+        if strict && parsed.skipped > 0 {
+            let first = parsed
+                .errors
+                .first()
+                .cloned()
+                .expect("a skipped record is listed");
             return Err(EngineError::StrictImport {
                 skipped: parsed.skipped,
-                first: first.clone(),
+                first,
                 errors: parsed.errors,
             });
         }

@@ -1,9 +1,9 @@
 //! The engine's traveller calls: position reports, sharing and deletes as changes through
-//! the one write path; lookups, nearby and the heatmap read at the engine's "now".
+//! the one write path; lookups and nearby read at the engine's "now".
 
 use super::mutation::{DeleteTraveller, Positions, SetSharing};
-use super::{Engine, EngineError, PositionCounts, Removed, Written, heatmap};
-use crate::geometry::{BBox, LatLon};
+use super::{Engine, EngineError, PositionCounts, Removed, Written};
+use crate::geometry::LatLon;
 use crate::travellers::{
     PositionUpdate, Sharing, TrailPoint, TravellerHit, TravellerView, UpdateOutcome,
 };
@@ -81,25 +81,5 @@ impl Engine {
     /// Number of travellers with state.
     pub fn traveller_count(&self) -> usize {
         self.travellers.len()
-    }
-
-    /// Counts per H3 cell of `layer` inside `bbox`, sorted by cell.
-    pub fn heatmap(
-        &self,
-        layer: heatmap::HeatmapLayer,
-        bbox: &BBox,
-        resolution: u8,
-    ) -> Result<Vec<(String, u64)>, EngineError> {
-        let mut counter = heatmap::Counter::new(resolution)?;
-        match layer {
-            heatmap::HeatmapLayer::Pois => {
-                self.pois.read().positions_in(bbox, |p| counter.add(p));
-            }
-            heatmap::HeatmapLayer::Travellers => {
-                self.travellers
-                    .for_each_public_in(bbox, self.now_ms(), |p| counter.add(p));
-            }
-        }
-        Ok(counter.finish()?)
     }
 }

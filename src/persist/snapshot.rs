@@ -281,4 +281,33 @@ mod tests {
             Err(PersistError::NewerVersion { .. })
         ));
     }
+
+    #[test]
+    fn an_item_its_reader_refuses_is_damage_at_its_offset() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = write(dir.path(), 1, &["a", "b"]);
+        let mut items = 0;
+        let refuse_the_second = |_: &[u8]| {
+            items += 1;
+            (items != 2).then_some(()).ok_or_else(|| "refused".into())
+        };
+        let err = read(&file.path, refuse_the_second).expect_err("the second item is refused");
+        assert!(err.is_damage(), "{err}");
+        // The header, then the first item: a 4-byte length and "a" (a length byte and one).
+        let second = HEADER as u64 + 4 + 2;
+        assert!(
+            matches!(&err, PersistError::BadRecord { offset, seq: None, .. } if *offset == second),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .ends_with(&format!("offset {second}: refused")),
+            "{err}"
+        );
+        assert_eq!(
+            std::error::Error::source(&err).map(ToString::to_string),
+            Some("refused".to_string()),
+            "the reader's error is kept as the source"
+        );
+    }
 }

@@ -6,7 +6,7 @@
 //! (nearly all of them) is checked in one pass the compiler vectorises and copied whole, and
 //! field names are constants written as they are. Anything that does need escaping, and
 //! every number, is still written by `serde_json`, so the output is its output; the tests
-//! in [`super::dto`] compare whole pages with `serde_json::to_vec`.
+//! in `dto::pois` compare whole pages with `serde_json::to_vec`.
 
 /// Writes `s` as a JSON string.
 pub fn string(out: &mut Vec<u8>, s: &str) {
@@ -87,6 +87,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(crate::testing::proptest_config(256))]
+
         #[test]
         fn any_string_is_written_as_serde_json_writes_it(s in any::<String>()) {
             prop_assert_eq!(written(|o| string(o, &s)), serde_json::to_string(&s).expect("serializes"));

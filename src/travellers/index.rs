@@ -80,7 +80,7 @@ impl TravellerIndex {
                 shard.insert(hash, &update.id, &self.hasher)
             }
         };
-        self.apply(handle(s, slot), shard.slot_mut(slot), update, received_ms)
+        self.apply(handle(s, slot), shard.record_mut(slot), update, received_ms)
     }
 
     fn apply(
@@ -128,7 +128,7 @@ impl TravellerIndex {
         let (hash, s) = self.locate(id);
         let shard = self.shards[s].read();
         let slot = shard.find(hash, id)?;
-        f(shard.slot(slot))
+        f(shard.record(slot))
     }
 
     /// The traveller, if it is live and `viewer` may see it.
@@ -167,7 +167,7 @@ impl TravellerIndex {
             Some(slot) => slot,
             None => shard.insert(hash, id, &self.hasher),
         };
-        shard.slot_mut(slot).set_sharing(sharing);
+        shard.record_mut(slot).set_sharing(sharing);
     }
 
     /// Forgets a traveller entirely. Returns whether there was anything a reader could have
@@ -180,7 +180,7 @@ impl TravellerIndex {
         let Some(slot) = shard.find(hash, id) else {
             return false;
         };
-        let t = shard.slot(slot);
+        let t = shard.record(slot);
         let mut existed = self.live(t, now_ms);
         if t.has_current() {
             self.cells.remove(u64::from(t.cell), handle(s, slot));
@@ -198,12 +198,12 @@ impl TravellerIndex {
             let mut shard = shard.write();
             let mut garbage = Vec::new();
             for slot in 0..shard.used {
-                let t = shard.slot(slot);
+                let t = shard.record(slot);
                 if t.id.is_empty() || self.live(t, now_ms) {
                     continue;
                 }
                 let cell = t.cell;
-                let t = shard.slot_mut(slot);
+                let t = shard.record_mut(slot);
                 if t.has_current() {
                     self.cells.remove(u64::from(cell), handle(s, slot));
                     t.clear_position();
@@ -252,7 +252,7 @@ impl TravellerIndex {
             None => shard.insert(hash, &record.id, &self.hasher),
         };
         let h = handle(s, slot);
-        let t = shard.slot_mut(slot);
+        let t = shard.record_mut(slot);
         if t.has_current() {
             self.cells.remove(u64::from(t.cell), h);
         }
@@ -310,7 +310,7 @@ impl TravellerIndex {
             for &h in &handles {
                 let (s, slot) = split(h);
                 let shard = self.shards[s].read();
-                let t = shard.slot(slot);
+                let t = shard.record(slot);
                 if t.visibility() == Visibility::Public
                     && u64::from(t.cell) == cell
                     && self.live(t, now_ms)

@@ -7,10 +7,10 @@ use std::collections::BinaryHeap;
 use foldhash::fast::FixedState;
 use hashbrown::HashSet;
 
-use super::TravellerHit;
 use super::cells::{Cover, FINE, cell_bound};
 use super::index::TravellerIndex;
 use super::shard::{Handle, split};
+use super::{TravellerHit, TravellerId};
 use crate::geometry::{LatLon, chord2_bound, haversine_m};
 
 impl TravellerIndex {
@@ -20,9 +20,9 @@ impl TravellerIndex {
     /// Cells are opened nearest first (coarse cells ranked by a lower bound of their
     /// distance), and the walk stops when the next cell cannot hold anything nearer than the
     /// `limit`-th traveller found. A traveller counts only in the cell its record names when
-    /// that cell is opened; one that moves during the query into a cell opened later can be
-    /// met again there, and then its newer position replaces the older one, so each
-    /// traveller is answered at most once.
+    /// that cell is opened. One that moves during the query into a cell opened later can be
+    /// met again there; if that sighting also qualifies, it replaces the earlier one. Either
+    /// way each traveller is answered at most once.
     pub fn nearby(
         &self,
         center: LatLon,
@@ -79,7 +79,6 @@ impl TravellerIndex {
 /// A kept candidate, ordered by `(distance, id)`.
 struct Ranked {
     hit: TravellerHit,
-    handle: Handle,
 }
 
 impl PartialEq for Ranked {
@@ -115,8 +114,9 @@ struct Search<'a> {
     bound: f64,
     heap: BinaryHeap<Ranked>,
     handles: Vec<Handle>,
-    /// Every traveller ever pushed onto `heap`, so that one met twice is kept once.
-    kept: HashSet<Handle, FixedState>,
+    /// Every traveller ever pushed onto `heap`, by id (a handle may be reused by another
+    /// traveller while the query runs), so that one met twice is kept once.
+    kept: HashSet<TravellerId, FixedState>,
 }
 
 impl Search<'_> {
@@ -126,7 +126,7 @@ impl Search<'_> {
         for &h in &self.handles {
             let (s, slot) = split(h);
             let shard = self.index.shards[s].read();
-            let t = shard.slot(slot);
+            let t = shard.record(slot);
             if u64::from(t.cell) != cell
                 || !self.index.live(t, self.now_ms)
                 || !t.allows(self.viewer)
@@ -150,13 +150,14 @@ impl Search<'_> {
                 ts: t.ts,
                 distance_m,
             };
+            let first_sighting = self.kept.insert(t.id.clone());
             drop(shard);
-            if !self.kept.insert(h) {
+            if !first_sighting {
                 // Met before, in a cell it has since left: keep only this newer sighting
                 // (rare: the traveller moved while the query ran).
-                self.heap.retain(|r| r.handle != h);
+                self.heap.retain(|r| r.hit.id != hit.id);
             }
-            self.heap.push(Ranked { hit, handle: h });
+            self.heap.push(Ranked { hit });
             if self.heap.len() > self.limit {
                 self.heap.pop();
             }

@@ -15,7 +15,7 @@ pub(super) const SHARDS: usize = 1 << SHARD_BITS;
 
 /// Where a traveller's record lives: its shard in the top [`SHARD_BITS`] bits, its slot in
 /// that shard below. Cell buckets hold handles (4 bytes) rather than ids.
-pub(crate) type Handle = u32;
+pub(super) type Handle = u32;
 
 /// log2 of the number of shards.
 pub(super) const SHARD_BITS: u32 = 8;
@@ -52,16 +52,16 @@ pub(super) struct Shard {
 }
 
 impl Shard {
-    pub(super) fn slot(&self, slot: u32) -> &Record {
+    pub(super) fn record(&self, slot: u32) -> &Record {
         &self.chunks[slot as usize / CHUNK][slot as usize % CHUNK]
     }
 
-    pub(super) fn slot_mut(&mut self, slot: u32) -> &mut Record {
+    pub(super) fn record_mut(&mut self, slot: u32) -> &mut Record {
         &mut self.chunks[slot as usize / CHUNK][slot as usize % CHUNK]
     }
 
     pub(super) fn find(&self, hash: u64, id: &str) -> Option<u32> {
-        self.by_id.find(hash, |&s| self.slot(s).id == id).copied()
+        self.by_id.find(hash, |&s| self.record(s).id == id).copied()
     }
 
     /// A fresh slot holding `id` (which must be absent).
@@ -78,7 +78,7 @@ impl Shard {
                 self.used - 1
             }
         };
-        *self.slot_mut(slot) = Record::new(id);
+        *self.record_mut(slot) = Record::new(id);
         let chunks = &self.chunks;
         self.by_id.insert_unique(hash, slot, |&s| {
             hasher.hash_one(chunks[s as usize / CHUNK][s as usize % CHUNK].id.as_str())
@@ -91,13 +91,13 @@ impl Shard {
         if let Ok(entry) = self.by_id.find_entry(hash, |&s| s == slot) {
             entry.remove();
         }
-        *self.slot_mut(slot) = Record::default();
+        *self.record_mut(slot) = Record::default();
         self.free.push(slot);
     }
 
     pub(super) fn live_slots(&self) -> impl Iterator<Item = (u32, &Record)> {
         (0..self.used)
-            .map(|s| (s, self.slot(s)))
+            .map(|s| (s, self.record(s)))
             .filter(|(_, slot)| !slot.id.is_empty())
     }
 }

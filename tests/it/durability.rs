@@ -391,3 +391,69 @@ fn format_version_1_fixture_still_recovers() {
         proxima::travellers::Visibility::Friends
     );
 }
+
+/// A newest snapshot that is intact (its checksums match) but holds an item that does not
+/// decode is damage too: recovery falls back to the previous snapshot and the log after it.
+#[test]
+fn a_snapshot_with_an_undecodable_item_falls_back_to_the_previous_one() {
+    use proxima::clock::ManualClock;
+    use proxima::engine::{Engine, EngineConfig};
+    use proxima::persist::snapshot::{SnapshotWriter, list};
+    use proxima::persist::wal::WalOptions;
+    use proxima::pois::{CursorKey, Poi};
+    use proxima::travellers::TravellerConfig;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = || {
+        Engine::new(EngineConfig {
+            cursor_key: CursorKey::random(),
+            clock: Arc::new(ManualClock::new(1_800_000_000_000)),
+            travellers: TravellerConfig {
+                trail_capacity: 4,
+                ttl_ms: 3_600_000,
+            },
+        })
+    };
+    let first = engine();
+    first
+        .recover(dir.path(), WalOptions::default())
+        .expect("fresh dir");
+    for i in 0..3 {
+        let poi = Poi::new(
+            format!("p{i}"),
+            1.0,
+            1.0,
+            String::new(),
+            "cafe".into(),
+            BTreeMap::new(),
+            None,
+        )
+        .expect("valid");
+        first
+            .upsert_poi(poi)
+            .expect("upsert")
+            .wait()
+            .expect("durable");
+        first.snapshot().expect("snapshot");
+    }
+    drop(first);
+    let snapshots = dir.path().join("snapshots");
+    let (newest_seq, newest) = list(&snapshots)
+        .expect("list")
+        .into_iter()
+        .next()
+        .expect("a snapshot");
+    std::fs::remove_file(&newest).expect("remove");
+    let mut forged = SnapshotWriter::create(&snapshots, newest_seq).expect("create");
+    forged.item(&"not a snapshot item").expect("item");
+    forged.finish().expect("finish");
+
+    let second = engine();
+    let report = second
+        .recover(dir.path(), WalOptions::default())
+        .expect("recovers from the previous snapshot");
+    assert_ne!(report.snapshot, Some(newest), "{report:?}");
+    assert!(report.snapshot.is_some(), "{report:?}");
+    let ids: Vec<String> = second.dump().0.into_iter().map(|p| p.id).collect();
+    assert_eq!(ids, ["p0", "p1", "p2"], "nothing lost");
+}

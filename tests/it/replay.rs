@@ -112,12 +112,7 @@ impl Now for ManualClock {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 48,
-        // New failure seeds land beside this file, not at the crate's top level.
-        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::WithSource("regressions"))),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(crate::common::proptest_config(48))]
 
     #[test]
     fn snapshot_plus_log_replays_to_the_live_state(ops in prop::collection::vec(op(), 1..60)) {

@@ -142,3 +142,31 @@ fn old_segments_are_removed_but_never_the_current_one() {
         "{missing}"
     );
 }
+
+#[test]
+fn a_record_the_caller_refuses_stops_the_replay_naming_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(
+        dir.path(),
+        1,
+        &[b"one", b"two", b"six"],
+        WalOptions::default(),
+    );
+    let refuse_the_second = |seq, _: &[u8]| {
+        (seq != 2)
+            .then_some(())
+            .ok_or_else(|| "no such thing".into())
+    };
+    let err = replay(dir.path(), 0, refuse_the_second).expect_err("record 2 is refused");
+    assert!(err.is_damage(), "{err}");
+    let second = (HEADER + frame::HEADER + 8 + 3) as u64;
+    assert!(
+        matches!(&err, PersistError::BadRecord { offset, seq: Some(2), .. } if *offset == second),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .ends_with(&format!("offset {second}: record 2: no such thing")),
+        "{err}"
+    );
+}

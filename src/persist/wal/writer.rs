@@ -87,13 +87,13 @@ impl Writer {
                     Command::Rotate { ack } => {
                         self.flush(&mut buf, &mut acks, &mut unsynced_since);
                         self.guard(|w| w.rotate());
-                        self.reply(ack);
+                        self.failure.reply(ack);
                     }
                     Command::Sync { ack } => {
                         self.flush(&mut buf, &mut acks, &mut unsynced_since);
                         self.guard(|w| w.fsync());
                         unsynced_since = None;
-                        self.reply(ack);
+                        self.failure.reply(ack);
                     }
                     Command::Dirty => {
                         unsynced_since.get_or_insert_with(Instant::now);
@@ -150,12 +150,8 @@ impl Writer {
             }
         }
         for ack in acks.drain(..) {
-            self.reply(ack);
+            self.failure.reply(ack);
         }
-    }
-
-    fn reply(&self, ack: Ack) {
-        self.failure.reply(ack);
     }
 
     /// Runs an I/O step unless the log has failed; a failure is recorded for good (a log
@@ -177,10 +173,11 @@ impl Writer {
         // Cleared before the fsync: a write that lands after this sets it again and asks for
         // another fsync, so no acknowledged write is left unsynced.
         self.dirty.store(false, Ordering::Release);
-        match &self.segment {
-            WriterSegment::Owned(segment) => sync_file(&segment.file, &self.counters),
-            WriterSegment::SyncOnly(file) => sync_file(file, &self.counters),
-        }
+        let file = match &self.segment {
+            WriterSegment::Owned(segment) => &segment.file,
+            WriterSegment::SyncOnly(file) => file,
+        };
+        sync_file(file, &self.counters)
     }
 
     fn rotate(&mut self) -> Result<(), PersistError> {
