@@ -14,6 +14,7 @@
 //! decided by [`haversine_m`] on the original degrees, the same function a brute-force oracle
 //! uses, so results are identical to the oracle's, ties included.
 
+pub mod area;
 pub mod geohash;
 
 /// Mean Earth radius in metres (IUGG), the radius every distance in Proxima is measured on.
