@@ -206,6 +206,10 @@ pub struct ServeConfig {
     /// sharing it. Without it a random one is drawn at start.
     #[arg(long, env = "PROXIMA_CURSOR_SECRET", hide_env_values = true)]
     pub cursor_secret: Option<String>,
+
+    /// Most positions an area (a polygon query's or a fence's) may have.
+    #[arg(long, env = "PROXIMA_MAX_AREA_VERTICES", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(4..=100_000))]
+    pub max_area_vertices: u64,
 }
 
 impl ServeConfig {
@@ -230,6 +234,7 @@ impl ServeConfig {
             max_header_bytes: 16 * 1024,
             request_timeout: 30,
             cursor_secret: None,
+            max_area_vertices: 10_000,
         }
     }
 }

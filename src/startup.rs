@@ -107,6 +107,7 @@ pub async fn start_with_clock(
             max_import_bytes: config.max_import_bytes,
             max_batch_bytes: config.max_batch_bytes,
             request_timeout: std::time::Duration::from_secs(config.request_timeout.max(1)),
+            max_area_vertices: usize::try_from(config.max_area_vertices).unwrap_or(usize::MAX),
         },
         tmp_dir,
         keys,

@@ -47,6 +47,7 @@ pub use mutation::{
 };
 pub use outcome::{ImportSummary, PositionCounts, Removed, Stored, Written};
 pub use pois::{NearbyPage, WithinPage};
+pub use travellers::TravellerAreaPage;
 
 use self::mutation::{Change, Logged, Order};
 use crate::clock::Clock;

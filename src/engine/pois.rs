@@ -4,7 +4,7 @@
 use super::mutation::{DeletePoi, ImportMode, ImportPois, UpsertPoi};
 use super::{Engine, EngineError, ImportSummary, Removed, Stored, Written};
 use crate::import::ParsedPois;
-use crate::pois::{NearbyHit, NearbyQuery, Poi, PoiRef, WithinQuery};
+use crate::pois::{AreaQuery, NearbyHit, NearbyQuery, Poi, PoiRef, WithinQuery};
 
 /// A page of nearby results, borrowed from the index while the caller renders it, and the
 /// cursor to the next page, if there is one.
@@ -122,6 +122,29 @@ impl Engine {
         let page = pois.within(&query);
         let next_cursor = match page.items.last() {
             Some(last) if page.more => Some(self.cursor_key.within_cursor(&query, last.id())),
+            _ => None,
+        };
+        Ok(render(WithinPage {
+            pois: &page.items,
+            next_cursor: next_cursor.as_deref(),
+        }))
+    }
+
+    /// One page of POIs inside an area, handed to `render` while the index is read-locked.
+    /// `cursor` continues a previous page of the same query.
+    pub fn within_area_pois<R>(
+        &self,
+        mut query: AreaQuery,
+        cursor: Option<&str>,
+        render: impl FnOnce(WithinPage<'_>) -> R,
+    ) -> Result<R, EngineError> {
+        query.after = cursor
+            .map(|c| self.cursor_key.area_after(&query, c))
+            .transpose()?;
+        let pois = self.pois.read();
+        let page = pois.within_area(&query);
+        let next_cursor = match page.items.last() {
+            Some(last) if page.more => Some(self.cursor_key.area_cursor(&query, last.id())),
             _ => None,
         };
         Ok(render(WithinPage {

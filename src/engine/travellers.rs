@@ -4,8 +4,9 @@
 use super::mutation::{DeleteTraveller, Positions, SetSharing};
 use super::{Engine, EngineError, PositionCounts, Removed, Written};
 use crate::geometry::LatLon;
+use crate::geometry::area::Area;
 use crate::travellers::{
-    PositionUpdate, Sharing, TrailPoint, TravellerHit, TravellerView, UpdateOutcome,
+    PositionUpdate, Sharing, TrailPoint, TravellerAt, TravellerHit, TravellerView, UpdateOutcome,
 };
 
 impl Engine {
@@ -82,4 +83,41 @@ impl Engine {
     pub fn traveller_count(&self) -> usize {
         self.travellers.len()
     }
+
+    /// One page of the live travellers inside `area` that `viewer` may see, by id.
+    /// `cursor` continues a previous page of the same area and viewer.
+    pub fn travellers_within(
+        &self,
+        area: &Area,
+        viewer: Option<&str>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<TravellerAreaPage, EngineError> {
+        let after = cursor
+            .map(|c| self.cursor_key.travellers_area_after(area, viewer, c))
+            .transpose()?;
+        let page =
+            self.travellers
+                .within_area(area, viewer, after.as_deref(), limit, self.now_ms());
+        let next_cursor = match page.items.last() {
+            Some(last) if page.more => Some(
+                self.cursor_key
+                    .travellers_area_cursor(area, viewer, &last.id),
+            ),
+            _ => None,
+        };
+        Ok(TravellerAreaPage {
+            travellers: page.items,
+            next_cursor,
+        })
+    }
+}
+
+/// A page of travellers inside an area, and the cursor to the next page, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TravellerAreaPage {
+    /// Travellers, by id.
+    pub travellers: Vec<TravellerAt>,
+    /// Pass back to get the next page.
+    pub next_cursor: Option<String>,
 }

@@ -13,13 +13,16 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use super::query::{NearbyQuery, PoiFilter, WithinQuery};
+use super::query::{AreaQuery, NearbyQuery, PoiFilter, WithinQuery};
+use crate::geometry::area::Area;
 
 /// The longest cursor string accepted, in bytes (a cursor holds at most a 128-byte id).
 const MAX_CURSOR_LEN: usize = 400;
 const TAG_LEN: usize = 16;
 const NEARBY: u8 = 1;
 const WITHIN: u8 = 2;
+const AREA: u8 = 3;
+const TRAVELLERS_AREA: u8 = 4;
 
 /// Why a cursor was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,16 +88,54 @@ impl CursorKey {
 
     /// A cursor pointing after `id` in the results of `query`.
     pub fn within_cursor(&self, query: &WithinQuery, id: &str) -> String {
-        let mut payload = vec![WITHIN];
-        payload.extend_from_slice(id.as_bytes());
-        self.seal(&within_context(query), payload)
+        self.id_cursor(WITHIN, &within_context(query), id)
     }
 
     /// The id a within cursor points after, if it was issued for `query`.
     pub fn within_after(&self, query: &WithinQuery, cursor: &str) -> Result<String, CursorError> {
-        let payload = self.open(&within_context(query), cursor)?;
+        self.id_after(WITHIN, &within_context(query), cursor)
+    }
+
+    /// A cursor pointing after `id` in the POIs inside `query`'s area.
+    pub fn area_cursor(&self, query: &AreaQuery, id: &str) -> String {
+        self.id_cursor(AREA, &area_context(query), id)
+    }
+
+    /// The id an area cursor points after, if it was issued for `query`.
+    pub fn area_after(&self, query: &AreaQuery, cursor: &str) -> Result<String, CursorError> {
+        self.id_after(AREA, &area_context(query), cursor)
+    }
+
+    /// A cursor pointing after traveller `id` among those inside `area` that `viewer` sees.
+    pub fn travellers_area_cursor(&self, area: &Area, viewer: Option<&str>, id: &str) -> String {
+        self.id_cursor(TRAVELLERS_AREA, &travellers_area_context(area, viewer), id)
+    }
+
+    /// The traveller id a travellers-in-area cursor points after, if it was issued for the
+    /// same area and viewer.
+    pub fn travellers_area_after(
+        &self,
+        area: &Area,
+        viewer: Option<&str>,
+        cursor: &str,
+    ) -> Result<String, CursorError> {
+        self.id_after(
+            TRAVELLERS_AREA,
+            &travellers_area_context(area, viewer),
+            cursor,
+        )
+    }
+
+    fn id_cursor(&self, kind: u8, context: &[u8], id: &str) -> String {
+        let mut payload = vec![kind];
+        payload.extend_from_slice(id.as_bytes());
+        self.seal(context, payload)
+    }
+
+    fn id_after(&self, kind: u8, context: &[u8], cursor: &str) -> Result<String, CursorError> {
+        let payload = self.open(context, cursor)?;
         match payload.split_first() {
-            Some((&WITHIN, id)) if !id.is_empty() => {
+            Some((&k, id)) if k == kind && !id.is_empty() => {
                 String::from_utf8(id.to_vec()).map_err(|_| CursorError::Invalid)
             }
             _ => Err(CursorError::Invalid),
@@ -166,6 +207,26 @@ fn within_context(query: &WithinQuery) -> Vec<u8> {
         out.extend_from_slice(&v.to_bits().to_le_bytes());
     }
     filter_context(&mut out, &query.filter);
+    out
+}
+
+fn area_context(query: &AreaQuery) -> Vec<u8> {
+    let mut out = vec![AREA];
+    query.area.digest(&mut out);
+    filter_context(&mut out, &query.filter);
+    out
+}
+
+fn travellers_area_context(area: &Area, viewer: Option<&str>) -> Vec<u8> {
+    let mut out = vec![TRAVELLERS_AREA];
+    area.digest(&mut out);
+    match viewer {
+        Some(v) => {
+            out.push(1);
+            out.extend_from_slice(v.as_bytes());
+        }
+        None => out.push(0),
+    }
     out
 }
 

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 pub use cursor::{CursorError, CursorKey};
 pub use index::{CategoryLimitError, PackedTrees, PoiIndex, PoiRef};
-pub use query::{NearbyHit, NearbyQuery, Page, PoiFilter, WithinQuery};
+pub use query::{AreaQuery, NearbyHit, NearbyQuery, Page, PoiFilter, WithinQuery};
 
 use crate::geometry::{CoordError, LatLon};
 use crate::ids::{IdError, validate_record_id};

@@ -6,8 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use proptest::prelude::*;
 
-use super::{NearbyQuery, Poi, PoiFilter, PoiIndex, WithinQuery};
+use super::{AreaQuery, NearbyQuery, Poi, PoiFilter, PoiIndex, WithinQuery};
+use crate::geometry::area::Area;
 use crate::geometry::{BBox, LatLon, MAX_RADIUS_M, haversine_m};
+use crate::testing::areas::{area_case, oracle, points};
 
 const CATEGORIES: [&str; 4] = ["cafe", "museum", "hotel", "rare"];
 
@@ -189,6 +191,68 @@ proptest! {
                 _ => break,
             }
         }
+        prop_assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn within_an_area_equals_the_brute_force_oracle(
+        case in area_case(),
+        unit in prop::collection::vec((0.0..=1.0f64, 0.0..=1.0f64), 0..150),
+        categories in prop::collection::vec((prop::sample::select(vec![0usize, 0, 1, 2, 3]), prop::option::of(0.0..=5.0f64)), 400),
+        far in pois(40),
+        limit in 1usize..40,
+        filter in filter(),
+    ) {
+        // POIs around the area, on its vertices and edges, on the seams, and anywhere.
+        let rings = case.rings();
+        let near = points(&rings, &unit);
+        let mut all: Vec<Poi> = near
+            .iter()
+            .zip(categories.iter().cycle())
+            .enumerate()
+            .map(|(i, (p, (cat, r)))| poi_at(i, (p.lat, p.lon), *cat, *r))
+            .collect();
+        all.extend(far.into_iter().map(|p| Poi { id: format!("far-{}", p.id), ..p }));
+        let index = PoiIndex::from_pois(all.clone()).expect("few categories");
+        let mut expected: Vec<String> = all
+            .iter()
+            .filter(|p| passes(&filter, p) && oracle(&rings, p.position))
+            .map(|p| p.id.clone())
+            .collect();
+        expected.sort();
+        let mut query = AreaQuery { area: case.area(), limit, filter, after: None };
+        let mut got = Vec::new();
+        loop {
+            let page = index.within_area(&query);
+            prop_assert!(page.items.len() <= limit);
+            got.extend(page.items.iter().map(|p| p.id().to_string()));
+            match page.items.last() {
+                Some(last) if page.more => query.after = Some(last.id().to_string()),
+                _ => break,
+            }
+        }
+        prop_assert_eq!(got, expected, "{:?}", case);
+    }
+
+    #[test]
+    fn within_a_circle_equals_the_brute_force_oracle(
+        all in pois(300),
+        center in coordinate(),
+        radius in radius(),
+        filter in filter(),
+    ) {
+        let center = LatLon::new(center.0, center.1).expect("valid");
+        let radius_m = radius.unwrap_or(MAX_RADIUS_M);
+        let index = PoiIndex::from_pois(all.clone()).expect("few categories");
+        let mut expected: Vec<String> = all
+            .iter()
+            .filter(|p| passes(&filter, p) && haversine_m(center, p.position) <= radius_m)
+            .map(|p| p.id.clone())
+            .collect();
+        expected.sort();
+        let area = Area::circle(center, radius_m).expect("valid");
+        let page = index.within_area(&AreaQuery { area, limit: 1000, filter, after: None });
+        let got: Vec<String> = page.items.iter().map(|p| p.id().to_string()).collect();
         prop_assert_eq!(got, expected);
     }
 

@@ -170,6 +170,8 @@ pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
         "/healthz" | "/readyz" => None,
         p if p.starts_with("/v1/admin/") => Some(Scope::Admin),
         _ if method == Method::GET || method == Method::HEAD => Some(Scope::Read),
+        // Queries whose area is too large for a URL: reads, sent with POST.
+        "/v1/pois/within" | "/v1/travellers/within" if method == Method::POST => Some(Scope::Read),
         _ => Some(Scope::Write),
     }
 }
@@ -298,6 +300,15 @@ mod tests {
         assert_eq!(
             required_scope(&Method::POST, "/v1/admin/snapshot"),
             Some(Scope::Admin)
+        );
+        assert_eq!(
+            required_scope(&Method::POST, "/v1/pois/within"),
+            Some(Scope::Read),
+            "a polygon query is a read"
+        );
+        assert_eq!(
+            required_scope(&Method::POST, "/v1/travellers/within"),
+            Some(Scope::Read)
         );
     }
 }

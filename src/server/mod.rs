@@ -48,6 +48,8 @@ pub struct Limits {
     pub max_batch_bytes: usize,
     /// Longest a request may take (imports excepted: they stream with an idle timeout).
     pub request_timeout: std::time::Duration,
+    /// Most positions an area may have.
+    pub max_area_vertices: usize,
 }
 
 /// What every handler can reach.
@@ -81,7 +83,7 @@ pub fn router(state: AppState) -> App {
         .route("/metrics", get(operations::metrics))
         .route("/v1/stats", get(operations::stats))
         .route("/v1/pois/nearby", get(pois::nearby))
-        .route("/v1/pois/within", get(pois::within))
+        .route("/v1/pois/within", get(pois::within).post(pois::within_area))
         .route("/v1/pois/import", post(pois::import))
         .route(
             "/v1/pois/{id}",
@@ -91,6 +93,7 @@ pub fn router(state: AppState) -> App {
         )
         .route("/v1/positions", post(travellers::post_positions))
         .route("/v1/travellers/nearby", get(travellers::nearby))
+        .route("/v1/travellers/within", post(travellers::within_area))
         .route(
             "/v1/travellers/{id}",
             get(travellers::get_traveller).delete(travellers::delete_traveller),

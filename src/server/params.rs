@@ -103,13 +103,9 @@ impl Params {
 
     /// `limit`: 1 to [`MAX_LIMIT`], default [`DEFAULT_LIMIT`].
     pub fn limit(&mut self) -> Result<usize, ApiError> {
-        match self.optional::<usize>("limit") {
-            Ok(None) => Ok(DEFAULT_LIMIT),
-            Ok(Some(n)) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(ApiError::bad_parameter(format!(
-                "limit: must be an integer from 1 to {MAX_LIMIT}"
-            ))),
-        }
+        self.optional::<usize>("limit")
+            .map_err(|_| ApiError::bad_parameter(LIMIT_RULE))
+            .and_then(|n| limit(n).map_err(ApiError::bad_parameter))
     }
 
     /// `name` parsed by its type's own rule, if given: for named choices (`format`,
@@ -162,11 +158,7 @@ impl Params {
     /// The POI filter: any number of `category`, and `min_rating`.
     pub fn poi_filter(&mut self) -> Result<PoiFilter, ApiError> {
         let categories = self.all("category");
-        if let Some(bad) = categories.iter().find(|c| !is_valid_category(c)) {
-            return Err(ApiError::bad_parameter(format!(
-                "category: {bad:?} is not a category (lowercase letters, digits, '_' or '-', at most 64 bytes)"
-            )));
-        }
+        check_categories(&categories).map_err(ApiError::bad_parameter)?;
         let min_rating = self.finite("min_rating")?;
         Ok(PoiFilter {
             categories,
@@ -182,6 +174,29 @@ impl Params {
             ))),
             None => Ok(()),
         }
+    }
+}
+
+const LIMIT_RULE: &str = "limit: must be an integer from 1 to 1000";
+const _: () = assert!(MAX_LIMIT == 1000, "LIMIT_RULE names the maximum");
+
+/// A page size as given (query string or body): 1 to [`MAX_LIMIT`], default
+/// [`DEFAULT_LIMIT`].
+pub fn limit(given: Option<usize>) -> Result<usize, String> {
+    match given {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(_) => Err(LIMIT_RULE.to_string()),
+    }
+}
+
+/// Refuses the first category that is not one (query string or body).
+pub fn check_categories(categories: &[String]) -> Result<(), String> {
+    match categories.iter().find(|c| !is_valid_category(c)) {
+        Some(bad) => Err(format!(
+            "category: {bad:?} is not a category (lowercase letters, digits, '_' or '-', at most 64 bytes)"
+        )),
+        None => Ok(()),
     }
 }
 

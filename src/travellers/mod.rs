@@ -22,6 +22,7 @@ mod record;
 mod shard;
 mod sharing;
 mod trail;
+mod within;
 
 #[cfg(test)]
 mod oracle_tests;
@@ -29,6 +30,7 @@ mod oracle_tests;
 pub use index::TravellerIndex;
 pub use sharing::{MAX_VIEWERS, Sharing, SharingError, Visibility};
 pub use trail::{Trail, TrailPoint};
+pub use within::TravellerPage;
 
 use crate::geometry::{CoordError, LatLon};
 use crate::ids::{IdError, validate_id};
@@ -130,6 +132,17 @@ pub struct TravellerView {
     pub accuracy_m: Option<f64>,
     /// Its trip, if reported.
     pub trip_id: Option<String>,
+}
+
+/// A traveller and where it is now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TravellerAt {
+    /// Id.
+    pub id: String,
+    /// Newest position.
+    pub position: LatLon,
+    /// Its timestamp.
+    pub ts: i64,
 }
 
 /// A traveller found near a place.

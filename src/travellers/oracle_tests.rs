@@ -7,6 +7,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::geometry::haversine_m;
+use crate::testing::areas::{area_case, oracle, points};
 
 const TTL: i64 = 10_000;
 const IDS: [&str; 8] = ["a", "b", "c", "d", "e", "f", "g", "h"];
@@ -146,6 +147,53 @@ proptest! {
             prop_assert_eq!(got, want, "lookup of {}", id);
             prop_assert_eq!(index.trail(id, viewer, 0, now).is_some(), want.is_some(), "trail of {}", id);
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(crate::testing::proptest_config(256))]
+
+    #[test]
+    fn within_an_area_matches_a_scan_of_every_traveller(
+        case in area_case(),
+        unit in prop::collection::vec((0.0..=1.0f64, 0.0..=1.0f64), 0..80),
+        shares in prop::collection::vec((prop::sample::select(vec![Visibility::Private, Visibility::Friends, Visibility::Public]), 0..IDS.len()), 1..40),
+        viewer in prop::option::of(0..IDS.len()),
+        limit in 1usize..10,
+    ) {
+        let index = TravellerIndex::new(TravellerConfig { trail_capacity: 4, ttl_ms: TTL });
+        let rings = case.rings();
+        let now = 1_000_000i64;
+        let mut everyone = Vec::new();
+        for (i, p) in points(&rings, &unit).into_iter().enumerate() {
+            let id = format!("t{i:03}");
+            let (visibility, friend) = shares[i % shares.len()];
+            let sharing = Sharing::new(visibility, vec![IDS[friend].to_string()]).expect("valid");
+            index.set_sharing(&id, sharing.clone());
+            let u = PositionUpdate::new(id.clone(), p.lat, p.lon, now, None, None).expect("valid");
+            prop_assert_eq!(index.update(&u, now), UpdateOutcome::Applied);
+            everyone.push((id, p, sharing));
+        }
+        let viewer = viewer.map(|v| IDS[v]);
+        let mut want: Vec<String> = everyone
+            .iter()
+            .filter(|(id, p, sharing)| sharing.allows(id, viewer) && oracle(&rings, *p))
+            .map(|(id, _, _)| id.clone())
+            .collect();
+        want.sort();
+        let area = case.area();
+        let mut got = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = index.within_area(&area, viewer, after.as_deref(), limit, now);
+            prop_assert!(page.items.len() <= limit);
+            got.extend(page.items.iter().map(|t| t.id.clone()));
+            match page.items.last() {
+                Some(last) if page.more => after = Some(last.id.clone()),
+                _ => break,
+            }
+        }
+        prop_assert_eq!(got, want, "{:?}", case);
     }
 }
 

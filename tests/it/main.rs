@@ -1,6 +1,7 @@
 //! Integration tests: one binary (it links once), a module per behaviour. Each test starts
 //! the real server on an ephemeral port of 127.0.0.1 and talks to it over HTTP.
 
+mod areas;
 mod bench;
 mod cli;
 mod common;

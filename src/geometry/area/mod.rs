@@ -223,11 +223,46 @@ impl Area {
         }
     }
 
-    /// Boxes that together hold every point of the area (one a polygon; one or two for a
-    /// circle, two when it crosses the antimeridian).
+    /// Boxes that together hold every point of the area, as numbers: a box a polygon, and
+    /// for a polygon on the antimeridian the meridian under its other name, for one reaching
+    /// a pole every longitude there; for a circle one box, or two across the antimeridian.
     pub fn bounds(&self) -> Vec<BBox> {
         match &self.0.form {
-            Form::Polygons { bounds, .. } => bounds.clone(),
+            Form::Polygons {
+                bounds,
+                north_pole,
+                south_pole,
+                ..
+            } => {
+                let mut out = bounds.clone();
+                for b in bounds {
+                    if b.min_lon == -180.0 {
+                        out.push(BBox {
+                            min_lon: 180.0,
+                            max_lon: 180.0,
+                            ..*b
+                        });
+                    }
+                    if b.max_lon == 180.0 {
+                        out.push(BBox {
+                            min_lon: -180.0,
+                            max_lon: -180.0,
+                            ..*b
+                        });
+                    }
+                }
+                for (pole, lat) in [(*north_pole, 90.0), (*south_pole, -90.0)] {
+                    if pole {
+                        out.push(BBox {
+                            min_lon: -180.0,
+                            min_lat: lat,
+                            max_lon: 180.0,
+                            max_lat: lat,
+                        });
+                    }
+                }
+                out
+            }
             Form::Circle { center, radius_m } => {
                 let (south, north, lons) = cap_bounds(*center, *radius_m);
                 lons.into_iter()

@@ -6,6 +6,7 @@ mod within;
 
 use super::index::{PoiIndex, PoiRef};
 use super::packed::{CategoryMask, PackedEntry, PackedTree};
+use crate::geometry::area::Area;
 use crate::geometry::{BBox, LatLon};
 
 /// Filters shared by both queries.
@@ -42,6 +43,19 @@ pub struct WithinQuery {
     /// Category and rating filters.
     pub filter: PoiFilter,
     /// Continue after this id: only ids strictly greater.
+    pub after: Option<String>,
+}
+
+/// POIs inside an area, paged by id like [`WithinQuery`].
+#[derive(Debug, Clone)]
+pub struct AreaQuery {
+    /// The area.
+    pub area: Area,
+    /// Page size.
+    pub limit: usize,
+    /// Filters.
+    pub filter: PoiFilter,
+    /// Only ids after this one (from a cursor).
     pub after: Option<String>,
 }
 

@@ -1,14 +1,15 @@
-//! Within: the POIs inside a box, in id order.
+//! Within: the POIs inside a box or an area, in id order.
 //!
 //! The walk goes through the nodes that meet the 3-D envelope of the box, keeps the POIs truly
 //! inside the box (in degrees), and returns the `limit` smallest ids after the cursor: the
-//! page order is by id, which is stable while POIs come and go.
+//! page order is by id, which is stable while POIs come and go. An area is walked as its
+//! bounding boxes, and each POI found is tested against the area itself.
 
 use std::collections::BinaryHeap;
 
 use rstar::{AABB, Envelope};
 
-use super::{Page, PoiFilter, WithinQuery};
+use super::{AreaQuery, Page, PoiFilter, WithinQuery};
 use crate::geometry::{BBox, LatLon};
 use crate::pois::index::{PoiIndex, PoiRecord, PoiRef};
 use crate::pois::packed::{DEAD, PackedTree};
@@ -85,11 +86,39 @@ impl PoiIndex {
 
     /// POIs inside the box, in id order.
     pub fn within(&self, query: &WithinQuery) -> Page<PoiRef<'_>> {
-        let want = query.limit.saturating_add(1);
-        let after = query.after.as_deref();
+        self.first_ids(query.limit, query.after.as_deref(), |keep| {
+            self.for_each_in_box(&query.bbox, &query.filter, keep);
+        })
+    }
+
+    /// POIs inside the area, in id order: the candidates of the area's bounding boxes, each
+    /// tested against the area exactly (a candidate in two boxes counts in the first).
+    pub fn within_area(&self, query: &AreaQuery) -> Page<PoiRef<'_>> {
+        let bounds = query.area.bounds();
+        self.first_ids(query.limit, query.after.as_deref(), |keep| {
+            for (i, bbox) in bounds.iter().enumerate() {
+                self.for_each_in_box(bbox, &query.filter, |slot, record| {
+                    let p = record.position;
+                    if !bounds[..i].iter().any(|b| b.contains(p)) && query.area.contains(p) {
+                        keep(slot, record);
+                    }
+                });
+            }
+        })
+    }
+
+    /// The `limit` smallest ids after `after` among the POIs `visit` offers, and whether
+    /// more follow.
+    fn first_ids<'a>(
+        &'a self,
+        limit: usize,
+        after: Option<&str>,
+        visit: impl FnOnce(&mut dyn FnMut(u32, &'a PoiRecord)),
+    ) -> Page<PoiRef<'a>> {
+        let want = limit.saturating_add(1);
         // Max-heap on id: the top is the largest kept id, the first to give way.
         let mut heap: BinaryHeap<(&str, u32)> = BinaryHeap::with_capacity(want.min(1024) + 1);
-        self.for_each_in_box(&query.bbox, &query.filter, |slot, record| {
+        visit(&mut |slot, record| {
             if after.is_some_and(|a| record.id() <= a) {
                 return;
             }
@@ -102,8 +131,8 @@ impl PoiIndex {
             }
         });
         let mut ids = heap.into_sorted_vec();
-        let more = ids.len() > query.limit;
-        ids.truncate(query.limit);
+        let more = ids.len() > limit;
+        ids.truncate(limit);
         let items = ids
             .into_iter()
             .map(|(_, slot)| self.poi_ref(slot))

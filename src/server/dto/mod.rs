@@ -6,12 +6,15 @@
 //! keep that order: their fields are declared in alphabetical order, so the bytes on the
 //! wire are unchanged.
 
+mod areas;
 mod operations;
 mod pois;
 mod travellers;
 
+pub use areas::AreaIn;
 pub use operations::{HeatmapOut, LastSnapshotOut, MemoryOut, SnapshotOut, StatsOut, WalOut};
-pub use pois::{ImportOut, PageOut, PoiIn, PoiOut, RecordErrorOut};
+pub use pois::{ImportOut, PageOut, PoiAreaQueryIn, PoiIn, PoiOut, RecordErrorOut};
 pub use travellers::{
-    BatchOut, NearbyTravellersOut, PositionIn, SharingIn, SharingOut, TrailOut, TravellerOut,
+    BatchOut, NearbyTravellersOut, PositionIn, SharingIn, SharingOut, TrailOut,
+    TravellerAreaQueryIn, TravellerAtPageOut, TravellerOut,
 };

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::AreaIn;
 use crate::engine::ImportSummary;
 use crate::import::{Location, RecordError};
 use crate::pois::{NearbyHit, Poi, PoiRef};
@@ -31,6 +32,26 @@ pub struct PoiIn {
     /// Optional rating.
     #[serde(default)]
     pub rating: Option<f64>,
+}
+
+/// Body of `POST /v1/pois/within`: an area, the filters of `GET /v1/pois/within`, and a page.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoiAreaQueryIn {
+    /// The area.
+    pub area: AreaIn,
+    /// Any of these categories.
+    #[serde(default)]
+    pub category: Vec<String>,
+    /// Only POIs rated at least this.
+    #[serde(default)]
+    pub min_rating: Option<f64>,
+    /// Page size.
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// Continues a previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
 }
 
 /// A POI as the API shows it, optionally with its distance from a query centre.

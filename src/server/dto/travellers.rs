@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::travellers::{Sharing, TrailPoint, TravellerHit, TravellerView, Visibility};
+use super::AreaIn;
+use crate::travellers::{
+    Sharing, TrailPoint, TravellerAt, TravellerHit, TravellerView, Visibility,
+};
 
 /// The body of `PUT /v1/travellers/{id}/position`.
 #[derive(Debug, Deserialize)]
@@ -177,6 +180,61 @@ impl<'a> SharingOut<'a> {
             id,
             viewers: sharing.viewers().collect(),
             visibility: sharing.visibility(),
+        }
+    }
+}
+
+/// Body of `POST /v1/travellers/within`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TravellerAreaQueryIn {
+    /// The area.
+    pub area: AreaIn,
+    /// Who is looking: only travellers this viewer may see are listed (absent or null:
+    /// public travellers only).
+    #[serde(default)]
+    pub viewer: Option<String>,
+    /// Page size.
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// Continues a previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// A traveller where it is now: `{"id", "lat", "lon", "ts"}`.
+#[derive(Debug, Serialize)]
+pub struct TravellerAtOut<'a> {
+    id: &'a str,
+    lat: f64,
+    lon: f64,
+    ts: i64,
+}
+
+impl<'a> From<&'a TravellerAt> for TravellerAtOut<'a> {
+    fn from(t: &'a TravellerAt) -> Self {
+        Self {
+            id: &t.id,
+            lat: t.position.lat,
+            lon: t.position.lon,
+            ts: t.ts,
+        }
+    }
+}
+
+/// A page of travellers: `{"results", "next_cursor"}`.
+#[derive(Debug, Serialize)]
+pub struct TravellerAtPageOut<'a> {
+    results: Vec<TravellerAtOut<'a>>,
+    next_cursor: Option<&'a str>,
+}
+
+impl<'a> TravellerAtPageOut<'a> {
+    /// A page of `travellers`, with the cursor to the next.
+    pub fn new(travellers: &'a [TravellerAt], next_cursor: Option<&'a str>) -> Self {
+        Self {
+            results: travellers.iter().map(TravellerAtOut::from).collect(),
+            next_cursor,
         }
     }
 }

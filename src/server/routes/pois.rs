@@ -7,12 +7,12 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::engine::ImportMode;
 use crate::import::{ImportFormat, read_osm_pbf, read_pois};
-use crate::pois::{NearbyQuery, Poi, WithinQuery};
+use crate::pois::{AreaQuery, NearbyQuery, Poi, PoiFilter, WithinQuery};
 use crate::server::AppState;
 use crate::server::body;
 use crate::server::body::JsonObject;
-use crate::server::dto::{ImportOut, PageOut, PoiIn, PoiOut};
-use crate::server::params::{Params, PathId, StoredPoiId};
+use crate::server::dto::{ImportOut, PageOut, PoiAreaQueryIn, PoiIn, PoiOut};
+use crate::server::params::{Params, PathId, StoredPoiId, check_categories, limit};
 use crate::server::problem::ApiError;
 use crate::server::response::{ApiResult, deleted, json_bytes_response, json_response};
 
@@ -105,6 +105,38 @@ pub async fn within(State(state): State<AppState>, mut params: Params) -> ApiRes
         }
         .to_json()
     })?;
+    Ok(json_bytes_response(StatusCode::OK, bytes))
+}
+
+/// `POST /v1/pois/within`: POIs inside an area, in id order, paged like `GET /v1/pois/within`.
+pub async fn within_area(
+    State(state): State<AppState>,
+    JsonObject(input): JsonObject<PoiAreaQueryIn>,
+) -> ApiResult {
+    let area = input
+        .area
+        .into_area(state.limits.max_area_vertices)
+        .map_err(|e| ApiError::bad_body(format!("area.{e}")))?;
+    check_categories(&input.category).map_err(ApiError::bad_body)?;
+    let limit = limit(input.limit).map_err(ApiError::bad_body)?;
+    let query = AreaQuery {
+        area,
+        limit,
+        filter: PoiFilter {
+            categories: input.category,
+            min_rating: input.min_rating,
+        },
+        after: None,
+    };
+    let bytes = state
+        .engine
+        .within_area_pois(query, input.cursor.as_deref(), |page| {
+            PageOut {
+                results: page.pois.iter().map(PoiOut::from).collect(),
+                next_cursor: page.next_cursor,
+            }
+            .to_json()
+        })?;
     Ok(json_bytes_response(StatusCode::OK, bytes))
 }
 

@@ -6,13 +6,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
 use crate::geometry::MAX_RADIUS_M;
+use crate::ids::validate_id;
 use crate::server::AppState;
 use crate::server::body;
 use crate::server::body::JsonObject;
 use crate::server::dto::{
-    BatchOut, NearbyTravellersOut, PositionIn, SharingIn, SharingOut, TrailOut, TravellerOut,
+    BatchOut, NearbyTravellersOut, PositionIn, SharingIn, SharingOut, TrailOut,
+    TravellerAreaQueryIn, TravellerAtPageOut, TravellerOut,
 };
-use crate::server::params::{Params, PathId};
+use crate::server::params::{Params, PathId, limit};
 use crate::server::positions;
 use crate::server::problem::ApiError;
 use crate::server::response::{ApiResult, deleted, json_response, json_static_response};
@@ -156,4 +158,29 @@ pub async fn put_sharing(
 pub async fn delete_traveller(State(state): State<AppState>, PathId(id): PathId) -> ApiResult {
     let written = state.engine.delete_traveller(&id)?;
     deleted(written, format!("id: no traveller {id:?}")).await
+}
+
+/// `POST /v1/travellers/within`: live travellers inside an area that `viewer` may see, by id.
+pub async fn within_area(
+    State(state): State<AppState>,
+    JsonObject(input): JsonObject<TravellerAreaQueryIn>,
+) -> ApiResult {
+    let area = input
+        .area
+        .into_area(state.limits.max_area_vertices)
+        .map_err(|e| ApiError::bad_body(format!("area.{e}")))?;
+    if let Some(v) = &input.viewer {
+        validate_id(v).map_err(|e| ApiError::bad_body(format!("viewer: {e}")))?;
+    }
+    let limit = limit(input.limit).map_err(ApiError::bad_body)?;
+    let page = state.engine.travellers_within(
+        &area,
+        input.viewer.as_deref(),
+        limit,
+        input.cursor.as_deref(),
+    )?;
+    Ok(json_response(
+        StatusCode::OK,
+        &TravellerAtPageOut::new(&page.travellers, page.next_cursor.as_deref()),
+    ))
 }

@@ -1,5 +1,7 @@
 //! Support shared by the unit tests.
 
+pub(crate) mod areas;
+
 use proptest::test_runner::{Config, FileFailurePersistence};
 
 /// proptest's configuration for `cases` cases, saving new failure seeds beside the test's
