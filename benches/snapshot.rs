@@ -11,7 +11,7 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use proxima::bench::data::Places;
 use proxima::clock::ManualClock;
-use proxima::engine::{Engine, EngineConfig, ImportMode};
+use proxima::engine::{Engine, EngineConfig, ImportMode, LiveConfig};
 use proxima::import::ParsedPois;
 use proxima::persist::wal::{FsyncMode, WalOptions};
 use proxima::pois::{CursorKey, Poi};
@@ -28,6 +28,7 @@ fn engine() -> Engine {
             trail_capacity: 32,
             ttl_ms: 3_600_000,
         },
+        live: LiveConfig::default(),
     })
 }
 

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use proxima::clock::ManualClock;
-use proxima::engine::{Engine, EngineConfig};
+use proxima::engine::{Engine, EngineConfig, LiveConfig};
 use proxima::persist::wal::WalOptions;
 use proxima::pois::{CursorKey, Poi};
 use proxima::travellers::{PositionUpdate, Sharing, TravellerConfig, Visibility};
@@ -39,6 +39,7 @@ fn main() {
             trail_capacity: 32,
             ttl_ms: 3_600_000,
         },
+        live: LiveConfig::default(),
     });
     engine
         .recover(dir, WalOptions::default())

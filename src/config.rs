@@ -210,6 +210,34 @@ pub struct ServeConfig {
     /// Most positions an area (a polygon query's or a fence's) may have.
     #[arg(long, env = "PROXIMA_MAX_AREA_VERTICES", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(4..=100_000))]
     pub max_area_vertices: u64,
+
+    /// Most fences there may be.
+    #[arg(long, env = "PROXIMA_MAX_FENCES", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_fences: u64,
+
+    /// Seconds a fence event stays available to streams resuming with `Last-Event-ID`.
+    #[arg(long, env = "PROXIMA_EVENT_RETENTION", default_value_t = 3_600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub event_retention: u64,
+
+    /// Most fence events retained, whatever their age (a busy hour retains fewer).
+    #[arg(long, env = "PROXIMA_EVENT_RETENTION_MAX", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub event_retention_max: u64,
+
+    /// Events a stream may have waiting before it is ended with a `reset`.
+    #[arg(long, env = "PROXIMA_SUBSCRIBER_BUFFER", default_value_t = 1_024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub subscriber_buffer: u64,
+
+    /// Event streams open at once, in all (fence streams and live maps).
+    #[arg(long, env = "PROXIMA_MAX_SUBSCRIBERS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_subscribers: u64,
+
+    /// Event streams one key may hold open at once.
+    #[arg(long, env = "PROXIMA_MAX_STREAMS_PER_KEY", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_streams_per_key: u64,
+
+    /// Fences one stream (`GET /v1/events?fence=...`) may follow.
+    #[arg(long, env = "PROXIMA_MAX_FENCES_PER_STREAM", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub max_fences_per_stream: u64,
 }
 
 impl ServeConfig {
@@ -235,6 +263,13 @@ impl ServeConfig {
             request_timeout: 30,
             cursor_secret: None,
             max_area_vertices: 10_000,
+            max_fences: 100_000,
+            event_retention: 3_600,
+            event_retention_max: 1_000_000,
+            subscriber_buffer: 1_024,
+            max_subscribers: 10_000,
+            max_streams_per_key: 64,
+            max_fences_per_stream: 100,
         }
     }
 }

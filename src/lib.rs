@@ -12,6 +12,8 @@
 //! - [`pois`]: the POI collection: records, packed R-trees over unit vectors, queries,
 //!   cursors.
 //! - [`travellers`]: moving points in geohash cells on sharded slabs, trails, sharing, TTL.
+//! - [`fences`]: static and roaming fences, who is inside each, judged as travellers change.
+//! - [`events`]: fence events, retained for resuming and fanned out to bounded queues.
 //! - [`import`]: readers turning CSV, NDJSON, GeoJSON and OSM PBF dumps into POIs and
 //!   per-record errors.
 //! - [`persist`]: the write-ahead log and snapshot files, generic over what they store.
@@ -23,6 +25,8 @@ pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod events;
+pub mod fences;
 pub mod geometry;
 pub mod ids;
 pub mod import;

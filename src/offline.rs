@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::clock::SystemClock;
 use crate::config::ImportConfig;
-use crate::engine::{Engine, EngineConfig, EngineError};
+use crate::engine::{Engine, EngineConfig, EngineError, LiveConfig};
 use crate::import::{ImportError, ImportFormat, ParsedPois, RecordError, read_osm_pbf, read_pois};
 use crate::persist::wal::WalOptions;
 use crate::pois::CursorKey;
@@ -105,6 +105,7 @@ pub fn import(config: &ImportConfig) -> Result<OfflineSummary, OfflineError> {
             trail_capacity: 32,
             ttl_ms: i64::MAX / 4,
         },
+        live: LiveConfig::default(),
     });
     engine.recover(&config.data_dir, WalOptions::default())?;
     let summary = engine

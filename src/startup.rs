@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::config::ServeConfig;
-use crate::engine::{self, Engine, EngineConfig};
+use crate::engine::{self, Engine, EngineConfig, LiveConfig};
+use crate::events::EventConfig;
 use crate::persist::wal::WalOptions;
 use crate::pois::CursorKey;
 use crate::server::{self, AppState, Limits};
@@ -98,6 +99,16 @@ pub async fn start_with_clock(
             trail_capacity: usize::try_from(config.trail_length).unwrap_or(usize::MAX),
             ttl_ms,
         },
+        live: LiveConfig {
+            max_fences: to_usize(config.max_fences),
+            events: EventConfig {
+                retention_ms: i64::try_from(config.event_retention.saturating_mul(1000))
+                    .unwrap_or(i64::MAX),
+                max_retained: to_usize(config.event_retention_max),
+                subscriber_buffer: to_usize(config.subscriber_buffer),
+                max_subscribers: to_usize(config.max_subscribers),
+            },
+        },
     });
     let state = AppState {
         engine: Arc::new(engine),
@@ -145,6 +156,7 @@ pub async fn start_with_clock(
     });
 
     tokio::spawn(sweep_travellers(state.engine.clone(), ttl_ms));
+    tokio::spawn(expire_fences(state.engine.clone(), state.ready.clone()));
     tokio::spawn(server::upkeep_metrics(std::time::Duration::from_secs(5)));
     if config.snapshot_every > 0 {
         tokio::spawn(snapshot_periodically(
@@ -219,6 +231,24 @@ async fn sweep_travellers(engine: Arc<Engine>, ttl_ms: i64) {
     }
 }
 
+/// Every second, travellers whose position passed the time-to-live leave their fences
+/// (an exit is due when the age passes, not when the sweeper frees the memory), and events
+/// past the retention window are dropped. Waits for recovery, which judges afresh.
+async fn expire_fences(engine: Arc<Engine>, ready: Arc<AtomicBool>) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if !ready.load(Ordering::Acquire) {
+            continue;
+        }
+        let engine = engine.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || engine.expire_fences()).await {
+            tracing::error!(error = %e, "fence expiry failed");
+        }
+    }
+}
+
 /// Writes a snapshot every `secs` seconds.
 async fn snapshot_periodically(engine: Arc<Engine>, secs: u64) {
     let period = std::time::Duration::from_secs(secs);
@@ -234,4 +264,8 @@ async fn snapshot_periodically(engine: Arc<Engine>, secs: u64) {
             Err(e) => tracing::error!(error = %e, "periodic snapshot panicked"),
         }
     }
+}
+
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }

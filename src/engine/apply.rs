@@ -3,10 +3,11 @@
 //! "do it" (after logging) and "redo it" (recovery replays the log through here).
 
 use super::mutation::{
-    Change, DeletePoi, DeleteTraveller, ImportMode, ImportPois, Order, Positions, SetSharing,
-    UpsertPoi,
+    Change, DeleteFence, DeletePoi, DeleteTraveller, ImportMode, ImportPois, Order, Positions,
+    PutFence, SetSharing, UpsertPoi,
 };
 use super::{Engine, EngineError, PositionCounts, Removed, Stored};
+use crate::events::Cause;
 use crate::pois::PoiIndex;
 use crate::travellers::UpdateOutcome;
 
@@ -93,11 +94,23 @@ impl Change for Positions {
     type Outcome = PositionCounts;
 
     fn apply(self, engine: &Engine) -> Result<PositionCounts, EngineError> {
-        let applied = self
-            .updates
-            .iter()
-            .filter(|u| engine.travellers.update(u, self.received_ms) == UpdateOutcome::Applied)
-            .count();
+        let now = self.received_ms;
+        let mut applied = 0;
+        for u in &self.updates {
+            let (outcome, moved) = engine
+                .travellers
+                .update_then(u, now, |seen| engine.fences.on_moved(seen, now));
+            if outcome == UpdateOutcome::Applied {
+                applied += 1;
+            }
+            // Roaming fences around this traveller moved with it: judged now that its
+            // record is unlocked.
+            if let Some(fences) = moved.filter(|f| !f.is_empty()) {
+                engine
+                    .fences
+                    .reevaluate(&fences, &engine.travellers, now, Cause::Moved);
+            }
+        }
         Ok(PositionCounts {
             applied,
             stale: self.updates.len() - applied,
@@ -111,6 +124,14 @@ impl Change for SetSharing {
 
     fn apply(self, engine: &Engine) -> Result<(), EngineError> {
         engine.travellers.set_sharing(&self.id, self.sharing);
+        let now = engine.now_ms();
+        let around = engine
+            .travellers
+            .with_seen(&self.id, |seen| engine.fences.on_sharing(seen, now))
+            .unwrap_or_default();
+        engine
+            .fences
+            .reevaluate(&around, &engine.travellers, now, Cause::Sharing);
         Ok(())
     }
 }
@@ -120,8 +141,38 @@ impl Change for DeleteTraveller {
     type Outcome = Removed;
 
     fn apply(self, engine: &Engine) -> Result<Removed, EngineError> {
+        let existed = engine.travellers.delete(&self.id, self.at_ms);
+        let around = engine.fences.on_deleted(&self.id, self.at_ms);
+        engine
+            .fences
+            .reevaluate(&around, &engine.travellers, self.at_ms, Cause::Deleted);
+        Ok(Removed { existed })
+    }
+}
+
+impl Change for PutFence {
+    const ORDER: Order = Order::TravellersExclusive;
+    type Outcome = Stored;
+
+    fn check(&self, engine: &Engine) -> Result<(), EngineError> {
+        Ok(engine.fences.check_room(&self.0.id)?)
+    }
+
+    fn apply(self, engine: &Engine) -> Result<Stored, EngineError> {
+        let created = engine
+            .fences
+            .put(self.0, &engine.travellers, engine.now_ms())?;
+        Ok(Stored { created })
+    }
+}
+
+impl Change for DeleteFence {
+    const ORDER: Order = Order::TravellersExclusive;
+    type Outcome = Removed;
+
+    fn apply(self, engine: &Engine) -> Result<Removed, EngineError> {
         Ok(Removed {
-            existed: engine.travellers.delete(&self.id, self.at_ms),
+            existed: engine.fences.delete(&self.0, engine.now_ms()),
         })
     }
 }
@@ -152,7 +203,7 @@ mod tests {
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::engine::EngineConfig;
+    use crate::engine::{EngineConfig, LiveConfig};
     use crate::geometry::LatLon;
     use crate::import::ParsedPois;
     use crate::pois::{CursorKey, NearbyQuery, Poi, PoiFilter};
@@ -166,6 +217,7 @@ mod tests {
                 trail_capacity: 4,
                 ttl_ms: 3_600_000,
             },
+            live: LiveConfig::default(),
         })
     }
 

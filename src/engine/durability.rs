@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{Engine, EngineError, Mutation};
+use crate::fences::Fence;
 use crate::persist::snapshot::{self, SnapshotWriter};
 use crate::persist::wal::{self, Wal, WalOptions};
 use crate::persist::{BoxError, PersistError, decode};
@@ -21,11 +22,12 @@ const SNAPSHOT_CHUNK: usize = 4_096;
 /// Snapshots kept; the log is kept from the oldest of them on.
 const SNAPSHOTS_KEPT: usize = 2;
 
-/// What a snapshot holds, item by item.
+/// What a snapshot holds, item by item: POIs, then travellers, then fences.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 enum SnapshotItem {
     Poi(Poi),
     Traveller(TravellerRecord),
+    Fence(Fence),
 }
 
 /// The engine's open data directory.
@@ -75,6 +77,9 @@ impl Engine {
         let wal_dir = dir.join("wal");
         let snapshot_dir = dir.join("snapshots");
 
+        // Fences are restored and the log replayed without judging anyone: who is inside
+        // each fence is worked out once, from the state as recovered.
+        self.fences.set_quiet(true);
         let mut loaded: Option<(u64, PathBuf)> = None;
         for (seq, path) in snapshot::list(&snapshot_dir)? {
             match self.load_snapshot(&path) {
@@ -102,6 +107,8 @@ impl Engine {
                 "dropped a torn last log record (a crash mid-write)"
             );
         }
+        self.fences.recompute(&self.travellers, self.now_ms());
+        self.fences.set_quiet(false);
         let wal = Wal::open(&wal_dir, replayed.last_seq + 1, options)?;
         let fresh = loaded.is_none() && !had_log;
         let _ = self.storage.set(Storage {
@@ -157,6 +164,9 @@ impl Engine {
                         }
                         self.travellers.restore(record);
                     }
+                    SnapshotItem::Fence(fence) => {
+                        self.fences.put(fence, &self.travellers, self.now_ms())?;
+                    }
                 }
                 Ok(())
             });
@@ -175,6 +185,7 @@ impl Engine {
             }
             Err(e) => {
                 self.travellers.clear();
+                self.fences.clear();
                 Err(e.into())
             }
         }
@@ -210,6 +221,8 @@ impl Engine {
         }
         self.travellers
             .export(|record| writer.item(&SnapshotItem::Traveller(record)))?;
+        self.fences
+            .export(|fence| writer.item(&SnapshotItem::Fence(fence.clone())))?;
         let file = writer.finish()?;
 
         // Keep the newest two snapshots, and the log from the older one on.

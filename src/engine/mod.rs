@@ -29,6 +29,9 @@
 
 mod apply;
 mod durability;
+#[cfg(test)]
+mod fence_model_tests;
+mod fences;
 mod heatmap;
 mod mutation;
 mod outcome;
@@ -43,7 +46,8 @@ use parking_lot::{Mutex, RwLock};
 pub use durability::{RecoveryReport, SnapshotInfo};
 pub use heatmap::{HeatmapError, HeatmapLayer, MAX_HEATMAP_CELLS};
 pub use mutation::{
-    DeletePoi, DeleteTraveller, ImportMode, ImportPois, Mutation, Positions, SetSharing, UpsertPoi,
+    DeleteFence, DeletePoi, DeleteTraveller, ImportMode, ImportPois, Mutation, Positions, PutFence,
+    SetSharing, UpsertPoi,
 };
 pub use outcome::{ImportSummary, PositionCounts, Removed, Stored, Written};
 pub use pois::{NearbyPage, WithinPage};
@@ -51,6 +55,8 @@ pub use travellers::TravellerAreaPage;
 
 use self::mutation::{Change, Logged, Order};
 use crate::clock::Clock;
+use crate::events::{EventConfig, EventLog};
+use crate::fences::{FenceLimitError, Fences, FencesConfig};
 use crate::import::RecordError;
 use crate::persist::PersistError;
 use crate::persist::wal::{Ticket, Wal};
@@ -66,6 +72,9 @@ pub enum EngineError {
     /// A page cursor did not verify.
     #[error(transparent)]
     Cursor(#[from] CursorError),
+    /// The write would create more fences than allowed.
+    #[error(transparent)]
+    FenceLimit(#[from] FenceLimitError),
     /// A heatmap request was refused.
     #[error(transparent)]
     Heatmap(#[from] HeatmapError),
@@ -102,6 +111,32 @@ pub struct EngineConfig {
     pub clock: Arc<dyn Clock>,
     /// Trail length and time-to-live of travellers.
     pub travellers: TravellerConfig,
+    /// Limits of fences and of their events.
+    pub live: LiveConfig,
+}
+
+/// Limits of fences and of their events.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveConfig {
+    /// The most fences there may be.
+    pub max_fences: usize,
+    /// The event log's retention and its subscribers' limits.
+    pub events: EventConfig,
+}
+
+impl Default for LiveConfig {
+    /// As `proxima serve` has them by default.
+    fn default() -> Self {
+        Self {
+            max_fences: 100_000,
+            events: EventConfig {
+                retention_ms: 3_600_000,
+                max_retained: 1_000_000,
+                subscriber_buffer: 1_024,
+                max_subscribers: 10_000,
+            },
+        }
+    }
 }
 
 /// Proxima's state.
@@ -110,6 +145,7 @@ pub struct Engine {
     writer: Mutex<()>,
     travellers: TravellerIndex,
     traveller_order: RwLock<()>,
+    fences: Fences,
     cursor_key: CursorKey,
     clock: Arc<dyn Clock>,
     storage: OnceLock<durability::Storage>,
@@ -135,6 +171,13 @@ impl Engine {
             writer: Mutex::new(()),
             travellers: TravellerIndex::new(config.travellers),
             traveller_order: RwLock::new(()),
+            fences: Fences::new(
+                FencesConfig {
+                    ttl_ms: config.travellers.ttl_ms,
+                    max_fences: config.live.max_fences,
+                },
+                Arc::new(EventLog::new(config.live.events)),
+            ),
             cursor_key: config.cursor_key,
             clock: config.clock,
             storage: OnceLock::new(),

@@ -14,6 +14,7 @@
 use serde::ser::{Serialize, Serializer};
 
 use super::{Engine, EngineError};
+use crate::fences::Fence;
 use crate::pois::Poi;
 use crate::travellers::{PositionUpdate, Sharing};
 
@@ -92,6 +93,10 @@ mutations! {
     SetSharing,
     /// Forget a traveller.
     DeleteTraveller,
+    /// Create or replace a fence.
+    PutFence,
+    /// Delete a fence.
+    DeleteFence,
 }
 
 /// Create or replace one POI.
@@ -138,6 +143,14 @@ pub struct DeleteTraveller {
     pub at_ms: i64,
 }
 
+/// Create or replace a fence.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PutFence(pub Fence);
+
+/// Delete a fence by id.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeleteFence(pub String);
+
 /// Which lock orders a kind of change against the others (see the engine's module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Order {
@@ -145,7 +158,8 @@ pub(super) enum Order {
     PoiWriter,
     /// Position reports: they commute, so they share the traveller-order lock.
     TravellersShared,
-    /// Sharing changes and traveller deletes: alone on the traveller-order lock.
+    /// Sharing changes, traveller deletes and fence changes: alone on the traveller-order
+    /// lock.
     TravellersExclusive,
 }
 

@@ -79,6 +79,31 @@ impl Grid {
         (west, south, west + self.lon_step(), south + self.lat_step())
     }
 
+    /// How many cells cover the latitudes `[south, north]` and the longitude ranges `lons`
+    /// (each `west <= east`).
+    pub fn count_in(self, south: f64, north: f64, lons: &[(f64, f64)]) -> usize {
+        let rows = (self.row(north) - self.row(south)) as usize + 1;
+        let columns: usize = lons
+            .iter()
+            .map(|&(w, e)| (self.column(e) - self.column(w)) as usize + 1)
+            .sum();
+        rows.saturating_mul(columns)
+    }
+
+    /// The cells covering the latitudes `[south, north]` and the longitude ranges `lons`
+    /// (each `west <= east`).
+    pub fn cells_in(self, south: f64, north: f64, lons: &[(f64, f64)]) -> Vec<u64> {
+        let mut cells = Vec::with_capacity(self.count_in(south, north, lons));
+        for &(w, e) in lons {
+            for column in self.column(w)..=self.column(e) {
+                for row in self.row(south)..=self.row(north) {
+                    cells.push(self.cell_at(column, row));
+                }
+            }
+        }
+        cells
+    }
+
     /// The cell of this grid containing `cell` of the finer grid `finer`.
     #[inline]
     pub fn parent_of(self, finer: Grid, cell: u64) -> u64 {

@@ -185,6 +185,12 @@ impl From<EngineError> for ApiError {
                 format!("category: {e}"),
             ),
             EngineError::Cursor(e) => Self::bad_parameter(format!("cursor: {e}")),
+            EngineError::FenceLimit(e) => Self::new(
+                StatusCode::CONFLICT,
+                "fence-limit",
+                "Too many fences",
+                format!("id: {e}"),
+            ),
             EngineError::Heatmap(e) => Self::bad_parameter(e.to_string()),
             EngineError::Storage(e) => {
                 tracing::error!(error = %e, "storage failed");

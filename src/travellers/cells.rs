@@ -196,11 +196,11 @@ impl CellIndex {
         lons: &[(f64, f64)],
         center: Option<[f64; 3]>,
     ) -> Cover {
-        if grid_count(FINE, south, north, lons) <= FINE_BUDGET {
-            return Cover::Fine(grid_cells(FINE, south, north, lons));
+        if FINE.count_in(south, north, lons) <= FINE_BUDGET {
+            return Cover::Fine(FINE.cells_in(south, north, lons));
         }
-        let coarse = if grid_count(COARSE, south, north, lons) <= COARSE_BUDGET {
-            grid_cells(COARSE, south, north, lons)
+        let coarse = if COARSE.count_in(south, north, lons) <= COARSE_BUDGET {
+            COARSE.cells_in(south, north, lons)
         } else {
             // Too many to enumerate: walk the non-empty coarse cells instead.
             let rows = COARSE.row(south)..=COARSE.row(north);
@@ -230,27 +230,6 @@ impl CellIndex {
 pub fn cell_bound(grid: Grid, cell: u64, q: [f64; 3]) -> f64 {
     let (w, s, e, n) = grid.cell_bounds(cell);
     chord2_to_envelope(q, lon_lat_envelope(w, e, s, n))
-}
-
-fn grid_count(grid: Grid, south: f64, north: f64, lons: &[(f64, f64)]) -> usize {
-    let rows = (grid.row(north) - grid.row(south)) as usize + 1;
-    let columns: usize = lons
-        .iter()
-        .map(|&(w, e)| (grid.column(e) - grid.column(w)) as usize + 1)
-        .sum();
-    rows.saturating_mul(columns)
-}
-
-fn grid_cells(grid: Grid, south: f64, north: f64, lons: &[(f64, f64)]) -> Vec<u64> {
-    let mut cells = Vec::with_capacity(grid_count(grid, south, north, lons));
-    for &(w, e) in lons {
-        for column in grid.column(w)..=grid.column(e) {
-            for row in grid.row(south)..=grid.row(north) {
-                cells.push(grid.cell_at(column, row));
-            }
-        }
-    }
-    cells
 }
 
 #[cfg(test)]

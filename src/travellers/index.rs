@@ -11,7 +11,7 @@ use super::cells::{CellIndex, Cover, FINE};
 use super::record::Record;
 use super::shard::{Handle, SHARD_BITS, SHARDS, Shard, handle, split};
 use super::{
-    CurrentRecord, PositionUpdate, Sharing, TrailPoint, TravellerConfig, TravellerRecord,
+    CurrentRecord, PositionUpdate, Seen, Sharing, TrailPoint, TravellerConfig, TravellerRecord,
     TravellerView, UpdateOutcome, Visibility,
 };
 use crate::geometry::{BBox, LatLon};
@@ -68,6 +68,18 @@ impl TravellerIndex {
 
     /// Applies one position report received at `received_ms`.
     pub fn update(&self, update: &PositionUpdate, received_ms: i64) -> UpdateOutcome {
+        self.update_then(update, received_ms, |_| ()).0
+    }
+
+    /// Applies one position report received at `received_ms` and, if it moved the
+    /// traveller, calls `moved` with the traveller as it is now, before anyone else can
+    /// change it (its shard is still locked: `moved` must not lock another traveller).
+    pub fn update_then<R>(
+        &self,
+        update: &PositionUpdate,
+        received_ms: i64,
+        moved: impl FnOnce(Seen<'_>) -> R,
+    ) -> (UpdateOutcome, Option<R>) {
         let (hash, s) = self.locate(&update.id);
         let mut shard = self.shards[s].write();
         let slot = match shard.find(hash, &update.id) {
@@ -75,12 +87,24 @@ impl TravellerIndex {
             None => {
                 let seen_ms = update.ts.min(received_ms);
                 if received_ms.saturating_sub(seen_ms) > self.config.ttl_ms {
-                    return UpdateOutcome::Stale; // already expired: nothing to create
+                    // Already expired: nothing to create.
+                    return (UpdateOutcome::Stale, None);
                 }
                 shard.insert(hash, &update.id, &self.hasher)
             }
         };
-        self.apply(handle(s, slot), shard.record_mut(slot), update, received_ms)
+        let outcome = self.apply(handle(s, slot), shard.record_mut(slot), update, received_ms);
+        let then =
+            (outcome == UpdateOutcome::Applied).then(|| moved(self.seen(shard.record(slot))));
+        (outcome, then)
+    }
+
+    /// A record as observers see it.
+    pub(super) fn seen<'a>(&self, record: &'a Record) -> Seen<'a> {
+        Seen {
+            record,
+            ttl_ms: self.config.ttl_ms,
+        }
     }
 
     fn apply(
@@ -121,6 +145,12 @@ impl TravellerIndex {
         t.set_position_extra(u.accuracy_m, u.trip_id.as_deref());
         t.trail.insert(point, self.config.trail_capacity);
         UpdateOutcome::Applied
+    }
+
+    /// Calls `f` with the traveller as it is now, read-locked, if it has a record (`f` must
+    /// not lock another traveller).
+    pub fn with_seen<R>(&self, id: &str, f: impl FnOnce(Seen<'_>) -> R) -> Option<R> {
+        self.with_slot(id, |t| Some(f(self.seen(t))))
     }
 
     /// Runs `f` on the traveller's record, read-locked, if it exists.

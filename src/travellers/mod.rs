@@ -19,6 +19,7 @@ pub mod cells;
 mod index;
 mod nearby;
 mod record;
+mod seen;
 mod shard;
 mod sharing;
 mod trail;
@@ -28,6 +29,7 @@ mod within;
 mod oracle_tests;
 
 pub use index::TravellerIndex;
+pub use seen::Seen;
 pub use sharing::{MAX_VIEWERS, Sharing, SharingError, Visibility};
 pub use trail::{Trail, TrailPoint};
 pub use within::TravellerPage;

@@ -102,7 +102,7 @@ impl TravellerIndex {
     /// The fine cells that may hold a point of `area`, each once: with how the area meets
     /// it when a coarse cell already told, `None` when the cell is still to be classified
     /// (only if it holds anyone: classifying costs more than looking).
-    fn cells_of(&self, area: &Area) -> Vec<(u64, Option<Overlap>)> {
+    pub(super) fn cells_of(&self, area: &Area) -> Vec<(u64, Option<Overlap>)> {
         let mut out = Vec::new();
         for bbox in area.bounds() {
             let lons = [(bbox.min_lon, bbox.max_lon)];

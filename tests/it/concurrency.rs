@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use proxima::clock::SystemClock;
-use proxima::engine::{Engine, EngineConfig, ImportMode};
+use proxima::engine::{Engine, EngineConfig, ImportMode, LiveConfig};
 use proxima::geometry::LatLon;
 use proxima::import::ParsedPois;
 use proxima::pois::{CursorKey, NearbyQuery, Poi, PoiFilter};
@@ -44,6 +44,7 @@ fn assert_imports_are_atomic(size: usize, mode: ImportMode) {
             trail_capacity: 4,
             ttl_ms: 3_600_000,
         },
+        live: LiveConfig::default(),
     }));
     engine
         .import_pois(generation(size, 0), ImportMode::Replace, true)

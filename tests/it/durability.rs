@@ -344,7 +344,7 @@ async fn a_second_server_on_the_same_data_dir_is_refused() {
 #[test]
 fn format_version_1_fixture_still_recovers() {
     use proxima::clock::ManualClock;
-    use proxima::engine::{Engine, EngineConfig};
+    use proxima::engine::{Engine, EngineConfig, LiveConfig};
     use proxima::persist::wal::WalOptions;
     use proxima::pois::CursorKey;
     use proxima::travellers::TravellerConfig;
@@ -369,6 +369,7 @@ fn format_version_1_fixture_still_recovers() {
             trail_capacity: 32,
             ttl_ms: 3_600_000,
         },
+        live: LiveConfig::default(),
     });
     let report = engine
         .recover(dir.path(), WalOptions::default())
@@ -397,7 +398,7 @@ fn format_version_1_fixture_still_recovers() {
 #[test]
 fn a_snapshot_with_an_undecodable_item_falls_back_to_the_previous_one() {
     use proxima::clock::ManualClock;
-    use proxima::engine::{Engine, EngineConfig};
+    use proxima::engine::{Engine, EngineConfig, LiveConfig};
     use proxima::persist::snapshot::{SnapshotWriter, list};
     use proxima::persist::wal::WalOptions;
     use proxima::pois::{CursorKey, Poi};
@@ -412,6 +413,7 @@ fn a_snapshot_with_an_undecodable_item_falls_back_to_the_previous_one() {
                 trail_capacity: 4,
                 ttl_ms: 3_600_000,
             },
+            live: LiveConfig::default(),
         })
     };
     let first = engine();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use proxima::clock::ManualClock;
-use proxima::engine::{Engine, EngineConfig, EngineError, ImportMode, Written};
+use proxima::engine::{Engine, EngineConfig, EngineError, ImportMode, LiveConfig, Written};
 use proxima::import::ParsedPois;
 use proxima::persist::wal::{FsyncMode, WalOptions};
 use proxima::pois::{CursorKey, Poi};
@@ -46,6 +46,7 @@ fn engine(clock: Arc<ManualClock>) -> Engine {
             trail_capacity: 4,
             ttl_ms: 30_000,
         },
+        live: LiveConfig::default(),
     })
 }
 

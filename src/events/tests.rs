@@ -1,0 +1,146 @@
+//! The log's promises: resuming inside the window gives every later event of the fences
+//! followed, in order, none twice; outside it, or from another run, a reset; a subscriber
+//! that fills its queue ends with a reset while one that keeps up misses nothing.
+
+use super::*;
+use crate::geometry::LatLon;
+
+fn config(buffer: usize) -> EventConfig {
+    EventConfig {
+        retention_ms: 60_000,
+        max_retained: 100,
+        subscriber_buffer: buffer,
+        max_subscribers: 3,
+    }
+}
+
+fn event(fence: &str, traveller: &str) -> NewEvent {
+    NewEvent {
+        fence: fence.into(),
+        kind: EventKind::Enter,
+        traveller: Some(TravellerAt {
+            id: traveller.into(),
+            position: LatLon { lat: 1.0, lon: 2.0 },
+            ts: 3,
+        }),
+        cause: Some(Cause::Moved),
+        distance_m: None,
+    }
+}
+
+fn travellers(events: &[Arc<Event>]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            e.event
+                .traveller
+                .as_ref()
+                .map_or(String::new(), |t| t.id.clone())
+        })
+        .collect()
+}
+
+fn drain(s: &mut Subscription) -> (Vec<Arc<Event>>, bool) {
+    let mut got = Vec::new();
+    loop {
+        match s.try_next() {
+            Some(Next::Event(e)) => got.push(e),
+            Some(Next::Reset) => return (got, true),
+            None => return (got, false),
+        }
+    }
+}
+
+#[test]
+fn resuming_inside_the_window_gives_every_later_event_of_the_fences_followed() {
+    let log = Arc::new(EventLog::new(config(16)));
+    log.publish(1_000, [event("a", "t1"), event("b", "t2")]);
+    let listed = log.head();
+    log.publish(
+        1_001,
+        [event("a", "t3"), event("b", "t4"), event("c", "t5")],
+    );
+    let mut s = log
+        .subscribe(vec!["a".into(), "c".into()], Some(listed))
+        .expect("room");
+    let Start::Events(backlog) = s.start.clone() else {
+        panic!("inside the window");
+    };
+    assert_eq!(travellers(&backlog), ["t3", "t5"]);
+    log.publish(1_002, [event("b", "t6"), event("a", "t7")]);
+    let (live, reset) = drain(&mut s);
+    assert_eq!((travellers(&live), reset), (vec!["t7".to_string()], false));
+    let seqs: Vec<u64> = backlog.iter().chain(&live).map(|e| e.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+}
+
+#[test]
+fn resuming_from_before_the_window_or_another_run_is_a_reset() {
+    let log = Arc::new(EventLog::new(config(16)));
+    let old = log.head();
+    log.publish(1_000, [event("a", "t1")]);
+    log.publish(1_000 + 61_000, [event("a", "t2")]);
+    let s = log.subscribe(vec!["a".into()], Some(old)).expect("room");
+    assert_eq!(
+        s.start,
+        Start::Reset(ResetReason::Gap),
+        "t1 is past the window"
+    );
+    let other = EventId {
+        epoch: log.head().epoch.wrapping_add(1),
+        seq: 1,
+    };
+    let s = log.subscribe(vec!["a".into()], Some(other)).expect("room");
+    assert_eq!(s.start, Start::Reset(ResetReason::OtherRun));
+    assert_eq!(log.subscribers(), 0, "a reset subscription holds no place");
+}
+
+#[test]
+fn a_subscriber_that_cannot_keep_up_is_reset_while_another_misses_nothing() {
+    let log = Arc::new(EventLog::new(config(4)));
+    let mut slow = log.subscribe(vec!["a".into()], None).expect("room");
+    let mut healthy = log.subscribe(vec!["a".into()], None).expect("room");
+    let mut seen = Vec::new();
+    for i in 0..10 {
+        log.publish(1_000 + i, [event("a", &format!("t{i}"))]);
+        let (got, reset) = drain(&mut healthy);
+        assert!(!reset);
+        seen.extend(got);
+    }
+    assert_eq!(seen.len(), 10, "the healthy one got every event");
+    let (got, reset) = drain(&mut slow);
+    assert_eq!(
+        (got.len(), reset),
+        (4, true),
+        "the slow one got what fit, then a reset"
+    );
+    assert_eq!(log.subscribers(), 1);
+}
+
+#[test]
+fn the_subscriber_limit_is_kept_and_places_are_given_back() {
+    let log = Arc::new(EventLog::new(config(4)));
+    let held: Vec<Subscription> = (0..3)
+        .map(|_| log.subscribe(vec!["a".into()], None).expect("room"))
+        .collect();
+    assert_eq!(
+        log.subscribe(vec!["a".into()], None).expect_err("full"),
+        SubscribeError::TooManySubscribers(3)
+    );
+    drop(held);
+    assert_eq!(log.subscribers(), 0);
+    assert!(log.subscribe(vec!["a".into()], None).is_ok());
+}
+
+#[test]
+fn event_ids_read_back_and_refuse_anything_else() {
+    let id = EventId {
+        epoch: 0xdead_beef,
+        seq: 42,
+    };
+    assert_eq!(id.to_string(), "deadbeef-42");
+    assert_eq!("deadbeef-42".parse::<EventId>(), Ok(id));
+    for bad in ["", "42", "deadbeef", "xyz-1", "deadbeef--1", "dead-1"] {
+        assert!(bad.parse::<EventId>().is_err(), "{bad}");
+    }
+}

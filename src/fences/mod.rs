@@ -1,0 +1,108 @@
+//! Fences: areas and moving circles that tell their subscribers who comes and goes.
+//!
+//! A **static fence** is an area; a **roaming fence** is a circle of `radius_m` around a
+//! traveller (`around`). Either sees only the travellers its `viewer` may see (a roaming
+//! fence also needs the viewer to see `around`); a `None` viewer sees everyone. A fence is a
+//! definition ([`Fence`], logged and snapshotted as a mutation) and a state: who is inside
+//! now, kept by [`Fences`] and changed only by evaluation, which publishes an event for every
+//! change to the [`EventLog`](crate::events::EventLog):
+//! - a traveller's accepted update is judged against the fences whose cells hold its new
+//!   position and those it is inside, while its record is still locked (so its events are
+//!   in the order of its updates), one cell lookup when no fence is near;
+//! - a traveller that roaming fences are around moves them: their cells follow it, and
+//!   they are judged again over the travellers near it, after its lock is released;
+//! - sharing changes, deletes, expiry (a scan every second) and fence edits judge the
+//!   travellers they concern, with their cause.
+//!
+//! Locks, always taken in this order: a traveller's record (by the traveller index), a
+//! fence's state, then the event log; the cell maps and the membership map are leaves,
+//! never held while another lock is taken.
+
+mod cells;
+mod judge;
+mod registry;
+
+pub use cells::Covering;
+pub use registry::{FenceCounts, FenceLimitError, Fences, FencesConfig, InsidePage, Subject};
+
+use crate::geometry::area::Area;
+use crate::ids::validate_id;
+use crate::travellers::Seen;
+
+/// The largest radius a roaming fence may have, metres: a circle around a moving traveller
+/// is re-covered on every move, so it stays local.
+pub const MAX_ROAMING_RADIUS_M: f64 = 50_000.0;
+
+/// A fence, as defined.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Fence {
+    /// Id.
+    pub id: String,
+    /// Whose view the fence has (`None`: every traveller).
+    pub viewer: Option<String>,
+    /// What it covers.
+    pub kind: FenceKind,
+}
+
+/// What a fence covers.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum FenceKind {
+    /// An area.
+    Static(Area),
+    /// The points within `radius_m` of a traveller.
+    Roaming {
+        /// The traveller it is around.
+        around: String,
+        /// Metres.
+        radius_m: f64,
+    },
+}
+
+/// Why a fence was refused: the member at fault and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{at}: {reason}")]
+pub struct FenceError {
+    /// The member at fault (`viewer`, `roaming.radius_m`, ...).
+    pub at: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl Fence {
+    /// A validated fence.
+    pub fn new(id: String, viewer: Option<String>, kind: FenceKind) -> Result<Self, FenceError> {
+        let bad = |at: &str, reason: String| FenceError {
+            at: at.into(),
+            reason,
+        };
+        validate_id(&id).map_err(|e| bad("id", e.to_string()))?;
+        if let Some(v) = &viewer {
+            validate_id(v).map_err(|e| bad("viewer", e.to_string()))?;
+        }
+        if let FenceKind::Roaming { around, radius_m } = &kind {
+            validate_id(around).map_err(|e| bad("roaming.around", e.to_string()))?;
+            if !(radius_m.is_finite() && *radius_m > 0.0 && *radius_m <= MAX_ROAMING_RADIUS_M) {
+                return Err(bad(
+                    "roaming.radius_m",
+                    format!(
+                        "must be a number greater than 0 and at most {MAX_ROAMING_RADIUS_M}, got {radius_m}"
+                    ),
+                ));
+            }
+        }
+        Ok(Self { id, viewer, kind })
+    }
+
+    /// Whether the fence's viewer may see `seen` (a fence with no viewer sees everyone).
+    pub fn sees(&self, seen: Seen<'_>) -> bool {
+        match &self.viewer {
+            Some(viewer) => seen.allows(Some(viewer)),
+            None => true,
+        }
+    }
+
+    /// Whether it is a roaming fence.
+    pub fn is_roaming(&self) -> bool {
+        matches!(self.kind, FenceKind::Roaming { .. })
+    }
+}

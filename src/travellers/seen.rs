@@ -1,0 +1,123 @@
+//! [`Seen`]: a traveller as an observer (a fence, a live map) sees it, read while its record
+//! is locked, so that what the observer decides and the traveller's state cannot drift
+//! apart. Also the walks that hand observers every traveller of an area or a cap.
+
+use super::TravellerAt;
+use super::cells::{Cover, FINE};
+use super::index::TravellerIndex;
+use super::record::Record;
+use super::shard::split;
+use crate::geometry::LatLon;
+use crate::geometry::area::{Area, Overlap};
+
+/// A traveller as it is now, borrowed from its locked record.
+#[derive(Clone, Copy)]
+pub struct Seen<'a> {
+    pub(super) record: &'a Record,
+    pub(super) ttl_ms: i64,
+}
+
+impl std::fmt::Debug for Seen<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Seen")
+            .field("id", &self.id())
+            .field("position", &self.position())
+            .field("ts", &self.ts())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Seen<'a> {
+    /// The traveller's id.
+    pub fn id(&self) -> &'a str {
+        &self.record.id
+    }
+
+    /// Its newest position, if it has one (it may have expired: see [`Seen::live`]).
+    pub fn position(&self) -> Option<LatLon> {
+        self.record.has_current().then_some(self.record.position)
+    }
+
+    /// The timestamp of its newest position.
+    pub fn ts(&self) -> i64 {
+        self.record.ts
+    }
+
+    /// When its newest position's age counts from.
+    pub fn seen_ms(&self) -> i64 {
+        self.record.seen_ms()
+    }
+
+    /// Whether it has a position younger than the time-to-live at `now_ms`.
+    pub fn live(&self, now_ms: i64) -> bool {
+        self.record.has_current() && now_ms.saturating_sub(self.record.seen_ms()) <= self.ttl_ms
+    }
+
+    /// Whether `viewer` may see it (`None`: an anonymous viewer, public travellers only).
+    pub fn allows(&self, viewer: Option<&str>) -> bool {
+        self.record.allows(viewer)
+    }
+
+    /// An owned copy of where it is, if it has a position.
+    pub fn at(&self) -> Option<TravellerAt> {
+        self.position().map(|position| TravellerAt {
+            id: self.id().to_string(),
+            position,
+            ts: self.ts(),
+        })
+    }
+}
+
+impl TravellerIndex {
+    /// Calls `f` with every traveller with a position in a cell that may hold a point of
+    /// `area`, and how the area meets that cell (a traveller may still be outside a cell
+    /// the area meets `Partly`). Each record is read-locked while `f` runs.
+    pub fn for_each_seen_in(&self, area: &Area, mut f: impl FnMut(Seen<'_>, Overlap)) {
+        let mut handles = Vec::new();
+        for (cell, known) in self.cells_of(area) {
+            handles.clear();
+            self.cells.ids_in(cell, &mut handles);
+            if handles.is_empty() {
+                continue;
+            }
+            let overlap = known.unwrap_or_else(|| {
+                let (w, s, e, n) = FINE.cell_bounds(cell);
+                area.overlap(w, s, e, n)
+            });
+            if overlap == Overlap::Outside {
+                continue;
+            }
+            self.visit(cell, &handles, |seen| f(seen, overlap));
+        }
+    }
+
+    /// Calls `f` with every traveller with a position in a cell that may hold a point within
+    /// `radius_m` of `center`. Each record is read-locked while `f` runs.
+    pub fn for_each_seen_near(&self, center: LatLon, radius_m: f64, mut f: impl FnMut(Seen<'_>)) {
+        let cells = match self.cells.cover_cap(center, radius_m) {
+            Cover::Fine(cells) => cells,
+            Cover::Coarse(ranked) => ranked
+                .into_iter()
+                .flat_map(|(_, coarse)| self.cells.children(coarse))
+                .collect(),
+        };
+        let mut handles = Vec::new();
+        for cell in cells {
+            handles.clear();
+            self.cells.ids_in(cell, &mut handles);
+            self.visit(cell, &handles, &mut f);
+        }
+    }
+
+    /// Calls `f` with each of `handles` whose record still names `cell`.
+    fn visit(&self, cell: u64, handles: &[u32], mut f: impl FnMut(Seen<'_>)) {
+        for &h in handles {
+            let (s, slot) = split(h);
+            let shard = self.shards[s].read();
+            let t = shard.record(slot);
+            if u64::from(t.cell) == cell {
+                f(self.seen(t));
+            }
+        }
+    }
+}
