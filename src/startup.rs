@@ -119,10 +119,15 @@ pub async fn start_with_clock(
             max_batch_bytes: config.max_batch_bytes,
             request_timeout: std::time::Duration::from_secs(config.request_timeout.max(1)),
             max_area_vertices: usize::try_from(config.max_area_vertices).unwrap_or(usize::MAX),
+            max_fences_per_stream: to_usize(config.max_fences_per_stream),
         },
         tmp_dir,
         keys,
         started: std::time::Instant::now(),
+        streams: Arc::new(server::sse::StreamSlots::new(to_usize(
+            config.max_streams_per_key,
+        ))),
+        stopping: tokio_util::sync::CancellationToken::new(),
     };
     let listener = server::bind(config.listen)
         .await

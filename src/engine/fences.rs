@@ -9,6 +9,9 @@ use super::{Engine, EngineError, Removed, Stored, Written};
 use crate::events::EventLog;
 use crate::fences::{Fence, FenceCounts, InsidePage};
 
+/// What fence-list cursors are bound to.
+const FENCES_LISTING: &str = "fences";
+
 impl Engine {
     /// Creates or replaces a fence; everyone it concerns is judged at once.
     pub fn put_fence(&self, fence: Fence) -> Result<Written<Stored>, EngineError> {
@@ -30,14 +33,44 @@ impl Engine {
         self.fences.missing(ids)
     }
 
-    /// Fences by id after `after`, at most `limit`, and whether more follow.
-    pub fn fences(&self, after: Option<&str>, limit: usize) -> (Vec<Fence>, bool) {
-        self.fences.list(after, limit)
+    /// A page of fences by id, and the cursor to the next page. `cursor` continues a
+    /// previous page.
+    pub fn fence_page(
+        &self,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<Fence>, Option<String>), EngineError> {
+        let after = cursor
+            .map(|c| self.cursor_key.listing_after(FENCES_LISTING, c))
+            .transpose()?;
+        let (fences, more) = self.fences.list(after.as_deref(), limit);
+        let next = match fences.last() {
+            Some(last) if more => Some(self.cursor_key.listing_cursor(FENCES_LISTING, &last.id)),
+            _ => None,
+        };
+        Ok((fences, next))
     }
 
-    /// Who is inside fence `id`, by id after `after`, at most `limit`.
-    pub fn fence_inside(&self, id: &str, after: Option<&str>, limit: usize) -> Option<InsidePage> {
-        self.fences.inside(id, after, limit)
+    /// A page of who is inside fence `id` (by traveller id), and the cursor to the next
+    /// page; `None` if there is no such fence.
+    pub fn fence_inside(
+        &self,
+        id: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Option<(InsidePage, Option<String>)>, EngineError> {
+        let listing = format!("inside:{id}");
+        let after = cursor
+            .map(|c| self.cursor_key.listing_after(&listing, c))
+            .transpose()?;
+        let Some(page) = self.fences.inside(id, after.as_deref(), limit) else {
+            return Ok(None);
+        };
+        let next = match page.travellers.last() {
+            Some(last) if page.more => Some(self.cursor_key.listing_cursor(&listing, &last.id)),
+            _ => None,
+        };
+        Ok(Some((page, next)))
     }
 
     /// The event log that fence streams follow.

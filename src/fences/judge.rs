@@ -32,19 +32,21 @@ impl Fences {
         if self.is_quiet() {
             return Vec::new();
         }
-        let mut candidates: Vec<(Arc<Subject>, bool)> = match seen.position() {
-            Some(p) => self
-                .cells
-                .at(p)
-                .into_iter()
-                .map(|found| (found.subject, found.interior))
-                .collect(),
-            None => Vec::new(),
-        };
-        if let Some(inside) = self.members_of.get(seen.id()) {
-            for subject in inside.iter() {
-                if !candidates.iter().any(|(s, _)| Arc::ptr_eq(s, subject)) {
-                    candidates.push((subject.clone(), false));
+        // The fences it was inside first, so that leaving one is told before entering the
+        // next; then those whose cells hold where it is now.
+        let mut candidates: Vec<(Arc<Subject>, bool)> = self
+            .members_of
+            .get(seen.id())
+            .map(|inside| inside.iter().map(|s| (s.clone(), false)).collect())
+            .unwrap_or_default();
+        if let Some(p) = seen.position() {
+            for found in self.cells.at(p) {
+                match candidates
+                    .iter_mut()
+                    .find(|(s, _)| Arc::ptr_eq(s, &found.subject))
+                {
+                    Some(known) => known.1 |= found.interior,
+                    None => candidates.push((found.subject, found.interior)),
                 }
             }
         }

@@ -23,6 +23,7 @@ const NEARBY: u8 = 1;
 const WITHIN: u8 = 2;
 const AREA: u8 = 3;
 const TRAVELLERS_AREA: u8 = 4;
+const LISTING: u8 = 5;
 
 /// Why a cursor was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,6 +127,17 @@ impl CursorKey {
         )
     }
 
+    /// A cursor pointing after `id` in a listing by id (`listing` names it: the fences, who
+    /// is inside fence `f`, ...).
+    pub fn listing_cursor(&self, listing: &str, id: &str) -> String {
+        self.id_cursor(LISTING, &listing_context(listing), id)
+    }
+
+    /// The id a listing cursor points after, if it was issued for `listing`.
+    pub fn listing_after(&self, listing: &str, cursor: &str) -> Result<String, CursorError> {
+        self.id_after(LISTING, &listing_context(listing), cursor)
+    }
+
     fn id_cursor(&self, kind: u8, context: &[u8], id: &str) -> String {
         let mut payload = vec![kind];
         payload.extend_from_slice(id.as_bytes());
@@ -207,6 +219,12 @@ fn within_context(query: &WithinQuery) -> Vec<u8> {
         out.extend_from_slice(&v.to_bits().to_le_bytes());
     }
     filter_context(&mut out, &query.filter);
+    out
+}
+
+fn listing_context(listing: &str) -> Vec<u8> {
+    let mut out = vec![LISTING];
+    out.extend_from_slice(listing.as_bytes());
     out
 }
 

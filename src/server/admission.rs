@@ -86,6 +86,12 @@ where
                 response: Some(*refused),
             },
             Ok(admitted) => {
+                let mut request = request;
+                // Only the routes that ask who is calling get told (an extension costs an
+                // allocation on every request).
+                if needs_caller(request.uri().path()) {
+                    request.extensions_mut().insert(admitted.caller);
+                }
                 let handler = self.inner.call(request);
                 match admitted.deadline {
                     None => Stage::Handling { admitted, handler },
@@ -164,6 +170,11 @@ const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 /// The longest request target (path and query) accepted, in bytes.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
 
+/// Whether a route's handler asks who is calling.
+fn needs_caller(path: &str) -> bool {
+    path.starts_with("/v1/fences") || path == "/v1/events" || path == "/v1/travellers/watch"
+}
+
 /// The scope a request needs, or `None` for the routes anyone may call.
 pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
     match path {
@@ -182,6 +193,17 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// Who made a request, as admission found out: which key (by its line in the keys file;
+/// `None` on an open server) and whether it may administer. Routes that need it (fences,
+/// event streams) find it in the request's extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// The key's line in the keys file, if keys are configured.
+    pub key: Option<usize>,
+    /// Whether the caller has the admin scope (everyone has, on an open server).
+    pub admin: bool,
+}
+
 /// What admission decided for a request it let through.
 #[derive(Debug, Clone, Copy)]
 pub struct Admitted {
@@ -189,6 +211,8 @@ pub struct Admitted {
     pub rate_limit: Option<u32>,
     /// How long the handler may take, if it gets a deadline at all.
     pub deadline: Option<Duration>,
+    /// Who is asking.
+    pub caller: Caller,
 }
 
 /// Decides whether `request` may reach its handler: `Err` is the answer to send instead
@@ -204,6 +228,10 @@ fn admit(state: &AppState, request: &Request) -> Result<Admitted, Box<Response>>
         ));
     }
     let mut rate_limit = None;
+    let mut caller = Caller {
+        key: None,
+        admin: true,
+    };
     if let (Some(keys), Some(scope)) = (
         &state.keys,
         required_scope(request.method(), request.uri().path()),
@@ -217,6 +245,10 @@ fn admit(state: &AppState, request: &Request) -> Result<Admitted, Box<Response>>
             return Err(challenge(ApiError::unauthorized(
                 "authorization: the key is not valid",
             )));
+        };
+        caller = Caller {
+            key: Some(key.line),
+            admin: key.allows(Scope::Admin),
         };
         if !key.allows(scope) {
             let problem =
@@ -255,6 +287,7 @@ fn admit(state: &AppState, request: &Request) -> Result<Admitted, Box<Response>>
     Ok(Admitted {
         rate_limit,
         deadline: (!is_import && !is_read).then_some(state.limits.request_timeout),
+        caller,
     })
 }
 

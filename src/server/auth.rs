@@ -42,6 +42,8 @@ impl std::fmt::Display for Scope {
 pub struct ApiKey {
     /// How logs name it: `key on line N`.
     pub label: String,
+    /// The line of the keys file it is on: names it without naming the secret.
+    pub line: usize,
     scopes: Vec<Scope>,
     /// Requests per second, if limited.
     pub rate: Option<NonZeroU32>,
@@ -151,6 +153,7 @@ impl Keys {
             let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
             let api_key = ApiKey {
                 label: format!("key on line {line}"),
+                line,
                 scopes,
                 rate,
                 limiter: rate.map(|r| RateLimiter::direct(Quota::per_second(r))),

@@ -17,6 +17,7 @@ mod problem;
 mod request_id;
 mod response;
 mod routes;
+pub mod sse;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,7 +31,7 @@ use tokio::net::TcpListener;
 pub use observe::upkeep_metrics;
 pub use problem::ApiError;
 
-use self::routes::{operations, pois, travellers};
+use self::routes::{fences, operations, pois, streams, travellers};
 
 use crate::engine::Engine;
 
@@ -50,6 +51,8 @@ pub struct Limits {
     pub request_timeout: std::time::Duration,
     /// Most positions an area may have.
     pub max_area_vertices: usize,
+    /// Most fences one event stream may follow.
+    pub max_fences_per_stream: usize,
 }
 
 /// What every handler can reach.
@@ -67,6 +70,11 @@ pub struct AppState {
     pub keys: Option<Arc<auth::Keys>>,
     /// When the server started (for uptime).
     pub started: std::time::Instant,
+    /// Event streams held open, per key.
+    pub streams: Arc<sse::StreamSlots>,
+    /// Cancelled when the server begins to stop: event streams end, so that the requests
+    /// in flight can finish.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// What the listener serves: every route of the API, each behind admission and counted,
@@ -104,6 +112,16 @@ pub fn router(state: AppState) -> App {
         )
         .route("/v1/travellers/{id}/trail", get(travellers::trail))
         .route("/v1/travellers/{id}/sharing", put(travellers::put_sharing))
+        .route("/v1/fences", get(fences::list_fences))
+        .route(
+            "/v1/fences/{id}",
+            put(fences::put_fence)
+                .get(fences::get_fence)
+                .delete(fences::delete_fence),
+        )
+        .route("/v1/fences/{id}/inside", get(fences::inside))
+        .route("/v1/fences/{id}/events", get(streams::fence_events))
+        .route("/v1/events", get(streams::events))
         .route("/v1/heatmap", get(operations::heatmap))
         .route("/v1/admin/snapshot", post(operations::snapshot))
         .fallback(operations::no_route)
@@ -125,5 +143,10 @@ pub async fn serve(
     limits: listener::ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let stopping = state.stopping.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stopping.cancel();
+    };
     listener::serve(listener, router(state), limits, shutdown).await
 }

@@ -125,6 +125,26 @@ impl ApiError {
         )
     }
 
+    /// 429: the key holds as many event streams as it may.
+    pub fn too_many_streams(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-streams",
+            "Too many streams",
+            detail,
+        )
+    }
+
+    /// 503: the server is at a capacity limit (event subscribers); retry later.
+    pub fn busy(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "Server busy",
+            detail,
+        )
+    }
+
     /// 414: the URL is longer than the server accepts.
     pub fn uri_too_long(limit: usize) -> Self {
         Self::new(

@@ -158,3 +158,95 @@ pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
         ..proptest::test_runner::Config::default()
     }
 }
+
+/// One Server-Sent Event as received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    /// Its `id:`, if it had one.
+    pub id: Option<String>,
+    /// Its `event:` kind.
+    pub event: String,
+    /// Its `data:` line, parsed as JSON.
+    pub data: Value,
+}
+
+/// A `text/event-stream` answer, read event by event.
+pub struct SseStream {
+    response: reqwest::Response,
+    buffer: String,
+    ended: bool,
+}
+
+impl SseStream {
+    /// Sends `request` and, if the answer is a 200 event stream, returns it; otherwise the
+    /// status and the problem body.
+    pub async fn open(request: reqwest::RequestBuilder) -> Result<Self, (u16, Value)> {
+        let response = request.send().await.expect("request reaches the server");
+        let status = response.status().as_u16();
+        if status != 200 {
+            let body = response.json().await.unwrap_or(Value::Null);
+            return Err((status, body));
+        }
+        assert_eq!(header(&response, "content-type"), Some("text/event-stream"));
+        Ok(Self {
+            response,
+            buffer: String::new(),
+            ended: false,
+        })
+    }
+
+    /// The next event, waiting at most `wait`; `None` if none came or the stream ended.
+    pub async fn next(&mut self, wait: std::time::Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                if let Some(event) = parse_sse(&block) {
+                    return Some(event);
+                }
+            }
+            if self.ended {
+                return None;
+            }
+            match tokio::time::timeout_at(deadline, self.response.chunk()).await {
+                Err(_) => return None,
+                Ok(Ok(Some(chunk))) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
+                Ok(Ok(None)) | Ok(Err(_)) => self.ended = true,
+            }
+        }
+    }
+
+    /// Every event until `quiet` passes without one (or the stream ends).
+    pub async fn drain(&mut self, quiet: std::time::Duration) -> Vec<SseEvent> {
+        let mut events = Vec::new();
+        while let Some(e) = self.next(quiet).await {
+            events.push(e);
+        }
+        events
+    }
+
+    /// Whether the server ended the stream (after everything it sent was read).
+    pub fn ended(&self) -> bool {
+        self.ended && !self.buffer.contains("\n\n")
+    }
+}
+
+/// An event block (comments alone are keep-alives: `None`).
+fn parse_sse(block: &str) -> Option<SseEvent> {
+    let (mut id, mut event, mut data) = (None, None, String::new());
+    for line in block.lines() {
+        if let Some(v) = line.strip_prefix("id:") {
+            id = Some(v.trim_start().to_string());
+        } else if let Some(v) = line.strip_prefix("event:") {
+            event = Some(v.trim_start().to_string());
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data.push_str(v.trim_start());
+        }
+    }
+    let event = event?;
+    Some(SseEvent {
+        id,
+        event,
+        data: serde_json::from_str(&data).unwrap_or(Value::Null),
+    })
+}

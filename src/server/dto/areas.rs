@@ -2,10 +2,10 @@
 //! positions, the outline ring first), or a `Circle` with a `center` and `radius_m`. A
 //! GeoJSON `bbox` member is accepted and ignored.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::geometry::LatLon;
-use crate::geometry::area::{Area, AreaError};
+use crate::geometry::area::{Area, AreaError, Shape};
 
 /// An area as a request gives it.
 #[derive(Debug, Deserialize)]
@@ -58,6 +58,44 @@ impl AreaIn {
                 let center = LatLon::new(lat, lon).map_err(|e| bad(e.to_string()))?;
                 Area::circle(center, radius_m)
             }
+        }
+    }
+}
+
+/// An area as an answer shows it: as it was given (altitudes and `bbox` dropped).
+#[derive(Debug, Serialize)]
+#[serde(tag = "type")]
+pub enum AreaOut<'a> {
+    /// Rings of `[lon, lat]`.
+    Polygon {
+        /// The rings.
+        coordinates: &'a [Vec<[f64; 2]>],
+    },
+    /// Polygons.
+    MultiPolygon {
+        /// The polygons.
+        coordinates: &'a [Vec<Vec<[f64; 2]>>],
+    },
+    /// A circle.
+    Circle {
+        /// `[lon, lat]`.
+        center: [f64; 2],
+        /// Metres.
+        radius_m: f64,
+    },
+}
+
+impl<'a> From<&'a Area> for AreaOut<'a> {
+    fn from(area: &'a Area) -> Self {
+        match area.shape() {
+            Shape::Polygon(rings) => Self::Polygon { coordinates: rings },
+            Shape::MultiPolygon(polygons) => Self::MultiPolygon {
+                coordinates: polygons,
+            },
+            Shape::Circle { center, radius_m } => Self::Circle {
+                center: [center.lon, center.lat],
+                radius_m: *radius_m,
+            },
         }
     }
 }

@@ -7,14 +7,18 @@
 //! wire are unchanged.
 
 mod areas;
+mod fences;
 mod operations;
 mod pois;
 mod travellers;
 
-pub use areas::AreaIn;
-pub use operations::{HeatmapOut, LastSnapshotOut, MemoryOut, SnapshotOut, StatsOut, WalOut};
+pub use areas::{AreaIn, AreaOut};
+pub use fences::{EventDataOut, FenceIn, FenceOut, FencePageOut, InsideOut, event_name};
+pub use operations::{
+    EventsOut, HeatmapOut, LastSnapshotOut, MemoryOut, SnapshotOut, StatsOut, WalOut,
+};
 pub use pois::{ImportOut, PageOut, PoiAreaQueryIn, PoiIn, PoiOut, RecordErrorOut};
 pub use travellers::{
     BatchOut, NearbyTravellersOut, PositionIn, SharingIn, SharingOut, TrailOut,
-    TravellerAreaQueryIn, TravellerAtPageOut, TravellerOut,
+    TravellerAreaQueryIn, TravellerAtOut, TravellerAtPageOut, TravellerOut,
 };

@@ -50,6 +50,10 @@ impl From<&SnapshotInfo> for SnapshotOut {
 /// `GET /v1/stats`.
 #[derive(Debug, Serialize)]
 pub struct StatsOut {
+    /// Fence events: streams open and events retained.
+    pub events: EventsOut,
+    /// Fences.
+    pub fences: usize,
     /// The last snapshot this process wrote.
     pub last_snapshot: Option<LastSnapshotOut>,
     /// Memory.
@@ -62,6 +66,15 @@ pub struct StatsOut {
     pub uptime_s: u64,
     /// The log's counters, when there is a log.
     pub wal: Option<WalOut>,
+}
+
+/// Fence events, in [`StatsOut`].
+#[derive(Debug, Serialize)]
+pub struct EventsOut {
+    /// Events retained for resuming streams.
+    pub retained: usize,
+    /// Streams subscribed now.
+    pub subscribers: usize,
 }
 
 /// The last snapshot, in [`StatsOut`]: when it finished, and what [`SnapshotOut`] says.

@@ -2,6 +2,8 @@
 //! ([`super::params`], [`super::dto`]), makes one engine call, and writes the answer
 //! ([`super::response`]). No index logic lives here.
 
+pub mod fences;
 pub mod operations;
 pub mod pois;
+pub mod streams;
 pub mod travellers;

@@ -8,7 +8,9 @@ use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::engine::HeatmapLayer;
-use crate::server::dto::{HeatmapOut, LastSnapshotOut, MemoryOut, SnapshotOut, StatsOut, WalOut};
+use crate::server::dto::{
+    EventsOut, HeatmapOut, LastSnapshotOut, MemoryOut, SnapshotOut, StatsOut, WalOut,
+};
 use crate::server::params::Params;
 use crate::server::problem::ApiError;
 use crate::server::response::{ApiResult, json_response, json_static_response};
@@ -49,7 +51,13 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 /// `GET /v1/stats`: counts, memory, uptime, the last snapshot.
 pub async fn stats(State(state): State<AppState>) -> Response {
     let engine = &state.engine;
+    let events = engine.events();
     let stats = StatsOut {
+        events: EventsOut {
+            retained: events.retained(),
+            subscribers: events.subscribers(),
+        },
+        fences: engine.fence_counts().fences,
         last_snapshot: engine.last_snapshot().as_ref().map(LastSnapshotOut::from),
         memory: MemoryOut {
             rss_bytes: rss_bytes(),

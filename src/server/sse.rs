@@ -1,0 +1,164 @@
+//! Server-Sent Events: turning an event subscription into a `text/event-stream` answer,
+//! and the limits on streams.
+//!
+//! A fence stream sends the retained events after the client's last one (or a `reset`),
+//! then live events as they are published, each with its `id:` (so a reconnecting client
+//! resumes with `Last-Event-ID`), `event:` kind and a JSON `data:` line. It ends after a
+//! `deleted` event, after a `reset` (the client lists again), when the server shuts down,
+//! or when the client goes away. Comment lines every 15 seconds keep idle connections open
+//! through proxies.
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use super::dto::{EventDataOut, event_name};
+use crate::events::{Event, EventLog, Next, ResetReason, Start, Subscription};
+
+/// How often an idle stream gets a comment line.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Streams held open per key, bounded.
+#[derive(Debug)]
+pub struct StreamSlots {
+    max_per_key: usize,
+    held: Mutex<HashMap<usize, usize>>,
+}
+
+/// One stream's place in its key's count; given back when dropped.
+#[derive(Debug)]
+pub struct StreamSlot {
+    slots: Arc<StreamSlots>,
+    key: Option<usize>,
+}
+
+impl StreamSlots {
+    /// At most `max_per_key` streams per key.
+    pub fn new(max_per_key: usize) -> Self {
+        Self {
+            max_per_key,
+            held: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A place for one more stream of `key` (the key's line; `None` on an open server,
+    /// which only the server-wide limit bounds), unless the key holds its limit.
+    pub fn acquire(self: &Arc<Self>, key: Option<usize>) -> Result<StreamSlot, usize> {
+        if let Some(k) = key {
+            let mut held = self.held.lock();
+            let count = held.entry(k).or_default();
+            if *count >= self.max_per_key {
+                return Err(self.max_per_key);
+            }
+            *count += 1;
+        }
+        Ok(StreamSlot {
+            slots: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        if let Some(k) = self.key {
+            let mut held = self.slots.held.lock();
+            if let Some(count) = held.get_mut(&k) {
+                *count -= 1;
+                if *count == 0 {
+                    held.remove(&k);
+                }
+            }
+        }
+    }
+}
+
+/// What a fence stream needs while it runs.
+struct Feed {
+    backlog: VecDeque<Arc<Event>>,
+    reset: Option<ResetReason>,
+    subscription: Subscription,
+    log: Arc<EventLog>,
+    stopping: CancellationToken,
+    done: bool,
+    _slot: StreamSlot,
+}
+
+/// The SSE answer for a subscription to fence events.
+pub fn fence_stream(
+    subscription: Subscription,
+    log: Arc<EventLog>,
+    slot: StreamSlot,
+    stopping: CancellationToken,
+) -> Response {
+    let (backlog, reset) = match &subscription.start {
+        Start::Events(events) => (events.iter().cloned().collect(), None),
+        Start::Reset(reason) => (VecDeque::new(), Some(*reason)),
+    };
+    let feed = Feed {
+        backlog,
+        reset,
+        subscription,
+        log,
+        stopping,
+        done: false,
+        _slot: slot,
+    };
+    Sse::new(events_of(feed))
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response()
+}
+
+fn events_of(feed: Feed) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    futures_util::stream::unfold(feed, |mut feed| async move {
+        if feed.done {
+            return None;
+        }
+        if let Some(reason) = feed.reset.take() {
+            feed.done = true;
+            return Some((Ok(reset_event(reason)), feed));
+        }
+        let next = match feed.backlog.pop_front() {
+            Some(event) => Next::Event(event),
+            None => {
+                let stopping = feed.stopping.clone();
+                tokio::select! {
+                    next = feed.subscription.next() => next,
+                    () = stopping.cancelled() => return None,
+                }
+            }
+        };
+        match next {
+            Next::Event(event) => {
+                feed.done = event.event.kind == crate::events::EventKind::Deleted;
+                let sse = fence_event(&feed.log, &event);
+                Some((Ok(sse), feed))
+            }
+            Next::Reset => {
+                feed.done = true;
+                Some((Ok(reset_event(ResetReason::FellBehind)), feed))
+            }
+        }
+    })
+}
+
+fn fence_event(log: &EventLog, event: &Event) -> SseEvent {
+    let data = serde_json::to_string(&EventDataOut::from(event)).expect("event data serializes");
+    SseEvent::default()
+        .id(log.id_of(event.seq).to_string())
+        .event(event_name(event.event.kind))
+        .data(data)
+}
+
+/// A `reset`: no id (the client resumes from a fresh listing), and why.
+fn reset_event(reason: ResetReason) -> SseEvent {
+    let data = serde_json::json!({ "reason": reason.describe() }).to_string();
+    SseEvent::default().event("reset").data(data)
+}
