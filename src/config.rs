@@ -235,6 +235,11 @@ pub struct ServeConfig {
     #[arg(long, env = "PROXIMA_MAX_STREAMS_PER_KEY", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_streams_per_key: u64,
 
+    /// Most travellers a live map (`GET /v1/travellers/watch`) starts with; a box holding more
+    /// is refused (ask for a smaller one).
+    #[arg(long, env = "PROXIMA_MAX_WATCH_SNAPSHOT", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_watch_snapshot: u64,
+
     /// Fences one stream (`GET /v1/events?fence=...`) may follow.
     #[arg(long, env = "PROXIMA_MAX_FENCES_PER_STREAM", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub max_fences_per_stream: u64,
@@ -270,6 +275,7 @@ impl ServeConfig {
             max_subscribers: 10_000,
             max_streams_per_key: 64,
             max_fences_per_stream: 100,
+            max_watch_snapshot: 10_000,
         }
     }
 }

@@ -120,6 +120,8 @@ pub async fn start_with_clock(
             request_timeout: std::time::Duration::from_secs(config.request_timeout.max(1)),
             max_area_vertices: usize::try_from(config.max_area_vertices).unwrap_or(usize::MAX),
             max_fences_per_stream: to_usize(config.max_fences_per_stream),
+            max_watch_snapshot: to_usize(config.max_watch_snapshot),
+            max_subscribers: to_usize(config.max_subscribers),
         },
         tmp_dir,
         keys,

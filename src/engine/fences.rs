@@ -7,7 +7,9 @@ use std::sync::Arc;
 use super::mutation::{DeleteFence, PutFence};
 use super::{Engine, EngineError, Removed, Stored, Written};
 use crate::events::EventLog;
-use crate::fences::{Fence, FenceCounts, InsidePage};
+use crate::fences::{Fence, FenceCounts, InsidePage, WatchError, WatchHandle};
+use crate::geometry::BBox;
+use crate::travellers::TravellerAt;
 
 /// What fence-list cursors are bound to.
 const FENCES_LISTING: &str = "fences";
@@ -100,5 +102,30 @@ impl Engine {
             Ok::<(), ()>(())
         });
         fences
+    }
+
+    /// Opens a live map over `bbox` for `viewer`: its handle, and who is in the box now (at
+    /// most `max_snapshot`); changes wait for the map, coalesced per traveller, up to
+    /// `max_pending` travellers.
+    pub fn open_watch(
+        &self,
+        bbox: BBox,
+        viewer: Option<String>,
+        max_snapshot: usize,
+        max_pending: usize,
+    ) -> Result<(WatchHandle, Vec<TravellerAt>), WatchError> {
+        self.fences.watches().open(
+            bbox,
+            viewer,
+            &self.travellers,
+            self.now_ms(),
+            max_snapshot,
+            max_pending,
+        )
+    }
+
+    /// Live maps open now.
+    pub fn watch_count(&self) -> usize {
+        self.fences.watches().count()
     }
 }

@@ -32,6 +32,7 @@ impl Fences {
         if self.is_quiet() {
             return Vec::new();
         }
+        self.watches.on_traveller(seen, now_ms);
         // The fences it was inside first, so that leaving one is told before entering the
         // next; then those whose cells hold where it is now.
         let mut candidates: Vec<(Arc<Subject>, bool)> = self
@@ -74,6 +75,7 @@ impl Fences {
         if self.is_quiet() {
             return Vec::new();
         }
+        self.watches.on_deleted(id);
         let inside = self
             .members_of
             .remove(id)
@@ -327,6 +329,7 @@ impl Fences {
             return;
         }
         let ttl = self.config.ttl_ms;
+        self.watches.expire(now_ms, ttl);
         let subjects: Vec<Arc<Subject>> = self.by_id.read().values().cloned().collect();
         for subject in subjects {
             let mut state = subject.state.lock();

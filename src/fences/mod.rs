@@ -21,9 +21,11 @@
 mod cells;
 mod judge;
 mod registry;
+mod watch;
 
 pub use cells::Covering;
 pub use registry::{FenceCounts, FenceLimitError, Fences, FencesConfig, InsidePage, Subject};
+pub use watch::{WatchError, WatchHandle, WatchNext, Watches};
 
 use crate::geometry::area::Area;
 use crate::ids::validate_id;

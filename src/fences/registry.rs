@@ -11,6 +11,7 @@ use foldhash::fast::RandomState;
 use parking_lot::{Mutex, RwLock};
 
 use super::cells::{Cells, Covering};
+use super::watch::Watches;
 use super::{Fence, FenceKind};
 use crate::events::{Cause, EventId, EventKind, EventLog, NewEvent};
 use crate::geometry::LatLon;
@@ -51,6 +52,8 @@ pub struct Fences {
     /// Set while recovery replays the log: nothing is judged (memberships are computed
     /// afresh once the state is whole) and nothing published.
     pub(super) quiet: AtomicBool,
+    /// Live maps, judged with the fences.
+    pub(super) watches: Arc<Watches>,
 }
 
 impl std::fmt::Debug for Fences {
@@ -122,7 +125,13 @@ impl Fences {
             cells: Cells::default(),
             members_of: DashMap::default(),
             quiet: AtomicBool::new(false),
+            watches: Arc::default(),
         }
+    }
+
+    /// Live maps.
+    pub fn watches(&self) -> &Arc<Watches> {
+        &self.watches
     }
 
     /// The event log fences publish to.

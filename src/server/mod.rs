@@ -53,6 +53,10 @@ pub struct Limits {
     pub max_area_vertices: usize,
     /// Most fences one event stream may follow.
     pub max_fences_per_stream: usize,
+    /// Most travellers a live map starts with.
+    pub max_watch_snapshot: usize,
+    /// Most streams (fence streams and live maps) at once.
+    pub max_subscribers: usize,
 }
 
 /// What every handler can reach.
@@ -102,6 +106,7 @@ pub fn router(state: AppState) -> App {
         .route("/v1/positions", post(travellers::post_positions))
         .route("/v1/travellers/nearby", get(travellers::nearby))
         .route("/v1/travellers/within", post(travellers::within_area))
+        .route("/v1/travellers/watch", get(streams::watch))
         .route(
             "/v1/travellers/{id}",
             get(travellers::get_traveller).delete(travellers::delete_traveller),

@@ -1,5 +1,5 @@
-//! Server-Sent Events: turning an event subscription into a `text/event-stream` answer,
-//! and the limits on streams.
+//! Server-Sent Events: turning a fence subscription or a live map into a
+//! `text/event-stream` answer, and the limits on streams.
 //!
 //! A fence stream sends the retained events after the client's last one (or a `reset`),
 //! then live events as they are published, each with its `id:` (so a reconnecting client
@@ -19,8 +19,10 @@ use futures_util::Stream;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use super::dto::{EventDataOut, event_name};
+use super::dto::{EventDataOut, TravellerAtOut, event_name};
 use crate::events::{Event, EventLog, Next, ResetReason, Start, Subscription};
+use crate::fences::{WatchHandle, WatchNext};
+use crate::travellers::TravellerAt;
 
 /// How often an idle stream gets a comment line.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -161,4 +163,71 @@ fn fence_event(log: &EventLog, event: &Event) -> SseEvent {
 fn reset_event(reason: ResetReason) -> SseEvent {
     let data = serde_json::json!({ "reason": reason.describe() }).to_string();
     SseEvent::default().event("reset").data(data)
+}
+
+/// What a live map's stream needs while it runs.
+struct MapFeed {
+    snapshot: VecDeque<TravellerAt>,
+    handle: WatchHandle,
+    stopping: CancellationToken,
+    sent: u64,
+    done: bool,
+    _slot: StreamSlot,
+}
+
+/// The SSE answer for a live map: `snapshot` events (one a traveller), then `entered`,
+/// `moved` and `left` as they happen, each numbered; a `reset` if it falls too far behind.
+pub fn map_stream(
+    handle: WatchHandle,
+    snapshot: Vec<TravellerAt>,
+    slot: StreamSlot,
+    stopping: CancellationToken,
+) -> Response {
+    let feed = MapFeed {
+        snapshot: snapshot.into(),
+        handle,
+        stopping,
+        sent: 0,
+        done: false,
+        _slot: slot,
+    };
+    let events = futures_util::stream::unfold(feed, |mut feed| async move {
+        if feed.done {
+            return None;
+        }
+        let (kind, traveller) = match feed.snapshot.pop_front() {
+            Some(t) => ("snapshot", t),
+            None => {
+                let stopping = feed.stopping.clone();
+                let next = tokio::select! {
+                    next = feed.handle.next() => next,
+                    () = stopping.cancelled() => return None,
+                };
+                match next {
+                    WatchNext::Entered(t) => ("entered", t),
+                    WatchNext::Moved(t) => ("moved", t),
+                    WatchNext::Left(t) => ("left", t),
+                    WatchNext::Reset => {
+                        feed.done = true;
+                        let reset = SseEvent::default().event("reset").data(
+                            serde_json::json!({"reason": "this map fell too far behind and was ended; open it again"})
+                                .to_string(),
+                        );
+                        return Some((Ok::<_, Infallible>(reset), feed));
+                    }
+                }
+            }
+        };
+        feed.sent += 1;
+        let data = serde_json::to_string(&TravellerAtOut::from(&traveller))
+            .expect("a traveller serializes");
+        let event = SseEvent::default()
+            .id(feed.sent.to_string())
+            .event(kind)
+            .data(data);
+        Some((Ok(event), feed))
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response()
 }

@@ -19,3 +19,4 @@ mod process;
 mod replay;
 mod stalled;
 mod travellers;
+mod watch;

@@ -126,6 +126,28 @@ impl Area {
         Ok(Self::prepare(Shape::Circle { center, radius_m }))
     }
 
+    /// The area of a box (two rectangles when it crosses the antimeridian). Not validated
+    /// as a client's polygon: a box of zero width or height is still a box.
+    pub fn from_bbox(bbox: &BBox) -> Self {
+        let rect = |w: f64, e: f64| {
+            vec![vec![
+                [w, bbox.min_lat],
+                [e, bbox.min_lat],
+                [e, bbox.max_lat],
+                [w, bbox.max_lat],
+                [w, bbox.min_lat],
+            ]]
+        };
+        if bbox.crosses_antimeridian() {
+            Self::prepare(Shape::MultiPolygon(vec![
+                rect(bbox.min_lon, 180.0),
+                rect(-180.0, bbox.max_lon),
+            ]))
+        } else {
+            Self::prepare(Shape::Polygon(rect(bbox.min_lon, bbox.max_lon)))
+        }
+    }
+
     /// An area stored earlier (log, snapshot), checked again as a client's would be.
     pub fn from_shape(shape: Shape) -> Result<Self, AreaError> {
         let raw = |rings: Vec<Vec<[f64; 2]>>| -> Vec<Vec<Vec<f64>>> {

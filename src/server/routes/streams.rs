@@ -1,5 +1,5 @@
 //! Event stream routes: one fence's events, several fences' events, each resuming after the
-//! client's last event (`Last-Event-ID`, or `?after=`).
+//! client's last event (`Last-Event-ID`, or `?after=`); and live maps.
 
 use std::sync::Arc;
 
@@ -85,11 +85,7 @@ fn open(
     if let Some(missing) = state.engine.missing_fences(&fences).first() {
         return Err(ApiError::not_found(format!("fence: no fence {missing:?}")));
     }
-    let slot = state.streams.acquire(caller.key).map_err(|max| {
-        ApiError::too_many_streams(format!(
-            "this key already holds {max} event streams, its limit; close one first"
-        ))
-    })?;
+    let slot = acquire(state, caller)?;
     let log = state.engine.events().clone();
     let subscription = log
         .subscribe(
@@ -105,4 +101,48 @@ fn open(
         slot,
         state.stopping.clone(),
     ))
+}
+
+/// `GET /v1/travellers/watch?bbox=&viewer=`: a live map of the travellers `viewer` may see
+/// in the box (no viewer: public travellers only).
+pub async fn watch(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    mut params: Params,
+) -> ApiResult {
+    let bbox = params.bbox()?;
+    let viewer = params.viewer()?;
+    params.finish()?;
+    let slot = acquire(&state, caller)?;
+    let max = state.limits.max_watch_snapshot;
+    // A map's backlog is a state per traveller: bounded by the travellers in the box, which
+    // may grow past the snapshot's size, but not without end.
+    let engine = state.engine.clone();
+    let opened = tokio::task::spawn_blocking(move || {
+        engine.open_watch(bbox, viewer, max, max.saturating_mul(4))
+    })
+    .await
+    .map_err(|e| ApiError::internal("opening a live map panicked", &e))?;
+    let (handle, snapshot) = opened.map_err(|e| ApiError::bad_parameter(format!("bbox: {e}")))?;
+    Ok(sse::map_stream(
+        handle,
+        snapshot,
+        slot,
+        state.stopping.clone(),
+    ))
+}
+
+/// A place for one more stream of the caller's key, within the server's limit.
+fn acquire(state: &AppState, caller: Caller) -> Result<sse::StreamSlot, ApiError> {
+    let open = state.engine.events().subscribers() + state.engine.watch_count();
+    if open >= state.limits.max_subscribers {
+        return Err(ApiError::busy(format!(
+            "the server already has {open} event streams, its limit"
+        )));
+    }
+    state.streams.acquire(caller.key).map_err(|max| {
+        ApiError::too_many_streams(format!(
+            "this key already holds {max} event streams, its limit; close one first"
+        ))
+    })
 }
