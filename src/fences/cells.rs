@@ -1,41 +1,60 @@
 //! [`Cells`]: which subjects (fences, live maps) could hold a point, keyed by the geohash
 //! cells that cover them, so that a traveller's update finds the few it may concern.
 //!
-//! A subject covers fine cells (small areas) or coarse cells (large ones); a cell wholly
-//! inside a subject's area is marked, and a point there needs no test. Lookups go coarse
-//! first: a coarse cell that no subject touches, at any level, answers "none" in one map
-//! lookup, which is all an update far from every fence pays.
+//! A subject covers cells of one of three levels: the finest level on which it needs at most
+//! [`CELL_BUDGET`] cells (6-character geohash cells, 1.2 km by 0.6 km, for a city block;
+//! 4-character ones, 39 km by 20 km, for a region; 2-character ones, 1,250 km by 625 km, for
+//! anything larger, at most 1,024 of them for the whole Earth). So no subject, however large,
+//! lists more than [`CELL_BUDGET`] cells. A cell wholly inside a subject's area is marked,
+//! and a point there needs no test.
+//!
+//! Lookups go coarse to fine, and stop at the first cell that nothing lies below: an update
+//! far from every fence pays one map lookup, one in a busy city three.
 
 use std::sync::Arc;
 
 use dashmap::DashMap;
 use foldhash::fast::RandomState;
 
-use crate::geometry::LatLon;
 use crate::geometry::area::{Area, Overlap};
+use crate::geometry::geohash::Grid;
+use crate::geometry::{BBox, LatLon};
 use crate::travellers::cells::{COARSE, FINE};
 
-/// A subject covers fine cells when it needs at most this many, else coarse cells.
-const FINE_BUDGET: usize = 4_096;
+/// The levels, coarse to fine. Each is a whole number of geohash characters (5 bits) finer
+/// than the one before, so a cell's parent on the level above is a shift away.
+const LEVELS: [Grid; 3] = [Grid::new(5), COARSE, FINE];
 
-/// The cells a subject covers, each marked when it lies wholly inside.
+/// The most cells a subject lists on any level but the coarsest (which has 1,024 in all).
+/// 4,096 keeps a 5-km fence on fine cells (about 200 of them) and a fence the size of a
+/// country on 4-character ones.
+pub const CELL_BUDGET: usize = 4_096;
+
+const _: () = assert!(
+    LEVELS[0].bits() < LEVELS[1].bits() && LEVELS[1].bits() < LEVELS[2].bits(),
+    "levels go coarse to fine"
+);
+
+/// The cells a subject covers, on one level, each marked when it lies wholly inside.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Covering {
-    fine: Vec<(u32, bool)>,
-    coarse: Vec<(u32, bool)>,
+    level: usize,
+    cells: Vec<(u32, bool)>,
 }
 
 impl Covering {
-    /// The cells of `area` (those it meets), fine if few enough, else coarse.
+    /// The cells of `area` (those it meets), on the finest level with few enough.
     pub fn of_area(area: &Area) -> Self {
         let bounds = area.bounds();
-        let lons = |b: &crate::geometry::BBox| [(b.min_lon, b.max_lon)];
-        let fine: usize = bounds
-            .iter()
-            .map(|b| FINE.count_in(b.min_lat, b.max_lat, &lons(b)))
-            .sum();
-        let grid = if fine <= FINE_BUDGET { FINE } else { COARSE };
-        let mut cells: Vec<(u32, bool)> = bounds
+        let lons = |b: &BBox| [(b.min_lon, b.max_lon)];
+        let level = finest_level(|grid| {
+            bounds
+                .iter()
+                .map(|b| grid.count_in(b.min_lat, b.max_lat, &lons(b)))
+                .sum()
+        });
+        let grid = LEVELS[level];
+        let cells = bounds
             .iter()
             .flat_map(|b| grid.cells_in(b.min_lat, b.max_lat, &lons(b)))
             .filter_map(|cell| {
@@ -46,19 +65,7 @@ impl Covering {
                 }
             })
             .collect();
-        cells.sort_unstable();
-        cells.dedup_by_key(|(c, _)| *c);
-        if grid == FINE {
-            Self {
-                fine: cells,
-                coarse: Vec::new(),
-            }
-        } else {
-            Self {
-                fine: Vec::new(),
-                coarse: cells,
-            }
-        }
+        Self::new(level, cells)
     }
 
     /// The cells of the cap of `radius_m` around `center` (none marked inside).
@@ -69,44 +76,42 @@ impl Covering {
             .into_iter()
             .map(|(w, e)| (w.max(-180.0), e.min(180.0)))
             .collect();
-        let grid = if FINE.count_in(south, north, &lons) <= FINE_BUDGET {
-            FINE
-        } else {
-            COARSE
-        };
-        let mut cells: Vec<(u32, bool)> = grid
+        let level = finest_level(|grid| grid.count_in(south, north, &lons));
+        let cells = LEVELS[level]
             .cells_in(south, north, &lons)
             .into_iter()
             .map(|c| (cell_u32(c), false))
             .collect();
+        Self::new(level, cells)
+    }
+
+    fn new(level: usize, mut cells: Vec<(u32, bool)>) -> Self {
         cells.sort_unstable();
-        cells.dedup();
-        if grid == FINE {
-            Self {
-                fine: cells,
-                coarse: Vec::new(),
-            }
-        } else {
-            Self {
-                fine: Vec::new(),
-                coarse: cells,
-            }
-        }
+        cells.dedup_by_key(|(c, _)| *c);
+        Self { level, cells }
     }
 
     /// Cells covered, for the memory figures.
     pub fn len(&self) -> usize {
-        self.fine.len() + self.coarse.len()
+        self.cells.len()
     }
 
     /// Whether it covers no cell.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.cells.is_empty()
     }
 }
 
+/// The finest level on which `count` is within the budget, else the coarsest.
+fn finest_level(count: impl Fn(Grid) -> usize) -> usize {
+    (1..LEVELS.len())
+        .rev()
+        .find(|&level| count(LEVELS[level]) <= CELL_BUDGET)
+        .unwrap_or(0)
+}
+
 fn cell_u32(cell: u64) -> u32 {
-    u32::try_from(cell).expect("fine and coarse cells have at most 30 bits")
+    u32::try_from(cell).expect("cells of every level have at most 30 bits")
 }
 
 /// A subject found for a point, and whether the point's cell lies wholly inside it.
@@ -117,37 +122,42 @@ pub struct Found<T> {
     pub interior: bool,
 }
 
-/// What a coarse cell holds: subjects covering it whole-cell, and how many fine-cell
-/// entries lie below it.
-struct Coarse<T> {
+/// One cell of one level: the subjects covering it, and how many entries the finer levels
+/// hold in cells inside it.
+struct Node<T> {
     subjects: Vec<(Arc<T>, bool)>,
-    fine_entries: u32,
+    below: u32,
 }
 
-impl<T> Default for Coarse<T> {
+impl<T> Default for Node<T> {
     fn default() -> Self {
         Self {
             subjects: Vec::new(),
-            fine_entries: 0,
+            below: 0,
         }
+    }
+}
+
+impl<T> Node<T> {
+    fn is_empty(&self) -> bool {
+        self.subjects.is_empty() && self.below == 0
     }
 }
 
 /// Subjects by the cells they cover.
 ///
 /// Invariants: a subject is listed in exactly the cells of the covering it was inserted with
-/// (until removed with that covering); a coarse entry's `fine_entries` counts the fine-cell
-/// entries below it, and an entry with no subject and no fine entry is removed.
+/// (until removed with that covering); a node's `below` counts the entries in finer levels'
+/// cells inside it; a node with no subject and nothing below is removed. So a lookup that
+/// finds no node, or one with nothing below, has seen every subject that could hold it.
 pub struct Cells<T> {
-    coarse: DashMap<u32, Coarse<T>, RandomState>,
-    fine: DashMap<u32, Vec<(Arc<T>, bool)>, RandomState>,
+    levels: [DashMap<u32, Node<T>, RandomState>; LEVELS.len()],
 }
 
 impl<T> Default for Cells<T> {
     fn default() -> Self {
         Self {
-            coarse: DashMap::default(),
-            fine: DashMap::default(),
+            levels: std::array::from_fn(|_| DashMap::default()),
         }
     }
 }
@@ -155,42 +165,37 @@ impl<T> Default for Cells<T> {
 impl<T> Cells<T> {
     /// Lists `subject` in the cells of `covering`.
     pub fn insert(&self, subject: &Arc<T>, covering: &Covering) {
-        for &(cell, interior) in &covering.coarse {
-            self.coarse
+        let level = covering.level;
+        for &(cell, interior) in &covering.cells {
+            self.levels[level]
                 .entry(cell)
                 .or_default()
                 .subjects
                 .push((subject.clone(), interior));
-        }
-        for &(cell, interior) in &covering.fine {
-            self.fine
-                .entry(cell)
-                .or_default()
-                .push((subject.clone(), interior));
-            self.coarse.entry(parent(cell)).or_default().fine_entries += 1;
+            for up in 0..level {
+                self.levels[up]
+                    .entry(ancestor(cell, level, up))
+                    .or_default()
+                    .below += 1;
+            }
         }
     }
 
     /// Takes `subject` out of the cells of `covering`, which it was inserted with.
     pub fn remove(&self, subject: &Arc<T>, covering: &Covering) {
-        for &(cell, _) in &covering.coarse {
-            if let Some(mut entry) = self.coarse.get_mut(&cell) {
-                entry.subjects.retain(|(s, _)| !Arc::ptr_eq(s, subject));
+        let level = covering.level;
+        for &(cell, _) in &covering.cells {
+            if let Some(mut node) = self.levels[level].get_mut(&cell) {
+                node.subjects.retain(|(s, _)| !Arc::ptr_eq(s, subject));
             }
-            self.coarse
-                .remove_if(&cell, |_, e| e.subjects.is_empty() && e.fine_entries == 0);
-        }
-        for &(cell, _) in &covering.fine {
-            if let Some(mut list) = self.fine.get_mut(&cell) {
-                list.retain(|(s, _)| !Arc::ptr_eq(s, subject));
+            self.levels[level].remove_if(&cell, |_, node| node.is_empty());
+            for up in 0..level {
+                let key = ancestor(cell, level, up);
+                if let Some(mut node) = self.levels[up].get_mut(&key) {
+                    node.below -= 1;
+                }
+                self.levels[up].remove_if(&key, |_, node| node.is_empty());
             }
-            self.fine.remove_if(&cell, |_, list| list.is_empty());
-            let up = parent(cell);
-            if let Some(mut entry) = self.coarse.get_mut(&up) {
-                entry.fine_entries -= 1;
-            }
-            self.coarse
-                .remove_if(&up, |_, e| e.subjects.is_empty() && e.fine_entries == 0);
         }
     }
 
@@ -200,13 +205,18 @@ impl<T> Cells<T> {
         if old == new {
             return;
         }
+        if old.level != new.level {
+            self.remove(subject, old);
+            self.insert(subject, new);
+            return;
+        }
         let gone = Covering {
-            fine: difference(&old.fine, &new.fine),
-            coarse: difference(&old.coarse, &new.coarse),
+            level: old.level,
+            cells: difference(&old.cells, &new.cells),
         };
         let came = Covering {
-            fine: difference(&new.fine, &old.fine),
-            coarse: difference(&new.coarse, &old.coarse),
+            level: new.level,
+            cells: difference(&new.cells, &old.cells),
         };
         self.remove(subject, &gone);
         self.insert(subject, &came);
@@ -214,42 +224,34 @@ impl<T> Cells<T> {
 
     /// The subjects whose cells hold `p`.
     pub fn at(&self, p: LatLon) -> Vec<Found<T>> {
-        let coarse = cell_u32(COARSE.cell(p.lat, p.lon));
-        let Some(entry) = self.coarse.get(&coarse) else {
-            return Vec::new();
-        };
-        let mut found: Vec<Found<T>> = entry
-            .subjects
-            .iter()
-            .map(|(subject, interior)| Found {
-                subject: subject.clone(),
-                interior: *interior,
-            })
-            .collect();
-        let has_fine = entry.fine_entries > 0;
-        drop(entry);
-        if has_fine && let Some(list) = self.fine.get(&cell_u32(FINE.cell(p.lat, p.lon))) {
-            found.extend(list.iter().map(|(subject, interior)| Found {
+        let mut found = Vec::new();
+        for (level, grid) in LEVELS.iter().enumerate() {
+            let Some(node) = self.levels[level].get(&cell_u32(grid.cell(p.lat, p.lon))) else {
+                break;
+            };
+            found.extend(node.subjects.iter().map(|(subject, interior)| Found {
                 subject: subject.clone(),
                 interior: *interior,
             }));
+            if node.below == 0 {
+                break;
+            }
         }
         found
     }
 
-    /// Entries held, for the memory figures.
+    /// Entries held (a subject in a cell, or a cell), for the memory figures.
     pub fn entries(&self) -> usize {
-        self.fine.iter().map(|e| e.value().len()).sum::<usize>()
-            + self
-                .coarse
-                .iter()
-                .map(|e| e.value().subjects.len() + 1)
-                .sum::<usize>()
+        self.levels
+            .iter()
+            .flat_map(|level| level.iter().map(|node| node.subjects.len() + 1))
+            .sum()
     }
 }
 
-fn parent(fine: u32) -> u32 {
-    cell_u32(COARSE.parent_of(FINE, u64::from(fine)))
+/// The cell on level `up` holding `cell` of level `level`.
+fn ancestor(cell: u32, level: usize, up: usize) -> u32 {
+    cell_u32(LEVELS[up].parent_of(LEVELS[level], u64::from(cell)))
 }
 
 /// The cells of sorted `a` not in sorted `b` (a cell whose mark changed counts as both).

@@ -19,6 +19,8 @@
 //! never held while another lock is taken.
 
 mod cells;
+#[cfg(test)]
+mod cells_tests;
 mod judge;
 mod registry;
 mod watch;
