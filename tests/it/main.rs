@@ -8,6 +8,7 @@ mod common;
 mod concurrency;
 mod contract;
 mod durability;
+mod fence_restart;
 mod fences;
 mod import_csv;
 mod import_formats;
