@@ -40,11 +40,12 @@ pub struct BenchConfig {
     pub target: String,
 
     /// Workloads to run, comma-separated: healthz, nearby-pois, within-pois,
-    /// nearby-travellers, position, positions, mixed.
+    /// nearby-travellers, position, positions, mixed, fences, roaming. The fence workloads
+    /// report their updates per second as a share of `positions` when it ran before them.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "healthz,nearby-pois,within-pois,nearby-travellers,position,positions,mixed"
+        default_value = "healthz,nearby-pois,within-pois,nearby-travellers,position,positions,mixed,fences,roaming"
     )]
     pub workload: Vec<crate::bench::workload::Workload>,
 
@@ -76,6 +77,15 @@ pub struct BenchConfig {
     /// Load this many travellers (every tenth public) before running.
     #[arg(long, default_value_t = 0)]
     pub load_travellers: usize,
+
+    /// Static fences the `fences` workload puts (needs the admin scope when the server has
+    /// keys: they see every public traveller).
+    #[arg(long, default_value_t = 10_000)]
+    pub fences: usize,
+
+    /// Event streams the fence workloads open, each following 100 fences.
+    #[arg(long, default_value_t = 32)]
+    pub subscribers: usize,
 
     /// How many travellers (`bench:t:0...`) the update workloads move.
     #[arg(long, default_value_t = 10_000)]

@@ -4,6 +4,7 @@
 
 use axum::body::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
@@ -45,6 +46,17 @@ impl Conn {
 
     /// Sends a request and reads the whole answer; returns its status and body.
     pub async fn send(&mut self, call: Call) -> std::io::Result<(u16, Bytes)> {
+        let (status, body) = self.open_stream(call).await?;
+        let bytes = body
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
+        Ok((status, bytes))
+    }
+
+    /// Sends a request; returns its status and the body as it arrives (an event stream).
+    pub async fn open_stream(&mut self, call: Call) -> std::io::Result<(u16, Incoming)> {
         let mut builder = Request::builder()
             .method(call.method)
             .uri(call.path)
@@ -66,13 +78,6 @@ impl Conn {
             .send_request(request)
             .await
             .map_err(std::io::Error::other)?;
-        let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(std::io::Error::other)?
-            .to_bytes();
-        Ok((status, bytes))
+        Ok((response.status().as_u16(), response.into_body()))
     }
 }

@@ -10,23 +10,26 @@
 //! [`report::Report`].
 
 pub mod data;
+mod events;
+mod fences;
 pub mod http;
+mod load;
 pub mod redis;
 pub mod report;
 pub mod workload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
 use hdrhistogram::Histogram;
-use hyper::Method;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-use self::http::{Call, Conn};
+use self::events::Acks;
+use self::http::Conn;
+use self::load::{load_pois, load_redis, load_travellers};
 use self::report::{Percentiles, Report};
 use self::workload::{Kind, Scenario, Workload};
 use crate::config::BenchConfig;
@@ -41,6 +44,9 @@ pub enum BenchError {
     /// Connecting or loading data failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A workload the target cannot run.
+    #[error("the {0} workload runs against Proxima only")]
+    Unsupported(&'static str),
     /// The server refused the data load.
     #[error("loading data: the server answered {status}: {body}")]
     Load {
@@ -50,21 +56,6 @@ pub enum BenchError {
         body: String,
     },
 }
-
-/// POIs per import request and updates per batch while loading.
-const LOAD_CHUNK: usize = 20_000;
-/// The share of loaded travellers made public, so nearby-traveller queries find some.
-const PUBLIC_EVERY: usize = 10;
-const CATEGORIES: [&str; 8] = [
-    "cafe",
-    "restaurant",
-    "museum",
-    "hotel",
-    "shop",
-    "bar",
-    "park",
-    "pharmacy",
-];
 
 /// What the harness drives.
 #[derive(Debug, Clone)]
@@ -134,24 +125,29 @@ pub async fn run(
     } else {
         Target::Proxima(resolve(&config.target).await?)
     };
+    if let (Target::Redis(_), Some(w)) = (&target, config.workload.iter().find(|w| w.has_fences()))
+    {
+        return Err(BenchError::Unsupported(w.name()));
+    }
     let mut places = data::Places::new(config.seed);
     let centres = match config.centre {
         Some(centre) => around(centre, config.seed),
         None => (0..10_000).map(|_| places.next(0.05)).collect(),
     };
     let mut traveller_places = data::Places::new(config.seed.wrapping_add(1));
-    let travellers = (0..config.load_travellers.max(config.travellers).max(1))
-        .map(|_| traveller_places.next(0.1))
-        .collect();
-    let now_ms = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
-    let scenario = Arc::new(Scenario {
+    let n = config.load_travellers.max(config.travellers).max(1);
+    let travellers = if config.workload.contains(&Workload::Roaming) {
+        fences::grouped(&mut traveller_places, n)
+    } else {
+        (0..n).map(|_| traveller_places.next(0.1)).collect()
+    };
+    let scenario = Arc::new(Scenario::new(
         centres,
         travellers,
-        radius_m: config.radius_m,
-        k: config.k,
-        batch: config.batch.max(1),
-        clock: AtomicI64::new(now_ms),
-    });
+        config.radius_m,
+        config.k,
+        config.batch.max(1),
+    ));
     let key = config.key.as_deref();
     match &target {
         Target::Proxima(addr) => {
@@ -164,9 +160,25 @@ pub async fn run(
         }
         Target::Redis(url) => load_redis(url, config, &scenario).await?,
     }
-    let mut reports = Vec::new();
+    let mut reports: Vec<Report> = Vec::new();
     for &workload in &config.workload {
-        let report = run_workload(&target, config, &scenario, workload).await?;
+        let stage = match &target {
+            Target::Proxima(addr) if workload.has_fences() => {
+                Some(fences::Stage::set_up(*addr, config, &scenario, workload).await?)
+            }
+            _ => None,
+        };
+        let acks = stage.as_ref().map(fences::Stage::acks);
+        let (mut report, window) = run_workload(&target, config, &scenario, workload, acks).await?;
+        if let Some(stage) = stage {
+            report.events = Some(stage.take_down(window).await?);
+            let positions = reports
+                .iter()
+                .rev()
+                .find(|r| r.workload == Workload::Positions.name());
+            report.vs_positions =
+                positions.and_then(|p| Some(report.updates_per_s? / p.updates_per_s?));
+        }
         on_report(&report);
         reports.push(report);
     }
@@ -188,144 +200,6 @@ fn around(centre: crate::geometry::LatLon, seed: u64) -> Vec<crate::geometry::La
         .collect()
 }
 
-async fn expect_ok(conn: &mut Conn, call: Call) -> Result<(), BenchError> {
-    let (status, body) = conn.send(call).await?;
-    if status >= 300 {
-        return Err(BenchError::Load {
-            status,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        });
-    }
-    Ok(())
-}
-
-async fn load_pois(
-    addr: SocketAddr,
-    key: Option<&str>,
-    n: usize,
-    seed: u64,
-) -> Result<(), BenchError> {
-    let mut conn = Conn::open(addr, key).await?;
-    let mut places = data::Places::new(seed);
-    let mut i = 0;
-    while i < n {
-        let mut body = String::with_capacity(LOAD_CHUNK * 100);
-        for j in i..(i + LOAD_CHUNK).min(n) {
-            let p = places.next(0.1);
-            let rating = if j % 3 == 0 {
-                format!(",\"rating\":{:.1}", 1.0 + places.unit() * 4.0)
-            } else {
-                String::new()
-            };
-            body.push_str(&format!(
-                "{{\"id\":\"bench:poi:{j}\",\"lat\":{},\"lon\":{},\"name\":\"POI {j}\",\"category\":\"{}\"{rating}}}\n",
-                p.lat,
-                p.lon,
-                CATEGORIES[j % CATEGORIES.len()]
-            ));
-        }
-        let call = Call {
-            method: Method::POST,
-            path: "/v1/pois/import?format=ndjson&mode=upsert".into(),
-            body: Some(("application/x-ndjson", Bytes::from(body))),
-        };
-        expect_ok(&mut conn, call).await?;
-        i += LOAD_CHUNK;
-    }
-    Ok(())
-}
-
-async fn load_travellers(
-    addr: SocketAddr,
-    key: Option<&str>,
-    scenario: &Arc<Scenario>,
-    n: usize,
-) -> Result<(), BenchError> {
-    let mut conn = Conn::open(addr, key).await?;
-    for start in (0..n).step_by(LOAD_CHUNK) {
-        let op = starting_positions(scenario, start..(start + LOAD_CHUNK).min(n));
-        expect_ok(&mut conn, scenario.http(&op)).await?;
-    }
-    // Every tenth traveller shares publicly, over a few connections at once.
-    let public: Vec<usize> = (0..n).step_by(PUBLIC_EVERY).collect();
-    let chunks: Vec<Vec<usize>> = public
-        .chunks(public.len().div_ceil(8).max(1))
-        .map(<[usize]>::to_vec)
-        .collect();
-    let mut tasks = Vec::new();
-    for chunk in chunks {
-        let key = key.map(String::from);
-        tasks.push(tokio::spawn(async move {
-            let mut conn = Conn::open(addr, key.as_deref()).await?;
-            for i in chunk {
-                let call = Call {
-                    method: Method::PUT,
-                    path: format!("/v1/travellers/bench:t:{i}/sharing"),
-                    body: Some((
-                        "application/json",
-                        Bytes::from_static(b"{\"visibility\":\"public\"}"),
-                    )),
-                };
-                expect_ok(&mut conn, call).await?;
-            }
-            Ok::<(), BenchError>(())
-        }));
-    }
-    for task in tasks {
-        task.await.map_err(std::io::Error::other)??;
-    }
-    Ok(())
-}
-
-/// The same POIs and travellers as the Proxima load, as `GEOADD`s of 1,000 members.
-async fn load_redis(
-    url: &str,
-    config: &BenchConfig,
-    scenario: &Scenario,
-) -> Result<(), BenchError> {
-    let mut conn = redis::RedisConn::open(url).await?;
-    let failed = |what: &str| BenchError::Load {
-        status: 0,
-        body: format!("Redis refused a GEOADD of {what}"),
-    };
-    let mut places = data::Places::new(config.seed.wrapping_add(2));
-    for start in (0..config.load_pois).step_by(1000) {
-        let end = (start + 1000).min(config.load_pois);
-        let members: Vec<(String, crate::geometry::LatLon)> = (start..end)
-            .map(|j| (format!("bench:poi:{j}"), places.next(0.1)))
-            .collect();
-        if !conn
-            .send(&redis::geoadd(redis::POIS, members.into_iter()))
-            .await?
-        {
-            return Err(failed("POIs"));
-        }
-    }
-    for start in (0..config.load_travellers).step_by(1000) {
-        let op = starting_positions(scenario, start..(start + 1000).min(config.load_travellers));
-        if !conn.send(&redis::command(scenario, &op)).await? {
-            return Err(failed("travellers"));
-        }
-    }
-    Ok(())
-}
-
-/// Travellers `range` at their starting places, as one batch of updates.
-fn starting_positions(scenario: &Scenario, range: std::ops::Range<usize>) -> workload::Op {
-    let moves = range
-        .map(|i| {
-            let p = scenario.travellers[i];
-            workload::Move {
-                traveller: i,
-                lat: p.lat,
-                lon: p.lon,
-                ts: scenario.clock.fetch_add(1, Ordering::Relaxed),
-            }
-        })
-        .collect();
-    workload::Op::Positions(moves)
-}
-
 /// What one connection measured.
 struct Tally {
     all: Histogram<u64>,
@@ -339,12 +213,14 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds: 1 µs to 60 s, 3 digits")
 }
 
+/// Runs one workload; its report and the measured window.
 async fn run_workload(
     target: &Target,
     config: &BenchConfig,
     scenario: &Arc<Scenario>,
     workload: Workload,
-) -> Result<Report, BenchError> {
+    acks: Option<Arc<Acks>>,
+) -> Result<(Report, std::ops::Range<Instant>), BenchError> {
     let connections = config.connections.max(1);
     let started = Instant::now();
     let measure_from = started + Duration::from_secs_f64(config.warmup.max(0.0));
@@ -361,6 +237,7 @@ async fn run_workload(
         let progress = progress.clone();
         let seed = config.seed ^ ((c as u64) << 20) ^ workload as u64;
         let target = target.clone();
+        let acks = acks.clone();
         tasks.push(tokio::spawn(async move {
             let mut conn = Client::open(&target, key.as_deref()).await?;
             let mut rng = SmallRng::seed_from_u64(seed);
@@ -401,6 +278,9 @@ async fn run_workload(
                 let done = Instant::now();
                 progress.fetch_add(1, Ordering::Relaxed);
                 let ok = matches!(outcome, Ok(true));
+                if let (true, Some(acks)) = (ok, &acks) {
+                    acks.acked(&op, done);
+                }
                 if outcome.is_err() {
                     conn = Client::open(&target, key.as_deref()).await?;
                 }
@@ -443,7 +323,7 @@ async fn run_workload(
     }
     ticker.abort();
     let duration_s = end.duration_since(measure_from).as_secs_f64();
-    Ok(Report {
+    let report = Report {
         workload: workload.name().to_string(),
         target: target.name().to_string(),
         connections,
@@ -453,13 +333,18 @@ async fn run_workload(
         latency_us: Percentiles::of(&total.all),
         errors: total.errors,
         query_latency_us: (workload == Workload::Mixed).then(|| Percentiles::of(&total.queries)),
-        updates_per_s: (workload == Workload::Positions).then(|| total.updates as f64 / duration_s),
-    })
+        updates_per_s: workload
+            .sends_batches()
+            .then(|| total.updates as f64 / duration_s),
+        vs_positions: None,
+        events: None,
+    };
+    Ok((report, measure_from..end))
 }
 
 /// A progress line on a terminal, once a second.
 async fn show_progress(workload: Workload, progress: Arc<AtomicU64>, end: Instant) {
-    use std::io::{IsTerminal, Write};
+    use std::io::IsTerminal;
     if !std::io::stderr().is_terminal() {
         return;
     }
@@ -469,10 +354,19 @@ async fn show_progress(workload: Workload, progress: Arc<AtomicU64>, end: Instan
         let n = progress.load(Ordering::Relaxed);
         let left = end.saturating_duration_since(Instant::now()).as_secs();
         let rate = n as f64 / started.elapsed().as_secs_f64();
-        eprint!(
-            "\r{:<18} {n:>10} requests, {rate:>10.0}/s, {left:>3} s left ",
+        show_line(&format!(
+            "{:<18} {n:>10} requests, {rate:>10.0}/s, {left:>3} s left",
             workload.name()
-        );
-        let _ = std::io::stderr().flush();
+        ));
+    }
+}
+
+/// Shows `line` in place of the last one on stderr, when it is a terminal.
+fn show_line(line: &str) {
+    use std::io::{IsTerminal, Write};
+    let mut err = std::io::stderr();
+    if err.is_terminal() {
+        let _ = write!(err, "\r\x1b[2K{line}");
+        let _ = err.flush();
     }
 }

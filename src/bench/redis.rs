@@ -116,14 +116,7 @@ mod tests {
     #[test]
     fn operations_become_the_commands_redis_users_would_send() {
         let p = LatLon::new(60.17, 24.94).expect("valid");
-        let scenario = Scenario {
-            centres: vec![p],
-            travellers: vec![p],
-            radius_m: 2000.0,
-            k: 20,
-            batch: 2,
-            clock: std::sync::atomic::AtomicI64::new(0),
-        };
+        let scenario = Scenario::new(vec![p], vec![p], 2000.0, 20, 2);
         let packed = |c: Cmd| String::from_utf8_lossy(&c.get_packed_command()).replace("\r\n", " ");
         let nearby = packed(command(&scenario, &Op::NearbyPois(p)));
         for word in [

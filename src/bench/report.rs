@@ -57,6 +57,32 @@ pub struct Report {
     /// Updates per second, for workloads that send updates in batches.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updates_per_s: Option<f64>,
+    /// For the fence workloads: `updates_per_s` over that of the `positions` workload
+    /// earlier in the same run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vs_positions: Option<f64>,
+    /// For the fence workloads: the fences, and the events their subscribers received.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventsReport>,
+}
+
+/// What the subscribers of a fence workload received.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventsReport {
+    /// Fences put.
+    pub fences: usize,
+    /// Fences followed by the subscribers.
+    pub followed: usize,
+    /// Events received.
+    pub received: u64,
+    /// Events matched to an update acknowledged while measuring: those in `latency_us`.
+    pub matched: u64,
+    /// Resets received (a subscriber fell behind and followed again from then).
+    pub resets: u64,
+    /// From an update's acknowledgement to its event's arrival, microseconds.
+    pub latency_us: Option<Percentiles>,
+    /// The server's resident memory grown by putting the fences, over their number.
+    pub bytes_per_fence: Option<f64>,
 }
 
 /// A readable table of reports.
@@ -97,7 +123,30 @@ pub fn table(reports: &[Report]) -> String {
             ));
         }
         if let Some(u) = r.updates_per_s {
-            out.push_str(&format!("{:<18} {:>7} {:.0} updates/s\n", "", "", u));
+            let ratio = r
+                .vs_positions
+                .map(|v| format!(", {v:.2} x positions"))
+                .unwrap_or_default();
+            out.push_str(&format!("{:<18} {:>7} {u:.0} updates/s{ratio}\n", "", ""));
+        }
+        if let Some(e) = &r.events {
+            let latency = e
+                .latency_us
+                .map(|l| {
+                    format!(
+                        ", latency p50 {} µs, p99 {} µs, max {} µs",
+                        l.p50, l.p99, l.max
+                    )
+                })
+                .unwrap_or_default();
+            let memory = e
+                .bytes_per_fence
+                .map(|b| format!(", {b:.0} bytes/fence"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "{:<18} {:>7} {} fences ({} followed){memory}: {} events ({} timed), {} resets{latency}\n",
+                "", "", e.fences, e.followed, e.received, e.matched, e.resets
+            ));
         }
     }
     out
@@ -138,6 +187,8 @@ mod tests {
             errors: 0,
             query_latency_us: None,
             updates_per_s: None,
+            vs_positions: None,
+            events: None,
         };
         let json = serde_json::to_value(&r).expect("serializes");
         for field in [

@@ -27,10 +27,16 @@ pub enum Workload {
     Mixed,
     /// `GET /healthz`: the HTTP ceiling of the server itself.
     Healthz,
+    /// `positions`, with `--fences` static fences around city centres and subscribers on
+    /// their events.
+    Fences,
+    /// `positions`, with a 500 m roaming fence around every tenth traveller among the nine
+    /// after it, who share with it, and subscribers on their events.
+    Roaming,
 }
 
 /// Every workload, in the order a full run takes them.
-pub const ALL: [Workload; 7] = [
+pub const ALL: [Workload; 9] = [
     Workload::Healthz,
     Workload::NearbyPois,
     Workload::WithinPois,
@@ -38,6 +44,8 @@ pub const ALL: [Workload; 7] = [
     Workload::Position,
     Workload::Positions,
     Workload::Mixed,
+    Workload::Fences,
+    Workload::Roaming,
 ];
 
 impl Workload {
@@ -51,7 +59,19 @@ impl Workload {
             Self::Position => "position",
             Self::Mixed => "mixed",
             Self::Healthz => "healthz",
+            Self::Fences => "fences",
+            Self::Roaming => "roaming",
         }
+    }
+
+    /// Whether it sends position batches (and so reports updates per second).
+    pub fn sends_batches(self) -> bool {
+        matches!(self, Self::Positions | Self::Fences | Self::Roaming)
+    }
+
+    /// Whether it runs with fences put and subscribers following them.
+    pub fn has_fences(self) -> bool {
+        matches!(self, Self::Fences | Self::Roaming)
     }
 }
 
@@ -78,8 +98,8 @@ pub struct Scenario {
     pub k: usize,
     /// Updates per batch for `positions`.
     pub batch: usize,
-    /// A timestamp source that only goes up, so every update is newer than the last.
-    pub clock: AtomicI64,
+    /// Each traveller's newest timestamp sent, so that its next is newer.
+    last_ts: Box<[AtomicI64]>,
 }
 
 /// Whether a request is a query or an update (the mixed workload reports queries apart).
@@ -92,8 +112,39 @@ pub enum Kind {
 }
 
 impl Scenario {
-    fn ts(&self) -> i64 {
-        self.clock.fetch_add(1, Ordering::Relaxed)
+    /// A scenario over these query centres and traveller start positions.
+    pub fn new(
+        centres: Vec<LatLon>,
+        travellers: Vec<LatLon>,
+        radius_m: f64,
+        k: usize,
+        batch: usize,
+    ) -> Self {
+        let last_ts = travellers.iter().map(|_| AtomicI64::new(0)).collect();
+        Self {
+            centres,
+            travellers,
+            radius_m,
+            k,
+            batch,
+            last_ts,
+        }
+    }
+
+    /// The timestamp of traveller `i`'s next report: the wall clock, as a phone's would be,
+    /// but at least a millisecond after its last, so every update is newer than the one
+    /// before (and than any an earlier run sent, unless the clock went back).
+    pub fn ts_for(&self, i: usize) -> i64 {
+        let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+        let last = &self.last_ts[i];
+        let mut prev = last.load(Ordering::Relaxed);
+        loop {
+            let next = now.max(prev + 1);
+            match last.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return next,
+                Err(seen) => prev = seen,
+            }
+        }
     }
 
     fn centre(&self, rng: &mut SmallRng) -> LatLon {
@@ -124,12 +175,12 @@ impl Scenario {
                         traveller: i,
                         lat,
                         lon,
-                        ts: self.ts(),
+                        ts: self.ts_for(i),
                     }),
                     1,
                 )
             }
-            Workload::Positions => {
+            Workload::Positions | Workload::Fences | Workload::Roaming => {
                 let moves = (0..self.batch)
                     .map(|_| {
                         let (i, lat, lon) = self.moved(rng);
@@ -137,7 +188,7 @@ impl Scenario {
                             traveller: i,
                             lat,
                             lon,
-                            ts: self.ts(),
+                            ts: self.ts_for(i),
                         }
                     })
                     .collect();
@@ -254,14 +305,7 @@ mod tests {
 
     fn scenario() -> std::sync::Arc<Scenario> {
         let p = LatLon::new(60.17, 24.94).expect("valid");
-        std::sync::Arc::new(Scenario {
-            centres: vec![p],
-            travellers: vec![p; 10],
-            radius_m: 2000.0,
-            k: 20,
-            batch: 3,
-            clock: AtomicI64::new(1),
-        })
+        std::sync::Arc::new(Scenario::new(vec![p], vec![p; 10], 2000.0, 20, 3))
     }
 
     #[test]
@@ -285,12 +329,21 @@ mod tests {
             .map(|l| serde_json::from_slice(l).expect("JSON line"))
             .collect();
         assert_eq!(lines.len(), 3);
-        assert!(
-            lines
-                .windows(2)
-                .all(|w| w[0]["ts"].as_i64() < w[1]["ts"].as_i64()),
-            "timestamps rise"
-        );
+        // Each traveller's timestamps rise, from the wall clock on, batch after batch.
+        let started = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+        let mut last: std::collections::HashMap<String, i64> = Default::default();
+        for _ in 0..100 {
+            let (_, op, _) = s.next(Workload::Positions, &mut rng);
+            let Op::Positions(moves) = op else {
+                panic!("a batch");
+            };
+            for m in moves {
+                let id = format!("bench:t:{}", m.traveller);
+                assert!(m.ts >= started, "from the wall clock");
+                assert!(last.get(&id).is_none_or(|&t| t < m.ts), "rising for {id}");
+                last.insert(id, m.ts);
+            }
+        }
         let (kind, op, _) = s.next(Workload::NearbyPois, &mut rng);
         assert_eq!(kind, Kind::Query);
         assert!(

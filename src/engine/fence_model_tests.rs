@@ -139,6 +139,7 @@ struct Traveller {
 #[derive(Debug, Clone, Copy)]
 struct Centre {
     at: LatLon,
+    ts: i64,
     seen: i64,
     visible: bool,
 }
@@ -154,13 +155,14 @@ struct Model {
     last_at: HashMap<&'static str, LatLon>,
 }
 
-/// An event as compared: kind, traveller, cause, position and distance.
+/// An event as compared: kind, traveller, cause, position, and for a roaming fence the
+/// distance and where its traveller was (`lat`, `lon`, `ts`).
 type Seen = (
     EventKind,
     String,
     Option<Cause>,
     Option<(f64, f64)>,
-    Option<f64>,
+    Option<(f64, f64, f64, i64)>,
 );
 
 /// Events fence by fence.
@@ -183,9 +185,10 @@ impl Model {
     fn centre_of(&self, around: usize, viewer: Option<&str>) -> Option<Centre> {
         let t = TRAVELLERS[around];
         let m = self.travellers.get(t)?;
-        let (at, _, seen) = m.current?;
+        let (at, ts, seen) = m.current?;
         Some(Centre {
             at,
+            ts,
             seen,
             visible: viewer.is_none_or(|v| m.sharing.allows(t, Some(v))),
         })
@@ -214,7 +217,9 @@ impl Model {
     fn event(&self, f: usize, kind: EventKind, t: &str, cause: Cause) -> Seen {
         let at = self.last_at[t];
         let distance = match self.fences.get(&f) {
-            Some(Def::Roaming { .. }) => self.centres[&f].map(|c| haversine_m(c.at, at)),
+            Some(Def::Roaming { .. }) => {
+                self.centres[&f].map(|c| (haversine_m(c.at, at), c.at.lat, c.at.lon, c.ts))
+            }
             _ => None,
         };
         (
@@ -324,7 +329,10 @@ fn published(s: &mut Subscription) -> BTreeMap<usize, Vec<Seen>> {
             t.map_or(String::new(), |t| t.id.clone()),
             e.event.cause,
             t.map(|t| (t.position.lat, t.position.lon)),
-            e.event.distance_m,
+            e.event
+                .distance_m
+                .zip(e.event.around)
+                .map(|(d, a)| (d, a.position.lat, a.position.lon, a.ts)),
         ));
     }
     out

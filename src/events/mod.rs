@@ -72,6 +72,18 @@ pub struct NewEvent {
     pub cause: Option<Cause>,
     /// For roaming fences: the distance from the traveller the fence is around.
     pub distance_m: Option<f64>,
+    /// For roaming fences: where the traveller the fence is around was, as of its report
+    /// of `ts`.
+    pub around: Option<Around>,
+}
+
+/// Where a roaming fence's traveller was when an event was judged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Around {
+    /// Its position.
+    pub position: crate::geometry::LatLon,
+    /// The timestamp of the report that put it there, Unix ms.
+    pub ts: i64,
 }
 
 /// An event in the log.

@@ -25,6 +25,7 @@ fn event(fence: &str, traveller: &str) -> NewEvent {
         }),
         cause: Some(Cause::Moved),
         distance_m: None,
+        around: None,
     }
 }
 

@@ -60,6 +60,7 @@ impl Fences {
         for subject in &owned {
             let owner = seen.position().map(|at| Owner {
                 at,
+                ts: seen.ts(),
                 seen_ms: seen.seen_ms(),
                 visible: subject.fence.sees(seen),
             });
@@ -84,16 +85,8 @@ impl Fences {
         for subject in &inside {
             let mut state = subject.state.lock();
             if let Some(member) = state.members.remove(id) {
-                let distance_m = state.owner.map(|o| haversine_m(o.at, member.at));
-                self.publish_exit(
-                    subject,
-                    id,
-                    member,
-                    distance_m,
-                    Cause::Deleted,
-                    now_ms,
-                    true,
-                );
+                let owner = state.owner;
+                self.publish_exit(subject, id, member, owner, Cause::Deleted, now_ms, true);
             }
         }
         let owned = self
@@ -169,16 +162,8 @@ impl Fences {
                 // No record any more: it expired and was swept.
                 let mut state = subject.state.lock();
                 if let Some(member) = state.members.remove(&id) {
-                    let distance_m = state.owner.map(|o| haversine_m(o.at, member.at));
-                    self.publish_exit(
-                        subject,
-                        &id,
-                        member,
-                        distance_m,
-                        Cause::Expired,
-                        now_ms,
-                        emit,
-                    );
+                    let owner = state.owner;
+                    self.publish_exit(subject, &id, member, owner, Cause::Expired, now_ms, emit);
                 }
             }
         }
@@ -234,8 +219,8 @@ impl Fences {
                     };
                     (left, cause)
                 };
-                let distance_m = state.owner.map(|o| haversine_m(o.at, left.at));
-                self.publish_exit(subject, id, left, distance_m, cause, now_ms, emit);
+                let owner = state.owner;
+                self.publish_exit(subject, id, left, owner, cause, now_ms, emit);
             }
             (Some(_), Some((at, _))) => {
                 state.members.insert(
@@ -275,6 +260,7 @@ impl Fences {
                             }),
                             cause: Some(cause),
                             distance_m,
+                            around: state.owner.map(Owner::around),
                         }],
                     );
                 }
@@ -290,7 +276,7 @@ impl Fences {
         subject: &Arc<Subject>,
         id: &str,
         left: Member,
-        distance_m: Option<f64>,
+        owner: Option<Owner>,
         cause: Cause,
         now_ms: i64,
         emit: bool,
@@ -315,7 +301,8 @@ impl Fences {
                     ts: left.ts,
                 }),
                 cause: Some(cause),
-                distance_m,
+                distance_m: owner.map(|o| haversine_m(o.at, left.at)),
+                around: owner.map(Owner::around),
             }],
         );
     }
@@ -349,16 +336,8 @@ impl Fences {
             expired.sort_unstable();
             for id in expired {
                 if let Some(member) = state.members.remove(&id) {
-                    let distance_m = state.owner.map(|o| haversine_m(o.at, member.at));
-                    self.publish_exit(
-                        &subject,
-                        &id,
-                        member,
-                        distance_m,
-                        Cause::Expired,
-                        now_ms,
-                        true,
-                    );
+                    let owner = state.owner;
+                    self.publish_exit(&subject, &id, member, owner, Cause::Expired, now_ms, true);
                 }
             }
         }
@@ -374,6 +353,7 @@ impl Fences {
                     .with_seen(around, |seen| {
                         seen.position().map(|at| Owner {
                             at,
+                            ts: seen.ts(),
                             seen_ms: seen.seen_ms(),
                             visible: subject.fence.sees(seen),
                         })
@@ -402,8 +382,7 @@ impl Fences {
         left.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let owner = subject.state.lock().owner;
         for (id, member) in left {
-            let distance_m = owner.map(|o| haversine_m(o.at, member.at));
-            self.publish_exit(subject, &id, member, distance_m, Cause::Fence, now_ms, true);
+            self.publish_exit(subject, &id, member, owner, Cause::Fence, now_ms, true);
         }
     }
 }

@@ -13,7 +13,7 @@ use parking_lot::{Mutex, RwLock};
 use super::cells::{Cells, Covering};
 use super::watch::Watches;
 use super::{Fence, FenceKind};
-use crate::events::{Cause, EventId, EventKind, EventLog, NewEvent};
+use crate::events::{Around, Cause, EventId, EventKind, EventLog, NewEvent};
 use crate::geometry::LatLon;
 use crate::travellers::{TravellerAt, TravellerId, TravellerIndex};
 
@@ -93,9 +93,21 @@ pub(super) struct Member {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Owner {
     pub(super) at: LatLon,
+    /// The timestamp of the report that put it at `at`.
+    pub(super) ts: i64,
     pub(super) seen_ms: i64,
     /// Whether the fence's viewer may see it.
     pub(super) visible: bool,
+}
+
+impl Owner {
+    /// Where it is, for an event.
+    pub(super) fn around(self) -> Around {
+        Around {
+            position: self.at,
+            ts: self.ts,
+        }
+    }
 }
 
 /// One page of the travellers inside a fence.
@@ -268,6 +280,7 @@ impl Fences {
                 .with_seen(around, |seen| {
                     seen.position().map(|at| Owner {
                         at,
+                        ts: seen.ts(),
                         seen_ms: seen.seen_ms(),
                         visible: fence.sees(seen),
                     })
@@ -333,6 +346,7 @@ impl Fences {
                         traveller: None,
                         cause: None,
                         distance_m: None,
+                        around: None,
                     }],
                 );
             }

@@ -20,6 +20,8 @@ async fn every_workload_runs_for_a_second_without_errors() {
         load_pois: 2_000,
         load_travellers: 2_000,
         travellers: 2_000,
+        fences: 200,
+        subscribers: 2,
         radius_m: 50_000.0,
         k: 10,
         centre: None,
@@ -58,6 +60,27 @@ async fn every_workload_runs_for_a_second_without_errors() {
         .find(|r| r.workload == "mixed")
         .expect("mixed ran");
     assert!(mixed.query_latency_us.is_some());
+    // The fence workloads: their fences put, followed, and taken away again; their rate as a
+    // share of the plain positions run before them.
+    for (name, fences) in [("fences", 200), ("roaming", 200)] {
+        let r = reports.iter().find(|r| r.workload == name).expect("ran");
+        let events = r.events.as_ref().expect("an events report");
+        assert_eq!((events.fences, events.followed), (fences, fences), "{name}");
+        assert!(r.vs_positions.is_some_and(|v| v > 0.0), "{name}");
+        assert!(events.matched <= events.received);
+    }
+    // Friends laid out within a kilometre, moving about 100 m, with 500 m fences: some of
+    // them cross, and their events arrive timed.
+    let roaming = reports
+        .iter()
+        .find(|r| r.workload == "roaming")
+        .expect("ran");
+    let events = roaming.events.as_ref().expect("events");
+    assert!(
+        events.received > 0 && events.latency_us.is_some(),
+        "{events:?}"
+    );
+    assert_eq!(s.state.engine.fence_counts().fences, 0, "taken down");
     // Open loop at a fixed rate never sends more than the rate schedules: 200 a second for
     // the measured second, one more per connection at the edges. (How many fewer a slow
     // machine manages is not the harness's promise, so no lower bound beyond "some".)

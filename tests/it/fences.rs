@@ -294,6 +294,11 @@ async fn a_roaming_fence_follows_its_traveller_among_those_who_share_with_it() {
     );
     let d = near.data["distance_m"].as_f64().expect("a distance");
     assert!((200.0..240.0).contains(&d), "{d}");
+    assert_eq!(
+        near.data["around"],
+        json!({"lat": 60.178, "lon": 24.94, "ts": s.now()}),
+        "where ann was, as of the report that brought her near"
+    );
     move_to(&s, "bob", 60.19, 24.94).await; // bob walks off
     assert_eq!(
         summary(&events.drain(QUIET).await),

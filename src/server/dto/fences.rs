@@ -121,7 +121,8 @@ impl<'a> InsideOut<'a> {
 }
 
 /// The data line of a fence event: `{"fence", "traveller", "lat", "lon", "ts", "cause",
-/// "distance_m"?}`; for `deleted`, `{"fence"}`.
+/// "distance_m"?, "around"?}`; for `deleted`, `{"fence"}`. `around` (roaming fences) is
+/// where the traveller the fence is around was: `{"lat", "lon", "ts"}`.
 #[derive(Debug, Serialize)]
 pub struct EventDataOut<'a> {
     fence: &'a str,
@@ -137,6 +138,16 @@ pub struct EventDataOut<'a> {
     cause: Option<Cause>,
     #[serde(skip_serializing_if = "Option::is_none")]
     distance_m: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    around: Option<AroundOut>,
+}
+
+/// Where a roaming fence's traveller was: `{"lat", "lon", "ts"}`.
+#[derive(Debug, Serialize)]
+pub struct AroundOut {
+    lat: f64,
+    lon: f64,
+    ts: i64,
 }
 
 impl<'a> From<&'a Event> for EventDataOut<'a> {
@@ -150,6 +161,11 @@ impl<'a> From<&'a Event> for EventDataOut<'a> {
             ts: t.map(|t| t.ts),
             cause: e.event.cause,
             distance_m: e.event.distance_m,
+            around: e.event.around.map(|a| AroundOut {
+                lat: a.position.lat,
+                lon: a.position.lon,
+                ts: a.ts,
+            }),
         }
     }
 }
