@@ -4,9 +4,9 @@
 //!   them circles and half 50-vertex polygons, of 200 m to 5 km (log-uniform), seeing public
 //!   travellers.
 //! - `roaming`: a 500 m roaming fence around every tenth traveller, whose viewer is that
-//!   traveller, and the nine travellers after it sharing with it (friends). The travellers of
-//!   a run with `roaming` are laid out in such groups of ten ([`grouped`]), so friends are
-//!   near each other and walk in and out of each other's fences.
+//!   traveller, and the nine travellers after it sharing with it (friends). The benchmark's
+//!   travellers travel in such groups of ten ([`grouped`]), so friends are near each other
+//!   and walk in and out of each other's fences.
 //!
 //! Both then follow some of the fences' events (`--subscribers` streams of 100 fences each)
 //! while positions stream, and measure each event's latency ([`super::events`]). The stage
@@ -44,8 +44,8 @@ const SET_UP_CONNECTIONS: usize = 8;
 /// Vertices of the polygon fences.
 const POLYGON_VERTICES: usize = 50;
 
-/// `n` travellers in groups of [`ROAMING_EVERY`]: the first near a city drawn by
-/// population, the others within about 700 m of it.
+/// `n` travellers in groups of [`ROAMING_EVERY`], as families and friends travel: the first
+/// near a city drawn by population, the others within about 700 m of it.
 pub fn grouped(places: &mut Places, n: usize) -> Vec<LatLon> {
     let mut out: Vec<LatLon> = Vec::with_capacity(n);
     for i in 0..n {

@@ -136,11 +136,7 @@ pub async fn run(
     };
     let mut traveller_places = data::Places::new(config.seed.wrapping_add(1));
     let n = config.load_travellers.max(config.travellers).max(1);
-    let travellers = if config.workload.contains(&Workload::Roaming) {
-        fences::grouped(&mut traveller_places, n)
-    } else {
-        (0..n).map(|_| traveller_places.next(0.1)).collect()
-    };
+    let travellers = fences::grouped(&mut traveller_places, n);
     let scenario = Arc::new(Scenario::new(
         centres,
         travellers,

@@ -8,10 +8,13 @@
 //! lists more than [`CELL_BUDGET`] cells. A cell wholly inside a subject's area is marked,
 //! and a point there needs no test.
 //!
-//! Lookups go coarse to fine, and stop at the first cell that nothing lies below: an update
-//! far from every fence pays one map lookup, one in a busy city three.
+//! Lookups go coarse to fine, from the coarsest level any subject lists cells on (the
+//! levels above hold nothing but counts), and stop at the first cell that nothing lies
+//! below: an update far from every fence pays one map lookup, one in a busy city two or
+//! three, and none at all while there is no subject.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use foldhash::fast::RandomState;
@@ -152,12 +155,15 @@ impl<T> Node<T> {
 /// finds no node, or one with nothing below, has seen every subject that could hold it.
 pub struct Cells<T> {
     levels: [DashMap<u32, Node<T>, RandomState>; LEVELS.len()],
+    /// Subject entries on each level.
+    listed: [AtomicUsize; LEVELS.len()],
 }
 
 impl<T> Default for Cells<T> {
     fn default() -> Self {
         Self {
             levels: std::array::from_fn(|_| DashMap::default()),
+            listed: std::array::from_fn(|_| AtomicUsize::new(0)),
         }
     }
 }
@@ -166,6 +172,7 @@ impl<T> Cells<T> {
     /// Lists `subject` in the cells of `covering`.
     pub fn insert(&self, subject: &Arc<T>, covering: &Covering) {
         let level = covering.level;
+        self.listed[level].fetch_add(covering.cells.len(), Ordering::Relaxed);
         for &(cell, interior) in &covering.cells {
             self.levels[level]
                 .entry(cell)
@@ -197,6 +204,9 @@ impl<T> Cells<T> {
                 self.levels[up].remove_if(&key, |_, node| node.is_empty());
             }
         }
+        // Counted down last (and up first, in `insert`), so a lookup never skips a level
+        // that holds entries.
+        self.listed[level].fetch_sub(covering.cells.len(), Ordering::Relaxed);
     }
 
     /// Moves `subject` from the cells of `old` to those of `new`, touching only the cells
@@ -205,9 +215,10 @@ impl<T> Cells<T> {
         if old == new {
             return;
         }
+        // In first, out second: a lookup meanwhile finds the subject, if anything twice.
         if old.level != new.level {
-            self.remove(subject, old);
             self.insert(subject, new);
+            self.remove(subject, old);
             return;
         }
         let gone = Covering {
@@ -218,14 +229,21 @@ impl<T> Cells<T> {
             level: new.level,
             cells: difference(&new.cells, &old.cells),
         };
-        self.remove(subject, &gone);
         self.insert(subject, &came);
+        self.remove(subject, &gone);
     }
 
-    /// The subjects whose cells hold `p`.
+    /// The subjects whose cells hold `p` (one that is moving may be listed twice).
     pub fn at(&self, p: LatLon) -> Vec<Found<T>> {
         let mut found = Vec::new();
-        for (level, grid) in LEVELS.iter().enumerate() {
+        let Some(start) = self
+            .listed
+            .iter()
+            .position(|n| n.load(Ordering::Relaxed) > 0)
+        else {
+            return found;
+        };
+        for (level, grid) in LEVELS.iter().enumerate().skip(start) {
             let Some(node) = self.levels[level].get(&cell_u32(grid.cell(p.lat, p.lon))) else {
                 break;
             };

@@ -41,12 +41,17 @@ impl Fences {
             .map(|inside| inside.iter().map(|s| (s.clone(), false)).collect())
             .unwrap_or_default();
         if let Some(p) = seen.position() {
+            let live = seen.live(now_ms);
             for found in self.cells.at(p) {
                 match candidates
                     .iter_mut()
                     .find(|(s, _)| Arc::ptr_eq(s, &found.subject))
                 {
                     Some(known) => known.1 |= found.interior,
+                    // A fence it is not inside, whose viewer may not see it, has nothing
+                    // to say: skipped without its lock. (Its membership cannot change
+                    // meanwhile: that takes this traveller's record, which is locked.)
+                    None if !(live && found.subject.fence.sees(seen)) => {}
                     None => candidates.push((found.subject, found.interior)),
                 }
             }

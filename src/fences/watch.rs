@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use foldhash::fast::RandomState;
@@ -86,6 +87,9 @@ pub struct Watches {
     all: RwLock<Vec<Arc<Watch>>>,
     /// The maps each traveller is shown on.
     members_of: DashMap<TravellerId, Vec<Arc<Watch>>, RandomState>,
+    /// Maps open (counted up before one is registered, down after it is gone): while
+    /// there are none, an update costs nothing here.
+    open: AtomicUsize,
 }
 
 /// A live map's handle: its changes, and its end (dropping it unregisters the watch).
@@ -120,6 +124,7 @@ impl Watches {
         let area = Area::from_bbox(&bbox);
         let covering = Covering::of_area(&area);
         let global = covering.len() > MAX_WATCH_CELLS;
+        self.open.fetch_add(1, Ordering::SeqCst);
         let watch = Arc::new(Watch {
             bbox,
             viewer,
@@ -169,6 +174,9 @@ impl Watches {
 
     /// Judges a traveller against the maps near it and those that show it.
     pub(super) fn on_traveller(&self, seen: Seen<'_>, now_ms: i64) {
+        if self.open.load(Ordering::SeqCst) == 0 {
+            return;
+        }
         let mut candidates: Vec<Arc<Watch>> = self
             .members_of
             .get(seen.id())
@@ -310,6 +318,7 @@ impl Watches {
         for id in members {
             self.forget(&id, watch);
         }
+        self.open.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Live maps open now.
