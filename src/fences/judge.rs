@@ -143,16 +143,19 @@ impl Fences {
         emit: bool,
     ) {
         let mut ids: Vec<TravellerId> = Vec::new();
-        match &subject.fence.kind {
-            FenceKind::Static(area) => {
-                travellers.for_each_seen_in(area, |seen, _| ids.push(seen.id().into()));
+        // Those the fence may see now, and (below) those inside it: for anyone else there is
+        // nothing to judge. (In a crowd, most of those near a roaming fence are strangers.)
+        let mut note = |seen: Seen<'_>| {
+            if seen.live(now_ms) && subject.fence.sees(seen) {
+                ids.push(seen.id().into());
             }
+        };
+        match &subject.fence.kind {
+            FenceKind::Static(area) => travellers.for_each_seen_in(area, |seen, _| note(seen)),
             FenceKind::Roaming { radius_m, .. } => {
                 let owner = subject.state.lock().owner;
                 if let Some(owner) = owner {
-                    travellers.for_each_seen_near(owner.at, *radius_m, |seen| {
-                        ids.push(seen.id().into());
-                    });
+                    travellers.for_each_seen_near(owner.at, *radius_m, note);
                 }
             }
         }
@@ -228,14 +231,13 @@ impl Fences {
                 self.publish_exit(subject, id, left, owner, cause, now_ms, emit);
             }
             (Some(_), Some((at, _))) => {
-                state.members.insert(
-                    id.into(),
-                    Member {
+                if let Some(member) = state.members.get_mut(id) {
+                    *member = Member {
                         at,
                         ts: seen.ts(),
                         seen_ms: seen.seen_ms(),
-                    },
-                );
+                    };
+                }
             }
             (None, Some((at, distance_m))) => {
                 state.members.insert(
