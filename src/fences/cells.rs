@@ -235,6 +235,13 @@ impl<T> Cells<T> {
 
     /// The subjects whose cells hold `p` (one that is moving may be listed twice).
     pub fn at(&self, p: LatLon) -> Vec<Found<T>> {
+        self.at_where(p, |_| true)
+    }
+
+    /// The subjects whose cells hold `p` and that `keep`. `keep` runs under the cell map's
+    /// lock, so it must take no lock; the others are never cloned (an atomic count each,
+    /// shared by every thread that meets them).
+    pub fn at_where(&self, p: LatLon, keep: impl Fn(&T) -> bool) -> Vec<Found<T>> {
         let mut found = Vec::new();
         let Some(start) = self
             .listed
@@ -247,10 +254,15 @@ impl<T> Cells<T> {
             let Some(node) = self.levels[level].get(&cell_u32(grid.cell(p.lat, p.lon))) else {
                 break;
             };
-            found.extend(node.subjects.iter().map(|(subject, interior)| Found {
-                subject: subject.clone(),
-                interior: *interior,
-            }));
+            found.extend(
+                node.subjects
+                    .iter()
+                    .filter(|(subject, _)| keep(subject))
+                    .map(|(subject, interior)| Found {
+                        subject: subject.clone(),
+                        interior: *interior,
+                    }),
+            );
             if node.below == 0 {
                 break;
             }

@@ -12,7 +12,7 @@ use super::registry::{Member, Owner, Subject};
 use super::{FenceKind, Fences};
 use crate::events::{Cause, EventKind, NewEvent};
 use crate::geometry::haversine_m;
-use crate::travellers::{Seen, TravellerAt, TravellerId, TravellerIndex};
+use crate::travellers::{Seen, TravellerAt, TravellerHandle, TravellerId, TravellerIndex};
 
 impl Fences {
     /// Judges a traveller that a position report just moved, against the fences near its
@@ -41,17 +41,23 @@ impl Fences {
             .map(|inside| inside.iter().map(|s| (s.clone(), false)).collect())
             .unwrap_or_default();
         if let Some(p) = seen.position() {
+            // A fence whose viewer may not see it has nothing to say unless it is inside
+            // (those are candidates already): skipped without its lock. (Its membership
+            // cannot change meanwhile: that takes this traveller's record, which is locked.)
             let live = seen.live(now_ms);
-            for found in self.cells.at(p) {
+            let inside = candidates.len();
+            let found = self.cells.at_where(p, |subject| {
+                (live && subject.fence.sees(seen))
+                    || candidates[..inside]
+                        .iter()
+                        .any(|(s, _)| std::ptr::eq(&**s, subject))
+            });
+            for found in found {
                 match candidates
                     .iter_mut()
                     .find(|(s, _)| Arc::ptr_eq(s, &found.subject))
                 {
                     Some(known) => known.1 |= found.interior,
-                    // A fence it is not inside, whose viewer may not see it, has nothing
-                    // to say: skipped without its lock. (Its membership cannot change
-                    // meanwhile: that takes this traveller's record, which is locked.)
-                    None if !(live && found.subject.fence.sees(seen)) => {}
                     None => candidates.push((found.subject, found.interior)),
                 }
             }
@@ -142,12 +148,13 @@ impl Fences {
         cause: Cause,
         emit: bool,
     ) {
-        let mut ids: Vec<TravellerId> = Vec::new();
-        // Those the fence may see now, and (below) those inside it: for anyone else there is
-        // nothing to judge. (In a crowd, most of those near a roaming fence are strangers.)
+        // Those the fence may see now, with where their records lie, and (below) those
+        // inside it: for anyone else there is nothing to judge. (In a crowd, most of those
+        // near a roaming fence are strangers.)
+        let mut ids: Vec<(TravellerId, Option<TravellerHandle>)> = Vec::new();
         let mut note = |seen: Seen<'_>| {
             if seen.live(now_ms) && subject.fence.sees(seen) {
-                ids.push(seen.id().into());
+                ids.push((seen.id().into(), Some(seen.handle())));
             }
         };
         match &subject.fence.kind {
@@ -155,17 +162,35 @@ impl Fences {
             FenceKind::Roaming { radius_m, .. } => {
                 let owner = subject.state.lock().owner;
                 if let Some(owner) = owner {
-                    travellers.for_each_seen_near(owner.at, *radius_m, note);
+                    // The distance first: it reads the record already at hand, while the
+                    // sharing test may read another allocation.
+                    travellers.for_each_seen_near(owner.at, *radius_m, |seen| {
+                        if seen
+                            .position()
+                            .is_some_and(|at| haversine_m(owner.at, at) <= *radius_m)
+                        {
+                            note(seen);
+                        }
+                    });
                 }
             }
         }
-        ids.extend(subject.state.lock().members.keys().cloned());
-        ids.sort_unstable();
-        ids.dedup();
-        for id in ids {
-            let judged = travellers.with_seen(&id, |seen| {
-                self.judge(subject, seen, now_ms, cause, false, emit)
-            });
+        ids.extend(
+            subject
+                .state
+                .lock()
+                .members
+                .keys()
+                .map(|id| (id.clone(), None)),
+        );
+        // By id, those with a handle first; each once.
+        ids.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.is_some().cmp(&a.1.is_some())));
+        ids.dedup_by(|later, first| later.0 == first.0);
+        let judge = |seen: Seen<'_>| self.judge(subject, seen, now_ms, cause, false, emit);
+        for (id, at) in ids {
+            let judged = at
+                .and_then(|at| travellers.with_seen_at(at, &id, judge))
+                .or_else(|| travellers.with_seen(&id, judge));
             if judged.is_none() {
                 // No record any more: it expired and was swept.
                 let mut state = subject.state.lock();

@@ -26,6 +26,12 @@ mod registry;
 mod watch;
 
 pub use cells::Covering;
+
+/// A map keyed by traveller id, hashed with foldhash: a fence's members are looked up on
+/// every move of every traveller near it (with std's SipHash that lookup was 5 % of a
+/// roaming benchmark's server time).
+pub(crate) type ByTraveller<V> =
+    std::collections::HashMap<crate::travellers::TravellerId, V, foldhash::fast::RandomState>;
 pub use registry::{FenceCounts, FenceLimitError, Fences, FencesConfig, InsidePage, Subject};
 pub use watch::{WatchError, WatchHandle, WatchNext, Watches};
 

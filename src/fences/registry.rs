@@ -2,7 +2,7 @@
 //! by the traveller they are around, and the fences each traveller is inside; adding,
 //! replacing, deleting and listing them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -12,7 +12,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::cells::{Cells, Covering};
 use super::watch::Watches;
-use super::{Fence, FenceKind};
+use super::{ByTraveller, Fence, FenceKind};
 use crate::events::{Around, Cause, EventId, EventKind, EventLog, NewEvent};
 use crate::geometry::LatLon;
 use crate::travellers::{TravellerAt, TravellerId, TravellerIndex};
@@ -75,7 +75,7 @@ pub struct Subject {
 /// Who is inside a fence, and for a roaming fence where its traveller is.
 #[derive(Debug, Default)]
 pub(super) struct State {
-    pub(super) members: HashMap<TravellerId, Member>,
+    pub(super) members: ByTraveller<Member>,
     pub(super) owner: Option<Owner>,
     pub(super) covering: Covering,
     pub(super) gone: bool,
@@ -273,7 +273,7 @@ impl Fences {
                 state.gone = true;
                 (std::mem::take(&mut state.members), old.fence.is_roaming())
             }
-            None => (HashMap::new(), false),
+            None => (ByTraveller::default(), false),
         };
         let owner = match &fence.kind {
             FenceKind::Roaming { around, .. } => travellers

@@ -8,7 +8,7 @@
 //! bounded by the travellers in the box, never by the rate of updates. A watch whose
 //! backlog passes its bound is ended (the map starts again).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -17,6 +17,7 @@ use foldhash::fast::RandomState;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
+use super::ByTraveller;
 use super::cells::{Cells, Covering};
 use crate::geometry::BBox;
 use crate::geometry::area::Area;
@@ -45,11 +46,11 @@ struct Shown {
 
 struct WatchState {
     /// Who the map shows now, as last judged.
-    members: HashMap<TravellerId, Shown>,
+    members: ByTraveller<Shown>,
     /// Changes not yet delivered: travellers in the order they first changed, each with
     /// its latest position and whether it is still on the map.
     order: VecDeque<TravellerId>,
-    latest: HashMap<TravellerId, (Shown, bool)>,
+    latest: ByTraveller<(Shown, bool)>,
     covering: Covering,
     global: bool,
     gone: bool,
@@ -129,9 +130,9 @@ impl Watches {
             bbox,
             viewer,
             state: Mutex::new(WatchState {
-                members: HashMap::new(),
+                members: ByTraveller::default(),
                 order: VecDeque::new(),
-                latest: HashMap::new(),
+                latest: ByTraveller::default(),
                 covering: covering.clone(),
                 global,
                 gone: false,

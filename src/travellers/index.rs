@@ -94,15 +94,16 @@ impl TravellerIndex {
             }
         };
         let outcome = self.apply(handle(s, slot), shard.record_mut(slot), update, received_ms);
-        let then =
-            (outcome == UpdateOutcome::Applied).then(|| moved(self.seen(shard.record(slot))));
+        let then = (outcome == UpdateOutcome::Applied)
+            .then(|| moved(self.seen(handle(s, slot), shard.record(slot))));
         (outcome, then)
     }
 
     /// A record as observers see it.
-    pub(super) fn seen<'a>(&self, record: &'a Record) -> Seen<'a> {
+    pub(super) fn seen<'a>(&self, at: Handle, record: &'a Record) -> Seen<'a> {
         Seen {
             record,
+            handle: at,
             ttl_ms: self.config.ttl_ms,
         }
     }
@@ -150,7 +151,10 @@ impl TravellerIndex {
     /// Calls `f` with the traveller as it is now, read-locked, if it has a record (`f` must
     /// not lock another traveller).
     pub fn with_seen<R>(&self, id: &str, f: impl FnOnce(Seen<'_>) -> R) -> Option<R> {
-        self.with_slot(id, |t| Some(f(self.seen(t))))
+        let (hash, s) = self.locate(id);
+        let shard = self.shards[s].read();
+        let slot = shard.find(hash, id)?;
+        Some(f(self.seen(handle(s, slot), shard.record(slot))))
     }
 
     /// Runs `f` on the traveller's record, read-locked, if it exists.

@@ -29,7 +29,7 @@ mod within;
 mod oracle_tests;
 
 pub use index::TravellerIndex;
-pub use seen::Seen;
+pub use seen::{Seen, TravellerHandle};
 pub use sharing::{MAX_VIEWERS, Sharing, SharingError, Visibility};
 pub use trail::{Trail, TrailPoint};
 pub use within::TravellerPage;

@@ -6,7 +6,7 @@ use super::TravellerAt;
 use super::cells::{Cover, FINE};
 use super::index::TravellerIndex;
 use super::record::Record;
-use super::shard::split;
+use super::shard::{Handle, split};
 use crate::geometry::LatLon;
 use crate::geometry::area::{Area, Overlap};
 
@@ -14,8 +14,14 @@ use crate::geometry::area::{Area, Overlap};
 #[derive(Clone, Copy)]
 pub struct Seen<'a> {
     pub(super) record: &'a Record,
+    pub(super) handle: Handle,
     pub(super) ttl_ms: i64,
 }
+
+/// Where a traveller's record lies, to read it again without looking its id up
+/// ([`TravellerIndex::with_seen_at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TravellerHandle(Handle);
 
 impl std::fmt::Debug for Seen<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -56,6 +62,11 @@ impl<'a> Seen<'a> {
     /// Whether `viewer` may see it (`None`: an anonymous viewer, public travellers only).
     pub fn allows(&self, viewer: Option<&str>) -> bool {
         self.record.allows(viewer)
+    }
+
+    /// Where its record lies.
+    pub fn handle(&self) -> TravellerHandle {
+        TravellerHandle(self.handle)
     }
 
     /// An owned copy of where it is, if it has a position.
@@ -116,8 +127,26 @@ impl TravellerIndex {
             let shard = self.shards[s].read();
             let t = shard.record(slot);
             if u64::from(t.cell) == cell {
-                f(self.seen(t));
+                f(self.seen(h, t));
             }
         }
+    }
+
+    /// Like [`TravellerIndex::with_seen`], from where the record of `id` was: no id lookup
+    /// (a fence judging the travellers near it reads each twice: to choose, then to judge).
+    /// `None` if the record there is no longer `id`'s.
+    pub fn with_seen_at<R>(
+        &self,
+        at: TravellerHandle,
+        id: &str,
+        f: impl FnOnce(Seen<'_>) -> R,
+    ) -> Option<R> {
+        let (s, slot) = split(at.0);
+        let shard = self.shards.get(s)?.read();
+        if slot >= shard.used {
+            return None;
+        }
+        let t = shard.record(slot);
+        (t.id == id).then(|| f(self.seen(at.0, t)))
     }
 }
