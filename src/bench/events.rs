@@ -1,14 +1,15 @@
-//! Event latency in the fence workloads: when each update was acknowledged, when each event
-//! about it reached a subscriber over Server-Sent Events, and the difference.
+//! Event latency in the fence workloads: when each update was sent and acknowledged, when
+//! each event about it reached a subscriber over Server-Sent Events, and the differences.
 //!
 //! Each traveller's reports have rising timestamps ([`Scenario::ts_for`]), and every event
 //! names its traveller and the timestamp of that traveller's report, so an event is matched
 //! to the acknowledgement of the update that caused it through the traveller's last
 //! acknowledged report. A roaming fence's event may be caused by its traveller moving
 //! instead: the event says which report of that traveller it was judged with (`around`),
-//! and the later of the two acknowledgements is the cause. An event that arrives before its
-//! update's acknowledgement counts as 1 µs; one whose traveller has moved again since, so
-//! that its acknowledgement is no longer known, is received but not timed (the report says
+//! and the later of the two is the cause. An event usually arrives before its batch's
+//! acknowledgement (the server publishes as it applies), and then counts as 1 µs from the
+//! acknowledgement; the latency from the send bounds it from above. An event whose
+//! traveller has sent two more reports since is received but not timed (the report says
 //! how many were timed).
 //!
 //! [`Scenario::ts_for`]: super::workload::Scenario::ts_for
@@ -35,34 +36,38 @@ const TRAVELLER: &str = "bench:t:";
 /// The prefix of the roaming fences' ids: `bench:roam:<n>`, around traveller `n`.
 const ROAMING_FENCE: &str = "bench:roam:";
 
-/// Each traveller's last two acknowledged reports: their timestamps and when.
+/// Each traveller's last two reports sent: their timestamps, when each was sent, and when
+/// it was acknowledged.
 pub struct Acks {
     epoch: Instant,
     /// Slots `2i` and `2i + 1` are traveller `i`'s.
     ts: Box<[AtomicI64]>,
-    at_us: Box<[AtomicU64]>,
+    sent_us: Box<[AtomicU64]>,
+    /// [`NOT_YET`] until acknowledged.
+    acked_us: Box<[AtomicU64]>,
 }
 
-/// What is known of the acknowledgement of one report.
+const NOT_YET: u64 = u64::MAX;
+
+/// When the reports an event was judged with were sent and acknowledged (the later of each),
+/// microseconds since the epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Acked {
-    /// Acknowledged at this many microseconds after the epoch.
-    At(u64),
-    /// Not yet: the event came first.
-    NotYet,
-    /// The traveller has been acknowledged twice since; when this one was is forgotten.
-    Forgotten,
+pub struct Cause {
+    sent: u64,
+    acked: u64,
 }
 
 impl Acks {
-    /// No acknowledgement yet, for `travellers` travellers; times count from now.
+    /// Nothing sent yet, for `travellers` travellers; times count from now.
     pub fn new(travellers: usize) -> Self {
+        let slots = || (0..2 * travellers).map(|_| AtomicU64::new(0)).collect();
         Self {
             epoch: Instant::now(),
             ts: (0..2 * travellers)
                 .map(|_| AtomicI64::new(i64::MIN))
                 .collect(),
-            at_us: (0..2 * travellers).map(|_| AtomicU64::new(0)).collect(),
+            sent_us: slots(),
+            acked_us: slots(),
         }
     }
 
@@ -70,62 +75,68 @@ impl Acks {
         at.saturating_duration_since(self.epoch).as_micros() as u64
     }
 
-    /// Notes that the updates of `op` were acknowledged at `at`.
-    pub fn acked(&self, op: &Op, at: Instant) {
+    fn moves(op: &Op) -> &[super::workload::Move] {
+        match op {
+            Op::Positions(moves) => moves,
+            Op::Position(m) => std::slice::from_ref(m),
+            _ => &[],
+        }
+    }
+
+    /// Notes that the updates of `op` are being sent now (`at`), over each traveller's
+    /// older slot.
+    pub fn sent(&self, op: &Op, at: Instant) {
         let at_us = self.micros(at);
-        let note = |traveller: usize, ts: i64| {
-            let (a, b) = (2 * traveller, 2 * traveller + 1);
+        for m in Self::moves(op) {
+            let (a, b) = (2 * m.traveller, 2 * m.traveller + 1);
             if b >= self.ts.len() {
-                return;
+                continue;
             }
-            // Over the older of the two.
             let slot = if self.ts[a].load(Ordering::Relaxed) <= self.ts[b].load(Ordering::Relaxed) {
                 a
             } else {
                 b
             };
-            self.at_us[slot].store(at_us, Ordering::Relaxed);
-            self.ts[slot].store(ts, Ordering::Release);
-        };
-        match op {
-            Op::Positions(moves) => moves.iter().for_each(|m| note(m.traveller, m.ts)),
-            Op::Position(m) => note(m.traveller, m.ts),
-            _ => {}
+            self.sent_us[slot].store(at_us, Ordering::Relaxed);
+            self.acked_us[slot].store(NOT_YET, Ordering::Relaxed);
+            self.ts[slot].store(m.ts, Ordering::Release);
         }
     }
 
-    /// What is known now of the acknowledgement of `traveller`'s report of `ts`.
-    fn of(&self, traveller: usize, ts: i64) -> Acked {
+    /// Notes that the updates of `op` were acknowledged at `at`.
+    pub fn acked(&self, op: &Op, at: Instant) {
+        let at_us = self.micros(at);
+        for m in Self::moves(op) {
+            if let Some(slot) = self.slot_of(m.traveller, m.ts) {
+                self.acked_us[slot].store(at_us, Ordering::Release);
+            }
+        }
+    }
+
+    fn slot_of(&self, traveller: usize, ts: i64) -> Option<usize> {
         let (a, b) = (2 * traveller, 2 * traveller + 1);
         if b >= self.ts.len() {
-            return Acked::Forgotten;
+            return None;
         }
-        let (ta, tb) = (
-            self.ts[a].load(Ordering::Acquire),
-            self.ts[b].load(Ordering::Acquire),
-        );
-        if ta == ts {
-            Acked::At(self.at_us[a].load(Ordering::Relaxed))
-        } else if tb == ts {
-            Acked::At(self.at_us[b].load(Ordering::Relaxed))
-        } else if ts > ta.max(tb) {
-            Acked::NotYet
-        } else {
-            Acked::Forgotten
-        }
+        [a, b]
+            .into_iter()
+            .find(|&s| self.ts[s].load(Ordering::Acquire) == ts)
     }
 
-    /// When the cause of an event arriving now was acknowledged: the later acknowledgement
-    /// of the reports (`(traveller, ts)`) it was judged with, `arrived` if one is not yet.
-    /// `None` if one is forgotten.
-    fn cause(&self, reports: &[(usize, i64)], arrived: u64) -> Option<u64> {
-        let mut cause = 0;
+    /// The cause of an event arriving now (`arrived`), judged with the reports
+    /// `(traveller, ts)`: the latest of their sends and of their acknowledgements (an
+    /// acknowledgement not yet noted counts as `arrived`). `None` if a report is no longer
+    /// remembered (its traveller sent two more since).
+    fn cause(&self, reports: &[(usize, i64)], arrived: u64) -> Option<Cause> {
+        let mut cause = Cause { sent: 0, acked: 0 };
         for &(traveller, ts) in reports {
-            match self.of(traveller, ts) {
-                Acked::At(at) => cause = cause.max(at),
-                Acked::NotYet => cause = cause.max(arrived),
-                Acked::Forgotten => return None,
-            }
+            let slot = self.slot_of(traveller, ts)?;
+            let acked = match self.acked_us[slot].load(Ordering::Acquire) {
+                NOT_YET => arrived,
+                at => at,
+            };
+            cause.sent = cause.sent.max(self.sent_us[slot].load(Ordering::Relaxed));
+            cause.acked = cause.acked.max(acked);
         }
         Some(cause)
     }
@@ -134,9 +145,8 @@ impl Acks {
 /// What one subscriber saw.
 #[derive(Default)]
 struct Received {
-    /// Per event: when its cause was acknowledged, if known, and when it arrived
-    /// (microseconds since the epoch).
-    events: Vec<(Option<u64>, u64)>,
+    /// Per event: its cause, if known, and when it arrived (microseconds since the epoch).
+    events: Vec<(Option<Cause>, u64)>,
     /// Resets (the subscriber fell behind and started again).
     resets: u64,
 }
@@ -201,7 +211,7 @@ impl Subscribers {
     }
 
     /// Stops reading (after a moment for events in flight) and reports the events, timing
-    /// those whose cause was acknowledged within `window`.
+    /// those whose cause was sent within `window`.
     pub async fn finish(
         self,
         window: std::ops::Range<Instant>,
@@ -209,28 +219,32 @@ impl Subscribers {
         tokio::time::sleep(Duration::from_millis(200)).await;
         self.stop.cancel();
         let window = self.acks.micros(window.start)..=self.acks.micros(window.end);
-        let mut latency =
-            Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+        let histogram =
+            || Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+        let (mut from_ack, mut from_send) = (histogram(), histogram());
         let (mut received, mut resets) = (0, 0);
         for task in self.tasks {
             let seen = task.await.map_err(std::io::Error::other)??;
             received += seen.events.len() as u64;
             resets += seen.resets;
             for (cause, arrived) in seen.events {
-                if let Some(cause) = cause.filter(|c| window.contains(c)) {
+                if let Some(cause) = cause.filter(|c| window.contains(&c.sent)) {
                     // An event that came before its acknowledgement counts as 1 µs.
-                    let micros = arrived.saturating_sub(cause).clamp(1, 60_000_000);
-                    latency.record(micros).expect("clamped into range");
+                    let since = |t: u64| arrived.saturating_sub(t).clamp(1, 60_000_000);
+                    from_ack.record(since(cause.acked)).expect("clamped");
+                    from_send.record(since(cause.sent)).expect("clamped");
                 }
             }
         }
+        let percentiles = |h: &Histogram<u64>| (!h.is_empty()).then(|| Percentiles::of(h));
         Ok(EventsReport {
             fences: 0,
             followed: 0,
             received,
-            matched: latency.len(),
+            matched: from_ack.len(),
             resets,
-            latency_us: (!latency.is_empty()).then(|| Percentiles::of(&latency)),
+            latency_us: percentiles(&from_ack),
+            latency_from_send_us: percentiles(&from_send),
             bytes_per_fence: None,
         })
     }
@@ -354,18 +368,33 @@ mod tests {
     }
 
     #[test]
-    fn a_cause_is_the_later_acknowledgement_of_the_reports_an_event_was_judged_with() {
+    fn a_cause_is_the_latest_send_and_acknowledgement_of_the_reports_an_event_was_judged_with() {
         let acks = Acks::new(4);
         let at = |ms| acks.epoch + Duration::from_millis(ms);
-        acks.acked(&Op::Positions(vec![m(1, 100), m(2, 200)]), at(5));
+        let cause = |sent, acked| Some(Cause { sent, acked });
+        let first = Op::Positions(vec![m(1, 100), m(2, 200)]);
+        acks.sent(&first, at(1));
+        assert_eq!(
+            acks.cause(&[(1, 100)], 3_000),
+            cause(1_000, 3_000),
+            "not yet acknowledged"
+        );
+        acks.acked(&first, at(5));
+        acks.sent(&Op::Position(m(2, 201)), at(6));
         acks.acked(&Op::Position(m(2, 201)), at(7));
-        assert_eq!(acks.cause(&[(1, 100)], 9_000), Some(5_000));
-        assert_eq!(acks.cause(&[(1, 100), (2, 201)], 9_000), Some(7_000));
-        assert_eq!(acks.cause(&[(2, 200)], 9_000), Some(5_000), "two are kept");
-        assert_eq!(acks.cause(&[(1, 101)], 9_000), Some(9_000), "not yet: now");
-        acks.acked(&Op::Position(m(2, 202)), at(8));
+        assert_eq!(acks.cause(&[(1, 100)], 9_000), cause(1_000, 5_000));
+        assert_eq!(
+            acks.cause(&[(1, 100), (2, 201)], 9_000),
+            cause(6_000, 7_000)
+        );
+        assert_eq!(
+            acks.cause(&[(2, 200)], 9_000),
+            cause(1_000, 5_000),
+            "two are kept"
+        );
+        acks.sent(&Op::Position(m(2, 202)), at(8));
         assert_eq!(acks.cause(&[(2, 200)], 9_000), None, "forgotten");
-        assert_eq!(acks.cause(&[(3, 1)], 9_000), Some(9_000));
+        assert_eq!(acks.cause(&[(3, 1)], 9_000), None, "never sent");
         assert_eq!(
             acks.cause(&[(9, 1)], 9_000),
             None,

@@ -270,6 +270,9 @@ async fn run_workload(
                     None => now,
                 };
                 let (kind, op, updates) = scenario.next(workload, &mut rng);
+                if let Some(acks) = &acks {
+                    acks.sent(&op, Instant::now());
+                }
                 let outcome = conn.send(&scenario, &op).await;
                 let done = Instant::now();
                 progress.fetch_add(1, Ordering::Relaxed);

@@ -79,8 +79,11 @@ pub struct EventsReport {
     pub matched: u64,
     /// Resets received (a subscriber fell behind and followed again from then).
     pub resets: u64,
-    /// From an update's acknowledgement to its event's arrival, microseconds.
+    /// From an update's acknowledgement to its event's arrival, microseconds (1 when the
+    /// event came first).
     pub latency_us: Option<Percentiles>,
+    /// From the update's send to its event's arrival, microseconds: an upper bound.
+    pub latency_from_send_us: Option<Percentiles>,
     /// The server's resident memory grown by putting the fences, over their number.
     pub bytes_per_fence: Option<f64>,
 }
@@ -139,12 +142,16 @@ pub fn table(reports: &[Report]) -> String {
                     )
                 })
                 .unwrap_or_default();
+            let from_send = e
+                .latency_from_send_us
+                .map(|l| format!(" (from the send: p50 {} µs, p99 {} µs)", l.p50, l.p99))
+                .unwrap_or_default();
             let memory = e
                 .bytes_per_fence
                 .map(|b| format!(", {b:.0} bytes/fence"))
                 .unwrap_or_default();
             out.push_str(&format!(
-                "{:<18} {:>7} {} fences ({} followed){memory}: {} events ({} timed), {} resets{latency}\n",
+                "{:<18} {:>7} {} fences ({} followed){memory}: {} events ({} timed), {} resets{latency}{from_send}\n",
                 "", "", e.fences, e.followed, e.received, e.matched, e.resets
             ));
         }
