@@ -80,6 +80,14 @@ async fn every_workload_runs_for_a_second_without_errors() {
         events.received > 0 && events.latency_us.is_some(),
         "{events:?}"
     );
+    let (from_ack, from_send) = (
+        events.latency_us.expect("timed"),
+        events.latency_from_send_us.expect("timed"),
+    );
+    assert!(
+        from_send.p99 >= from_ack.p99,
+        "a send comes before its acknowledgement"
+    );
     assert_eq!(s.state.engine.fence_counts().fences, 0, "taken down");
     // Open loop at a fixed rate never sends more than the rate schedules: 200 a second for
     // the measured second, one more per connection at the edges. (How many fewer a slow
