@@ -87,6 +87,11 @@ pub struct BenchConfig {
     #[arg(long, default_value_t = 32)]
     pub subscribers: usize,
 
+    /// Leave the fence workloads' fences in place afterwards (to measure the server with
+    /// them by another tool, such as `wrk` with `scripts/wrk-positions.lua`).
+    #[arg(long)]
+    pub keep_fences: bool,
+
     /// How many travellers (`bench:t:0...`) the update workloads move.
     #[arg(long, default_value_t = 10_000)]
     pub travellers: usize,

@@ -245,7 +245,7 @@ impl Subscribers {
             resets,
             latency_us: percentiles(&from_ack),
             latency_from_send_us: percentiles(&from_send),
-            bytes_per_fence: None,
+            memory: Vec::new(),
         })
     }
 }

@@ -27,7 +27,7 @@ use super::data::Places;
 use super::events::{Acks, Subscribers};
 use super::http::{Call, Conn};
 use super::load::expect_ok;
-use super::report::EventsReport;
+use super::report::{EventsReport, FenceMemory};
 use super::workload::{Scenario, Workload};
 use super::{BenchError, show_line};
 use crate::config::BenchConfig;
@@ -66,7 +66,8 @@ pub struct Stage {
     acks: Arc<Acks>,
     subscribers: Subscribers,
     followed: usize,
-    bytes_per_fence: Option<f64>,
+    memory: Vec<FenceMemory>,
+    keep: bool,
 }
 
 impl Stage {
@@ -79,7 +80,8 @@ impl Stage {
         workload: Workload,
     ) -> Result<Self, BenchError> {
         let key = config.key.clone();
-        let (ids, bodies): (Vec<String>, Vec<String>) = match workload {
+        // The fences by kind, each kind put in turn so that its memory can be told apart.
+        let kinds: Vec<(&'static str, Vec<(String, String)>)> = match workload {
             Workload::Roaming => {
                 let n = scenario.travellers.len();
                 let owner = |j: usize| j - j % ROAMING_EVERY;
@@ -94,7 +96,7 @@ impl Stage {
                     })
                 })
                 .await?;
-                (0..n)
+                let fences = (0..n)
                     .step_by(ROAMING_EVERY)
                     .map(|i| {
                         let body = format!(
@@ -102,36 +104,56 @@ impl Stage {
                         );
                         (format!("bench:roam:{i}"), body)
                     })
-                    .unzip()
+                    .collect();
+                vec![("roaming, 500 m", fences)]
             }
-            _ => (0..config.fences)
-                .map(|k| {
-                    let centre = scenario.centres[k % scenario.centres.len()];
-                    let body = static_fence(centre, k, config.seed);
-                    (format!("bench:fence:{k}"), body)
-                })
-                .unzip(),
+            _ => {
+                let (polygons, circles): (Vec<_>, Vec<_>) = (0..config.fences)
+                    .map(|k| {
+                        let centre = scenario.centres[k % scenario.centres.len()];
+                        let body = static_fence(centre, k, config.seed);
+                        (format!("bench:fence:{k}"), body)
+                    })
+                    .partition(|(_, body)| body.contains("\"Polygon\""));
+                vec![
+                    ("static polygon, 50 vertices", polygons),
+                    ("static circle", circles),
+                ]
+            }
         };
-        let before = rss(addr, key.as_deref()).await?;
-        let (ids, bodies) = (Arc::new(ids), Arc::new(bodies));
-        {
-            let (ids, bodies) = (ids.clone(), bodies.clone());
-            send_all(addr, key.as_deref(), "fences", ids.len(), move |k| {
-                Some(Call {
-                    method: Method::PUT,
-                    path: format!("/v1/fences/{}", ids[k]),
-                    body: json(bodies[k].clone()),
+        let mut ids: Vec<String> = Vec::new();
+        let mut memory = Vec::new();
+        for (kind, fences) in kinds {
+            let before = rss(addr, key.as_deref()).await?;
+            let fences = Arc::new(fences);
+            let count = fences.len();
+            {
+                let fences = fences.clone();
+                send_all(addr, key.as_deref(), "fences", count, move |k| {
+                    Some(Call {
+                        method: Method::PUT,
+                        path: format!("/v1/fences/{}", fences[k].0),
+                        body: json(fences[k].1.clone()),
+                    })
                 })
-            })
-            .await?;
+                .await?;
+            }
+            let after = rss(addr, key.as_deref()).await?;
+            if let (Some(b), Some(a), true) = (before, after, count > 0) {
+                memory.push(FenceMemory {
+                    kind: kind.to_string(),
+                    fences: count,
+                    bytes_per_fence: (a as f64 - b as f64) / count as f64,
+                });
+            }
+            ids.extend(fences.iter().map(|(id, _)| id.clone()));
         }
-        let after = rss(addr, key.as_deref()).await?;
-        let bytes_per_fence = match (before, after) {
-            (Some(b), Some(a)) if !ids.is_empty() => Some((a as f64 - b as f64) / ids.len() as f64),
-            _ => None,
-        };
+        let ids = Arc::new(ids);
+        // Followed: spread over every kind.
         let followed = ids.len().min(config.subscribers * FENCES_PER_STREAM);
-        let paths: Vec<String> = ids[..followed]
+        let every = ids.len().checked_div(followed).unwrap_or(1).max(1);
+        let chosen: Vec<&String> = ids.iter().step_by(every).take(followed).collect();
+        let paths: Vec<String> = chosen
             .chunks(FENCES_PER_STREAM)
             .map(|chunk| {
                 let query: Vec<String> = chunk.iter().map(|id| format!("fence={id}")).collect();
@@ -147,7 +169,8 @@ impl Stage {
             acks,
             subscribers,
             followed,
-            bytes_per_fence,
+            memory,
+            keep: config.keep_fences,
         })
     }
 
@@ -156,19 +179,20 @@ impl Stage {
         self.acks.clone()
     }
 
-    /// Stops the subscribers, deletes the fences, and reports the events of updates
-    /// acknowledged within `window`.
+    /// Stops the subscribers, deletes the fences (unless `--keep-fences`), and reports the
+    /// events of updates sent within `window`.
     pub async fn take_down(
         self,
         window: std::ops::Range<Instant>,
     ) -> Result<EventsReport, BenchError> {
         let mut report = self.subscribers.finish(window).await?;
         let ids = self.ids.clone();
+        let count = if self.keep { 0 } else { ids.len() };
         send_all(
             self.addr,
             self.key.as_deref(),
             "deleting fences",
-            ids.len(),
+            count,
             move |k| {
                 Some(Call {
                     method: Method::DELETE,
@@ -180,7 +204,7 @@ impl Stage {
         .await?;
         report.fences = self.ids.len();
         report.followed = self.followed;
-        report.bytes_per_fence = self.bytes_per_fence;
+        report.memory = self.memory;
         Ok(report)
     }
 }

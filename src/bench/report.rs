@@ -84,8 +84,21 @@ pub struct EventsReport {
     pub latency_us: Option<Percentiles>,
     /// From the update's send to its event's arrival, microseconds: an upper bound.
     pub latency_from_send_us: Option<Percentiles>,
-    /// The server's resident memory grown by putting the fences, over their number.
-    pub bytes_per_fence: Option<f64>,
+    /// The server's resident memory grown by putting each kind of fence, over their number
+    /// (everything a fence brings: its shape, its cells, who is inside, the events of its
+    /// creation).
+    pub memory: Vec<FenceMemory>,
+}
+
+/// Memory taken by one kind of fence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FenceMemory {
+    /// Which kind.
+    pub kind: String,
+    /// How many were put.
+    pub fences: usize,
+    /// Resident memory grown, over `fences`.
+    pub bytes_per_fence: f64,
 }
 
 /// A readable table of reports.
@@ -146,10 +159,11 @@ pub fn table(reports: &[Report]) -> String {
                 .latency_from_send_us
                 .map(|l| format!(" (from the send: p50 {} µs, p99 {} µs)", l.p50, l.p99))
                 .unwrap_or_default();
-            let memory = e
-                .bytes_per_fence
-                .map(|b| format!(", {b:.0} bytes/fence"))
-                .unwrap_or_default();
+            let memory: String = e
+                .memory
+                .iter()
+                .map(|m| format!(", {:.0} bytes per {} fence", m.bytes_per_fence, m.kind))
+                .collect();
             out.push_str(&format!(
                 "{:<18} {:>7} {} fences ({} followed){memory}: {} events ({} timed), {} resets{latency}{from_send}\n",
                 "", "", e.fences, e.followed, e.received, e.matched, e.resets

@@ -22,6 +22,7 @@ async fn every_workload_runs_for_a_second_without_errors() {
         travellers: 2_000,
         fences: 200,
         subscribers: 2,
+        keep_fences: false,
         radius_m: 50_000.0,
         k: 10,
         centre: None,
