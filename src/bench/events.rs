@@ -6,7 +6,8 @@
 //! to the acknowledgement of the update that caused it through the traveller's last
 //! acknowledged report. A roaming fence's event may be caused by its traveller moving
 //! instead: the event says which report of that traveller it was judged with (`around`),
-//! and the later of the two is the cause. An event usually arrives before its batch's
+//! and the later of the two is the cause (a report from before the run, such as a friend
+//! who has not moved since, is never it). An event usually arrives before its batch's
 //! acknowledgement (the server publishes as it applies), and then counts as 1 µs from the
 //! acknowledgement; the latency from the send bounds it from above. An event whose
 //! traveller has sent two more reports since is received but not timed (the report says
@@ -123,22 +124,48 @@ impl Acks {
             .find(|&s| self.ts[s].load(Ordering::Acquire) == ts)
     }
 
+    /// Whether `traveller`'s report of `ts` came before this run: older than every report
+    /// the run sent it, with a slot still unused (so none was forgotten).
+    fn before_run(&self, traveller: usize, ts: i64) -> bool {
+        let (a, b) = (2 * traveller, 2 * traveller + 1);
+        if b >= self.ts.len() {
+            return false;
+        }
+        let (ta, tb) = (
+            self.ts[a].load(Ordering::Acquire),
+            self.ts[b].load(Ordering::Acquire),
+        );
+        // Slots are filled before a report is sent, so a report of the run is always in one
+        // until two later ones replace it.
+        let filled: Vec<i64> = [ta, tb].into_iter().filter(|&t| t != i64::MIN).collect();
+        filled.len() < 2 && filled.iter().all(|&t| ts < t)
+    }
+
     /// The cause of an event arriving now (`arrived`), judged with the reports
     /// `(traveller, ts)`: the latest of their sends and of their acknowledgements (an
-    /// acknowledgement not yet noted counts as `arrived`). `None` if a report is no longer
-    /// remembered (its traveller sent two more since).
+    /// acknowledgement not yet noted counts as `arrived`). A report from before the run
+    /// (a friend who has not moved, near a traveller who has) is not the cause. `None` if a
+    /// report is no longer remembered (its traveller sent two more since), or if none was
+    /// sent in the run.
     fn cause(&self, reports: &[(usize, i64)], arrived: u64) -> Option<Cause> {
-        let mut cause = Cause { sent: 0, acked: 0 };
+        let mut cause: Option<Cause> = None;
         for &(traveller, ts) in reports {
-            let slot = self.slot_of(traveller, ts)?;
+            let Some(slot) = self.slot_of(traveller, ts) else {
+                if self.before_run(traveller, ts) {
+                    continue;
+                }
+                return None;
+            };
             let acked = match self.acked_us[slot].load(Ordering::Acquire) {
                 NOT_YET => arrived,
                 at => at,
             };
-            cause.sent = cause.sent.max(self.sent_us[slot].load(Ordering::Relaxed));
-            cause.acked = cause.acked.max(acked);
+            let sent = self.sent_us[slot].load(Ordering::Relaxed);
+            let c = cause.get_or_insert(Cause { sent, acked });
+            c.sent = c.sent.max(sent);
+            c.acked = c.acked.max(acked);
         }
-        Some(cause)
+        cause
     }
 }
 
@@ -394,7 +421,21 @@ mod tests {
         );
         acks.sent(&Op::Position(m(2, 202)), at(8));
         assert_eq!(acks.cause(&[(2, 200)], 9_000), None, "forgotten");
-        assert_eq!(acks.cause(&[(3, 1)], 9_000), None, "never sent");
+        assert_eq!(
+            acks.cause(&[(3, 1)], 9_000),
+            None,
+            "from before the run, alone"
+        );
+        assert_eq!(
+            acks.cause(&[(3, 1), (1, 100)], 9_000),
+            cause(1_000, 5_000),
+            "a friend who has not moved in the run, near one who has"
+        );
+        assert_eq!(
+            acks.cause(&[(1, 99), (2, 201)], 9_000),
+            cause(6_000, 7_000),
+            "before 100"
+        );
         assert_eq!(
             acks.cause(&[(9, 1)], 9_000),
             None,
