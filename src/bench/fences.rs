@@ -216,7 +216,7 @@ fn json(text: String) -> Option<(&'static str, Bytes)> {
 /// Fence `k` around `centre`: a circle when `k` is even, else a 50-vertex star polygon, of a
 /// radius from 200 m to 5 km (log-uniform), seeing public travellers. A polygon that would
 /// cross the antimeridian or reach a pole is a circle instead.
-fn static_fence(centre: LatLon, k: usize, seed: u64) -> String {
+pub fn static_fence(centre: LatLon, k: usize, seed: u64) -> String {
     let mut rng = SmallRng::seed_from_u64(seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let radius_m = 200.0 * 25f64.powf(rng.random::<f64>());
     let circle = || {

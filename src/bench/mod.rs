@@ -11,7 +11,7 @@
 
 pub mod data;
 mod events;
-mod fences;
+pub mod fences;
 pub mod http;
 mod load;
 pub mod redis;
