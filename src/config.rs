@@ -204,6 +204,12 @@ pub struct ServeConfig {
     #[arg(long, env = "PROXIMA_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
 
+    /// Connections one client address may hold at once; one more is answered 429. Default:
+    /// a quarter of --max-connections. Behind a proxy that connects from one address, set it
+    /// to --max-connections.
+    #[arg(long, env = "PROXIMA_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
+
     /// Seconds a connection has to send a request's headers (slow clients are cut off).
     #[arg(long, env = "PROXIMA_HEADER_READ_TIMEOUT", default_value_t = 10)]
     pub header_read_timeout: u64,
@@ -278,6 +284,7 @@ impl ServeConfig {
             fsync: crate::persist::wal::FsyncMode::Batch,
             snapshot_every: 0,
             max_connections: 4096,
+            max_connections_per_address: None,
             header_read_timeout: 10,
             max_header_bytes: 16 * 1024,
             request_timeout: 30,

@@ -36,16 +36,43 @@ fn from_slice_tracking_path<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Json
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return syntax_error(&inner, &path);
+        }
         JsonError {
             path: (path != ".").then_some(path),
-            message: e.into_inner().to_string(),
+            message: inner.to_string(),
         }
     })?;
-    de.end().map_err(|e| JsonError {
-        path: None,
-        message: e.to_string(),
-    })?;
+    de.end().map_err(|e| syntax_error(&e, "."))?;
     Ok(value)
+}
+
+/// A syntax error is no field's fault: it says where the text broke (line and column) and
+/// the path read so far, if any (`?` is a path segment not yet known).
+fn syntax_error(inner: &serde_json::Error, path: &str) -> JsonError {
+    let full = inner.to_string();
+    let position = format!(" at line {} column {}", inner.line(), inner.column());
+    let what = full.strip_suffix(&position).unwrap_or(&full);
+    let known = path
+        .split('.')
+        .take_while(|segment| *segment != "?" && !segment.is_empty())
+        .collect::<Vec<_>>()
+        .join(".");
+    let after = if known.is_empty() {
+        String::new()
+    } else {
+        format!(", in `{known}`")
+    };
+    JsonError {
+        path: None,
+        message: format!(
+            "JSON syntax error at line {}, column {}{after}: {what}",
+            inner.line(),
+            inner.column()
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -65,5 +92,30 @@ mod tests {
         let err = from_slice_named::<Item>(br#"{"tags": {}} x"#).expect_err("trailing input");
         assert_eq!(err.path, None);
         assert!(err.message.contains("trailing"), "{err}");
+    }
+
+    #[test]
+    fn a_json_syntax_error_says_where_the_text_broke_not_a_field_named_question_mark() {
+        let err = from_slice_named::<Item>(b"{\"tags\": {\"k\": \"v\",\n  \"j\": }}")
+            .expect_err("a missing value");
+        assert_eq!(err.path, None, "{err}");
+        assert_eq!(
+            err.message,
+            "JSON syntax error at line 2, column 8, in `tags.j`: expected value"
+        );
+        let err = from_slice_named::<Item>(b"{\"tags\": {").expect_err("cut short");
+        assert!(
+            err.message
+                .starts_with("JSON syntax error at line 1, column 10, in `tags`: EOF while"),
+            "{err}"
+        );
+        let err = from_slice_named::<Item>(b"{,}").expect_err("a stray comma");
+        assert_eq!(err.path, None);
+        assert!(!err.to_string().contains('?'), "{err}");
+        assert!(
+            err.message
+                .starts_with("JSON syntax error at line 1, column 2: "),
+            "{err}"
+        );
     }
 }

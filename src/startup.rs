@@ -40,6 +40,10 @@ pub enum RunError {
     /// The state in the data directory could not be recovered.
     #[error("recovery failed: {0}")]
     Recovery(engine::EngineError),
+    /// Recovery panicked: a defect, met on what the data directory holds. The server stops
+    /// rather than answer 503 for ever.
+    #[error("recovery panicked: {0}")]
+    RecoveryPanicked(String),
     /// Serving failed.
     #[error("server: {0}")]
     Serve(std::io::Error),
@@ -139,27 +143,30 @@ pub async fn start_with_clock(
         })?;
     let addr = listener.local_addr().map_err(RunError::Serve)?;
 
-    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<engine::EngineError>();
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<RunError>();
     let loader = state.clone();
     let recovery = tokio::task::spawn_blocking(move || {
         let options = WalOptions {
             fsync: config.fsync,
             ..WalOptions::default()
         };
-        match loader.engine.recover(&config.data_dir, options) {
-            Ok(report) => {
+        let recovered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            loader.engine.recover(&config.data_dir, options)
+        }));
+        let failure = match recovered {
+            Ok(Ok(report)) => {
                 if report.fresh && !config.no_sample {
                     load_sample(&loader.engine);
                 }
                 loader.ready.store(true, Ordering::Release);
-                true
+                return true;
             }
-            Err(e) => {
-                tracing::error!(error = %e, "recovery failed");
-                let _ = failed_tx.send(e);
-                false
-            }
-        }
+            Ok(Err(e)) => RunError::Recovery(e),
+            Err(panic) => RunError::RecoveryPanicked(panic_message(panic.as_ref())),
+        };
+        tracing::error!(error = %failure, "recovery failed; stopping");
+        let _ = failed_tx.send(failure);
+        false
     });
 
     tokio::spawn(sweep_travellers(state.engine.clone(), ttl_ms));
@@ -174,13 +181,17 @@ pub async fn start_with_clock(
 
     let connection_limits = server::listener::ConnectionLimits {
         max_connections: config.max_connections.max(1),
+        max_connections_per_address: config
+            .max_connections_per_address
+            .unwrap_or(config.max_connections / 4)
+            .max(1),
         header_read_timeout: std::time::Duration::from_secs(config.header_read_timeout.max(1)),
         max_header_bytes: config.max_header_bytes,
     };
     let serving = state.clone();
     let done = tokio::spawn(async move {
         // Stop on the shutdown signal, or when recovery fails; remember which.
-        let (why_tx, why_rx) = tokio::sync::oneshot::channel::<Option<engine::EngineError>>();
+        let (why_tx, why_rx) = tokio::sync::oneshot::channel::<Option<RunError>>();
         let stop = async move {
             let why = tokio::select! {
                 () = shutdown => None,
@@ -191,8 +202,8 @@ pub async fn start_with_clock(
         server::serve(listener, serving.clone(), connection_limits, stop)
             .await
             .map_err(RunError::Serve)?;
-        if let Ok(Some(e)) = why_rx.await {
-            return Err(RunError::Recovery(e));
+        if let Ok(Some(failure)) = why_rx.await {
+            return Err(failure);
         }
         if recovery.await.unwrap_or(false) {
             let engine = serving.engine.clone();
@@ -204,6 +215,15 @@ pub async fn start_with_clock(
         Ok(())
     });
     Ok(Started { addr, state, done })
+}
+
+/// What a panic said, if it said it as text.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
 }
 
 fn load_sample(engine: &Engine) {

@@ -97,7 +97,9 @@ impl Engine {
         let had_log = !wal::list_segments(&wal_dir)?.is_empty();
         let mut progress = Progress::new();
         let replayed = wal::replay(&wal_dir, after, |seq, body| -> Result<(), BoxError> {
-            decode::<Mutation>(body)?.redo(self)?;
+            let mutation = decode::<Mutation>(body)?;
+            mutation.check_ids()?;
+            mutation.redo(self)?;
             progress.tick(seq);
             Ok(())
         })?;
@@ -158,6 +160,7 @@ impl Engine {
                         }
                     }
                     SnapshotItem::Traveller(record) => {
+                        record.check_ids()?;
                         // The POIs are all read: let the builder finish while travellers load.
                         if let Some(tx) = tx.take() {
                             let _ = tx.send(std::mem::take(&mut batch));

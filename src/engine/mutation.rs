@@ -15,6 +15,7 @@ use serde::ser::{Serialize, Serializer};
 
 use super::{Engine, EngineError};
 use crate::fences::Fence;
+use crate::ids::{validate_id, validate_record_id};
 use crate::pois::Poi;
 use crate::travellers::{PositionUpdate, Sharing};
 
@@ -97,6 +98,24 @@ mutations! {
     PutFence,
     /// Delete a fence.
     DeleteFence,
+}
+
+impl Mutation {
+    /// Holds the ids a change carries as plain strings to the edge's rules, for a change
+    /// read back from the log (the values with types of their own check themselves when
+    /// deserialized).
+    pub(super) fn check_ids(&self) -> Result<(), String> {
+        let checked = match self {
+            Self::DeletePoi(DeletePoi(id)) => validate_record_id(id),
+            Self::SetSharing(SetSharing { id, .. })
+            | Self::DeleteTraveller(DeleteTraveller { id, .. })
+            | Self::DeleteFence(DeleteFence(id)) => validate_id(id),
+            Self::UpsertPoi(_) | Self::ImportPois(_) | Self::Positions(_) | Self::PutFence(_) => {
+                Ok(())
+            }
+        };
+        checked.map_err(|e| format!("id: {e}"))
+    }
 }
 
 /// Create or replace one POI.

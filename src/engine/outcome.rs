@@ -54,7 +54,7 @@ pub struct Removed {
 }
 
 /// What a batch of position reports did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PositionCounts {
     /// Reports that became their traveller's newest position.
     pub applied: usize,

@@ -62,6 +62,14 @@ impl Engine {
             skipped: parsed.skipped,
             errors: parsed.errors,
         };
+        if summary.imported == 0 && (summary.skipped > 0 || mode == ImportMode::Upsert) {
+            // Every record was refused, or an upsert of nothing: no change, nothing logged
+            // (a replace by an empty file is a real change: it empties the index).
+            return Ok(Written {
+                outcome: summary,
+                ticket: crate::persist::wal::Ticket::done(),
+            });
+        }
         let written = self.write(ImportPois {
             mode,
             pois: parsed.pois,

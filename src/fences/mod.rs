@@ -43,8 +43,9 @@ use crate::travellers::Seen;
 /// is re-covered on every move, so it stays local.
 pub const MAX_ROAMING_RADIUS_M: f64 = 50_000.0;
 
-/// A fence, as defined.
+/// A fence, as defined. Deserializing validates it as [`Fence::new`] does.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "FenceFields")]
 pub struct Fence {
     /// Id.
     pub id: String,
@@ -66,6 +67,22 @@ pub enum FenceKind {
         /// Metres.
         radius_m: f64,
     },
+}
+
+/// [`Fence`]'s fields as read, before they are checked.
+#[derive(serde::Deserialize)]
+struct FenceFields {
+    id: String,
+    viewer: Option<String>,
+    kind: FenceKind,
+}
+
+impl TryFrom<FenceFields> for Fence {
+    type Error = FenceError;
+
+    fn try_from(f: FenceFields) -> Result<Self, FenceError> {
+        Self::new(f.id, f.viewer, f.kind)
+    }
 }
 
 /// Why a fence was refused: the member at fault and what is wrong.

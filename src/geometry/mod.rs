@@ -27,8 +27,10 @@ pub const MAX_RADIUS_M: f64 = 20_037_509.0;
 
 /// A validated WGS84 position in degrees.
 ///
-/// Invariant: `lat` is in `[-90, 90]`, `lon` in `[-180, 180]`, both finite.
+/// Invariant: `lat` is in `[-90, 90]`, `lon` in `[-180, 180]`, both finite. Deserializing
+/// checks it too, so a record read back from disk holds it as one from the network does.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "LatLonFields")]
 pub struct LatLon {
     /// Latitude in degrees, `[-90, 90]`.
     pub lat: f64,
@@ -45,6 +47,21 @@ pub enum CoordError {
     /// Longitude outside `[-180, 180]` or not a finite number.
     #[error("lon must be a finite number in [-180, 180], got {0}")]
     Lon(f64),
+}
+
+/// [`LatLon`]'s fields as read, before they are checked.
+#[derive(serde::Deserialize)]
+struct LatLonFields {
+    lat: f64,
+    lon: f64,
+}
+
+impl TryFrom<LatLonFields> for LatLon {
+    type Error = CoordError;
+
+    fn try_from(fields: LatLonFields) -> Result<Self, CoordError> {
+        Self::new(fields.lat, fields.lon)
+    }
 }
 
 impl LatLon {

@@ -104,13 +104,55 @@ impl Columns {
     }
 }
 
+/// The longest record (the header included) accepted, in bytes: the CSV parser holds a
+/// whole record in memory, so without a cap one endless line would take all of it.
+pub const MAX_RECORD_BYTES: u64 = 1 << 20;
+
+/// Why the input stopped: a record grew past [`MAX_RECORD_BYTES`].
+#[derive(Debug, thiserror::Error)]
+#[error("a CSV record (the header included) may be at most {MAX_RECORD_BYTES} bytes")]
+struct RecordTooLong;
+
+/// The input, failing once [`MAX_RECORD_BYTES`] (plus the parser's read-ahead) have been
+/// read since the last record ended. The reader moves `record_start` on after each record.
+struct RecordCap<R> {
+    inner: R,
+    read: u64,
+    record_start: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+/// What the CSV parser may have read beyond the record it is in (its buffer).
+const READ_AHEAD: u64 = 64 * 1024;
+
+impl<R: Read> Read for RecordCap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read - self.record_start.get() > MAX_RECORD_BYTES + READ_AHEAD {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                RecordTooLong,
+            ));
+        }
+        Ok(n)
+    }
+}
+
 /// Reads a CSV dump with a header row.
 pub fn read_csv(input: impl Read) -> Result<ParsedPois, ImportError> {
+    let record_start = std::rc::Rc::new(std::cell::Cell::new(0));
+    let capped = RecordCap {
+        inner: input,
+        read: 0,
+        record_start: record_start.clone(),
+    };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
-        .from_reader(input);
+        .buffer_capacity(READ_AHEAD as usize)
+        .from_reader(capped);
     let header = reader.headers().map_err(csv_error)?.clone();
+    record_start.set(reader.position().byte());
     let columns = Columns::from_header(&header)?;
     let mut parsed = ParsedPois::default();
     let mut row = csv::StringRecord::new();
@@ -118,6 +160,7 @@ pub fn read_csv(input: impl Read) -> Result<ParsedPois, ImportError> {
         match reader.read_record(&mut row) {
             Ok(false) => break,
             Ok(true) => {
+                record_start.set(reader.position().byte());
                 let line = row.position().map_or(0, csv::Position::line);
                 if row.len() != header.len() {
                     let reason = format!(
@@ -148,6 +191,9 @@ pub fn read_csv(input: impl Read) -> Result<ParsedPois, ImportError> {
 fn csv_error(e: csv::Error) -> ImportError {
     if e.is_io_error() {
         match e.into_kind() {
+            csv::ErrorKind::Io(io) if io.get_ref().is_some_and(|e| e.is::<RecordTooLong>()) => {
+                ImportError::Malformed(format!("CSV: {}", RecordTooLong))
+            }
             csv::ErrorKind::Io(io) => ImportError::Io(io),
             other => ImportError::Malformed(format!("{other:?}")),
         }
@@ -192,6 +238,37 @@ mod tests {
         assert!(parsed.errors[0].reason.starts_with("lat"));
         assert!(parsed.errors[1].reason.starts_with("lon"));
         assert!(parsed.errors[2].reason.starts_with("category"));
+    }
+
+    #[test]
+    fn a_csv_header_or_record_over_a_mib_is_refused_without_holding_it() {
+        // An endless header: refused once the cap is passed, not read to its end.
+        struct Endless(u64);
+        impl Read for Endless {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                buf.fill(b'a');
+                self.0 += buf.len() as u64;
+                assert!(self.0 < 8 * MAX_RECORD_BYTES, "read far past the cap");
+                Ok(buf.len())
+            }
+        }
+        let err = read_csv(Endless(0)).expect_err("endless header");
+        assert!(
+            matches!(&err, ImportError::Malformed(m) if m.contains("at most 1048576 bytes")),
+            "{err}"
+        );
+        let long_row = format!(
+            "id,lat,lon,name,category\na,1,2,{},cafe\n",
+            "n".repeat(MAX_RECORD_BYTES as usize + READ_AHEAD as usize + 1)
+        );
+        assert!(read_csv(long_row.as_bytes()).is_err(), "an overlong record");
+        // Many records of ordinary size add up to far more than the cap, and are fine.
+        let mut many = String::from("id,lat,lon,name,category\n");
+        for i in 0..40_000 {
+            many.push_str(&format!("p{i},1,2,{},cafe\n", "n".repeat(40)));
+        }
+        assert!(many.len() as u64 > MAX_RECORD_BYTES);
+        assert_eq!(read_csv(many.as_bytes()).expect("fine").pois.len(), 40_000);
     }
 
     #[test]

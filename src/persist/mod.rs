@@ -106,12 +106,40 @@ pub fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, PersistError> {
 }
 
 /// Decodes a value encoded by [`encode`], requiring that it uses every byte.
+///
+/// Every decode is bounded by the bytes actually present. bincode sizes a string or a byte
+/// vector from the length it reads before it checks that the bytes are there, so a damaged
+/// length of `00 fc 00 00 00 fa` allocated 4 GiB. Its only guard is a limit on the bytes
+/// a decode may claim, fixed at compile time, so the limit is picked from a few tiers: the
+/// smallest at least [`CLAIMS_PER_BYTE`] times the input. A decode then allocates at most
+/// 16 × that much (the tiers' step) whatever its lengths say.
 pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, bincode_config())?;
+    let bound = (bytes.len() as u64).saturating_mul(CLAIMS_PER_BYTE);
+    let (value, used) = match bound {
+        0..=0x1000 => decode_within::<T, 0x1000>(bytes)?,
+        0x1001..=0x1_0000 => decode_within::<T, 0x1_0000>(bytes)?,
+        0x1_0001..=0x10_0000 => decode_within::<T, 0x10_0000>(bytes)?,
+        0x10_0001..=0x100_0000 => decode_within::<T, 0x100_0000>(bytes)?,
+        0x100_0001..=0x1000_0000 => decode_within::<T, 0x1000_0000>(bytes)?,
+        _ => decode_within::<T, 0x1_0000_0000>(bytes)?,
+    };
     if used != bytes.len() {
         return Err(DecodeError::TrailingBytes(bytes.len() - used));
     }
     Ok(value)
+}
+
+/// How many bytes a decode may claim per byte of input: bincode claims 8 for an integer
+/// that a varint may write in 1, and the length of a string as its bytes.
+const CLAIMS_PER_BYTE: u64 = 8;
+
+fn decode_within<T: serde::de::DeserializeOwned, const LIMIT: usize>(
+    bytes: &[u8],
+) -> Result<(T, usize), DecodeError> {
+    Ok(bincode::serde::decode_from_slice(
+        bytes,
+        bincode_config().with_limit::<LIMIT>(),
+    )?)
 }
 
 /// Makes a directory's entries (new or renamed files) durable.
@@ -145,4 +173,53 @@ pub(crate) fn numbered_files(
     }
     found.sort();
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_damaged_length_is_refused_before_anything_is_allocated_for_it() {
+        // A string whose length says 0xfa0000fc... (`fc` is bincode's 4-byte varint mark):
+        // refused by the claim limit, not by running out of input after allocating.
+        for damaged in [
+            &[0xfc, 0x00, 0x00, 0x00, 0xfa][..],
+            &[0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, b'a'][..],
+        ] {
+            let err = decode::<String>(damaged).expect_err("damaged");
+            assert!(
+                matches!(
+                    err,
+                    DecodeError::Bincode(bincode::error::DecodeError::LimitExceeded)
+                ),
+                "{err:?}"
+            );
+        }
+        let err = decode::<Vec<String>>(&[0xfc, 0x00, 0x00, 0x00, 0xfa]).expect_err("damaged");
+        assert!(matches!(err, DecodeError::Bincode(_)), "{err:?}");
+    }
+
+    type Shapes = (Vec<(String, u64, Option<f64>, bool)>, Vec<String>, Vec<u64>);
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Whatever the shape (many empty strings, small integers, options), a value encodes
+        /// to bytes that decode within the bound they set.
+        #[test]
+        fn every_encoded_value_decodes_within_its_bound(
+            items in proptest::collection::vec(
+                (".{0,3}", any::<u64>(), proptest::option::of(any::<f64>()), any::<bool>()),
+                0..300,
+            ),
+            empties in 0usize..5000,
+        ) {
+            let value = (items, vec![String::new(); empties], vec![0u64; empties]);
+            let bytes = encode(&value).expect("encodes");
+            let back: Shapes = decode(&bytes).expect("decodes");
+            prop_assert_eq!(format!("{back:?}"), format!("{value:?}"));
+        }
+    }
 }

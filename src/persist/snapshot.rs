@@ -180,9 +180,25 @@ pub fn read(
     let mut offset = HEADER as u64;
     let mut buf = Vec::new();
     let mut len_bytes = [0u8; 4];
-    while offset < HEADER as u64 + len {
+    let end = HEADER as u64 + len;
+    while offset < end {
+        if end - offset < 4 {
+            return Err(corrupt(offset, "an item's length is cut off".to_string()));
+        }
         reader.read_exact(&mut len_bytes)?;
         let n = u32::from_le_bytes(len_bytes) as usize;
+        // The length is checked against the payload left before any buffer is sized by it:
+        // a damaged length must be "corrupt" (so recovery falls back to an older
+        // snapshot), not a 4 GiB allocation.
+        if n as u64 > end - offset - 4 {
+            return Err(corrupt(
+                offset,
+                format!(
+                    "an item of {n} bytes is longer than the {} bytes left",
+                    end - offset - 4
+                ),
+            ));
+        }
         buf.resize(n, 0);
         reader.read_exact(&mut buf)?;
         item(&buf).map_err(|source| PersistError::BadRecord {
@@ -228,6 +244,43 @@ mod tests {
             Ok(())
         })?;
         Ok((seq, out))
+    }
+
+    /// A snapshot file of `payload` as it stands, with valid checksums.
+    fn sealed(payload: &[u8]) -> Vec<u8> {
+        let mut header = [0u8; HEADER];
+        header[..8].copy_from_slice(MAGIC);
+        header[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        header[16..24].copy_from_slice(&9u64.to_le_bytes());
+        header[24..32].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+        header[32..36].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        let header_crc = crc32fast::hash(&header[..36]);
+        header[36..40].copy_from_slice(&header_crc.to_le_bytes());
+        [&header[..], payload].concat()
+    }
+
+    #[test]
+    fn an_item_longer_than_the_payload_left_is_corrupt_before_anything_is_allocated() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("snap-9.psnap");
+        // 78 bytes in all, one item claiming 2.8 GB: the fuzzer's finding.
+        let mut payload = 0xa800_0000u32.to_le_bytes().to_vec();
+        payload.resize(38, 7);
+        std::fs::write(&path, sealed(&payload)).expect("write");
+        let err = items(&path).expect_err("an impossible length");
+        assert!(err.is_damage(), "{err}");
+        assert!(
+            err.to_string().contains("longer than the 34 bytes left"),
+            "{err}"
+        );
+        // An item's length cut off by the payload's end is damage too.
+        std::fs::write(&path, sealed(&[1, 0])).expect("write");
+        assert!(items(&path).expect_err("cut short").is_damage());
+        // And a well-formed payload reads.
+        let mut good = 2u32.to_le_bytes().to_vec();
+        good.extend_from_slice(&[1, b'a']);
+        std::fs::write(&path, sealed(&good)).expect("write");
+        assert_eq!(items(&path).expect("reads"), (9, vec!["a".to_string()]));
     }
 
     #[test]

@@ -40,7 +40,11 @@ pub const MAX_RATING: f64 = 10.0;
 /// Invariants: `id` follows [`validate_record_id`]; `position` is a valid coordinate; `category` is
 /// 1 to 64 bytes of `a-z`, `0-9`, `_` and `-`; `name` and tags are within the limits above;
 /// `rating`, when present, is finite and in `[0, MAX_RATING]`.
+///
+/// Deserializing checks the invariants too ([`Poi::new`]): a record replayed from the log or
+/// a snapshot is held to the rules the network's are.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "PoiFields")]
 pub struct Poi {
     /// External id.
     pub id: String,
@@ -54,6 +58,26 @@ pub struct Poi {
     pub tags: BTreeMap<String, String>,
     /// Optional rating on a 0 to 10 scale.
     pub rating: Option<f64>,
+}
+
+/// [`Poi`]'s fields as read, before they are checked.
+#[derive(serde::Deserialize)]
+struct PoiFields {
+    id: String,
+    position: LatLon,
+    name: String,
+    category: String,
+    tags: BTreeMap<String, String>,
+    rating: Option<f64>,
+}
+
+impl TryFrom<PoiFields> for Poi {
+    type Error = PoiError;
+
+    fn try_from(f: PoiFields) -> Result<Self, PoiError> {
+        let LatLon { lat, lon } = f.position;
+        Self::new(f.id, lat, lon, f.name, f.category, f.tags, f.rating)
+    }
 }
 
 /// Why a POI was refused. Each variant names the field at fault.

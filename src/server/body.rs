@@ -76,6 +76,9 @@ pub async fn json_object<T: DeserializeOwned>(
     limit: usize,
 ) -> Result<T, ApiError> {
     require_json(headers)?;
+    // A body declared too large is refused before a byte of it is read: waiting for it
+    // would hold the request until its deadline.
+    check_declared_length(headers, limit as u64)?;
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
         if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
         {

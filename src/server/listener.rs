@@ -3,16 +3,22 @@
 //!
 //! - **Connections**: at most `max_connections` at once; one more is answered `503` with a
 //!   problem+json body and closed, so an overloaded server says so instead of stalling.
+//! - **Per address**: at most `max_connections_per_address` from one client address; one
+//!   more is answered `429` and closed, so that one client re-opening sockets as fast as
+//!   they are cut cannot hold every slot.
 //! - **Slow clients**: a connection must deliver a request's headers within
 //!   `header_read_timeout` (hyper's timer), so a client trickling bytes cannot hold a
 //!   connection; bodies are bounded by the request timeout (imports stream, with an idle
 //!   timeout per chunk, see the `body` module).
 //! - **Header size**: hyper's read buffer is capped at `max_header_bytes`; larger headers
-//!   are refused by hyper with `431`.
+//!   are refused by hyper with `431` (as problem+json, like every request hyper cannot
+//!   parse: see [`super::malformed`]).
 //! - **Shutdown**: when the signal fires, the listener closes, connections finish their
 //!   request in flight, and [`serve`] returns (bounded by a grace period).
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +34,8 @@ use tokio::sync::Semaphore;
 pub struct ConnectionLimits {
     /// Connections served at once.
     pub max_connections: usize,
+    /// Connections one client address may hold at once.
+    pub max_connections_per_address: usize,
     /// Time a connection has to deliver a request's headers.
     pub header_read_timeout: Duration,
     /// Largest request head (request line and headers), bytes.
@@ -39,6 +47,56 @@ const GRACE: Duration = Duration::from_secs(30);
 
 const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 139\r\n\r\n{\"type\":\"/problems/overloaded\",\"title\":\"Too many connections\",\"status\":503,\"detail\":\"the server is at its connection limit; retry shortly\"}";
 
+const TOO_MANY_FROM_ADDRESS: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/problem+json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 152\r\n\r\n{\"type\":\"/problems/too-many-connections\",\"title\":\"Too many connections\",\"status\":429,\"detail\":\"this address holds the most connections one address may\"}";
+
+/// Connections held per client address.
+#[derive(Default)]
+struct PerAddress {
+    held: parking_lot::Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection counted against its address until dropped.
+struct AddressSlot {
+    table: Arc<PerAddress>,
+    ip: IpAddr,
+}
+
+impl PerAddress {
+    /// A slot for `ip`, unless it holds `max` already.
+    fn take(table: &Arc<Self>, ip: IpAddr, max: usize) -> Option<AddressSlot> {
+        let mut held = table.held.lock();
+        let count = held.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            table: table.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut held = self.table.held.lock();
+        if let Some(count) = held.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Answers `refusal` on `stream` and closes it, without holding the accept loop.
+fn refuse(mut stream: tokio::net::TcpStream, refusal: &'static [u8]) {
+    tokio::spawn(async move {
+        let _ = stream.write_all(refusal).await;
+        let _ = stream.shutdown().await;
+    });
+}
+
 /// Serves `app` on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
@@ -47,6 +105,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let per_address = Arc::new(PerAddress::default());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut builder = http1::Builder::new();
@@ -55,7 +114,7 @@ pub async fn serve(
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192));
     loop {
-        let (mut stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -67,23 +126,30 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Some(slot) =
+            PerAddress::take(&per_address, peer.ip(), limits.max_connections_per_address)
+        else {
+            metrics::counter!("proxima_connections_refused_total", "why" => "address").increment(1);
+            refuse(stream, TOO_MANY_FROM_ADDRESS);
+            continue;
+        };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            metrics::counter!("proxima_connections_refused_total").increment(1);
-            tokio::spawn(async move {
-                let _ = stream.write_all(OVERLOADED).await;
-                let _ = stream.shutdown().await;
-            });
+            metrics::counter!("proxima_connections_refused_total", "why" => "limit").increment(1);
+            refuse(stream, OVERLOADED);
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let connection =
-            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let connection = builder.serve_connection(
+            TokioIo::new(super::malformed::ProblemOnParseError::new(stream)),
+            TowerToHyperService::new(app.clone()),
+        );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             drop(permit);
+            drop(slot);
         });
     }
     drop(listener);
@@ -101,8 +167,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_overload_answer_is_a_well_formed_problem() {
-        let text = std::str::from_utf8(OVERLOADED).expect("ascii");
+    fn the_refusals_are_well_formed_problems() {
+        for (refusal, status) in [(OVERLOADED, 503), (TOO_MANY_FROM_ADDRESS, 429)] {
+            well_formed(refusal, status);
+        }
+    }
+
+    fn well_formed(refusal: &[u8], status: u16) {
+        let text = std::str::from_utf8(refusal).expect("ascii");
         let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
         let length: usize = head
             .lines()
@@ -111,6 +183,7 @@ mod tests {
             .expect("a content length");
         assert_eq!(body.len(), length);
         let problem: serde_json::Value = serde_json::from_str(body.trim_end()).expect("JSON");
-        assert_eq!(problem["status"], 503);
+        assert_eq!(problem["status"], status);
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{head}");
     }
 }

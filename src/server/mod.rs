@@ -10,6 +10,7 @@ mod body;
 mod dto;
 mod json_writer;
 pub mod listener;
+mod malformed;
 mod observe;
 mod params;
 mod positions;

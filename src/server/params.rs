@@ -26,6 +26,9 @@ pub const DEFAULT_LIMIT: usize = 20;
 /// whatever was not taken.
 pub struct Params {
     pairs: Vec<(String, String, bool)>,
+    /// The first parameter whose name or value is not UTF-8 once percent-decoded (its name
+    /// as far as it reads), refused when taken or at [`Params::finish`].
+    not_utf8: Option<String>,
 }
 
 /// The request's query string, parsed (an extractor that never fails: what is wrong with a
@@ -39,29 +42,44 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 }
 
 impl Params {
-    /// Splits and percent-decodes a raw query string.
+    /// Splits and percent-decodes a raw query string (`application/x-www-form-urlencoded`:
+    /// `+` is a space). Bytes that are not UTF-8 once decoded are an error, not replaced:
+    /// `viewer=a%FF` must not name the traveller `a\u{FFFD}`.
     pub fn parse(query: Option<&str>) -> Self {
-        let pairs = form_urlencoded::parse(query.unwrap_or("").as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned(), false))
-            .collect();
-        Self { pairs }
+        let mut pairs = Vec::new();
+        let mut not_utf8 = None;
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match (form_decode(name), form_decode(value)) {
+                (Ok(name), Ok(value)) => pairs.push((name, value, false)),
+                (name, _) => {
+                    let name = name.unwrap_or_else(|lossy| lossy);
+                    not_utf8.get_or_insert(name);
+                }
+            }
+        }
+        Self { pairs, not_utf8 }
     }
 
     /// Every value given for `name`, marking them taken.
-    pub fn all(&mut self, name: &str) -> Vec<String> {
-        self.pairs
+    pub fn all(&mut self, name: &str) -> Result<Vec<String>, ApiError> {
+        if self.not_utf8.as_deref() == Some(name) {
+            return Err(not_utf8(name));
+        }
+        Ok(self
+            .pairs
             .iter_mut()
             .filter(|(k, _, _)| k == name)
             .map(|(_, v, taken)| {
                 *taken = true;
                 v.clone()
             })
-            .collect()
+            .collect())
     }
 
     /// The single raw value of `name`, if given; repeating it is an error.
     pub fn raw(&mut self, name: &str) -> Result<Option<String>, ApiError> {
-        let mut values = self.all(name);
+        let mut values = self.all(name)?;
         match values.len() {
             0 => Ok(None),
             1 => Ok(values.pop()),
@@ -157,7 +175,7 @@ impl Params {
 
     /// The POI filter: any number of `category`, and `min_rating`.
     pub fn poi_filter(&mut self) -> Result<PoiFilter, ApiError> {
-        let categories = self.all("category");
+        let categories = self.all("category")?;
         check_categories(&categories).map_err(ApiError::bad_parameter)?;
         let min_rating = self.finite("min_rating")?;
         Ok(PoiFilter {
@@ -168,6 +186,9 @@ impl Params {
 
     /// Refuses any parameter that was not taken.
     pub fn finish(self) -> Result<(), ApiError> {
+        if let Some(name) = &self.not_utf8 {
+            return Err(not_utf8(name));
+        }
         match self.pairs.into_iter().find(|(_, _, taken)| !taken) {
             Some((name, _, _)) => Err(ApiError::bad_parameter(format!(
                 "{name}: unknown parameter"
@@ -175,6 +196,18 @@ impl Params {
             None => Ok(()),
         }
     }
+}
+
+/// One name or value of a query string, `+` as a space and percent-decoded; `Err` holds it
+/// decoded lossily when the bytes are not UTF-8.
+fn form_decode(text: &str) -> Result<String, String> {
+    let spaced = text.replace('+', " ");
+    let bytes: Vec<u8> = percent_encoding::percent_decode_str(&spaced).collect();
+    String::from_utf8(bytes).map_err(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+fn not_utf8(name: &str) -> ApiError {
+    ApiError::bad_parameter(format!("{name}: not valid UTF-8 once percent-decoded"))
 }
 
 const LIMIT_RULE: &str = "limit: must be an integer from 1 to 1000";

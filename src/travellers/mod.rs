@@ -43,8 +43,9 @@ use crate::ids::{IdError, validate_id};
 /// an update's time on 1M travellers, and the allocation cost 32 to 48 bytes each.
 pub(crate) type TravellerId = compact_str::CompactString;
 
-/// One position report.
+/// One position report. Deserializing validates it as [`PositionUpdate::new`] does.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "PositionUpdateFields")]
 pub struct PositionUpdate {
     /// Traveller id.
     pub id: String,
@@ -56,6 +57,25 @@ pub struct PositionUpdate {
     pub accuracy_m: Option<f64>,
     /// The trip this position belongs to.
     pub trip_id: Option<String>,
+}
+
+/// [`PositionUpdate`]'s fields as read, before they are checked.
+#[derive(serde::Deserialize)]
+struct PositionUpdateFields {
+    id: String,
+    position: LatLon,
+    ts: i64,
+    accuracy_m: Option<f64>,
+    trip_id: Option<String>,
+}
+
+impl TryFrom<PositionUpdateFields> for PositionUpdate {
+    type Error = UpdateError;
+
+    fn try_from(f: PositionUpdateFields) -> Result<Self, UpdateError> {
+        let LatLon { lat, lon } = f.position;
+        Self::new(f.id, lat, lon, f.ts, f.accuracy_m, f.trip_id)
+    }
 }
 
 /// Why a position update was refused.
@@ -171,6 +191,19 @@ pub struct TravellerRecord {
     pub trail: Vec<TrailPoint>,
     /// Who may see it.
     pub sharing: Sharing,
+}
+
+impl TravellerRecord {
+    /// Holds the ids a record carries as plain strings to the edge's rules (its positions
+    /// and sharing check themselves when deserialized).
+    pub fn check_ids(&self) -> Result<(), String> {
+        validate_id(&self.id).map_err(|e| format!("id: {e}"))?;
+        let trip = self.current.as_ref().and_then(|c| c.trip_id.as_deref());
+        if let Some(trip) = trip {
+            validate_id(trip).map_err(|e| format!("trip_id: {e}"))?;
+        }
+        Ok(())
+    }
 }
 
 /// A traveller's newest position, as snapshots store it.

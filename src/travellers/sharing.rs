@@ -20,11 +20,28 @@ pub enum Visibility {
 
 /// Visibility and the viewers list.
 ///
-/// Invariant: `viewers` is sorted, without duplicates, at most [`MAX_VIEWERS`] valid ids.
+/// Invariant: `viewers` is sorted, without duplicates, at most [`MAX_VIEWERS`] valid ids
+/// (checked when deserialized too).
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "SharingFields")]
 pub struct Sharing {
     visibility: Visibility,
     viewers: Box<[Box<str>]>,
+}
+
+/// [`Sharing`]'s fields as read, before they are checked.
+#[derive(serde::Deserialize)]
+struct SharingFields {
+    visibility: Visibility,
+    viewers: Vec<String>,
+}
+
+impl TryFrom<SharingFields> for Sharing {
+    type Error = SharingError;
+
+    fn try_from(f: SharingFields) -> Result<Self, SharingError> {
+        Self::new(f.visibility, f.viewers)
+    }
 }
 
 /// Why a sharing setting was refused.

@@ -271,7 +271,11 @@ async fn read_until_closed(stream: &mut tokio::net::TcpStream, within: Duration)
 
 #[tokio::test]
 async fn a_connection_beyond_the_limit_is_told_503_and_later_ones_get_in() {
-    let s = TestServer::start_with(|c| c.max_connections = 2).await;
+    let s = TestServer::start_with(|c| {
+        c.max_connections = 2;
+        c.max_connections_per_address = Some(10);
+    })
+    .await;
     let held = [
         tokio::net::TcpStream::connect(s.addr)
             .await

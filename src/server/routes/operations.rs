@@ -8,6 +8,7 @@ use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::engine::HeatmapLayer;
+use crate::server::admission::MAX_URI_BYTES;
 use crate::server::dto::{
     EventsOut, HeatmapOut, LastSnapshotOut, MemoryOut, SnapshotOut, StatsOut, WalOut,
 };
@@ -104,12 +105,42 @@ pub async fn snapshot(State(state): State<AppState>) -> ApiResult {
     Ok(json_response(StatusCode::OK, &SnapshotOut::from(&info)))
 }
 
-/// Fallback for unknown paths.
+/// Fallback for unknown paths. The URL limit holds here too (admission guards only the
+/// routes), and the answer echoes at most the start of the path.
 pub async fn no_route(uri: Uri) -> ApiError {
-    ApiError::not_found(format!("no route for {}", uri.path()))
+    if let Some(refused) = over_url_limit(&uri) {
+        return refused;
+    }
+    ApiError::not_found(format!("no route for {}", echoed(uri.path())))
 }
 
 /// Fallback for known paths with an unsupported method.
 pub async fn wrong_method(method: Method, uri: Uri) -> ApiError {
-    ApiError::method_not_allowed(format!("{method} is not supported on {}", uri.path()))
+    if let Some(refused) = over_url_limit(&uri) {
+        return refused;
+    }
+    ApiError::method_not_allowed(format!(
+        "{method} is not supported on {}",
+        echoed(uri.path())
+    ))
+}
+
+fn over_url_limit(uri: &Uri) -> Option<ApiError> {
+    let target_len = uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    (target_len > MAX_URI_BYTES).then(|| ApiError::uri_too_long(MAX_URI_BYTES))
+}
+
+/// The most of a path an error repeats.
+const ECHOED_PATH_BYTES: usize = 256;
+
+/// `path`, cut to [`ECHOED_PATH_BYTES`] (at a character boundary) with `…` when longer.
+fn echoed(path: &str) -> std::borrow::Cow<'_, str> {
+    if path.len() <= ECHOED_PATH_BYTES {
+        return path.into();
+    }
+    let mut end = ECHOED_PATH_BYTES;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &path[..end]).into()
 }

@@ -37,7 +37,7 @@ pub async fn events(
     headers: HeaderMap,
     mut params: Params,
 ) -> ApiResult {
-    let mut fences = params.all("fence");
+    let mut fences = params.all("fence")?;
     let after = resume_point(&headers, &mut params)?;
     params.finish()?;
     if fences.is_empty() {

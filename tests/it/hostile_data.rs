@@ -1,0 +1,135 @@
+//! A data directory holding records that the edge would refuse, with valid checksums (as a
+//! crafted or buggy file would hold them): recovery refuses them by name and the server
+//! exits non-zero, instead of panicking later on the network path or staying up at 503.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use proxima::clock::ManualClock;
+use proxima::engine::{Engine, EngineConfig, LiveConfig};
+use proxima::persist::wal::{Wal, WalOptions};
+use proxima::pois::{CursorKey, Poi};
+use proxima::travellers::TravellerConfig;
+
+use crate::process;
+
+/// `Mutation::UpsertPoi` as the log writes it, with fields no constructor would accept.
+#[derive(serde::Serialize)]
+enum ForgedMutation {
+    UpsertPoi(ForgedPoi),
+}
+
+#[derive(serde::Serialize)]
+struct ForgedPoi {
+    id: String,
+    position: ForgedLatLon,
+    name: String,
+    category: String,
+    tags: BTreeMap<String, String>,
+    rating: Option<f64>,
+}
+
+#[derive(serde::Serialize)]
+struct ForgedLatLon {
+    lat: f64,
+    lon: f64,
+}
+
+fn engine() -> Engine {
+    Engine::new(EngineConfig {
+        cursor_key: CursorKey::random(),
+        clock: Arc::new(ManualClock::new(1_800_000_000_000)),
+        travellers: TravellerConfig {
+            trail_capacity: 4,
+            ttl_ms: 3_600_000,
+        },
+        live: LiveConfig::default(),
+    })
+}
+
+/// A data dir with one good POI logged, then `forged` appended as the next record.
+fn data_dir_with(dir: &Path, forged: &ForgedPoi) {
+    let first = engine();
+    let report = first
+        .recover(dir, WalOptions::default())
+        .expect("fresh dir");
+    assert!(report.fresh);
+    let good = Poi::new(
+        "good".into(),
+        1.0,
+        1.0,
+        String::new(),
+        "cafe".into(),
+        BTreeMap::new(),
+        None,
+    )
+    .expect("valid");
+    first
+        .upsert_poi(good)
+        .expect("upsert")
+        .wait()
+        .expect("durable");
+    drop(first);
+    let wal = Wal::open(&dir.join("wal"), 2, WalOptions::default()).expect("open the log");
+    let payload = proxima::persist::encode(&ForgedMutation::UpsertPoi(ForgedPoi {
+        id: forged.id.clone(),
+        position: ForgedLatLon {
+            lat: forged.position.lat,
+            lon: forged.position.lon,
+        },
+        name: forged.name.clone(),
+        category: forged.category.clone(),
+        tags: forged.tags.clone(),
+        rating: forged.rating,
+    }))
+    .expect("encodes");
+    let (seq, ticket) = wal.append(payload);
+    assert_eq!(seq, 2);
+    ticket.wait().expect("durable");
+}
+
+fn poi(id: &str, lat: f64, category: &str) -> ForgedPoi {
+    ForgedPoi {
+        id: id.into(),
+        position: ForgedLatLon { lat, lon: 24.9 },
+        name: "x".into(),
+        category: category.into(),
+        tags: BTreeMap::new(),
+        rating: None,
+    }
+}
+
+#[test]
+fn a_replayed_record_is_validated_as_the_edge_validates_it() {
+    for (forged, says) in [
+        (poi("nan", f64::NAN, "cafe"), "lat must be a finite number"),
+        (poi("far", 91.0, "cafe"), "lat must be a finite number"),
+        (poi("bad category", 60.0, "Café!"), "category must be"),
+        (poi("", 60.0, "cafe"), "id:"),
+    ] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        data_dir_with(dir.path(), &forged);
+        let err = engine()
+            .recover(dir.path(), WalOptions::default())
+            .expect_err("a record the edge would refuse");
+        let text = err.to_string();
+        assert!(text.contains("record 2") && text.contains(says), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_recovery_stops_the_server_with_a_non_zero_exit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || data_dir_with(&path, &poi("nan", f64::NAN, "cafe")))
+        .await
+        .expect("written");
+    let client = reqwest::Client::new();
+    let said = match process::serve(dir.path(), &["--no-sample"]) {
+        Err(stderr) => stderr,
+        Ok(mut p) => p.ready(&client).await.expect_err("recovery must fail"),
+    };
+    assert!(said.contains("exited with exit status: 1"), "{said}");
+    assert!(said.contains("lat must be a finite number"), "{said}");
+}
