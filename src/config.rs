@@ -200,6 +200,31 @@ pub struct ServeConfig {
     #[arg(long, env = "PROXIMA_SNAPSHOT_EVERY", default_value_t = 600)]
     pub snapshot_every: u64,
 
+    /// A file holding the secret of HS256 traveller tokens (at least 32 bytes).
+    #[arg(long, env = "PROXIMA_JWT_HS256_SECRET_FILE")]
+    pub jwt_hs256_secret_file: Option<PathBuf>,
+
+    /// A PEM public key that signs traveller tokens: RSA (RS256), P-256 (ES256) or Ed25519
+    /// (EdDSA).
+    #[arg(long, env = "PROXIMA_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+
+    /// A JWKS file of public keys that sign traveller tokens, chosen by the token's `kid`.
+    #[arg(long, env = "PROXIMA_JWKS_FILE")]
+    pub jwks_file: Option<PathBuf>,
+
+    /// The `aud` every traveller token must carry (required with tokens).
+    #[arg(long, env = "PROXIMA_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// The `iss` every traveller token must carry (required with tokens).
+    #[arg(long, env = "PROXIMA_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Seconds of clock difference allowed on a token's `exp` and `nbf`.
+    #[arg(long, env = "PROXIMA_JWT_LEEWAY", default_value_t = 30)]
+    pub jwt_leeway: u64,
+
     /// Connections served at once; one more is answered 503.
     #[arg(long, env = "PROXIMA_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
@@ -285,6 +310,12 @@ impl ServeConfig {
             snapshot_every: 0,
             max_connections: 4096,
             max_connections_per_address: None,
+            jwt_hs256_secret_file: None,
+            jwt_public_key_file: None,
+            jwks_file: None,
+            jwt_audience: None,
+            jwt_issuer: None,
+            jwt_leeway: 30,
             header_read_timeout: 10,
             max_header_bytes: 16 * 1024,
             request_timeout: 30,

@@ -24,6 +24,9 @@ pub enum RunError {
     /// The keys file is unusable.
     #[error("{0}")]
     Keys(#[from] server::auth::KeysError),
+    /// The traveller-token keys are unusable.
+    #[error("{0}")]
+    Tokens(#[from] server::auth::TokensError),
     /// An open server was asked to listen beyond this machine.
     #[error(
         "refusing to listen on {0} without keys: anyone who can reach it could read and change everything; pass --keys FILE, or --insecure to run open anyway"
@@ -86,7 +89,16 @@ pub async fn start_with_clock(
         .map(server::auth::Keys::load)
         .transpose()?
         .map(Arc::new);
-    if keys.is_none() && !config.listen.ip().is_loopback() && !config.insecure {
+    let tokens = server::auth::Tokens::load(&server::auth::TokenConfig {
+        hs256_secret_file: config.jwt_hs256_secret_file.clone(),
+        public_key_file: config.jwt_public_key_file.clone(),
+        jwks_file: config.jwks_file.clone(),
+        audience: config.jwt_audience.clone(),
+        issuer: config.jwt_issuer.clone(),
+        leeway_s: config.jwt_leeway,
+    })?
+    .map(Arc::new);
+    if keys.is_none() && tokens.is_none() && !config.listen.ip().is_loopback() && !config.insecure {
         return Err(RunError::Insecure(config.listen));
     }
     let tmp_dir = config.data_dir.join("tmp");
@@ -129,6 +141,7 @@ pub async fn start_with_clock(
         },
         tmp_dir,
         keys,
+        tokens,
         started: std::time::Instant::now(),
         streams: Arc::new(server::sse::StreamSlots::new(to_usize(
             config.max_streams_per_key,

@@ -41,11 +41,12 @@ impl Engine {
         &self,
         limit: usize,
         cursor: Option<&str>,
+        viewer: Option<&str>,
     ) -> Result<(Vec<Fence>, Option<String>), EngineError> {
         let after = cursor
             .map(|c| self.cursor_key.listing_after(FENCES_LISTING, c))
             .transpose()?;
-        let (fences, more) = self.fences.list(after.as_deref(), limit);
+        let (fences, more) = self.fences.list(after.as_deref(), limit, viewer);
         let next = match fences.last() {
             Some(last) if more => Some(self.cursor_key.listing_cursor(FENCES_LISTING, &last.id)),
             _ => None,

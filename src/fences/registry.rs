@@ -170,8 +170,14 @@ impl Fences {
             .collect()
     }
 
-    /// Fences by id, after `after`, at most `limit`, and whether more follow.
-    pub fn list(&self, after: Option<&str>, limit: usize) -> (Vec<Fence>, bool) {
+    /// Fences by id, after `after`, at most `limit` (those `viewer` sees as, if given), and
+    /// whether more follow.
+    pub fn list(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        viewer: Option<&str>,
+    ) -> (Vec<Fence>, bool) {
         let by_id = self.by_id.read();
         let range = match after {
             Some(a) => {
@@ -180,6 +186,7 @@ impl Fences {
             None => by_id.range::<str, _>(..),
         };
         let mut page: Vec<Fence> = range
+            .filter(|(_, s)| viewer.is_none_or(|v| s.fence.viewer.as_deref() == Some(v)))
             .take(limit + 1)
             .map(|(_, s)| s.fence.clone())
             .collect();

@@ -4,10 +4,12 @@
 //! server; then its handler runs (under a deadline when it has a body), and the answer is
 //! counted and timed ([`super::observe`]).
 //!
-//! `/healthz` and `/readyz` need no key. Everything else does when keys are set: `GET` and
-//! `HEAD` need `read`, other methods `write`, and `/v1/admin/` routes `admin`. A missing or
-//! unknown key is a 401, a key without the scope a 403, a key past its rate a 429 with
-//! `Retry-After` and `RateLimit-*` headers.
+//! `/healthz` and `/readyz` need no key. Everything else does when keys or tokens are set:
+//! `GET` and `HEAD` need `read`, other methods `write`, and `/v1/admin/` routes `admin`. A
+//! missing or unknown key or token is a 401, a key or token without the scope a 403, a key
+//! past its rate a 429 with `Retry-After` and `RateLimit-*` headers. A traveller token may
+//! not write POIs, import, read the server's metrics and stats, or administer (403); what
+//! it may do on the other routes, the handlers decide with its [`Caller`].
 //!
 //! The service is written by hand rather than with `axum::middleware::from_fn`, which boxes
 //! a future and clones the inner service for every request and every middleware, and each
@@ -30,7 +32,7 @@ use tokio::time::error::Elapsed;
 use tower::{Layer, Service};
 
 use super::AppState;
-use super::auth::Scope;
+use super::auth::{Caller, Scope};
 use super::observe;
 use super::problem::ApiError;
 
@@ -85,12 +87,13 @@ where
             Err(refused) => Stage::Refused {
                 response: Some(*refused),
             },
-            Ok(admitted) => {
+            Ok((admitted, caller)) => {
                 let mut request = request;
                 // Only the routes that ask who is calling get told (an extension costs an
-                // allocation on every request).
-                if needs_caller(request.uri().path()) {
-                    request.extensions_mut().insert(admitted.caller);
+                // allocation on every request), and every request with a traveller token:
+                // the handlers hold it to its traveller.
+                if caller.traveller.is_some() || needs_caller(request.uri().path()) {
+                    request.extensions_mut().insert(caller);
                 }
                 let handler = self.inner.call(request);
                 match admitted.deadline {
@@ -193,17 +196,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Who made a request, as admission found out: which key (by its line in the keys file;
-/// `None` on an open server) and whether it may administer. Routes that need it (fences,
-/// event streams) find it in the request's extensions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Caller {
-    /// The key's line in the keys file, if keys are configured.
-    pub key: Option<usize>,
-    /// Whether the caller has the admin scope (everyone has, on an open server).
-    pub admin: bool,
-}
-
 /// What admission decided for a request it let through.
 #[derive(Debug, Clone, Copy)]
 pub struct Admitted {
@@ -211,13 +203,11 @@ pub struct Admitted {
     pub rate_limit: Option<u32>,
     /// How long the handler may take, if it gets a deadline at all.
     pub deadline: Option<Duration>,
-    /// Who is asking.
-    pub caller: Caller,
 }
 
 /// Decides whether `request` may reach its handler: `Err` is the answer to send instead
 /// (boxed: refusals are rare, and the admitted path should not carry a whole response).
-fn admit(state: &AppState, request: &Request) -> Result<Admitted, Box<Response>> {
+fn admit(state: &AppState, request: &Request) -> Result<(Admitted, Caller), Box<Response>> {
     let target_len = request
         .uri()
         .path_and_query()
@@ -228,27 +218,31 @@ fn admit(state: &AppState, request: &Request) -> Result<Admitted, Box<Response>>
         ));
     }
     let mut rate_limit = None;
-    let mut caller = Caller {
-        key: None,
-        admin: true,
-    };
-    if let (Some(keys), Some(scope)) = (
-        &state.keys,
+    let mut caller = Caller::OPEN;
+    let secured = state.keys.is_some() || state.tokens.is_some();
+    if let (true, Some(scope)) = (
+        secured,
         required_scope(request.method(), request.uri().path()),
     ) {
-        let Some(token) = bearer(request.headers()) else {
+        let Some(presented) = bearer(request.headers()) else {
             return Err(challenge(ApiError::unauthorized(
-                "authorization: send `Authorization: Bearer <key>`",
+                "authorization: send `Authorization: Bearer <key or token>`",
             )));
         };
-        let Some(key) = keys.lookup(token) else {
-            return Err(challenge(ApiError::unauthorized(
-                "authorization: the key is not valid",
-            )));
+        let key = state.keys.as_ref().and_then(|keys| keys.lookup(presented));
+        let Some(key) = key else {
+            return admit_token(state, request, presented, scope).map(|caller| {
+                let admitted = Admitted {
+                    rate_limit: None,
+                    deadline: deadline(state, request),
+                };
+                (admitted, caller)
+            });
         };
         caller = Caller {
             key: Some(key.line),
             admin: key.allows(Scope::Admin),
+            traveller: None,
         };
         if !key.allows(scope) {
             let problem =
@@ -273,22 +267,85 @@ fn admit(state: &AppState, request: &Request) -> Result<Admitted, Box<Response>>
             rate_limit = Some(rate.get());
         }
     }
+    ready(state, request)?;
+    Ok((
+        Admitted {
+            rate_limit,
+            deadline: deadline(state, request),
+        },
+        caller,
+    ))
+}
+
+/// Admits a request whose bearer is not a service key: a traveller token, if tokens are
+/// configured, allowed `scope` on this route.
+fn admit_token(
+    state: &AppState,
+    request: &Request,
+    presented: &str,
+    scope: Scope,
+) -> Result<Caller, Box<Response>> {
+    let Some(tokens) = &state.tokens else {
+        return Err(challenge(ApiError::unauthorized(
+            "authorization: the key is not valid",
+        )));
+    };
+    let token = tokens.verify(presented).map_err(|refused| {
+        metrics::counter!("proxima_tokens_refused_total").increment(1);
+        challenge(ApiError::unauthorized(format!("authorization: {refused}")))
+    })?;
+    if let Err(why) = token_may_use(request.method(), request.uri().path()) {
+        return Err(Box::new(
+            ApiError::forbidden(format!("authorization: {why}")).into_response(),
+        ));
+    }
+    if !token.scopes.contains(&scope) {
+        return Err(Box::new(
+            ApiError::forbidden(format!("authorization: this token's scope lacks {scope}"))
+                .into_response(),
+        ));
+    }
+    ready(state, request)?;
+    Ok(Caller {
+        key: None,
+        admin: false,
+        traveller: Some(token.traveller),
+    })
+}
+
+/// The routes a traveller token may not use at all, and why.
+pub fn token_may_use(method: &Method, path: &str) -> Result<(), &'static str> {
+    let is_read = matches!(*method, Method::GET | Method::HEAD);
+    match path {
+        p if p.starts_with("/v1/admin/") => Err("a traveller token cannot administer"),
+        "/metrics" | "/v1/stats" => Err("a traveller token cannot read the server's metrics"),
+        "/v1/pois/import" => Err("a traveller token cannot import POIs"),
+        p if p.starts_with("/v1/pois/") && p != "/v1/pois/within" && !is_read => {
+            Err("a traveller token cannot change POIs")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a `/v1/` request while the data is still loading.
+fn ready(state: &AppState, request: &Request) -> Result<(), Box<Response>> {
     if request.uri().path().starts_with("/v1/")
         && !state.ready.load(std::sync::atomic::Ordering::Acquire)
     {
         return Err(Box::new(ApiError::not_ready().into_response()));
     }
-    // Only a request with a body can stall on its client, so only those get a deadline (an
-    // import's body has its own idle timeout). A read makes no network I/O after its head
-    // has arrived, and a timer could not interrupt its computation anyway; arming and
-    // cancelling one per read was measurable at tens of thousands of requests a second.
+    Ok(())
+}
+
+/// How long a request's handler may take. Only a request with a body can stall on its
+/// client, so only those get a deadline (an import's body has its own idle timeout). A read
+/// makes no network I/O after its head has arrived, and a timer could not interrupt its
+/// computation anyway; arming and cancelling one per read was measurable at tens of
+/// thousands of requests a second.
+fn deadline(state: &AppState, request: &Request) -> Option<Duration> {
     let is_import = request.uri().path() == "/v1/pois/import";
     let is_read = matches!(*request.method(), Method::GET | Method::HEAD);
-    Ok(Admitted {
-        rate_limit,
-        deadline: (!is_import && !is_read).then_some(state.limits.request_timeout),
-        caller,
-    })
+    (!is_import && !is_read).then_some(state.limits.request_timeout)
 }
 
 /// The handler's answer as sent: a missed deadline becomes `503 timed-out`, and a limited

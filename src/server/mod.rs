@@ -71,8 +71,10 @@ pub struct AppState {
     pub limits: Limits,
     /// Where request bodies are spooled when a reader needs a file.
     pub tmp_dir: std::path::PathBuf,
-    /// The API keys; `None` is an open server.
+    /// The API keys (service keys for the app's back end).
     pub keys: Option<Arc<auth::Keys>>,
+    /// The keys that sign traveller tokens. With neither keys nor tokens the server is open.
+    pub tokens: Option<Arc<auth::Tokens>>,
     /// When the server started (for uptime).
     pub started: std::time::Instant,
     /// Event streams held open, per key.

@@ -31,14 +31,23 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 #[derive(Debug)]
 pub struct StreamSlots {
     max_per_key: usize,
-    held: Mutex<HashMap<usize, usize>>,
+    held: Mutex<HashMap<StreamHolder, usize>>,
+}
+
+/// Whose streams are counted together: a service key's, or a traveller token's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StreamHolder {
+    /// The key on this line of the keys file.
+    Key(usize),
+    /// Tokens for this traveller.
+    Traveller(std::sync::Arc<str>),
 }
 
 /// One stream's place in its key's count; given back when dropped.
 #[derive(Debug)]
 pub struct StreamSlot {
     slots: Arc<StreamSlots>,
-    key: Option<usize>,
+    key: Option<StreamHolder>,
 }
 
 impl StreamSlots {
@@ -50,12 +59,12 @@ impl StreamSlots {
         }
     }
 
-    /// A place for one more stream of `key` (the key's line; `None` on an open server,
-    /// which only the server-wide limit bounds), unless the key holds its limit.
-    pub fn acquire(self: &Arc<Self>, key: Option<usize>) -> Result<StreamSlot, usize> {
-        if let Some(k) = key {
+    /// A place for one more stream of `key` (`None` on an open server, which only the
+    /// server-wide limit bounds), unless it holds its limit.
+    pub fn acquire(self: &Arc<Self>, key: Option<StreamHolder>) -> Result<StreamSlot, usize> {
+        if let Some(k) = &key {
             let mut held = self.held.lock();
-            let count = held.entry(k).or_default();
+            let count = held.entry(k.clone()).or_default();
             if *count >= self.max_per_key {
                 return Err(self.max_per_key);
             }
@@ -70,12 +79,12 @@ impl StreamSlots {
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        if let Some(k) = self.key {
+        if let Some(k) = &self.key {
             let mut held = self.slots.held.lock();
-            if let Some(count) = held.get_mut(&k) {
+            if let Some(count) = held.get_mut(k) {
                 *count -= 1;
                 if *count == 0 {
-                    held.remove(&k);
+                    held.remove(k);
                 }
             }
         }

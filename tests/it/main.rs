@@ -21,5 +21,6 @@ mod probe_defects;
 mod process;
 mod replay;
 mod stalled;
+mod tokens;
 mod travellers;
 mod watch;

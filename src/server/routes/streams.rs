@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName};
 
 use crate::events::{EventId, SubscribeError};
 use crate::server::AppState;
-use crate::server::admission::Caller;
+use crate::server::auth::Caller;
 use crate::server::params::{Params, PathId};
 use crate::server::problem::ApiError;
 use crate::server::response::ApiResult;
@@ -20,7 +19,7 @@ const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 /// `GET /v1/fences/{id}/events`: the fence's events.
 pub async fn fence_events(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     PathId(id): PathId,
     headers: HeaderMap,
     mut params: Params,
@@ -33,7 +32,7 @@ pub async fn fence_events(
 /// `GET /v1/events?fence=a&fence=b`: the events of several fences in one stream.
 pub async fn events(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     headers: HeaderMap,
     mut params: Params,
 ) -> ApiResult {
@@ -85,7 +84,16 @@ fn open(
     if let Some(missing) = state.engine.missing_fences(&fences).first() {
         return Err(ApiError::not_found(format!("fence: no fence {missing:?}")));
     }
-    let slot = acquire(state, caller)?;
+    if caller.traveller.is_some() {
+        // A traveller token follows its own fences; another's is as good as missing.
+        let others = fences
+            .iter()
+            .find(|id| !state.engine.fence(id).is_some_and(|f| caller.owns(&f)));
+        if let Some(other) = others {
+            return Err(ApiError::not_found(format!("fence: no fence {other:?}")));
+        }
+    }
+    let slot = acquire(state, &caller)?;
     let log = state.engine.events().clone();
     let subscription = log
         .subscribe(
@@ -105,15 +113,11 @@ fn open(
 
 /// `GET /v1/travellers/watch?bbox=&viewer=`: a live map of the travellers `viewer` may see
 /// in the box (no viewer: public travellers only).
-pub async fn watch(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    mut params: Params,
-) -> ApiResult {
+pub async fn watch(State(state): State<AppState>, caller: Caller, mut params: Params) -> ApiResult {
     let bbox = params.bbox()?;
-    let viewer = params.viewer()?;
+    let viewer = caller.viewer(params.viewer()?, "viewer")?;
     params.finish()?;
-    let slot = acquire(&state, caller)?;
+    let slot = acquire(&state, &caller)?;
     let max = state.limits.max_watch_snapshot;
     // A map's backlog is a state per traveller: bounded by the travellers in the box, which
     // may grow past the snapshot's size, but not without end.
@@ -132,17 +136,27 @@ pub async fn watch(
     ))
 }
 
-/// A place for one more stream of the caller's key, within the server's limit.
-fn acquire(state: &AppState, caller: Caller) -> Result<sse::StreamSlot, ApiError> {
+/// A place for one more stream of the caller's key or traveller, within the server's limit.
+fn acquire(state: &AppState, caller: &Caller) -> Result<sse::StreamSlot, ApiError> {
     let open = state.engine.events().subscribers() + state.engine.watch_count();
     if open >= state.limits.max_subscribers {
         return Err(ApiError::busy(format!(
             "the server already has {open} event streams, its limit"
         )));
     }
-    state.streams.acquire(caller.key).map_err(|max| {
+    let holder = match (&caller.traveller, caller.key) {
+        (Some(traveller), _) => Some(sse::StreamHolder::Traveller(traveller.clone())),
+        (None, Some(line)) => Some(sse::StreamHolder::Key(line)),
+        (None, None) => None,
+    };
+    let who = if caller.traveller.is_some() {
+        "this traveller"
+    } else {
+        "this key"
+    };
+    state.streams.acquire(holder).map_err(|max| {
         ApiError::too_many_streams(format!(
-            "this key already holds {max} event streams, its limit; close one first"
+            "{who} already holds {max} event streams, its limit; close one first"
         ))
     })
 }

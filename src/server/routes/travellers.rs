@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use crate::geometry::MAX_RADIUS_M;
 use crate::ids::validate_id;
 use crate::server::AppState;
+use crate::server::auth::Caller;
 use crate::server::body;
 use crate::server::body::JsonObject;
 use crate::server::dto::{
@@ -31,9 +32,11 @@ fn not_visible(id: &str) -> ApiError {
 /// `PUT /v1/travellers/{id}/position`.
 pub async fn put_position(
     State(state): State<AppState>,
+    caller: Caller,
     PathId(id): PathId,
     JsonObject(input): JsonObject<PositionIn>,
 ) -> ApiResult {
+    caller.may_change(&id, "id")?;
     let update = PositionUpdate::new(
         id,
         input.lat,
@@ -60,6 +63,7 @@ pub async fn put_position(
 /// `POST /v1/positions`: a batch, NDJSON or a JSON array.
 pub async fn post_positions(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
@@ -71,6 +75,11 @@ pub async fn post_positions(
         .map_err(|_| ApiError::too_large(limit as u64))?;
     let batch = positions::parse(&bytes, format)?;
     drop(bytes);
+    // A traveller token reports for its own traveller only: one report for another refuses
+    // the whole batch, before any of it is applied.
+    for update in &batch.updates {
+        caller.may_change(&update.id, "id")?;
+    }
     let engine = state.engine.clone();
     let updates = batch.updates;
     let written = if updates.len() <= INLINE_BATCH_MAX {
@@ -94,10 +103,11 @@ pub async fn post_positions(
 /// `GET /v1/travellers/{id}?viewer=`.
 pub async fn get_traveller(
     State(state): State<AppState>,
+    caller: Caller,
     PathId(id): PathId,
     mut params: Params,
 ) -> ApiResult {
-    let viewer = params.viewer()?;
+    let viewer = caller.viewer(params.viewer()?, "viewer")?;
     params.finish()?;
     let traveller = state
         .engine
@@ -112,10 +122,11 @@ pub async fn get_traveller(
 /// `GET /v1/travellers/{id}/trail?viewer=&since=`.
 pub async fn trail(
     State(state): State<AppState>,
+    caller: Caller,
     PathId(id): PathId,
     mut params: Params,
 ) -> ApiResult {
-    let viewer = params.viewer()?;
+    let viewer = caller.viewer(params.viewer()?, "viewer")?;
     let since = params.optional::<i64>("since")?.unwrap_or(i64::MIN);
     params.finish()?;
     let points = state
@@ -126,11 +137,15 @@ pub async fn trail(
 }
 
 /// `GET /v1/travellers/nearby?lat=&lon=&radius_m=&limit=&viewer=`.
-pub async fn nearby(State(state): State<AppState>, mut params: Params) -> ApiResult {
+pub async fn nearby(
+    State(state): State<AppState>,
+    caller: Caller,
+    mut params: Params,
+) -> ApiResult {
     let center = params.center()?;
     let radius_m = params.radius()?.unwrap_or(MAX_RADIUS_M);
     let limit = params.limit()?;
-    let viewer = params.viewer()?;
+    let viewer = caller.viewer(params.viewer()?, "viewer")?;
     params.finish()?;
     let hits = state
         .engine
@@ -144,9 +159,11 @@ pub async fn nearby(State(state): State<AppState>, mut params: Params) -> ApiRes
 /// `PUT /v1/travellers/{id}/sharing`.
 pub async fn put_sharing(
     State(state): State<AppState>,
+    caller: Caller,
     PathId(id): PathId,
     JsonObject(input): JsonObject<SharingIn>,
 ) -> ApiResult {
+    caller.may_change(&id, "id")?;
     let sharing = Sharing::new(input.visibility, input.viewers)
         .map_err(|e| ApiError::bad_body(e.to_string()))?;
     let body = json_response(StatusCode::OK, &SharingOut::new(&id, &sharing));
@@ -155,7 +172,12 @@ pub async fn put_sharing(
 }
 
 /// `DELETE /v1/travellers/{id}`.
-pub async fn delete_traveller(State(state): State<AppState>, PathId(id): PathId) -> ApiResult {
+pub async fn delete_traveller(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(id): PathId,
+) -> ApiResult {
+    caller.may_change(&id, "id")?;
     let written = state.engine.delete_traveller(&id)?;
     deleted(written, format!("id: no traveller {id:?}")).await
 }
@@ -163,6 +185,7 @@ pub async fn delete_traveller(State(state): State<AppState>, PathId(id): PathId)
 /// `POST /v1/travellers/within`: live travellers inside an area that `viewer` may see, by id.
 pub async fn within_area(
     State(state): State<AppState>,
+    caller: Caller,
     JsonObject(input): JsonObject<TravellerAreaQueryIn>,
 ) -> ApiResult {
     let area = input
@@ -172,13 +195,12 @@ pub async fn within_area(
     if let Some(v) = &input.viewer {
         validate_id(v).map_err(|e| ApiError::bad_body(format!("viewer: {e}")))?;
     }
+    let viewer = caller.viewer(input.viewer, "viewer")?;
     let limit = limit(input.limit).map_err(ApiError::bad_body)?;
-    let page = state.engine.travellers_within(
-        &area,
-        input.viewer.as_deref(),
-        limit,
-        input.cursor.as_deref(),
-    )?;
+    let page =
+        state
+            .engine
+            .travellers_within(&area, viewer.as_deref(), limit, input.cursor.as_deref())?;
     Ok(json_response(
         StatusCode::OK,
         &TravellerAtPageOut::new(&page.travellers, page.next_cursor.as_deref()),

@@ -1,4 +1,4 @@
-//! API keys, scopes and per-key rate limits.
+//! API keys, for the app's back end: scopes and per-key rate limits.
 //!
 //! The keys file (`--keys FILE`) has one key a line: `<key> <scopes> [<requests per
 //! second>]`, scopes comma-separated from `read`, `write`, `admin`; `#` starts a comment.
@@ -17,26 +17,7 @@ use std::path::Path;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
 
-/// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scope {
-    /// Queries.
-    Read,
-    /// Changes.
-    Write,
-    /// Operations (snapshots).
-    Admin,
-}
-
-impl std::fmt::Display for Scope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Read => "read",
-            Self::Write => "write",
-            Self::Admin => "admin",
-        })
-    }
-}
+use super::Scope;
 
 /// One configured key.
 pub struct ApiKey {

@@ -1,0 +1,113 @@
+//! Who may call: service keys for the app's back end ([`keys`]) and traveller tokens for
+//! phones ([`tokens`]), and what a traveller token may do ([`Caller`]).
+//!
+//! Both are sent as `Authorization: Bearer ...`. A service key can do whatever its scopes
+//! allow, as any traveller (it names the viewer it reads as). A traveller token speaks for
+//! one traveller, its `sub`: it changes only that traveller (its position, sharing, delete
+//! and fences), reads as it (a `viewer` must be absent or equal to it), and streams only its
+//! own fences. A change it may not make is refused before anything is looked up, so the
+//! answer never depends on whether another traveller exists.
+
+pub mod keys;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+pub use keys::{ApiKey, Keys, KeysError};
+pub use tokens::{Token, TokenConfig, TokenRefused, Tokens, TokensError};
+
+use super::problem::ApiError;
+use crate::fences::Fence;
+
+/// What a caller may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Queries.
+    Read,
+    /// Changes.
+    Write,
+    /// Operations (snapshots).
+    Admin,
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::Admin => "admin",
+        })
+    }
+}
+
+/// Who made a request, as admission found out. Handlers take it as an extractor: admission
+/// puts it in the request for the routes that ask who is calling (fences, streams) and for
+/// every request made with a traveller token; elsewhere it is a service caller without
+/// the admin scope (the routes that reach that default never look at either).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The key's line in the keys file, for a service key.
+    pub key: Option<usize>,
+    /// Whether the caller has the admin scope (everyone has, on an open server).
+    pub admin: bool,
+    /// The traveller a token speaks for; `None` for a service key or an open server.
+    pub traveller: Option<Arc<str>>,
+}
+
+impl Caller {
+    /// The caller of an open server: no key, every scope.
+    pub const OPEN: Self = Self {
+        key: None,
+        admin: true,
+        traveller: None,
+    };
+
+    /// The viewer a read is made as. A service caller reads as whom it names (`None`: as
+    /// nobody, seeing public travellers only); a traveller token reads as its traveller,
+    /// and naming anyone else is a 403.
+    pub fn viewer(&self, named: Option<String>, field: &str) -> Result<Option<String>, ApiError> {
+        match (&self.traveller, named) {
+            (None, named) => Ok(named),
+            (Some(me), None) => Ok(Some(me.to_string())),
+            (Some(me), Some(named)) if *named == **me => Ok(Some(named)),
+            (Some(_), Some(_)) => Err(ApiError::forbidden(format!(
+                "{field}: a traveller token reads as its own traveller; leave {field} out or set it to the token's sub"
+            ))),
+        }
+    }
+
+    /// Refuses a change to traveller `id` by a token for another traveller (whether or not
+    /// `id` exists: the answer must not tell).
+    pub fn may_change(&self, id: &str, field: &str) -> Result<(), ApiError> {
+        match &self.traveller {
+            Some(me) if **me != *id => Err(ApiError::forbidden(format!(
+                "{field}: a traveller token may change only its own traveller"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the caller may see and change `fence`: a traveller token owns the fences
+    /// whose viewer it is.
+    pub fn owns(&self, fence: &Fence) -> bool {
+        match &self.traveller {
+            None => true,
+            Some(me) => fence.viewer.as_deref() == Some(&**me),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<Caller>().cloned().unwrap_or(Caller {
+            key: None,
+            admin: false,
+            traveller: None,
+        }))
+    }
+}
