@@ -265,6 +265,23 @@ mod tests {
 
     const HELSINKI: &[u8] = include_bytes!("../../data/helsinki.osm.pbf");
 
+    /// Fuzzing found an extract whose dense nodes' metadata deltas overflow inside osmpbf
+    /// (a panic where overflow checks are on): the panic is caught, and the import is an
+    /// error naming the blob.
+    #[test]
+    fn an_extract_whose_node_metadata_overflows_is_read_without_a_panic() {
+        let crafted = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/fuzz/osm-dense-info-overflow.pbf"
+        ))
+        .expect("the fuzzer's input");
+        let read = read_osm_pbf(|| Ok(std::io::Cursor::new(&crafted[..])));
+        if cfg!(debug_assertions) {
+            let message = malformed(read);
+            assert!(message.starts_with("osm-pbf: blob "), "{message}");
+        }
+    }
+
     #[test]
     fn categories_come_from_the_first_poi_key_and_are_normalised() {
         assert_eq!(category("amenity", "cafe").as_deref(), Some("cafe"));

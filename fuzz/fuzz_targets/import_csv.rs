@@ -1,0 +1,6 @@
+//! The CSV import reader, on any bytes.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = proxima::import::read_csv(data);
+});
