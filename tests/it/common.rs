@@ -250,3 +250,31 @@ fn parse_sse(block: &str) -> Option<SseEvent> {
         data: serde_json::from_str(&data).unwrap_or(Value::Null),
     })
 }
+
+/// An engine with no data directory yet, its clock at 1,800,000,000,000 ms, trails of 4.
+pub fn bare_engine() -> proxima::engine::Engine {
+    use proxima::engine::{Engine, EngineConfig, LiveConfig};
+    Engine::new(EngineConfig {
+        cursor_key: proxima::pois::CursorKey::random(),
+        clock: Arc::new(ManualClock::new(1_800_000_000_000)),
+        travellers: proxima::travellers::TravellerConfig {
+            trail_capacity: 4,
+            ttl_ms: 3_600_000,
+        },
+        live: LiveConfig::default(),
+    })
+}
+
+/// A café at (1, 1) with id `id` and nothing else.
+pub fn plain_cafe(id: &str) -> proxima::pois::Poi {
+    proxima::pois::Poi::new(
+        id.into(),
+        1.0,
+        1.0,
+        String::new(),
+        "cafe".into(),
+        std::collections::BTreeMap::new(),
+        None,
+    )
+    .expect("valid")
+}

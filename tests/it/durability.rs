@@ -397,40 +397,17 @@ fn format_version_1_fixture_still_recovers() {
 /// decode is damage too: recovery falls back to the previous snapshot and the log after it.
 #[test]
 fn a_snapshot_with_an_undecodable_item_falls_back_to_the_previous_one() {
-    use proxima::clock::ManualClock;
-    use proxima::engine::{Engine, EngineConfig, LiveConfig};
     use proxima::persist::snapshot::{SnapshotWriter, list};
     use proxima::persist::wal::WalOptions;
-    use proxima::pois::{CursorKey, Poi};
-    use proxima::travellers::TravellerConfig;
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let engine = || {
-        Engine::new(EngineConfig {
-            cursor_key: CursorKey::random(),
-            clock: Arc::new(ManualClock::new(1_800_000_000_000)),
-            travellers: TravellerConfig {
-                trail_capacity: 4,
-                ttl_ms: 3_600_000,
-            },
-            live: LiveConfig::default(),
-        })
-    };
+    let engine = crate::common::bare_engine;
     let first = engine();
     first
         .recover(dir.path(), WalOptions::default())
         .expect("fresh dir");
     for i in 0..3 {
-        let poi = Poi::new(
-            format!("p{i}"),
-            1.0,
-            1.0,
-            String::new(),
-            "cafe".into(),
-            BTreeMap::new(),
-            None,
-        )
-        .expect("valid");
+        let poi = crate::common::plain_cafe(&format!("p{i}"));
         first
             .upsert_poi(poi)
             .expect("upsert")

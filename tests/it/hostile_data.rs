@@ -4,13 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
-use proxima::clock::ManualClock;
-use proxima::engine::{Engine, EngineConfig, LiveConfig};
 use proxima::persist::wal::{Wal, WalOptions};
-use proxima::pois::{CursorKey, Poi};
-use proxima::travellers::TravellerConfig;
 
 use crate::process;
 
@@ -36,35 +31,14 @@ struct ForgedLatLon {
     lon: f64,
 }
 
-fn engine() -> Engine {
-    Engine::new(EngineConfig {
-        cursor_key: CursorKey::random(),
-        clock: Arc::new(ManualClock::new(1_800_000_000_000)),
-        travellers: TravellerConfig {
-            trail_capacity: 4,
-            ttl_ms: 3_600_000,
-        },
-        live: LiveConfig::default(),
-    })
-}
-
 /// A data dir with one good POI logged, then `forged` appended as the next record.
 fn data_dir_with(dir: &Path, forged: &ForgedPoi) {
-    let first = engine();
+    let first = crate::common::bare_engine();
     let report = first
         .recover(dir, WalOptions::default())
         .expect("fresh dir");
     assert!(report.fresh);
-    let good = Poi::new(
-        "good".into(),
-        1.0,
-        1.0,
-        String::new(),
-        "cafe".into(),
-        BTreeMap::new(),
-        None,
-    )
-    .expect("valid");
+    let good = crate::common::plain_cafe("good");
     first
         .upsert_poi(good)
         .expect("upsert")
@@ -110,7 +84,7 @@ fn a_replayed_record_is_validated_as_the_edge_validates_it() {
     ] {
         let dir = tempfile::tempdir().expect("temp dir");
         data_dir_with(dir.path(), &forged);
-        let err = engine()
+        let err = crate::common::bare_engine()
             .recover(dir.path(), WalOptions::default())
             .expect_err("a record the edge would refuse");
         let text = err.to_string();
