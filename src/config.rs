@@ -21,7 +21,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server.
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Import POI dumps into a data directory, offline (the server must not be running on it).
     Import(ImportConfig),
     /// Drive a running server over HTTP and report throughput and latency percentiles.
@@ -200,6 +200,27 @@ pub struct ServeConfig {
     #[arg(long, env = "PROXIMA_SNAPSHOT_EVERY", default_value_t = 600)]
     pub snapshot_every: u64,
 
+    /// Serve no map viewer at `/` and `/ui/`.
+    #[arg(long, env = "PROXIMA_NO_UI")]
+    pub no_ui: bool,
+
+    /// The viewer's raster tile URL template (`{z}/{x}/{y}`); `none` for the offline
+    /// world outline only.
+    #[arg(
+        long,
+        env = "PROXIMA_UI_TILES",
+        default_value = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    )]
+    pub ui_tiles: String,
+
+    /// The attribution shown with the viewer's tiles (HTML).
+    #[arg(
+        long,
+        env = "PROXIMA_UI_TILES_ATTRIBUTION",
+        default_value = "&copy; <a href=\"https://www.openstreetmap.org/copyright\">OpenStreetMap</a> contributors"
+    )]
+    pub ui_tiles_attribution: String,
+
     /// A file holding the secret of HS256 traveller tokens (at least 32 bytes).
     #[arg(long, env = "PROXIMA_JWT_HS256_SECRET_FILE")]
     pub jwt_hs256_secret_file: Option<PathBuf>,
@@ -316,6 +337,9 @@ impl ServeConfig {
             jwt_audience: None,
             jwt_issuer: None,
             jwt_leeway: 30,
+            no_ui: false,
+            ui_tiles: "none".into(),
+            ui_tiles_attribution: String::new(),
             header_read_timeout: 10,
             max_header_bytes: 16 * 1024,
             request_timeout: 30,

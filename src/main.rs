@@ -43,7 +43,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(config) => serve(config).await,
+            Command::Serve(config) => serve(*config).await,
             Command::Import(_) => unreachable!("handled above, without a runtime"),
             Command::Bench(config) => bench(config).await,
         }

@@ -147,6 +147,11 @@ pub async fn start_with_clock(
             config.max_streams_per_key,
         ))),
         stopping: tokio_util::sync::CancellationToken::new(),
+        ui: (!config.no_ui).then(|| server::ui::UiConfig {
+            tiles: (config.ui_tiles != "none" && !config.ui_tiles.is_empty())
+                .then(|| config.ui_tiles.clone()),
+            attribution: config.ui_tiles_attribution.clone(),
+        }),
     };
     let listener = server::bind(config.listen)
         .await

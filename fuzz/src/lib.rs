@@ -98,6 +98,7 @@ pub fn app() -> App {
         started: std::time::Instant::now(),
         streams: Arc::new(server::sse::StreamSlots::new(64)),
         stopping: tokio_util::sync::CancellationToken::new(),
+        ui: None,
     };
     server::router(state)
 }

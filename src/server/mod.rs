@@ -19,6 +19,7 @@ mod request_id;
 mod response;
 mod routes;
 pub mod sse;
+pub mod ui;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -79,6 +80,8 @@ pub struct AppState {
     pub started: std::time::Instant,
     /// Event streams held open, per key.
     pub streams: Arc<sse::StreamSlots>,
+    /// The map viewer's settings; `None` serves no viewer (`--no-ui`).
+    pub ui: Option<ui::UiConfig>,
     /// Cancelled when the server begins to stop: event streams end, so that the requests
     /// in flight can finish.
     pub stopping: tokio_util::sync::CancellationToken,
@@ -132,11 +135,25 @@ pub fn router(state: AppState) -> App {
         .route("/v1/events", get(streams::events))
         .route("/v1/heatmap", get(operations::heatmap))
         .route("/v1/admin/snapshot", post(operations::snapshot))
+        .merge(viewer_routes(state.ui.is_some()))
         .fallback(operations::no_route)
         .method_not_allowed_fallback(operations::wrong_method)
         .route_layer(admission::AdmissionLayer::new(state.clone()))
         .with_state(state);
     request_id::RequestId::new(router)
+}
+
+/// The map viewer's routes, or none (`--no-ui`).
+fn viewer_routes(enabled: bool) -> Router<AppState> {
+    if !enabled {
+        return Router::new();
+    }
+    Router::new()
+        .route("/", get(ui::root))
+        .route("/ui", get(ui::root))
+        .route("/ui/", get(ui::index))
+        .route("/ui/config.json", get(ui::config))
+        .route("/ui/{*path}", get(ui::file))
 }
 
 /// Binds the listener; `127.0.0.1:0` picks a free port (see [`TcpListener::local_addr`]).

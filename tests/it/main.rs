@@ -23,4 +23,5 @@ mod replay;
 mod stalled;
 mod tokens;
 mod travellers;
+mod viewer;
 mod watch;
