@@ -45,7 +45,7 @@ async function api(path, options = {}) {
 // The map: an offline world outline always (Natural Earth via world-atlas), and raster
 // tiles on top when the tile server can be reached.
 const map = L.map("map", { preferCanvas: true, worldCopyJump: true }).setView([60.17, 24.94], 12);
-fetch("vendor/world-atlas-2.0.2/countries-110m.json")
+const outline = fetch("vendor/world-atlas-2.0.2/countries-110m.json")
   .then((r) => r.json())
   .then((topology) => {
     const countries = topojson.feature(topology, topology.objects.countries);
@@ -54,7 +54,7 @@ fetch("vendor/world-atlas-2.0.2/countries-110m.json")
       interactive: false,
     }).addTo(map);
   });
-fetch("config.json")
+const tiles = fetch("config.json")
   .then((r) => r.json())
   .then((config) => {
     if (config.tiles) {
@@ -111,4 +111,12 @@ async function nearby(latlng, cursor) {
 map.on("click", (event) => nearby(event.latlng).catch(() => {}));
 more.addEventListener("click", () => {
   if (lastQuery && lastQuery.cursor) nearby(lastQuery.latlng, lastQuery.cursor).catch(() => {});
+});
+
+// For the browser tests, and anyone at the console: the map, and when the page became
+// interactive (the map drawn with its outline, every handler in place), in ms from the
+// start of navigation.
+window.proxima = { map, nearby };
+Promise.all([outline, tiles]).then(() => {
+  window.proximaReadyMs = Math.round(performance.now());
 });

@@ -3,6 +3,7 @@
 
 mod areas;
 mod bench;
+mod browser;
 mod cli;
 mod common;
 mod concurrency;

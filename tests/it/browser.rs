@@ -1,0 +1,289 @@
+//! The map viewer in a real browser: headless Chromium driven over WebDriver
+//! (`chromedriver`), against the real server.
+//!
+//! WebDriver is spoken here with `reqwest` directly: it is a handful of JSON calls to a
+//! local chromedriver, and the WebDriver crates' only transports need OpenSSL headers or
+//! aws-lc's build tools, which a fresh machine with only the Rust toolchain lacks.
+//!
+//! Without `chromedriver` on the `PATH` the tests print that they were skipped, unless
+//! `PROXIMA_REQUIRE_BROWSER=1` (set by `.ci/run`), which makes that a failure.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::TestServer;
+
+/// A chromedriver process and one browser session in it.
+struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+    http: reqwest::Client,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium, or `None` (skipped) when there is none.
+    async fn start(test: &str) -> Option<Self> {
+        let Some(driver) = which("chromedriver") else {
+            assert!(
+                std::env::var("PROXIMA_REQUIRE_BROWSER").as_deref() != Ok("1"),
+                "PROXIMA_REQUIRE_BROWSER=1 but chromedriver is not on the PATH"
+            );
+            eprintln!(
+                "{test}: skipped: chromedriver is not installed (apt-get install chromium chromium-driver)"
+            );
+            return None;
+        };
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = http.get(format!("{base}/status")).send().await;
+            if let Ok(r) = ready
+                && let Ok(status) = r.json::<Value>().await
+                && status["value"]["ready"] == true
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().expect("a profile dir");
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:loggingPrefs": {"browser": "ALL"},
+            "goog:chromeOptions": {"args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu",
+                "--disable-background-networking", "--disable-component-update",
+                "--no-first-run", "--disable-sync", "--window-size=1200,800",
+                format!("--user-data-dir={}", profile.path().display()),
+            ]},
+        }}});
+        let created: Value = http
+            .post(format!("{base}/session"))
+            .json(&capabilities)
+            .send()
+            .await
+            .expect("a session")
+            .json()
+            .await
+            .expect("JSON");
+        let session = created["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {created}"))
+            .to_string();
+        Some(Self {
+            driver: child,
+            base,
+            session,
+            http,
+            _profile: profile,
+        })
+    }
+
+    async fn command(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut request = self.http.request(method, url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer: Value = request
+            .send()
+            .await
+            .expect("chromedriver answers")
+            .json()
+            .await
+            .expect("JSON");
+        if answer["value"]["error"].is_string() {
+            panic!("WebDriver {path}: {answer}");
+        }
+        answer["value"].clone()
+    }
+
+    async fn open(&self, url: &str) {
+        self.command(reqwest::Method::POST, "/url", Some(json!({"url": url})))
+            .await;
+    }
+
+    /// Runs `script` (a function body; `arguments` are `args`) in the page.
+    async fn run(&self, script: &str, args: Value) -> Value {
+        self.command(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": args})),
+        )
+        .await
+    }
+
+    /// Polls `script` until it returns something other than null or false (bounded: 10 s).
+    async fn wait_for(&self, what: &str, script: &str, args: Value) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let value = self.run(script, args.clone()).await;
+            if !value.is_null() && value != false {
+                return value;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The browser console's messages of level SEVERE since the last call.
+    async fn console_errors(&self) -> Vec<String> {
+        let log = self
+            .command(
+                reqwest::Method::POST,
+                "/se/log",
+                Some(json!({"type": "browser"})),
+            )
+            .await;
+        log.as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter(|e| e["level"] == "SEVERE")
+                    .map(|e| e["message"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Saves a screenshot of the page under `target/viewer-screenshots/`.
+    async fn screenshot(&self, name: &str) {
+        use base64::Engine as _;
+        let png = self
+            .command(reqwest::Method::GET, "/screenshot", None)
+            .await;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().expect("base64"))
+            .expect("a PNG");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/viewer-screenshots");
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join(format!("{name}.png")), bytes).expect("write");
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|path| path.is_file())
+    })
+}
+
+#[tokio::test]
+async fn a_nearby_query_made_in_the_page_lists_what_the_api_answers() {
+    let Some(browser) =
+        Browser::start("a_nearby_query_made_in_the_page_lists_what_the_api_answers").await
+    else {
+        return;
+    };
+    let s = TestServer::start().await;
+    for i in 0..30 {
+        let lat = 60.1699 + f64::from(i % 6) * 0.0007;
+        let lon = 24.9384 + f64::from(i / 6) * 0.0011;
+        let category = if i % 3 == 0 { "museum" } else { "cafe" };
+        s.put_poi(&format!("poi-{i:02}"), lat, lon, category, None)
+            .await;
+    }
+    browser.open(&s.url("/ui/")).await;
+    let ready_ms = browser
+        .wait_for(
+            "the page to be ready",
+            "return window.proximaReadyMs || null;",
+            json!([]),
+        )
+        .await;
+    eprintln!("the viewer was interactive {ready_ms} ms after navigation started");
+    browser
+        .run(
+            "window.proxima.map.fire('click', {latlng: L.latLng(arguments[0], arguments[1])});",
+            json!([60.1710, 24.9400]),
+        )
+        .await;
+    let listed = browser
+        .wait_for(
+            "the results",
+            "const ids = [...document.querySelectorAll('#results li')].map(li => li.dataset.id);
+             return ids.length ? ids : null;",
+            json!([]),
+        )
+        .await;
+    let (status, body) = s
+        .get("/v1/pois/nearby?lat=60.171000&lon=24.940000&limit=20&radius_m=1000")
+        .await;
+    assert_eq!(status, 200);
+    let api: Vec<Value> = body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    assert_eq!(
+        listed,
+        Value::Array(api),
+        "the page lists what the API answers, in order"
+    );
+    browser.screenshot("nearby").await;
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn an_error_shows_the_problems_detail() {
+    let Some(browser) = Browser::start("an_error_shows_the_problems_detail").await else {
+        return;
+    };
+    let s = TestServer::start().await;
+    browser.open(&s.url("/ui/")).await;
+    browser
+        .wait_for(
+            "the page to be ready",
+            "return window.proximaReadyMs || null;",
+            json!([]),
+        )
+        .await;
+    browser
+        .run(
+            "document.getElementById('radius').value = '-5';
+             window.proxima.map.fire('click', {latlng: L.latLng(60.17, 24.94)});",
+            json!([]),
+        )
+        .await;
+    let shown = browser
+        .wait_for(
+            "the error",
+            "const e = document.getElementById('error'); return e.hidden ? null : e.textContent;",
+            json!([]),
+        )
+        .await;
+    assert!(
+        shown
+            .as_str()
+            .unwrap_or("")
+            .starts_with("radius_m: must be from 0"),
+        "{shown}"
+    );
+    browser.screenshot("error").await;
+}
