@@ -19,8 +19,8 @@ function showError(text) {
   errorBox.hidden = false;
 }
 
-/** Calls the API; resolves to the parsed body, or shows the problem's detail and rejects. */
-async function api(path, options = {}) {
+/** Fetches with the user's key; rejects with the problem's detail shown on an error. */
+async function send(path, options = {}) {
   const headers = new Headers(options.headers || {});
   const key = sessionStorage.getItem(KEY_ITEM);
   if (key) headers.set("Authorization", `Bearer ${key}`);
@@ -28,18 +28,51 @@ async function api(path, options = {}) {
   try {
     response = await fetch(path, { ...options, headers });
   } catch (e) {
-    showError(`the server could not be reached: ${e.message}`);
+    if (e.name !== "AbortError") showError(`the server could not be reached: ${e.message}`);
     throw e;
   }
-  const type = response.headers.get("content-type") || "";
-  const body = type.includes("json") ? await response.json() : await response.text();
   if (!response.ok) {
+    const type = response.headers.get("content-type") || "";
+    const body = type.includes("json") ? await response.json() : null;
     const detail = body && body.detail ? body.detail : `${response.status} ${response.statusText}`;
     showError(detail);
     throw new Error(detail);
   }
   errorBox.hidden = true;
-  return body;
+  return response;
+}
+
+/** Calls the API; resolves to the parsed body, or shows the problem's detail and rejects. */
+async function api(path, options = {}) {
+  return (await send(path, options)).json();
+}
+
+/**
+ * Follows a Server-Sent Events stream, calling `onEvent(kind, data, id)` for each event.
+ * Read with fetch rather than EventSource, which cannot send the Authorization header
+ * (and a key must never be put in a URL).
+ */
+async function follow(path, onEvent, signal) {
+  const response = await send(path, { headers: { Accept: "text/event-stream" }, signal });
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let kind = "message", data = "", id = null;
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event: ")) kind = line.slice(7);
+        else if (line.startsWith("data: ")) data += line.slice(6);
+        else if (line.startsWith("id: ")) id = line.slice(4);
+      }
+      if (data) onEvent(kind, JSON.parse(data), id);
+    }
+  }
 }
 
 // The map: an offline world outline always (Natural Earth via world-atlas), and raster
@@ -113,10 +146,89 @@ more.addEventListener("click", () => {
   if (lastQuery && lastQuery.cursor) nearby(lastQuery.latlng, lastQuery.cursor).catch(() => {});
 });
 
+// Live travellers: a live map of the view (`/v1/travellers/watch`), opened again when the
+// view moves. Markers glide to each new position over half a second, with a short trail.
+const live = new Map(); // id -> { marker, trail, from, to, started }
+const liveLayer = L.layerGroup().addTo(map);
+const liveCount = document.getElementById("live-count");
+const TRAIL_POINTS = 8;
+const GLIDE_MS = 500;
+let watching = null; // the AbortController of the open stream
+
+function viewBox() {
+  const b = map.getBounds();
+  const clampLat = (v) => Math.max(-90, Math.min(90, v));
+  let west = b.getWest(), east = b.getEast();
+  if (east - west >= 360) { west = -180; east = 180; }
+  const wrap = (v) => L.Util.wrapNum(v, [-180, 180], true);
+  return [wrap(west), clampLat(b.getSouth()), wrap(east), clampLat(b.getNorth())]
+    .map((v) => v.toFixed(5)).join(",");
+}
+
+function place() {
+  const now = performance.now();
+  for (const entry of live.values()) {
+    const k = Math.min(1, (now - entry.started) / GLIDE_MS);
+    const lat = entry.from[0] + (entry.to[0] - entry.from[0]) * k;
+    const lon = entry.from[1] + (entry.to[1] - entry.from[1]) * k;
+    entry.marker.setLatLng([lat, lon]);
+  }
+  requestAnimationFrame(place);
+}
+requestAnimationFrame(place);
+
+function onLive(kind, t) {
+  let entry = live.get(t.id);
+  if (kind === "left") {
+    if (entry) {
+      liveLayer.removeLayer(entry.marker);
+      liveLayer.removeLayer(entry.trail);
+      live.delete(t.id);
+    }
+  } else if (!entry) {
+    const marker = L.circleMarker([t.lat, t.lon], { radius: 5, color: "#1d3557", fillOpacity: 0.9 })
+      .bindTooltip(t.id);
+    const trail = L.polyline([[t.lat, t.lon]], { color: "#1d3557", weight: 2, opacity: 0.5 });
+    liveLayer.addLayer(trail).addLayer(marker);
+    live.set(t.id, { marker, trail, from: [t.lat, t.lon], to: [t.lat, t.lon], started: 0 });
+  } else {
+    const at = entry.marker.getLatLng();
+    entry.from = [at.lat, at.lng];
+    entry.to = [t.lat, t.lon];
+    entry.started = performance.now();
+    const points = entry.trail.getLatLngs();
+    points.push(L.latLng(t.lat, t.lon));
+    entry.trail.setLatLngs(points.slice(-TRAIL_POINTS));
+  }
+  liveCount.textContent = `${live.size} in view`;
+}
+
+function watch() {
+  if (watching) watching.abort();
+  watching = new AbortController();
+  liveLayer.clearLayers();
+  live.clear();
+  const params = new URLSearchParams({ bbox: viewBox() });
+  const viewer = document.getElementById("viewer").value.trim();
+  if (viewer) params.set("viewer", viewer);
+  const signal = watching.signal;
+  follow(`/v1/travellers/watch?${params}`, (kind, data) => {
+    if (kind !== "reset") onLive(kind, data);
+  }, signal).catch(() => {});
+}
+
+document.getElementById("watch").addEventListener("click", watch);
+let moved = null;
+map.on("moveend", () => {
+  if (!watching) return;
+  clearTimeout(moved);
+  moved = setTimeout(watch, 300);
+});
+
 // For the browser tests, and anyone at the console: the map, and when the page became
 // interactive (the map drawn with its outline, every handler in place), in ms from the
 // start of navigation.
-window.proxima = { map, nearby };
+window.proxima = { map, nearby, live, watch };
 Promise.all([outline, tiles]).then(() => {
   window.proximaReadyMs = Math.round(performance.now());
 });

@@ -287,3 +287,61 @@ async fn an_error_shows_the_problems_detail() {
     );
     browser.screenshot("error").await;
 }
+
+#[tokio::test]
+async fn a_position_posted_to_the_api_moves_the_travellers_marker() {
+    let Some(browser) =
+        Browser::start("a_position_posted_to_the_api_moves_the_travellers_marker").await
+    else {
+        return;
+    };
+    let s = TestServer::start().await;
+    let (status, _) = s
+        .put_json(
+            "/v1/travellers/walker/sharing",
+            &json!({"visibility": "public"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let at = |lat: f64, lon: f64, ts: i64| json!({"lat": lat, "lon": lon, "ts": ts});
+    let now = s.now();
+    let (status, _) = s
+        .put_json("/v1/travellers/walker/position", &at(60.1699, 24.9384, now))
+        .await;
+    assert_eq!(status, 200);
+    browser.open(&s.url("/ui/")).await;
+    browser
+        .wait_for(
+            "the page to be ready",
+            "return window.proximaReadyMs || null;",
+            json!([]),
+        )
+        .await;
+    browser.run("window.proxima.watch();", json!([])).await;
+    let marker = "const e = window.proxima.live.get('walker');
+                  if (!e) return null;
+                  const p = e.marker.getLatLng();
+                  return Math.abs(p.lat - arguments[0]) < 1e-6 && Math.abs(p.lng - arguments[1]) < 1e-6;";
+    browser
+        .wait_for("the walker's marker", marker, json!([60.1699, 24.9384]))
+        .await;
+    let (status, _) = s
+        .put_json(
+            "/v1/travellers/walker/position",
+            &at(60.1720, 24.9450, now + 1),
+        )
+        .await;
+    assert_eq!(status, 200);
+    browser
+        .wait_for("the marker to move", marker, json!([60.1720, 24.9450]))
+        .await;
+    let trail = browser
+        .run(
+            "return window.proxima.live.get('walker').trail.getLatLngs().length;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(trail, 2, "the trail holds where it was and where it is");
+    browser.screenshot("live").await;
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+}
