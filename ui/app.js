@@ -6,7 +6,10 @@
 const KEY_ITEM = "proxima.key";
 const keyInput = document.getElementById("key");
 keyInput.value = sessionStorage.getItem(KEY_ITEM) || "";
-keyInput.addEventListener("change", () => sessionStorage.setItem(KEY_ITEM, keyInput.value));
+keyInput.addEventListener("change", () => {
+  sessionStorage.setItem(KEY_ITEM, keyInput.value);
+  listFences().catch(() => {});
+});
 document.getElementById("forget").addEventListener("click", () => {
   sessionStorage.removeItem(KEY_ITEM);
   keyInput.value = "";
@@ -141,7 +144,12 @@ async function nearby(latlng, cursor) {
   more.hidden = !page.next_cursor;
 }
 
-map.on("click", (event) => nearby(event.latlng).catch(() => {}));
+// A map click runs a nearby query, unless a fence is being drawn.
+let drawing = null; // { kind: "circle" } or { kind: "polygon", points, line }
+map.on("click", (event) => {
+  if (drawing) drawClick(event.latlng);
+  else nearby(event.latlng).catch(() => {});
+});
 more.addEventListener("click", () => {
   if (lastQuery && lastQuery.cursor) nearby(lastQuery.latlng, lastQuery.cursor).catch(() => {});
 });
@@ -225,10 +233,147 @@ map.on("moveend", () => {
   moved = setTimeout(watch, 300);
 });
 
+// Fences: listed with their shapes, drawn (circle, polygon) or roaming around a traveller,
+// deleted; their events stream into a log (list, then watch from the listing's event id;
+// a `reset` lists again), and a fence flashes on `enter`/`exit`.
+const fenceList = document.getElementById("fences");
+const fenceLog = document.getElementById("fence-log");
+const fenceLayer = L.layerGroup().addTo(map);
+const fenceShapes = new Map(); // id -> layer
+let fenceEvents = null; // the AbortController of the events stream
+const field = (id) => document.getElementById(id).value.trim();
+
+function shapeOf(fence) {
+  const style = { color: "#2a9d8f", weight: 2, fillOpacity: 0.15 };
+  const area = fence.area;
+  if (!area) return null; // roaming: it moves with its traveller
+  if (area.type === "Circle") {
+    return L.circle([area.center[1], area.center[0]], { ...style, radius: area.radius_m });
+  }
+  return L.geoJSON(area, { style });
+}
+
+function flash(id) {
+  const layer = fenceShapes.get(id);
+  if (!layer) return;
+  layer.setStyle({ color: "#e63946", fillOpacity: 0.4 });
+  setTimeout(() => layer.setStyle({ color: "#2a9d8f", fillOpacity: 0.15 }), 800);
+}
+
+function logEvent(kind, data) {
+  const item = document.createElement("li");
+  item.textContent = kind === "reset"
+    ? `reset: ${data.reason}`
+    : `${kind} ${data.traveller || ""} ${data.fence ? "· " + data.fence : ""} (${data.cause || ""})`;
+  item.dataset.kind = kind;
+  fenceLog.prepend(item);
+  while (fenceLog.children.length > 200) fenceLog.lastChild.remove();
+  if (data.fence && (kind === "enter" || kind === "exit" || kind === "nearby" || kind === "faraway")) {
+    flash(data.fence);
+  }
+}
+
+async function listFences() {
+  const page = await api("/v1/fences?limit=100");
+  fenceLayer.clearLayers();
+  fenceShapes.clear();
+  fenceList.replaceChildren();
+  for (const fence of page.results) {
+    const shape = shapeOf(fence);
+    if (shape) {
+      shape.bindTooltip(fence.id).addTo(fenceLayer);
+      fenceShapes.set(fence.id, shape);
+    }
+    const item = document.createElement("li");
+    item.dataset.id = fence.id;
+    const kind = fence.roaming ? `roaming ${fence.roaming.radius_m} m around ${fence.roaming.around}` : fence.area.type;
+    item.textContent = `${fence.id}: ${kind}, as ${fence.viewer ?? "everyone"}`;
+    const remove = document.createElement("button");
+    remove.textContent = "delete";
+    remove.addEventListener("click", () =>
+      send(`/v1/fences/${encodeURIComponent(fence.id)}`, { method: "DELETE" })
+        .then(listFences).catch(() => {}));
+    item.append(remove);
+    fenceList.append(item);
+  }
+  followFences(page.results.map((f) => f.id));
+}
+
+/** Lists who is inside each fence (for its last event id), then streams from there. */
+async function followFences(ids) {
+  if (fenceEvents) fenceEvents.abort();
+  if (!ids.length) return;
+  fenceEvents = new AbortController();
+  const signal = fenceEvents.signal;
+  const inside = await api(`/v1/fences/${encodeURIComponent(ids[0])}/inside?limit=1`);
+  const params = new URLSearchParams({ after: inside.last_event_id });
+  for (const id of ids) params.append("fence", id);
+  // Every event after the listing reaches the log, however late the stream opens.
+  window.proximaFollowing = ids.join(",");
+  follow(`/v1/events?${params}`, (kind, data) => {
+    logEvent(kind, data);
+    if (kind === "reset") setTimeout(() => listFences().catch(() => {}), 500);
+  }, signal).catch(() => {});
+}
+
+async function putFence(body) {
+  const id = field("fence-id");
+  if (!id) {
+    showError("id: give the fence an id");
+    return;
+  }
+  const viewer = field("fence-viewer");
+  if (viewer) body.viewer = viewer;
+  await api(`/v1/fences/${encodeURIComponent(id)}`, {
+    method: "PUT",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  await listFences();
+}
+
+function drawClick(latlng) {
+  const lon = L.Util.wrapNum(latlng.lng, [-180, 180], true);
+  if (drawing.kind === "circle") {
+    drawing = null;
+    const radius = Number(document.getElementById("fence-radius").value);
+    putFence({ area: { type: "Circle", center: [lon, latlng.lat], radius_m: radius } }).catch(() => {});
+    return;
+  }
+  drawing.points.push([lon, latlng.lat]);
+  drawing.line.setLatLngs(drawing.points.map(([x, y]) => [y, x]));
+}
+
+document.getElementById("fence-circle").addEventListener("click", () => {
+  drawing = { kind: "circle" };
+});
+document.getElementById("fence-polygon").addEventListener("click", () => {
+  const line = L.polyline([], { color: "#2a9d8f", dashArray: "4" }).addTo(map);
+  drawing = { kind: "polygon", points: [], line };
+  document.getElementById("fence-finish").hidden = false;
+});
+document.getElementById("fence-finish").addEventListener("click", () => {
+  const { points, line } = drawing;
+  drawing = null;
+  map.removeLayer(line);
+  document.getElementById("fence-finish").hidden = true;
+  if (points.length < 3) {
+    showError("area: a polygon needs at least three corners");
+    return;
+  }
+  const ring = [...points, points[0]];
+  putFence({ area: { type: "Polygon", coordinates: [ring] } }).catch(() => {});
+});
+document.getElementById("fence-roaming").addEventListener("click", () => {
+  const radius = Number(document.getElementById("fence-radius").value);
+  putFence({ roaming: { around: field("fence-around"), radius_m: radius } }).catch(() => {});
+});
+listFences().catch(() => {});
+
 // For the browser tests, and anyone at the console: the map, and when the page became
 // interactive (the map drawn with its outline, every handler in place), in ms from the
 // start of navigation.
-window.proxima = { map, nearby, live, watch };
+window.proxima = { map, nearby, live, watch, listFences };
 Promise.all([outline, tiles]).then(() => {
   window.proximaReadyMs = Math.round(performance.now());
 });

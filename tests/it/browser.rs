@@ -345,3 +345,147 @@ async fn a_position_posted_to_the_api_moves_the_travellers_marker() {
     browser.screenshot("live").await;
     assert_eq!(browser.console_errors().await, Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn a_fence_drawn_in_the_page_logs_its_enter() {
+    let Some(browser) = Browser::start("a_fence_drawn_in_the_page_logs_its_enter").await else {
+        return;
+    };
+    let s = TestServer::start().await;
+    let (status, _) = s
+        .put_json(
+            "/v1/travellers/walker/sharing",
+            &json!({"visibility": "public"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let now = s.now();
+    let at = |lat: f64, lon: f64, ts: i64| json!({"lat": lat, "lon": lon, "ts": ts});
+    let (status, _) = s
+        .put_json("/v1/travellers/walker/position", &at(60.18, 24.90, now))
+        .await;
+    assert_eq!(status, 200);
+    browser.open(&s.url("/ui/")).await;
+    browser
+        .wait_for(
+            "the page to be ready",
+            "return window.proximaReadyMs || null;",
+            json!([]),
+        )
+        .await;
+    // Through the page's own controls: a 150 m circle called "hotel", as "mum".
+    browser
+        .run(
+            "document.getElementById('fence-id').value = 'hotel';
+             document.getElementById('fence-viewer').value = 'mum';
+             document.getElementById('fence-radius').value = '150';
+             document.getElementById('fence-circle').click();
+             window.proxima.map.fire('click', {latlng: L.latLng(60.1699, 24.9384)});",
+            json!([]),
+        )
+        .await;
+    browser
+        .wait_for(
+            "the fence in the list",
+            "return document.querySelector('#fences li[data-id=\"hotel\"]') !== null;",
+            json!([]),
+        )
+        .await;
+    let fence = s
+        .state
+        .engine
+        .fence("hotel")
+        .expect("the page stored the fence");
+    assert_eq!(fence.viewer.as_deref(), Some("mum"));
+    // The walker walks in, once the page has listed the fence (it streams from there on):
+    // the page's log says so.
+    browser
+        .wait_for(
+            "the page to follow the fence",
+            "return window.proximaFollowing === 'hotel';",
+            json!([]),
+        )
+        .await;
+    let (status, _) = s
+        .put_json(
+            "/v1/travellers/walker/position",
+            &at(60.1700, 24.9385, now + 1),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let logged = browser
+        .wait_for(
+            "the enter in the log",
+            "const li = document.querySelector('#fence-log li[data-kind=\"enter\"]');
+             return li ? li.textContent : null;",
+            json!([]),
+        )
+        .await;
+    assert!(
+        logged
+            .as_str()
+            .unwrap_or("")
+            .starts_with("enter walker · hotel"),
+        "{logged}"
+    );
+    browser.screenshot("fence").await;
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn with_a_read_only_key_a_write_shows_the_refusal() {
+    let Some(browser) = Browser::start("with_a_read_only_key_a_write_shows_the_refusal").await
+    else {
+        return;
+    };
+    const READER: &str = "browser-reader-key-0123456789";
+    let s = TestServer::start_with(|c| {
+        let keys = c.data_dir.with_file_name("keys.txt");
+        std::fs::create_dir_all(keys.parent().expect("a parent")).expect("dir");
+        std::fs::write(&keys, format!("{READER} read\n")).expect("keys");
+        c.keys = Some(keys);
+    })
+    .await;
+    browser.open(&s.url("/ui/")).await;
+    browser
+        .wait_for(
+            "the page to be ready",
+            "return window.proximaReadyMs || null;",
+            json!([]),
+        )
+        .await;
+    browser
+        .run(
+            "const key = document.getElementById('key');
+             key.value = arguments[0];
+             key.dispatchEvent(new Event('change'));
+             document.getElementById('fence-id').value = 'hotel';
+             document.getElementById('fence-viewer').value = 'mum';
+             document.getElementById('fence-circle').click();
+             window.proxima.map.fire('click', {latlng: L.latLng(60.17, 24.94)});",
+            json!([READER]),
+        )
+        .await;
+    let shown = browser
+        .wait_for(
+            "the refusal",
+            "const e = document.getElementById('error');
+             return e.hidden || !e.textContent.includes('scope') ? null : e.textContent;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(shown, "authorization: this key lacks the write scope");
+    assert!(
+        s.state.engine.fence("hotel").is_none(),
+        "nothing was stored"
+    );
+    // The key went in a header, never in a URL the browser fetched.
+    let urls = browser
+        .run(
+            "return performance.getEntriesByType('resource').map(e => e.name).join(' ');",
+            json!([]),
+        )
+        .await;
+    assert!(!urls.as_str().unwrap_or("").contains(READER), "{urls}");
+    browser.screenshot("read-only-key").await;
+}
