@@ -200,6 +200,11 @@ pub struct ServeConfig {
     #[arg(long, env = "PROXIMA_SNAPSHOT_EVERY", default_value_t = 600)]
     pub snapshot_every: u64,
 
+    /// Keep a few hundred simulated travellers moving around the world's big cities, on a
+    /// fresh temporary data directory (removed at exit; `--data-dir` is not touched).
+    #[arg(long, env = "PROXIMA_DEMO")]
+    pub demo: bool,
+
     /// Serve no map viewer at `/` and `/ui/`.
     #[arg(long, env = "PROXIMA_NO_UI")]
     pub no_ui: bool,
@@ -338,6 +343,7 @@ impl ServeConfig {
             jwt_issuer: None,
             jwt_leeway: 30,
             no_ui: false,
+            demo: false,
             ui_tiles: "none".into(),
             ui_tiles_attribution: String::new(),
             header_read_timeout: 10,

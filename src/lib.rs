@@ -24,6 +24,7 @@
 pub mod bench;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod engine;
 pub mod events;
 pub mod fences;

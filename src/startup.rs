@@ -79,10 +79,23 @@ pub async fn start(
 /// until `shutdown` completes or recovery fails; then lets requests in flight finish, writes
 /// a snapshot and closes the log.
 pub async fn start_with_clock(
-    config: ServeConfig,
+    mut config: ServeConfig,
     clock: Arc<dyn clock::Clock>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Started, RunError> {
+    // The demo runs on a data directory of its own, removed when the server stops: its
+    // simulated travellers never reach a real one.
+    let demo_dir = if config.demo {
+        let dir = tempfile::Builder::new()
+            .prefix("proxima-demo-")
+            .tempdir()
+            .map_err(RunError::DataDir)?;
+        tracing::info!(data_dir = %dir.path().display(), "demo: simulated travellers on a temporary data dir");
+        config.data_dir = dir.path().to_path_buf();
+        Some(dir)
+    } else {
+        None
+    };
     let keys = config
         .keys
         .as_deref()
@@ -190,6 +203,13 @@ pub async fn start_with_clock(
     tokio::spawn(sweep_travellers(state.engine.clone(), ttl_ms));
     tokio::spawn(expire_fences(state.engine.clone(), state.ready.clone()));
     tokio::spawn(server::upkeep_metrics(std::time::Duration::from_secs(5)));
+    if demo_dir.is_some() {
+        tokio::spawn(run_demo(
+            state.engine.clone(),
+            state.ready.clone(),
+            state.stopping.clone(),
+        ));
+    }
     if config.snapshot_every > 0 {
         tokio::spawn(snapshot_periodically(
             state.engine.clone(),
@@ -230,6 +250,7 @@ pub async fn start_with_clock(
                 .map_err(|e| RunError::Serve(std::io::Error::other(e)))?
                 .map_err(RunError::Shutdown)?;
         }
+        drop(demo_dir);
         Ok(())
     });
     Ok(Started { addr, state, done })
@@ -291,6 +312,24 @@ async fn expire_fences(engine: Arc<Engine>, ready: Arc<AtomicBool>) {
         if let Err(e) = tokio::task::spawn_blocking(move || engine.expire_fences()).await {
             tracing::error!(error = %e, "fence expiry failed");
         }
+    }
+}
+
+/// How many travellers `--demo` simulates.
+const DEMO_TRAVELLERS: usize = 300;
+
+/// Runs the demo's travellers once the data is in, until the server begins to stop.
+async fn run_demo(
+    engine: Arc<Engine>,
+    ready: Arc<AtomicBool>,
+    stopping: tokio_util::sync::CancellationToken,
+) {
+    while !ready.load(Ordering::Acquire) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::select! {
+        () = crate::demo::run(engine, DEMO_TRAVELLERS) => {}
+        () = stopping.cancelled() => {}
     }
 }
 
