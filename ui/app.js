@@ -41,9 +41,14 @@ async function send(path, options = {}) {
     showError(detail);
     throw new Error(detail);
   }
-  errorBox.hidden = true;
   return response;
 }
+
+// An error stays shown until the user does something else (a success of some request
+// still in flight must not hide the refusal of the one the user just made).
+document.addEventListener("click", () => { errorBox.hidden = true; }, true);
+document.addEventListener("change", () => { errorBox.hidden = true; }, true);
+
 
 /** Calls the API; resolves to the parsed body, or shows the problem's detail and rejects. */
 async function api(path, options = {}) {
@@ -107,7 +112,7 @@ let lastQuery = null;
 function nearbyPath(latlng, cursor) {
   const params = new URLSearchParams({
     lat: latlng.lat.toFixed(6),
-    lon: L.Util.wrapNum(latlng.lng, [-180, 180], true).toFixed(6),
+    lon: lonOf(latlng).toFixed(6),
     limit: "20",
   });
   const radius = document.getElementById("radius").value;
@@ -126,27 +131,54 @@ async function nearby(latlng, cursor) {
     results.replaceChildren();
     markers.clearLayers();
   }
-  for (const poi of page.results) {
+  listPois(page.results);
+  lastQuery = { latlng, cursor: page.next_cursor };
+  more.hidden = !page.next_cursor;
+}
+
+/** Shows POIs as markers and as list items (with their distance, if they have one). */
+function listPois(pois) {
+  for (const poi of pois) {
     const marker = L.circleMarker([poi.lat, poi.lon], { radius: 6, color: "#e63946" })
       .bindTooltip(poi.name || poi.id)
       .addTo(markers);
     const item = document.createElement("li");
     item.dataset.id = poi.id;
     item.textContent = `${poi.name || poi.id} (${poi.category}) `;
-    const distance = document.createElement("span");
-    distance.className = "distance";
-    distance.textContent = `${Math.round(poi.distance_m)} m`;
-    item.append(distance);
+    if (poi.distance_m !== undefined) {
+      const distance = document.createElement("span");
+      distance.className = "distance";
+      distance.textContent = `${Math.round(poi.distance_m)} m`;
+      item.append(distance);
+    }
     item.addEventListener("click", () => marker.openTooltip());
     results.append(item);
   }
-  lastQuery = { latlng, cursor: page.next_cursor };
-  more.hidden = !page.next_cursor;
+}
+
+/** The POIs inside a polygon (`POST /v1/pois/within`), by id, up to 100. */
+async function within(ring) {
+  const body = { area: { type: "Polygon", coordinates: [ring] }, limit: 100 };
+  const category = document.getElementById("category").value.trim();
+  if (category) body.category = [category];
+  const page = await api("/v1/pois/within", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  results.replaceChildren();
+  markers.clearLayers();
+  L.polygon(ring.map(([x, y]) => [y, x]), { color: "#e63946", fill: false, dashArray: "4" })
+    .addTo(markers);
+  listPois(page.results);
+  lastQuery = null;
+  more.hidden = true;
 }
 
 // A map click runs a nearby query, unless a fence is being drawn.
 let drawing = null; // { kind: "circle" } or { kind: "polygon", points, line }
 map.on("click", (event) => {
+  errorBox.hidden = true;
   if (drawing) drawClick(event.latlng);
   else nearby(event.latlng).catch(() => {});
 });
@@ -332,8 +364,15 @@ async function putFence(body) {
   await listFences();
 }
 
+/** A longitude in [-180, 180], unchanged when it is already (wrapping adds and takes 180,
+ * which moves a vertex by an ulp, and a point on an edge to the other side). */
+function lonOf(latlng) {
+  const lng = latlng.lng;
+  return lng >= -180 && lng <= 180 ? lng : L.Util.wrapNum(lng, [-180, 180], true);
+}
+
 function drawClick(latlng) {
-  const lon = L.Util.wrapNum(latlng.lng, [-180, 180], true);
+  const lon = lonOf(latlng);
   if (drawing.kind === "circle") {
     drawing = null;
     const radius = Number(document.getElementById("fence-radius").value);
@@ -347,13 +386,15 @@ function drawClick(latlng) {
 document.getElementById("fence-circle").addEventListener("click", () => {
   drawing = { kind: "circle" };
 });
-document.getElementById("fence-polygon").addEventListener("click", () => {
+function startPolygon(purpose) {
   const line = L.polyline([], { color: "#2a9d8f", dashArray: "4" }).addTo(map);
-  drawing = { kind: "polygon", points: [], line };
+  drawing = { kind: "polygon", purpose, points: [], line };
   document.getElementById("fence-finish").hidden = false;
-});
+}
+document.getElementById("fence-polygon").addEventListener("click", () => startPolygon("fence"));
+document.getElementById("within").addEventListener("click", () => startPolygon("within"));
 document.getElementById("fence-finish").addEventListener("click", () => {
-  const { points, line } = drawing;
+  const { points, line, purpose } = drawing;
   drawing = null;
   map.removeLayer(line);
   document.getElementById("fence-finish").hidden = true;
@@ -362,7 +403,10 @@ document.getElementById("fence-finish").addEventListener("click", () => {
     return;
   }
   const ring = [...points, points[0]];
-  putFence({ area: { type: "Polygon", coordinates: [ring] } }).catch(() => {});
+  const done = purpose === "within"
+    ? within(ring)
+    : putFence({ area: { type: "Polygon", coordinates: [ring] } });
+  done.catch(() => {});
 });
 document.getElementById("fence-roaming").addEventListener("click", () => {
   const radius = Number(document.getElementById("fence-radius").value);

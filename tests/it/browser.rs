@@ -9,6 +9,7 @@
 //! `PROXIMA_REQUIRE_BROWSER=1` (set by `.ci/run`), which makes that a failure.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,8 +17,13 @@ use serde_json::{Value, json};
 
 use crate::common::TestServer;
 
+/// One browser at a time: a headless Chromium takes a core of this 2-core machine to
+/// start, and six at once made each too slow to answer within the waits.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A chromedriver process and one browser session in it.
 struct Browser {
+    _turn: tokio::sync::MutexGuard<'static, ()>,
     driver: Child,
     base: String,
     session: String,
@@ -38,12 +44,15 @@ impl Browser {
             );
             return None;
         };
+        let turn = ONE_AT_A_TIME.lock().await;
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
         let child = Command::new(driver)
             .arg(format!("--port={port}"))
+            // Its own process group, so that the browsers it starts go with it.
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -87,6 +96,7 @@ impl Browser {
             .unwrap_or_else(|| panic!("no session: {created}"))
             .to_string();
         Some(Self {
+            _turn: turn,
             driver: child,
             base,
             session,
@@ -129,9 +139,9 @@ impl Browser {
         .await
     }
 
-    /// Polls `script` until it returns something other than null or false (bounded: 10 s).
+    /// Polls `script` until it returns something other than null or false (bounded: 20 s).
     async fn wait_for(&self, what: &str, script: &str, args: Value) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let value = self.run(script, args.clone()).await;
             if !value.is_null() && value != false {
@@ -180,7 +190,47 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        // Ends the session, which closes Chromium (it leaves chromedriver's process group,
+        // so killing that would not). Plain blocking HTTP: Drop cannot await, and this runs
+        // on panics too.
+        use std::io::{Read, Write};
+        let addr = self.base.trim_start_matches("http://").to_string();
+        if let Ok(mut stream) = std::net::TcpStream::connect(&addr) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let request = format!(
+                "DELETE /session/{} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                self.session
+            );
+            if stream.write_all(request.as_bytes()).is_ok() {
+                // The answer comes once the browser has closed; chromedriver may keep the
+                // connection open after it, so read up to the end of the answer only.
+                let mut answer = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while let Ok(n @ 1..) = stream.read(&mut chunk) {
+                    answer.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&answer);
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length: ")
+                                    .map(str::to_string)
+                            })
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        // chromedriver and every Chromium process it started (they share its group).
+        // (`--`: a negative pid is a process group, not an option.)
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
         let _ = self.driver.wait();
     }
 }
@@ -488,4 +538,70 @@ async fn with_a_read_only_key_a_write_shows_the_refusal() {
         .await;
     assert!(!urls.as_str().unwrap_or("").contains(READER), "{urls}");
     browser.screenshot("read-only-key").await;
+}
+
+#[tokio::test]
+async fn a_polygon_drawn_in_the_page_lists_what_the_api_finds_within_it() {
+    let Some(browser) =
+        Browser::start("a_polygon_drawn_in_the_page_lists_what_the_api_finds_within_it").await
+    else {
+        return;
+    };
+    let s = TestServer::start().await;
+    for i in 0..16 {
+        let lat = 60.168 + f64::from(i % 4) * 0.001;
+        let lon = 24.936 + f64::from(i / 4) * 0.002;
+        s.put_poi(&format!("poi-{i:02}"), lat, lon, "cafe", None)
+            .await;
+    }
+    browser.open(&s.url("/ui/")).await;
+    browser
+        .wait_for(
+            "the page to be ready",
+            "return window.proximaReadyMs || null;",
+            json!([]),
+        )
+        .await;
+    let corners = [[24.9355, 60.1675], [24.9405, 60.1675], [24.9405, 60.1705]];
+    browser
+        .run(
+            "document.getElementById('within').click();
+             for (const [lon, lat] of arguments[0]) {
+               window.proxima.map.fire('click', {latlng: L.latLng(lat, lon)});
+             }
+             document.getElementById('fence-finish').click();",
+            json!([corners]),
+        )
+        .await;
+    let listed = browser
+        .wait_for(
+            "the results",
+            "const ids = [...document.querySelectorAll('#results li')].map(li => li.dataset.id);
+             return ids.length ? ids : null;",
+            json!([]),
+        )
+        .await;
+    let mut ring: Vec<[f64; 2]> = corners.to_vec();
+    ring.push(corners[0]);
+    let (status, body) = s
+        .send(
+            s.client
+                .post(s.url("/v1/pois/within"))
+                .json(&json!({"area": {"type": "Polygon", "coordinates": [ring]}, "limit": 100})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let api: Vec<Value> = body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    assert!(
+        !api.is_empty() && api.len() < 16,
+        "the triangle holds some: {api:?}"
+    );
+    assert_eq!(listed, Value::Array(api));
+    browser.screenshot("within").await;
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
 }
