@@ -129,6 +129,18 @@ impl Browser {
             .await;
     }
 
+    /// Opens `s`'s viewer and waits until it is interactive; returns after how many ms of
+    /// the navigation it was.
+    async fn open_viewer(&self, s: &TestServer) -> Value {
+        self.open(&s.url("/ui/")).await;
+        self.wait_for(
+            "the page to be ready",
+            "return window.proximaReadyMs || null;",
+            json!([]),
+        )
+        .await
+    }
+
     /// Runs `script` (a function body; `arguments` are `args`) in the page.
     async fn run(&self, script: &str, args: Value) -> Value {
         self.command(
@@ -258,14 +270,7 @@ async fn a_nearby_query_made_in_the_page_lists_what_the_api_answers() {
         s.put_poi(&format!("poi-{i:02}"), lat, lon, category, None)
             .await;
     }
-    browser.open(&s.url("/ui/")).await;
-    let ready_ms = browser
-        .wait_for(
-            "the page to be ready",
-            "return window.proximaReadyMs || null;",
-            json!([]),
-        )
-        .await;
+    let ready_ms = browser.open_viewer(&s).await;
     eprintln!("the viewer was interactive {ready_ms} ms after navigation started");
     browser
         .run(
@@ -306,14 +311,7 @@ async fn an_error_shows_the_problems_detail() {
         return;
     };
     let s = TestServer::start().await;
-    browser.open(&s.url("/ui/")).await;
-    browser
-        .wait_for(
-            "the page to be ready",
-            "return window.proximaReadyMs || null;",
-            json!([]),
-        )
-        .await;
+    browser.open_viewer(&s).await;
     browser
         .run(
             "document.getElementById('radius').value = '-5';
@@ -346,27 +344,14 @@ async fn a_position_posted_to_the_api_moves_the_travellers_marker() {
         return;
     };
     let s = TestServer::start().await;
-    let (status, _) = s
-        .put_json(
-            "/v1/travellers/walker/sharing",
-            &json!({"visibility": "public"}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    share_publicly(&s, "walker").await;
     let at = |lat: f64, lon: f64, ts: i64| json!({"lat": lat, "lon": lon, "ts": ts});
     let now = s.now();
     let (status, _) = s
         .put_json("/v1/travellers/walker/position", &at(60.1699, 24.9384, now))
         .await;
     assert_eq!(status, 200);
-    browser.open(&s.url("/ui/")).await;
-    browser
-        .wait_for(
-            "the page to be ready",
-            "return window.proximaReadyMs || null;",
-            json!([]),
-        )
-        .await;
+    browser.open_viewer(&s).await;
     browser.run("window.proxima.watch();", json!([])).await;
     let marker = "const e = window.proxima.live.get('walker');
                   if (!e) return null;
@@ -402,27 +387,14 @@ async fn a_fence_drawn_in_the_page_logs_its_enter() {
         return;
     };
     let s = TestServer::start().await;
-    let (status, _) = s
-        .put_json(
-            "/v1/travellers/walker/sharing",
-            &json!({"visibility": "public"}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    share_publicly(&s, "walker").await;
     let now = s.now();
     let at = |lat: f64, lon: f64, ts: i64| json!({"lat": lat, "lon": lon, "ts": ts});
     let (status, _) = s
         .put_json("/v1/travellers/walker/position", &at(60.18, 24.90, now))
         .await;
     assert_eq!(status, 200);
-    browser.open(&s.url("/ui/")).await;
-    browser
-        .wait_for(
-            "the page to be ready",
-            "return window.proximaReadyMs || null;",
-            json!([]),
-        )
-        .await;
+    browser.open_viewer(&s).await;
     // Through the page's own controls: a 150 m circle called "hotel", as "mum".
     browser
         .run(
@@ -496,14 +468,7 @@ async fn with_a_read_only_key_a_write_shows_the_refusal() {
         c.keys = Some(keys);
     })
     .await;
-    browser.open(&s.url("/ui/")).await;
-    browser
-        .wait_for(
-            "the page to be ready",
-            "return window.proximaReadyMs || null;",
-            json!([]),
-        )
-        .await;
+    browser.open_viewer(&s).await;
     browser
         .run(
             "const key = document.getElementById('key');
@@ -554,14 +519,7 @@ async fn a_polygon_drawn_in_the_page_lists_what_the_api_finds_within_it() {
         s.put_poi(&format!("poi-{i:02}"), lat, lon, "cafe", None)
             .await;
     }
-    browser.open(&s.url("/ui/")).await;
-    browser
-        .wait_for(
-            "the page to be ready",
-            "return window.proximaReadyMs || null;",
-            json!([]),
-        )
-        .await;
+    browser.open_viewer(&s).await;
     let corners = [[24.9355, 60.1675], [24.9405, 60.1675], [24.9405, 60.1705]];
     browser
         .run(
@@ -604,4 +562,15 @@ async fn a_polygon_drawn_in_the_page_lists_what_the_api_finds_within_it() {
     assert_eq!(listed, Value::Array(api));
     browser.screenshot("within").await;
     assert_eq!(browser.console_errors().await, Vec::<String>::new());
+}
+
+/// Makes traveller `id` public, through the API.
+async fn share_publicly(s: &TestServer, id: &str) {
+    let (status, _) = s
+        .put_json(
+            &format!("/v1/travellers/{id}/sharing"),
+            &json!({"visibility": "public"}),
+        )
+        .await;
+    assert_eq!(status, 200);
 }
