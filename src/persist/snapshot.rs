@@ -90,14 +90,7 @@ impl SnapshotWriter {
             .out
             .into_inner()
             .map_err(|e| PersistError::Io(e.into_error()))?;
-        let mut header = [0u8; HEADER];
-        header[..8].copy_from_slice(MAGIC);
-        header[8..12].copy_from_slice(&VERSION.to_le_bytes());
-        header[16..24].copy_from_slice(&self.seq.to_le_bytes());
-        header[24..32].copy_from_slice(&self.len.to_le_bytes());
-        header[32..36].copy_from_slice(&self.crc.finalize().to_le_bytes());
-        let header_crc = crc32fast::hash(&header[..36]);
-        header[36..40].copy_from_slice(&header_crc.to_le_bytes());
+        let header = header(self.seq, self.len, self.crc.finalize());
         file.seek(SeekFrom::Start(0))?;
         file.write_all(&header)?;
         file.sync_all()?;
@@ -116,15 +109,22 @@ impl SnapshotWriter {
 /// `u32` length and its bytes) at log position `seq`, with its header and checksums: what
 /// [`SnapshotWriter`] would write, for tools and fuzzers that make snapshots by hand.
 pub fn seal(seq: u64, payload: &[u8]) -> Vec<u8> {
+    let header = header(seq, payload.len() as u64, crc32fast::hash(payload));
+    [&header[..], payload].concat()
+}
+
+/// A snapshot's header: magic, version, the log position, the payload's length and
+/// checksum, and the header's own checksum.
+fn header(seq: u64, len: u64, payload_crc: u32) -> [u8; HEADER] {
     let mut header = [0u8; HEADER];
     header[..8].copy_from_slice(MAGIC);
     header[8..12].copy_from_slice(&VERSION.to_le_bytes());
     header[16..24].copy_from_slice(&seq.to_le_bytes());
-    header[24..32].copy_from_slice(&(payload.len() as u64).to_le_bytes());
-    header[32..36].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    header[24..32].copy_from_slice(&len.to_le_bytes());
+    header[32..36].copy_from_slice(&payload_crc.to_le_bytes());
     let header_crc = crc32fast::hash(&header[..36]);
     header[36..40].copy_from_slice(&header_crc.to_le_bytes());
-    [&header[..], payload].concat()
+    header
 }
 
 /// The snapshots in `dir`, newest (highest seq) first. Leftover temporary files are removed.

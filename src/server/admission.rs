@@ -173,6 +173,13 @@ const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 /// The longest request target (path and query) accepted, in bytes.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
 
+/// The refusal of a request target (path and query) over [`MAX_URI_BYTES`], if it is: for
+/// every route here, and for the fallbacks of unknown paths and methods.
+pub fn over_url_limit(uri: &axum::http::Uri) -> Option<ApiError> {
+    let target_len = uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    (target_len > MAX_URI_BYTES).then(|| ApiError::uri_too_long(MAX_URI_BYTES))
+}
+
 /// Whether a route's handler asks who is calling.
 fn needs_caller(path: &str) -> bool {
     path.starts_with("/v1/fences") || path == "/v1/events" || path == "/v1/travellers/watch"
@@ -211,14 +218,8 @@ pub struct Admitted {
 /// Decides whether `request` may reach its handler: `Err` is the answer to send instead
 /// (boxed: refusals are rare, and the admitted path should not carry a whole response).
 fn admit(state: &AppState, request: &Request) -> Result<(Admitted, Caller), Box<Response>> {
-    let target_len = request
-        .uri()
-        .path_and_query()
-        .map_or(0, |pq| pq.as_str().len());
-    if target_len > MAX_URI_BYTES {
-        return Err(Box::new(
-            ApiError::uri_too_long(MAX_URI_BYTES).into_response(),
-        ));
+    if let Some(refused) = over_url_limit(request.uri()) {
+        return Err(Box::new(refused.into_response()));
     }
     let mut rate_limit = None;
     let mut caller = Caller::OPEN;

@@ -111,7 +111,9 @@ pub struct Tokens {
     hs256: Option<DecodingKey>,
     public: Option<(Algorithm, DecodingKey)>,
     jwks: Vec<(String, Algorithm, DecodingKey)>,
-    validation: Validation,
+    /// The checks for each algorithm a configured key verifies, made once: a token's
+    /// header chooses among them, and building one per request would copy its sets.
+    validations: Vec<(Algorithm, Validation)>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -227,17 +229,32 @@ impl Tokens {
         let (Some(audience), Some(issuer)) = (&config.audience, &config.issuer) else {
             return Err(TokensError::Unbound);
         };
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_audience(&[audience]);
-        validation.set_issuer(&[issuer]);
-        validation.set_required_spec_claims(&["exp", "sub", "aud", "iss"]);
-        validation.validate_nbf = true;
-        validation.leeway = config.leeway_s;
+        let mut algorithms: Vec<Algorithm> = hs256
+            .as_ref()
+            .map(|_| Algorithm::HS256)
+            .into_iter()
+            .chain(public.as_ref().map(|(alg, _)| *alg))
+            .chain(jwks.iter().map(|(_, alg, _)| *alg))
+            .collect();
+        algorithms.sort_by_key(|alg| format!("{alg:?}"));
+        algorithms.dedup();
+        let validations = algorithms
+            .into_iter()
+            .map(|alg| {
+                let mut validation = Validation::new(alg);
+                validation.set_audience(&[audience]);
+                validation.set_issuer(&[issuer]);
+                validation.set_required_spec_claims(&["exp", "sub", "aud", "iss"]);
+                validation.validate_nbf = true;
+                validation.leeway = config.leeway_s;
+                (alg, validation)
+            })
+            .collect();
         Ok(Some(Self {
             hs256,
             public,
             jwks,
-            validation,
+            validations,
         }))
     }
 
@@ -250,20 +267,22 @@ impl Tokens {
             _ => TokenRefused::Malformed,
         })?;
         let (alg, key) = self.key_for(header.alg, header.kid.as_deref())?;
-        let mut validation = self.validation.clone();
-        validation.algorithms = vec![alg];
-        let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| match e
-            .kind()
-        {
-            ErrorKind::ExpiredSignature => TokenRefused::Expired,
-            ErrorKind::ImmatureSignature => TokenRefused::NotYetValid,
-            ErrorKind::InvalidAudience => TokenRefused::Audience,
-            ErrorKind::InvalidIssuer => TokenRefused::Issuer,
-            ErrorKind::MissingRequiredClaim(claim) => TokenRefused::MissingClaim(claim.clone()),
-            ErrorKind::InvalidSignature => TokenRefused::Signature,
-            ErrorKind::InvalidAlgorithm => TokenRefused::Algorithm(format!("{alg:?}")),
-            _ => TokenRefused::Malformed,
-        })?;
+        let (_, validation) = self
+            .validations
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .expect("every key's algorithm has its checks");
+        let data =
+            jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenRefused::Expired,
+                ErrorKind::ImmatureSignature => TokenRefused::NotYetValid,
+                ErrorKind::InvalidAudience => TokenRefused::Audience,
+                ErrorKind::InvalidIssuer => TokenRefused::Issuer,
+                ErrorKind::MissingRequiredClaim(claim) => TokenRefused::MissingClaim(claim.clone()),
+                ErrorKind::InvalidSignature => TokenRefused::Signature,
+                ErrorKind::InvalidAlgorithm => TokenRefused::Algorithm(format!("{alg:?}")),
+                _ => TokenRefused::Malformed,
+            })?;
         validate_id(&data.claims.sub).map_err(|e| TokenRefused::Subject(e.to_string()))?;
         let scopes = data
             .claims

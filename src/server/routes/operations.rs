@@ -8,7 +8,7 @@ use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::engine::HeatmapLayer;
-use crate::server::admission::MAX_URI_BYTES;
+use crate::server::admission::over_url_limit;
 use crate::server::dto::{
     EventsOut, HeatmapOut, LastSnapshotOut, MemoryOut, SnapshotOut, StatsOut, WalOut,
 };
@@ -123,11 +123,6 @@ pub async fn wrong_method(method: Method, uri: Uri) -> ApiError {
         "{method} is not supported on {}",
         echoed(uri.path())
     ))
-}
-
-fn over_url_limit(uri: &Uri) -> Option<ApiError> {
-    let target_len = uri.path_and_query().map_or(0, |pq| pq.as_str().len());
-    (target_len > MAX_URI_BYTES).then(|| ApiError::uri_too_long(MAX_URI_BYTES))
 }
 
 /// The most of a path an error repeats.
