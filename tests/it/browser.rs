@@ -290,15 +290,9 @@ async fn a_nearby_query_made_in_the_page_lists_what_the_api_answers() {
         .get("/v1/pois/nearby?lat=60.171000&lon=24.940000&limit=20&radius_m=1000")
         .await;
     assert_eq!(status, 200);
-    let api: Vec<Value> = body["results"]
-        .as_array()
-        .expect("results")
-        .iter()
-        .map(|r| r["id"].clone())
-        .collect();
     assert_eq!(
         listed,
-        Value::Array(api),
+        json!(TestServer::ids(&body)),
         "the page lists what the API answers, in order"
     );
     browser.screenshot("nearby").await;
@@ -549,17 +543,12 @@ async fn a_polygon_drawn_in_the_page_lists_what_the_api_finds_within_it() {
         )
         .await;
     assert_eq!(status, 200);
-    let api: Vec<Value> = body["results"]
-        .as_array()
-        .expect("results")
-        .iter()
-        .map(|r| r["id"].clone())
-        .collect();
+    let api = TestServer::ids(&body);
     assert!(
         !api.is_empty() && api.len() < 16,
         "the triangle holds some: {api:?}"
     );
-    assert_eq!(listed, Value::Array(api));
+    assert_eq!(listed, json!(api));
     browser.screenshot("within").await;
     assert_eq!(browser.console_errors().await, Vec::<String>::new());
 }

@@ -11,8 +11,8 @@ use crate::process;
 
 /// `Mutation::UpsertPoi` as the log writes it, with fields no constructor would accept.
 #[derive(serde::Serialize)]
-enum ForgedMutation {
-    UpsertPoi(ForgedPoi),
+enum ForgedMutation<'a> {
+    UpsertPoi(&'a ForgedPoi),
 }
 
 #[derive(serde::Serialize)]
@@ -46,18 +46,7 @@ fn data_dir_with(dir: &Path, forged: &ForgedPoi) {
         .expect("durable");
     drop(first);
     let wal = Wal::open(&dir.join("wal"), 2, WalOptions::default()).expect("open the log");
-    let payload = proxima::persist::encode(&ForgedMutation::UpsertPoi(ForgedPoi {
-        id: forged.id.clone(),
-        position: ForgedLatLon {
-            lat: forged.position.lat,
-            lon: forged.position.lon,
-        },
-        name: forged.name.clone(),
-        category: forged.category.clone(),
-        tags: forged.tags.clone(),
-        rating: forged.rating,
-    }))
-    .expect("encodes");
+    let payload = proxima::persist::encode(&ForgedMutation::UpsertPoi(forged)).expect("encodes");
     let (seq, ticket) = wal.append(payload);
     assert_eq!(seq, 2);
     ticket.wait().expect("durable");
