@@ -16,7 +16,6 @@
 //! - **Shutdown**: when the signal fires, the listener closes, connections finish their
 //!   request in flight, and [`serve`] returns (bounded by a grace period).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -28,6 +27,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+
+use super::quota::Quota;
 
 /// Connection-level limits.
 #[derive(Debug, Clone, Copy)]
@@ -49,46 +50,6 @@ const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: ap
 
 const TOO_MANY_FROM_ADDRESS: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/problem+json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 152\r\n\r\n{\"type\":\"/problems/too-many-connections\",\"title\":\"Too many connections\",\"status\":429,\"detail\":\"this address holds the most connections one address may\"}";
 
-/// Connections held per client address.
-#[derive(Default)]
-struct PerAddress {
-    held: parking_lot::Mutex<HashMap<IpAddr, usize>>,
-}
-
-/// One connection counted against its address until dropped.
-struct AddressSlot {
-    table: Arc<PerAddress>,
-    ip: IpAddr,
-}
-
-impl PerAddress {
-    /// A slot for `ip`, unless it holds `max` already.
-    fn take(table: &Arc<Self>, ip: IpAddr, max: usize) -> Option<AddressSlot> {
-        let mut held = table.held.lock();
-        let count = held.entry(ip).or_insert(0);
-        if *count >= max {
-            return None;
-        }
-        *count += 1;
-        Some(AddressSlot {
-            table: table.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for AddressSlot {
-    fn drop(&mut self) {
-        let mut held = self.table.held.lock();
-        if let Some(count) = held.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                held.remove(&self.ip);
-            }
-        }
-    }
-}
-
 /// Answers `refusal` on `stream` and closes it, without holding the accept loop.
 fn refuse(mut stream: tokio::net::TcpStream, refusal: &'static [u8]) {
     tokio::spawn(async move {
@@ -105,7 +66,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let per_address = Arc::new(PerAddress::default());
+    let per_address = Arc::new(Quota::<IpAddr>::new(limits.max_connections_per_address));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut builder = http1::Builder::new();
@@ -126,9 +87,7 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Some(slot) =
-            PerAddress::take(&per_address, peer.ip(), limits.max_connections_per_address)
-        else {
+        let Some(slot) = per_address.take(peer.ip()) else {
             metrics::counter!("proxima_connections_refused_total", "why" => "address").increment(1);
             refuse(stream, TOO_MANY_FROM_ADDRESS);
             continue;

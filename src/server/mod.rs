@@ -15,6 +15,7 @@ mod observe;
 mod params;
 mod positions;
 mod problem;
+pub mod quota;
 mod request_id;
 mod response;
 mod routes;

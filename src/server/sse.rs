@@ -8,7 +8,7 @@
 //! or when the client goes away. Comment lines every 15 seconds keep idle connections open
 //! through proxies.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +16,6 @@ use std::time::Duration;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
-use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::dto::{EventDataOut, TravellerAtOut, event_name};
@@ -27,12 +26,8 @@ use crate::travellers::TravellerAt;
 /// How often an idle stream gets a comment line.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// Streams held open per key, bounded.
-#[derive(Debug)]
-pub struct StreamSlots {
-    max_per_key: usize,
-    held: Mutex<HashMap<StreamHolder, usize>>,
-}
+/// Streams held open per key or traveller, bounded (`--max-streams-per-key`).
+pub type StreamSlots = super::quota::Quota<StreamHolder>;
 
 /// Whose streams are counted together: a service key's, or a traveller token's.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -43,53 +38,9 @@ pub enum StreamHolder {
     Traveller(std::sync::Arc<str>),
 }
 
-/// One stream's place in its key's count; given back when dropped.
-#[derive(Debug)]
-pub struct StreamSlot {
-    slots: Arc<StreamSlots>,
-    key: Option<StreamHolder>,
-}
-
-impl StreamSlots {
-    /// At most `max_per_key` streams per key.
-    pub fn new(max_per_key: usize) -> Self {
-        Self {
-            max_per_key,
-            held: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// A place for one more stream of `key` (`None` on an open server, which only the
-    /// server-wide limit bounds), unless it holds its limit.
-    pub fn acquire(self: &Arc<Self>, key: Option<StreamHolder>) -> Result<StreamSlot, usize> {
-        if let Some(k) = &key {
-            let mut held = self.held.lock();
-            let count = held.entry(k.clone()).or_default();
-            if *count >= self.max_per_key {
-                return Err(self.max_per_key);
-            }
-            *count += 1;
-        }
-        Ok(StreamSlot {
-            slots: self.clone(),
-            key,
-        })
-    }
-}
-
-impl Drop for StreamSlot {
-    fn drop(&mut self) {
-        if let Some(k) = &self.key {
-            let mut held = self.slots.held.lock();
-            if let Some(count) = held.get_mut(k) {
-                *count -= 1;
-                if *count == 0 {
-                    held.remove(k);
-                }
-            }
-        }
-    }
-}
+/// One stream's place in its holder's count, given back when dropped; `None` on an open
+/// server, which only the server-wide limit bounds.
+pub type StreamSlot = Option<super::quota::QuotaSlot<StreamHolder>>;
 
 /// What a fence stream needs while it runs.
 struct Feed {

@@ -154,9 +154,13 @@ fn acquire(state: &AppState, caller: &Caller) -> Result<sse::StreamSlot, ApiErro
     } else {
         "this key"
     };
-    state.streams.acquire(holder).map_err(|max| {
+    let Some(holder) = holder else {
+        return Ok(None);
+    };
+    state.streams.take(holder).map(Some).ok_or_else(|| {
         ApiError::too_many_streams(format!(
-            "{who} already holds {max} event streams, its limit; close one first"
+            "{who} already holds {} event streams, its limit; close one first",
+            state.streams.max()
         ))
     })
 }
