@@ -9,6 +9,7 @@ keyInput.value = sessionStorage.getItem(KEY_ITEM) || "";
 keyInput.addEventListener("change", () => {
   sessionStorage.setItem(KEY_ITEM, keyInput.value);
   listFences().catch(() => {});
+  listCategories().catch(() => {});
 });
 document.getElementById("forget").addEventListener("click", () => {
   sessionStorage.removeItem(KEY_ITEM);
@@ -67,11 +68,9 @@ async function follow(path, onEvent, signal) {
   for (;;) {
     const { value, done } = await reader.read();
     if (done) return;
-    buffer += value;
-    let end;
-    while ((end = buffer.indexOf("\n\n")) >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
+    const blocks = (buffer + value).split("\n\n");
+    buffer = blocks.pop();
+    for (const block of blocks) {
       let kind = "message", data = "", id = null;
       for (const line of block.split("\n")) {
         if (line.startsWith("event: ")) kind = line.slice(7);
@@ -86,6 +85,10 @@ async function follow(path, onEvent, signal) {
 // The map: an offline world outline always (Natural Earth via world-atlas), and raster
 // tiles on top when the tile server can be reached.
 const map = L.map("map", { preferCanvas: true, worldCopyJump: true }).setView([60.17, 24.94], 12);
+// The outline lies under the tiles (which cover it once they load), live travellers over
+// the heatmap, fences and results.
+map.createPane("outline").style.zIndex = 150;
+map.createPane("live").style.zIndex = 450;
 const outline = fetch("vendor/world-atlas-2.0.2/countries-110m.json")
   .then((r) => r.json())
   .then((topology) => {
@@ -93,6 +96,8 @@ const outline = fetch("vendor/world-atlas-2.0.2/countries-110m.json")
     L.geoJSON(countries, {
       style: { color: "#457b9d", weight: 1, fillColor: "#f1faee", fillOpacity: 1 },
       interactive: false,
+      pane: "outline",
+      renderer: L.canvas({ pane: "outline" }),
     }).addTo(map);
   });
 const tiles = fetch("config.json")
@@ -117,8 +122,7 @@ function nearbyPath(latlng, cursor) {
   });
   const radius = document.getElementById("radius").value;
   if (radius) params.set("radius_m", radius);
-  const category = document.getElementById("category").value.trim();
-  if (category) params.set("category", category);
+  for (const category of chosenCategories()) params.append("category", category);
   const minRating = document.getElementById("min-rating").value;
   if (minRating) params.set("min_rating", minRating);
   if (cursor) params.set("cursor", cursor);
@@ -134,6 +138,23 @@ async function nearby(latlng, cursor) {
   listPois(page.results);
   lastQuery = { latlng, cursor: page.next_cursor };
   more.hidden = !page.next_cursor;
+}
+
+// The categories to choose from are those the server's POIs hold (`GET /v1/categories`),
+// most common first; none chosen means any.
+const categorySelect = document.getElementById("category");
+
+function chosenCategories() {
+  return [...categorySelect.selectedOptions].map((o) => o.value);
+}
+
+async function listCategories() {
+  const chosen = new Set(chosenCategories());
+  const held = await api("/v1/categories?limit=1000");
+  categorySelect.replaceChildren(...held.categories.map(({ name, count }) => {
+    const option = new Option(`${name} (${count})`, name, false, chosen.has(name));
+    return option;
+  }));
 }
 
 /** Shows POIs as markers and as list items (with their distance, if they have one). */
@@ -159,8 +180,8 @@ function listPois(pois) {
 /** The POIs inside a polygon (`POST /v1/pois/within`), by id, up to 100. */
 async function within(ring) {
   const body = { area: { type: "Polygon", coordinates: [ring] }, limit: 100 };
-  const category = document.getElementById("category").value.trim();
-  if (category) body.category = [category];
+  const categories = chosenCategories();
+  if (categories.length) body.category = categories;
   const page = await api("/v1/pois/within", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
@@ -187,12 +208,10 @@ more.addEventListener("click", () => {
 });
 
 // Live travellers: a live map of the view (`/v1/travellers/watch`), opened again when the
-// view moves. Markers glide to each new position over half a second, with a short trail.
-const live = new Map(); // id -> { marker, trail, from, to, started }
-const liveLayer = L.layerGroup().addTo(map);
+// view moves. Dots glide to each new position over half a second, with a short trail.
+const liveDots = new L.LiveDots({ pane: "live" }).addTo(map);
+const live = liveDots.dots; // id -> { at: [lat, lng] as drawn, trail, ... }
 const liveCount = document.getElementById("live-count");
-const TRAIL_POINTS = 8;
-const GLIDE_MS = 500;
 let watching = null; // the AbortController of the open stream
 
 function viewBox() {
@@ -205,49 +224,20 @@ function viewBox() {
     .map((v) => v.toFixed(5)).join(",");
 }
 
-function place() {
-  const now = performance.now();
-  for (const entry of live.values()) {
-    const k = Math.min(1, (now - entry.started) / GLIDE_MS);
-    const lat = entry.from[0] + (entry.to[0] - entry.from[0]) * k;
-    const lon = entry.from[1] + (entry.to[1] - entry.from[1]) * k;
-    entry.marker.setLatLng([lat, lon]);
-  }
-  requestAnimationFrame(place);
-}
-requestAnimationFrame(place);
-
 function onLive(kind, t) {
-  let entry = live.get(t.id);
-  if (kind === "left") {
-    if (entry) {
-      liveLayer.removeLayer(entry.marker);
-      liveLayer.removeLayer(entry.trail);
-      live.delete(t.id);
-    }
-  } else if (!entry) {
-    const marker = L.circleMarker([t.lat, t.lon], { radius: 5, color: "#1d3557", fillOpacity: 0.9 })
-      .bindTooltip(t.id);
-    const trail = L.polyline([[t.lat, t.lon]], { color: "#1d3557", weight: 2, opacity: 0.5 });
-    liveLayer.addLayer(trail).addLayer(marker);
-    live.set(t.id, { marker, trail, from: [t.lat, t.lon], to: [t.lat, t.lon], started: 0 });
-  } else {
-    const at = entry.marker.getLatLng();
-    entry.from = [at.lat, at.lng];
-    entry.to = [t.lat, t.lon];
-    entry.started = performance.now();
-    const points = entry.trail.getLatLngs();
-    points.push(L.latLng(t.lat, t.lon));
-    entry.trail.setLatLngs(points.slice(-TRAIL_POINTS));
-  }
-  liveCount.textContent = `${live.size} in view`;
+  if (kind === "left") liveDots.remove(t.id);
+  else liveDots.set(t.id, t.lat, t.lon);
+  countDue = countDue || requestAnimationFrame(() => {
+    countDue = 0;
+    liveCount.textContent = `${live.size} in view`;
+  });
 }
+let countDue = 0;
 
 function watch() {
   if (watching) watching.abort();
   watching = new AbortController();
-  liveLayer.clearLayers();
-  live.clear();
+  liveDots.clear();
   const params = new URLSearchParams({ bbox: viewBox() });
   const viewer = document.getElementById("viewer").value.trim();
   if (viewer) params.set("viewer", viewer);
@@ -263,6 +253,68 @@ map.on("moveend", () => {
   if (!watching) return;
   clearTimeout(moved);
   moved = setTimeout(watch, 300);
+});
+
+// Heatmap: H3 cells of the view with their counts (`GET /v1/heatmap`, outlines drawn by
+// the server), at a resolution that keeps a cell ~30 pixels across whatever the zoom;
+// fetched again when the view moves.
+const heatLayer = L.layerGroup().addTo(map);
+const heatSelect = document.getElementById("heat-layer");
+const heatLegend = document.getElementById("heat-legend");
+let heatRequest = null;
+
+/** The H3 resolution whose cells' edges are ~15 px at this zoom and latitude: an edge is
+ * ~1,107 km at resolution 0 and 2.65 times shorter each resolution. */
+function heatResolution(zoom, lat) {
+  const metresPerPixel = (156543 * Math.cos((lat * Math.PI) / 180)) / 2 ** zoom;
+  const resolution = Math.log(1107000 / (15 * metresPerPixel)) / Math.log(2.65);
+  return Math.max(0, Math.min(12, Math.round(resolution)));
+}
+
+/** A ring of [lon, lat] as Leaflet [lat, lng], unwrapped across the antimeridian and moved
+ * to the world copy nearest the view's centre. */
+function ringNear(ring, centreLng) {
+  let previous = ring[0][0];
+  const unwrapped = ring.map(([lon, lat]) => {
+    while (lon - previous > 180) lon -= 360;
+    while (lon - previous < -180) lon += 360;
+    previous = lon;
+    return [lat, lon];
+  });
+  const shift = 360 * Math.round((centreLng - unwrapped[0][1]) / 360);
+  return unwrapped.map(([lat, lon]) => [lat, lon + shift]);
+}
+
+async function heatmap() {
+  if (heatRequest) heatRequest.abort();
+  heatLayer.clearLayers();
+  heatLegend.textContent = "";
+  const layer = heatSelect.value;
+  if (!layer) return;
+  heatRequest = new AbortController();
+  const resolution = heatResolution(map.getZoom(), map.getCenter().lat);
+  const params = new URLSearchParams({ bbox: viewBox(), resolution, layer, outline: "true" });
+  const answer = await api(`/v1/heatmap?${params}`, { signal: heatRequest.signal });
+  const most = Math.max(1, ...answer.cells.map((c) => c.count));
+  const centre = map.getCenter().lng;
+  for (const cell of answer.cells) {
+    // Colour by the log of the count: a city's cell and a village's both readable.
+    const share = Math.log1p(cell.count) / Math.log1p(most);
+    L.polygon(ringNear(cell.outline, centre), {
+      color: "#e76f51", weight: 1, fillColor: "#e63946", fillOpacity: 0.1 + 0.6 * share,
+    }).bindTooltip(`${cell.count}`).addTo(heatLayer);
+  }
+  heatLegend.textContent = `${answer.cells.length} cells at resolution ${resolution}, up to ${most} in one`;
+  heatLegend.dataset.query = params.toString();
+}
+
+heatSelect.addEventListener("change", () => heatmap().catch(() => {}));
+// Travellers move: their heatmap is counted again every 5 s while it is shown.
+setInterval(() => {
+  if (heatSelect.value === "travellers" && !document.hidden) heatmap().catch(() => {});
+}, 5000);
+map.on("moveend", () => {
+  if (heatSelect.value) heatmap().catch(() => {});
 });
 
 // Fences: listed with their shapes, drawn (circle, polygon) or roaming around a traveller,
@@ -413,11 +465,12 @@ document.getElementById("fence-roaming").addEventListener("click", () => {
   putFence({ roaming: { around: field("fence-around"), radius_m: radius } }).catch(() => {});
 });
 listFences().catch(() => {});
+listCategories().catch(() => {});
 
 // For the browser tests, and anyone at the console: the map, and when the page became
 // interactive (the map drawn with its outline, every handler in place), in ms from the
 // start of navigation.
-window.proxima = { map, nearby, live, watch, listFences };
+window.proxima = { map, nearby, live, liveDots, watch, listFences, heatmap, heatLayer };
 Promise.all([outline, tiles]).then(() => {
   window.proximaReadyMs = Math.round(performance.now());
 });

@@ -11,6 +11,10 @@ use crate::geometry::{BBox, LatLon};
 /// rather than answered with an unbounded body.
 pub const MAX_HEATMAP_CELLS: usize = 100_000;
 
+/// The most cells one heatmap may return with their outlines (~300 bytes a cell on the
+/// wire, against ~40 without): 3 MB at most. A map view needs a few hundred.
+pub const MAX_OUTLINED_CELLS: usize = 10_000;
+
 /// What to count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeatmapLayer {
@@ -40,24 +44,55 @@ pub enum HeatmapError {
     Resolution(u8),
     /// The answer would be too large.
     #[error(
-        "resolution: more than {MAX_HEATMAP_CELLS} cells in this box at this resolution; use a coarser resolution or a smaller box"
+        "resolution: more than {0} cells in this box at this resolution; use a coarser resolution or a smaller box"
     )]
-    TooManyCells,
+    TooManyCells(usize),
+}
+
+/// One cell of a heatmap and how many positions it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeatCell {
+    /// The H3 cell.
+    pub cell: CellIndex,
+    /// Positions inside it.
+    pub count: u64,
+}
+
+impl HeatCell {
+    /// The cell's index as H3 writes it (`8a1fb46622dffff`).
+    pub fn h3(&self) -> String {
+        self.cell.to_string()
+    }
+
+    /// The cell's outline as a closed ring of `[lon, lat]`, as a GeoJSON polygon's (the first
+    /// corner again at the end): 7 points for a hexagon, 6 for a pentagon, more where the
+    /// cell's edges cross an icosahedron face. Longitudes stay in [-180, 180], so a cell astride the antimeridian has
+    /// vertices on both sides; a map unwraps them.
+    pub fn outline(&self) -> Vec<[f64; 2]> {
+        let boundary = self.cell.boundary();
+        let mut ring: Vec<[f64; 2]> = boundary.iter().map(|v| [v.lng(), v.lat()]).collect();
+        if let Some(&first) = ring.first() {
+            ring.push(first);
+        }
+        ring
+    }
 }
 
 /// Counts positions per cell.
 pub(crate) struct Counter {
     resolution: Resolution,
+    max_cells: usize,
     counts: HashMap<CellIndex, u64, foldhash::fast::RandomState>,
     overflow: bool,
 }
 
 impl Counter {
-    pub(crate) fn new(resolution: u8) -> Result<Self, HeatmapError> {
+    pub(crate) fn new(resolution: u8, max_cells: usize) -> Result<Self, HeatmapError> {
         let resolution =
             Resolution::try_from(resolution).map_err(|_| HeatmapError::Resolution(resolution))?;
         Ok(Self {
             resolution,
+            max_cells,
             counts: HashMap::default(),
             overflow: false,
         })
@@ -71,31 +106,34 @@ impl Counter {
             return;
         }; // valid LatLon always converts
         *self.counts.entry(ll.to_cell(self.resolution)).or_insert(0) += 1;
-        self.overflow = self.counts.len() > MAX_HEATMAP_CELLS;
+        self.overflow = self.counts.len() > self.max_cells;
     }
 
-    pub(crate) fn finish(self) -> Result<Vec<(String, u64)>, HeatmapError> {
+    pub(crate) fn finish(self) -> Result<Vec<HeatCell>, HeatmapError> {
         if self.overflow {
-            return Err(HeatmapError::TooManyCells);
+            return Err(HeatmapError::TooManyCells(self.max_cells));
         }
-        let mut cells: Vec<(CellIndex, u64)> = self.counts.into_iter().collect();
-        cells.sort_unstable_by_key(|(cell, _)| u64::from(*cell));
-        Ok(cells
+        let mut cells: Vec<HeatCell> = self
+            .counts
             .into_iter()
-            .map(|(cell, n)| (cell.to_string(), n))
-            .collect())
+            .map(|(cell, count)| HeatCell { cell, count })
+            .collect();
+        cells.sort_unstable_by_key(|c| u64::from(c.cell));
+        Ok(cells)
     }
 }
 
 impl Engine {
-    /// Counts per H3 cell of `layer` inside `bbox`, sorted by cell.
+    /// Counts per H3 cell of `layer` inside `bbox`, sorted by cell; refused when there
+    /// would be more than `max_cells` cells.
     pub fn heatmap(
         &self,
         layer: HeatmapLayer,
         bbox: &BBox,
         resolution: u8,
-    ) -> Result<Vec<(String, u64)>, EngineError> {
-        let mut counter = Counter::new(resolution)?;
+        max_cells: usize,
+    ) -> Result<Vec<HeatCell>, EngineError> {
+        let mut counter = Counter::new(resolution, max_cells)?;
         match layer {
             HeatmapLayer::Pois => {
                 self.pois.read().positions_in(bbox, |p| counter.add(p));
@@ -115,22 +153,76 @@ mod tests {
 
     #[test]
     fn counts_positions_per_cell() {
-        let mut counter = Counter::new(9).expect("valid resolution");
+        let mut counter = Counter::new(9, MAX_HEATMAP_CELLS).expect("valid resolution");
         let helsinki = LatLon::new(60.1699, 24.9384).expect("valid");
         counter.add(helsinki);
         counter.add(helsinki);
         counter.add(LatLon::new(-33.9, 151.2).expect("valid"));
         let cells = counter.finish().expect("few cells");
         assert_eq!(cells.len(), 2);
-        assert_eq!(cells.iter().map(|c| c.1).sum::<u64>(), 3);
+        assert_eq!(cells.iter().map(|c| c.count).sum::<u64>(), 3);
         assert!(
             cells
                 .iter()
-                .all(|(h3, _)| h3.len() == 15 && h3.starts_with('8'))
+                .all(|c| c.h3().len() == 15 && c.h3().starts_with('8'))
         );
         assert!(matches!(
-            Counter::new(16),
+            Counter::new(16, MAX_HEATMAP_CELLS),
             Err(HeatmapError::Resolution(16))
         ));
+    }
+
+    #[test]
+    fn more_cells_than_the_bound_are_refused() {
+        let mut counter = Counter::new(9, 1).expect("valid resolution");
+        counter.add(LatLon::new(60.17, 24.94).expect("valid"));
+        counter.add(LatLon::new(-33.9, 151.2).expect("valid"));
+        assert_eq!(counter.finish(), Err(HeatmapError::TooManyCells(1)));
+    }
+
+    /// An outline is a closed ring around its cell: the cell's centre is inside it (by
+    /// `geo`'s test, on the ring unwrapped across the antimeridian), and no vertex is
+    /// farther from the centre than the resolution's longest edge allows.
+    #[test]
+    fn outlines_are_closed_rings_around_their_cells() {
+        use geo::{Contains, LineString, Point, Polygon};
+        let places = [
+            (60.17, 24.94),
+            (-33.9, 151.2),
+            (0.0, 179.999),
+            (0.0, -179.999),
+            (89.99, 0.0),
+            (-89.99, 45.0),
+        ];
+        for resolution in [0u8, 3, 9] {
+            for (lat, lon) in places {
+                let mut counter = Counter::new(resolution, 10).expect("valid resolution");
+                counter.add(LatLon::new(lat, lon).expect("valid"));
+                let cell = counter.finish().expect("one cell")[0];
+                let ring = cell.outline();
+                assert!(ring.len() >= 6, "{ring:?}"); // a pentagon: five corners and the first again
+                assert_eq!(ring.first(), ring.last());
+                let centre = LatLng::from(cell.cell);
+                if centre.lat().abs() > 80.0 {
+                    continue; // a polar cell's ring circles the pole: not a plane polygon
+                }
+                let unwrap = |x: f64| {
+                    let d = x - centre.lng();
+                    if d > 180.0 {
+                        x - 360.0
+                    } else if d < -180.0 {
+                        x + 360.0
+                    } else {
+                        x
+                    }
+                };
+                let plane: LineString = ring.iter().map(|&[x, y]| (unwrap(x), y)).collect();
+                let polygon = Polygon::new(plane, vec![]);
+                assert!(
+                    polygon.contains(&Point::new(centre.lng(), centre.lat())),
+                    "res {resolution} at {lat},{lon}: {ring:?}"
+                );
+            }
+        }
     }
 }

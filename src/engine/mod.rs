@@ -44,7 +44,7 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::{Mutex, RwLock};
 
 pub use durability::{RecoveryReport, SnapshotInfo};
-pub use heatmap::{HeatmapError, HeatmapLayer, MAX_HEATMAP_CELLS};
+pub use heatmap::{HeatCell, HeatmapError, HeatmapLayer, MAX_HEATMAP_CELLS, MAX_OUTLINED_CELLS};
 pub use mutation::{
     DeleteFence, DeletePoi, DeleteTraveller, ImportMode, ImportPois, Mutation, Positions, PutFence,
     SetSharing, UpsertPoi,

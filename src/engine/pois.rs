@@ -82,6 +82,14 @@ impl Engine {
         self.pois.read().get(id)
     }
 
+    /// The categories the POIs hold, with their counts, most common first; at most `max`.
+    pub fn poi_categories(&self, max: usize) -> Vec<(String, u64)> {
+        let pois = self.pois.read();
+        let mut held = pois.category_counts();
+        held.truncate(max);
+        held.into_iter().map(|(c, n)| (c.to_string(), n)).collect()
+    }
+
     /// Number of POIs.
     pub fn poi_count(&self) -> usize {
         self.pois.read().len()

@@ -135,6 +135,7 @@ pub fn router(state: AppState) -> App {
         .route("/v1/fences/{id}/events", get(streams::fence_events))
         .route("/v1/events", get(streams::events))
         .route("/v1/heatmap", get(operations::heatmap))
+        .route("/v1/categories", get(pois::categories))
         .route("/v1/admin/snapshot", post(operations::snapshot))
         .merge(viewer_routes(state.ui.is_some()))
         .fallback(operations::no_route)
@@ -149,6 +150,7 @@ fn viewer_routes(enabled: bool) -> Router<AppState> {
     if !enabled {
         return Router::new();
     }
+    ui::prepare();
     Router::new()
         .route("/", get(ui::root))
         .route("/ui", get(ui::root))

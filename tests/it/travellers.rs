@@ -345,3 +345,66 @@ async fn the_poi_heatmap_counts_pois_per_h3_cell() {
     assert_eq!(cells[0]["count"], 2);
     assert_eq!(cells[0]["h3"].as_str().map(str::len), Some(15));
 }
+
+#[tokio::test]
+async fn heatmap_cells_come_with_their_outlines_when_asked() {
+    let s = TestServer::start().await;
+    s.put_poi("a", 60.1699, 24.9384, "cafe", None).await;
+    s.put_poi("fiji", -16.5, 179.99, "cafe", None).await;
+    let (status, body) = s
+        .get("/v1/heatmap?bbox=170,-20,-170,65&resolution=2&outline=true")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let cells = body["cells"].as_array().expect("cells");
+    assert_eq!(
+        cells.len(),
+        1,
+        "only Fiji is in the box across the antimeridian"
+    );
+    let ring = cells[0]["outline"].as_array().expect("an outline");
+    assert!(ring.len() >= 7, "{ring:?}");
+    assert_eq!(ring.first(), ring.last(), "a closed ring");
+    for vertex in ring {
+        let (lon, lat) = (
+            vertex[0].as_f64().expect("lon"),
+            vertex[1].as_f64().expect("lat"),
+        );
+        assert!(
+            (-180.0..=180.0).contains(&lon) && (-25.0..=-10.0).contains(&lat),
+            "{vertex}"
+        );
+    }
+    let (_, plain) = s.get("/v1/heatmap?bbox=20,55,30,65&resolution=7").await;
+    assert!(plain["cells"][0].get("outline").is_none(), "{plain}");
+    let (status, body) = s
+        .get("/v1/heatmap?bbox=20,55,30,65&resolution=7&outline=yes")
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["detail"]
+            .as_str()
+            .expect("detail")
+            .starts_with("outline"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn categories_list_what_the_pois_hold_now_most_common_first() {
+    let s = TestServer::start().await;
+    s.put_poi("a", 60.17, 24.94, "cafe", None).await;
+    s.put_poi("b", 60.17, 24.95, "museum", None).await;
+    s.put_poi("c", 60.18, 24.94, "cafe", None).await;
+    s.put_poi("d", 60.18, 24.95, "bar", None).await;
+    assert_eq!(s.delete("/v1/pois/d").await.0, 204);
+    let (status, body) = s.get("/v1/categories").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"categories": [{"count": 2, "name": "cafe"}, {"count": 1, "name": "museum"}]}),
+        "bar has no POI left"
+    );
+    let (_, one) = s.get("/v1/categories?limit=1").await;
+    assert_eq!(one["categories"].as_array().map(Vec::len), Some(1));
+    assert_eq!(s.get("/v1/categories?limit=0").await.0, 400);
+}

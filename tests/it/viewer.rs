@@ -100,3 +100,41 @@ async fn no_ui_serves_no_viewer() {
         assert_eq!(s.get(path).await.0, 404, "{path}");
     }
 }
+
+#[tokio::test]
+async fn the_files_are_gzipped_for_clients_that_accept_it() {
+    let s = TestServer::start().await;
+    let raw = s
+        .client
+        .get(s.url("/ui/app.js"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(header(&raw, "content-encoding"), None);
+    let etag = header(&raw, "etag").expect("an etag").to_string();
+    let raw = raw.bytes().await.expect("body");
+    let gzipped = s
+        .client
+        .get(s.url("/ui/app.js"))
+        .header("accept-encoding", "br, gzip")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(header(&gzipped, "content-encoding"), Some("gzip"));
+    assert_eq!(header(&gzipped, "vary"), Some("accept-encoding"));
+    assert_eq!(header(&gzipped, "etag"), Some(etag.as_str()));
+    let gzipped = gzipped.bytes().await.expect("body");
+    assert!(
+        gzipped.len() * 2 < raw.len(),
+        "{} vs {}",
+        gzipped.len(),
+        raw.len()
+    );
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&gzipped[..]),
+        &mut unzipped,
+    )
+    .expect("valid gzip");
+    assert_eq!(unzipped, raw);
+}

@@ -288,6 +288,24 @@ impl PoiIndex {
         Ok(())
     }
 
+    /// The categories the POIs hold now, each with how many POIs have it, most common
+    /// first (ties by name). A scan of the records: ~5 ms a million POIs, for an occasional
+    /// listing (the viewer's form), not for a query path.
+    pub fn category_counts(&self) -> Vec<(&str, u64)> {
+        let mut counts = vec![0u64; self.category_names.len()];
+        for record in self.records.iter().flatten() {
+            counts[record.category as usize] += 1;
+        }
+        let mut held: Vec<(&str, u64)> = counts
+            .into_iter()
+            .enumerate()
+            .filter(|&(_, n)| n > 0)
+            .map(|(c, n)| (&*self.category_names[c], n))
+            .collect();
+        held.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        held
+    }
+
     /// The id of an interned category, if any POI ever had it.
     pub(crate) fn category_id(&self, name: &str) -> Option<u32> {
         let hash = self.hasher.hash_one(name);

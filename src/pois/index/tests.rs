@@ -192,3 +192,35 @@ fn bulk_builds_match_incremental_ones() {
     assert_invariants(&upserted);
     assert_eq!(upserted.len(), 400);
 }
+
+proptest::proptest! {
+    /// The category listing counts what the POIs hold now: a category every POI of which
+    /// was deleted or moved to another category is not listed.
+    #[test]
+    fn category_counts_are_those_of_the_live_pois(
+        writes in proptest::collection::vec((0u8..12, proptest::option::of(0u8..4)), 0..80)
+    ) {
+        let mut index = PoiIndex::new();
+        let mut model: BTreeMap<String, String> = BTreeMap::new();
+        for (id, category) in writes {
+            let id = format!("p{id}");
+            match category {
+                Some(c) => {
+                    let c = format!("c{c}");
+                    index.upsert(poi(&id, 1.0, 2.0, &c)).expect("few categories");
+                    model.insert(id, c);
+                }
+                None => {
+                    proptest::prop_assert_eq!(index.remove(&id), model.remove(&id).is_some());
+                }
+            }
+        }
+        let mut want: BTreeMap<&str, u64> = BTreeMap::new();
+        for c in model.values() {
+            *want.entry(c).or_default() += 1;
+        }
+        let mut want: Vec<(&str, u64)> = want.into_iter().collect();
+        want.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        proptest::prop_assert_eq!(index.category_counts(), want);
+    }
+}

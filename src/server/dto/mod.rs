@@ -17,7 +17,7 @@ pub use fences::{EventDataOut, FenceIn, FenceOut, FencePageOut, InsideOut, event
 pub use operations::{
     EventsOut, HeatmapOut, LastSnapshotOut, MemoryOut, SnapshotOut, StatsOut, WalOut,
 };
-pub use pois::{ImportOut, PageOut, PoiAreaQueryIn, PoiIn, PoiOut, RecordErrorOut};
+pub use pois::{CategoriesOut, ImportOut, PageOut, PoiAreaQueryIn, PoiIn, PoiOut, RecordErrorOut};
 pub use travellers::{
     BatchOut, NearbyTravellersOut, PositionIn, SharingIn, SharingOut, TrailOut,
     TravellerAreaQueryIn, TravellerAtOut, TravellerAtPageOut, TravellerOut,

@@ -3,30 +3,37 @@
 
 use serde::Serialize;
 
-use crate::engine::SnapshotInfo;
+use crate::engine::{HeatCell, SnapshotInfo};
 use crate::persist::wal::WalStats;
 
 /// Counts per H3 cell: `GET /v1/heatmap`.
 #[derive(Debug, Serialize)]
-pub struct HeatmapOut<'a> {
-    cells: Vec<HeatCellOut<'a>>,
+pub struct HeatmapOut {
+    cells: Vec<HeatCellOut>,
 }
 
-impl<'a> From<&'a [(String, u64)]> for HeatmapOut<'a> {
-    fn from(cells: &'a [(String, u64)]) -> Self {
+impl HeatmapOut {
+    /// The cells, each with its outline if `outline`.
+    pub fn new(cells: &[HeatCell], outline: bool) -> Self {
         Self {
             cells: cells
                 .iter()
-                .map(|(h3, count)| HeatCellOut { count: *count, h3 })
+                .map(|c| HeatCellOut {
+                    count: c.count,
+                    h3: c.h3(),
+                    outline: outline.then(|| c.outline()),
+                })
                 .collect(),
         }
     }
 }
 
 #[derive(Debug, Serialize)]
-struct HeatCellOut<'a> {
+struct HeatCellOut {
     count: u64,
-    h3: &'a str,
+    h3: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outline: Option<Vec<[f64; 2]>>,
 }
 
 /// A snapshot just written: `POST /v1/admin/snapshot`.

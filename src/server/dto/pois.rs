@@ -349,3 +349,29 @@ mod tests {
         }
     }
 }
+
+/// The categories the POIs hold: `GET /v1/categories`.
+#[derive(Debug, Serialize)]
+pub struct CategoriesOut<'a> {
+    categories: Vec<CategoryOut<'a>>,
+}
+
+impl<'a> From<&'a [(String, u64)]> for CategoriesOut<'a> {
+    fn from(held: &'a [(String, u64)]) -> Self {
+        Self {
+            categories: held
+                .iter()
+                .map(|(name, count)| CategoryOut {
+                    count: *count,
+                    name,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct CategoryOut<'a> {
+    count: u64,
+    name: &'a str,
+}

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::engine::HeatmapLayer;
+use crate::engine::{HeatmapLayer, MAX_HEATMAP_CELLS, MAX_OUTLINED_CELLS};
 use crate::server::admission::over_url_limit;
 use crate::server::dto::{
     EventsOut, HeatmapOut, LastSnapshotOut, MemoryOut, SnapshotOut, StatsOut, WalOut,
@@ -78,21 +78,28 @@ fn rss_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
-/// `GET /v1/heatmap?bbox=&resolution=&layer=`.
+/// `GET /v1/heatmap?bbox=&resolution=&layer=&outline=`.
 pub async fn heatmap(State(state): State<AppState>, mut params: Params) -> ApiResult {
     let bbox = params.bbox()?;
     let resolution = params.required::<u8>("resolution")?;
     let layer = params
         .choice::<HeatmapLayer>("layer")?
         .unwrap_or(HeatmapLayer::Pois);
+    let outline = params.optional::<bool>("outline")?.unwrap_or(false);
     params.finish()?;
+    let max_cells = if outline {
+        MAX_OUTLINED_CELLS
+    } else {
+        MAX_HEATMAP_CELLS
+    };
     let engine = state.engine.clone();
-    let cells = tokio::task::spawn_blocking(move || engine.heatmap(layer, &bbox, resolution))
-        .await
-        .map_err(|e| ApiError::internal("heatmap panicked", &e))??;
+    let cells =
+        tokio::task::spawn_blocking(move || engine.heatmap(layer, &bbox, resolution, max_cells))
+            .await
+            .map_err(|e| ApiError::internal("heatmap panicked", &e))??;
     Ok(json_response(
         StatusCode::OK,
-        &HeatmapOut::from(cells.as_slice()),
+        &HeatmapOut::new(&cells, outline),
     ))
 }
 

@@ -11,7 +11,7 @@ use crate::pois::{AreaQuery, NearbyQuery, Poi, PoiFilter, WithinQuery};
 use crate::server::AppState;
 use crate::server::body;
 use crate::server::body::JsonObject;
-use crate::server::dto::{ImportOut, PageOut, PoiAreaQueryIn, PoiIn, PoiOut};
+use crate::server::dto::{CategoriesOut, ImportOut, PageOut, PoiAreaQueryIn, PoiIn, PoiOut};
 use crate::server::params::{Params, PathId, StoredPoiId, check_categories, limit};
 use crate::server::problem::ApiError;
 use crate::server::response::{ApiResult, deleted, json_bytes_response, json_response};
@@ -176,4 +176,18 @@ pub async fn import(
             .await
             .map_err(|e| ApiError::internal("import apply panicked", &e))??;
     Ok(json_response(StatusCode::OK, &ImportOut::from(&summary)))
+}
+
+/// `GET /v1/categories?limit=`: the categories the POIs hold, most common first.
+pub async fn categories(State(state): State<AppState>, mut params: Params) -> ApiResult {
+    let limit = params.limit()?;
+    params.finish()?;
+    let engine = state.engine.clone();
+    let held = tokio::task::spawn_blocking(move || engine.poi_categories(limit))
+        .await
+        .map_err(|e| ApiError::internal("listing categories panicked", &e))?;
+    Ok(json_response(
+        StatusCode::OK,
+        &CategoriesOut::from(held.as_slice()),
+    ))
 }
