@@ -205,6 +205,30 @@ pub struct ServeConfig {
     #[arg(long, env = "PROXIMA_DEMO")]
     pub demo: bool,
 
+    /// Join a cluster: the NATS servers (`nats://host:port`, comma-separated) whose
+    /// JetStream stream is this node's log instead of the local WAL. Off: a single node.
+    #[arg(long, env = "PROXIMA_CLUSTER", value_delimiter = ',')]
+    pub cluster: Vec<String>,
+
+    /// The cluster's name: its stream (in upper case) and its subjects' prefix.
+    #[arg(long, env = "PROXIMA_CLUSTER_NAME", default_value = "proxima", value_parser = parse_cluster_name)]
+    pub cluster_name: String,
+
+    /// Copies of the cluster's stream that JetStream keeps: 1, 3 or 5 (used when this node
+    /// creates the stream).
+    #[arg(long, env = "PROXIMA_CLUSTER_REPLICAS", default_value_t = 1, value_parser = parse_replicas)]
+    pub cluster_replicas: usize,
+
+    /// Seconds a write waits for the cluster's stream and this node's apply, and a read for
+    /// its `x-proxima-min-seq`, before a 503.
+    #[arg(long, env = "PROXIMA_MAX_WAIT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub max_wait: u64,
+
+    /// Seconds a cluster node may go without being caught up with the stream before
+    /// `/readyz` fails.
+    #[arg(long, env = "PROXIMA_MAX_LAG", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub max_lag: u64,
+
     /// Serve no map viewer at `/` and `/ui/`.
     #[arg(long, env = "PROXIMA_NO_UI")]
     pub no_ui: bool,
@@ -344,6 +368,11 @@ impl ServeConfig {
             jwt_leeway: 30,
             no_ui: false,
             demo: false,
+            cluster: Vec::new(),
+            cluster_name: "proxima".into(),
+            cluster_replicas: 1,
+            max_wait: 5,
+            max_lag: 5,
             ui_tiles: "none".into(),
             ui_tiles_attribution: String::new(),
             header_read_timeout: 10,
@@ -374,4 +403,27 @@ fn parse_centre(text: &str) -> Result<LatLon, String> {
             .map_err(|_| format!("expected a number, got {t:?}"))
     };
     LatLon::new(number(lat)?, number(lon)?).map_err(|e| e.to_string())
+}
+
+/// A cluster name: 1 to 32 lowercase letters, digits, `-` or `_` (it names a stream and
+/// prefixes subjects, where `.`, `*`, `>` and spaces have meanings).
+fn parse_cluster_name(name: &str) -> Result<String, String> {
+    let fine = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if fine {
+        Ok(name.to_string())
+    } else {
+        Err("1 to 32 lowercase letters, digits, '-' or '_'".into())
+    }
+}
+
+/// JetStream's replica counts: 1, 3 or 5.
+fn parse_replicas(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n @ (1 | 3 | 5)) => Ok(n),
+        _ => Err(format!("expected 1, 3 or 5, got {text:?}")),
+    }
 }

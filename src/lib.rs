@@ -23,6 +23,7 @@
 
 pub mod bench;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod engine;

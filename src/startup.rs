@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::cluster::{self, ClusterConfig};
 use crate::config::ServeConfig;
 use crate::engine::{self, Engine, EngineConfig, LiveConfig};
 use crate::events::EventConfig;
@@ -43,6 +44,9 @@ pub enum RunError {
     /// The state in the data directory could not be recovered.
     #[error("recovery failed: {0}")]
     Recovery(engine::EngineError),
+    /// The cluster's NATS servers could not be used (a bad address).
+    #[error("cluster: {0}")]
+    Cluster(async_nats::ConnectError),
     /// Recovery panicked: a defect, met on what the data directory holds. The server stops
     /// rather than answer 503 for ever.
     #[error("recovery panicked: {0}")]
@@ -176,29 +180,56 @@ pub async fn start_with_clock(
 
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<RunError>();
     let loader = state.clone();
-    let recovery = tokio::task::spawn_blocking(move || {
-        let options = WalOptions {
-            fsync: config.fsync,
-            ..WalOptions::default()
-        };
-        let recovered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            loader.engine.recover(&config.data_dir, options)
-        }));
-        let failure = match recovered {
-            Ok(Ok(report)) => {
-                if report.fresh && !config.no_sample {
-                    load_sample(&loader.engine);
-                }
-                loader.ready.store(true, Ordering::Release);
-                return true;
-            }
-            Ok(Err(e)) => RunError::Recovery(e),
-            Err(panic) => RunError::RecoveryPanicked(panic_message(panic.as_ref())),
-        };
-        tracing::error!(error = %failure, "recovery failed; stopping");
-        let _ = failed_tx.send(failure);
-        false
+    let cluster = (!config.cluster.is_empty()).then(|| ClusterConfig {
+        urls: config.cluster.clone(),
+        name: config.cluster_name.clone(),
+        replicas: config.cluster_replicas,
+        max_wait: std::time::Duration::from_secs(config.max_wait),
+        max_lag: std::time::Duration::from_secs(config.max_lag),
     });
+    let recovery = if let Some(cluster) = cluster {
+        // A cluster node's state is the stream's: no local log to recover and no sample
+        // to load; `/readyz` follows how far behind the stream the node is.
+        let stopping = state.stopping.clone();
+        tokio::spawn(async move {
+            match cluster::follow(loader.engine.clone(), cluster, stopping).await {
+                Ok(_) => {
+                    loader.ready.store(true, Ordering::Release);
+                    true
+                }
+                Err(e) => {
+                    let failure = RunError::Cluster(e);
+                    tracing::error!(error = %failure, "joining the cluster failed; stopping");
+                    let _ = failed_tx.send(failure);
+                    false
+                }
+            }
+        })
+    } else {
+        tokio::task::spawn_blocking(move || {
+            let options = WalOptions {
+                fsync: config.fsync,
+                ..WalOptions::default()
+            };
+            let recovered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                loader.engine.recover(&config.data_dir, options)
+            }));
+            let failure = match recovered {
+                Ok(Ok(report)) => {
+                    if report.fresh && !config.no_sample {
+                        load_sample(&loader.engine);
+                    }
+                    loader.ready.store(true, Ordering::Release);
+                    return true;
+                }
+                Ok(Err(e)) => RunError::Recovery(e),
+                Err(panic) => RunError::RecoveryPanicked(panic_message(panic.as_ref())),
+            };
+            tracing::error!(error = %failure, "recovery failed; stopping");
+            let _ = failed_tx.send(failure);
+            false
+        })
+    };
 
     tokio::spawn(sweep_travellers(state.engine.clone(), ttl_ms));
     tokio::spawn(expire_fences(state.engine.clone(), state.ready.clone()));
@@ -210,7 +241,7 @@ pub async fn start_with_clock(
             state.stopping.clone(),
         ));
     }
-    if config.snapshot_every > 0 {
+    if config.snapshot_every > 0 && config.cluster.is_empty() {
         tokio::spawn(snapshot_periodically(
             state.engine.clone(),
             config.snapshot_every,

@@ -38,6 +38,7 @@ mod outcome;
 mod pois;
 mod travellers;
 
+use std::any::Any;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
@@ -55,6 +56,7 @@ pub use travellers::TravellerAreaPage;
 
 use self::mutation::{Change, Logged, Order};
 use crate::clock::Clock;
+use crate::cluster::Replicator;
 use crate::events::{EventConfig, EventLog};
 use crate::fences::{FenceLimitError, Fences, FencesConfig};
 use crate::import::RecordError;
@@ -94,6 +96,14 @@ pub enum EngineError {
     /// Another snapshot is being written.
     #[error("a snapshot is already being written")]
     SnapshotBusy,
+    /// The cluster's stream could not take or apply the change (NATS unreachable, no
+    /// acknowledgement in time, or this node not caught up in time); the change may or may
+    /// not have been made.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+    /// A record read from the cluster's stream could not be applied.
+    #[error("{0}")]
+    Replicated(String),
     /// The engine has no data directory (an in-memory engine).
     #[error("this engine keeps no data directory")]
     NotPersistent,
@@ -153,6 +163,8 @@ pub struct Engine {
     snapshotting: Mutex<()>,
     /// The last snapshot written; its own lock, so readers never wait for a snapshot.
     last_snapshot: Mutex<Option<SnapshotInfo>>,
+    /// In a cluster, the stream every change goes through instead of the local log.
+    replicator: OnceLock<Arc<Replicator>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -183,7 +195,39 @@ impl Engine {
             storage: OnceLock::new(),
             snapshotting: Mutex::new(()),
             last_snapshot: Mutex::new(None),
+            replicator: OnceLock::new(),
         }
+    }
+
+    /// Makes this engine a cluster node: every change from now on is published to the
+    /// cluster's stream and applied when read back from it ([`Engine::apply_replicated`]),
+    /// instead of logged locally. Set once, before the first write.
+    pub fn replicate_through(&self, replicator: Arc<Replicator>) {
+        assert!(
+            self.storage.get().is_none(),
+            "a cluster node keeps no local log"
+        );
+        let _ = self.replicator.set(replicator);
+    }
+
+    /// The cluster's replicator, when this engine is a cluster node.
+    pub fn replicator(&self) -> Option<&Arc<Replicator>> {
+        self.replicator.get()
+    }
+
+    /// Applies one change read from the cluster's stream, in stream order, through the same
+    /// `apply` as a local write and recovery; gives its outcome for a writer waiting on it.
+    pub fn apply_replicated(&self, record: &[u8]) -> Result<Box<dyn Any + Send>, EngineError> {
+        let mutation: Mutation = crate::persist::decode(record)
+            .map_err(|e| EngineError::Replicated(format!("undecodable stream record: {e}")))?;
+        mutation
+            .check_ids()
+            .map_err(|e| EngineError::Replicated(format!("stream record: {e}")))?;
+        // Both order locks: a snapshot reads the applied position under them, so a change
+        // is in a snapshot exactly when its sequence is at most the snapshot's.
+        let _writer = self.writer.lock();
+        let _order = self.traveller_order.write();
+        mutation.redo_reporting(self)
     }
 
     /// The current time by the engine's clock, Unix ms.
@@ -214,16 +258,18 @@ impl Engine {
         }
     }
 
-    /// [`Engine::write`] once the change's lock is held.
+    /// [`Engine::write`] once the change's lock is held. In a cluster the change is only
+    /// published here: it is applied when this node reads it back from the stream.
     fn write_in_order<C: Change>(&self, change: C) -> Result<Written<C::Outcome>, EngineError> {
         change.check(self)?;
+        if let Some(replicator) = self.replicator.get() {
+            let record = crate::persist::encode(&Logged(&change))?;
+            return Ok(Written::replicated(replicator.submit(record)?));
+        }
         let ticket = match self.wal() {
             Some(wal) => wal.append(crate::persist::encode(&Logged(&change))?).1,
             None => Ticket::done(),
         };
-        Ok(Written {
-            outcome: change.apply(self)?,
-            ticket,
-        })
+        Ok(Written::local(change.apply(self)?, ticket))
     }
 }

@@ -77,6 +77,19 @@ macro_rules! mutations {
                     $(Self::$kind(change) => change.apply(engine).map(drop),)*
                 }
             }
+
+            /// Applies the mutation to memory, as a cluster node does with what it reads
+            /// from the stream, and gives its outcome for the writer waiting on it.
+            pub(super) fn redo_reporting(
+                self,
+                engine: &Engine,
+            ) -> Result<Box<dyn std::any::Any + Send>, EngineError> {
+                match self {
+                    $(Self::$kind(change) => change
+                        .apply(engine)
+                        .map(|outcome| Box::new(outcome) as Box<dyn std::any::Any + Send>),)*
+                }
+            }
         }
     };
 }
@@ -193,7 +206,7 @@ pub(super) trait Change: Serialize + Variant {
     /// Which lock orders it.
     const ORDER: Order;
     /// What applying it reports.
-    type Outcome;
+    type Outcome: Send + 'static;
 
     /// Checks what could make applying fail half way, before anything is logged. The
     /// caller holds the kind's lock.

@@ -1,41 +1,109 @@
 //! What the engine's writes report: each kind of change has its own outcome type, handed
-//! back with the [`Ticket`] that completes once the change is durable.
+//! back in a [`Written`] that completes once the change is durable: in the local log (a
+//! [`Ticket`]), or, in a cluster, on the stream's replicas and applied on this node.
+
+use std::any::Any;
 
 use super::EngineError;
+use crate::cluster::Pending;
 use crate::import::RecordError;
 use crate::persist::wal::Ticket;
 
-/// A change made in memory (visible to readers at once) and the ticket that completes once
-/// it is durable. Tell the client only after [`Written::durable`] (or [`Written::wait`]).
-#[derive(Debug)]
+/// A change on its way to being durable. Tell the client only after [`Written::durable`]
+/// (or [`Written::wait`]), which gives the change's outcome.
 #[must_use = "a change is acknowledged only once it is durable"]
 pub struct Written<T> {
-    /// What the change did.
-    pub outcome: T,
-    /// Completes when the change is as durable as the log's fsync mode promises.
-    pub ticket: Ticket,
+    state: State<T>,
 }
 
-impl<T> Written<T> {
+enum State<T> {
+    /// Applied in memory (visible to readers at once); durable when the ticket completes.
+    Local { outcome: T, ticket: Ticket },
+    /// Not yet applied: published to the cluster's stream, applied when this node reads it
+    /// back in stream order; the outcome is what that apply reported.
+    Replicated {
+        pending: Pending,
+        outcome: Box<dyn FnOnce(Box<dyn Any + Send>) -> T + Send>,
+    },
+}
+
+impl<T> std::fmt::Debug for Written<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.state {
+            State::Local { ticket, .. } => f
+                .debug_struct("Written")
+                .field("ticket", ticket)
+                .finish_non_exhaustive(),
+            State::Replicated { pending, .. } => f
+                .debug_struct("Written")
+                .field("pending", pending)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl<T: 'static> Written<T> {
+    /// A change applied here, durable when `ticket` completes.
+    pub(crate) fn local(outcome: T, ticket: Ticket) -> Self {
+        Self {
+            state: State::Local { outcome, ticket },
+        }
+    }
+
+    /// A change published to the cluster, whose apply will report a `T`.
+    pub(crate) fn replicated(pending: Pending) -> Self
+    where
+        T: Send,
+    {
+        Self {
+            state: State::Replicated {
+                pending,
+                outcome: Box::new(|applied| {
+                    *applied
+                        .downcast::<T>()
+                        .expect("a change's apply reports its own outcome type")
+                }),
+            },
+        }
+    }
+
     /// The same write, its outcome mapped.
-    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Written<U> {
+    pub fn map<U: 'static>(self, f: impl FnOnce(T) -> U + Send + 'static) -> Written<U> {
         Written {
-            outcome: f(self.outcome),
-            ticket: self.ticket,
+            state: match self.state {
+                State::Local { outcome, ticket } => State::Local {
+                    outcome: f(outcome),
+                    ticket,
+                },
+                State::Replicated { pending, outcome } => State::Replicated {
+                    pending,
+                    outcome: Box::new(move |applied| f(outcome(applied))),
+                },
+            },
         }
     }
 
     /// Waits without blocking the thread until the change is durable, then gives its outcome.
     pub async fn durable(self) -> Result<T, EngineError> {
-        self.ticket.wait_async().await?;
-        Ok(self.outcome)
+        match self.state {
+            State::Local { outcome, ticket } => {
+                ticket.wait_async().await?;
+                Ok(outcome)
+            }
+            State::Replicated { pending, outcome } => Ok(outcome(pending.applied().await?)),
+        }
     }
 
     /// Waits, blocking the thread, until the change is durable, then gives its outcome. Not
     /// for async tasks: use [`Written::durable`].
     pub fn wait(self) -> Result<T, EngineError> {
-        self.ticket.wait()?;
-        Ok(self.outcome)
+        match self.state {
+            State::Local { outcome, ticket } => {
+                ticket.wait()?;
+                Ok(outcome)
+            }
+            State::Replicated { .. } => tokio::runtime::Handle::current().block_on(self.durable()),
+        }
     }
 }
 

@@ -65,10 +65,7 @@ impl Engine {
         if summary.imported == 0 && (summary.skipped > 0 || mode == ImportMode::Upsert) {
             // Every record was refused, or an upsert of nothing: no change, nothing logged
             // (a replace by an empty file is a real change: it empties the index).
-            return Ok(Written {
-                outcome: summary,
-                ticket: crate::persist::wal::Ticket::done(),
-            });
+            return Ok(Written::local(summary, crate::persist::wal::Ticket::done()));
         }
         let written = self.write(ImportPois {
             mode,

@@ -17,10 +17,10 @@ impl Engine {
     ) -> Result<Written<PositionCounts>, EngineError> {
         if updates.is_empty() {
             // Nothing to apply (every report of the batch was refused): nothing is logged.
-            return Ok(Written {
-                outcome: PositionCounts::default(),
-                ticket: crate::persist::wal::Ticket::done(),
-            });
+            return Ok(Written::local(
+                PositionCounts::default(),
+                crate::persist::wal::Ticket::done(),
+            ));
         }
         self.write(Positions {
             received_ms: self.now_ms(),

@@ -7,6 +7,7 @@
 mod admission;
 pub mod auth;
 mod body;
+mod consistency;
 mod dto;
 mod json_writer;
 pub mod listener;
@@ -140,6 +141,11 @@ pub fn router(state: AppState) -> App {
         .merge(viewer_routes(state.ui.is_some()))
         .fallback(operations::no_route)
         .method_not_allowed_fallback(operations::wrong_method)
+        // Inside admission: a request is let in (key, rate) before it may wait.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            consistency::wait_for_min_seq,
+        ))
         .route_layer(admission::AdmissionLayer::new(state.clone()))
         .with_state(state);
     request_id::RequestId::new(router)

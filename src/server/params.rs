@@ -189,7 +189,12 @@ impl Params {
         if let Some(name) = &self.not_utf8 {
             return Err(not_utf8(name));
         }
-        match self.pairs.into_iter().find(|(_, _, taken)| !taken) {
+        // `min_seq` is every read's, taken by the consistency layer before the route.
+        let unknown = self
+            .pairs
+            .into_iter()
+            .find(|(name, _, taken)| !taken && name != super::consistency::MIN_SEQ_PARAM);
+        match unknown {
             Some((name, _, _)) => Err(ApiError::bad_parameter(format!(
                 "{name}: unknown parameter"
             ))),

@@ -7,6 +7,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::cluster::ClusterError;
 use crate::engine::EngineError;
 use crate::import::{ImportError, RecordError};
 
@@ -178,6 +179,16 @@ impl ApiError {
         )
     }
 
+    /// 503: a cluster node is too far behind its stream to be ready.
+    pub fn lagging(detail: String) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            NOT_READY,
+            "Not ready",
+            detail,
+        )
+    }
+
     /// 500: a bug or an environment failure; the detail is logged, not shown.
     pub fn internal(context: &str, error: &dyn std::fmt::Display) -> Self {
         tracing::error!(%error, "{context}");
@@ -227,6 +238,8 @@ impl From<EngineError> for ApiError {
                 "Snapshot in progress",
                 "a snapshot is already being written; try again when it finishes",
             ),
+            EngineError::Cluster(e) => Self::from(e),
+            EngineError::Replicated(_) => Self::internal("a stream record failed", &e),
             EngineError::NotPersistent | EngineError::DataDirLocked(_) => {
                 Self::internal("engine misconfigured", &e)
             }
@@ -282,6 +295,33 @@ struct ProblemBody<'a> {
     errors: Option<Vec<super::dto::RecordErrorOut<'a>>>,
 }
 
+impl From<ClusterError> for ApiError {
+    fn from(e: ClusterError) -> Self {
+        match e {
+            ClusterError::TooLarge { .. } => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "record-too-large",
+                "Write too large for the cluster",
+                e.to_string(),
+            ),
+            ClusterError::Behind { .. } => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "behind",
+                "Node behind",
+                e.to_string(),
+            ),
+            ClusterError::Unavailable(..)
+            | ClusterError::NotApplied(..)
+            | ClusterError::Busy(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cluster-unavailable",
+                "Cluster unavailable",
+                e.to_string(),
+            ),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ProblemBody {
@@ -302,6 +342,13 @@ impl IntoResponse for ApiError {
         );
         if self.slug == NOT_READY {
             response.extensions_mut().insert(ExpectedUnavailable);
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Every 503 is worth retrying: the server is loading, busy, or waiting on the
+            // cluster.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }

@@ -1,12 +1,14 @@
 //! The tower service around the whole router that gives every request an id and a tracing
 //! span, returns the id in `x-request-id`, and logs each answer: at WARN for a server
-//! error nobody expected, at debug otherwise.
+//! error nobody expected, at debug otherwise. In a cluster it also returns the stream
+//! sequence of what the request wrote, in `x-proxima-seq`.
 //!
 //! The id is the client's `x-request-id` if it is short and printable, so that a request can
 //! be followed across services; otherwise a counter, in hex. It wraps the router from
 //! outside (see [`super::router`]) rather than as a router layer, which axum would box and
 //! clone again on every route for every request.
 
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -16,12 +18,16 @@ use std::task::{Context, Poll, ready};
 use axum::http::{HeaderName, HeaderValue, Request};
 use axum::response::Response;
 use pin_project_lite::pin_project;
+use tokio::task::futures::TaskLocalFuture;
 use tower::Service;
 use tracing::Instrument;
 use tracing::instrument::Instrumented;
 
 use super::problem::ExpectedUnavailable;
+use crate::cluster::WRITE_SEQ;
 
+/// The header that carries the stream sequence of a cluster write.
+const SEQ_HEADER: HeaderName = HeaderName::from_static("x-proxima-seq");
 /// The header that carries the id, both ways.
 const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 /// The longest client id kept; a longer one is replaced by a generated one.
@@ -66,7 +72,11 @@ where
             path = %request.uri().path(),
         );
         RequestIdFuture {
-            inner: self.inner.call(request).instrument(span),
+            inner: WRITE_SEQ.scope(
+                Cell::new(0),
+                self.inner.call(request).instrument(span.clone()),
+            ),
+            span,
             id: Some(id),
         }
     }
@@ -76,7 +86,8 @@ pin_project! {
     /// The answer of a [`RequestId`].
     pub struct RequestIdFuture<F> {
         #[pin]
-        inner: Instrumented<F>,
+        inner: TaskLocalFuture<Cell<u64>, Instrumented<F>>,
+        span: tracing::Span,
         id: Option<HeaderValue>,
     }
 }
@@ -91,7 +102,18 @@ where
         let Ok(mut response) = ready!(self.as_mut().project().inner.poll(cx));
         let status = response.status();
         let expected = response.extensions().get::<ExpectedUnavailable>().is_some();
-        self.inner.span().in_scope(|| {
+        let seq = self
+            .as_mut()
+            .project()
+            .inner
+            .take_value()
+            .map_or(0, |seq| seq.get());
+        if seq > 0 {
+            response
+                .headers_mut()
+                .insert(SEQ_HEADER, HeaderValue::from(seq));
+        }
+        self.span.in_scope(|| {
             if status.is_server_error() && !expected {
                 tracing::warn!(%status, "request failed");
             } else {

@@ -5,6 +5,7 @@ mod areas;
 mod bench;
 mod browser;
 mod cli;
+mod cluster;
 mod common;
 mod concurrency;
 mod contract;

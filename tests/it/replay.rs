@@ -64,7 +64,7 @@ fn poi(id: String, lat: f64, lon: f64, category: u8) -> Poi {
 }
 
 /// Waits until an accepted change is durable.
-fn durable<T>(written: Result<Written<T>, EngineError>) {
+fn durable<T: 'static>(written: Result<Written<T>, EngineError>) {
     written.expect("accepted").wait().expect("durable");
 }
 

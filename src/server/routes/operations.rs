@@ -22,8 +22,12 @@ pub async fn healthz() -> Response {
     json_static_response(StatusCode::OK, r#"{"status":"ok"}"#)
 }
 
-/// `GET /readyz`: startup loading has finished.
+/// `GET /readyz`: startup loading has finished, and a cluster node is not behind the
+/// stream by more than `--max-lag`.
 pub async fn readyz(State(state): State<AppState>) -> ApiResult {
+    if let Some(replicator) = state.engine.replicator() {
+        replicator.lag().map_err(ApiError::lagging)?;
+    }
     if state.ready.load(Ordering::Acquire) {
         Ok(json_static_response(
             StatusCode::OK,

@@ -46,10 +46,8 @@ pub async fn put_position(
         input.trip_id,
     )
     .map_err(|e| ApiError::bad_body(e.to_string()))?;
-    let written = state.engine.update_position(update)?;
-    let applied = written.outcome == UpdateOutcome::Applied;
+    let applied = state.engine.update_position(update)?.durable().await? == UpdateOutcome::Applied;
     metrics::counter!("proxima_position_updates_applied_total").increment(u64::from(applied));
-    written.durable().await?;
     Ok(json_static_response(
         StatusCode::OK,
         if applied {

@@ -1,0 +1,94 @@
+//! Cluster mode: many Proxima nodes sharing one replicated log, a NATS JetStream stream,
+//! in place of each node's local write-ahead log. Proxima invents no consensus: the stream
+//! orders every change and keeps it on its replicas; each node applies every change, in
+//! stream order, through the engine's one apply path, so all nodes reach the same state.
+//!
+//! A write on any node is checked, published with a unique `Nats-Msg-Id` (a retried
+//! publish is stored once), acknowledged by JetStream once its replicas hold it, then
+//! applied when this node reads it back; the answer carries its stream sequence in
+//! `x-proxima-seq`. A read sent with `x-proxima-min-seq` waits until the node has applied
+//! that sequence: read-your-writes across nodes behind a load balancer.
+//!
+//! - [`replicator`]: the writing side, shared with the engine: publish, wait for the ack
+//!   and for this node's apply, hand the outcome back;
+//! - [`follower`]: the reading side: one ordered consumer applying the stream, and the
+//!   watch of how far behind the stream this node is.
+
+mod follower;
+mod replicator;
+
+use std::time::Duration;
+
+pub use follower::follow;
+pub use replicator::{Pending, Replicator, WRITE_SEQ};
+
+/// How this node joins its cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// The NATS servers to connect to (`nats://host:port`), any of them.
+    pub urls: Vec<String>,
+    /// The cluster's name: the stream's name and its subjects' prefix.
+    pub name: String,
+    /// Copies of the stream JetStream keeps: 1, 3 or 5.
+    pub replicas: usize,
+    /// How long a write waits for the stream and this node's apply, and a read for
+    /// `x-proxima-min-seq`, before answering 503.
+    pub max_wait: Duration,
+    /// How long this node may go without being caught up with the stream before
+    /// `/readyz` fails.
+    pub max_lag: Duration,
+}
+
+impl ClusterConfig {
+    /// The stream's name: the cluster's name in upper case, as JetStream streams are
+    /// usually named.
+    pub fn stream_name(&self) -> String {
+        self.name.to_ascii_uppercase()
+    }
+
+    /// The subject every change is published on.
+    pub fn log_subject(&self) -> String {
+        format!("{}.log", self.name)
+    }
+}
+
+/// Why the cluster did not take a change, or a read could not wait for one.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The stream did not acknowledge the change in time (NATS unreachable, or no
+    /// quorum of its replicas). The change may have been stored; it was not acknowledged.
+    #[error(
+        "cluster: the stream did not acknowledge the write within {0:?} ({1}); it was not acknowledged, and may or may not be applied later: retrying the same write is safe"
+    )]
+    Unavailable(Duration, String),
+    /// The stream took the change, but this node had not applied it in time.
+    #[error(
+        "cluster: the write was stored at stream sequence {0} but this node had not applied it within {1:?}; it will be"
+    )]
+    NotApplied(u64, Duration),
+    /// The change does not fit in one NATS message.
+    #[error(
+        "cluster: this write is {size} bytes as a log record, more than the NATS server's max_payload of {max}; send it in smaller parts"
+    )]
+    TooLarge {
+        /// The record's size.
+        size: usize,
+        /// The server's limit.
+        max: usize,
+    },
+    /// Too many writes are already waiting for the stream.
+    #[error("cluster: {0} writes are already waiting for the stream, this node's limit")]
+    Busy(usize),
+    /// A read asked for a sequence this node had not applied in time.
+    #[error(
+        "min_seq: this node has applied the stream up to {applied}, not yet {wanted}, after waiting {waited:?}"
+    )]
+    Behind {
+        /// What the read asked for.
+        wanted: u64,
+        /// What this node had applied.
+        applied: u64,
+        /// How long it waited.
+        waited: Duration,
+    },
+}

@@ -1,0 +1,252 @@
+//! The writing side of a cluster node: publishes each change to the stream and waits until
+//! JetStream acknowledges it and this node has applied it, then hands back the outcome that
+//! the apply reported.
+//!
+//! A writer registers its message id *before* publishing, so that the follower, which may
+//! read the change back before the acknowledgement arrives, always finds the writer
+//! waiting. A writer that gives up (its request dropped or timed out) unregisters; the
+//! change, if stored, is still applied by every node.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::{oneshot, watch};
+
+use super::{ClusterConfig, ClusterError};
+use crate::engine::EngineError;
+
+tokio::task_local! {
+    /// The stream sequence of the last change the current request wrote, for its
+    /// `x-proxima-seq` header (0: none).
+    pub static WRITE_SEQ: Cell<u64>;
+}
+
+/// What the follower hands a waiting writer: the change's sequence and its apply's outcome.
+type Applied = (u64, Result<Box<dyn Any + Send>, EngineError>);
+
+/// The most writes one node keeps waiting for the stream at once.
+const MAX_PENDING: usize = 65_536;
+
+/// Publishes changes and tracks how far this node has applied the stream.
+pub struct Replicator {
+    jetstream: jetstream::Context,
+    subject: String,
+    max_wait: Duration,
+    max_lag: Duration,
+    /// The NATS server's largest message, learnt on connecting (1 MiB by default).
+    max_payload: usize,
+    waiting: Mutex<HashMap<String, oneshot::Sender<Applied>>>,
+    applied: watch::Sender<u64>,
+    /// The last stream sequence known to exist (from stream info or a message).
+    stream_last: AtomicU64,
+    /// When this node last had applied everything the stream held.
+    caught_up_at: Mutex<Option<Instant>>,
+    next_id: AtomicU64,
+    node: String,
+}
+
+impl std::fmt::Debug for Replicator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replicator")
+            .field("subject", &self.subject)
+            .field("applied", &self.applied_seq())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Replicator {
+    /// A replicator publishing on `config`'s log subject through `jetstream`, with the
+    /// stream applied up to `applied` already.
+    pub fn new(
+        jetstream: jetstream::Context,
+        config: &ClusterConfig,
+        max_payload: usize,
+        applied: u64,
+    ) -> Self {
+        let mut node = [0u8; 8];
+        getrandom::fill(&mut node).expect("the OS has randomness");
+        Self {
+            jetstream,
+            subject: config.log_subject(),
+            max_wait: config.max_wait,
+            max_lag: config.max_lag,
+            max_payload,
+            waiting: Mutex::new(HashMap::new()),
+            applied: watch::channel(applied).0,
+            stream_last: AtomicU64::new(0),
+            caught_up_at: Mutex::new(None),
+            next_id: AtomicU64::new(1),
+            node: node.iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    }
+
+    /// The last stream sequence this node has applied.
+    pub fn applied_seq(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// Registers a change to publish; [`Pending::applied`] publishes it and waits.
+    pub(crate) fn submit(self: &Arc<Self>, record: Vec<u8>) -> Result<Pending, ClusterError> {
+        // The headers and subject take a few dozen bytes of the message's allowance.
+        if record.len() + 256 > self.max_payload {
+            return Err(ClusterError::TooLarge {
+                size: record.len(),
+                max: self.max_payload,
+            });
+        }
+        let id = format!(
+            "{}-{}",
+            self.node,
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        );
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut waiting = self.waiting.lock();
+            if waiting.len() >= MAX_PENDING {
+                return Err(ClusterError::Busy(MAX_PENDING));
+            }
+            waiting.insert(id.clone(), tx);
+        }
+        Ok(Pending {
+            replicator: self.clone(),
+            id,
+            record: Bytes::from(record),
+            rx: Some(rx),
+        })
+    }
+
+    /// Called by the follower once it has applied the change with message id `id` (if
+    /// any) at `seq`: hands the outcome to its writer, if one is waiting here.
+    pub(crate) fn applied(
+        &self,
+        id: Option<&str>,
+        seq: u64,
+        outcome: Result<Box<dyn Any + Send>, EngineError>,
+    ) {
+        self.applied.send_replace(seq);
+        self.stream_last.fetch_max(seq, Ordering::Relaxed);
+        if let Some(tx) = id.and_then(|id| self.waiting.lock().remove(id)) {
+            let _ = tx.send((seq, outcome));
+        }
+        if seq >= self.stream_last.load(Ordering::Relaxed) {
+            *self.caught_up_at.lock() = Some(Instant::now());
+        }
+    }
+
+    /// Records the stream's last sequence, as stream info reported it.
+    pub(crate) fn saw_stream_at(&self, last: u64) {
+        self.stream_last.fetch_max(last, Ordering::Relaxed);
+        if self.applied_seq() >= last {
+            *self.caught_up_at.lock() = Some(Instant::now());
+        }
+    }
+
+    /// Whether this node was caught up with the stream within the last `max_lag`; if not,
+    /// why, for `/readyz`.
+    pub fn lag(&self) -> Result<(), String> {
+        let applied = self.applied_seq();
+        let last = self.stream_last.load(Ordering::Relaxed);
+        match *self.caught_up_at.lock() {
+            Some(at) if at.elapsed() <= self.max_lag => Ok(()),
+            Some(at) => Err(format!(
+                "cluster: this node last caught up with the stream {:.1} s ago (applied {applied}, the stream at {last} or more), more than --max-lag {:?}",
+                at.elapsed().as_secs_f64(),
+                self.max_lag
+            )),
+            None => Err(format!(
+                "cluster: this node has not caught up with the stream yet (applied {applied}, the stream at {last} or more)"
+            )),
+        }
+    }
+
+    /// Waits until this node has applied `seq`, at most `--max-wait`.
+    pub async fn wait_for(&self, seq: u64) -> Result<(), ClusterError> {
+        let started = Instant::now();
+        let mut applied = self.applied.subscribe();
+        let reached = tokio::time::timeout(self.max_wait, applied.wait_for(|&a| a >= seq)).await;
+        match reached {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(ClusterError::Behind {
+                wanted: seq,
+                applied: self.applied_seq(),
+                waited: started.elapsed(),
+            }),
+        }
+    }
+}
+
+/// A change registered with the replicator, not yet published.
+pub struct Pending {
+    replicator: Arc<Replicator>,
+    id: String,
+    record: Bytes,
+    rx: Option<oneshot::Receiver<Applied>>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").field("id", &self.id).finish()
+    }
+}
+
+impl Pending {
+    /// Publishes the change (retrying with the same message id, which JetStream stores
+    /// once), waits for the acknowledgement, then for this node to apply it; gives the
+    /// apply's outcome, and notes the sequence for the answer's `x-proxima-seq`.
+    pub(crate) async fn applied(mut self) -> Result<Box<dyn Any + Send>, EngineError> {
+        let max_wait = self.replicator.max_wait;
+        let deadline = tokio::time::Instant::now() + max_wait;
+        let seq = self.publish(deadline).await?;
+        let rx = self.rx.take().expect("awaited once");
+        let applied = tokio::time::timeout_at(deadline, rx).await;
+        let Ok(Ok((applied_seq, outcome))) = applied else {
+            return Err(ClusterError::NotApplied(seq, max_wait).into());
+        };
+        debug_assert_eq!(applied_seq, seq);
+        let _ = WRITE_SEQ.try_with(|s| s.set(s.get().max(seq)));
+        outcome
+    }
+
+    async fn publish(&self, deadline: tokio::time::Instant) -> Result<u64, ClusterError> {
+        let max_wait = self.replicator.max_wait;
+        let mut last_error = String::from("no attempt finished");
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let attempt = async {
+                let publish = jetstream::message::PublishMessage::build()
+                    .payload(self.record.clone())
+                    .message_id(&self.id);
+                let ack = self
+                    .replicator
+                    .jetstream
+                    .send_publish(self.replicator.subject.clone(), publish)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ack.await.map(|ack| ack.sequence).map_err(|e| e.to_string())
+            };
+            match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(Ok(seq)) => return Ok(seq),
+                Ok(Err(e)) => last_error = e,
+                Err(_) => return Err(ClusterError::Unavailable(max_wait, last_error)),
+            }
+            if tokio::time::Instant::now() + pause >= deadline {
+                return Err(ClusterError::Unavailable(max_wait, last_error));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.replicator.waiting.lock().remove(&self.id);
+    }
+}

@@ -1,0 +1,181 @@
+//! Nodes of one cluster converge: a write on one is read on another once it has applied
+//! the write's sequence, every kind of change is carried, and a node that joins late
+//! catches up from the stream.
+
+use serde_json::json;
+
+use super::{Nats, node, seq_of};
+
+#[tokio::test]
+async fn a_write_on_one_node_is_read_on_another_that_waits_for_its_sequence() {
+    let Some(nats) = Nats::start("a_write_on_one_node_is_read_on_another") else {
+        return;
+    };
+    let a = node(&nats, "converge").await;
+    let b = node(&nats, "converge").await;
+    let put = a
+        .client
+        .put(a.url("/v1/pois/cafe-1"))
+        .json(&json!({"lat": 60.17, "lon": 24.94, "name": "Café", "category": "cafe"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(put.status(), 201);
+    let seq = seq_of(&put);
+    assert!(seq >= 1);
+    let read = b
+        .client
+        .get(b.url("/v1/pois/cafe-1"))
+        .header("x-proxima-min-seq", seq.to_string())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(read.status(), 200, "node b has applied the write");
+    let body: serde_json::Value = read.json().await.expect("json");
+    assert_eq!(body["name"], "Café");
+    // The same through the query parameter, and a later sequence than any is a 503.
+    let (status, _) = b
+        .get(&format!(
+            "/v1/pois/nearby?lat=60.17&lon=24.94&min_seq={seq}"
+        ))
+        .await;
+    assert_eq!(status, 200);
+    let late = b
+        .client
+        .get(b.url("/v1/pois/cafe-1"))
+        .header("x-proxima-min-seq", (seq + 1000).to_string())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(late.status(), 503);
+    assert_eq!(
+        late.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let (status, body) = b.get("/v1/pois/cafe-1?min_seq=soon").await;
+    assert_eq!(status, 400);
+    assert!(
+        body["detail"].as_str().unwrap_or("").starts_with("min_seq"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn every_kind_of_change_reaches_every_node_and_their_states_are_equal() {
+    let Some(nats) = Nats::start("every_kind_of_change_reaches_every_node") else {
+        return;
+    };
+    let a = node(&nats, "kinds").await;
+    let b = node(&nats, "kinds").await;
+    let now = a.now();
+    let mut last = 0;
+    let mut write = |response: reqwest::Response| {
+        assert!(response.status().is_success(), "{}", response.status());
+        last = last.max(seq_of(&response));
+    };
+    for (i, node) in [&a, &b, &a].into_iter().enumerate() {
+        write(
+            node.client
+                .put(node.url(&format!("/v1/pois/p{i}")))
+                .json(
+                    &json!({"lat": 60.0 + i as f64, "lon": 24.0, "name": "x", "category": "cafe"}),
+                )
+                .send()
+                .await
+                .expect("sent"),
+        );
+    }
+    write(
+        a.client
+            .delete(a.url("/v1/pois/p1"))
+            .send()
+            .await
+            .expect("sent"),
+    );
+    write(
+        b.client
+            .put(b.url("/v1/travellers/ann/sharing"))
+            .json(&json!({"visibility": "public"}))
+            .send()
+            .await
+            .expect("sent"),
+    );
+    let batch = (0..50)
+        .map(|i| json!({"id": format!("t{i}"), "lat": 60.1, "lon": 24.9 + f64::from(i) * 0.001, "ts": now}).to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    write(
+        a.client
+            .post(a.url("/v1/positions"))
+            .header("content-type", "application/x-ndjson")
+            .body(batch)
+            .send()
+            .await
+            .expect("sent"),
+    );
+    write(
+        b.client
+            .put(b.url("/v1/travellers/ann/position"))
+            .json(&json!({"lat": 60.17, "lon": 24.94, "ts": now}))
+            .send()
+            .await
+            .expect("sent"),
+    );
+    write(
+        a.client
+            .put(a.url("/v1/fences/hotel"))
+            .json(&json!({"area": {"type": "Circle", "center": [24.94, 60.17], "radius_m": 100}, "viewer": null}))
+            .send()
+            .await
+            .expect("sent"),
+    );
+    write(
+        b.client
+            .delete(b.url("/v1/travellers/t3"))
+            .send()
+            .await
+            .expect("sent"),
+    );
+    for node in [&a, &b] {
+        let (status, _) = node.get(&format!("/v1/stats?min_seq={last}")).await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(
+        a.state.engine.dump(),
+        b.state.engine.dump(),
+        "the same POIs and travellers"
+    );
+    assert_eq!(a.state.engine.poi_count(), 2);
+    assert_eq!(
+        a.state.engine.traveller_count(),
+        50,
+        "t0..t49 less t3, plus ann"
+    );
+    for node in [&a, &b] {
+        assert!(node.state.engine.fence("hotel").is_some());
+    }
+}
+
+#[tokio::test]
+async fn a_node_that_joins_late_catches_up_from_the_stream() {
+    let Some(nats) = Nats::start("a_node_that_joins_late_catches_up") else {
+        return;
+    };
+    let a = node(&nats, "late").await;
+    for i in 0..40 {
+        let (status, _) = a
+            .put_json(
+                &format!("/v1/pois/p{i:02}"),
+                &json!({"lat": 10.0 + f64::from(i) * 0.01, "lon": 20.0, "name": "x", "category": "museum"}),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let b = node(&nats, "late").await;
+    // Ready means caught up: b has every write a acknowledged.
+    assert_eq!(b.get("/readyz").await.0, 200);
+    assert_eq!(b.state.engine.poi_count(), 40);
+    assert_eq!(a.state.engine.dump(), b.state.engine.dump());
+}

@@ -1,0 +1,128 @@
+//! Cluster mode against real `nats-server` processes that the tests start on loopback
+//! ports: nodes converge, reads wait for a sequence, and NATS going away and coming back.
+//!
+//! Without `nats-server` on the `PATH` the tests print that they were skipped, unless
+//! `PROXIMA_REQUIRE_NATS=1` (set by `.ci/run`), which makes that a failure.
+
+mod convergence;
+mod faults;
+
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::TestServer;
+
+/// A `nats-server` with JetStream on a loopback port, its store in a temporary directory;
+/// killed when dropped.
+pub struct Nats {
+    child: Option<Child>,
+    pub port: u16,
+    store: tempfile::TempDir,
+}
+
+impl Nats {
+    /// Starts one, or `None` (the test is skipped) when there is no `nats-server`.
+    pub fn start(test: &str) -> Option<Self> {
+        if which("nats-server").is_none() {
+            assert!(
+                std::env::var("PROXIMA_REQUIRE_NATS").as_deref() != Ok("1"),
+                "PROXIMA_REQUIRE_NATS=1 but nats-server is not on the PATH"
+            );
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "{test}: skipped: nats-server is not installed (apt-get install nats-server)"
+            );
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut nats = Self {
+            child: None,
+            port,
+            store: tempfile::tempdir().expect("a store dir"),
+        };
+        nats.restart();
+        Some(nats)
+    }
+
+    /// `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL): its clients see the connection drop.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and store, and waits until it listens.
+    pub fn restart(&mut self) {
+        self.kill();
+        let child = Command::new("nats-server")
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(self.store.path())
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|path| path.is_file())
+    })
+}
+
+/// A Proxima node of cluster `name` on `nats`.
+pub async fn node(nats: &Nats, name: &str) -> TestServer {
+    let url = nats.url();
+    let name = name.to_string();
+    TestServer::start_with(move |c| {
+        c.cluster = vec![url];
+        c.cluster_name = name;
+        c.max_wait = 2;
+        c.max_lag = 1;
+    })
+    .await
+}
+
+/// The `x-proxima-seq` of a write's answer.
+pub fn seq_of(response: &reqwest::Response) -> u64 {
+    response
+        .headers()
+        .get("x-proxima-seq")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no x-proxima-seq on {}", response.status()))
+}
