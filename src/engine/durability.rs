@@ -268,6 +268,35 @@ impl Engine {
         snapshot.map(|_| ())
     }
 
+    /// A SHA-256 of the whole state, in hex: every POI, traveller and fence, sorted by
+    /// id, as snapshots encode them. Two nodes of a cluster that applied the same stream
+    /// prefix have equal digests (travellers past their TTL are swept by each node's own
+    /// clock, so compare them when none is near its expiry). A full scan: for tests and
+    /// operators, not for every request.
+    pub fn state_digest(&self) -> Result<String, EngineError> {
+        use sha2::Digest as _;
+        let (pois, travellers) = self.dump();
+        let mut fences = self.dump_fences();
+        fences.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut hasher = sha2::Sha256::new();
+        for poi in &pois {
+            hasher.update(crate::persist::encode(poi)?);
+        }
+        hasher.update(b"travellers");
+        for traveller in &travellers {
+            hasher.update(crate::persist::encode(traveller)?);
+        }
+        hasher.update(b"fences");
+        for fence in &fences {
+            hasher.update(crate::persist::encode(fence)?);
+        }
+        Ok(hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect())
+    }
+
     /// Every POI and traveller, sorted by id: for tests comparing whole states.
     #[doc(hidden)]
     pub fn dump(&self) -> (Vec<Poi>, Vec<TravellerRecord>) {

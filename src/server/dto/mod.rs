@@ -15,7 +15,7 @@ mod travellers;
 pub use areas::{AreaIn, AreaOut};
 pub use fences::{EventDataOut, FenceIn, FenceOut, FencePageOut, InsideOut, event_name};
 pub use operations::{
-    EventsOut, HeatmapOut, LastSnapshotOut, MemoryOut, SnapshotOut, StatsOut, WalOut,
+    ClusterOut, EventsOut, HeatmapOut, LastSnapshotOut, MemoryOut, SnapshotOut, StatsOut, WalOut,
 };
 pub use pois::{CategoriesOut, ImportOut, PageOut, PoiAreaQueryIn, PoiIn, PoiOut, RecordErrorOut};
 pub use travellers::{

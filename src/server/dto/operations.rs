@@ -57,6 +57,12 @@ impl From<&SnapshotInfo> for SnapshotOut {
 /// `GET /v1/stats`.
 #[derive(Debug, Serialize)]
 pub struct StatsOut {
+    /// In a cluster, how far this node has applied the stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterOut>,
+    /// With `digest=true`, a SHA-256 of the whole state (POIs, travellers, fences).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     /// Fence events: streams open and events retained.
     pub events: EventsOut,
     /// Fences.
@@ -73,6 +79,13 @@ pub struct StatsOut {
     pub uptime_s: u64,
     /// The log's counters, when there is a log.
     pub wal: Option<WalOut>,
+}
+
+/// A cluster node's place in the stream, in [`StatsOut`].
+#[derive(Debug, Serialize)]
+pub struct ClusterOut {
+    /// The last stream sequence this node has applied.
+    pub applied_seq: u64,
 }
 
 /// Fence events, in [`StatsOut`].

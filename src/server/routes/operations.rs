@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use crate::engine::{HeatmapLayer, MAX_HEATMAP_CELLS, MAX_OUTLINED_CELLS};
 use crate::server::admission::over_url_limit;
 use crate::server::dto::{
-    EventsOut, HeatmapOut, LastSnapshotOut, MemoryOut, SnapshotOut, StatsOut, WalOut,
+    ClusterOut, EventsOut, HeatmapOut, LastSnapshotOut, MemoryOut, SnapshotOut, StatsOut, WalOut,
 };
 use crate::server::params::Params;
 use crate::server::problem::ApiError;
@@ -54,10 +54,26 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /v1/stats`: counts, memory, uptime, the last snapshot.
-pub async fn stats(State(state): State<AppState>) -> Response {
+pub async fn stats(State(state): State<AppState>, mut params: Params) -> ApiResult {
+    let with_digest = params.optional::<bool>("digest")?.unwrap_or(false);
+    params.finish()?;
+    let digest = if with_digest {
+        let engine = state.engine.clone();
+        Some(
+            tokio::task::spawn_blocking(move || engine.state_digest())
+                .await
+                .map_err(|e| ApiError::internal("the state digest panicked", &e))??,
+        )
+    } else {
+        None
+    };
     let engine = &state.engine;
     let events = engine.events();
     let stats = StatsOut {
+        cluster: engine.replicator().map(|r| ClusterOut {
+            applied_seq: r.applied_seq(),
+        }),
+        digest,
         events: EventsOut {
             retained: events.retained(),
             subscribers: events.subscribers(),
@@ -72,7 +88,7 @@ pub async fn stats(State(state): State<AppState>) -> Response {
         uptime_s: state.started.elapsed().as_secs(),
         wal: engine.wal_stats().map(WalOut::from),
     };
-    json_response(StatusCode::OK, &stats)
+    Ok(json_response(StatusCode::OK, &stats))
 }
 
 /// The process's resident memory, from `/proc/self/statm` (Linux); `None` elsewhere.

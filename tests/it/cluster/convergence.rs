@@ -147,6 +147,12 @@ async fn every_kind_of_change_reaches_every_node_and_their_states_are_equal() {
         b.state.engine.dump(),
         "the same POIs and travellers"
     );
+    let (_, stats_a) = a.get("/v1/stats?digest=true").await;
+    let (_, stats_b) = b.get("/v1/stats?digest=true").await;
+    assert_eq!(stats_a["cluster"]["applied_seq"], last);
+    assert_eq!(stats_b["cluster"]["applied_seq"], last);
+    assert_eq!(stats_a["digest"].as_str().map(str::len), Some(64));
+    assert_eq!(stats_a["digest"], stats_b["digest"], "equal digests");
     assert_eq!(a.state.engine.poi_count(), 2);
     assert_eq!(
         a.state.engine.traveller_count(),

@@ -6,6 +6,7 @@
 
 mod convergence;
 mod faults;
+mod processes;
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -17,15 +18,28 @@ use crate::common::TestServer;
 /// A `nats-server` with JetStream on a loopback port, its store in a temporary directory;
 /// killed when dropped.
 pub struct Nats {
+    program: std::path::PathBuf,
     child: Option<Child>,
     pub port: u16,
     store: tempfile::TempDir,
+    /// `--name`, `--cluster_name`, `--cluster` and `--routes` for a member of a cluster.
+    cluster_args: Vec<String>,
 }
 
 impl Nats {
     /// Starts one, or `None` (the test is skipped) when there is no `nats-server`.
     pub fn start(test: &str) -> Option<Self> {
-        if which("nats-server").is_none() {
+        Self::start_with(test, |_| Vec::new())
+    }
+
+    /// Starts one whose extra arguments `args(port)` gives, or `None` (skipped).
+    fn start_with(test: &str, args: impl FnOnce(u16) -> Vec<String>) -> Option<Self> {
+        // Debian installs it in /usr/sbin, which a user's PATH may lack.
+        let found = which("nats-server").or_else(|| {
+            let sbin = std::path::PathBuf::from("/usr/sbin/nats-server");
+            sbin.is_file().then_some(sbin)
+        });
+        let Some(program) = found else {
             assert!(
                 std::env::var("PROXIMA_REQUIRE_NATS").as_deref() != Ok("1"),
                 "PROXIMA_REQUIRE_NATS=1 but nats-server is not on the PATH"
@@ -36,15 +50,17 @@ impl Nats {
                 "{test}: skipped: nats-server is not installed (apt-get install nats-server)"
             );
             return None;
-        }
+        };
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
         let mut nats = Self {
+            program,
             child: None,
             port,
             store: tempfile::tempdir().expect("a store dir"),
+            cluster_args: args(port),
         };
         nats.restart();
         Some(nats)
@@ -53,6 +69,11 @@ impl Nats {
     /// `nats://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Whether it was started and not killed since.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// Kills the server (SIGKILL): its clients see the connection drop.
@@ -66,7 +87,7 @@ impl Nats {
     /// Starts the server again on the same port and store, and waits until it listens.
     pub fn restart(&mut self) {
         self.kill();
-        let child = Command::new("nats-server")
+        let child = Command::new(&self.program)
             .args([
                 "-js",
                 "-a",
@@ -76,6 +97,7 @@ impl Nats {
                 "-sd",
             ])
             .arg(self.store.path())
+            .args(&self.cluster_args)
             .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -94,6 +116,41 @@ impl Drop for Nats {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Three `nats-server`s forming one JetStream cluster on loopback ports, or `None`
+/// (skipped).
+pub fn nats_cluster(test: &str) -> Option<Vec<Nats>> {
+    let free = || {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    };
+    let routes: Vec<u16> = (0..3).map(|_| free()).collect();
+    let all = routes
+        .iter()
+        .map(|p| format!("nats://127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut servers = Vec::new();
+    for (i, route) in routes.iter().enumerate() {
+        let all = all.clone();
+        let server = Nats::start_with(test, |_| {
+            vec![
+                "--name".into(),
+                format!("n{i}"),
+                "--cluster_name".into(),
+                "proxima-test".into(),
+                "--cluster".into(),
+                format!("nats://127.0.0.1:{route}"),
+                "--routes".into(),
+                all,
+            ]
+        })?;
+        servers.push(server);
+    }
+    Some(servers)
 }
 
 fn which(program: &str) -> Option<std::path::PathBuf> {
