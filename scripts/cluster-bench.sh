@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Cluster mode against the local WAL, in the same run, on one machine:
+# - write latency, single position updates and batches of 1,000 (one connection, closed
+#   loop), on a node with a local WAL and on a cluster node (one nats-server, replicas 1),
+#   alternating, ROUNDS rounds;
+# - catch-up rate: a new cluster node joins and replays the whole stream; mutations and
+#   position updates applied per second until it is ready.
+# Usage: scripts/cluster-bench.sh [ROUNDS]   (needs nats-server; builds the release binary)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-3}
+cargo build --release --quiet
+BIN=target/release/proxima
+NATS=$(command -v nats-server || echo /usr/sbin/nats-server)
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+"$NATS" -js -a 127.0.0.1 -p 4333 -sd "$work/nats" > /dev/null 2>&1 &
+pids+=($!)
+sleep 1
+serve() { # NAME PORT FLAGS...
+    local name=$1 port=$2; shift 2
+    "$BIN" serve --no-sample --listen "127.0.0.1:$port" --data-dir "$work/$name" "$@" > "$work/$name.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 200); do curl -sf "127.0.0.1:$port/readyz" > /dev/null && return; sleep 0.1; done
+    echo "$name did not become ready"; cat "$work/$name.log"; exit 1
+}
+serve local 7801
+serve cluster 7802 --cluster nats://127.0.0.1:4333 --cluster-name bench
+bench() { # PORT WORKLOAD BATCH
+    "$BIN" bench --target "http://127.0.0.1:$1" --workload "$2" --batch "$3" --connections 1 \
+        --duration 5 --warmup 1 --travellers 10000 --json | tail -1
+}
+for round in $(seq 1 "$ROUNDS"); do
+    for target in local:7801 cluster:7802; do
+        name=${target%%:*}; port=${target##*:}
+        echo "round $round $name single $(bench "$port" position 1)"
+        echo "round $round $name batch $(bench "$port" positions 1000)"
+    done
+done
+seq=$(curl -s 127.0.0.1:7802/v1/stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["cluster"]["applied_seq"])')
+start=$(date +%s.%N)
+serve joiner 7803 --cluster nats://127.0.0.1:4333 --cluster-name bench
+end=$(date +%s.%N)
+applied=$(curl -s "127.0.0.1:7803/v1/stats?min_seq=$seq" | python3 -c 'import json,sys; print(json.load(sys.stdin)["cluster"]["applied_seq"])')
+echo "catch-up: $applied mutations replayed by a new node in $(python3 -c "print(round($end - $start, 2))") s (process start to ready)"
