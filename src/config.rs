@@ -26,6 +26,26 @@ pub enum Command {
     Import(ImportConfig),
     /// Drive a running server over HTTP and report throughput and latency percentiles.
     Bench(BenchConfig),
+    /// Simulate sharding by region: the share of nearby queries, over the harness's query
+    /// centres, whose circle reaches more than one H3 region, per region size and radius.
+    Regions(RegionsConfig),
+}
+
+/// Configuration of `proxima regions`.
+#[derive(Debug, Clone, Args)]
+pub struct RegionsConfig {
+    /// Query centres drawn (near cities, by population, as `proxima bench` draws them).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub queries: u64,
+    /// Region sizes: H3 resolutions, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4", value_parser = clap::value_parser!(u8).range(0..=15))]
+    pub resolutions: Vec<u8>,
+    /// Query radii in km, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "2,200")]
+    pub radius_km: Vec<f64>,
+    /// Seed of the query centres.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// Configuration of `proxima bench`.

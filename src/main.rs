@@ -31,6 +31,17 @@ fn main() -> std::process::ExitCode {
             }
         };
     }
+    if let Command::Regions(config) = &cli.command {
+        let radii: Vec<f64> = config.radius_km.iter().map(|km| km * 1000.0).collect();
+        let rows = proxima::bench::regions::simulate(
+            usize::try_from(config.queries).unwrap_or(usize::MAX),
+            config.seed,
+            &config.resolutions,
+            &radii,
+        );
+        print!("{}", proxima::bench::regions::table(&rows));
+        return std::process::ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -44,7 +55,9 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(config) => serve(*config).await,
-            Command::Import(_) => unreachable!("handled above, without a runtime"),
+            Command::Import(_) | Command::Regions(_) => {
+                unreachable!("handled above, without a runtime")
+            }
             Command::Bench(config) => bench(config).await,
         }
     });

@@ -44,9 +44,9 @@ pub enum RunError {
     /// The state in the data directory could not be recovered.
     #[error("recovery failed: {0}")]
     Recovery(engine::EngineError),
-    /// The cluster's NATS servers could not be used (a bad address).
-    #[error("cluster: {0}")]
-    Cluster(async_nats::ConnectError),
+    /// The node could not join its cluster.
+    #[error(transparent)]
+    Cluster(cluster::JoinError),
     /// Recovery panicked: a defect, met on what the data directory holds. The server stops
     /// rather than answer 503 for ever.
     #[error("recovery panicked: {0}")]
@@ -186,13 +186,16 @@ pub async fn start_with_clock(
         replicas: config.cluster_replicas,
         max_wait: std::time::Duration::from_secs(config.max_wait),
         max_lag: std::time::Duration::from_secs(config.max_lag),
+        snapshot_every: (config.snapshot_every > 0)
+            .then(|| std::time::Duration::from_secs(config.snapshot_every)),
     });
     let recovery = if let Some(cluster) = cluster {
         // A cluster node's state is the stream's: no local log to recover and no sample
         // to load; `/readyz` follows how far behind the stream the node is.
         let stopping = state.stopping.clone();
+        let data_dir = config.data_dir.clone();
         tokio::spawn(async move {
-            match cluster::follow(loader.engine.clone(), cluster, stopping).await {
+            match cluster::follow(loader.engine.clone(), cluster, data_dir, stopping).await {
                 Ok(_) => {
                     loader.ready.store(true, Ordering::Release);
                     true

@@ -15,6 +15,7 @@ pub mod fences;
 pub mod http;
 mod load;
 pub mod redis;
+pub mod regions;
 pub mod report;
 pub mod workload;
 

@@ -6,6 +6,7 @@
 //! needs no acknowledgements and, if NATS goes away or a message is missed, is created
 //! again from where this node stopped, so a change is never applied twice or skipped.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,22 +14,29 @@ use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::{ClusterConfig, Replicator};
+use super::{ClusterConfig, Replicator, snapshots};
 use crate::engine::{Engine, EngineError};
 
 /// Records up to this size are applied on the async worker that read them.
 const INLINE_APPLY_BYTES: usize = 64 * 1024;
 
+/// How long a consumer may deliver nothing while the stream has more before it is created
+/// again.
+const STALLED: Duration = Duration::from_secs(3);
+
 /// How long to wait before trying NATS again after a failure.
 const RETRY: Duration = Duration::from_millis(500);
 
-/// Connects this node's engine to its cluster: from now on every write goes through the
-/// stream, and this task applies the stream until `stopping`.
+/// Connects this node's engine to its cluster: starts it from the newest snapshot (its
+/// own in `data_dir`, or a newer uploaded one), then applies the stream from there until
+/// `stopping`; from now on every write goes through the stream. Returns once the node's
+/// state is loaded and the stream is being applied.
 pub async fn follow(
     engine: Arc<Engine>,
     config: ClusterConfig,
+    data_dir: PathBuf,
     stopping: CancellationToken,
-) -> Result<Arc<Replicator>, async_nats::ConnectError> {
+) -> Result<Arc<Replicator>, JoinError> {
     // Told when the connection comes back, so that the follower reads on at once rather
     // than after its consumer's missed heartbeats (15 s from a NATS restart, measured).
     let reconnected = Arc::new(tokio::sync::Notify::new());
@@ -45,35 +53,81 @@ pub async fn follow(
         })
         .retry_on_initial_connect()
         // Back within a second of NATS returning: the client's default backoff grows to
-        // seconds, and writes wait on it (16 s from a restart to the first write, measured).
+        // seconds, and writes wait on it.
         .reconnect_delay_callback(|attempts| {
             Duration::from_millis((100 * attempts as u64).min(1000))
         })
         .connect(config.urls.clone())
-        .await?;
-    let max_payload = client.server_info().max_payload.max(1);
-    let max_payload = if max_payload <= 1 {
-        1 << 20
-    } else {
-        max_payload
+        .await
+        .map_err(JoinError::Connect)?;
+    let max_payload = match client.server_info().max_payload {
+        0 => 1 << 20, // not connected yet: the server's default
+        n => n,
     };
     let jetstream = jetstream::new(client);
     let replicator = Arc::new(Replicator::new(jetstream.clone(), &config, max_payload, 0));
     engine.replicate_through(replicator.clone());
+    let mut stream = tokio::select! {
+        () = stopping.cancelled() => return Err(JoinError::Stopped),
+        stream = open_stream(&jetstream, &config) => stream,
+    };
+    match snapshots::store(&jetstream, &config).await {
+        Ok(store) => {
+            if let Err(e) = snapshots::fetch_newer(&store, &data_dir).await {
+                tracing::warn!(error = %e, "cluster: the uploaded snapshots could not be read");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cluster: no snapshot store"),
+    }
+    let opener = engine.clone();
+    let seq = tokio::task::spawn_blocking(move || opener.open_cluster_dir(&data_dir))
+        .await
+        .map_err(|e| JoinError::Start(format!("loading the state panicked: {e}")))?
+        .map_err(|e| JoinError::Start(e.to_string()))?;
+    replicator.start_from(seq);
+    let first = stream
+        .info()
+        .await
+        .map_err(|e| JoinError::Start(e.to_string()))?
+        .state
+        .first_sequence;
+    if first > seq + 1 {
+        return Err(JoinError::Start(format!(
+            "the stream now starts at sequence {first}, past this node's state at {seq}, and no newer snapshot was uploaded; start this node with an empty data dir"
+        )));
+    }
     let applier = replicator.clone();
+    let uploader = (engine.clone(), replicator.clone(), stream.clone());
+    let watcher = tokio::spawn(watch_lag(stream.clone(), applier.clone(), stopping.clone()));
+    let applying = stopping.clone();
     tokio::spawn(async move {
-        let stream = tokio::select! {
-            () = stopping.cancelled() => return,
-            stream = open_stream(&jetstream, &config) => stream,
-        };
-        let watcher = tokio::spawn(watch_lag(stream.clone(), applier.clone(), stopping.clone()));
         tokio::select! {
-            () = stopping.cancelled() => {}
+            () = applying.cancelled() => {}
             () = apply_stream(&engine, &stream, &applier, &reconnected) => {}
         }
         watcher.abort();
     });
+    if let Some(every) = config.snapshot_every {
+        let (engine, replicator, stream) = uploader;
+        tokio::spawn(snapshots::upload_periodically(
+            engine, replicator, jetstream, stream, config, every, stopping,
+        ));
+    }
     Ok(replicator)
+}
+
+/// Why a node could not join its cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// The NATS servers' addresses are unusable.
+    #[error("cluster: {0}")]
+    Connect(async_nats::ConnectError),
+    /// The node's state could not be loaded or continued from the stream.
+    #[error("cluster: {0}")]
+    Start(String),
+    /// The server stopped before the node had joined.
+    #[error("cluster: stopped before joining")]
+    Stopped,
 }
 
 /// The cluster's stream, created if missing; retried until NATS answers.
@@ -136,6 +190,8 @@ async fn apply_stream(
                 continue;
             }
         };
+        let mut check = tokio::time::interval(Duration::from_secs(1));
+        let mut stalled_since: Option<tokio::time::Instant> = None;
         loop {
             let next = tokio::select! {
                 next = messages.next() => next,
@@ -143,7 +199,24 @@ async fn apply_stream(
                     tracing::info!("cluster: NATS is back; reading the stream on");
                     break;
                 }
+                _ = check.tick() => {
+                    // The stream has more than this node applied, and nothing came for a
+                    // while: the consumer is gone (its server died) without the client
+                    // noticing. Measured: with the stream's leader killed, the consumer
+                    // it hosted delivered nothing for minutes.
+                    if replicator.is_behind() {
+                        let since = *stalled_since.get_or_insert_with(tokio::time::Instant::now);
+                        if since.elapsed() >= STALLED {
+                            tracing::warn!("cluster: the stream has more, but nothing came for {STALLED:?}; reading it anew");
+                            break;
+                        }
+                    } else {
+                        stalled_since = None;
+                    }
+                    continue;
+                }
             };
+            stalled_since = None;
             let Some(message) = next else { break };
             let message = match message {
                 Ok(message) => message,
@@ -157,8 +230,22 @@ async fn apply_stream(
                 break;
             };
             let seq = info.stream_sequence;
-            if seq <= replicator.applied_seq() {
+            let applied = replicator.applied_seq();
+            if seq <= applied {
                 continue; // already applied: a consumer created again may repeat some
+            }
+            if seq > applied + 1 {
+                // The stream was trimmed past this node (it fell behind the snapshots by
+                // more than the stream keeps): going on would skip changes.
+                replicator.broken(format!(
+                    "the stream skipped from {applied} to {seq}: it was trimmed past this node's state; restart it with an empty data dir to start from the newest snapshot"
+                ));
+                tracing::error!(
+                    applied,
+                    seq,
+                    "cluster: this node fell behind the trimmed stream; it stops applying"
+                );
+                return;
             }
             let id = message
                 .headers
@@ -168,11 +255,11 @@ async fn apply_stream(
             // A small record (a POI, a batch of positions) applies in microseconds, inline;
             // a large one (an import) may take seconds, so it goes off the async workers.
             let outcome = if message.payload.len() <= INLINE_APPLY_BYTES {
-                engine.apply_replicated(&message.payload)
+                engine.apply_replicated(seq, &message.payload)
             } else {
                 let engine = engine.clone();
                 let payload = message.payload.clone();
-                tokio::task::spawn_blocking(move || engine.apply_replicated(&payload))
+                tokio::task::spawn_blocking(move || engine.apply_replicated(seq, &payload))
                     .await
                     .unwrap_or_else(|e| {
                         Err(EngineError::Replicated(format!("apply panicked: {e}")))

@@ -12,14 +12,17 @@
 //! - [`replicator`]: the writing side, shared with the engine: publish, wait for the ack
 //!   and for this node's apply, hand the outcome back;
 //! - [`follower`]: the reading side: one ordered consumer applying the stream, and the
-//!   watch of how far behind the stream this node is.
+//!   watch of how far behind the stream this node is;
+//! - [`snapshots`]: snapshots tagged with the stream sequence, uploaded by one node at a
+//!   time, a new node's start from them, and the stream trimmed below them.
 
 mod follower;
 mod replicator;
+mod snapshots;
 
 use std::time::Duration;
 
-pub use follower::follow;
+pub use follower::{JoinError, follow};
 pub use replicator::{Pending, Replicator, WRITE_SEQ};
 
 /// How this node joins its cluster.
@@ -37,6 +40,8 @@ pub struct ClusterConfig {
     /// How long this node may go without being caught up with the stream before
     /// `/readyz` fails.
     pub max_lag: Duration,
+    /// How often this node writes a snapshot (and, holding the lease, uploads it).
+    pub snapshot_every: Option<Duration>,
 }
 
 impl ClusterConfig {

@@ -50,6 +50,8 @@ pub struct Replicator {
     caught_up_at: Mutex<Option<Instant>>,
     next_id: AtomicU64,
     node: String,
+    /// Why this node stopped applying the stream, if it did.
+    broken: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Replicator {
@@ -84,7 +86,19 @@ impl Replicator {
             caught_up_at: Mutex::new(None),
             next_id: AtomicU64::new(1),
             node: node.iter().map(|b| format!("{b:02x}")).collect(),
+            broken: Mutex::new(None),
         }
+    }
+
+    /// This node's id in the cluster (random per process).
+    pub fn node_id(&self) -> &str {
+        &self.node
+    }
+
+    /// Starts counting from `seq`, what the state loaded at start covers.
+    pub(crate) fn start_from(&self, seq: u64) {
+        self.applied.send_replace(seq);
+        self.stream_last.fetch_max(seq, Ordering::Relaxed);
     }
 
     /// The last stream sequence this node has applied.
@@ -140,6 +154,16 @@ impl Replicator {
         }
     }
 
+    /// Whether the stream is known to hold changes this node has not applied.
+    pub(crate) fn is_behind(&self) -> bool {
+        self.stream_last.load(Ordering::Relaxed) > self.applied_seq()
+    }
+
+    /// Marks this node as no longer applying the stream, for good: `/readyz` says why.
+    pub(crate) fn broken(&self, why: String) {
+        *self.broken.lock() = Some(why);
+    }
+
     /// Records the stream's last sequence, as stream info reported it.
     pub(crate) fn saw_stream_at(&self, last: u64) {
         self.stream_last.fetch_max(last, Ordering::Relaxed);
@@ -151,6 +175,9 @@ impl Replicator {
     /// Whether this node was caught up with the stream within the last `max_lag`; if not,
     /// why, for `/readyz`.
     pub fn lag(&self) -> Result<(), String> {
+        if let Some(why) = self.broken.lock().clone() {
+            return Err(format!("cluster: {why}"));
+        }
         let applied = self.applied_seq();
         let last = self.stream_last.load(Ordering::Relaxed);
         match *self.caught_up_at.lock() {

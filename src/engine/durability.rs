@@ -32,7 +32,8 @@ enum SnapshotItem {
 
 /// The engine's open data directory.
 pub(super) struct Storage {
-    pub(super) wal: Wal,
+    /// The local log; `None` on a cluster node, whose log is the cluster's stream.
+    pub(super) wal: Option<Wal>,
     dir: PathBuf,
     _lock: std::fs::File,
 }
@@ -80,19 +81,7 @@ impl Engine {
         // Fences are restored and the log replayed without judging anyone: who is inside
         // each fence is worked out once, from the state as recovered.
         self.fences.set_quiet(true);
-        let mut loaded: Option<(u64, PathBuf)> = None;
-        for (seq, path) in snapshot::list(&snapshot_dir)? {
-            match self.load_snapshot(&path) {
-                Ok(()) => {
-                    loaded = Some((seq, path));
-                    break;
-                }
-                Err(EngineError::Storage(damage)) if damage.is_damage() => {
-                    tracing::warn!(error = %damage, "snapshot damaged; trying the previous one");
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let loaded = self.load_newest_snapshot(&snapshot_dir)?;
         let after = loaded.as_ref().map_or(0, |(seq, _)| *seq);
         let had_log = !wal::list_segments(&wal_dir)?.is_empty();
         let mut progress = Progress::new();
@@ -114,7 +103,7 @@ impl Engine {
         let wal = Wal::open(&wal_dir, replayed.last_seq + 1, options)?;
         let fresh = loaded.is_none() && !had_log;
         let _ = self.storage.set(Storage {
-            wal,
+            wal: Some(wal),
             dir: dir.to_path_buf(),
             _lock: lock,
         });
@@ -134,6 +123,48 @@ impl Engine {
             "recovered"
         );
         Ok(report)
+    }
+
+    /// Opens `dir` as a cluster node's: its newest valid snapshot (if any) is loaded and
+    /// later snapshots are written there, but no log is kept (the cluster's stream is the
+    /// log). Gives the stream sequence the loaded snapshot covers (0: none), from which
+    /// the node reads the stream on.
+    pub fn open_cluster_dir(&self, dir: &Path) -> Result<u64, EngineError> {
+        fs_err::create_dir_all(dir).map_err(PersistError::from)?;
+        let lock = lock_dir(dir)?;
+        self.fences.set_quiet(true);
+        let loaded = self.load_newest_snapshot(&dir.join("snapshots"));
+        self.fences.recompute(&self.travellers, self.now_ms());
+        self.fences.set_quiet(false);
+        let seq = loaded?.map_or(0, |(seq, _)| seq);
+        self.stream_applied
+            .store(seq, std::sync::atomic::Ordering::Release);
+        let _ = self.storage.set(Storage {
+            wal: None,
+            dir: dir.to_path_buf(),
+            _lock: lock,
+        });
+        tracing::info!(
+            seq,
+            pois = self.poi_count(),
+            travellers = self.traveller_count(),
+            "cluster node: local state loaded"
+        );
+        Ok(seq)
+    }
+
+    /// Loads the newest snapshot of `dir` that is not damaged (falling back to older ones).
+    fn load_newest_snapshot(&self, dir: &Path) -> Result<Option<(u64, PathBuf)>, EngineError> {
+        for (seq, path) in snapshot::list(dir)? {
+            match self.load_snapshot(&path) {
+                Ok(()) => return Ok(Some((seq, path))),
+                Err(EngineError::Storage(damage)) if damage.is_damage() => {
+                    tracing::warn!(error = %damage, "snapshot damaged; trying the previous one");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
     }
 
     /// Loads a snapshot. The POI index is built on its own thread as the POIs are read, so
@@ -205,10 +236,18 @@ impl Engine {
         let seq = {
             let _writer = self.writer.lock();
             let _order = self.traveller_order.write();
-            // Everything logged so far is applied; later records go to a new segment.
-            let seq = storage.wal.last_seq();
-            let _ = storage.wal.rotate();
-            seq
+            match &storage.wal {
+                // Everything logged so far is applied; later records go to a new segment.
+                Some(wal) => {
+                    let seq = wal.last_seq();
+                    let _ = wal.rotate();
+                    seq
+                }
+                // A cluster node: the stream applied so far (applied under these locks).
+                None => self
+                    .stream_applied
+                    .load(std::sync::atomic::Ordering::Acquire),
+            }
         };
         let snapshot_dir = storage.dir.join("snapshots");
         let mut writer = SnapshotWriter::create(&snapshot_dir, seq)?;
@@ -234,7 +273,9 @@ impl Engine {
             fs_err::remove_file(old).map_err(PersistError::from)?;
         }
         let keep_from = snapshots.get(SNAPSHOTS_KEPT - 1).map_or(seq, |(s, _)| *s);
-        storage.wal.remove_segments_before(keep_from + 1)?;
+        if let Some(wal) = &storage.wal {
+            wal.remove_segments_before(keep_from + 1)?;
+        }
 
         let info = SnapshotInfo {
             path: file.path,
@@ -264,7 +305,9 @@ impl Engine {
             return Ok(());
         };
         let snapshot = self.snapshot();
-        storage.wal.close()?;
+        if let Some(wal) = &storage.wal {
+            wal.close()?;
+        }
         snapshot.map(|_| ())
     }
 

@@ -165,6 +165,9 @@ pub struct Engine {
     last_snapshot: Mutex<Option<SnapshotInfo>>,
     /// In a cluster, the stream every change goes through instead of the local log.
     replicator: OnceLock<Arc<Replicator>>,
+    /// In a cluster, the last stream sequence applied; set under both order locks, so that
+    /// a snapshot taken under them covers exactly the stream up to it.
+    stream_applied: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -196,6 +199,7 @@ impl Engine {
             snapshotting: Mutex::new(()),
             last_snapshot: Mutex::new(None),
             replicator: OnceLock::new(),
+            stream_applied: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -203,10 +207,7 @@ impl Engine {
     /// cluster's stream and applied when read back from it ([`Engine::apply_replicated`]),
     /// instead of logged locally. Set once, before the first write.
     pub fn replicate_through(&self, replicator: Arc<Replicator>) {
-        assert!(
-            self.storage.get().is_none(),
-            "a cluster node keeps no local log"
-        );
+        assert!(self.wal().is_none(), "a cluster node keeps no local log");
         let _ = self.replicator.set(replicator);
     }
 
@@ -217,16 +218,22 @@ impl Engine {
 
     /// Applies one change read from the cluster's stream, in stream order, through the same
     /// `apply` as a local write and recovery; gives its outcome for a writer waiting on it.
-    pub fn apply_replicated(&self, record: &[u8]) -> Result<Box<dyn Any + Send>, EngineError> {
+    pub fn apply_replicated(
+        &self,
+        seq: u64,
+        record: &[u8],
+    ) -> Result<Box<dyn Any + Send>, EngineError> {
+        // Both order locks: a snapshot reads the applied position under them, so a change
+        // is in a snapshot exactly when its sequence is at most the snapshot's.
+        let _writer = self.writer.lock();
+        let _order = self.traveller_order.write();
+        self.stream_applied
+            .store(seq, std::sync::atomic::Ordering::Release);
         let mutation: Mutation = crate::persist::decode(record)
             .map_err(|e| EngineError::Replicated(format!("undecodable stream record: {e}")))?;
         mutation
             .check_ids()
             .map_err(|e| EngineError::Replicated(format!("stream record: {e}")))?;
-        // Both order locks: a snapshot reads the applied position under them, so a change
-        // is in a snapshot exactly when its sequence is at most the snapshot's.
-        let _writer = self.writer.lock();
-        let _order = self.traveller_order.write();
         mutation.redo_reporting(self)
     }
 
@@ -236,7 +243,7 @@ impl Engine {
     }
 
     fn wal(&self) -> Option<&Wal> {
-        self.storage.get().map(|s| &s.wal)
+        self.storage.get().and_then(|s| s.wal.as_ref())
     }
 
     /// Checks, logs and applies one change: the single write path. The change is visible

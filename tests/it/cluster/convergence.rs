@@ -185,3 +185,61 @@ async fn a_node_that_joins_late_catches_up_from_the_stream() {
     assert_eq!(b.state.engine.poi_count(), 40);
     assert_eq!(a.state.engine.dump(), b.state.engine.dump());
 }
+
+#[tokio::test]
+async fn a_new_node_starts_from_the_uploaded_snapshot_after_the_stream_is_trimmed() {
+    let Some(nats) = Nats::start("a_new_node_starts_from_the_uploaded_snapshot") else {
+        return;
+    };
+    let url = nats.url();
+    let a = crate::common::TestServer::start_with(move |c| {
+        c.cluster = vec![url];
+        c.cluster_name = "boot".into();
+        c.snapshot_every = 1;
+    })
+    .await;
+    for i in 0..30 {
+        let (status, _) = a
+            .put_json(
+                &format!("/v1/pois/p{i:02}"),
+                &json!({"lat": 48.0, "lon": 2.0 + f64::from(i) * 0.001, "name": "x", "category": "cafe"}),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    // Within a few rounds a snapshot covering the writes is uploaded and the stream
+    // trimmed below it.
+    let jetstream =
+        async_nats::jetstream::new(async_nats::connect(nats.url()).await.expect("nats"));
+    let mut stream = jetstream.get_stream("BOOT").await.expect("the stream");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let first = stream.info().await.expect("info").state.first_sequence;
+        if first > 30 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stream was not trimmed: it starts at {first}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (status, _) = a
+        .put_json(
+            "/v1/pois/later",
+            &json!({"lat": 48.0, "lon": 2.5, "name": "x", "category": "museum"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    // The first writes are in no stream message any more: b can only have them from the
+    // snapshot, and the last from the stream after it.
+    let b = node(&nats, "boot").await;
+    let (_, last) = a.get("/v1/stats").await;
+    let last = last["cluster"]["applied_seq"].as_u64().expect("a sequence");
+    let (_, stats_b) = b
+        .get(&format!("/v1/stats?digest=true&min_seq={last}"))
+        .await;
+    let (_, stats_a) = a.get("/v1/stats?digest=true").await;
+    assert_eq!(stats_b["pois"], 31);
+    assert_eq!(stats_a["digest"], stats_b["digest"]);
+}

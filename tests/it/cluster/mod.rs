@@ -71,6 +71,17 @@ impl Nats {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// The end of the server's log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.store.path().join("nats.log")).unwrap_or_default();
+        // A killed peer's routes are retried every second: not news.
+        let all: Vec<&str> = log
+            .lines()
+            .filter(|l| !l.contains("Error trying to connect to route"))
+            .collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     /// Whether it was started and not killed since.
     pub fn is_running(&self) -> bool {
         self.child.is_some()
@@ -98,6 +109,8 @@ impl Nats {
             ])
             .arg(self.store.path())
             .args(&self.cluster_args)
+            .arg("-l")
+            .arg(self.store.path().join("nats.log"))
             .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
