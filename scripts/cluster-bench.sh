@@ -45,3 +45,20 @@ serve joiner 7803 --cluster nats://127.0.0.1:4333 --cluster-name bench
 end=$(date +%s.%N)
 applied=$(curl -s "127.0.0.1:7803/v1/stats?min_seq=$seq" | python3 -c 'import json,sys; print(json.load(sys.stdin)["cluster"]["applied_seq"])')
 echo "catch-up: $applied mutations replayed by a new node in $(python3 -c "print(round($end - $start, 2))") s (process start to ready)"
+
+# Bootstrap: a node holding 1M POIs and 1M travellers uploads its snapshot; a new node with
+# an empty data dir starts from it (download, load, then the stream after it).
+serve big 7804 --cluster nats://127.0.0.1:4333 --cluster-name boot --snapshot-every 5
+"$BIN" bench --target http://127.0.0.1:7804 --load-pois 1000000 --load-travellers 1000000 \
+    --workload healthz --duration 1 --warmup 0 > /dev/null
+for _ in $(seq 1 120); do
+    grep -q "snapshot uploaded" "$work/big.log" && grep "snapshot uploaded" "$work/big.log" | tail -1 | grep -q "seq=[1-9]" && break
+    sleep 1
+done
+sleep 6 # the next round, covering everything loaded
+start=$(date +%s.%N)
+serve newcomer 7805 --cluster nats://127.0.0.1:4333 --cluster-name boot
+end=$(date +%s.%N)
+counts=$(curl -s 127.0.0.1:7805/v1/stats | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["pois"], "POIs,", s["travellers"], "travellers")')
+echo "bootstrap: a new node started from the uploaded snapshot with $counts, ready $(python3 -c "print(round($end - $start, 2))") s after its process started"
+ls -la "$work/newcomer/snapshots" | tail -1

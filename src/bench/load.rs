@@ -13,8 +13,10 @@ use super::workload::{self, Scenario};
 use super::{BenchError, data, redis};
 use crate::config::BenchConfig;
 
-/// POIs per import request and updates per batch while loading.
-const LOAD_CHUNK: usize = 20_000;
+/// POIs per import request and updates per batch while loading: each request is one log
+/// record, and a cluster's must fit a NATS message (1 MiB by default; 10,000 POIs are
+/// about 700 KB).
+const LOAD_CHUNK: usize = 10_000;
 /// The share of loaded travellers made public, so nearby-traveller queries find some.
 const PUBLIC_EVERY: usize = 10;
 const CATEGORIES: [&str; 8] = [
