@@ -171,10 +171,12 @@ pub async fn import(
             .map_err(|e| ApiError::internal("import reader panicked", &e))??
     };
     let engine = state.engine.clone();
-    let summary =
-        tokio::task::spawn_blocking(move || engine.import_pois(parsed, mode, strict)?.wait())
-            .await
-            .map_err(|e| ApiError::internal("import apply panicked", &e))??;
+    // Applied off the async workers; waited for here, in the request's task, so that a
+    // cluster write's sequence reaches the answer's `x-proxima-seq`.
+    let written = tokio::task::spawn_blocking(move || engine.import_pois(parsed, mode, strict))
+        .await
+        .map_err(|e| ApiError::internal("import apply panicked", &e))??;
+    let summary = written.durable().await?;
     Ok(json_response(StatusCode::OK, &ImportOut::from(&summary)))
 }
 

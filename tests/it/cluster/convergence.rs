@@ -138,6 +138,18 @@ async fn every_kind_of_change_reaches_every_node_and_their_states_are_equal() {
             .await
             .expect("sent"),
     );
+    write(
+        a.client
+            .post(a.url("/v1/pois/import?format=ndjson"))
+            .header("content-type", "application/x-ndjson")
+            .body(
+                r#"{"id":"imp-1","lat":61.0,"lon":25.0,"name":"x","category":"museum"}
+{"id":"imp-2","lat":61.1,"lon":25.0,"name":"y","category":"museum"}"#,
+            )
+            .send()
+            .await
+            .expect("sent"),
+    );
     for node in [&a, &b] {
         let (status, _) = node.get(&format!("/v1/stats?min_seq={last}")).await;
         assert_eq!(status, 200);
@@ -153,7 +165,7 @@ async fn every_kind_of_change_reaches_every_node_and_their_states_are_equal() {
     assert_eq!(stats_b["cluster"]["applied_seq"], last);
     assert_eq!(stats_a["digest"].as_str().map(str::len), Some(64));
     assert_eq!(stats_a["digest"], stats_b["digest"], "equal digests");
-    assert_eq!(a.state.engine.poi_count(), 2);
+    assert_eq!(a.state.engine.poi_count(), 4, "p0, p2 and the two imported");
     assert_eq!(
         a.state.engine.traveller_count(),
         50,
