@@ -106,10 +106,16 @@ impl Replicator {
         *self.applied.borrow()
     }
 
+    /// The largest stream record this node publishes: the server's largest message, less
+    /// room for the subject and headers.
+    pub fn max_record_bytes(&self) -> usize {
+        self.max_payload.saturating_sub(256)
+    }
+
     /// Registers a change to publish; [`Pending::applied`] publishes it and waits.
     pub(crate) fn submit(self: &Arc<Self>, record: Vec<u8>) -> Result<Pending, ClusterError> {
         // The headers and subject take a few dozen bytes of the message's allowance.
-        if record.len() + 256 > self.max_payload {
+        if record.len() > self.max_record_bytes() {
             return Err(ClusterError::TooLarge {
                 size: record.len(),
                 max: self.max_payload,

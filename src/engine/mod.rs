@@ -65,6 +65,38 @@ use crate::persist::wal::{Ticket, Wal};
 use crate::pois::{CategoryLimitError, CursorError, CursorKey, PoiIndex};
 use crate::travellers::{TravellerConfig, TravellerIndex};
 
+/// Encodes `import` as stream records of at most `max` bytes, in order, halving any part too
+/// large; a single POI too large is left to [`Replicator::submit`] to refuse.
+fn encode_in_parts(
+    import: ImportPois,
+    max: usize,
+    records: &mut Vec<Vec<u8>>,
+) -> Result<(), EngineError> {
+    let record = crate::persist::encode(&Logged(&import))?;
+    if record.len() <= max || import.pois.len() <= 1 {
+        records.push(record);
+        return Ok(());
+    }
+    let mut first = import.pois;
+    let second = first.split_off(first.len() / 2);
+    encode_in_parts(
+        ImportPois {
+            mode: import.mode,
+            pois: first,
+        },
+        max,
+        records,
+    )?;
+    encode_in_parts(
+        ImportPois {
+            mode: ImportMode::Upsert,
+            pois: second,
+        },
+        max,
+        records,
+    )
+}
+
 /// Why the engine refused a request or failed. A refused request changed nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -263,6 +295,24 @@ impl Engine {
                 self.write_in_order(change)
             }
         }
+    }
+
+    /// A cluster's import: one stream record if it fits a NATS message, else several, in
+    /// order, each half of a part too large (the first keeps the import's mode, the rest
+    /// upsert). Each part is applied atomically on every node, the whole is not: a reader
+    /// may see the first parts before the last, and a failure half way leaves the parts
+    /// before it applied (retrying an import is safe: it upserts, or replaces again).
+    fn write_import_in_parts(&self, import: ImportPois) -> Result<Written<()>, EngineError> {
+        let replicator = self.replicator.get().expect("called on a cluster node");
+        let _writer = self.writer.lock();
+        import.check(self)?;
+        let mut records = Vec::new();
+        encode_in_parts(import, replicator.max_record_bytes(), &mut records)?;
+        let parts = records
+            .into_iter()
+            .map(|record| replicator.submit(record))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Written::replicated_parts(parts))
     }
 
     /// [`Engine::write`] once the change's lock is held. In a cluster the change is only

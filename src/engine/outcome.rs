@@ -25,6 +25,23 @@ enum State<T> {
         pending: Pending,
         outcome: Box<dyn FnOnce(Box<dyn Any + Send>) -> T + Send>,
     },
+    /// Several changes published in order (an import in parts); durable once all are.
+    Parts {
+        parts: Vec<Pending>,
+        outcome: Box<dyn FnOnce() -> T + Send>,
+    },
+}
+
+impl Written<()> {
+    /// Changes published in order, durable once every one is applied here.
+    pub(crate) fn replicated_parts(parts: Vec<Pending>) -> Self {
+        Self {
+            state: State::Parts {
+                parts,
+                outcome: Box::new(|| ()),
+            },
+        }
+    }
 }
 
 impl<T> std::fmt::Debug for Written<T> {
@@ -37,6 +54,10 @@ impl<T> std::fmt::Debug for Written<T> {
             State::Replicated { pending, .. } => f
                 .debug_struct("Written")
                 .field("pending", pending)
+                .finish_non_exhaustive(),
+            State::Parts { parts, .. } => f
+                .debug_struct("Written")
+                .field("parts", parts)
                 .finish_non_exhaustive(),
         }
     }
@@ -79,6 +100,10 @@ impl<T: 'static> Written<T> {
                     pending,
                     outcome: Box::new(move |applied| f(outcome(applied))),
                 },
+                State::Parts { parts, outcome } => State::Parts {
+                    parts,
+                    outcome: Box::new(move || f(outcome())),
+                },
             },
         }
     }
@@ -91,6 +116,13 @@ impl<T: 'static> Written<T> {
                 Ok(outcome)
             }
             State::Replicated { pending, outcome } => Ok(outcome(pending.applied().await?)),
+            State::Parts { parts, outcome } => {
+                // In order: a later part may replace an earlier part's POI.
+                for part in parts {
+                    part.applied().await?;
+                }
+                Ok(outcome())
+            }
         }
     }
 
@@ -102,7 +134,9 @@ impl<T: 'static> Written<T> {
                 ticket.wait()?;
                 Ok(outcome)
             }
-            State::Replicated { .. } => tokio::runtime::Handle::current().block_on(self.durable()),
+            State::Replicated { .. } | State::Parts { .. } => {
+                tokio::runtime::Handle::current().block_on(self.durable())
+            }
         }
     }
 }

@@ -67,10 +67,14 @@ impl Engine {
             // (a replace by an empty file is a real change: it empties the index).
             return Ok(Written::local(summary, crate::persist::wal::Ticket::done()));
         }
-        let written = self.write(ImportPois {
+        let import = ImportPois {
             mode,
             pois: parsed.pois,
-        })?;
+        };
+        let written = match self.replicator() {
+            Some(_) => self.write_import_in_parts(import)?,
+            None => self.write(import)?,
+        };
         Ok(written.map(|()| summary))
     }
 

@@ -255,3 +255,55 @@ async fn a_new_node_starts_from_the_uploaded_snapshot_after_the_stream_is_trimme
     assert_eq!(stats_b["pois"], 31);
     assert_eq!(stats_a["digest"], stats_b["digest"]);
 }
+
+#[tokio::test]
+async fn an_import_larger_than_a_nats_message_is_applied_in_parts_on_every_node() {
+    let Some(nats) = Nats::start("an_import_larger_than_a_nats_message") else {
+        return;
+    };
+    let a = node(&nats, "parts").await;
+    let b = node(&nats, "parts").await;
+    assert_eq!(
+        a.put_json(
+            "/v1/pois/old",
+            &json!({"lat": 1.0, "lon": 1.0, "name": "x", "category": "cafe"})
+        )
+        .await
+        .0,
+        201
+    );
+    // 20,000 POIs: about 1.5 MB as one log record, more than NATS's 1 MiB message.
+    let body = (0..20_000)
+        .map(|i| {
+            json!({"id": format!("imp-{i:05}"), "lat": 40.0 + f64::from(i) * 1e-4, "lon": -3.7, "name": format!("Imported place number {i}"), "category": "museum"})
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(body.len() > 1 << 20);
+    let response = a
+        .client
+        .post(a.url("/v1/pois/import?format=ndjson&mode=replace"))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    let seq = seq_of(&response);
+    let summary: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(summary["imported"], 20_000);
+    assert!(seq >= 3, "the import went as several stream records: {seq}");
+    for server in [&a, &b] {
+        let (_, stats) = server
+            .get(&format!("/v1/stats?min_seq={seq}&digest=true"))
+            .await;
+        assert_eq!(
+            stats["pois"], 20_000,
+            "the replace dropped the POI before it"
+        );
+    }
+    let (_, stats_a) = a.get("/v1/stats?digest=true").await;
+    let (_, stats_b) = b.get("/v1/stats?digest=true").await;
+    assert_eq!(stats_a["digest"], stats_b["digest"]);
+}
