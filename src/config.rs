@@ -240,8 +240,9 @@ pub struct ServeConfig {
     pub cluster_replicas: usize,
 
     /// Seconds a write waits for the cluster's stream and this node's apply, and a read for
-    /// its `x-proxima-min-seq`, before a 503.
-    #[arg(long, env = "PROXIMA_MAX_WAIT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+    /// its `x-proxima-min-seq`, before a 503. At most 60: a publish retried within it is
+    /// stored once (the stream's duplicate window is 120 s).
+    #[arg(long, env = "PROXIMA_MAX_WAIT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60))]
     pub max_wait: u64,
 
     /// Seconds a cluster node may go without being caught up with the stream before

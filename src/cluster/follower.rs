@@ -60,17 +60,16 @@ pub async fn follow(
         .connect(config.urls.clone())
         .await
         .map_err(JoinError::Connect)?;
-    let max_payload = match client.server_info().max_payload {
-        0 => 1 << 20, // not connected yet: the server's default
-        n => n,
-    };
-    let jetstream = jetstream::new(client);
-    let replicator = Arc::new(Replicator::new(jetstream.clone(), &config, max_payload, 0));
+    let jetstream = jetstream::new(client.clone());
+    // The server's default until it says (the client connects in the background).
+    let replicator = Arc::new(Replicator::new(jetstream.clone(), &config, 1 << 20, 0));
     engine.replicate_through(replicator.clone());
     let mut stream = tokio::select! {
         () = stopping.cancelled() => return Err(JoinError::Stopped),
         stream = open_stream(&jetstream, &config) => stream,
     };
+    // Connected now: the server has said how large a message may be.
+    replicator.set_max_payload(client.server_info().max_payload);
     match snapshots::store(&jetstream, &config).await {
         Ok(store) => {
             if let Err(e) = snapshots::fetch_newer(&store, &data_dir).await {
@@ -85,17 +84,30 @@ pub async fn follow(
         .map_err(|e| JoinError::Start(format!("loading the state panicked: {e}")))?
         .map_err(|e| JoinError::Start(e.to_string()))?;
     replicator.start_from(seq);
-    let first = stream
+    let state = stream
         .info()
         .await
         .map_err(|e| JoinError::Start(e.to_string()))?
         .state
-        .first_sequence;
-    if first > seq + 1 {
+        .clone();
+    if state.first_sequence > seq + 1 {
         return Err(JoinError::Start(format!(
-            "the stream now starts at sequence {first}, past this node's state at {seq}, and no newer snapshot was uploaded; start this node with an empty data dir"
+            "the stream now starts at sequence {}, past this node's state at {seq}, and no newer snapshot was uploaded",
+            state.first_sequence
         )));
     }
+    if state.last_sequence < seq {
+        // A stream created anew (deleted, or lost with one replica): this node's state
+        // belongs to another history, and going on would diverge quietly.
+        return Err(JoinError::Start(format!(
+            "the stream ends at sequence {}, before this node's state at {seq}: it is not the stream this state came from; start this node with an empty data dir",
+            state.last_sequence
+        )));
+    }
+    replicator.saw_stream_at(state.last_sequence);
+    // Catching up replays changes whose events were given before: fences are judged once
+    // the node has caught up, from the state then, as after a local recovery.
+    engine.quiet_fences(true);
     let applier = replicator.clone();
     let uploader = (engine.clone(), replicator.clone(), stream.clone());
     let watcher = tokio::spawn(watch_lag(stream.clone(), applier.clone(), stopping.clone()));
@@ -161,6 +173,11 @@ async fn apply_stream(
     replicator: &Replicator,
     reconnected: &tokio::sync::Notify,
 ) {
+    let mut catching_up = true;
+    if !replicator.is_behind() {
+        catching_up = false;
+        engine.quiet_fences(false);
+    }
     loop {
         let start = replicator.applied_seq() + 1;
         let created = stream
@@ -270,6 +287,10 @@ async fn apply_stream(
                 tracing::warn!(seq, error = %e, "cluster: a stream record was not applied");
             }
             replicator.applied(id.as_deref(), seq, outcome);
+            if catching_up && !replicator.is_behind() {
+                catching_up = false;
+                engine.quiet_fences(false);
+            }
         }
         tokio::time::sleep(RETRY).await;
     }

@@ -68,7 +68,7 @@ pub enum ClusterError {
     Unavailable(Duration, String),
     /// The stream took the change, but this node had not applied it in time.
     #[error(
-        "cluster: the write was stored at stream sequence {0} but this node had not applied it within {1:?}; it will be"
+        "cluster: the write was stored at stream sequence {0} but this node had not applied it within {1:?}; every node applies it in stream order"
     )]
     NotApplied(u64, Duration),
     /// The change does not fit in one NATS message.

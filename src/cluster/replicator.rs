@@ -11,7 +11,7 @@ use std::any::Any;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
@@ -40,8 +40,8 @@ pub struct Replicator {
     subject: String,
     max_wait: Duration,
     max_lag: Duration,
-    /// The NATS server's largest message, learnt on connecting (1 MiB by default).
-    max_payload: usize,
+    /// The NATS server's largest message (1 MiB by default until the server says).
+    max_payload: AtomicUsize,
     waiting: Mutex<HashMap<String, oneshot::Sender<Applied>>>,
     applied: watch::Sender<u64>,
     /// The last stream sequence known to exist (from stream info or a message).
@@ -79,7 +79,7 @@ impl Replicator {
             subject: config.log_subject(),
             max_wait: config.max_wait,
             max_lag: config.max_lag,
-            max_payload,
+            max_payload: AtomicUsize::new(max_payload),
             waiting: Mutex::new(HashMap::new()),
             applied: watch::channel(applied).0,
             stream_last: AtomicU64::new(0),
@@ -106,10 +106,17 @@ impl Replicator {
         *self.applied.borrow()
     }
 
+    /// Records the server's largest message, once connected.
+    pub(crate) fn set_max_payload(&self, bytes: usize) {
+        if bytes > 0 {
+            self.max_payload.store(bytes, Ordering::Relaxed);
+        }
+    }
+
     /// The largest stream record this node publishes: the server's largest message, less
     /// room for the subject and headers.
     pub fn max_record_bytes(&self) -> usize {
-        self.max_payload.saturating_sub(256)
+        self.max_payload.load(Ordering::Relaxed).saturating_sub(256)
     }
 
     /// Registers a change to publish; [`Pending::applied`] publishes it and waits.
@@ -118,7 +125,7 @@ impl Replicator {
         if record.len() > self.max_record_bytes() {
             return Err(ClusterError::TooLarge {
                 size: record.len(),
-                max: self.max_payload,
+                max: self.max_payload.load(Ordering::Relaxed),
             });
         }
         let id = format!(

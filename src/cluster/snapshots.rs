@@ -1,8 +1,8 @@
 //! A cluster's snapshots: each node writes its own, tagged with the stream sequence it
 //! covers, into its data dir; one node at a time, the holder of a lease in a JetStream
 //! key-value bucket, also uploads its snapshot to a JetStream object store every
-//! `--snapshot-every`, keeps the newest two there, and trims the stream below the older of
-//! them. A node with an empty data dir (or one older than the newest upload) starts from
+//! `--snapshot-every`, keeps the newest two there, and, once there are two, trims the
+//! stream below the older. A node with an empty data dir (or one older than the newest upload) starts from
 //! the newest uploaded snapshot and replays the stream from its sequence.
 //!
 //! The lease is a key that only one node can create; its holder renews it on every round
@@ -206,7 +206,9 @@ async fn round(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    if !hold_lease(lease, replicator.node_id()).await? {
+    // A node behind the stream (or stopped) neither takes nor keeps the lease: its
+    // snapshot is not the one to give, and holding the lease would stop all uploads.
+    if replicator.lag().is_err() || !hold_lease(lease, replicator.node_id()).await? {
         return Ok(());
     }
     let uploads = uploaded(store).await?;
@@ -218,7 +220,9 @@ async fn round(
     for (_, name) in uploads.iter().skip(KEPT) {
         store.delete(name).await.map_err(|e| e.to_string())?;
     }
-    if let Some((oldest, _)) = uploads.get(KEPT - 1).or(uploads.last()) {
+    // Only once there are two: the stream keeps everything after the older, so a node a
+    // round behind the newest (or restarting from the older) still finds its next change.
+    if let Some((oldest, _)) = uploads.get(KEPT - 1) {
         // Everything up to the older kept snapshot is in both: the stream keeps the rest.
         stream
             .purge()

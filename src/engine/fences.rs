@@ -94,6 +94,15 @@ impl Engine {
         self.fences.events().expire(now);
     }
 
+    /// Quiet: fences are not judged as changes are applied (a cluster node catching up).
+    /// Back to loud: who is inside each fence is worked out once from the state now.
+    pub fn quiet_fences(&self, quiet: bool) {
+        if !quiet {
+            self.fences.recompute(&self.travellers, self.now_ms());
+        }
+        self.fences.set_quiet(quiet);
+    }
+
     /// Every fence, by id: for tests comparing whole states.
     #[doc(hidden)]
     pub fn dump_fences(&self) -> Vec<Fence> {

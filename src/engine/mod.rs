@@ -255,18 +255,23 @@ impl Engine {
         seq: u64,
         record: &[u8],
     ) -> Result<Box<dyn Any + Send>, EngineError> {
-        // Both order locks: a snapshot reads the applied position under them, so a change
-        // is in a snapshot exactly when its sequence is at most the snapshot's.
-        let _writer = self.writer.lock();
-        let _order = self.traveller_order.write();
+        let decoded = crate::persist::decode::<Mutation>(record)
+            .map_err(|e| EngineError::Replicated(format!("undecodable stream record: {e}")))
+            .and_then(|m| {
+                m.check_ids()
+                    .map(|()| m)
+                    .map_err(|e| EngineError::Replicated(format!("stream record: {e}")))
+            });
+        // The kind's own lock, as a local write takes it (a long import does not hold up
+        // position reports). A snapshot takes both and reads the applied sequence under
+        // them, so a change is in a snapshot exactly when its sequence is at most the
+        // snapshot's.
+        let order = decoded.as_ref().map_or(Order::PoiWriter, Mutation::order);
+        let _writer = (order == Order::PoiWriter).then(|| self.writer.lock());
+        let _order = (order != Order::PoiWriter).then(|| self.traveller_order.write());
         self.stream_applied
             .store(seq, std::sync::atomic::Ordering::Release);
-        let mutation: Mutation = crate::persist::decode(record)
-            .map_err(|e| EngineError::Replicated(format!("undecodable stream record: {e}")))?;
-        mutation
-            .check_ids()
-            .map_err(|e| EngineError::Replicated(format!("stream record: {e}")))?;
-        mutation.redo_reporting(self)
+        decoded?.redo_reporting(self)
     }
 
     /// The current time by the engine's clock, Unix ms.

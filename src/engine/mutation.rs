@@ -78,6 +78,13 @@ macro_rules! mutations {
                 }
             }
 
+            /// The lock that orders this kind of change.
+            pub(super) fn order(&self) -> Order {
+                match self {
+                    $(Self::$kind(_) => <$kind as Change>::ORDER,)*
+                }
+            }
+
             /// Applies the mutation to memory, as a cluster node does with what it reads
             /// from the stream, and gives its outcome for the writer waiting on it.
             pub(super) fn redo_reporting(

@@ -219,12 +219,14 @@ async fn a_new_node_starts_from_the_uploaded_snapshot_after_the_stream_is_trimme
             .await;
         assert_eq!(status, 201);
     }
-    // Within a few rounds a snapshot covering the writes is uploaded and the stream
-    // trimmed below it.
+    // Within a few rounds two snapshots covering the writes are uploaded and the stream
+    // trimmed below the older (writes go on meanwhile, so that each round has something
+    // newer to upload).
     let jetstream =
         async_nats::jetstream::new(async_nats::connect(nats.url()).await.expect("nats"));
     let mut stream = jetstream.get_stream("BOOT").await.expect("the stream");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut extra = 0;
     loop {
         let first = stream.info().await.expect("info").state.first_sequence;
         if first > 30 {
@@ -234,6 +236,14 @@ async fn a_new_node_starts_from_the_uploaded_snapshot_after_the_stream_is_trimme
             std::time::Instant::now() < deadline,
             "the stream was not trimmed: it starts at {first}"
         );
+        extra += 1;
+        let (status, _) = a
+            .put_json(
+                &format!("/v1/pois/more{extra:03}"),
+                &json!({"lat": 47.0, "lon": 2.0, "name": "x", "category": "cafe"}),
+            )
+            .await;
+        assert_eq!(status, 201);
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let (status, _) = a
@@ -252,7 +262,7 @@ async fn a_new_node_starts_from_the_uploaded_snapshot_after_the_stream_is_trimme
         .get(&format!("/v1/stats?digest=true&min_seq={last}"))
         .await;
     let (_, stats_a) = a.get("/v1/stats?digest=true").await;
-    assert_eq!(stats_b["pois"], 31);
+    assert_eq!(stats_b["pois"], 31 + extra);
     assert_eq!(stats_a["digest"], stats_b["digest"]);
 }
 
