@@ -8,21 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
-cargo build --release --quiet
-BIN=target/release/proxima
-NATS=$(command -v nats-server || echo /usr/sbin/nats-server)
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-"$NATS" -js -a 127.0.0.1 -p 4334 -sd "$work/nats" > /dev/null 2>&1 &
-pids+=($!)
-sleep 1
+NATS_PORT=4334
+. scripts/cluster-lib.sh
 for port in 7811 7812 7813; do
-    "$BIN" serve --no-sample --listen "127.0.0.1:$port" --data-dir "$work/n$port" \
-        --cluster nats://127.0.0.1:4334 --cluster-name reads > "$work/$port.log" 2>&1 &
-    pids+=($!)
-    for _ in $(seq 1 200); do curl -sf "127.0.0.1:$port/readyz" > /dev/null && break; sleep 0.1; done
+    serve "n$port" "$port" --cluster nats://127.0.0.1:4334 --cluster-name reads
 done
 "$BIN" bench --target http://127.0.0.1:7811 --load-pois 200000 --workload healthz --duration 1 --warmup 0 > /dev/null
 seq=$(curl -s 127.0.0.1:7811/v1/stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["cluster"]["applied_seq"])')

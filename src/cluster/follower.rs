@@ -14,7 +14,7 @@ use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::{ClusterConfig, Replicator, snapshots};
+use super::{ClusterConfig, Replicator, snapshots, until_ok};
 use crate::engine::{Engine, EngineError};
 
 /// Records up to this size are applied on the async worker that read them.
@@ -65,9 +65,10 @@ pub async fn follow(
     let replicator = Arc::new(Replicator::new(jetstream.clone(), &config, 1 << 20, 0));
     engine.replicate_through(replicator.clone());
     let mut stream = tokio::select! {
-        () = stopping.cancelled() => return Err(JoinError::Stopped),
-        stream = open_stream(&jetstream, &config) => stream,
-    };
+        () = stopping.cancelled() => None,
+        stream = open_stream(&jetstream, &config, &stopping) => stream,
+    }
+    .ok_or(JoinError::Stopped)?;
     // Connected now: the server has said how large a message may be.
     replicator.set_max_payload(client.server_info().max_payload);
     match snapshots::store(&jetstream, &config).await {
@@ -142,27 +143,27 @@ pub enum JoinError {
     Stopped,
 }
 
-/// The cluster's stream, created if missing; retried until NATS answers.
-async fn open_stream(jetstream: &jetstream::Context, config: &ClusterConfig) -> stream::Stream {
-    loop {
-        let wanted = stream::Config {
-            name: config.stream_name(),
-            subjects: vec![config.log_subject()],
-            num_replicas: config.replicas,
-            storage: stream::StorageType::File,
-            // Every change is kept until snapshots let the stream be trimmed.
-            retention: stream::RetentionPolicy::Limits,
-            duplicate_window: Duration::from_secs(120),
-            ..Default::default()
-        };
-        match jetstream.get_or_create_stream(wanted).await {
-            Ok(stream) => return stream,
-            Err(e) => {
-                tracing::warn!(error = %e, "cluster: the stream could not be opened; retrying");
-                tokio::time::sleep(RETRY).await;
-            }
-        }
-    }
+/// The cluster's stream, created if missing; retried until NATS answers (`None`: the
+/// server stopped first).
+async fn open_stream(
+    jetstream: &jetstream::Context,
+    config: &ClusterConfig,
+    stopping: &CancellationToken,
+) -> Option<stream::Stream> {
+    let wanted = stream::Config {
+        name: config.stream_name(),
+        subjects: vec![config.log_subject()],
+        num_replicas: config.replicas,
+        storage: stream::StorageType::File,
+        // Every change is kept until snapshots let the stream be trimmed.
+        retention: stream::RetentionPolicy::Limits,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    };
+    until_ok("the stream could not be opened", RETRY, stopping, || {
+        jetstream.get_or_create_stream(wanted.clone())
+    })
+    .await
 }
 
 /// Applies the stream from the sequence after the last applied, for ever: a consumer that

@@ -20,7 +20,11 @@ mod follower;
 mod replicator;
 mod snapshots;
 
+use std::fmt::Display;
+use std::future::Future;
 use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 pub use follower::{JoinError, follow};
 pub use replicator::{Pending, Replicator, WRITE_SEQ};
@@ -96,4 +100,25 @@ pub enum ClusterError {
         /// How long it waited.
         waited: Duration,
     },
+}
+
+/// Tries `attempt` until it succeeds, `pause` apart, warning of each failure as `what`;
+/// `None` if `stopping` comes first. For what a node needs from NATS before it can go on
+/// (the stream, the snapshot store, the lease bucket), which may not answer yet.
+pub(crate) async fn until_ok<T, E: Display, F: Future<Output = Result<T, E>>>(
+    what: &str,
+    pause: Duration,
+    stopping: &CancellationToken,
+    mut attempt: impl FnMut() -> F,
+) -> Option<T> {
+    loop {
+        match attempt().await {
+            Ok(value) => return Some(value),
+            Err(e) => tracing::warn!(error = %e, "cluster: {what}; retrying"),
+        }
+        tokio::select! {
+            () = stopping.cancelled() => return None,
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
 }

@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
-use super::{ClusterConfig, Replicator};
+use super::{ClusterConfig, Replicator, until_ok};
 use crate::engine::Engine;
 use crate::persist::snapshot;
 
@@ -126,25 +126,20 @@ pub async fn upload_periodically(
     every: Duration,
     stopping: CancellationToken,
 ) {
-    let store = loop {
-        match store(&jetstream, &config).await {
-            Ok(store) => break store,
-            Err(e) => tracing::warn!(error = %e, "cluster: no snapshot store yet"),
-        }
-        tokio::select! {
-            () = stopping.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
+    let second = Duration::from_secs(1);
+    let Some(store) = until_ok("no snapshot store yet", second, &stopping, || {
+        store(&jetstream, &config)
+    })
+    .await
+    else {
+        return;
     };
-    let lease = loop {
-        match lease_bucket(&jetstream, &config, every).await {
-            Ok(lease) => break lease,
-            Err(e) => tracing::warn!(error = %e, "cluster: no lease bucket yet"),
-        }
-        tokio::select! {
-            () = stopping.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
+    let Some(lease) = until_ok("no lease bucket yet", second, &stopping, || {
+        lease_bucket(&jetstream, &config, every)
+    })
+    .await
+    else {
+        return;
     };
     loop {
         tokio::select! {

@@ -86,17 +86,9 @@ async fn travellers_inside_an_area_are_those_the_viewer_may_see() {
         ("dan", 60.21, 24.95),
     ]
     .iter()
-    .map(|(id, lat, lon)| json!({"id": id, "lat": lat, "lon": lon, "ts": now}).to_string())
-    .collect::<Vec<_>>()
-    .join("\n");
-    let (status, _) = s
-        .send(
-            s.client
-                .post(s.url("/v1/positions"))
-                .header("content-type", "application/x-ndjson")
-                .body(batch),
-        )
-        .await;
+    .map(|(id, lat, lon)| json!({"id": id, "lat": lat, "lon": lon, "ts": now}))
+    .collect::<Vec<_>>();
+    let (status, _) = s.post_positions(&batch).await;
     assert_eq!(status, 200);
     for id in ["ann", "cyd", "dan"] {
         let sharing = json!({"visibility": "public"});

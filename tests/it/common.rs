@@ -113,6 +113,17 @@ impl TestServer {
         self.send(self.client.post(self.url(path)).body(body)).await
     }
 
+    /// Posts position reports as one NDJSON batch (`POST /v1/positions`).
+    pub async fn post_positions(&self, reports: &[Value]) -> (u16, Value) {
+        let body: String = reports.iter().map(|r| format!("{r}\n")).collect();
+        let request = self
+            .client
+            .post(self.url("/v1/positions"))
+            .header("content-type", "application/x-ndjson")
+            .body(body);
+        self.send(request).await
+    }
+
     /// Creates a POI, asserting success.
     pub async fn put_poi(&self, id: &str, lat: f64, lon: f64, category: &str, rating: Option<f64>) {
         let mut body = serde_json::json!({"lat": lat, "lon": lon, "name": format!("name of {id}"), "category": category});
@@ -277,4 +288,39 @@ pub fn plain_cafe(id: &str) -> proxima::pois::Poi {
         None,
     )
     .expect("valid")
+}
+
+/// The path of an outside program a test needs (on the `PATH`, or in `/usr/sbin`, where
+/// Debian puts some). Missing, it prints that `test` was skipped, straight to stderr (the
+/// harness captures `eprintln!`, which would make the skip a silent pass), and gives
+/// `None`; unless the environment variable `require` is `1` (`.ci/run` sets it), which
+/// makes a missing program a failure.
+pub fn outside_program(
+    test: &str,
+    program: &str,
+    require: &str,
+    install: &str,
+) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(program))
+                .find(|path| path.is_file())
+        })
+        .or_else(|| {
+            let sbin = std::path::Path::new("/usr/sbin").join(program);
+            sbin.is_file().then_some(sbin)
+        });
+    if found.is_none() {
+        assert!(
+            std::env::var(require).as_deref() != Ok("1"),
+            "{require}=1 but {program} is not installed"
+        );
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "{test}: skipped: {program} is not installed ({install})"
+        );
+    }
+    found
 }

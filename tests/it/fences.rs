@@ -218,21 +218,12 @@ async fn a_stalled_subscriber_is_reset_while_a_healthy_one_misses_nothing() {
     for round in 0..200 {
         // Everyone in, or everyone out: one event per traveller.
         let lat = if round % 2 == 0 { 60.17 } else { 61.0 };
-        let batch: String = (0..travellers)
-            .map(|i| {
-                json!({"id": format!("t{i}"), "lat": lat, "lon": 24.94, "ts": s.now() + round})
-                    .to_string()
-                    + "\n"
-            })
-            .collect();
-        let (status, _) = s
-            .send(
-                s.client
-                    .post(s.url("/v1/positions"))
-                    .header("content-type", "application/x-ndjson")
-                    .body(batch),
+        let batch: Vec<_> = (0..travellers)
+            .map(
+                |i| json!({"id": format!("t{i}"), "lat": lat, "lon": 24.94, "ts": s.now() + round}),
             )
-            .await;
+            .collect();
+        let (status, _) = s.post_positions(&batch).await;
         assert_eq!(status, 200);
         sent += travellers;
         received += healthy.drain(Duration::from_millis(50)).await.len();

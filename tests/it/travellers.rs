@@ -5,16 +5,6 @@ use serde_json::{Value, json};
 
 use crate::common::TestServer;
 
-async fn post_ndjson(s: &TestServer, lines: &[Value]) -> (u16, Value) {
-    let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    let request = s
-        .client
-        .post(s.url("/v1/positions"))
-        .header("content-type", "application/x-ndjson")
-        .body(body);
-    s.send(request).await
-}
-
 async fn share(s: &TestServer, id: &str, visibility: &str, viewers: &[&str]) {
     let (status, _) = s
         .put_json(
@@ -40,7 +30,7 @@ async fn the_newest_ts_wins_whatever_the_arrival_order() {
     .iter()
     .map(|(k, lat)| json!({"id": "anna", "lat": lat, "lon": 24.9, "ts": t0 + k * 1000}))
     .collect();
-    let (status, body) = post_ndjson(&s, &updates).await;
+    let (status, body) = s.post_positions(&updates).await;
     assert_eq!(status, 200);
     assert_eq!(
         body,
@@ -159,7 +149,7 @@ async fn sharing_is_honoured_by_every_read_path() {
         .enumerate()
         .map(|(i, id)| json!({"id": id, "lat": 60.17 + i as f64 * 0.001, "lon": 24.94, "ts": now}))
         .collect();
-    post_ndjson(&s, &lines).await;
+    s.post_positions(&lines).await;
     share(&s, "fam", "friends", &["mum"]).await;
     share(&s, "pub", "public", &[]).await;
 
@@ -227,7 +217,7 @@ async fn a_traveller_expires_after_the_ttl_from_every_answer() {
         json!({"id": "old", "lat": 1, "lon": 1, "ts": now - 50_000}),
         json!({"id": "ahead", "lat": 1, "lon": 1.001, "ts": now + 600_000}),
     ];
-    post_ndjson(&s, &lines).await;
+    s.post_positions(&lines).await;
     share(&s, "old", "public", &[]).await;
     share(&s, "ahead", "public", &[]).await;
     let nearby = "/v1/travellers/nearby?lat=1&lon=1&radius_m=1000";
@@ -251,16 +241,14 @@ async fn a_traveller_expires_after_the_ttl_from_every_answer() {
 async fn delete_forgets_position_trail_and_sharing() {
     let s = TestServer::start().await;
     let now = s.now();
-    post_ndjson(&s, &[json!({"id": "gone", "lat": 1, "lon": 1, "ts": now})]).await;
+    s.post_positions(&[json!({"id": "gone", "lat": 1, "lon": 1, "ts": now})])
+        .await;
     share(&s, "gone", "public", &[]).await;
     assert_eq!(s.delete("/v1/travellers/gone").await.0, 204);
     assert_eq!(s.get("/v1/travellers/gone?viewer=gone").await.0, 404);
     assert_eq!(s.delete("/v1/travellers/gone").await.0, 404);
-    post_ndjson(
-        &s,
-        &[json!({"id": "gone", "lat": 1, "lon": 1, "ts": now + 1})],
-    )
-    .await;
+    s.post_positions(&[json!({"id": "gone", "lat": 1, "lon": 1, "ts": now + 1})])
+        .await;
     assert_eq!(
         s.get("/v1/travellers/gone").await.0,
         404,

@@ -188,19 +188,11 @@ async fn share_publicly(s: &TestServer, id: &str) {
 
 /// Posts one position for each of `ids`, as a batch, asserting they were accepted.
 async fn post_positions(s: &TestServer, positions: &[(String, f64, f64)], ts: i64) {
-    let batch = positions
+    let batch: Vec<_> = positions
         .iter()
-        .map(|(id, lat, lon)| json!({"id": id, "lat": lat, "lon": lon, "ts": ts}).to_string())
-        .collect::<Vec<_>>()
-        .join("\n");
-    let (status, body) = s
-        .send(
-            s.client
-                .post(s.url("/v1/positions"))
-                .header("content-type", "application/x-ndjson")
-                .body(batch),
-        )
-        .await;
+        .map(|(id, lat, lon)| json!({"id": id, "lat": lat, "lon": lon, "ts": ts}))
+        .collect();
+    let (status, body) = s.post_positions(&batch).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["accepted"], positions.len(), "{body}");
 }

@@ -38,20 +38,12 @@ struct Browser {
 impl Browser {
     /// Starts chromedriver and a headless Chromium, or `None` (skipped) when there is none.
     async fn start(test: &str) -> Option<Self> {
-        let Some(driver) = which("chromedriver") else {
-            assert!(
-                std::env::var("PROXIMA_REQUIRE_BROWSER").as_deref() != Ok("1"),
-                "PROXIMA_REQUIRE_BROWSER=1 but chromedriver is not on the PATH"
-            );
-            // Written to the process's stderr directly: the test harness captures
-            // `eprintln!`, which would make the skip a silent pass.
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
-                "{test}: skipped: chromedriver is not installed (apt-get install chromium chromium-driver)"
-            );
-            return None;
-        };
+        let driver = crate::common::outside_program(
+            test,
+            "chromedriver",
+            "PROXIMA_REQUIRE_BROWSER",
+            "apt-get install chromium chromium-driver",
+        )?;
         let turn = ONE_AT_A_TIME.lock().await;
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -172,6 +164,17 @@ impl Browser {
         }
     }
 
+    /// The ids the results list shows, in order, once it shows any (bounded: 20 s).
+    async fn listed_ids(&self) -> Value {
+        self.wait_for(
+            "the results",
+            "const ids = [...document.querySelectorAll('#results li')].map(li => li.dataset.id);
+             return ids.length ? ids : null;",
+            json!([]),
+        )
+        .await
+    }
+
     /// The browser console's messages of level SEVERE since the last call.
     async fn console_errors(&self) -> Vec<String> {
         let log = self
@@ -253,12 +256,4 @@ impl Drop for Browser {
             .status();
         let _ = self.driver.wait();
     }
-}
-
-fn which(program: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(program))
-            .find(|path| path.is_file())
-    })
 }

@@ -40,14 +40,7 @@ async fn a_nearby_query_made_in_the_page_lists_what_the_api_answers() {
             json!([60.1710, 24.9400]),
         )
         .await;
-    let listed = browser
-        .wait_for(
-            "the results",
-            "const ids = [...document.querySelectorAll('#results li')].map(li => li.dataset.id);
-             return ids.length ? ids : null;",
-            json!([]),
-        )
-        .await;
+    let listed = browser.listed_ids().await;
     let (status, body) = s
         .get("/v1/pois/nearby?lat=60.171000&lon=24.940000&limit=20&radius_m=1000")
         .await;
@@ -149,14 +142,7 @@ async fn a_polygon_drawn_in_the_page_lists_what_the_api_finds_within_it() {
             json!([corners]),
         )
         .await;
-    let listed = browser
-        .wait_for(
-            "the results",
-            "const ids = [...document.querySelectorAll('#results li')].map(li => li.dataset.id);
-             return ids.length ? ids : null;",
-            json!([]),
-        )
-        .await;
+    let listed = browser.listed_ids().await;
     let mut ring: Vec<[f64; 2]> = corners.to_vec();
     ring.push(corners[0]);
     let (status, body) = s

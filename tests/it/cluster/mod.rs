@@ -34,23 +34,12 @@ impl Nats {
 
     /// Starts one whose extra arguments `args(port)` gives, or `None` (skipped).
     fn start_with(test: &str, args: impl FnOnce(u16) -> Vec<String>) -> Option<Self> {
-        // Debian installs it in /usr/sbin, which a user's PATH may lack.
-        let found = which("nats-server").or_else(|| {
-            let sbin = std::path::PathBuf::from("/usr/sbin/nats-server");
-            sbin.is_file().then_some(sbin)
-        });
-        let Some(program) = found else {
-            assert!(
-                std::env::var("PROXIMA_REQUIRE_NATS").as_deref() != Ok("1"),
-                "PROXIMA_REQUIRE_NATS=1 but nats-server is not on the PATH"
-            );
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
-                "{test}: skipped: nats-server is not installed (apt-get install nats-server)"
-            );
-            return None;
-        };
+        let program = crate::common::outside_program(
+            test,
+            "nats-server",
+            "PROXIMA_REQUIRE_NATS",
+            "apt-get install nats-server",
+        )?;
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -164,14 +153,6 @@ pub fn nats_cluster(test: &str) -> Option<Vec<Nats>> {
         servers.push(server);
     }
     Some(servers)
-}
-
-fn which(program: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(program))
-            .find(|path| path.is_file())
-    })
 }
 
 /// A Proxima node of cluster `name` on `nats`.
