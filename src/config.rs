@@ -245,6 +245,12 @@ pub struct ServeConfig {
     #[arg(long, env = "PROXIMA_MAX_WAIT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60))]
     pub max_wait: u64,
 
+    /// In a cluster, also publish every fence event to JetStream, on
+    /// `<name>.events.<fence>` (kept in the stream `<NAME>_EVENTS` for
+    /// `--event-retention`), each stored once whichever nodes publish it.
+    #[arg(long, env = "PROXIMA_CLUSTER_EVENTS", requires = "cluster")]
+    pub cluster_events: bool,
+
     /// Seconds a cluster node may go without being caught up with the stream before
     /// `/readyz` fails.
     #[arg(long, env = "PROXIMA_MAX_LAG", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -392,6 +398,7 @@ impl ServeConfig {
             cluster: Vec::new(),
             cluster_name: "proxima".into(),
             cluster_replicas: 1,
+            cluster_events: false,
             max_wait: 5,
             max_lag: 5,
             ui_tiles: "none".into(),

@@ -188,6 +188,12 @@ pub async fn start_with_clock(
         max_lag: std::time::Duration::from_secs(config.max_lag),
         snapshot_every: (config.snapshot_every > 0)
             .then(|| std::time::Duration::from_secs(config.snapshot_every)),
+        export_events: config.cluster_events.then(|| {
+            (
+                server::event_encoder(),
+                std::time::Duration::from_secs(config.event_retention),
+            )
+        }),
     });
     let recovery = if let Some(cluster) = cluster {
         // A cluster node's state is the stream's: no local log to recover and no sample

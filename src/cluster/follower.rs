@@ -85,12 +85,18 @@ pub async fn follow(
         .map_err(|e| JoinError::Start(format!("loading the state panicked: {e}")))?
         .map_err(|e| JoinError::Start(e.to_string()))?;
     replicator.start_from(seq);
-    let state = stream
+    let info = stream
         .info()
         .await
         .map_err(|e| JoinError::Start(e.to_string()))?
-        .state
         .clone();
+    let state = info.state.clone();
+    // Event ids carry the stream's epoch: the same on every node, and new if the stream is
+    // ever created anew (ids from the old one then tell their clients to list again).
+    engine.events().join_cluster(super::epoch_of(
+        &info.config.name,
+        info.created.unix_timestamp_nanos(),
+    ));
     if state.first_sequence > seq + 1 {
         return Err(JoinError::Start(format!(
             "the stream now starts at sequence {}, past this node's state at {seq}, and no newer snapshot was uploaded",
@@ -107,7 +113,8 @@ pub async fn follow(
     }
     replicator.saw_stream_at(state.last_sequence);
     // Catching up replays changes whose events were given before: fences are judged once
-    // the node has caught up, from the state then, as after a local recovery.
+    // the node has caught up, from the next clock tick (see
+    // `Engine::judge_fences_from_next_tick`).
     engine.quiet_fences(true);
     let applier = replicator.clone();
     let uploader = (engine.clone(), replicator.clone(), stream.clone());
@@ -120,6 +127,23 @@ pub async fn follow(
         }
         watcher.abort();
     });
+    tokio::spawn(super::clock_tick::tick_every_second(
+        uploader.0.clone(),
+        jetstream.clone(),
+        config.log_subject(),
+        stopping.clone(),
+    ));
+    if let Some((encode, retention)) = config.export_events.clone() {
+        tokio::spawn(super::event_export::export(
+            uploader.0.events().clone(),
+            jetstream.clone(),
+            replicator.clone(),
+            config.clone(),
+            encode,
+            retention,
+            stopping.clone(),
+        ));
+    }
     if let Some(every) = config.snapshot_every {
         let (engine, replicator, stream) = uploader;
         tokio::spawn(snapshots::upload_periodically(
@@ -177,7 +201,7 @@ async fn apply_stream(
     let mut catching_up = true;
     if !replicator.is_behind() {
         catching_up = false;
-        engine.quiet_fences(false);
+        engine.judge_fences_from_next_tick();
     }
     loop {
         let start = replicator.applied_seq() + 1;
@@ -248,6 +272,8 @@ async fn apply_stream(
                 break;
             };
             let seq = info.stream_sequence;
+            let stored_ms =
+                i64::try_from(info.published.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
             let applied = replicator.applied_seq();
             if seq <= applied {
                 continue; // already applied: a consumer created again may repeat some
@@ -273,15 +299,15 @@ async fn apply_stream(
             // A small record (a POI, a batch of positions) applies in microseconds, inline;
             // a large one (an import) may take seconds, so it goes off the async workers.
             let outcome = if message.payload.len() <= INLINE_APPLY_BYTES {
-                engine.apply_replicated(seq, &message.payload)
+                engine.apply_replicated(seq, stored_ms, &message.payload)
             } else {
                 let engine = engine.clone();
                 let payload = message.payload.clone();
-                tokio::task::spawn_blocking(move || engine.apply_replicated(seq, &payload))
-                    .await
-                    .unwrap_or_else(|e| {
-                        Err(EngineError::Replicated(format!("apply panicked: {e}")))
-                    })
+                tokio::task::spawn_blocking(move || {
+                    engine.apply_replicated(seq, stored_ms, &payload)
+                })
+                .await
+                .unwrap_or_else(|e| Err(EngineError::Replicated(format!("apply panicked: {e}"))))
             };
             if let Err(e) = &outcome {
                 // Every node fails the same record the same way: the state stays equal.
@@ -290,7 +316,7 @@ async fn apply_stream(
             replicator.applied(id.as_deref(), seq, outcome);
             if catching_up && !replicator.is_behind() {
                 catching_up = false;
-                engine.quiet_fences(false);
+                engine.judge_fences_from_next_tick();
             }
         }
         tokio::time::sleep(RETRY).await;

@@ -14,18 +14,29 @@
 //! - [`follower`]: the reading side: one ordered consumer applying the stream, and the
 //!   watch of how far behind the stream this node is;
 //! - [`snapshots`]: snapshots tagged with the stream sequence, uploaded by one node at a
-//!   time, a new node's start from them, and the stream trimmed below them.
+//!   time, a new node's start from them, and the stream trimmed below them;
+//! - [`clock_tick`]: the once-a-second change that expires fence members at the same
+//!   place in the stream on every node;
+//! - [`event_export`]: `--cluster-events`, every fence event also published to JetStream.
+//!
+//! Fence events in a cluster: every node judges every change, and numbers its events by
+//! the change's stream sequence, so an event has the same id on every node and a client
+//! resumes on any of them (see [`crate::events`]).
 
+mod clock_tick;
+mod event_export;
 mod follower;
 mod replicator;
 mod snapshots;
 
 use std::fmt::Display;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+pub use event_export::fence_token;
 pub use follower::{JoinError, follow};
 pub use replicator::{Pending, Replicator, WRITE_SEQ};
 
@@ -46,6 +57,33 @@ pub struct ClusterConfig {
     pub max_lag: Duration,
     /// How often this node writes a snapshot (and, holding the lease, uploads it).
     pub snapshot_every: Option<Duration>,
+    /// With `--cluster-events`: how events are written for JetStream, and how long the
+    /// events stream keeps them.
+    pub export_events: Option<(EventEncoder, Duration)>,
+}
+
+/// Writes an event for JetStream: its kind's name and its JSON.
+pub type EncodeEvent = dyn Fn(&crate::events::Event) -> (&'static str, Vec<u8>) + Send + Sync;
+
+/// Writes an event as its kind's name and its JSON (the data line of its SSE event).
+#[derive(Clone)]
+pub struct EventEncoder(pub Arc<EncodeEvent>);
+
+impl std::fmt::Debug for EventEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventEncoder")
+    }
+}
+
+/// The epoch of a cluster's event ids: from its stream's name and creation time, so the
+/// same on every node (and every build), and new if the stream is ever created anew.
+pub(crate) fn epoch_of(stream: &str, created_unix_ns: i128) -> u32 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new()
+        .chain_update(stream.as_bytes())
+        .chain_update(created_unix_ns.to_le_bytes())
+        .finalize();
+    u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
 impl ClusterConfig {

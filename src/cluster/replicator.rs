@@ -52,6 +52,8 @@ pub struct Replicator {
     node: String,
     /// Why this node stopped applying the stream, if it did.
     broken: Mutex<Option<String>>,
+    /// Fence events this node published to JetStream (`--cluster-events`).
+    exported: AtomicU64,
 }
 
 impl std::fmt::Debug for Replicator {
@@ -87,6 +89,7 @@ impl Replicator {
             next_id: AtomicU64::new(1),
             node: node.iter().map(|b| format!("{b:02x}")).collect(),
             broken: Mutex::new(None),
+            exported: AtomicU64::new(0),
         }
     }
 
@@ -99,6 +102,16 @@ impl Replicator {
     pub(crate) fn start_from(&self, seq: u64) {
         self.applied.send_replace(seq);
         self.stream_last.fetch_max(seq, Ordering::Relaxed);
+    }
+
+    /// Counts fence events published to JetStream.
+    pub(crate) fn count_exported(&self, events: usize) {
+        self.exported.fetch_add(events as u64, Ordering::Relaxed);
+    }
+
+    /// Fence events this node published to JetStream (`--cluster-events`).
+    pub fn exported_events(&self) -> u64 {
+        self.exported.load(Ordering::Relaxed)
     }
 
     /// The last stream sequence this node has applied.

@@ -3,8 +3,8 @@
 //! "do it" (after logging) and "redo it" (recovery replays the log through here).
 
 use super::mutation::{
-    Change, DeleteFence, DeletePoi, DeleteTraveller, ImportMode, ImportPois, Order, Positions,
-    PutFence, SetSharing, UpsertPoi,
+    Change, DeleteFence, DeletePoi, DeleteTraveller, ExpireFences, ImportMode, ImportPois, Order,
+    Positions, PutFence, SetSharing, UpsertPoi,
 };
 use super::{Engine, EngineError, PositionCounts, Removed, Stored};
 use crate::events::Cause;
@@ -39,7 +39,7 @@ impl Change for UpsertPoi {
             .check_categories(std::slice::from_ref(&self.0))?)
     }
 
-    fn apply(self, engine: &Engine) -> Result<Stored, EngineError> {
+    fn apply(self, engine: &Engine, _now_ms: i64) -> Result<Stored, EngineError> {
         let created = engine.pois.write().upsert(self.0)?;
         engine.rebuild_poi_trees_if_due();
         Ok(Stored { created })
@@ -50,7 +50,7 @@ impl Change for DeletePoi {
     const ORDER: Order = Order::PoiWriter;
     type Outcome = Removed;
 
-    fn apply(self, engine: &Engine) -> Result<Removed, EngineError> {
+    fn apply(self, engine: &Engine, _now_ms: i64) -> Result<Removed, EngineError> {
         let existed = engine.pois.write().remove(&self.0);
         engine.rebuild_poi_trees_if_due();
         Ok(Removed { existed })
@@ -69,7 +69,7 @@ impl Change for ImportPois {
         Ok(())
     }
 
-    fn apply(self, engine: &Engine) -> Result<(), EngineError> {
+    fn apply(self, engine: &Engine, _now_ms: i64) -> Result<(), EngineError> {
         let rebuilt = match self.mode {
             ImportMode::Replace => PoiIndex::from_pois(self.pois)?,
             ImportMode::Upsert if import_in_place(self.pois.len(), engine.pois.read().len()) => {
@@ -93,7 +93,7 @@ impl Change for Positions {
     const ORDER: Order = Order::TravellersShared;
     type Outcome = PositionCounts;
 
-    fn apply(self, engine: &Engine) -> Result<PositionCounts, EngineError> {
+    fn apply(self, engine: &Engine, _now_ms: i64) -> Result<PositionCounts, EngineError> {
         let now = self.received_ms;
         let mut applied = 0;
         for u in &self.updates {
@@ -122,16 +122,15 @@ impl Change for SetSharing {
     const ORDER: Order = Order::TravellersExclusive;
     type Outcome = ();
 
-    fn apply(self, engine: &Engine) -> Result<(), EngineError> {
+    fn apply(self, engine: &Engine, now_ms: i64) -> Result<(), EngineError> {
         engine.travellers.set_sharing(&self.id, self.sharing);
-        let now = engine.now_ms();
         let around = engine
             .travellers
-            .with_seen(&self.id, |seen| engine.fences.on_sharing(seen, now))
+            .with_seen(&self.id, |seen| engine.fences.on_sharing(seen, now_ms))
             .unwrap_or_default();
         engine
             .fences
-            .reevaluate(&around, &engine.travellers, now, Cause::Sharing);
+            .reevaluate(&around, &engine.travellers, now_ms, Cause::Sharing);
         Ok(())
     }
 }
@@ -140,7 +139,7 @@ impl Change for DeleteTraveller {
     const ORDER: Order = Order::TravellersExclusive;
     type Outcome = Removed;
 
-    fn apply(self, engine: &Engine) -> Result<Removed, EngineError> {
+    fn apply(self, engine: &Engine, _now_ms: i64) -> Result<Removed, EngineError> {
         let existed = engine.travellers.delete(&self.id, self.at_ms);
         let around = engine.fences.on_deleted(&self.id, self.at_ms);
         engine
@@ -158,10 +157,8 @@ impl Change for PutFence {
         Ok(engine.fences.check_room(&self.0.id)?)
     }
 
-    fn apply(self, engine: &Engine) -> Result<Stored, EngineError> {
-        let created = engine
-            .fences
-            .put(self.0, &engine.travellers, engine.now_ms())?;
+    fn apply(self, engine: &Engine, now_ms: i64) -> Result<Stored, EngineError> {
+        let created = engine.fences.put(self.0, &engine.travellers, now_ms)?;
         Ok(Stored { created })
     }
 }
@@ -170,10 +167,20 @@ impl Change for DeleteFence {
     const ORDER: Order = Order::TravellersExclusive;
     type Outcome = Removed;
 
-    fn apply(self, engine: &Engine) -> Result<Removed, EngineError> {
+    fn apply(self, engine: &Engine, now_ms: i64) -> Result<Removed, EngineError> {
         Ok(Removed {
-            existed: engine.fences.delete(&self.0, engine.now_ms()),
+            existed: engine.fences.delete(&self.0, now_ms),
         })
+    }
+}
+
+impl Change for ExpireFences {
+    const ORDER: Order = Order::TravellersExclusive;
+    type Outcome = ();
+
+    fn apply(self, engine: &Engine, _now_ms: i64) -> Result<(), EngineError> {
+        engine.fences.expire(self.at_ms);
+        Ok(())
     }
 }
 

@@ -19,16 +19,16 @@ use crate::geometry::{LatLon, haversine_m};
 use crate::pois::CursorKey;
 use crate::travellers::{PositionUpdate, Sharing, TravellerConfig, Visibility};
 
-const TTL: i64 = 10_000;
-const TRAVELLERS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
-const FENCES: [&str; 4] = ["f0", "f1", "f2", "f3"];
+pub(super) const TTL: i64 = 10_000;
+pub(super) const TRAVELLERS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+pub(super) const FENCES: [&str; 4] = ["f0", "f1", "f2", "f3"];
 /// Who a fence sees: a traveller ("friends nearby"), someone else, or everyone.
 const VIEWERS: [Option<&str>; 3] = [Some("a"), Some("v"), None];
 /// Who a traveller may share with.
-const FRIENDS: [&str; 7] = ["a", "b", "c", "d", "e", "f", "v"];
+pub(super) const FRIENDS: [&str; 7] = ["a", "b", "c", "d", "e", "f", "v"];
 
 /// The areas static fences use, all within a few kilometres of (10°, 20°).
-fn areas() -> Vec<Area> {
+pub(super) fn areas() -> Vec<Area> {
     let square = |w: f64, s: f64, e: f64, n: f64| {
         vec![vec![
             vec![w, s],
@@ -61,7 +61,7 @@ fn areas() -> Vec<Area> {
 }
 
 #[derive(Debug, Clone)]
-enum Def {
+pub(super) enum Def {
     Static {
         area: usize,
         viewer: usize,
@@ -74,7 +74,7 @@ enum Def {
 }
 
 #[derive(Debug, Clone)]
-enum Op {
+pub(super) enum Op {
     Update {
         t: usize,
         at: (f64, f64),
@@ -115,7 +115,7 @@ fn def() -> impl Strategy<Value = Def> {
     ]
 }
 
-fn op() -> impl Strategy<Value = Op> {
+pub(super) fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         10 => (0..TRAVELLERS.len(), near(), -15_000i64..3_000).prop_map(|(t, at, ts_offset)| Op::Update { t, at, ts_offset }),
         2 => (0..TRAVELLERS.len(), prop::sample::select(vec![Visibility::Private, Visibility::Friends, Visibility::Public]), 0..FRIENDS.len())
@@ -292,7 +292,7 @@ impl Model {
     }
 }
 
-fn engine(clock: Arc<ManualClock>) -> Engine {
+pub(super) fn engine(clock: Arc<ManualClock>) -> Engine {
     Engine::new(EngineConfig {
         cursor_key: CursorKey::random(),
         clock,
@@ -338,7 +338,7 @@ fn published(s: &mut Subscription) -> BTreeMap<usize, Vec<Seen>> {
     out
 }
 
-fn fence_of(f: usize, def: &Def, areas: &[Area]) -> Fence {
+pub(super) fn fence_of(f: usize, def: &Def, areas: &[Area]) -> Fence {
     let (kind, viewer) = match def {
         Def::Static { area, viewer } => (FenceKind::Static(areas[*area].clone()), VIEWERS[*viewer]),
         Def::Roaming {

@@ -62,6 +62,13 @@ impl Engine {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Option<(InsidePage, Option<String>)>, EngineError> {
+        self.check_judging()?;
+        // A cluster node numbers a change's events once the change is applied: a listing
+        // between changes (the traveller-order lock) matches its "after change n" id.
+        let _between = self
+            .replicator()
+            .is_some()
+            .then(|| self.traveller_order.read());
         let listing = format!("inside:{id}");
         let after = cursor
             .map(|c| self.cursor_key.listing_after(&listing, c))
@@ -87,20 +94,72 @@ impl Engine {
     }
 
     /// Travellers whose position passed the time-to-live leave their fences, and events
-    /// past the retention window are dropped. Run every second.
+    /// past the retention window are dropped. Run every second. In a cluster only the
+    /// node's own live maps and retention: the exits come from the stream's clock ticks
+    /// ([`super::ExpireFences`]), at the same place on every node.
     pub fn expire_fences(&self) {
         let now = self.now_ms();
-        self.fences.expire(now);
+        if self.replicator().is_some() {
+            self.fences.expire_watches(now);
+        } else {
+            self.fences.expire(now);
+        }
         self.fences.events().expire(now);
     }
 
-    /// Quiet: fences are not judged as changes are applied (a cluster node catching up).
-    /// Back to loud: who is inside each fence is worked out once from the state now.
+    /// Quiet: fences are not judged as changes are applied (a node recovering or catching
+    /// up). Back to judging: who is inside each fence is worked out once from the state now.
     pub fn quiet_fences(&self, quiet: bool) {
         if !quiet {
             self.fences.recompute(&self.travellers, self.now_ms());
         }
         self.fences.set_quiet(quiet);
+    }
+
+    /// A cluster node that has caught up starts judging fences at the next clock tick in
+    /// the stream (at once if there are no fences): who is inside each fence is worked out
+    /// from the state as of that tick, which is what every node judging all along holds
+    /// then, so from there on it gives the same events with the same ids. Call between
+    /// changes, from the task that applies them.
+    pub fn judge_fences_from_next_tick(&self) {
+        if self.fences.count() == 0 {
+            let applied = self
+                .stream_applied
+                .load(std::sync::atomic::Ordering::Acquire);
+            self.fences.set_quiet(false);
+            self.events().start_at(applied);
+        } else {
+            self.fences_wait_for_tick
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// After applying the clock tick at `seq` (of `at_ms`) while quiet: starts judging, if
+    /// the node is waiting to.
+    pub(super) fn judge_fences_if_waiting(&self, seq: u64, at_ms: i64) {
+        if self
+            .fences_wait_for_tick
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            self.fences.recompute(&self.travellers, at_ms);
+            self.fences.set_quiet(false);
+            self.events().start_at(seq);
+            tracing::info!(seq, "cluster: judging fences from this clock tick on");
+        }
+    }
+
+    /// Refuses what needs fences judged while a cluster node is still catching up.
+    pub fn check_judging(&self) -> Result<(), EngineError> {
+        if self.fences.is_judging() {
+            Ok(())
+        } else {
+            Err(EngineError::FencesCatchingUp)
+        }
+    }
+
+    /// How many fences there are.
+    pub fn fence_count(&self) -> usize {
+        self.fences.count()
     }
 
     /// Every fence, by id: for tests comparing whole states.

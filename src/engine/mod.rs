@@ -28,6 +28,8 @@
 //! The engine knows nothing of HTTP; the server calls these methods.
 
 mod apply;
+#[cfg(test)]
+mod cluster_events_tests;
 mod durability;
 #[cfg(test)]
 mod fence_model_tests;
@@ -47,8 +49,8 @@ use parking_lot::{Mutex, RwLock};
 pub use durability::{RecoveryReport, SnapshotInfo};
 pub use heatmap::{HeatCell, HeatmapError, HeatmapLayer, MAX_HEATMAP_CELLS, MAX_OUTLINED_CELLS};
 pub use mutation::{
-    DeleteFence, DeletePoi, DeleteTraveller, ImportMode, ImportPois, Mutation, Positions, PutFence,
-    SetSharing, UpsertPoi,
+    DeleteFence, DeletePoi, DeleteTraveller, ExpireFences, ImportMode, ImportPois, Mutation,
+    Positions, PutFence, SetSharing, UpsertPoi,
 };
 pub use outcome::{ImportSummary, PositionCounts, Removed, Stored, Written};
 pub use pois::{NearbyPage, WithinPage};
@@ -136,6 +138,11 @@ pub enum EngineError {
     /// A record read from the cluster's stream could not be applied.
     #[error("{0}")]
     Replicated(String),
+    /// A cluster node still catching up with the stream has not started judging fences.
+    #[error(
+        "this node is catching up with the cluster's stream and does not judge fences yet; retry, or ask another node"
+    )]
+    FencesCatchingUp,
     /// The engine has no data directory (an in-memory engine).
     #[error("this engine keeps no data directory")]
     NotPersistent,
@@ -200,6 +207,8 @@ pub struct Engine {
     /// In a cluster, the last stream sequence applied; set under both order locks, so that
     /// a snapshot taken under them covers exactly the stream up to it.
     stream_applied: std::sync::atomic::AtomicU64,
+    /// In a cluster, caught up and waiting for the next clock tick to start judging fences.
+    fences_wait_for_tick: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -232,6 +241,7 @@ impl Engine {
             last_snapshot: Mutex::new(None),
             replicator: OnceLock::new(),
             stream_applied: std::sync::atomic::AtomicU64::new(0),
+            fences_wait_for_tick: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -250,9 +260,11 @@ impl Engine {
 
     /// Applies one change read from the cluster's stream, in stream order, through the same
     /// `apply` as a local write and recovery; gives its outcome for a writer waiting on it.
+    /// `stored_ms`: when the stream stored it, "now" for the change on every node.
     pub fn apply_replicated(
         &self,
         seq: u64,
+        stored_ms: i64,
         record: &[u8],
     ) -> Result<Box<dyn Any + Send>, EngineError> {
         let decoded = crate::persist::decode::<Mutation>(record)
@@ -271,7 +283,23 @@ impl Engine {
         let _order = (order != Order::PoiWriter).then(|| self.traveller_order.write());
         self.stream_applied
             .store(seq, std::sync::atomic::Ordering::Release);
-        decoded?.redo_reporting(self)
+        let mutation = decoded?;
+        let tick = match &mutation {
+            Mutation::ExpireFences(tick) => Some(tick.at_ms),
+            _ => None,
+        };
+        // The change's events are numbered when it ends, the same on every node.
+        let judging = self.fences.is_judging();
+        if judging {
+            self.events().begin_record(seq);
+        }
+        let outcome = mutation.redo_reporting(self, stored_ms);
+        if judging {
+            self.events().end_record();
+        } else if let Some(at_ms) = tick {
+            self.judge_fences_if_waiting(seq, at_ms);
+        }
+        outcome
     }
 
     /// The current time by the engine's clock, Unix ms.
@@ -332,6 +360,6 @@ impl Engine {
             Some(wal) => wal.append(crate::persist::encode(&Logged(&change))?).1,
             None => Ticket::done(),
         };
-        Ok(Written::local(change.apply(self)?, ticket))
+        Ok(Written::local(change.apply(self, self.now_ms())?, ticket))
     }
 }

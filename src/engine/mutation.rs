@@ -74,7 +74,7 @@ macro_rules! mutations {
             /// Applies the mutation to memory, as recovery does, discarding its outcome.
             pub(super) fn redo(self, engine: &Engine) -> Result<(), EngineError> {
                 match self {
-                    $(Self::$kind(change) => change.apply(engine).map(drop),)*
+                    $(Self::$kind(change) => change.apply(engine, engine.now_ms()).map(drop),)*
                 }
             }
 
@@ -86,14 +86,16 @@ macro_rules! mutations {
             }
 
             /// Applies the mutation to memory, as a cluster node does with what it reads
-            /// from the stream, and gives its outcome for the writer waiting on it.
+            /// from the stream (`now_ms`: when the stream stored it), and gives its
+            /// outcome for the writer waiting on it.
             pub(super) fn redo_reporting(
                 self,
                 engine: &Engine,
+                now_ms: i64,
             ) -> Result<Box<dyn std::any::Any + Send>, EngineError> {
                 match self {
                     $(Self::$kind(change) => change
-                        .apply(engine)
+                        .apply(engine, now_ms)
                         .map(|outcome| Box::new(outcome) as Box<dyn std::any::Any + Send>),)*
                 }
             }
@@ -118,6 +120,9 @@ mutations! {
     PutFence,
     /// Delete a fence.
     DeleteFence,
+    /// Travellers whose position passed the time-to-live leave their fences (a cluster's
+    /// clock tick).
+    ExpireFences,
 }
 
 impl Mutation {
@@ -130,9 +135,11 @@ impl Mutation {
             Self::SetSharing(SetSharing { id, .. })
             | Self::DeleteTraveller(DeleteTraveller { id, .. })
             | Self::DeleteFence(DeleteFence(id)) => validate_id(id),
-            Self::UpsertPoi(_) | Self::ImportPois(_) | Self::Positions(_) | Self::PutFence(_) => {
-                Ok(())
-            }
+            Self::UpsertPoi(_)
+            | Self::ImportPois(_)
+            | Self::Positions(_)
+            | Self::PutFence(_)
+            | Self::ExpireFences(_) => Ok(()),
         };
         checked.map_err(|e| format!("id: {e}"))
     }
@@ -190,6 +197,17 @@ pub struct PutFence(pub Fence);
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeleteFence(pub String);
 
+/// Travellers whose newest position is older than the time-to-live as of `at_ms` leave the
+/// fences they were inside (cause `expired`). A single node does this by its own clock
+/// every second, unlogged; a cluster's nodes would each do it at their own moment, so
+/// there it is a change in the stream, once a second, and every node gives the same exits
+/// at the same place in the stream.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ExpireFences {
+    /// "Now" for the ages, Unix ms.
+    pub at_ms: i64,
+}
+
 /// Which lock orders a kind of change against the others (see the engine's module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Order {
@@ -223,8 +241,10 @@ pub(super) trait Change: Serialize + Variant {
 
     /// Applies the change to memory: the one code path for "do it" (after logging) and
     /// "redo it" (recovery). The caller holds the kind's lock, or is recovery, which runs
-    /// alone.
-    fn apply(self, engine: &Engine) -> Result<Self::Outcome, EngineError>;
+    /// alone. `now_ms` is "now" for what the change does not carry a time of its own for:
+    /// the engine's clock, or in a cluster the time the stream stored the change, the same
+    /// on every node.
+    fn apply(self, engine: &Engine, now_ms: i64) -> Result<Self::Outcome, EngineError>;
 }
 
 /// A change as the log stores it: serialized as its [`Mutation`] variant.
@@ -286,5 +306,6 @@ mod tests {
             id: "t".into(),
             at_ms: 7,
         });
+        logs_as_its_variant(ExpireFences { at_ms: 8 });
     }
 }

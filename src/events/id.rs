@@ -1,14 +1,44 @@
-//! [`EventId`]: an event's id on the wire, `<epoch>-<seq>`: the run of the server that
-//! published it (a random number drawn at start) and its place in that run's log. Opaque to
-//! clients; increasing within a run, so within every stream.
+//! [`EventId`]: an event's id on the wire. Opaque to clients; increasing within a log, so
+//! within every stream.
+//!
+//! An id is the log's epoch and a [`Place`] in it. On a single node the epoch is drawn at
+//! random when the server starts and each event is a record of its own: `<epoch>-<n>`. In
+//! a cluster the epoch is the cluster stream's (every node has the same), and an event's
+//! place is the stream sequence of the change that caused it and its index among that
+//! change's events: `<epoch>-<seq>.<index>`, the same on every node, so a client resumes
+//! on any node. `<epoch>-<seq>` alone stands for "after every event of change `seq`",
+//! which is what a listing on a cluster node hands out.
+
+/// Where an event lies in its log: ordered by record, then by index within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Place {
+    /// The record: on a single node the event's own number, in a cluster the stream
+    /// sequence of the change.
+    pub record: u64,
+    /// The index among the record's events; [`Place::WHOLE`] for "the whole record".
+    pub index: u32,
+}
+
+impl Place {
+    /// The index of a place that stands for a whole record: after all its events.
+    pub const WHOLE: u32 = u32::MAX;
+
+    /// After every event of `record`.
+    pub const fn after(record: u64) -> Self {
+        Self {
+            record,
+            index: Self::WHOLE,
+        }
+    }
+}
 
 /// An event's id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EventId {
-    /// The run of the server.
+    /// The log's epoch: the run of a single server, or the cluster's stream.
     pub epoch: u32,
-    /// The place in that run's log.
-    pub seq: u64,
+    /// The place in that log.
+    pub place: Place,
 }
 
 /// Text that is not an event id of this server's making.
@@ -18,7 +48,11 @@ pub struct EventIdError(pub String);
 
 impl std::fmt::Display for EventId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:08x}-{}", self.epoch, self.seq)
+        write!(f, "{:08x}-{}", self.epoch, self.place.record)?;
+        if self.place.index != Place::WHOLE {
+            write!(f, ".{}", self.place.index)?;
+        }
+        Ok(())
     }
 }
 
@@ -27,13 +61,26 @@ impl std::str::FromStr for EventId {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || EventIdError(s.chars().take(64).collect());
-        let (epoch, seq) = s.trim().split_once('-').ok_or_else(bad)?;
+        let (epoch, place) = s.trim().split_once('-').ok_or_else(bad)?;
         if epoch.len() != 8 {
             return Err(bad());
         }
+        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        let (record, index) = match place.split_once('.') {
+            Some((record, index)) if digits(record) && digits(index) => (
+                record.parse().map_err(|_| bad())?,
+                index
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&i| i != Place::WHOLE)
+                    .ok_or_else(bad)?,
+            ),
+            None if digits(place) => (place.parse().map_err(|_| bad())?, Place::WHOLE),
+            _ => return Err(bad()),
+        };
         Ok(Self {
             epoch: u32::from_str_radix(epoch, 16).map_err(|_| bad())?,
-            seq: seq.parse().map_err(|_| bad())?,
+            place: Place { record, index },
         })
     }
 }

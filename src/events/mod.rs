@@ -13,16 +13,24 @@
 //! Locking: one mutex holds the retained events and the subscriber table. A publisher
 //! takes it once per batch of events (while holding its fence's lock, so a fence's events
 //! enter the log in the order its state changed); a subscriber takes it to join and leave.
+//!
+//! In a cluster every node judges every change from the stream, and an event's id must be
+//! the same on every node ([`EventId`]). A change's events are therefore held back while
+//! it is applied ([`EventLog::begin_record`]) and numbered when it ends
+//! ([`EventLog::end_record`]), in an order that does not depend on the order this node
+//! happened to judge them in: by fence, then traveller, then as they happened (each
+//! traveller's changes within a fence are judged in stream order on every node).
 
 mod id;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-pub use id::{EventId, EventIdError};
+pub use id::{EventId, EventIdError, Place};
 
 use crate::travellers::TravellerAt;
 
@@ -89,8 +97,8 @@ pub struct Around {
 /// An event in the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    /// Its place in the log, rising by one from event to event.
-    pub seq: u64,
+    /// Its place in the log, rising from event to event.
+    pub place: Place,
     /// When it was published, Unix ms.
     pub at_ms: i64,
     /// What it says.
@@ -120,24 +128,35 @@ pub enum SubscribeError {
 
 /// The event log and its subscribers.
 pub struct EventLog {
-    epoch: u32,
+    epoch: AtomicU32,
     config: EventConfig,
     inner: Mutex<Log>,
+    /// In a cluster with `--cluster-events`: every event is also handed to this queue.
+    tap: parking_lot::RwLock<Option<mpsc::Sender<Arc<Event>>>>,
+    /// Events the tap's queue had no room for.
+    tap_dropped: AtomicU64,
 }
 
 impl std::fmt::Debug for EventLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventLog")
-            .field("epoch", &self.epoch)
+            .field("epoch", &self.epoch.load(Ordering::Relaxed))
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }
 
 struct Log {
-    /// The sequence number the next event gets (the first is 1).
+    /// The record number the next event gets on a single node (the first is 1).
     next_seq: u64,
-    /// Retained events, oldest first, their sequence numbers consecutive.
+    /// The newest place published: events after it are still to come.
+    head: Place,
+    /// Events at or before this place are not available (trimmed, or from before this
+    /// node judged the cluster's changes): resuming from before it is a gap.
+    floor: Place,
+    /// In a cluster, the change being applied and its events, held back until it ends.
+    pending: Option<(u64, Vec<(i64, NewEvent)>)>,
+    /// Retained events, oldest first.
     retained: VecDeque<Arc<Event>>,
     /// Subscribers by fence.
     subscribers: HashMap<Arc<str>, Vec<Arc<Subscriber>>>,
@@ -181,7 +200,7 @@ impl ResetReason {
     pub fn describe(self) -> &'static str {
         match self {
             Self::OtherRun => {
-                "the last event id is from an earlier run of the server; list the fence again"
+                "the last event id is from an earlier run of the server, or from another cluster; list the fence again"
             }
             Self::Gap => {
                 "events after the last event id are past the retained window; list the fence again"
@@ -251,10 +270,15 @@ impl EventLog {
         let mut epoch = [0u8; 4];
         getrandom::fill(&mut epoch).expect("the operating system provides randomness");
         Self {
-            epoch: u32::from_le_bytes(epoch),
+            epoch: AtomicU32::new(u32::from_le_bytes(epoch)),
             config,
+            tap: parking_lot::RwLock::new(None),
+            tap_dropped: AtomicU64::new(0),
             inner: Mutex::new(Log {
                 next_seq: 1,
+                head: Place::after(0),
+                floor: Place::after(0),
+                pending: None,
                 retained: VecDeque::new(),
                 subscribers: HashMap::new(),
                 subscriber_count: 0,
@@ -263,39 +287,119 @@ impl EventLog {
         }
     }
 
-    /// The id of the newest event published (or of "before the first").
+    /// The id of the newest event published (or of "before the first"): in a cluster,
+    /// "after every event of the last change applied".
     pub fn head(&self) -> EventId {
+        self.id_of(self.inner.lock().head)
+    }
+
+    /// The id of the event at `place`.
+    pub fn id_of(&self, place: Place) -> EventId {
         EventId {
-            epoch: self.epoch,
-            seq: self.inner.lock().next_seq - 1,
+            epoch: self.epoch.load(Ordering::Relaxed),
+            place,
         }
     }
 
-    /// The id of the event with sequence number `seq` in this run.
-    pub fn id_of(&self, seq: u64) -> EventId {
-        EventId {
-            epoch: self.epoch,
-            seq,
+    /// Makes this log a cluster's: its ids carry the cluster's epoch, the same on every
+    /// node. Call before the first change from the stream.
+    pub fn join_cluster(&self, epoch: u32) {
+        self.epoch.store(epoch, Ordering::Relaxed);
+    }
+
+    /// A cluster node judges every change after stream sequence `record` from now on:
+    /// events from before it are not here (a resume from there is a gap).
+    pub fn start_at(&self, record: u64) {
+        let mut log = self.inner.lock();
+        log.retained.clear();
+        log.head = Place::after(record);
+        log.floor = log.head;
+    }
+
+    /// Hands every event published from now on also to `tap` (a bounded queue that is never
+    /// waited for: an event it has no room for is counted in [`EventLog::tap_dropped`]).
+    pub fn set_tap(&self, tap: mpsc::Sender<Arc<Event>>) {
+        *self.tap.write() = Some(tap);
+    }
+
+    /// Events the tap had no room for.
+    pub fn tap_dropped(&self) -> u64 {
+        self.tap_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Holds back the events of the cluster change at stream sequence `record` until
+    /// [`EventLog::end_record`].
+    pub fn begin_record(&self, record: u64) {
+        self.inner.lock().pending = Some((record, Vec::new()));
+    }
+
+    /// Numbers the held-back events of the change begun with [`EventLog::begin_record`],
+    /// in an order every node gives them (by fence, then traveller, then as they
+    /// happened), and publishes them; the head moves past the change.
+    pub fn end_record(&self) {
+        let mut log = self.inner.lock();
+        let Some((record, mut events)) = log.pending.take() else {
+            return;
+        };
+        // Stable: a traveller's events within a fence keep the order they happened in. A
+        // fence's `deleted` comes last.
+        events.sort_by(|(_, a), (_, b)| {
+            fn traveller(e: &NewEvent) -> Option<&str> {
+                e.traveller.as_ref().map(|t| t.id.as_str())
+            }
+            a.fence
+                .cmp(&b.fence)
+                .then((a.kind == EventKind::Deleted).cmp(&(b.kind == EventKind::Deleted)))
+                .then_with(|| traveller(a).cmp(&traveller(b)))
+        });
+        let last_at = events.last().map(|(at, _)| *at);
+        for (index, (at_ms, event)) in events.into_iter().enumerate() {
+            // More events than an index holds from one change cannot be numbered apart:
+            // they would need 4 billion memberships to change at once.
+            let index = u32::try_from(index)
+                .ok()
+                .filter(|&i| i != Place::WHOLE)
+                .unwrap_or(Place::WHOLE - 1);
+            self.append(&mut log, Place { record, index }, at_ms, event);
+        }
+        log.head = log.head.max(Place::after(record));
+        if let Some(at) = last_at {
+            self.trim(&mut log, at);
         }
     }
 
     /// Appends events (published at `at_ms`), in order, and hands each to the subscribers of
     /// its fence. A subscriber whose queue is full is dropped from the table and ends with
-    /// a reset; no one is waited for. Returns the sequence number of the last event.
-    pub fn publish(&self, at_ms: i64, events: impl IntoIterator<Item = NewEvent>) -> u64 {
+    /// a reset; no one is waited for. Within a cluster change, they are held back until it
+    /// ends.
+    pub fn publish(&self, at_ms: i64, events: impl IntoIterator<Item = NewEvent>) {
         let mut log = self.inner.lock();
+        if let Some((_, pending)) = &mut log.pending {
+            pending.extend(events.into_iter().map(|e| (at_ms, e)));
+            return;
+        }
         for event in events {
-            let event = Arc::new(Event {
-                seq: log.next_seq,
-                at_ms,
-                event,
-            });
+            let place = Place::after(log.next_seq);
             log.next_seq += 1;
-            log.retained.push_back(event.clone());
-            self.deliver(&mut log, &event);
+            self.append(&mut log, place, at_ms, event);
         }
         self.trim(&mut log, at_ms);
-        log.next_seq - 1
+    }
+
+    fn append(&self, log: &mut Log, place: Place, at_ms: i64, event: NewEvent) {
+        let event = Arc::new(Event {
+            place,
+            at_ms,
+            event,
+        });
+        log.head = log.head.max(place);
+        log.retained.push_back(event.clone());
+        self.deliver(log, &event);
+        if let Some(tap) = &*self.tap.read()
+            && tap.try_send(event).is_err()
+        {
+            self.tap_dropped.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn deliver(&self, log: &mut Log, event: &Arc<Event>) {
@@ -346,7 +450,9 @@ impl EventLog {
                 .front()
                 .is_some_and(|e| now_ms.saturating_sub(e.at_ms) > self.config.retention_ms)
         {
-            log.retained.pop_front();
+            if let Some(gone) = log.retained.pop_front() {
+                log.floor = log.floor.max(gone.place);
+            }
         }
     }
 
@@ -370,24 +476,20 @@ impl EventLog {
         }
         let start = match after {
             None => Start::Events(Vec::new()),
-            Some(id) if id.epoch != self.epoch || id.seq >= log.next_seq => {
+            Some(id) if id.epoch != self.epoch.load(Ordering::Relaxed) || id.place > log.head => {
                 Start::Reset(ResetReason::OtherRun)
             }
+            Some(id) if id.place < log.floor => Start::Reset(ResetReason::Gap),
             Some(id) => {
-                let first = log.retained.front().map_or(log.next_seq, |e| e.seq);
-                if id.seq + 1 < first {
-                    Start::Reset(ResetReason::Gap)
-                } else {
-                    let skip = usize::try_from(id.seq + 1 - first).unwrap_or(usize::MAX);
-                    Start::Events(
-                        log.retained
-                            .iter()
-                            .skip(skip)
-                            .filter(|e| fences.contains(&e.event.fence))
-                            .cloned()
-                            .collect(),
-                    )
-                }
+                let skip = log.retained.partition_point(|e| e.place <= id.place);
+                Start::Events(
+                    log.retained
+                        .iter()
+                        .skip(skip)
+                        .filter(|e| fences.contains(&e.event.fence))
+                        .cloned()
+                        .collect(),
+                )
             }
         };
         let (tx, rx) = mpsc::channel(self.config.subscriber_buffer.max(1));

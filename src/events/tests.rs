@@ -71,7 +71,7 @@ fn resuming_inside_the_window_gives_every_later_event_of_the_fences_followed() {
     log.publish(1_002, [event("b", "t6"), event("a", "t7")]);
     let (live, reset) = drain(&mut s);
     assert_eq!((travellers(&live), reset), (vec!["t7".to_string()], false));
-    let seqs: Vec<u64> = backlog.iter().chain(&live).map(|e| e.seq).collect();
+    let seqs: Vec<Place> = backlog.iter().chain(&live).map(|e| e.place).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
 }
 
@@ -89,7 +89,7 @@ fn resuming_from_before_the_window_or_another_run_is_a_reset() {
     );
     let other = EventId {
         epoch: log.head().epoch.wrapping_add(1),
-        seq: 1,
+        place: Place::after(1),
     };
     let s = log.subscribe(vec!["a".into()], Some(other)).expect("room");
     assert_eq!(s.start, Start::Reset(ResetReason::OtherRun));
@@ -137,11 +137,158 @@ fn the_subscriber_limit_is_kept_and_places_are_given_back() {
 fn event_ids_read_back_and_refuse_anything_else() {
     let id = EventId {
         epoch: 0xdead_beef,
-        seq: 42,
+        place: Place::after(42),
     };
     assert_eq!(id.to_string(), "deadbeef-42");
     assert_eq!("deadbeef-42".parse::<EventId>(), Ok(id));
-    for bad in ["", "42", "deadbeef", "xyz-1", "deadbeef--1", "dead-1"] {
+    let in_change = EventId {
+        epoch: 0xdead_beef,
+        place: Place {
+            record: 42,
+            index: 7,
+        },
+    };
+    assert_eq!(in_change.to_string(), "deadbeef-42.7");
+    assert_eq!("deadbeef-42.7".parse::<EventId>(), Ok(in_change));
+    assert!(
+        in_change < id,
+        "a change's events come before \"after the change\""
+    );
+    for bad in [
+        "",
+        "42",
+        "deadbeef",
+        "xyz-1",
+        "deadbeef--1",
+        "dead-1",
+        "deadbeef-1.",
+        "deadbeef-.1",
+        "deadbeef-1.2.3",
+        "deadbeef-1.4294967295",
+        "deadbeef-+1",
+    ] {
         assert!(bad.parse::<EventId>().is_err(), "{bad}");
     }
+}
+
+fn exit(fence: &str, traveller: &str) -> NewEvent {
+    NewEvent {
+        kind: EventKind::Exit,
+        ..event(fence, traveller)
+    }
+}
+
+fn deleted(fence: &str) -> NewEvent {
+    NewEvent {
+        kind: EventKind::Deleted,
+        traveller: None,
+        cause: None,
+        ..event(fence, "")
+    }
+}
+
+/// The ids and events of everything retained, as a client of every fence would see them.
+fn everything(log: &Arc<EventLog>, after: EventId) -> Vec<(String, NewEvent)> {
+    let fences = ["a", "b", "c"].map(Arc::<str>::from).to_vec();
+    let s = log.subscribe(fences, Some(after)).expect("room");
+    let Start::Events(events) = s.start.clone() else {
+        panic!("inside the window: {:?}", s.start);
+    };
+    events
+        .iter()
+        .map(|e| (log.id_of(e.place).to_string(), e.event.clone()))
+        .collect()
+}
+
+#[test]
+fn cluster_nodes_number_a_changes_events_alike_whatever_order_they_judged_them_in() {
+    // Two nodes judge the same change; the fences come out in another order on each (as
+    // their cell indexes may give them), but each traveller's events within a fence in
+    // the order they happened.
+    let orders: [Vec<NewEvent>; 2] = [
+        vec![
+            event("b", "t2"),
+            event("a", "t9"),
+            exit("a", "t1"),
+            event("a", "t1"),
+            deleted("c"),
+            exit("c", "t3"),
+        ],
+        vec![
+            exit("c", "t3"),
+            deleted("c"),
+            exit("a", "t1"),
+            event("a", "t9"),
+            event("b", "t2"),
+            event("a", "t1"),
+        ],
+    ];
+    let mut seen = Vec::new();
+    for order in orders {
+        let log = Arc::new(EventLog::new(config(16)));
+        log.join_cluster(0x0abc_0def);
+        log.start_at(40);
+        let listed = log.head();
+        assert_eq!(listed.to_string(), "0abc0def-40");
+        log.begin_record(41);
+        for e in order {
+            log.publish(1_000, [e]);
+        }
+        log.end_record();
+        assert_eq!(log.head().to_string(), "0abc0def-41");
+        seen.push(everything(&log, listed));
+    }
+    assert_eq!(seen[0], seen[1]);
+    let ids: Vec<&str> = seen[0].iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "0abc0def-41.0",
+            "0abc0def-41.1",
+            "0abc0def-41.2",
+            "0abc0def-41.3",
+            "0abc0def-41.4",
+            "0abc0def-41.5"
+        ]
+    );
+    let (_, first) = &seen[0][0];
+    assert_eq!(
+        (first.kind, first.traveller.as_ref().map(|t| t.id.as_str())),
+        (EventKind::Exit, Some("t1")),
+        "t1 left a, then entered it again"
+    );
+    assert_eq!(
+        seen[0][5].1.kind,
+        EventKind::Deleted,
+        "a fence's deletion comes last"
+    );
+}
+
+#[test]
+fn a_cluster_client_resumes_mid_change_and_not_from_before_the_node_judged() {
+    let log = Arc::new(EventLog::new(config(16)));
+    log.join_cluster(7);
+    log.start_at(10);
+    log.begin_record(11);
+    log.publish(
+        1_000,
+        [event("a", "t1"), event("a", "t2"), event("a", "t3")],
+    );
+    log.end_record();
+    let mid = "00000007-11.0".parse().expect("an id");
+    let rest: Vec<String> = everything(&log, mid)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(rest, ["00000007-11.1", "00000007-11.2"]);
+    let before = "00000007-9".parse().expect("an id");
+    let s = log.subscribe(vec!["a".into()], Some(before)).expect("room");
+    assert_eq!(
+        s.start,
+        Start::Reset(ResetReason::Gap),
+        "this node did not judge change 10"
+    );
+    let ahead = "00000007-12".parse().expect("an id");
+    let s = log.subscribe(vec!["a".into()], Some(ahead)).expect("room");
+    assert_eq!(s.start, Start::Reset(ResetReason::OtherRun));
 }

@@ -349,6 +349,15 @@ impl Fences {
         }
         let ttl = self.config.ttl_ms;
         self.watches.expire(now_ms, ttl);
+        self.expire_members(now_ms, ttl);
+    }
+
+    /// Live maps drop travellers whose position passed the time-to-live.
+    pub fn expire_watches(&self, now_ms: i64) {
+        self.watches.expire(now_ms, self.config.ttl_ms);
+    }
+
+    fn expire_members(&self, now_ms: i64, ttl: i64) {
         let subjects: Vec<Arc<Subject>> = self.by_id.read().values().cloned().collect();
         for subject in subjects {
             let mut state = subject.state.lock();

@@ -248,6 +248,16 @@ impl Fences {
         self.quiet.load(Ordering::Acquire)
     }
 
+    /// Whether changes are judged (not quiet).
+    pub fn is_judging(&self) -> bool {
+        !self.is_quiet()
+    }
+
+    /// How many fences there are.
+    pub fn count(&self) -> usize {
+        self.by_id.read().len()
+    }
+
     /// Refuses a new fence beyond the limit (a fence replacing one with its id always fits).
     pub fn check_room(&self, id: &str) -> Result<(), FenceLimitError> {
         let by_id = self.by_id.read();

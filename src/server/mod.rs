@@ -34,6 +34,7 @@ use tokio::net::TcpListener;
 
 pub use observe::upkeep_metrics;
 pub use problem::ApiError;
+pub use sse::event_encoder;
 
 use self::routes::{fences, operations, pois, streams, travellers};
 

@@ -239,6 +239,12 @@ impl From<EngineError> for ApiError {
                 "a snapshot is already being written; try again when it finishes",
             ),
             EngineError::Cluster(e) => Self::from(e),
+            EngineError::FencesCatchingUp => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "catching-up",
+                "Catching up",
+                e.to_string(),
+            ),
             EngineError::Replicated(_) => Self::internal("a stream record failed", &e),
             EngineError::NotPersistent | EngineError::DataDirLocked(_) => {
                 Self::internal("engine misconfigured", &e)

@@ -111,10 +111,19 @@ fn events_of(feed: Feed) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     })
 }
 
+/// How a cluster node writes a fence event for JetStream (`--cluster-events`): its
+/// kind's name and the JSON of its SSE data line.
+pub fn event_encoder() -> crate::cluster::EventEncoder {
+    crate::cluster::EventEncoder(std::sync::Arc::new(|event: &Event| {
+        let data = serde_json::to_vec(&EventDataOut::from(event)).expect("event data serializes");
+        (event_name(event.event.kind), data)
+    }))
+}
+
 fn fence_event(log: &EventLog, event: &Event) -> SseEvent {
     let data = serde_json::to_string(&EventDataOut::from(event)).expect("event data serializes");
     SseEvent::default()
-        .id(log.id_of(event.seq).to_string())
+        .id(log.id_of(event.place).to_string())
         .event(event_name(event.event.kind))
         .data(data)
 }

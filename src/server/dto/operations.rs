@@ -86,6 +86,12 @@ pub struct StatsOut {
 pub struct ClusterOut {
     /// The last stream sequence this node has applied.
     pub applied_seq: u64,
+    /// Whether this node judges fences (false while it catches up with the stream).
+    pub judging_fences: bool,
+    /// Fence events this node published to JetStream (`--cluster-events`).
+    pub events_exported: u64,
+    /// Fence events the export's queue had no room for (the other nodes publish them).
+    pub events_not_exported: u64,
 }
 
 /// Fence events, in [`StatsOut`].

@@ -72,6 +72,9 @@ pub async fn stats(State(state): State<AppState>, mut params: Params) -> ApiResu
     let stats = StatsOut {
         cluster: engine.replicator().map(|r| ClusterOut {
             applied_seq: r.applied_seq(),
+            judging_fences: engine.check_judging().is_ok(),
+            events_exported: r.exported_events(),
+            events_not_exported: events.tap_dropped(),
         }),
         digest,
         events: EventsOut {

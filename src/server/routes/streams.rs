@@ -26,6 +26,7 @@ pub async fn fence_events(
 ) -> ApiResult {
     let after = resume_point(&headers, &mut params)?;
     params.finish()?;
+    caught_up_to(&state, after).await?;
     open(&state, caller, vec![id], after)
 }
 
@@ -53,7 +54,22 @@ pub async fn events(
     }
     fences.sort_unstable();
     fences.dedup();
+    caught_up_to(&state, after).await?;
     open(&state, caller, fences, after)
+}
+
+/// On a cluster node: refuses while the node does not judge fences yet (catching up), and
+/// waits (at most `--max-wait`) until it has applied the change the client resumes after,
+/// which another node may have applied first.
+async fn caught_up_to(state: &AppState, after: Option<EventId>) -> Result<(), ApiError> {
+    let Some(replicator) = state.engine.replicator() else {
+        return Ok(());
+    };
+    state.engine.check_judging()?;
+    if let Some(after) = after {
+        replicator.wait_for(after.place.record).await?;
+    }
+    Ok(())
 }
 
 /// Where the client resumes: `?after=` if given, else the `Last-Event-ID` header.

@@ -5,6 +5,7 @@
 //! `PROXIMA_REQUIRE_NATS=1` (set by `.ci/run`), which makes that a failure.
 
 mod convergence;
+mod events;
 mod faults;
 mod processes;
 
