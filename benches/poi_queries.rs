@@ -1,102 +1,181 @@
-//! POI query latency on 1,000,000 POIs clustered around the world's cities (the bundled
-//! GeoNames file, weighted by population), as a travel app's POIs are.
+//! POI query latency on 1,000,000 POIs around the world's cities, in both of the harness's
+//! data shapes (`population` and `sqrt-population`, see `proxima::bench::data`), with
+//! 100,000 distinct random query points drawn the same way (a fixed small set would warm
+//! the cache), against two baselines on the same points and queries:
+//! - `kiddo` 6's `ImmutableKdTree` over the same unit vectors: `nearest_n`, and
+//!   `nearest_n(..).within(..)` with the radius as a chord;
+//! - `rstar` 0.12's `nearest_neighbor_iter` over the same unit vectors.
 //!
-//! `cargo bench --bench poi_queries`
+//! The baselines return the nearest by straight-line chord, ties in any order, and nothing
+//! else; Proxima returns exact haversine distances, ties by id, and filters.
+//!
+//! `cargo bench --bench poi_queries`; `scripts/poi-bench-ratios.sh` runs it several times
+//! and prints each case's median against kiddo's, per run.
 
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
+use std::num::NonZero;
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use proxima::bench::data::Places;
+use kiddo::{ImmutableKdTree, SquaredEuclidean};
+use proxima::bench::data::{Distribution, Places};
 use proxima::geometry::area::{Area, MAX_AREA_VERTICES};
-use proxima::geometry::{BBox, LatLon};
+use proxima::geometry::{BBox, EARTH_RADIUS_M, LatLon};
 use proxima::pois::{AreaQuery, NearbyQuery, Poi, PoiFilter, PoiIndex, WithinQuery};
 
 const POIS: usize = 1_000_000;
+const QUERIES: usize = 100_000;
+const K: usize = 20;
 
-fn index() -> PoiIndex {
-    let mut places = Places::new(1);
-    let pois = (0..POIS).map(|i| {
-        let p = places.next(0.1);
-        // One POI in a thousand is of a rare category.
-        let category = if i % 1000 == 0 {
-            "rare"
-        } else {
-            ["cafe", "restaurant", "museum", "hotel", "shop"][i % 5]
-        };
-        Poi::new(
-            format!("poi:{i}"),
-            p.lat,
-            p.lon,
-            format!("POI {i}"),
-            category.into(),
-            BTreeMap::new(),
-            None,
-        )
-        .expect("valid")
-    });
-    PoiIndex::from_pois(pois).expect("few categories")
+/// The POIs of a shape: one in a thousand of a rare category, a third rated 1 to 5.
+fn pois(distribution: Distribution) -> Vec<Poi> {
+    let mut places = Places::with_distribution(1, distribution);
+    (0..POIS)
+        .map(|i| {
+            let p = places.next(0.1);
+            let category = if i % 1000 == 0 {
+                "rare"
+            } else {
+                ["cafe", "restaurant", "museum", "hotel", "shop"][i % 5]
+            };
+            let rating = (i % 3 == 0).then(|| 1.0 + places.unit() * 4.0);
+            Poi::new(
+                format!("poi:{i}"),
+                p.lat,
+                p.lon,
+                format!("POI {i}"),
+                category.into(),
+                BTreeMap::new(),
+                rating,
+            )
+            .expect("valid")
+        })
+        .collect()
 }
 
-fn queries(n: usize) -> Vec<LatLon> {
-    let mut places = Places::new(2);
-    (0..n).map(|_| places.next(0.1)).collect()
+fn queries(distribution: Distribution) -> Vec<LatLon> {
+    let mut places = Places::with_distribution(2, distribution);
+    (0..QUERIES).map(|_| places.next(0.1)).collect()
+}
+
+/// The squared chord of a great-circle distance, as kiddo's bound.
+fn chord2(distance_m: f64) -> f64 {
+    let chord = 2.0 * (distance_m / (2.0 * EARTH_RADIUS_M)).sin();
+    chord * chord
 }
 
 fn bench(c: &mut Criterion) {
-    let index = index();
-    let centres = queries(4096);
-    let mut group = c.benchmark_group("pois_1m");
-    let cases: [(&str, Option<f64>, Vec<String>); 4] = [
-        ("knn_k20", None, vec![]),
-        ("radius_2km_k20", Some(2_000.0), vec![]),
-        ("radius_10km_k20", Some(10_000.0), vec![]),
-        ("knn_k20_rare_category", None, vec!["rare".to_string()]),
-    ];
-    for (name, radius_m, categories) in cases {
+    for distribution in Distribution::ALL {
+        let pois = pois(distribution);
+        let units: Vec<[f64; 3]> = pois.iter().map(|p| p.position.to_unit()).collect();
+        let index = PoiIndex::from_pois(pois).expect("few categories");
+        let kiddo: ImmutableKdTree<f64, 3> =
+            ImmutableKdTree::new_from_slice(&units).expect("builds");
+        let rstar = rstar::RTree::bulk_load(units);
+        let centres = queries(distribution);
+        let units_of_centres: Vec<[f64; 3]> = centres.iter().map(|c| c.to_unit()).collect();
+        let mut group = c.benchmark_group(format!("pois_1m_{}", distribution.name()));
+        let k = NonZero::new(K).expect("non-zero");
+
+        // (name, radius, categories, minimum rating)
+        type Case = (&'static str, Option<f64>, Vec<String>, Option<f64>);
+        let cases: [Case; 5] = [
+            ("knn_k20", None, vec![], None),
+            ("radius_2km_k20", Some(2_000.0), vec![], None),
+            ("radius_10km_k20", Some(10_000.0), vec![], None),
+            (
+                "knn_k20_rare_category",
+                None,
+                vec!["rare".to_string()],
+                None,
+            ),
+            ("knn_k20_min_rating_4", None, vec![], Some(4.0)),
+        ];
+        for (name, radius_m, categories, min_rating) in cases {
+            let mut i = 0;
+            group.bench_function(format!("{name}/proxima"), |b| {
+                b.iter(|| {
+                    i = (i + 1) % centres.len();
+                    let query = NearbyQuery {
+                        center: centres[i],
+                        radius_m,
+                        limit: K,
+                        filter: PoiFilter {
+                            categories: categories.clone(),
+                            min_rating,
+                        },
+                        after: None,
+                    };
+                    black_box(index.nearby(&query))
+                });
+            });
+            if !categories.is_empty() || min_rating.is_some() {
+                continue;
+            }
+            let mut i = 0;
+            group.bench_function(format!("{name}/kiddo"), |b| {
+                b.iter(|| {
+                    i = (i + 1) % centres.len();
+                    let query = kiddo.query(&units_of_centres[i]);
+                    let nearest = query.nearest_n::<SquaredEuclidean<f64>>(k);
+                    match radius_m {
+                        None => black_box(nearest.execute()),
+                        Some(r) => black_box(nearest.within(chord2(r)).execute()),
+                    }
+                });
+            });
+            if radius_m.is_none() {
+                let mut i = 0;
+                group.bench_function(format!("{name}/rstar"), |b| {
+                    b.iter(|| {
+                        i = (i + 1) % centres.len();
+                        let nearest: Vec<&[f64; 3]> = rstar
+                            .nearest_neighbor_iter(&units_of_centres[i])
+                            .take(K)
+                            .collect();
+                        black_box(nearest)
+                    });
+                });
+            }
+        }
+        // What a server does next with a page: read each result's id and name to write them.
         let mut i = 0;
-        group.bench_function(name, |b| {
+        group.bench_function("radius_2km_k20_read/proxima", |b| {
             b.iter(|| {
                 i = (i + 1) % centres.len();
                 let query = NearbyQuery {
                     center: centres[i],
-                    radius_m,
-                    limit: 20,
-                    filter: PoiFilter {
-                        categories: categories.clone(),
-                        min_rating: None,
-                    },
+                    radius_m: Some(2_000.0),
+                    limit: K,
+                    filter: PoiFilter::default(),
                     after: None,
                 };
-                black_box(index.nearby(&query))
+                let page = index.nearby(&query);
+                let bytes: usize = page
+                    .items
+                    .iter()
+                    .map(|hit| hit.poi.id().len() + hit.poi.name().len())
+                    .sum();
+                black_box(bytes)
             });
         });
+        if distribution == Distribution::Population {
+            polygons(&mut group, &index, &centres);
+        }
+        group.finish();
     }
-    // What a server does next with a page: read each result's id and name to write them.
-    let mut i = 0;
-    group.bench_function("radius_2km_k20_read", |b| {
-        b.iter(|| {
-            i = (i + 1) % centres.len();
-            let query = NearbyQuery {
-                center: centres[i],
-                radius_m: Some(2_000.0),
-                limit: 20,
-                filter: PoiFilter::default(),
-                after: None,
-            };
-            let page = index.nearby(&query);
-            let bytes: usize = page
-                .items
-                .iter()
-                .map(|hit| hit.poi.id().len() + hit.poi.name().len())
-                .sum();
-            black_box(bytes)
-        });
-    });
-    // City polygons of 1 km² and 25 km² with 50 vertices (stars of random radii), against
-    // the box of their bounds: the target is the polygon within 2x the box.
+}
+
+/// City polygons of 1 km² and 25 km² with 50 vertices (stars of random radii), against the
+/// box of their bounds: the polygon within 2x the box.
+fn polygons(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    index: &PoiIndex,
+    centres: &[LatLon],
+) {
     for km2 in [1.0, 25.0] {
         let polygons: Vec<(Area, BBox)> = centres
             .iter()
@@ -131,7 +210,6 @@ fn bench(c: &mut Criterion) {
             });
         });
     }
-    group.finish();
 }
 
 /// A star-shaped polygon of 50 vertices around `c` whose area is about `km2`, and the box of
@@ -170,7 +248,10 @@ fn city_polygon(c: LatLon, km2: f64, seed: usize) -> (Area, BBox) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().sample_size(50);
+    config = Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
     targets = bench
 }
 criterion_main!(benches);

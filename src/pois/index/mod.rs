@@ -38,7 +38,7 @@ pub use record::PoiRef;
 use record::slot_has_id;
 pub use trees::PackedTrees;
 use trees::REBUILD_FLOOR;
-pub(crate) use trees::{Entry, Tree};
+pub(crate) use trees::{Entry, EntryData, Tree};
 
 use super::Poi;
 use super::packed::PackedTree;

@@ -1,6 +1,7 @@
 //! The two POI queries, answered exactly: their types, and the filters both share.
 //! [`nearby`] walks the trees best first; [`within`] walks the nodes that meet a box.
 
+mod knn;
 mod nearby;
 mod within;
 
@@ -83,6 +84,8 @@ struct Categories<'a> {
     ids: Option<Vec<u32>>,
     mask: CategoryMask,
     trees: Vec<&'a PackedTree>,
+    /// Whether `trees` are the asked categories' own (nothing else in them).
+    own_trees: bool,
 }
 
 impl Categories<'_> {
@@ -100,6 +103,7 @@ impl PoiIndex {
                 ids: None,
                 mask: CategoryMask::ALL,
                 trees: vec![&self.base],
+                own_trees: false,
             });
         }
         let mut ids: Vec<u32> = filter
@@ -114,15 +118,16 @@ impl PoiIndex {
         ids.dedup();
         let mask = CategoryMask::of_all(&ids);
         // Their own trees if every asked category has one, else the tree of all POIs.
-        let trees = ids
+        let own = ids
             .iter()
             .map(|c| self.rare.get(c))
-            .collect::<Option<Vec<_>>>()
-            .unwrap_or_else(|| vec![&self.base]);
+            .collect::<Option<Vec<_>>>();
+        let own_trees = own.is_some();
         Some(Categories {
             ids: Some(ids),
             mask,
-            trees,
+            trees: own.unwrap_or_else(|| vec![&self.base]),
+            own_trees,
         })
     }
 

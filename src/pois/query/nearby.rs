@@ -35,19 +35,28 @@ use crate::pois::packed::{DEAD, PackedEntry, PackedTree};
 /// A kept candidate: ordered by `(distance, id)`, the ranking of nearby results. The id is
 /// looked up only when two distances tie: reading it for every candidate was a cache miss
 /// on the record vector per candidate, the largest cost of a kNN query on 1M POIs.
-struct Ranked<'a> {
-    distance: f64,
-    slot: u32,
+pub(super) struct Ranked<'a> {
+    pub(super) distance: f64,
+    pub(super) slot: u32,
     index: &'a PoiIndex,
 }
 
 impl<'a> Ranked<'a> {
+    /// The POI in `slot` of `index`, at `distance`.
+    pub(super) fn new(distance: f64, slot: u32, index: &'a PoiIndex) -> Self {
+        Self {
+            distance,
+            slot,
+            index,
+        }
+    }
+
     fn id(&self) -> &'a str {
         self.index.record(self.slot).id()
     }
 
     /// Whether this ranks at or before `(distance, id)`.
-    fn at_or_before(&self, (distance, id): (f64, &str)) -> bool {
+    pub(super) fn at_or_before(&self, (distance, id): (f64, &str)) -> bool {
         match self.distance.total_cmp(&distance) {
             Ordering::Less => true,
             Ordering::Greater => false,
@@ -230,6 +239,9 @@ impl PoiIndex {
     pub fn nearby(&self, query: &NearbyQuery) -> Page<NearbyHit<'_>> {
         let mut best = Best::new(self, query);
         if let Some(categories) = self.categories_of(&query.filter) {
+            if categories.ids.is_none() || categories.own_trees {
+                return self.nearby_kd(query, &categories);
+            }
             self.walk_nearby(&categories, &mut best);
         }
         let mut ranked = best.heap.into_sorted_vec();

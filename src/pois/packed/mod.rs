@@ -14,10 +14,16 @@
 //! - upper levels group [`NODE`] nodes of the level below the same way, implicitly: the
 //!   children of node `i` are nodes `NODE * i ..` of the level below, no pointers.
 //!
+//! Beside the boxes, the same order is a k-d tree ([`kd`]): the cuts [`pack`] made, recorded
+//! as split planes over leaf buckets of up to [`kd::BUCKET`] entries, with the entries' unit
+//! vectors also stored as structure-of-arrays, for the k-nearest walk.
+//!
 //! The tree never changes shape after the build. [`PackedTree::kill`] marks an entry dead
 //! (its slot becomes [`DEAD`]); its node boxes and masks stay as they were, which keeps them
 //! valid bounds. The index keeps newer entries in a small rstar tree beside this one and
 //! rebuilds this one when that grows.
+
+pub(crate) mod kd;
 
 use rayon::prelude::*;
 
@@ -164,6 +170,30 @@ impl CategoryMask {
     }
 }
 
+/// The run length [`pack`] starts cutting `len` entries into: the largest power of [`NODE`]
+/// (at least [`NODE`]) whose next power is still short of `len`.
+pub(crate) fn top_cap(len: usize) -> usize {
+    let mut top = NODE;
+    while top * NODE < len {
+        top *= NODE;
+    }
+    top
+}
+
+/// The axis along which `[lo, hi]` is widest (the last of equals): where [`split`] cuts.
+pub(crate) fn widest_axis(lo: [f32; 3], hi: [f32; 3]) -> usize {
+    (0..3)
+        .max_by(|&a, &b| (hi[a] - lo[a]).total_cmp(&(hi[b] - lo[b])))
+        .expect("three axes")
+}
+
+/// How [`split`] cuts `len` entries into runs of `cap`: the number of runs, and where the
+/// first half ends (the multiple of `cap` nearest the middle, rounded down).
+pub(crate) fn cut(len: usize, cap: usize) -> (usize, usize) {
+    let groups = len.div_ceil(cap);
+    (groups, groups / 2 * cap)
+}
+
 /// The largest `f32` at most `x`.
 fn round_down(x: f64) -> f32 {
     let f = x as f32;
@@ -174,6 +204,8 @@ fn round_down(x: f64) -> f32 {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PackedTree {
     entries: Vec<PackedEntry>,
+    /// The k-d view of the same order: split planes and the unit vectors as columns.
+    pub(crate) kd: kd::KdTree,
     /// `levels[0]` has a node per [`NODE`] entries; `levels[i + 1]` a node per [`NODE`]
     /// nodes of `levels[i]`; the last level has at most [`NODE`] nodes. Empty when there
     /// are no entries.
@@ -184,10 +216,7 @@ pub(crate) struct PackedTree {
 impl PackedTree {
     /// Builds the tree over `entries`, in any order.
     pub(crate) fn build(mut entries: Vec<PackedEntry>) -> Self {
-        let mut top = NODE;
-        while top * NODE < entries.len() {
-            top *= NODE;
-        }
+        let top = top_cap(entries.len());
         pack(&mut entries, top);
         let leaves: Vec<PackedNode> = entries
             .par_chunks(NODE)
@@ -217,8 +246,10 @@ impl PackedTree {
                 .collect();
             levels.push(above);
         }
+        let kd = kd::KdTree::build(&entries);
         Self {
             entries,
+            kd,
             levels,
             dead: 0,
         }
@@ -278,6 +309,7 @@ impl PackedTree {
             return false;
         };
         self.entries[at].slot = DEAD;
+        self.kd.kill(at);
         self.dead += 1;
         true
     }
@@ -336,11 +368,8 @@ fn split(entries: &mut [PackedEntry], cap: usize) {
             hi[k] = hi[k].max(e.unit[k]);
         }
     }
-    let axis = (0..3)
-        .max_by(|&a, &b| (hi[a] - lo[a]).total_cmp(&(hi[b] - lo[b])))
-        .expect("three axes");
-    let groups = entries.len().div_ceil(cap);
-    let middle = groups / 2 * cap;
+    let axis = widest_axis(lo, hi);
+    let (_, middle) = cut(entries.len(), cap);
     entries.select_nth_unstable_by(middle, |a, b| a.unit[axis].total_cmp(&b.unit[axis]));
     let (left, right) = entries.split_at_mut(middle);
     if left.len() > 1 << 16 {
