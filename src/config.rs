@@ -133,6 +133,18 @@ pub struct BenchConfig {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
+    /// How POIs, travellers and query points are spread around the world's cities:
+    /// `population` (a city in proportion to its population, uniform within ±0.1°: big
+    /// cities very dense) or `sqrt-population` (in proportion to its square root, a
+    /// Gaussian of σ = 0.5 + 3·√(population/10⁶) km, at most 15 km).
+    #[arg(long, default_value = "population")]
+    pub distribution: crate::bench::data::Distribution,
+
+    /// The `fields=` of nearby POI queries (`id,distance_m`, say): a smaller answer for
+    /// clients that need no names or tags (Proxima only; Redis answers names and distances).
+    #[arg(long)]
+    pub fields: Option<String>,
+
     /// API key to send as a bearer token.
     #[arg(long, env = "PROXIMA_BENCH_KEY", hide_env_values = true)]
     pub key: Option<String>,

@@ -45,10 +45,9 @@ pub(super) async fn load_pois(
     addr: SocketAddr,
     key: Option<&str>,
     n: usize,
-    seed: u64,
+    mut places: data::Places,
 ) -> Result<(), BenchError> {
     let mut conn = Conn::open(addr, key).await?;
-    let mut places = data::Places::new(seed);
     let mut i = 0;
     while i < n {
         let mut body = String::with_capacity(LOAD_CHUNK * 100);
@@ -130,7 +129,8 @@ pub(super) async fn load_redis(
         status: 0,
         body: format!("Redis refused a GEOADD of {what}"),
     };
-    let mut places = data::Places::new(config.seed.wrapping_add(2));
+    let mut places =
+        data::Places::with_distribution(config.seed.wrapping_add(2), config.distribution);
     for start in (0..config.load_pois).step_by(1000) {
         let end = (start + 1000).min(config.load_pois);
         let members: Vec<(String, crate::geometry::LatLon)> = (start..end)

@@ -130,26 +130,38 @@ pub async fn run(
     {
         return Err(BenchError::Unsupported(w.name()));
     }
-    let mut places = data::Places::new(config.seed);
+    let cities = Arc::new(data::Cities::new(config.distribution));
+    let mut places = data::Places::over(cities.clone(), config.seed);
     let centres = match config.centre {
         Some(centre) => around(centre, config.seed),
-        None => (0..10_000).map(|_| places.next(0.05)).collect(),
+        None => (0..10_000)
+            .map(|_| places.next(workload::QUERY_SPREAD_DEG))
+            .collect(),
     };
-    let mut traveller_places = data::Places::new(config.seed.wrapping_add(1));
+    let mut traveller_places = data::Places::over(cities.clone(), config.seed.wrapping_add(1));
     let n = config.load_travellers.max(config.travellers).max(1);
     let travellers = fences::grouped(&mut traveller_places, n);
-    let scenario = Arc::new(Scenario::new(
+    let mut scenario = Scenario::new(
         centres,
         travellers,
         config.radius_m,
         config.k,
         config.batch.max(1),
-    ));
+    );
+    if config.centre.is_none() {
+        scenario.drawn = Some(cities);
+    }
+    scenario.fields.clone_from(&config.fields);
+    let scenario = Arc::new(scenario);
     let key = config.key.as_deref();
     match &target {
         Target::Proxima(addr) => {
             if config.load_pois > 0 {
-                load_pois(*addr, key, config.load_pois, config.seed.wrapping_add(2)).await?;
+                let places = data::Places::with_distribution(
+                    config.seed.wrapping_add(2),
+                    config.distribution,
+                );
+                load_pois(*addr, key, config.load_pois, places).await?;
             }
             if config.load_travellers > 0 {
                 load_travellers(*addr, key, &scenario, config.load_travellers).await?;

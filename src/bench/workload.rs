@@ -86,10 +86,19 @@ impl std::str::FromStr for Workload {
     }
 }
 
+/// How far query points lie from their city with the `population` distribution (the
+/// other draws its own spread).
+pub const QUERY_SPREAD_DEG: f64 = 0.05;
+
 /// Everything the workers share: query points, traveller start positions, parameters.
 pub struct Scenario {
-    /// Query centres (near cities, by population).
+    /// Fixed places near cities: where fences go, and the query points with `--centre`.
     pub centres: Vec<LatLon>,
+    /// Where query points are drawn from, afresh for each query (so that a run does not
+    /// warm the cache on a fixed set); `None`: from `centres`.
+    pub drawn: Option<std::sync::Arc<crate::bench::data::Cities>>,
+    /// The `fields=` of nearby POI queries (Proxima only), if any.
+    pub fields: Option<String>,
     /// Where each traveller `bench:t:<i>` starts.
     pub travellers: Vec<LatLon>,
     /// Query radius, metres.
@@ -123,6 +132,8 @@ impl Scenario {
         let last_ts = travellers.iter().map(|_| AtomicI64::new(0)).collect();
         Self {
             centres,
+            drawn: None,
+            fields: None,
             travellers,
             radius_m,
             k,
@@ -148,7 +159,10 @@ impl Scenario {
     }
 
     fn centre(&self, rng: &mut SmallRng) -> LatLon {
-        self.centres[rng.random_range(0..self.centres.len())]
+        match &self.drawn {
+            Some(cities) => cities.place(rng, QUERY_SPREAD_DEG),
+            None => self.centres[rng.random_range(0..self.centres.len())],
+        }
     }
 
     /// A traveller and a position a small step (up to ~100 m) from where it started.
@@ -214,8 +228,14 @@ impl Scenario {
         match op {
             Op::Health => get("/healthz".to_string()),
             Op::NearbyPois(c) => get(format!(
-                "/v1/pois/nearby?lat={}&lon={}&radius_m={}&limit={}",
-                c.lat, c.lon, self.radius_m, self.k
+                "/v1/pois/nearby?lat={}&lon={}&radius_m={}&limit={}{}",
+                c.lat,
+                c.lon,
+                self.radius_m,
+                self.k,
+                self.fields
+                    .as_deref()
+                    .map_or(String::new(), |f| format!("&fields={f}"))
             )),
             Op::WithinPois(c) => {
                 let (w, s, e, n) = self.square(*c);

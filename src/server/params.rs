@@ -12,6 +12,7 @@ use std::str::FromStr;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 
+use super::dto::ResponseFields;
 use super::problem::ApiError;
 use crate::geometry::{BBox, LatLon, MAX_RADIUS_M};
 use crate::ids::{IdError, validate_id, validate_record_id};
@@ -182,6 +183,16 @@ impl Params {
             categories,
             min_rating,
         })
+    }
+
+    /// `fields=`: the fields of each POI to answer with (every field without it);
+    /// `with_distance`: whether `distance_m` is one (nearby).
+    pub fn fields(&mut self, with_distance: bool) -> Result<ResponseFields, ApiError> {
+        match self.raw("fields")? {
+            None => Ok(ResponseFields::ALL),
+            Some(text) => ResponseFields::parse(&text, with_distance)
+                .map_err(|e| ApiError::bad_parameter(format!("fields: {e}"))),
+        }
     }
 
     /// Refuses any parameter that was not taken.

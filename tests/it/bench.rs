@@ -27,6 +27,8 @@ async fn every_workload_runs_for_a_second_without_errors() {
         k: 10,
         centre: None,
         seed: 7,
+        distribution: proxima::bench::data::Distribution::SqrtPopulation,
+        fields: Some("id,distance_m".into()),
         key: None,
         json: true,
     };

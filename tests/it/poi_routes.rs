@@ -71,3 +71,49 @@ async fn the_bundled_sample_is_loaded_unless_asked_not_to() {
         "the cities and the Helsinki extract"
     );
 }
+
+#[tokio::test]
+async fn fields_choose_what_each_poi_of_a_page_carries() {
+    let s = TestServer::start().await;
+    s.put_poi("near", 60.17, 24.94, "cafe", Some(4.0)).await;
+    s.put_poi("far", 60.18, 24.94, "museum", None).await;
+    let (status, body) = s
+        .get("/v1/pois/nearby?lat=60.17&lon=24.94&radius_m=5000&fields=distance_m,id")
+        .await;
+    assert_eq!(status, 200);
+    let results = body["results"].as_array().expect("results");
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0], json!({"id": "near", "distance_m": 0.0}));
+    assert_eq!(results[1]["id"], "far");
+    assert_eq!(
+        results[1].as_object().expect("an object").len(),
+        2,
+        "{body}"
+    );
+    let (status, body) = s
+        .get("/v1/pois/within?bbox=24.9,60.1,25.0,60.2&fields=id,lat,lon")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["results"],
+        json!([{"id": "far", "lat": 60.18, "lon": 24.94}, {"id": "near", "lat": 60.17, "lon": 24.94}])
+    );
+    for (path, field) in [
+        (
+            "/v1/pois/nearby?lat=60.17&lon=24.94&fields=id,color",
+            "color",
+        ),
+        (
+            "/v1/pois/within?bbox=24.9,60.1,25.0,60.2&fields=distance_m",
+            "distance_m",
+        ),
+    ] {
+        let (status, body) = s.get(path).await;
+        assert_eq!(status, 400, "{path}");
+        let detail = body["detail"].as_str().unwrap_or("");
+        assert!(
+            detail.starts_with("fields: unknown field") && detail.contains(field),
+            "{detail}"
+        );
+    }
+}

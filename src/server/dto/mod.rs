@@ -17,7 +17,10 @@ pub use fences::{EventDataOut, FenceIn, FenceOut, FencePageOut, InsideOut, event
 pub use operations::{
     ClusterOut, EventsOut, HeatmapOut, LastSnapshotOut, MemoryOut, SnapshotOut, StatsOut, WalOut,
 };
-pub use pois::{CategoriesOut, ImportOut, PageOut, PoiAreaQueryIn, PoiIn, PoiOut, RecordErrorOut};
+pub use pois::{
+    CategoriesOut, ImportOut, PageOut, PoiAreaQueryIn, PoiIn, PoiOut, RecordErrorOut,
+    ResponseFields,
+};
 pub use travellers::{
     BatchOut, NearbyTravellersOut, PositionIn, SharingIn, SharingOut, TrailOut,
     TravellerAreaQueryIn, TravellerAtOut, TravellerAtPageOut, TravellerOut,

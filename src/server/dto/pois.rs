@@ -98,37 +98,127 @@ impl TagsOut<'_> {
 impl PoiOut<'_> {
     /// Appends the POI as JSON: what `serde_json` writes for it, faster (see
     /// [`crate::server::json_writer`]).
-    fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"id\":");
-        json_writer::string(out, self.id);
-        out.extend_from_slice(b",\"lat\":");
-        json_writer::number(out, self.lat);
-        out.extend_from_slice(b",\"lon\":");
-        json_writer::number(out, self.lon);
-        out.extend_from_slice(b",\"name\":");
-        json_writer::string(out, self.name);
-        out.extend_from_slice(b",\"category\":");
-        json_writer::string(out, self.category);
-        out.extend_from_slice(b",\"tags\":{");
+    fn write_json(&self, out: &mut Vec<u8>, fields: ResponseFields) {
+        // Each field after the first is preceded by a comma.
         let mut first = true;
-        self.tags.each(|key, value| {
-            if !std::mem::take(&mut first) {
-                out.push(b',');
-            }
-            json_writer::string(out, key);
-            out.push(b':');
-            json_writer::string(out, value);
-        });
-        out.push(b'}');
-        if let Some(rating) = self.rating {
-            out.extend_from_slice(b",\"rating\":");
+        let mut key = |out: &mut Vec<u8>, key: &[u8]| {
+            out.extend_from_slice(if std::mem::take(&mut first) {
+                b"{"
+            } else {
+                b","
+            });
+            out.extend_from_slice(key);
+        };
+        if fields.has(ResponseFields::ID) {
+            key(out, b"\"id\":");
+            json_writer::string(out, self.id);
+        }
+        if fields.has(ResponseFields::LAT) {
+            key(out, b"\"lat\":");
+            json_writer::number(out, self.lat);
+        }
+        if fields.has(ResponseFields::LON) {
+            key(out, b"\"lon\":");
+            json_writer::number(out, self.lon);
+        }
+        if fields.has(ResponseFields::NAME) {
+            key(out, b"\"name\":");
+            json_writer::string(out, self.name);
+        }
+        if fields.has(ResponseFields::CATEGORY) {
+            key(out, b"\"category\":");
+            json_writer::string(out, self.category);
+        }
+        if fields.has(ResponseFields::TAGS) {
+            key(out, b"\"tags\":{");
+            let mut first_tag = true;
+            self.tags.each(|k, v| {
+                if !std::mem::take(&mut first_tag) {
+                    out.push(b',');
+                }
+                json_writer::string(out, k);
+                out.push(b':');
+                json_writer::string(out, v);
+            });
+            out.push(b'}');
+        }
+        if let Some(rating) = self.rating.filter(|_| fields.has(ResponseFields::RATING)) {
+            key(out, b"\"rating\":");
             json_writer::number(out, rating);
         }
-        if let Some(distance_m) = self.distance_m {
-            out.extend_from_slice(b",\"distance_m\":");
+        if let Some(distance_m) = self
+            .distance_m
+            .filter(|_| fields.has(ResponseFields::DISTANCE_M))
+        {
+            key(out, b"\"distance_m\":");
             json_writer::number(out, distance_m);
         }
+        if first {
+            out.push(b'{');
+        }
         out.push(b'}');
+    }
+}
+
+/// Which fields of each POI a page carries (`fields=id,distance_m`): partial responses, as
+/// Elasticsearch's `_source` filtering, for clients that need no names or tags. Fields come
+/// in their usual order whatever the order asked; every field by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseFields(u8);
+
+impl ResponseFields {
+    const ID: u8 = 1;
+    const LAT: u8 = 1 << 1;
+    const LON: u8 = 1 << 2;
+    const NAME: u8 = 1 << 3;
+    const CATEGORY: u8 = 1 << 4;
+    const TAGS: u8 = 1 << 5;
+    const RATING: u8 = 1 << 6;
+    const DISTANCE_M: u8 = 1 << 7;
+
+    /// Every field.
+    pub const ALL: Self = Self(u8::MAX);
+
+    const NAMES: [(&'static str, u8); 8] = [
+        ("id", Self::ID),
+        ("lat", Self::LAT),
+        ("lon", Self::LON),
+        ("name", Self::NAME),
+        ("category", Self::CATEGORY),
+        ("tags", Self::TAGS),
+        ("rating", Self::RATING),
+        ("distance_m", Self::DISTANCE_M),
+    ];
+
+    /// The fields named in `text`, comma-separated; `with_distance`: whether the answer
+    /// has distances (nearby) to choose.
+    pub fn parse(text: &str, with_distance: bool) -> Result<Self, String> {
+        let mut bits = 0;
+        for name in text.split(',').map(str::trim) {
+            let bit = Self::NAMES
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, b)| *b)
+                .filter(|&b| with_distance || b != Self::DISTANCE_M)
+                .ok_or_else(|| {
+                    let known: Vec<&str> = Self::NAMES
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .filter(|n| with_distance || *n != "distance_m")
+                        .collect();
+                    format!(
+                        "unknown field {:?}; the fields are {}",
+                        name.chars().take(64).collect::<String>(),
+                        known.join(", ")
+                    )
+                })?;
+            bits |= bit;
+        }
+        Ok(Self(bits))
+    }
+
+    fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
     }
 }
 
@@ -178,6 +268,9 @@ pub struct PageOut<'a> {
     pub results: Vec<PoiOut<'a>>,
     /// The cursor to the next page, or null.
     pub next_cursor: Option<&'a str>,
+    /// The fields of each result written ([`PageOut::to_json`] only).
+    #[serde(skip)]
+    pub fields: ResponseFields,
 }
 
 impl PageOut<'_> {
@@ -191,7 +284,7 @@ impl PageOut<'_> {
             if i > 0 {
                 out.push(b',');
             }
-            poi.write_json(&mut out);
+            poi.write_json(&mut out, self.fields);
         }
         out.extend_from_slice(b"],\"next_cursor\":");
         match self.next_cursor {
@@ -293,11 +386,50 @@ mod tests {
                 })
                 .collect(),
             next_cursor: cursor,
+            fields: ResponseFields::ALL,
         };
         prop_assert_eq!(
             String::from_utf8(owned.to_json()).expect("UTF-8"),
             serde_json::to_string(&owned).expect("serializes")
         );
+        // Any choice of fields: the full page less the others, in the same order.
+        for chosen in 0..=u8::MAX {
+            let names: Vec<&str> = ResponseFields::NAMES
+                .iter()
+                .filter(|(_, bit)| chosen & bit != 0)
+                .map(|(n, _)| *n)
+                .collect();
+            if names.is_empty() {
+                continue;
+            }
+            let fields = ResponseFields::parse(&names.join(","), true).expect("known fields");
+            let partial = PageOut {
+                results: pois
+                    .iter()
+                    .zip(distances)
+                    .map(|(p, d)| PoiOut {
+                        distance_m: *d,
+                        ..PoiOut::from(p)
+                    })
+                    .collect(),
+                next_cursor: cursor,
+                fields,
+            };
+            let mut expected: serde_json::Value =
+                serde_json::from_str(&serde_json::to_string(&owned).expect("serializes"))
+                    .expect("JSON");
+            for result in expected["results"].as_array_mut().expect("results") {
+                result
+                    .as_object_mut()
+                    .expect("an object")
+                    .retain(|k, _| names.contains(&k.as_str()));
+            }
+            let written = String::from_utf8(partial.to_json()).expect("UTF-8");
+            prop_assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&written).expect("valid JSON"),
+                expected.clone()
+            );
+        }
 
         // The same POIs found by a query: borrowed from the index, with distances.
         let mut index = PoiIndex::new();
@@ -314,12 +446,57 @@ mod tests {
         let borrowed = PageOut {
             results: page.items.iter().map(PoiOut::from).collect(),
             next_cursor: None,
+            fields: ResponseFields::ALL,
         };
         prop_assert_eq!(
             String::from_utf8(borrowed.to_json()).expect("UTF-8"),
             serde_json::to_string(&borrowed).expect("serializes")
         );
         Ok(())
+    }
+
+    #[test]
+    fn chosen_fields_come_in_their_usual_order_and_unknown_ones_are_named() {
+        let poi = Poi {
+            id: "cafe-1".into(),
+            position: LatLon { lat: 1.5, lon: 2.5 },
+            name: "Café".into(),
+            category: "cafe".into(),
+            tags: BTreeMap::new(),
+            rating: Some(4.5),
+        };
+        let page = |fields: &str| {
+            let page = PageOut {
+                results: vec![PoiOut {
+                    distance_m: Some(12.0),
+                    ..PoiOut::from(&poi)
+                }],
+                next_cursor: None,
+                fields: ResponseFields::parse(fields, true).expect("known fields"),
+            };
+            String::from_utf8(page.to_json()).expect("UTF-8")
+        };
+        assert_eq!(
+            page("distance_m,id"),
+            r#"{"results":[{"id":"cafe-1","distance_m":12.0}],"next_cursor":null}"#
+        );
+        assert_eq!(
+            page("distance_m, lon,lat,id"),
+            r#"{"results":[{"id":"cafe-1","lat":1.5,"lon":2.5,"distance_m":12.0}],"next_cursor":null}"#
+        );
+        assert_eq!(
+            ResponseFields::parse("id,distance", true).expect_err("unknown"),
+            "unknown field \"distance\"; the fields are id, lat, lon, name, category, tags, rating, distance_m"
+        );
+        assert!(
+            ResponseFields::parse("id,distance_m", false)
+                .expect_err("no distances in a within page")
+                .contains("the fields are id, lat, lon, name, category, tags, rating")
+        );
+        assert!(
+            ResponseFields::parse("", true).is_err(),
+            "an empty list names no field"
+        );
     }
 
     /// The case proptest once shrank a failure to: a rating of exactly zero.

@@ -11,7 +11,9 @@ use crate::pois::{AreaQuery, NearbyQuery, Poi, PoiFilter, WithinQuery};
 use crate::server::AppState;
 use crate::server::body;
 use crate::server::body::JsonObject;
-use crate::server::dto::{CategoriesOut, ImportOut, PageOut, PoiAreaQueryIn, PoiIn, PoiOut};
+use crate::server::dto::{
+    CategoriesOut, ImportOut, PageOut, PoiAreaQueryIn, PoiIn, PoiOut, ResponseFields,
+};
 use crate::server::params::{Params, PathId, StoredPoiId, check_categories, limit};
 use crate::server::problem::ApiError;
 use crate::server::response::{ApiResult, deleted, json_bytes_response, json_response};
@@ -67,6 +69,7 @@ pub async fn nearby(State(state): State<AppState>, mut params: Params) -> ApiRes
     let limit = params.limit()?;
     let filter = params.poi_filter()?;
     let cursor = params.raw("cursor")?;
+    let fields = params.fields(true)?;
     params.finish()?;
     let query = NearbyQuery {
         center,
@@ -79,6 +82,7 @@ pub async fn nearby(State(state): State<AppState>, mut params: Params) -> ApiRes
         PageOut {
             results: page.hits.iter().map(PoiOut::from).collect(),
             next_cursor: page.next_cursor,
+            fields,
         }
         .to_json()
     })?;
@@ -91,6 +95,7 @@ pub async fn within(State(state): State<AppState>, mut params: Params) -> ApiRes
     let limit = params.limit()?;
     let filter = params.poi_filter()?;
     let cursor = params.raw("cursor")?;
+    let fields = params.fields(false)?;
     params.finish()?;
     let query = WithinQuery {
         bbox,
@@ -102,6 +107,7 @@ pub async fn within(State(state): State<AppState>, mut params: Params) -> ApiRes
         PageOut {
             results: page.pois.iter().map(PoiOut::from).collect(),
             next_cursor: page.next_cursor,
+            fields,
         }
         .to_json()
     })?;
@@ -134,6 +140,7 @@ pub async fn within_area(
             PageOut {
                 results: page.pois.iter().map(PoiOut::from).collect(),
                 next_cursor: page.next_cursor,
+                fields: ResponseFields::ALL,
             }
             .to_json()
         })?;
