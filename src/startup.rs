@@ -143,7 +143,7 @@ pub async fn start_with_clock(
             },
         },
     });
-    let state = AppState {
+    let state = AppState::from(server::Shared {
         engine: Arc::new(engine),
         ready: Arc::new(AtomicBool::new(false)),
         limits: Limits {
@@ -169,7 +169,7 @@ pub async fn start_with_clock(
                 .then(|| config.ui_tiles.clone()),
             attribution: config.ui_tiles_attribution.clone(),
         }),
-    };
+    });
     let listener = server::bind(config.listen)
         .await
         .map_err(|source| RunError::Bind {

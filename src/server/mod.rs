@@ -64,9 +64,28 @@ pub struct Limits {
     pub max_subscribers: usize,
 }
 
-/// What every handler can reach.
+/// What every handler can reach: one allocation behind an `Arc`, so that the copy axum
+/// makes for every request (and the state layers make again) is one reference count, not
+/// a dozen and a cancellation token's lock (5 % of a nearby query's server time, profiled).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl From<Shared> for AppState {
+    fn from(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+/// The fields of [`AppState`].
+pub struct Shared {
     /// The one state.
     pub engine: Arc<Engine>,
     /// Set once startup loading has finished; `/readyz` reports it.

@@ -177,6 +177,11 @@ impl<'a, 'q> Nearest<'a, 'q> {
                 Ranked::new(from.to(position), slot, self.index)
             })
             .collect();
+        // Only the best `want` need an order.
+        if ranked.len() > self.want {
+            ranked.select_nth_unstable(self.want - 1);
+            ranked.truncate(self.want);
+        }
         ranked.sort_unstable();
         let more = ranked.len() > self.query.limit;
         ranked.truncate(self.query.limit);

@@ -237,12 +237,24 @@ fn queue_delta<'t>(
 impl PoiIndex {
     /// POIs nearest to the centre, nearest first, ties broken by id.
     pub fn nearby(&self, query: &NearbyQuery) -> Page<NearbyHit<'_>> {
-        let mut best = Best::new(self, query);
-        if let Some(categories) = self.categories_of(&query.filter) {
-            if categories.ids.is_none() || categories.own_trees {
-                return self.nearby_kd(query, &categories);
+        match self.categories_of(&query.filter) {
+            Some(categories) if categories.ids.is_none() || categories.own_trees => {
+                self.nearby_kd(query, &categories)
             }
-            self.walk_nearby(&categories, &mut best);
+            categories => self.nearby_best_first(query, categories.as_ref()),
+        }
+    }
+
+    /// Nearby by the best-first walk: for category filters on the tree of all POIs, whose
+    /// node masks prune (`None`: categories no POI has).
+    fn nearby_best_first<'a>(
+        &'a self,
+        query: &NearbyQuery,
+        categories: Option<&Categories<'a>>,
+    ) -> Page<NearbyHit<'a>> {
+        let mut best = Best::new(self, query);
+        if let Some(categories) = categories {
+            self.walk_nearby(categories, &mut best);
         }
         let mut ranked = best.heap.into_sorted_vec();
         let more = ranked.len() > query.limit;
