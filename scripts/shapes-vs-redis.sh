@@ -10,8 +10,9 @@
 # request authenticated) and a fresh redis-server (persistence off), both loaded with the
 # same 1,000,000 POIs; then ROUNDS rounds, each measuring, 32 connections, closed loop,
 # 5 s after 1 s of warm-up: Proxima healthz, nearby 2 km k = 20, the same with
-# fields=id,distance_m; Redis PING and GEOSEARCH; then wrk and redis-benchmark. Prints
-# each figure per round and the medians, and the ratios within each round.
+# fields=id,distance_m; Redis PING and GEOSEARCH; both at 10 km; both taking position
+# batches of 1,000 on 4 connections (GEOADD for Redis); then wrk and redis-benchmark.
+# Prints each figure per round and the medians, and the ratios within each round.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
@@ -42,7 +43,7 @@ import json, sys
 for line in sys.stdin:
     if line.startswith("{"):
         r = json.loads(line)
-        print(r["workload"], r["throughput_per_s"], r["errors"])'; }
+        print(r["workload"], r.get("updates_per_s") or r["throughput_per_s"], r["errors"])'; }
 for shape in population sqrt-population; do
     "$BIN" serve --no-sample --listen 127.0.0.1:$PPORT --data-dir "$work/p-$shape" \
         --fsync batch --keys "$work/keys.txt" > "$work/proxima-$shape.log" 2>&1 &
@@ -69,6 +70,15 @@ for shape in population sqrt-population; do
         "$BIN" bench --target $R "${common[@]}" --seed $seed \
             --workload healthz,nearby-pois | bench_json | while read -r w ops errors; do
             note "$shape $round harness redis-$w $ops errors=$errors"; done
+        for target in proxima redis; do
+            if [ $target = proxima ]; then t=(--target $P --key "$key"); else t=(--target $R); fi
+            "$BIN" bench "${t[@]}" "${common[@]}" --seed $seed --radius-m 10000 \
+                --workload nearby-pois | bench_json | while read -r w ops errors; do
+                note "$shape $round harness $target-$w-10km $ops errors=$errors"; done
+            "$BIN" bench "${t[@]}" "${common[@]}" --seed $seed --connections 4 --batch 1000 \
+                --travellers 1000000 --workload positions | bench_json | while read -r w ops errors; do
+                note "$shape $round harness $target-$w-updates $ops errors=$errors"; done
+        done
         wrk_ops() { wrk "$@" | awk '/Requests\/sec/ {print $2}'; }
         note "$shape $round wrk proxima-healthz $(wrk_ops -t2 -c32 -d5s $P/healthz)"
         note "$shape $round wrk proxima-nearby-pois $(wrk_ops -t2 -c32 -d5s -s scripts/wrk-nearby.lua $P -- "$work/points.txt" 2000 20 - "$key")"
@@ -102,6 +112,8 @@ for shape in ("population", "sqrt-population"):
     for label, a, b in [
         ("nearby / Redis GEOSEARCH (harness)", ("harness", "proxima-nearby-pois"), ("harness", "redis-nearby-pois")),
         ("nearby fields=id,distance_m / Redis (harness)", ("harness", "proxima-nearby-pois-fields"), ("harness", "redis-nearby-pois")),
+        ("nearby 10 km / Redis GEOSEARCH (harness)", ("harness", "proxima-nearby-pois-10km"), ("harness", "redis-nearby-pois-10km")),
+        ("batches of 1,000, updates/s / Redis GEOADD (harness)", ("harness", "proxima-positions-updates"), ("harness", "redis-positions-updates")),
         ("nearby / own healthz (harness)", ("harness", "proxima-nearby-pois"), ("harness", "proxima-healthz")),
         ("nearby fields / own healthz (harness)", ("harness", "proxima-nearby-pois-fields"), ("harness", "proxima-healthz")),
         ("nearby / own healthz (wrk)", ("wrk", "proxima-nearby-pois"), ("wrk", "proxima-healthz")),
