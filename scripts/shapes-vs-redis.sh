@@ -58,21 +58,22 @@ for shape in population sqrt-population; do
         --workload healthz --duration 1 --warmup 0 > /dev/null
     python3 scripts/query-points.py $shape 100000 7 > "$work/points.txt"
     echo "48.856600 2.352200" > "$work/fixed.txt"
-    common=(--distribution $shape --connections 32 --duration 5 --warmup 1 --json)
+    common=(--distribution $shape --duration 5 --warmup 1 --json)
+    c32=(--connections 32)
     for round in $(seq 1 "$rounds"); do
         seed=$((10 + round))
-        "$BIN" bench --target $P --key "$key" "${common[@]}" --seed $seed \
+        "$BIN" bench --target $P --key "$key" "${common[@]}" "${c32[@]}" --seed $seed \
             --workload healthz,nearby-pois | bench_json | while read -r w ops errors; do
             note "$shape $round harness proxima-$w $ops errors=$errors"; done
-        "$BIN" bench --target $P --key "$key" "${common[@]}" --seed $seed --fields id,distance_m \
+        "$BIN" bench --target $P --key "$key" "${common[@]}" "${c32[@]}" --seed $seed --fields id,distance_m \
             --workload nearby-pois | bench_json | while read -r w ops errors; do
             note "$shape $round harness proxima-$w-fields $ops errors=$errors"; done
-        "$BIN" bench --target $R "${common[@]}" --seed $seed \
+        "$BIN" bench --target $R "${common[@]}" "${c32[@]}" --seed $seed \
             --workload healthz,nearby-pois | bench_json | while read -r w ops errors; do
             note "$shape $round harness redis-$w $ops errors=$errors"; done
         for target in proxima redis; do
             if [ $target = proxima ]; then t=(--target $P --key "$key"); else t=(--target $R); fi
-            "$BIN" bench "${t[@]}" "${common[@]}" --seed $seed --radius-m 10000 \
+            "$BIN" bench "${t[@]}" "${common[@]}" "${c32[@]}" --seed $seed --radius-m 10000 \
                 --workload nearby-pois | bench_json | while read -r w ops errors; do
                 note "$shape $round harness $target-$w-10km $ops errors=$errors"; done
             "$BIN" bench "${t[@]}" "${common[@]}" --seed $seed --connections 4 --batch 1000 \
