@@ -79,7 +79,7 @@ pub fn app() -> App {
     .expect("valid");
     let fence = Fence::new("f".into(), Some("t0".into()), FenceKind::Static(area)).expect("valid");
     let _ = engine.put_fence(fence).expect("put");
-    let state = AppState {
+    let state = AppState::from(server::Shared {
         engine: Arc::new(engine),
         ready: Arc::new(AtomicBool::new(true)),
         limits: Limits {
@@ -99,7 +99,7 @@ pub fn app() -> App {
         streams: Arc::new(server::sse::StreamSlots::new(64)),
         stopping: tokio_util::sync::CancellationToken::new(),
         ui: None,
-    };
+    });
     server::router(state)
 }
 
