@@ -8,6 +8,7 @@
 
 mod areas;
 mod fences;
+mod fields;
 mod operations;
 mod pois;
 mod travellers;
