@@ -23,7 +23,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use kiddo::{ImmutableKdTree, SquaredEuclidean};
 use proxima::bench::data::{Distribution, Places};
 use proxima::geometry::area::{Area, MAX_AREA_VERTICES};
-use proxima::geometry::{BBox, EARTH_RADIUS_M, LatLon};
+use proxima::geometry::{BBox, LatLon, chord_of};
 use proxima::pois::{AreaQuery, NearbyQuery, Poi, PoiFilter, PoiIndex, WithinQuery};
 
 const POIS: usize = 1_000_000;
@@ -59,12 +59,6 @@ fn pois(distribution: Distribution) -> Vec<Poi> {
 fn queries(distribution: Distribution) -> Vec<LatLon> {
     let mut places = Places::with_distribution(2, distribution);
     (0..QUERIES).map(|_| places.next(0.1)).collect()
-}
-
-/// The squared chord of a great-circle distance, as kiddo's bound.
-fn chord2(distance_m: f64) -> f64 {
-    let chord = 2.0 * (distance_m / (2.0 * EARTH_RADIUS_M)).sin();
-    chord * chord
 }
 
 fn bench(c: &mut Criterion) {
@@ -123,7 +117,7 @@ fn bench(c: &mut Criterion) {
                     let nearest = query.nearest_n::<SquaredEuclidean<f64>>(k);
                     match radius_m {
                         None => black_box(nearest.execute()),
-                        Some(r) => black_box(nearest.within(chord2(r)).execute()),
+                        Some(r) => black_box(nearest.within(chord_of(r).powi(2)).execute()),
                     }
                 });
             });

@@ -44,6 +44,10 @@ for line in sys.stdin:
     if line.startswith("{"):
         r = json.loads(line)
         print(r["workload"], r.get("updates_per_s") or r["throughput_per_s"], r["errors"])'; }
+wrk_ops() { wrk "$@" | awk '/Requests\/sec/ {print $2}'; } # requests/s of a wrk run
+rb() { # N COMMAND...: requests/s of redis-benchmark sending COMMAND N times
+    redis-benchmark -p $RPORT -c 32 -n "$1" -q "${@:2}" | tr '\r' '\n' | awk '/requests per second/ {print $(NF-5)}' | tail -1
+}
 for shape in population sqrt-population; do
     "$BIN" serve --no-sample --listen 127.0.0.1:$PPORT --data-dir "$work/p-$shape" \
         --fsync batch --keys "$work/keys.txt" > "$work/proxima-$shape.log" 2>&1 &
@@ -80,12 +84,10 @@ for shape in population sqrt-population; do
                 --travellers 1000000 --workload positions | bench_json | while read -r w ops errors; do
                 note "$shape $round harness $target-$w-updates $ops errors=$errors"; done
         done
-        wrk_ops() { wrk "$@" | awk '/Requests\/sec/ {print $2}'; }
         note "$shape $round wrk proxima-healthz $(wrk_ops -t2 -c32 -d5s $P/healthz)"
         note "$shape $round wrk proxima-nearby-pois $(wrk_ops -t2 -c32 -d5s -s scripts/wrk-nearby.lua $P -- "$work/points.txt" 2000 20 - "$key")"
         note "$shape $round wrk proxima-nearby-pois-fields $(wrk_ops -t2 -c32 -d5s -s scripts/wrk-nearby.lua $P -- "$work/points.txt" 2000 20 id,distance_m "$key")"
         note "$shape $round wrk proxima-fixed-point $(wrk_ops -t2 -c32 -d5s -s scripts/wrk-nearby.lua $P -- "$work/fixed.txt" 2000 20 - "$key")"
-        rb() { redis-benchmark -p $RPORT -c 32 -n "$1" -q "${@:2}" | tr '\r' '\n' | awk '/requests per second/ {print $(NF-5)}' | tail -1; }
         note "$shape $round redis-benchmark redis-fixed-point $(rb 100000 GEOSEARCH bench:pois FROMLONLAT 2.3522 48.8566 BYRADIUS 2000 m ASC COUNT 20 WITHDIST)"
         note "$shape $round redis-benchmark redis-ping $(rb 400000 PING)"
     done

@@ -123,14 +123,13 @@ pub(super) async fn load_redis(
     url: &str,
     config: &BenchConfig,
     scenario: &Scenario,
+    mut places: data::Places,
 ) -> Result<(), BenchError> {
     let mut conn = redis::RedisConn::open(url).await?;
     let failed = |what: &str| BenchError::Load {
         status: 0,
         body: format!("Redis refused a GEOADD of {what}"),
     };
-    let mut places =
-        data::Places::with_distribution(config.seed.wrapping_add(2), config.distribution);
     for start in (0..config.load_pois).step_by(1000) {
         let end = (start + 1000).min(config.load_pois);
         let members: Vec<(String, crate::geometry::LatLon)> = (start..end)

@@ -148,6 +148,8 @@ pub async fn run(
         config.k,
         config.batch.max(1),
     );
+    // The POIs both targets load: the same places for each.
+    let poi_places = data::Places::over(cities.clone(), config.seed.wrapping_add(2));
     if config.centre.is_none() {
         scenario.drawn = Some(cities);
     }
@@ -157,17 +159,13 @@ pub async fn run(
     match &target {
         Target::Proxima(addr) => {
             if config.load_pois > 0 {
-                let places = data::Places::with_distribution(
-                    config.seed.wrapping_add(2),
-                    config.distribution,
-                );
-                load_pois(*addr, key, config.load_pois, places).await?;
+                load_pois(*addr, key, config.load_pois, poi_places).await?;
             }
             if config.load_travellers > 0 {
                 load_travellers(*addr, key, &scenario, config.load_travellers).await?;
             }
         }
-        Target::Redis(url) => load_redis(url, config, &scenario).await?,
+        Target::Redis(url) => load_redis(url, config, &scenario, poi_places).await?,
     }
     let mut reports: Vec<Report> = Vec::new();
     for &workload in &config.workload {

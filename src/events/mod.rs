@@ -133,7 +133,7 @@ pub struct EventLog {
     config: EventConfig,
     inner: Mutex<Log>,
     /// In a cluster with `--cluster-events`: every event is also handed to this queue.
-    tap: parking_lot::RwLock<Option<mpsc::Sender<Arc<Event>>>>,
+    tap: std::sync::OnceLock<mpsc::Sender<Arc<Event>>>,
     /// Events the tap's queue had no room for.
     tap_dropped: AtomicU64,
 }
@@ -273,7 +273,7 @@ impl EventLog {
         Self {
             epoch: AtomicU32::new(u32::from_le_bytes(epoch)),
             config,
-            tap: parking_lot::RwLock::new(None),
+            tap: std::sync::OnceLock::new(),
             tap_dropped: AtomicU64::new(0),
             inner: Mutex::new(Log {
                 next_seq: 1,
@@ -329,7 +329,7 @@ impl EventLog {
         log.head = log.head.max(place);
         log.retained.push_back(event.clone());
         self.deliver(log, &event);
-        if let Some(tap) = &*self.tap.read()
+        if let Some(tap) = self.tap.get()
             && tap.try_send(event).is_err()
         {
             self.tap_dropped.fetch_add(1, Ordering::Relaxed);

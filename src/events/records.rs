@@ -28,8 +28,9 @@ impl EventLog {
 
     /// Hands every event published from now on also to `tap` (a bounded queue that is never
     /// waited for: an event it has no room for is counted in [`EventLog::tap_dropped`]).
+    /// Set once; a second tap is ignored.
     pub fn set_tap(&self, tap: mpsc::Sender<Arc<Event>>) {
-        *self.tap.write() = Some(tap);
+        let _ = self.tap.set(tap);
     }
 
     /// Events the tap had no room for.

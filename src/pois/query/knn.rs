@@ -16,29 +16,28 @@ use std::collections::BinaryHeap;
 
 use rstar::RTreeNode;
 
-use super::nearby::Ranked;
+use super::nearby::{Ranked, delta_chord2};
 use super::{Categories, NearbyHit, NearbyQuery, Page};
-use crate::geometry::{EARTH_RADIUS_M, HaversineFrom, LatLon, dist2, haversine_m};
+use crate::geometry::{HaversineFrom, LatLon, chord_of, haversine_m};
 use crate::pois::index::{Entry, EntryData, PoiIndex};
 use crate::pois::packed::kd::BUCKET;
 use crate::pois::packed::{DEAD, PackedEntry, PackedTree};
 
-/// How far an entry's chord computed in `f32` may be from its exact chord `c`: each unit
-/// vector is within `UNIT_ERROR` (1e-7) of its `f32` rounding, and the `f32` arithmetic adds
-/// a few parts in 10⁷ of `c`; both taken generously. (3e-7 of the unit sphere is 1.9 m.)
+/// How far an entry's chord computed in `f32` may be from its exact chord `c`:
+/// `SLACK_ABSOLUTE + SLACK_RELATIVE * c`. Each unit vector is within `UNIT_ERROR` (1e-7) of
+/// its `f32` rounding, and the `f32` arithmetic adds a few parts in 10⁷ of `c`; both taken
+/// generously. (3e-7 of the unit sphere is 1.9 m.)
+const SLACK_ABSOLUTE: f64 = 3e-7;
+/// See [`SLACK_ABSOLUTE`].
+const SLACK_RELATIVE: f64 = 2e-6;
+
 #[inline]
 fn slack(c: f64) -> f64 {
-    3e-7 + 2e-6 * c
+    SLACK_ABSOLUTE + SLACK_RELATIVE * c
 }
 
 /// Room for the rounding of haversine distances and of chords computed from them (6 mm).
 const EXACT_SLACK: f64 = 1e-9;
-
-/// The chord between unit vectors `distance_m` apart on the sphere.
-fn chord_of(distance_m: f64) -> f64 {
-    let theta = (distance_m / EARTH_RADIUS_M).clamp(0.0, std::f64::consts::PI);
-    2.0 * (theta * 0.5).sin()
-}
 
 /// A chord as `f64`, always comparable (chords are never NaN).
 #[derive(Clone, Copy, PartialEq)]
@@ -222,11 +221,11 @@ impl PoiIndex {
         let qf = q.map(|x| x as f32);
         let min_rating = nearest.query.filter.min_rating;
         let entries = tree.all_entries();
-        let bound2 = |b: f64| if b.is_finite() { b * b } else { f64::INFINITY };
-        let start = bound2(nearest.bound);
+        // Bounds square to squared chords (an infinite one stays infinite).
+        let start = nearest.bound * nearest.bound;
         let mut visit = |range: std::ops::Range<usize>, columns: &[Vec<f32>; 3]| {
             // The squared `f32` chord past which an entry's lower bound is above the bound.
-            let cut = ((nearest.bound + 3e-7) / (1.0 - 2e-6)).powi(2);
+            let cut = ((nearest.bound + SLACK_ABSOLUTE) / (1.0 - SLACK_RELATIVE)).powi(2);
             let cut = if cut < f64::from(f32::MAX) {
                 (cut as f32).next_up()
             } else {
@@ -258,7 +257,7 @@ impl PoiIndex {
                 let s = slack(c);
                 nearest.offer((c - s).max(0.0), c + s, Source::Packed(e));
             }
-            bound2(nearest.bound)
+            nearest.bound * nearest.bound
         };
         tree.kd.nearest_first(q, start, &mut visit);
     }
@@ -291,25 +290,20 @@ impl PoiIndex {
         if children.is_empty() {
             return;
         }
-        let chord2 = |node: &RTreeNode<Entry>| match node {
-            RTreeNode::Leaf(entry) => dist2(*entry.geom(), *q),
-            RTreeNode::Parent(parent) => parent.envelope().distance_2(q),
-        };
-        let bound2 = |b: f64| if b.is_finite() { b * b } else { f64::INFINITY };
         let mut queue: BinaryHeap<Pending<'_>> = children
             .iter()
-            .map(|n| Pending(chord2(n), n))
-            .filter(|p| p.0 <= bound2(nearest.bound))
+            .map(|n| Pending(delta_chord2(n, q), n))
+            .filter(|p| p.0 <= nearest.bound * nearest.bound)
             .collect();
         while let Some(Pending(d2, node)) = queue.pop() {
-            if d2 > bound2(nearest.bound) {
+            if d2 > nearest.bound * nearest.bound {
                 break;
             }
             match node {
                 RTreeNode::Parent(parent) => {
                     for child in parent.children() {
-                        let d2 = chord2(child);
-                        if d2 <= bound2(nearest.bound) {
+                        let d2 = delta_chord2(child, q);
+                        if d2 <= nearest.bound * nearest.bound {
                             queue.push(Pending(d2, child));
                         }
                     }

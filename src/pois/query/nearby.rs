@@ -212,6 +212,16 @@ fn queue_packed<'t>(
     }
 }
 
+/// The squared chord from `q` to a delta node: to its point, or a lower bound for
+/// everything under it.
+#[inline]
+pub(super) fn delta_chord2(node: &RTreeNode<Entry>, q: &[f64; 3]) -> f64 {
+    match node {
+        RTreeNode::Leaf(entry) => dist2(*entry.geom(), *q),
+        RTreeNode::Parent(parent) => parent.envelope().distance_2(q),
+    }
+}
+
 /// Queues the children of a delta node that may hold something within `bound`.
 #[inline]
 fn queue_delta<'t>(
@@ -221,10 +231,7 @@ fn queue_delta<'t>(
     queue: &mut BinaryHeap<Pending<'t>>,
 ) {
     for node in children {
-        let chord2 = match node {
-            RTreeNode::Leaf(entry) => dist2(*entry.geom(), *q),
-            RTreeNode::Parent(parent) => parent.envelope().distance_2(q),
-        };
+        let chord2 = delta_chord2(node, q);
         if chord2 <= bound {
             queue.push(Pending {
                 chord2,
