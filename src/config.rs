@@ -203,6 +203,12 @@ pub struct ServeConfig {
     #[arg(long, env = "PROXIMA_NO_SAMPLE")]
     pub no_sample: bool,
 
+    /// When every snapshot in the data dir is unreadable and the log does not hold the
+    /// state from its start, move them into `damaged-<ms>/` there and start empty, instead
+    /// of refusing to start.
+    #[arg(long, env = "PROXIMA_START_EMPTY_IF_DAMAGED")]
+    pub start_empty_if_damaged: bool,
+
     /// Largest JSON request body, in bytes.
     #[arg(long, env = "PROXIMA_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
@@ -390,6 +396,7 @@ impl ServeConfig {
             keys: None,
             insecure: false,
             no_sample: true,
+            start_empty_if_damaged: false,
             max_body_bytes: 1 << 20,
             max_import_bytes: 1 << 30,
             traveller_ttl: 3600,

@@ -220,8 +220,15 @@ pub async fn start_with_clock(
                 fsync: config.fsync,
                 ..WalOptions::default()
             };
+            let damaged = if config.start_empty_if_damaged {
+                engine::DamagedState::MoveAsideAndStartEmpty
+            } else {
+                engine::DamagedState::Refuse
+            };
             let recovered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                loader.engine.recover(&config.data_dir, options)
+                loader
+                    .engine
+                    .recover_with(&config.data_dir, options, damaged)
             }));
             let failure = match recovered {
                 Ok(Ok(report)) => {

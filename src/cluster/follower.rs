@@ -97,7 +97,7 @@ pub async fn follow(
         &info.config.name,
         info.created.unix_timestamp_nanos(),
     ));
-    if state.first_sequence > seq + 1 {
+    if state.first_sequence > seq.saturating_add(1) {
         return Err(JoinError::Start(format!(
             "the stream now starts at sequence {}, past this node's state at {seq}, and no newer snapshot was uploaded",
             state.first_sequence
@@ -204,7 +204,7 @@ async fn apply_stream(
         engine.judge_fences_from_next_tick();
     }
     loop {
-        let start = replicator.applied_seq() + 1;
+        let start = replicator.applied_seq().saturating_add(1);
         let created = stream
             .create_consumer(consumer::pull::OrderedConfig {
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence {
@@ -278,7 +278,7 @@ async fn apply_stream(
             if seq <= applied {
                 continue; // already applied: a consumer created again may repeat some
             }
-            if seq > applied + 1 {
+            if seq > applied.saturating_add(1) {
                 // The stream was trimmed past this node (it fell behind the snapshots by
                 // more than the stream keeps): going on would skip changes.
                 replicator.broken(format!(

@@ -221,12 +221,12 @@ async fn round(
         // Everything up to the older kept snapshot is in both: the stream keeps the rest.
         stream
             .purge()
-            .sequence(oldest + 1)
+            .sequence(oldest.saturating_add(1))
             .await
             .map_err(|e| e.to_string())?;
         tracing::info!(
             seq = info.seq,
-            kept_from = oldest + 1,
+            kept_from = oldest.saturating_add(1),
             "cluster: snapshot uploaded, stream trimmed"
         );
     }

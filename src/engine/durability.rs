@@ -70,8 +70,22 @@ pub struct SnapshotInfo {
 
 impl Engine {
     /// Loads the state kept in `dir` (creating the directory if needed) and attaches its log,
-    /// so that every later change is logged. Call once, before serving writes.
+    /// so that every later change is logged. Call once, before serving writes. A directory
+    /// whose snapshots are all unreadable is refused (see [`Engine::recover_with`]).
     pub fn recover(&self, dir: &Path, options: WalOptions) -> Result<RecoveryReport, EngineError> {
+        self.recover_with(dir, options, DamagedState::Refuse)
+    }
+
+    /// [`Engine::recover`], saying what to do with a directory that holds snapshots of which
+    /// none can be read and a log that does not hold the state from its first record: refuse
+    /// to start, naming the files, or move them (and the log) aside and start empty. Such a
+    /// directory never counts as fresh: the bundled sample is not loaded over it.
+    pub fn recover_with(
+        &self,
+        dir: &Path,
+        options: WalOptions,
+        damaged: DamagedState,
+    ) -> Result<RecoveryReport, EngineError> {
         let started = Instant::now();
         fs_err::create_dir_all(dir).map_err(PersistError::from)?;
         let lock = lock_dir(dir)?;
@@ -81,17 +95,55 @@ impl Engine {
         // Fences are restored and the log replayed without judging anyone: who is inside
         // each fence is worked out once, from the state as recovered.
         self.fences.set_quiet(true);
-        let loaded = self.load_newest_snapshot(&snapshot_dir)?;
-        let after = loaded.as_ref().map_or(0, |(seq, _)| *seq);
-        let had_log = !wal::list_segments(&wal_dir)?.is_empty();
-        let mut progress = Progress::new();
-        let replayed = wal::replay(&wal_dir, after, |seq, body| -> Result<(), BoxError> {
-            let mutation = decode::<Mutation>(body)?;
-            mutation.check_ids()?;
-            mutation.redo(self)?;
-            progress.tick(seq);
-            Ok(())
-        })?;
+        let snapshots = snapshot::list(&snapshot_dir)?;
+        let mut unreadable: Vec<PathBuf> = Vec::new();
+        let (loaded, replayed, had_log) = loop {
+            let loaded = self.load_newest_snapshot(&snapshots, &mut unreadable)?;
+            let segments = wal::list_segments(&wal_dir)?;
+            if loaded.is_none() && !unreadable.is_empty() {
+                // Without a snapshot only a log from its first record holds the whole state.
+                let whole_log = segments.first().is_some_and(|(first, _)| *first <= 1);
+                if !whole_log {
+                    match damaged {
+                        DamagedState::Refuse => {
+                            return Err(EngineError::UnreadableSnapshots {
+                                dir: snapshot_dir,
+                                files: unreadable,
+                            });
+                        }
+                        DamagedState::MoveAsideAndStartEmpty => {
+                            move_aside(dir, &unreadable, &segments, self.now_ms())?;
+                        }
+                    }
+                }
+            }
+            let had_log = !wal::list_segments(&wal_dir)?.is_empty();
+            let after = loaded.as_ref().map_or(0, |(seq, _)| *seq);
+            let mut progress = Progress::new();
+            let replayed = wal::replay(&wal_dir, after, |seq, body| -> Result<(), BoxError> {
+                let mutation = decode::<Mutation>(body)?;
+                mutation.check_ids()?;
+                mutation.redo(self)?;
+                progress.tick(seq);
+                Ok(())
+            })?;
+            match &loaded {
+                // A snapshot past the log's end claims records that were never written (its
+                // header is damaged, checksums and all): the log would be reopened after
+                // them, with a gap. It counts as damaged; try the one before.
+                Some((seq, path)) if replayed.end.is_some_and(|end| end < *seq) => {
+                    tracing::warn!(
+                        path = %path.display(),
+                        seq,
+                        log_end = ?replayed.end,
+                        "snapshot claims log records that were never written; treating it as damaged"
+                    );
+                    unreadable.push(path.clone());
+                    self.forget_state();
+                }
+                _ => break (loaded, replayed, had_log),
+            }
+        };
         if replayed.torn_bytes > 0 {
             tracing::warn!(
                 bytes = replayed.torn_bytes,
@@ -100,8 +152,19 @@ impl Engine {
         }
         self.fences.recompute(&self.travellers, self.now_ms());
         self.fences.set_quiet(false);
-        let wal = Wal::open(&wal_dir, replayed.last_seq + 1, options)?;
-        let fresh = loaded.is_none() && !had_log;
+        let next_seq = replayed
+            .last_seq
+            .checked_add(1)
+            .ok_or_else(|| PersistError::Corrupt {
+                path: wal_dir.clone(),
+                offset: 0,
+                reason: format!(
+                    "the log ends at record {}, the last number there is",
+                    replayed.last_seq
+                ),
+            })?;
+        let wal = Wal::open(&wal_dir, next_seq, options)?;
+        let fresh = loaded.is_none() && !had_log && unreadable.is_empty();
         let _ = self.storage.set(Storage {
             wal: Some(wal),
             dir: dir.to_path_buf(),
@@ -133,7 +196,8 @@ impl Engine {
         fs_err::create_dir_all(dir).map_err(PersistError::from)?;
         let lock = lock_dir(dir)?;
         self.fences.set_quiet(true);
-        let loaded = self.load_newest_snapshot(&dir.join("snapshots"));
+        let snapshots = snapshot::list(&dir.join("snapshots"))?;
+        let loaded = self.load_newest_snapshot(&snapshots, &mut Vec::new());
         self.fences.recompute(&self.travellers, self.now_ms());
         self.fences.set_quiet(false);
         let seq = loaded?.map_or(0, |(seq, _)| seq);
@@ -153,18 +217,35 @@ impl Engine {
         Ok(seq)
     }
 
-    /// Loads the newest snapshot of `dir` that is not damaged (falling back to older ones).
-    fn load_newest_snapshot(&self, dir: &Path) -> Result<Option<(u64, PathBuf)>, EngineError> {
-        for (seq, path) in snapshot::list(dir)? {
-            match self.load_snapshot(&path) {
-                Ok(()) => return Ok(Some((seq, path))),
+    /// Loads the newest of `snapshots` that is not damaged and not in `unreadable`, falling
+    /// back to older ones; the damaged ones it meets are added to `unreadable`.
+    fn load_newest_snapshot(
+        &self,
+        snapshots: &[(u64, PathBuf)],
+        unreadable: &mut Vec<PathBuf>,
+    ) -> Result<Option<(u64, PathBuf)>, EngineError> {
+        for (seq, path) in snapshots {
+            if unreadable.contains(path) {
+                continue;
+            }
+            match self.load_snapshot(path) {
+                Ok(()) => return Ok(Some((*seq, path.clone()))),
                 Err(EngineError::Storage(damage)) if damage.is_damage() => {
                     tracing::warn!(error = %damage, "snapshot damaged; trying the previous one");
+                    unreadable.push(path.clone());
                 }
                 Err(e) => return Err(e),
             }
         }
         Ok(None)
+    }
+
+    /// Forgets everything loaded (a recovery that found its snapshot impossible starts
+    /// again from an older one).
+    fn forget_state(&self) {
+        *self.pois.write() = PoiIndex::new();
+        self.travellers.clear();
+        self.fences.clear();
     }
 
     /// Loads a snapshot. The POI index is built on its own thread as the POIs are read, so
@@ -274,7 +355,7 @@ impl Engine {
         }
         let keep_from = snapshots.get(SNAPSHOTS_KEPT - 1).map_or(seq, |(s, _)| *s);
         if let Some(wal) = &storage.wal {
-            wal.remove_segments_before(keep_from + 1)?;
+            wal.remove_segments_before(keep_from.saturating_add(1))?;
         }
 
         let info = SnapshotInfo {
@@ -353,6 +434,42 @@ impl Engine {
         travellers.sort_by(|a, b| a.id.cmp(&b.id));
         (pois, travellers)
     }
+}
+
+/// What recovery does with a data directory whose snapshots are all unreadable and whose
+/// log does not start at its first record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DamagedState {
+    /// Refuse to start, naming the files (`proxima serve`'s default).
+    #[default]
+    Refuse,
+    /// Move the snapshots and the log into `damaged-<ms>/` in the data directory, never
+    /// deleting them, and start empty (`--start-empty-if-damaged`).
+    MoveAsideAndStartEmpty,
+}
+
+/// Moves unreadable snapshots and every log segment into `<dir>/damaged-<now_ms>/`.
+fn move_aside(
+    dir: &Path,
+    snapshots: &[PathBuf],
+    segments: &[(u64, PathBuf)],
+    now_ms: i64,
+) -> Result<(), EngineError> {
+    let aside = dir.join(format!("damaged-{now_ms}"));
+    fs_err::create_dir_all(&aside).map_err(PersistError::from)?;
+    for path in snapshots.iter().chain(segments.iter().map(|(_, p)| p)) {
+        if let Some(name) = path.file_name() {
+            fs_err::rename(path, aside.join(name)).map_err(PersistError::from)?;
+        }
+    }
+    crate::persist::sync_dir(dir)?;
+    tracing::warn!(
+        to = %aside.display(),
+        snapshots = snapshots.len(),
+        segments = segments.len(),
+        "every snapshot was unreadable: moved them and the log aside, starting empty"
+    );
+    Ok(())
 }
 
 /// Takes the data directory's lock file, so a second process on the same directory stops

@@ -46,7 +46,7 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock};
 
-pub use durability::{RecoveryReport, SnapshotInfo};
+pub use durability::{DamagedState, RecoveryReport, SnapshotInfo};
 pub use heatmap::{HeatCell, HeatmapError, HeatmapLayer, MAX_HEATMAP_CELLS, MAX_OUTLINED_CELLS};
 pub use mutation::{
     DeleteFence, DeletePoi, DeleteTraveller, ExpireFences, ImportMode, ImportPois, Mutation,
@@ -149,6 +149,19 @@ pub enum EngineError {
     /// Another process holds the data directory.
     #[error("data dir {0} is in use by another Proxima process")]
     DataDirLocked(PathBuf),
+    /// The data directory holds snapshots, none of them readable, and a log that does not
+    /// hold the state from its first record: starting would lose the state they held.
+    #[error(
+        "every snapshot in {} is unreadable ({}) and the log does not hold the state from its first record; refusing to start over them: restore a backup, or pass --start-empty-if-damaged to move them aside and start empty",
+        dir.display(),
+        files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    UnreadableSnapshots {
+        /// The snapshots folder.
+        dir: PathBuf,
+        /// The snapshots that could not be read.
+        files: Vec<PathBuf>,
+    },
 }
 
 /// How an engine is set up.

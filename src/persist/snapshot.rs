@@ -169,6 +169,13 @@ pub fn read(
         });
     }
     let seq = u64::from_le_bytes(header[16..24].try_into().expect("8 bytes"));
+    if seq == u64::MAX {
+        // No log record can follow it: a writer never gives this number, so it is damage.
+        return Err(corrupt(
+            16,
+            "the header's sequence is u64::MAX, which no log reaches".to_string(),
+        ));
+    }
     let len = u64::from_le_bytes(header[24..32].try_into().expect("8 bytes"));
     let crc = u32::from_le_bytes(header[32..36].try_into().expect("4 bytes"));
 

@@ -246,9 +246,9 @@ impl From<EngineError> for ApiError {
                 e.to_string(),
             ),
             EngineError::Replicated(_) => Self::internal("a stream record failed", &e),
-            EngineError::NotPersistent | EngineError::DataDirLocked(_) => {
-                Self::internal("engine misconfigured", &e)
-            }
+            EngineError::NotPersistent
+            | EngineError::DataDirLocked(_)
+            | EngineError::UnreadableSnapshots { .. } => Self::internal("engine misconfigured", &e),
             EngineError::StrictImport {
                 skipped,
                 first,

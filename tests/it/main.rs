@@ -12,6 +12,7 @@ mod contract;
 mod durability;
 mod fence_restart;
 mod fences;
+mod hostile;
 mod hostile_data;
 mod import_csv;
 mod import_formats;

@@ -16,6 +16,10 @@ pub struct Replayed {
     pub records: u64,
     /// Bytes of a torn last record cut off the end of the log.
     pub torn_bytes: u64,
+    /// The last sequence number the log holds or continues from, whether replayed or not:
+    /// its last record's, or one before an empty last segment's first; `None` without
+    /// segments. A snapshot past it claims records that were never written.
+    pub end: Option<u64>,
 }
 
 /// Replays every record with a sequence number above `after`, in order. A torn last record
@@ -33,20 +37,25 @@ pub fn replay(
         ..Replayed::default()
     };
     let mut expected: Option<u64> = None;
+    // Sequence arithmetic is checked: a damaged number at the top of the range must be
+    // refused as damage, not wrap (a release build would reopen the log at 0).
     if let Some((first, path)) = segments.first()
-        && *first > after + 1
+        && *first > after.saturating_add(1)
     {
         return Err(PersistError::Corrupt {
             path: path.clone(),
             offset: 0,
             reason: format!(
                 "the log starts at record {first}, but records from {} are needed",
-                after + 1
+                after.saturating_add(1)
             ),
         });
     }
     for (i, (first, path)) in segments.iter().enumerate() {
         let last_segment = i + 1 == segments.len();
+        if last_segment {
+            out.end = Some(first.saturating_sub(1));
+        }
         let bytes = fs_err::read(path)?;
         let corrupt = |offset: usize, reason: String| PersistError::Corrupt {
             path: path.clone(),
@@ -85,7 +94,18 @@ pub fn replay(
                     if expected.is_some_and(|e| seq != e) || (expected.is_none() && seq != *first) {
                         return Err(corrupt(offset, format!("record {seq} is out of sequence")));
                     }
-                    expected = Some(seq + 1);
+                    let Some(next_seq) = seq.checked_add(1) else {
+                        return Err(corrupt(
+                            offset,
+                            format!(
+                                "record {seq} is the last number there is: no record can follow it"
+                            ),
+                        ));
+                    };
+                    expected = Some(next_seq);
+                    if last_segment {
+                        out.end = Some(seq);
+                    }
                     if seq > after {
                         apply(seq, &body[8..]).map_err(|source| PersistError::BadRecord {
                             path: path.clone(),
