@@ -17,7 +17,7 @@ use proxima::bench::data::Places;
 use proxima::bench::fences::{ROAMING_EVERY, ROAMING_RADIUS_M, grouped, static_fence};
 use proxima::clock::{Clock, ManualClock};
 use proxima::engine::{Engine, EngineConfig, LiveConfig};
-use proxima::fences::{Fence, FenceKind};
+use proxima::fences::{Fence, FenceKey, FenceKind};
 use proxima::geometry::LatLon;
 use proxima::geometry::area::{Area, MAX_AREA_VERTICES};
 use proxima::persist::wal::{FsyncMode, WalOptions};
@@ -28,6 +28,8 @@ const TRAVELLERS: usize = 1_000_000;
 const STATIC_FENCES: usize = 10_000;
 const BATCH: usize = 20_000;
 const T0: i64 = 1_800_000_000_000;
+/// The owner of every fence here: an admin key, as the `fences` workload's.
+const OWNER: &str = "key:bench";
 
 struct World {
     engine: Engine,
@@ -116,7 +118,7 @@ impl World {
         let before = self.resident();
         for fence in fences {
             self.engine
-                .put_fence(fence)
+                .put_fence(fence, true)
                 .expect("put")
                 .wait()
                 .expect("durable");
@@ -159,8 +161,13 @@ fn static_fences(centres: &[LatLon], keep: impl Fn(&serde_json::Value) -> bool) 
                 .expect("valid"),
             };
             Some(
-                Fence::new(format!("bench:fence:{k}"), None, FenceKind::Static(area))
-                    .expect("valid"),
+                Fence::new(
+                    format!("bench:fence:{k}"),
+                    OWNER.into(),
+                    None,
+                    FenceKind::Static(area),
+                )
+                .expect("valid"),
             )
         })
         .collect()
@@ -202,7 +209,9 @@ fn bench(c: &mut Criterion) {
     );
     run(&mut group, "batch_10k_static_fences");
     for k in 0..STATIC_FENCES {
-        let _ = world.engine.delete_fence(&format!("bench:fence:{k}"));
+        let _ = world
+            .engine
+            .delete_fence(&FenceKey::new(OWNER, &format!("bench:fence:{k}")));
     }
 
     for j in 0..TRAVELLERS {
@@ -224,7 +233,7 @@ fn bench(c: &mut Criterion) {
                 around: id(i),
                 radius_m: ROAMING_RADIUS_M,
             };
-            Fence::new(format!("bench:roam:{i}"), Some(id(i)), kind).expect("valid")
+            Fence::new(format!("bench:roam:{i}"), OWNER.into(), Some(id(i)), kind).expect("valid")
         })
         .collect();
     world.put("roaming (500 m)", roaming);

@@ -352,9 +352,42 @@ pub struct ServeConfig {
     #[arg(long, env = "PROXIMA_MAX_AREA_VERTICES", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(4..=100_000))]
     pub max_area_vertices: u64,
 
-    /// Most fences there may be.
+    /// Most fences there may be, in all (the last tenth is kept for admin-scope keys).
     #[arg(long, env = "PROXIMA_MAX_FENCES", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub max_fences: u64,
+
+    /// Most vertices all fences' areas may hold together (the last tenth is kept for
+    /// admin-scope keys).
+    #[arg(long, env = "PROXIMA_MAX_FENCE_VERTICES", default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub max_fence_vertices: u64,
+
+    /// Most fences one key or traveller token may have (admin-scope keys excepted).
+    #[arg(long, env = "PROXIMA_MAX_FENCES_PER_OWNER", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_fences_per_owner: u64,
+
+    /// Most vertices one key's or traveller token's fences may hold together (admin-scope
+    /// keys excepted).
+    #[arg(long, env = "PROXIMA_MAX_VERTICES_PER_OWNER", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(4..=1_000_000_000))]
+    pub max_vertices_per_owner: u64,
+
+    /// Most roaming fences one key or traveller token may have around one traveller
+    /// (admin-scope keys excepted).
+    #[arg(long, env = "PROXIMA_MAX_ROAMING_PER_TRAVELLER", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub max_roaming_per_traveller: u64,
+
+    /// The largest radius of a roaming fence, metres (at most 50,000).
+    #[arg(long, env = "PROXIMA_MAX_ROAMING_RADIUS_M", default_value_t = 5_000.0, value_parser = parse_roaming_radius)]
+    pub max_roaming_radius_m: f64,
+
+    /// Live maps one key, traveller token or (on an open server) client address may hold
+    /// open at once.
+    #[arg(long, env = "PROXIMA_MAX_MAPS_PER_OWNER", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_maps_per_owner: u64,
+
+    /// Seconds a position's `ts` may lie ahead of the server's clock; a report further in
+    /// the future is refused (400), so that no report can pin a traveller in place.
+    #[arg(long, env = "PROXIMA_MAX_CLOCK_SKEW", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
+    pub max_clock_skew: u64,
 
     /// Seconds a fence event stays available to streams resuming with `Last-Event-ID`.
     #[arg(long, env = "PROXIMA_EVENT_RETENTION", default_value_t = 3_600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
@@ -372,7 +405,8 @@ pub struct ServeConfig {
     #[arg(long, env = "PROXIMA_MAX_SUBSCRIBERS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_subscribers: u64,
 
-    /// Event streams one key may hold open at once.
+    /// Event streams (fence streams and live maps) one key, traveller token or (on an open
+    /// server) client address may hold open at once.
     #[arg(long, env = "PROXIMA_MAX_STREAMS_PER_KEY", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_streams_per_key: u64,
 
@@ -428,6 +462,13 @@ impl ServeConfig {
             cursor_secret: None,
             max_area_vertices: 10_000,
             max_fences: 100_000,
+            max_fence_vertices: 10_000_000,
+            max_fences_per_owner: 1_000,
+            max_vertices_per_owner: 100_000,
+            max_roaming_per_traveller: 8,
+            max_roaming_radius_m: 5_000.0,
+            max_maps_per_owner: 8,
+            max_clock_skew: 86_400,
             event_retention: 3_600,
             event_retention_max: 1_000_000,
             subscriber_buffer: 1_024,
@@ -464,6 +505,17 @@ fn parse_cluster_name(name: &str) -> Result<String, String> {
         Ok(name.to_string())
     } else {
         Err("1 to 32 lowercase letters, digits, '-' or '_'".into())
+    }
+}
+
+/// A roaming radius limit: more than 0, at most the hard limit.
+fn parse_roaming_radius(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r > 0.0 && r <= crate::fences::MAX_ROAMING_RADIUS_M => Ok(r),
+        _ => Err(format!(
+            "expected metres, more than 0 and at most {}, got {text:?}",
+            crate::fences::MAX_ROAMING_RADIUS_M
+        )),
     }
 }
 

@@ -30,6 +30,49 @@ pub fn validate_record_id(id: &str) -> Result<(), IdError> {
     check(id, char::is_control)
 }
 
+/// The longest owner id, in bytes: `traveller:` and the longest traveller id.
+pub const MAX_OWNER_BYTES: usize = MAX_ID_BYTES + 32;
+
+/// Checks an owner id (who made a fence: `open`, `key:<hex>`, `traveller:<id>`): 1 to
+/// [`MAX_OWNER_BYTES`] printable bytes without `/`, so that `owner/id` names a fence
+/// unambiguously.
+pub fn validate_owner(owner: &str) -> Result<(), IdError> {
+    if owner.len() > MAX_OWNER_BYTES {
+        return Err(IdError::TooLong(owner.len()));
+    }
+    match owner.chars().find(|c| *c == '/' || c.is_control()) {
+        Some(c) => Err(IdError::BadChar(c)),
+        None if owner.is_empty() => Err(IdError::Empty),
+        None => Ok(()),
+    }
+}
+
+/// A fence's name: its owner and its id (unique per owner). Events, streams and quotas are
+/// all kept per owner.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FenceKey {
+    /// Who made it.
+    pub owner: std::sync::Arc<str>,
+    /// Its id, as its owner named it.
+    pub id: std::sync::Arc<str>,
+}
+
+impl FenceKey {
+    /// The key of `owner`'s fence `id`.
+    pub fn new(owner: &str, id: &str) -> Self {
+        Self {
+            owner: owner.into(),
+            id: id.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for FenceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.owner, self.id)
+    }
+}
+
 fn check(id: &str, bad: impl Fn(char) -> bool) -> Result<(), IdError> {
     if id.is_empty() {
         return Err(IdError::Empty);

@@ -133,7 +133,14 @@ pub async fn start_with_clock(
             ttl_ms,
         },
         live: LiveConfig {
-            max_fences: to_usize(config.max_fences),
+            quotas: crate::fences::FenceQuotas {
+                max_fences: to_usize(config.max_fences),
+                max_vertices: to_usize(config.max_fence_vertices),
+                owner_fences: to_usize(config.max_fences_per_owner),
+                owner_vertices: to_usize(config.max_vertices_per_owner),
+                roaming_per_traveller: to_usize(config.max_roaming_per_traveller),
+                max_roaming_radius_m: config.max_roaming_radius_m,
+            },
             events: EventConfig {
                 retention_ms: i64::try_from(config.event_retention.saturating_mul(1000))
                     .unwrap_or(i64::MAX),
@@ -155,6 +162,8 @@ pub async fn start_with_clock(
             max_fences_per_stream: to_usize(config.max_fences_per_stream),
             max_watch_snapshot: to_usize(config.max_watch_snapshot),
             max_subscribers: to_usize(config.max_subscribers),
+            max_clock_skew_ms: i64::try_from(config.max_clock_skew.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
         },
         tmp_dir,
         keys,
@@ -163,6 +172,9 @@ pub async fn start_with_clock(
         streams: Arc::new(server::sse::StreamSlots::new(to_usize(
             config.max_streams_per_key,
         ))),
+        maps: Arc::new(server::sse::StreamSlots::new(to_usize(
+            config.max_maps_per_owner,
+        ))),
         stopping: tokio_util::sync::CancellationToken::new(),
         ui: (!config.no_ui).then(|| server::ui::UiConfig {
             tiles: (config.ui_tiles != "none" && !config.ui_tiles.is_empty())
@@ -170,6 +182,10 @@ pub async fn start_with_clock(
             attribution: config.ui_tiles_attribution.clone(),
         }),
     });
+    if config.cluster.is_empty() {
+        // A single node judges fences and live maps off the write path.
+        state.engine.judge_in_background();
+    }
     let listener = server::bind(config.listen)
         .await
         .map_err(|source| RunError::Bind {

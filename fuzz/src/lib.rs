@@ -77,8 +77,14 @@ pub fn app() -> App {
         500.0,
     )
     .expect("valid");
-    let fence = Fence::new("f".into(), Some("t0".into()), FenceKind::Static(area)).expect("valid");
-    let _ = engine.put_fence(fence).expect("put");
+    let fence = Fence::new(
+        "f".into(),
+        "open".into(),
+        Some("t0".into()),
+        FenceKind::Static(area),
+    )
+    .expect("valid");
+    let _ = engine.put_fence(fence, true).expect("put");
     let state = AppState::from(server::Shared {
         engine: Arc::new(engine),
         ready: Arc::new(AtomicBool::new(true)),
@@ -91,12 +97,14 @@ pub fn app() -> App {
             max_fences_per_stream: 100,
             max_watch_snapshot: 1_000,
             max_subscribers: 1_000,
+            max_clock_skew_ms: 86_400_000,
         },
         tmp_dir: std::env::temp_dir(),
         keys: None,
         tokens: None,
         started: std::time::Instant::now(),
         streams: Arc::new(server::sse::StreamSlots::new(64)),
+        maps: Arc::new(server::sse::StreamSlots::new(8)),
         stopping: tokio_util::sync::CancellationToken::new(),
         ui: None,
     });

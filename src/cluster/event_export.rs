@@ -1,5 +1,5 @@
 //! `--cluster-events`: every fence event also goes to JetStream, on
-//! `<name>.events.<fence>`, kept in the stream `<NAME>_EVENTS` for the event retention, so
+//! `<name>.events.<owner>.<fence>`, kept in the stream `<NAME>_EVENTS` for the event retention, so
 //! that a back end consumes events durably, at its own pace, with its own consumers,
 //! without Proxima holding their queues.
 //!
@@ -111,13 +111,21 @@ async fn publish_batch(
     let mut acks = Vec::with_capacity(events.len());
     for event in events {
         let id = log.id_of(event.place).to_string();
+        let fence = &event.event.fence;
         let (kind, payload) = (encode.0)(event);
+        // Ids are numbered per owner: the message id that stores each event once names
+        // its owner too.
         let message = jetstream::message::PublishMessage::build()
             .payload(payload.into())
             .header("Proxima-Event", kind)
             .header("Proxima-Event-Id", id.as_str())
-            .message_id(&id);
-        let subject = format!("{name}.events.{}", fence_token(&event.event.fence));
+            .header("Proxima-Fence-Owner", &*fence.owner)
+            .message_id(format!("{}/{id}", fence.owner));
+        let subject = format!(
+            "{name}.events.{}.{}",
+            fence_token(&fence.owner),
+            fence_token(&fence.id)
+        );
         acks.push(
             jetstream
                 .send_publish(subject, message)

@@ -93,6 +93,11 @@ impl Replicator {
         }
     }
 
+    /// How long a write or a read waits for this node before a 503 (`--max-wait`).
+    pub fn max_wait(&self) -> Duration {
+        self.max_wait
+    }
+
     /// This node's id in the cluster (random per process).
     pub fn node_id(&self) -> &str {
         &self.node

@@ -3,11 +3,12 @@
 //! "do it" (after logging) and "redo it" (recovery replays the log through here).
 
 use super::mutation::{
-    Change, DeleteFence, DeletePoi, DeleteTraveller, ExpireFences, ImportMode, ImportPois, Order,
-    Positions, PutFence, SetSharing, UpsertPoi,
+    Change, DeleteFence, DeleteLegacyFence, DeletePoi, DeleteTraveller, ExpireFences, ImportMode,
+    ImportPois, Order, Positions, PutFence, PutLegacyFence, SetSharing, UpsertPoi,
 };
 use super::{Engine, EngineError, PositionCounts, Removed, Stored};
 use crate::events::Cause;
+use crate::fences::{Fence, FenceKey, OPEN_OWNER};
 use crate::pois::PoiIndex;
 use crate::travellers::UpdateOutcome;
 
@@ -95,20 +96,16 @@ impl Change for Positions {
 
     fn apply(self, engine: &Engine, _now_ms: i64) -> Result<PositionCounts, EngineError> {
         let now = self.received_ms;
+        // Fences and live maps are judged after the write (off its path on a single node):
+        // here a moved traveller is only marked, and only if anything could care.
+        let observed = engine.has_observers();
         let mut applied = 0;
         for u in &self.updates {
-            let (outcome, moved) = engine
-                .travellers
-                .update_then(u, now, |seen| engine.fences.on_moved(seen, now));
-            if outcome == UpdateOutcome::Applied {
+            if engine.travellers.update(u, now) == UpdateOutcome::Applied {
                 applied += 1;
-            }
-            // Roaming fences around this traveller moved with it: judged now that its
-            // record is unlocked.
-            if let Some(fences) = moved.filter(|f| !f.is_empty()) {
-                engine
-                    .fences
-                    .reevaluate(&fences, &engine.travellers, now, Cause::Moved);
+                if observed {
+                    engine.changed(&u.id, Cause::Moved, now);
+                }
             }
         }
         Ok(PositionCounts {
@@ -124,13 +121,9 @@ impl Change for SetSharing {
 
     fn apply(self, engine: &Engine, now_ms: i64) -> Result<(), EngineError> {
         engine.travellers.set_sharing(&self.id, self.sharing);
-        let around = engine
-            .travellers
-            .with_seen(&self.id, |seen| engine.fences.on_sharing(seen, now_ms))
-            .unwrap_or_default();
-        engine
-            .fences
-            .reevaluate(&around, &engine.travellers, now_ms, Cause::Sharing);
+        if engine.has_observers() {
+            engine.changed(&self.id, Cause::Sharing, now_ms);
+        }
         Ok(())
     }
 }
@@ -141,10 +134,9 @@ impl Change for DeleteTraveller {
 
     fn apply(self, engine: &Engine, _now_ms: i64) -> Result<Removed, EngineError> {
         let existed = engine.travellers.delete(&self.id, self.at_ms);
-        let around = engine.fences.on_deleted(&self.id, self.at_ms);
-        engine
-            .fences
-            .reevaluate(&around, &engine.travellers, self.at_ms, Cause::Deleted);
+        if engine.has_observers() {
+            engine.changed(&self.id, Cause::Deleted, self.at_ms);
+        }
         Ok(Removed { existed })
     }
 }
@@ -154,12 +146,28 @@ impl Change for PutFence {
     type Outcome = Stored;
 
     fn check(&self, engine: &Engine) -> Result<(), EngineError> {
-        Ok(engine.fences.check_room(&self.0.id)?)
+        engine.fences.check_room(&self.fence, self.privileged)?;
+        // A roaming fence goes only around a traveller its viewer may see now; around
+        // anyone else it is refused as a traveller that does not exist would be.
+        let now = engine.now_ms();
+        if let Some(around) = self.fence.around()
+            && !engine
+                .travellers
+                .with_seen(around, |seen| seen.live(now) && self.fence.sees(seen))
+                .unwrap_or(false)
+        {
+            return Err(EngineError::NotVisible {
+                field: "roaming.around",
+                id: around.to_string(),
+            });
+        }
+        Ok(())
     }
 
     fn apply(self, engine: &Engine, now_ms: i64) -> Result<Stored, EngineError> {
-        let created = engine.fences.put(self.0, &engine.travellers, now_ms)?;
-        Ok(Stored { created })
+        Ok(Stored {
+            created: engine.store_fence(self.fence, now_ms),
+        })
     }
 }
 
@@ -169,7 +177,35 @@ impl Change for DeleteFence {
 
     fn apply(self, engine: &Engine, now_ms: i64) -> Result<Removed, EngineError> {
         Ok(Removed {
-            existed: engine.fences.delete(&self.0, now_ms),
+            existed: engine
+                .fences
+                .delete(&FenceKey::new(&self.owner, &self.id), now_ms),
+        })
+    }
+}
+
+impl Change for PutLegacyFence {
+    const ORDER: Order = Order::TravellersExclusive;
+    type Outcome = Stored;
+
+    fn apply(self, engine: &Engine, now_ms: i64) -> Result<Stored, EngineError> {
+        let fence = Fence::try_from(self.0)
+            .map_err(|e| EngineError::Replicated(format!("a logged fence: {e}")))?;
+        Ok(Stored {
+            created: engine.store_fence(fence, now_ms),
+        })
+    }
+}
+
+impl Change for DeleteLegacyFence {
+    const ORDER: Order = Order::TravellersExclusive;
+    type Outcome = Removed;
+
+    fn apply(self, engine: &Engine, now_ms: i64) -> Result<Removed, EngineError> {
+        Ok(Removed {
+            existed: engine
+                .fences
+                .delete(&FenceKey::new(OPEN_OWNER, &self.0), now_ms),
         })
     }
 }
@@ -185,6 +221,17 @@ impl Change for ExpireFences {
 }
 
 impl Engine {
+    /// Stores a fence (the apply of a fence change, live and on replay). In a cluster, the
+    /// first fence after there were none begins a new interval of event numbers (see
+    /// [`crate::events`]), at the same place on every node.
+    fn store_fence(&self, fence: Fence, now_ms: i64) -> bool {
+        if self.fences.count() == 0 {
+            self.events()
+                .new_interval(u64::try_from(now_ms.div_euclid(1000)).unwrap_or(0));
+        }
+        self.fences.put(fence, &self.travellers, now_ms)
+    }
+
     /// Rebuilds the POI index's packed trees once its writes since the last build are due
     /// (see [`PoiIndex::rebuild_due`]). The trees are built under the read lock, so queries
     /// go on meanwhile, and swapped in under a short write lock. The caller holds the writer

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 
-use super::fence_model_tests::{FENCES, FRIENDS, Op, TRAVELLERS, areas, engine, fence_of, op};
+use super::fence_model_tests::{
+    FENCES, FRIENDS, OWNER, Op, TRAVELLERS, areas, engine, fence_of, op,
+};
 use super::mutation::{
     DeleteFence, DeleteTraveller, ExpireFences, Positions, PutFence, SetSharing,
 };
@@ -64,8 +66,16 @@ fn records(ops: &[Op]) -> Vec<(i64, Vec<u8>)> {
                     }
                     .into()
                 }
-                Op::PutFence { f, def } => PutFence(fence_of(*f, def, &areas)).into(),
-                Op::DeleteFence { f } => DeleteFence(FENCES[*f].into()).into(),
+                Op::PutFence { f, def } => PutFence {
+                    fence: fence_of(*f, def, &areas),
+                    privileged: false,
+                }
+                .into(),
+                Op::DeleteFence { f } => DeleteFence {
+                    owner: OWNER.into(),
+                    id: FENCES[*f].into(),
+                }
+                .into(),
             };
             (
                 clock.now_ms(),
@@ -79,7 +89,9 @@ fn records(ops: &[Op]) -> Vec<(i64, Vec<u8>)> {
 fn events_of(engine: &Engine, after: crate::events::EventId) -> Vec<(String, NewEvent)> {
     let log = engine.events();
     let fences = FENCES.iter().map(|f| Arc::from(*f)).collect();
-    let subscription = log.subscribe(fences, Some(after)).expect("room");
+    let subscription = log
+        .subscribe(OWNER, fences, &[], Some(after))
+        .expect("room");
     let Start::Events(events) = &subscription.start else {
         panic!("the node holds its events: {:?}", subscription.start);
     };
@@ -106,7 +118,7 @@ proptest! {
             node.quiet_fences(true);
         }
         judging_all_along.judge_fences_from_next_tick();
-        let first = judging_all_along.events().head();
+        let first = judging_all_along.events().head(OWNER);
         let mut late_from = None;
         for (i, (stored_ms, record)) in records.iter().enumerate() {
             let seq = i as u64 + 1;
@@ -117,7 +129,7 @@ proptest! {
                 node.apply_replicated(seq, *stored_ms, record).expect("applies");
             }
             if late_from.is_none() && late.check_judging().is_ok() {
-                late_from = Some(late.events().head());
+                late_from = Some(late.events().head(OWNER));
             }
         }
         prop_assert_eq!(

@@ -10,24 +10,31 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{Engine, EngineError, Mutation};
-use crate::fences::Fence;
+use crate::fences::{Fence, LegacyFence};
 use crate::persist::snapshot::{self, SnapshotWriter};
 use crate::persist::wal::{self, Wal, WalOptions};
 use crate::persist::{BoxError, PersistError, decode};
 use crate::pois::{Poi, PoiIndex};
-use crate::travellers::TravellerRecord;
+use crate::travellers::{LegacyTravellerRecord, TravellerRecord};
 
 /// POIs copied per read-lock hold while writing a snapshot (about a millisecond's work).
 const SNAPSHOT_CHUNK: usize = 4_096;
 /// Snapshots kept; the log is kept from the oldest of them on.
 const SNAPSHOTS_KEPT: usize = 2;
 
-/// What a snapshot holds, item by item: POIs, then travellers, then fences.
+/// What a snapshot holds, item by item: POIs, then travellers, then fences, then the
+/// interval of event numbers (a cluster's). The variants are the format: new ones are
+/// appended, and the first three keep format version 1's layout so that its snapshots read.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 enum SnapshotItem {
     Poi(Poi),
+    /// Format version 1: a traveller without viewers' thresholds.
+    LegacyTraveller(LegacyTravellerRecord),
+    /// Format version 1: a fence without an owner (the open owner's).
+    LegacyFence(LegacyFence),
     Traveller(TravellerRecord),
     Fence(Fence),
+    EventInterval(u64),
 }
 
 /// The engine's open data directory.
@@ -279,8 +286,23 @@ impl Engine {
                         }
                         self.travellers.restore(record);
                     }
+                    SnapshotItem::LegacyTraveller(record) => {
+                        let record = TravellerRecord::from(record);
+                        record.check_ids()?;
+                        if let Some(tx) = tx.take() {
+                            let _ = tx.send(std::mem::take(&mut batch));
+                        }
+                        self.travellers.restore(record);
+                    }
                     SnapshotItem::Fence(fence) => {
-                        self.fences.put(fence, &self.travellers, self.now_ms())?;
+                        self.fences.put(fence, &self.travellers, self.now_ms());
+                    }
+                    SnapshotItem::LegacyFence(fence) => {
+                        let fence = Fence::try_from(fence)?;
+                        self.fences.put(fence, &self.travellers, self.now_ms());
+                    }
+                    SnapshotItem::EventInterval(interval) => {
+                        self.events().restore_interval(interval);
                     }
                 }
                 Ok(())
@@ -314,10 +336,11 @@ impl Engine {
             return Err(EngineError::SnapshotBusy);
         };
         let started = Instant::now();
-        let seq = {
+        let (seq, interval) = {
             let _writer = self.writer.lock();
             let _order = self.traveller_order.write();
-            match &storage.wal {
+            let interval = self.events().interval();
+            let seq = match &storage.wal {
                 // Everything logged so far is applied; later records go to a new segment.
                 Some(wal) => {
                     let seq = wal.last_seq();
@@ -328,7 +351,8 @@ impl Engine {
                 None => self
                     .stream_applied
                     .load(std::sync::atomic::Ordering::Acquire),
-            }
+            };
+            (seq, interval)
         };
         let snapshot_dir = storage.dir.join("snapshots");
         let mut writer = SnapshotWriter::create(&snapshot_dir, seq)?;
@@ -346,6 +370,7 @@ impl Engine {
             .export(|record| writer.item(&SnapshotItem::Traveller(record)))?;
         self.fences
             .export(|fence| writer.item(&SnapshotItem::Fence(fence.clone())))?;
+        writer.item(&SnapshotItem::EventInterval(interval))?;
         let file = writer.finish()?;
 
         // Keep the newest two snapshots, and the log from the older one on.

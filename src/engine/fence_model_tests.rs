@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use super::{Engine, EngineConfig, LiveConfig};
 use crate::clock::{Clock, ManualClock};
 use crate::events::{Cause, EventConfig, EventKind, Next, Subscription};
-use crate::fences::{Fence, FenceKind};
+use crate::fences::{Fence, FenceKey, FenceKind, FenceQuotas};
 use crate::geometry::area::Area;
 use crate::geometry::{LatLon, haversine_m};
 use crate::pois::CursorKey;
@@ -22,6 +22,8 @@ use crate::travellers::{PositionUpdate, Sharing, TravellerConfig, Visibility};
 pub(super) const TTL: i64 = 10_000;
 pub(super) const TRAVELLERS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
 pub(super) const FENCES: [&str; 4] = ["f0", "f1", "f2", "f3"];
+/// The owner of every test fence.
+pub(super) const OWNER: &str = "key:model";
 /// Who a fence sees: a traveller ("friends nearby"), someone else, or everyone.
 const VIEWERS: [Option<&str>; 3] = [Some("a"), Some("v"), None];
 /// Who a traveller may share with.
@@ -301,7 +303,10 @@ pub(super) fn engine(clock: Arc<ManualClock>) -> Engine {
             ttl_ms: TTL,
         },
         live: LiveConfig {
-            max_fences: 100,
+            quotas: FenceQuotas {
+                max_fences: 100,
+                ..FenceQuotas::default()
+            },
             events: EventConfig {
                 retention_ms: i64::MAX / 4,
                 max_retained: 1_000_000,
@@ -321,7 +326,7 @@ fn published(s: &mut Subscription) -> BTreeMap<usize, Vec<Seen>> {
         };
         let f = FENCES
             .iter()
-            .position(|f| **f == *e.event.fence)
+            .position(|f| **f == *e.event.fence.id)
             .expect("a test fence");
         let t = e.event.traveller.as_ref();
         out.entry(f).or_default().push((
@@ -353,7 +358,13 @@ pub(super) fn fence_of(f: usize, def: &Def, areas: &[Area]) -> Fence {
             VIEWERS[*viewer],
         ),
     };
-    Fence::new(FENCES[f].to_string(), viewer.map(String::from), kind).expect("valid")
+    Fence::new(
+        FENCES[f].to_string(),
+        OWNER.to_string(),
+        viewer.map(String::from),
+        kind,
+    )
+    .expect("valid")
 }
 
 /// Runs `op` through the engine and the model; returns what the model expects and what
@@ -416,8 +427,20 @@ fn step(
             model.settle(now + ms, Cause::Expired, areas)
         }
         Op::PutFence { f, def } => {
+            // A roaming fence goes only around a traveller its viewer may see now.
+            if let Def::Roaming { around, viewer, .. } = def
+                && !model.sees(VIEWERS[*viewer], TRAVELLERS[*around], now)
+            {
+                let refused = engine.put_fence(fence_of(*f, def, areas), false);
+                prop_assert!(
+                    matches!(refused, Err(crate::engine::EngineError::NotVisible { .. })),
+                    "{:?}",
+                    refused.map(|_| ())
+                );
+                return Ok((BTreeMap::new(), published(stream)));
+            }
             engine
-                .put_fence(fence_of(*f, def, areas))
+                .put_fence(fence_of(*f, def, areas), false)
                 .expect("room")
                 .wait()
                 .expect("no log");
@@ -456,7 +479,7 @@ fn step(
         }
         Op::DeleteFence { f } => {
             engine
-                .delete_fence(FENCES[*f])
+                .delete_fence(&FenceKey::new(OWNER, FENCES[*f]))
                 .expect("in memory")
                 .wait()
                 .expect("no log");
@@ -485,7 +508,7 @@ proptest! {
         let engine = engine(clock.clone());
         let mut stream = engine
             .events()
-            .subscribe(FENCES.iter().map(|f| Arc::from(*f)).collect(), None)
+            .subscribe(OWNER, FENCES.iter().map(|f| Arc::from(*f)).collect(), &[], None)
             .expect("room");
         let areas = areas();
         let mut model = Model::default();
@@ -501,7 +524,7 @@ proptest! {
         let engine = engine(clock.clone());
         let mut stream = engine
             .events()
-            .subscribe(FENCES.iter().map(|f| Arc::from(*f)).collect(), None)
+            .subscribe(OWNER, FENCES.iter().map(|f| Arc::from(*f)).collect(), &[], None)
             .expect("room");
         let areas = areas();
         let mut model = Model::default();

@@ -1,79 +1,94 @@
 //! The engine's fence calls: fences stored and deleted as changes through the one write
 //! path (ordered with every other traveller change); reads of definitions, of who is
-//! inside, and of the event log that streams follow.
+//! inside, and of the event log that streams follow; and the judging of changed travellers
+//! against fences and live maps (see [`super::judging`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use super::judging::Marked;
 use super::mutation::{DeleteFence, PutFence};
 use super::{Engine, EngineError, Removed, Stored, Written};
-use crate::events::EventLog;
-use crate::fences::{Fence, FenceCounts, InsidePage, WatchError, WatchHandle};
+use crate::events::{Cause, EventId, EventLog, SubscribeError, Subscription};
+use crate::fences::{Fence, FenceCounts, FenceKey, InsidePage, WatchError, WatchHandle};
 use crate::geometry::BBox;
 use crate::travellers::TravellerAt;
 
-/// What fence-list cursors are bound to.
-const FENCES_LISTING: &str = "fences";
+/// Why a subscription to fence events was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubscribeFailure {
+    /// The caller has no fence with this id.
+    #[error("fence: no fence {0:?}")]
+    NoFence(String),
+    /// The server has as many subscribers as it allows.
+    #[error(transparent)]
+    Full(#[from] SubscribeError),
+}
 
 impl Engine {
-    /// Creates or replaces a fence; everyone it concerns is judged at once.
-    pub fn put_fence(&self, fence: Fence) -> Result<Written<Stored>, EngineError> {
-        self.write(PutFence(fence))
+    /// Creates or replaces a fence; everyone it concerns is judged at once. `privileged`:
+    /// its owner is an admin-scope key (see [`crate::fences::FenceQuotas`]).
+    pub fn put_fence(
+        &self,
+        fence: Fence,
+        privileged: bool,
+    ) -> Result<Written<Stored>, EngineError> {
+        self.write(PutFence { fence, privileged })
     }
 
     /// Deletes a fence; its streams get a `deleted` event.
-    pub fn delete_fence(&self, id: &str) -> Result<Written<Removed>, EngineError> {
-        self.write(DeleteFence(id.to_string()))
+    pub fn delete_fence(&self, key: &FenceKey) -> Result<Written<Removed>, EngineError> {
+        self.write(DeleteFence {
+            owner: key.owner.to_string(),
+            id: key.id.to_string(),
+        })
     }
 
-    /// The fence with this id.
-    pub fn fence(&self, id: &str) -> Option<Fence> {
-        self.fences.get(id)
+    /// The fence named `key`.
+    pub fn fence(&self, key: &FenceKey) -> Option<Fence> {
+        self.fences.get(key)
     }
 
-    /// The ids in `ids` that name no fence.
-    pub fn missing_fences<'a>(&self, ids: &'a [String]) -> Vec<&'a str> {
-        self.fences.missing(ids)
-    }
-
-    /// A page of fences by id, and the cursor to the next page. `cursor` continues a
-    /// previous page.
+    /// A page of `owner`'s fences by id, and the cursor to the next page. `cursor`
+    /// continues a previous page of the same owner's.
     pub fn fence_page(
         &self,
+        owner: &str,
         limit: usize,
         cursor: Option<&str>,
-        viewer: Option<&str>,
     ) -> Result<(Vec<Fence>, Option<String>), EngineError> {
+        let listing = format!("fences:{owner}");
         let after = cursor
-            .map(|c| self.cursor_key.listing_after(FENCES_LISTING, c))
+            .map(|c| self.cursor_key.listing_after(&listing, c))
             .transpose()?;
-        let (fences, more) = self.fences.list(after.as_deref(), limit, viewer);
+        let (fences, more) = self.fences.list(owner, after.as_deref(), limit);
         let next = match fences.last() {
-            Some(last) if more => Some(self.cursor_key.listing_cursor(FENCES_LISTING, &last.id)),
+            Some(last) if more => Some(self.cursor_key.listing_cursor(&listing, &last.id)),
             _ => None,
         };
         Ok((fences, next))
     }
 
-    /// A page of who is inside fence `id` (by traveller id), and the cursor to the next
+    /// A page of who is inside fence `key` (by traveller id), and the cursor to the next
     /// page; `None` if there is no such fence.
     pub fn fence_inside(
         &self,
-        id: &str,
+        key: &FenceKey,
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Option<(InsidePage, Option<String>)>, EngineError> {
         self.check_judging()?;
         // A cluster node numbers a change's events once the change is applied: a listing
-        // between changes (the traveller-order lock) matches its "after change n" id.
+        // between changes (the traveller-order lock) matches its place.
         let _between = self
             .replicator()
             .is_some()
             .then(|| self.traveller_order.read());
-        let listing = format!("inside:{id}");
+        let listing = format!("inside:{key}");
         let after = cursor
             .map(|c| self.cursor_key.listing_after(&listing, c))
             .transpose()?;
-        let Some(page) = self.fences.inside(id, after.as_deref(), limit) else {
+        let Some(page) = self.fences.inside(key, after.as_deref(), limit) else {
             return Ok(None);
         };
         let next = match page.travellers.last() {
@@ -81,6 +96,25 @@ impl Engine {
             _ => None,
         };
         Ok(Some((page, next)))
+    }
+
+    /// Subscribes to the events of `owner`'s fences `ids` after `after` (from now on with
+    /// `None`). A resume from before any of them was created is told to list again.
+    pub fn subscribe_fences(
+        &self,
+        owner: &str,
+        ids: &[String],
+        after: Option<EventId>,
+    ) -> Result<Subscription, SubscribeFailure> {
+        // Between fence changes: a fence deleted and made again cannot slip in between
+        // reading where it was born and subscribing.
+        let _between = self.traveller_order.read();
+        let born = self
+            .fences
+            .births(owner, ids)
+            .map_err(|id| SubscribeFailure::NoFence(id.to_string()))?;
+        let fences = ids.iter().map(|id| Arc::from(id.as_str())).collect();
+        Ok(self.events().subscribe(owner, fences, &born, after)?)
     }
 
     /// The event log that fence streams follow.
@@ -91,6 +125,93 @@ impl Engine {
     /// Fence sizes, for metrics.
     pub fn fence_counts(&self) -> FenceCounts {
         self.fences.counts()
+    }
+
+    /// Travellers changed and not yet judged against fences and live maps.
+    pub fn judging_backlog(&self) -> usize {
+        self.judging.waiting()
+    }
+
+    /// Whether any fence or live map could care about a traveller's change.
+    pub(super) fn has_observers(&self) -> bool {
+        self.fences.is_judging() && (self.fences.count() > 0 || self.fences.watches().count() > 0)
+    }
+
+    /// A traveller changed (`cause`: moved, sharing or deleted): judged at once (inline),
+    /// or marked for the judging thread.
+    pub(super) fn changed(&self, id: &str, cause: Cause, now_ms: i64) {
+        if self.judging.is_background() {
+            self.judging.mark(id, cause, now_ms);
+        } else {
+            let deleted = cause == Cause::Deleted;
+            let marked = Marked {
+                cause: if deleted { Cause::Moved } else { cause },
+                deleted,
+                now_ms,
+            };
+            self.judge_traveller(id, marked);
+        }
+    }
+
+    /// Judges a changed traveller against fences and live maps, as it is now.
+    fn judge_traveller(&self, id: &str, marked: Marked) {
+        let now = marked.now_ms;
+        if marked.deleted {
+            let around = self.fences.on_gone(id, now, Cause::Deleted);
+            self.fences
+                .reevaluate(&around, &self.travellers, now, Cause::Deleted);
+        }
+        let judged = self
+            .travellers
+            .with_seen(id, |seen| self.fences.on_traveller(seen, now, marked.cause));
+        match judged {
+            Some(moved) => self
+                .fences
+                .reevaluate(&moved, &self.travellers, now, marked.cause),
+            // Swept since it changed: it leaves as expired.
+            None if !marked.deleted => {
+                let around = self.fences.on_gone(id, now, Cause::Expired);
+                self.fences
+                    .reevaluate(&around, &self.travellers, now, Cause::Expired);
+            }
+            None => {}
+        }
+    }
+
+    /// From now on, changed travellers are judged by a thread of their own, off the write
+    /// path (a single node serving; see [`super::judging`]). The thread ends once the
+    /// engine is dropped.
+    pub fn judge_in_background(self: &Arc<Self>) {
+        self.judging.set_background();
+        let engine = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("proxima-judge".into())
+            .spawn(move || {
+                loop {
+                    let Some(engine) = engine.upgrade() else {
+                        return;
+                    };
+                    if let Some((id, marked, number)) =
+                        engine.judging.take(Duration::from_millis(200))
+                    {
+                        engine.judge_traveller(&id, marked);
+                        engine.judging.done(number);
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            // Without the thread, judge inline: slower writes, nothing lost.
+            tracing::error!(error = %e, "no judging thread; judging on the write path");
+            self.judging.set_inline();
+        }
+    }
+
+    /// Waits (at most `wait`) until every traveller changed before the call has been
+    /// judged: a listing of who is inside then reflects the caller's own writes.
+    pub async fn judged(&self, wait: Duration) {
+        if self.judging.is_background() {
+            self.judging.caught_up(wait).await;
+        }
     }
 
     /// Travellers whose position passed the time-to-live leave their fences, and events
@@ -123,28 +244,25 @@ impl Engine {
     /// changes, from the task that applies them.
     pub fn judge_fences_from_next_tick(&self) {
         if self.fences.count() == 0 {
-            let applied = self
-                .stream_applied
-                .load(std::sync::atomic::Ordering::Acquire);
             self.fences.set_quiet(false);
-            self.events().start_at(applied);
+            self.events().start_here();
         } else {
             self.fences_wait_for_tick
                 .store(true, std::sync::atomic::Ordering::Release);
         }
     }
 
-    /// After applying the clock tick at `seq` (of `at_ms`) while quiet: starts judging, if
-    /// the node is waiting to.
-    pub(super) fn judge_fences_if_waiting(&self, seq: u64, at_ms: i64) {
+    /// After applying the clock tick of `at_ms` while quiet: starts judging, if the node is
+    /// waiting to.
+    pub(super) fn judge_fences_if_waiting(&self, at_ms: i64) {
         if self
             .fences_wait_for_tick
             .swap(false, std::sync::atomic::Ordering::AcqRel)
         {
             self.fences.recompute(&self.travellers, at_ms);
             self.fences.set_quiet(false);
-            self.events().start_at(seq);
-            tracing::info!(seq, "cluster: judging fences from this clock tick on");
+            self.events().start_here();
+            tracing::info!(at_ms, "cluster: judging fences from this clock tick on");
         }
     }
 
@@ -162,7 +280,7 @@ impl Engine {
         self.fences.count()
     }
 
-    /// Every fence, by id: for tests comparing whole states.
+    /// Every fence, by key: for tests comparing whole states.
     #[doc(hidden)]
     pub fn dump_fences(&self) -> Vec<Fence> {
         let mut fences = Vec::new();

@@ -35,6 +35,7 @@ mod durability;
 mod fence_model_tests;
 mod fences;
 mod heatmap;
+mod judging;
 mod mutation;
 mod outcome;
 mod pois;
@@ -47,10 +48,11 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::{Mutex, RwLock};
 
 pub use durability::{DamagedState, RecoveryReport, SnapshotInfo};
+pub use fences::SubscribeFailure;
 pub use heatmap::{HeatCell, HeatmapError, HeatmapLayer, MAX_HEATMAP_CELLS, MAX_OUTLINED_CELLS};
 pub use mutation::{
-    DeleteFence, DeletePoi, DeleteTraveller, ExpireFences, ImportMode, ImportPois, Mutation,
-    Positions, PutFence, SetSharing, UpsertPoi,
+    DeleteFence, DeleteLegacyFence, DeletePoi, DeleteTraveller, ExpireFences, ImportMode,
+    ImportPois, Mutation, Positions, PutFence, PutLegacyFence, SetSharing, UpsertPoi,
 };
 pub use outcome::{ImportSummary, PositionCounts, Removed, Stored, Written};
 pub use pois::{NearbyPage, WithinPage};
@@ -60,7 +62,7 @@ use self::mutation::{Change, Logged, Order};
 use crate::clock::Clock;
 use crate::cluster::Replicator;
 use crate::events::{EventConfig, EventLog};
-use crate::fences::{FenceLimitError, Fences, FencesConfig};
+use crate::fences::{FenceLimitError, FenceQuotas, Fences, FencesConfig};
 use crate::import::RecordError;
 use crate::persist::PersistError;
 use crate::persist::wal::{Ticket, Wal};
@@ -108,9 +110,18 @@ pub enum EngineError {
     /// A page cursor did not verify.
     #[error(transparent)]
     Cursor(#[from] CursorError),
-    /// The write would create more fences than allowed.
+    /// The write would pass a limit on fences.
     #[error(transparent)]
     FenceLimit(#[from] FenceLimitError),
+    /// A traveller named by the change does not exist, or its viewer may not see it: the
+    /// same answer either way.
+    #[error("{field}: no traveller {id:?} visible to this viewer")]
+    NotVisible {
+        /// The member naming it.
+        field: &'static str,
+        /// Its id.
+        id: String,
+    },
     /// A heatmap request was refused.
     #[error(transparent)]
     Heatmap(#[from] HeatmapError),
@@ -180,8 +191,8 @@ pub struct EngineConfig {
 /// Limits of fences and of their events.
 #[derive(Debug, Clone, Copy)]
 pub struct LiveConfig {
-    /// The most fences there may be.
-    pub max_fences: usize,
+    /// The limits on fences, in all and per owner.
+    pub quotas: FenceQuotas,
     /// The event log's retention and its subscribers' limits.
     pub events: EventConfig,
 }
@@ -190,7 +201,7 @@ impl Default for LiveConfig {
     /// As `proxima serve` has them by default.
     fn default() -> Self {
         Self {
-            max_fences: 100_000,
+            quotas: FenceQuotas::default(),
             events: EventConfig {
                 retention_ms: 3_600_000,
                 max_retained: 1_000_000,
@@ -222,6 +233,8 @@ pub struct Engine {
     stream_applied: std::sync::atomic::AtomicU64,
     /// In a cluster, caught up and waiting for the next clock tick to start judging fences.
     fences_wait_for_tick: std::sync::atomic::AtomicBool,
+    /// Travellers changed and not yet judged against fences and live maps.
+    judging: judging::Judging,
 }
 
 impl std::fmt::Debug for Engine {
@@ -243,7 +256,7 @@ impl Engine {
             fences: Fences::new(
                 FencesConfig {
                     ttl_ms: config.travellers.ttl_ms,
-                    max_fences: config.live.max_fences,
+                    quotas: config.live.quotas,
                 },
                 Arc::new(EventLog::new(config.live.events)),
             ),
@@ -255,6 +268,7 @@ impl Engine {
             replicator: OnceLock::new(),
             stream_applied: std::sync::atomic::AtomicU64::new(0),
             fences_wait_for_tick: std::sync::atomic::AtomicBool::new(false),
+            judging: judging::Judging::default(),
         }
     }
 
@@ -304,13 +318,20 @@ impl Engine {
         // The change's events are numbered when it ends, the same on every node.
         let judging = self.fences.is_judging();
         if judging {
-            self.events().begin_record(seq);
+            self.events().begin_record();
         }
         let outcome = mutation.redo_reporting(self, stored_ms);
         if judging {
             self.events().end_record();
-        } else if let Some(at_ms) = tick {
-            self.judge_fences_if_waiting(seq, at_ms);
+        }
+        if let Some(at_ms) = tick {
+            // A clock tick ends an interval of event numbers: its own events were numbered
+            // in the one before (see `crate::events`).
+            self.events()
+                .new_interval(u64::try_from(at_ms.div_euclid(1000)).unwrap_or(0));
+            if !judging {
+                self.judge_fences_if_waiting(at_ms);
+            }
         }
         outcome
     }

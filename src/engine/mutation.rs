@@ -14,8 +14,8 @@
 use serde::ser::{Serialize, Serializer};
 
 use super::{Engine, EngineError};
-use crate::fences::Fence;
-use crate::ids::{validate_id, validate_record_id};
+use crate::fences::{Fence, LegacyFence};
+use crate::ids::{validate_id, validate_owner, validate_record_id};
 use crate::pois::Poi;
 use crate::travellers::{PositionUpdate, Sharing};
 
@@ -116,13 +116,18 @@ mutations! {
     SetSharing,
     /// Forget a traveller.
     DeleteTraveller,
-    /// Create or replace a fence.
-    PutFence,
-    /// Delete a fence.
-    DeleteFence,
+    /// Create or replace a fence, as format version 1 logged it (before fences had owners):
+    /// replayed as the open owner's.
+    PutLegacyFence,
+    /// Delete a fence, as format version 1 logged it: the open owner's.
+    DeleteLegacyFence,
     /// Travellers whose position passed the time-to-live leave their fences (a cluster's
     /// clock tick).
     ExpireFences,
+    /// Create or replace an owner's fence.
+    PutFence,
+    /// Delete an owner's fence.
+    DeleteFence,
 }
 
 impl Mutation {
@@ -134,10 +139,14 @@ impl Mutation {
             Self::DeletePoi(DeletePoi(id)) => validate_record_id(id),
             Self::SetSharing(SetSharing { id, .. })
             | Self::DeleteTraveller(DeleteTraveller { id, .. })
-            | Self::DeleteFence(DeleteFence(id)) => validate_id(id),
+            | Self::DeleteLegacyFence(DeleteLegacyFence(id)) => validate_id(id),
+            Self::DeleteFence(DeleteFence { owner, id }) => {
+                validate_owner(owner).and_then(|()| validate_id(id))
+            }
             Self::UpsertPoi(_)
             | Self::ImportPois(_)
             | Self::Positions(_)
+            | Self::PutLegacyFence(_)
             | Self::PutFence(_)
             | Self::ExpireFences(_) => Ok(()),
         };
@@ -189,13 +198,32 @@ pub struct DeleteTraveller {
     pub at_ms: i64,
 }
 
-/// Create or replace a fence.
+/// Create or replace a fence, as format version 1 logged it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct PutFence(pub Fence);
+pub struct PutLegacyFence(pub LegacyFence);
 
-/// Delete a fence by id.
+/// Delete a fence by id, as format version 1 logged it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct DeleteFence(pub String);
+pub struct DeleteLegacyFence(pub String);
+
+/// Create or replace an owner's fence.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PutFence {
+    /// The fence, with its owner.
+    pub fence: Fence,
+    /// Whether its owner is privileged (an admin-scope key): no per-owner quota, and the
+    /// whole of the server-wide limits.
+    pub privileged: bool,
+}
+
+/// Delete an owner's fence.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeleteFence {
+    /// Its owner.
+    pub owner: String,
+    /// Its id.
+    pub id: String,
+}
 
 /// Travellers whose newest position is older than the time-to-live as of `at_ms` leave the
 /// fences they were inside (cause `expired`). A single node does this by its own clock
@@ -307,5 +335,24 @@ mod tests {
             at_ms: 7,
         });
         logs_as_its_variant(ExpireFences { at_ms: 8 });
+        let area = crate::geometry::area::Area::circle(
+            crate::geometry::LatLon { lat: 1.0, lon: 2.0 },
+            10.0,
+        )
+        .expect("valid");
+        logs_as_its_variant(PutFence {
+            fence: Fence::new(
+                "home".into(),
+                "key:00ff".into(),
+                Some("t".into()),
+                crate::fences::FenceKind::Static(area),
+            )
+            .expect("valid"),
+            privileged: false,
+        });
+        logs_as_its_variant(DeleteFence {
+            owner: "key:00ff".into(),
+            id: "home".into(),
+        });
     }
 }

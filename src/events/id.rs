@@ -19,6 +19,13 @@ pub struct Place {
     pub index: u32,
 }
 
+impl Default for Place {
+    /// Before the first event: after record 0.
+    fn default() -> Self {
+        Self::after(0)
+    }
+}
+
 impl Place {
     /// The index of a place that stands for a whole record: after all its events.
     pub const WHOLE: u32 = u32::MAX;

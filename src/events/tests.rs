@@ -1,9 +1,14 @@
 //! The log's promises: resuming inside the window gives every later event of the fences
-//! followed, in order, none twice; outside it, or from another run, a reset; a subscriber
-//! that fills its queue ends with a reset while one that keeps up misses nothing.
+//! followed, in order, none twice; outside it, from another run, or from before a fence was
+//! (re)created, a reset; a subscriber that fills its queue ends with a reset while one that
+//! keeps up misses nothing; and an owner's ids say nothing about other owners' events.
 
 use super::*;
 use crate::geometry::LatLon;
+use crate::ids::FenceKey;
+
+/// The owner of most test fences.
+const ME: &str = "key:me";
 
 fn config(buffer: usize) -> EventConfig {
     EventConfig {
@@ -14,9 +19,9 @@ fn config(buffer: usize) -> EventConfig {
     }
 }
 
-fn event(fence: &str, traveller: &str) -> NewEvent {
+fn event_of(owner: &str, fence: &str, traveller: &str) -> NewEvent {
     NewEvent {
-        fence: fence.into(),
+        fence: FenceKey::new(owner, fence),
         kind: EventKind::Enter,
         traveller: Some(TravellerAt {
             id: traveller.into(),
@@ -27,6 +32,18 @@ fn event(fence: &str, traveller: &str) -> NewEvent {
         distance_m: None,
         around: None,
     }
+}
+
+fn event(fence: &str, traveller: &str) -> NewEvent {
+    event_of(ME, fence, traveller)
+}
+
+fn fences(ids: &[&str]) -> Vec<Arc<str>> {
+    ids.iter().map(|id| Arc::from(*id)).collect()
+}
+
+fn subscribe(log: &Arc<EventLog>, ids: &[&str], after: Option<EventId>) -> Subscription {
+    log.subscribe(ME, fences(ids), &[], after).expect("room")
 }
 
 fn travellers(events: &[Arc<Event>]) -> Vec<String> {
@@ -56,14 +73,12 @@ fn drain(s: &mut Subscription) -> (Vec<Arc<Event>>, bool) {
 fn resuming_inside_the_window_gives_every_later_event_of_the_fences_followed() {
     let log = Arc::new(EventLog::new(config(16)));
     log.publish(1_000, [event("a", "t1"), event("b", "t2")]);
-    let listed = log.head();
+    let listed = log.head(ME);
     log.publish(
         1_001,
         [event("a", "t3"), event("b", "t4"), event("c", "t5")],
     );
-    let mut s = log
-        .subscribe(vec!["a".into(), "c".into()], Some(listed))
-        .expect("room");
+    let mut s = subscribe(&log, &["a", "c"], Some(listed));
     let Start::Events(backlog) = s.start.clone() else {
         panic!("inside the window");
     };
@@ -76,31 +91,74 @@ fn resuming_inside_the_window_gives_every_later_event_of_the_fences_followed() {
 }
 
 #[test]
-fn resuming_from_before_the_window_or_another_run_is_a_reset() {
+fn an_owners_ids_say_nothing_of_other_owners_events() {
     let log = Arc::new(EventLog::new(config(16)));
-    let old = log.head();
+    log.publish(1_000, [event("a", "t1")]);
+    let before = log.head(ME);
+    // Another owner's fences have a busy second.
+    for i in 0..50 {
+        log.publish(1_001, [event_of("key:other", "a", &format!("x{i}"))]);
+    }
+    log.publish(1_002, [event("a", "t2")]);
+    let after = log.head(ME);
+    assert_eq!(before.to_string().rsplit('-').next(), Some("1"));
+    assert_eq!(
+        after.to_string().rsplit('-').next(),
+        Some("2"),
+        "my next event is my second, whatever the other owner did"
+    );
+    // The other owner's stream of its own fence `a` never carries mine.
+    let s = log
+        .subscribe(
+            "key:other",
+            fences(&["a"]),
+            &[],
+            Some(log.id_of(Place::after(0))),
+        )
+        .expect("room");
+    let Start::Events(backlog) = s.start.clone() else {
+        panic!("inside the window");
+    };
+    assert_eq!(backlog.len(), 50);
+    assert!(backlog.iter().all(|e| &*e.event.fence.owner == "key:other"));
+}
+
+#[test]
+fn resuming_from_before_the_window_another_run_or_a_fences_birth_is_a_reset() {
+    let log = Arc::new(EventLog::new(config(16)));
+    let old = log.head(ME);
     log.publish(1_000, [event("a", "t1")]);
     log.publish(1_000 + 61_000, [event("a", "t2")]);
-    let s = log.subscribe(vec!["a".into()], Some(old)).expect("room");
+    let s = subscribe(&log, &["a"], Some(old));
     assert_eq!(
         s.start,
         Start::Reset(ResetReason::Gap),
         "t1 is past the window"
     );
     let other = EventId {
-        epoch: log.head().epoch.wrapping_add(1),
+        epoch: log.head(ME).epoch.wrapping_add(1),
         place: Place::after(1),
     };
-    let s = log.subscribe(vec!["a".into()], Some(other)).expect("room");
+    let s = subscribe(&log, &["a"], Some(other));
     assert_eq!(s.start, Start::Reset(ResetReason::OtherRun));
+    // Fence `a` was deleted and made again after event 2: an id from its earlier life
+    // gets a reset, never the old fence's events.
+    let earlier_life = log.head(ME);
+    let born = log.head(ME).place;
+    log.publish(1_000 + 61_001, [event("a", "t3")]);
+    let reborn = Place::after(born.record + 1);
+    let s = log
+        .subscribe(ME, fences(&["a"]), &[reborn], Some(earlier_life))
+        .expect("room");
+    assert_eq!(s.start, Start::Reset(ResetReason::Recreated));
     assert_eq!(log.subscribers(), 0, "a reset subscription holds no place");
 }
 
 #[test]
 fn a_subscriber_that_cannot_keep_up_is_reset_while_another_misses_nothing() {
     let log = Arc::new(EventLog::new(config(4)));
-    let mut slow = log.subscribe(vec!["a".into()], None).expect("room");
-    let mut healthy = log.subscribe(vec!["a".into()], None).expect("room");
+    let mut slow = subscribe(&log, &["a"], None);
+    let mut healthy = subscribe(&log, &["a"], None);
     let mut seen = Vec::new();
     for i in 0..10 {
         log.publish(1_000 + i, [event("a", &format!("t{i}"))]);
@@ -121,16 +179,15 @@ fn a_subscriber_that_cannot_keep_up_is_reset_while_another_misses_nothing() {
 #[test]
 fn the_subscriber_limit_is_kept_and_places_are_given_back() {
     let log = Arc::new(EventLog::new(config(4)));
-    let held: Vec<Subscription> = (0..3)
-        .map(|_| log.subscribe(vec!["a".into()], None).expect("room"))
-        .collect();
+    let held: Vec<Subscription> = (0..3).map(|_| subscribe(&log, &["a"], None)).collect();
     assert_eq!(
-        log.subscribe(vec!["a".into()], None).expect_err("full"),
+        log.subscribe(ME, fences(&["a"]), &[], None)
+            .expect_err("full"),
         SubscribeError::TooManySubscribers(3)
     );
     drop(held);
     assert_eq!(log.subscribers(), 0);
-    assert!(log.subscribe(vec!["a".into()], None).is_ok());
+    assert!(log.subscribe(ME, fences(&["a"]), &[], None).is_ok());
 }
 
 #[test]
@@ -141,19 +198,19 @@ fn event_ids_read_back_and_refuse_anything_else() {
     };
     assert_eq!(id.to_string(), "deadbeef-42");
     assert_eq!("deadbeef-42".parse::<EventId>(), Ok(id));
-    let in_change = EventId {
+    let in_interval = EventId {
         epoch: 0xdead_beef,
         place: Place {
             record: 42,
             index: 7,
         },
     };
-    assert_eq!(in_change.to_string(), "deadbeef-42.7");
-    assert_eq!("deadbeef-42.7".parse::<EventId>(), Ok(in_change));
-    assert!(
-        in_change < id,
-        "a change's events come before \"after the change\""
-    );
+    assert_eq!(in_interval.to_string(), "deadbeef-42.7");
+    assert_eq!("deadbeef-42.7".parse::<EventId>(), Ok(in_interval));
+    let start = "deadbeef-42.0"
+        .parse::<EventId>()
+        .expect("an interval's start");
+    assert!(start < in_interval);
     for bad in [
         "",
         "42",
@@ -187,10 +244,10 @@ fn deleted(fence: &str) -> NewEvent {
     }
 }
 
-/// The ids and events of everything retained, as a client of every fence would see them.
+/// The ids and events of everything retained of `ME`'s, as a client of every fence would
+/// see them.
 fn everything(log: &Arc<EventLog>, after: EventId) -> Vec<(String, NewEvent)> {
-    let fences = ["a", "b", "c"].map(Arc::<str>::from).to_vec();
-    let s = log.subscribe(fences, Some(after)).expect("room");
+    let s = subscribe(log, &["a", "b", "c"], Some(after));
     let Start::Events(events) = s.start.clone() else {
         panic!("inside the window: {:?}", s.start);
     };
@@ -227,15 +284,16 @@ fn cluster_nodes_number_a_changes_events_alike_whatever_order_they_judged_them_i
     for order in orders {
         let log = Arc::new(EventLog::new(config(16)));
         log.join_cluster(0x0abc_0def);
-        log.start_at(40);
-        let listed = log.head();
-        assert_eq!(listed.to_string(), "0abc0def-40");
-        log.begin_record(41);
+        log.new_interval(40);
+        log.start_here();
+        let listed = log.head(ME);
+        assert_eq!(listed.to_string(), "0abc0def-40.0");
+        log.begin_record();
         for e in order {
             log.publish(1_000, [e]);
         }
         log.end_record();
-        assert_eq!(log.head().to_string(), "0abc0def-41");
+        assert_eq!(log.head(ME).to_string(), "0abc0def-40.6");
         seen.push(everything(&log, listed));
     }
     assert_eq!(seen[0], seen[1]);
@@ -243,12 +301,12 @@ fn cluster_nodes_number_a_changes_events_alike_whatever_order_they_judged_them_i
     assert_eq!(
         ids,
         [
-            "0abc0def-41.0",
-            "0abc0def-41.1",
-            "0abc0def-41.2",
-            "0abc0def-41.3",
-            "0abc0def-41.4",
-            "0abc0def-41.5"
+            "0abc0def-40.1",
+            "0abc0def-40.2",
+            "0abc0def-40.3",
+            "0abc0def-40.4",
+            "0abc0def-40.5",
+            "0abc0def-40.6"
         ]
     );
     let (_, first) = &seen[0][0];
@@ -265,30 +323,57 @@ fn cluster_nodes_number_a_changes_events_alike_whatever_order_they_judged_them_i
 }
 
 #[test]
-fn a_cluster_client_resumes_mid_change_and_not_from_before_the_node_judged() {
+fn a_cluster_client_resumes_mid_interval_and_not_from_before_the_node_judged() {
     let log = Arc::new(EventLog::new(config(16)));
     log.join_cluster(7);
-    log.start_at(10);
-    log.begin_record(11);
+    log.new_interval(10);
+    log.start_here();
+    log.begin_record();
     log.publish(
         1_000,
         [event("a", "t1"), event("a", "t2"), event("a", "t3")],
     );
     log.end_record();
-    let mid = "00000007-11.0".parse().expect("an id");
+    let mid = "00000007-10.1".parse().expect("an id");
     let rest: Vec<String> = everything(&log, mid)
         .into_iter()
         .map(|(id, _)| id)
         .collect();
-    assert_eq!(rest, ["00000007-11.1", "00000007-11.2"]);
-    let before = "00000007-9".parse().expect("an id");
-    let s = log.subscribe(vec!["a".into()], Some(before)).expect("room");
+    assert_eq!(rest, ["00000007-10.2", "00000007-10.3"]);
+    // A tick begins the next interval: numbers start again, still rising.
+    log.new_interval(11);
+    log.begin_record();
+    log.publish(2_000, [event("a", "t4")]);
+    log.end_record();
+    let later: Vec<String> = everything(&log, mid)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(later, ["00000007-10.2", "00000007-10.3", "00000007-11.1"]);
+    let before = "00000007-9.3".parse().expect("an id");
+    let s = subscribe(&log, &["a"], Some(before));
     assert_eq!(
         s.start,
         Start::Reset(ResetReason::Gap),
-        "this node did not judge change 10"
+        "this node did not judge interval 9"
     );
-    let ahead = "00000007-12".parse().expect("an id");
-    let s = log.subscribe(vec!["a".into()], Some(ahead)).expect("room");
+    let ahead = "00000007-12.0".parse().expect("an id");
+    let s = subscribe(&log, &["a"], Some(ahead));
     assert_eq!(s.start, Start::Reset(ResetReason::OtherRun));
+}
+
+#[test]
+fn a_cluster_interval_never_goes_back_whatever_the_ticks_say() {
+    let log = EventLog::new(config(16));
+    log.join_cluster(7);
+    log.new_interval(100);
+    log.new_interval(90);
+    assert_eq!(
+        log.interval(),
+        101,
+        "a tick from a slow clock still moves on"
+    );
+    let single = EventLog::new(config(16));
+    single.new_interval(100);
+    assert_eq!(single.interval(), 0, "a single node has no intervals");
 }

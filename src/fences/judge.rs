@@ -8,50 +8,60 @@
 
 use std::sync::Arc;
 
-use super::registry::{Member, Owner, Subject};
+use super::registry::{Centre, Member, Subject, unlist};
 use super::{FenceKind, Fences};
 use crate::events::{Cause, EventKind, NewEvent};
 use crate::geometry::haversine_m;
 use crate::travellers::{Seen, TravellerAt, TravellerHandle, TravellerId, TravellerIndex};
 
 impl Fences {
-    /// Judges a traveller that a position report just moved, against the fences near its
-    /// new position and those it was inside. Call with its record still locked. Returns the
-    /// roaming fences around it, which moved with it: judge them with
-    /// [`Fences::reevaluate`] once its record is unlocked.
-    pub fn on_moved(&self, seen: Seen<'_>, now_ms: i64) -> Vec<Arc<Subject>> {
-        self.on_traveller(seen, now_ms, Cause::Moved)
-    }
-
-    /// Judges a traveller whose sharing changed (cause `sharing`), like [`Fences::on_moved`].
-    pub fn on_sharing(&self, seen: Seen<'_>, now_ms: i64) -> Vec<Arc<Subject>> {
-        self.on_traveller(seen, now_ms, Cause::Sharing)
-    }
-
-    fn on_traveller(&self, seen: Seen<'_>, now_ms: i64, cause: Cause) -> Vec<Arc<Subject>> {
+    /// Judges a traveller that changed (`cause`: it moved, or its sharing changed) against
+    /// the fences it was inside and those near it that may see it. Call with its record
+    /// read-locked. Returns the roaming fences around it whose circle moved, stopped or
+    /// started following it: judge them with [`Fences::reevaluate`] once its record is
+    /// unlocked.
+    ///
+    /// Which fences near it are looked at depends only on who may see it: for a public
+    /// traveller every fence whose cells hold it (all may see it); for any other, the
+    /// fences that see everyone and the fences of its own viewers (itself and those it
+    /// shares with). A fence set up by a caller who may not see it is never looked at, so
+    /// such fences cannot make its updates slower.
+    pub fn on_traveller(&self, seen: Seen<'_>, now_ms: i64, cause: Cause) -> Vec<Arc<Subject>> {
         if self.is_quiet() {
             return Vec::new();
         }
         self.watches.on_traveller(seen, now_ms);
         // The fences it was inside first, so that leaving one is told before entering the
-        // next; then those whose cells hold where it is now.
+        // next; then those near where it is now that may see it.
         let mut candidates: Vec<(Arc<Subject>, bool)> = self
             .members_of
             .get(seen.id())
             .map(|inside| inside.iter().map(|s| (s.clone(), false)).collect())
             .unwrap_or_default();
-        if let Some(p) = seen.position() {
-            // A fence whose viewer may not see it has nothing to say unless it is inside
-            // (those are candidates already): skipped without its lock. (Its membership
-            // cannot change meanwhile: that takes this traveller's record, which is locked.)
-            let live = seen.live(now_ms);
+        if let Some(p) = seen.position().filter(|_| seen.live(now_ms)) {
             let inside = candidates.len();
-            let found = self.cells.at_where(p, |subject| {
-                (live && subject.fence.sees(seen))
-                    || candidates[..inside]
-                        .iter()
-                        .any(|(s, _)| std::ptr::eq(&**s, subject))
-            });
+            let known = |subject: &Subject| {
+                candidates[..inside]
+                    .iter()
+                    .any(|(s, _)| std::ptr::eq(&**s, subject))
+            };
+            let mut found = if seen.is_public() {
+                self.cells.at_where(p, |subject| !known(subject))
+            } else {
+                self.all_seeing.at_where(p, |subject| !known(subject))
+            };
+            if !seen.is_public() {
+                for viewer in std::iter::once(seen.id()).chain(seen.viewers()) {
+                    if let Some(list) = self.by_viewer.get(viewer) {
+                        found.extend(list.iter().filter(|s| !known(s)).map(|s| {
+                            super::cells::Found {
+                                subject: s.clone(),
+                                interior: false,
+                            }
+                        }));
+                    }
+                }
+            }
             for found in found {
                 match candidates
                     .iter_mut()
@@ -65,25 +75,61 @@ impl Fences {
         for (subject, interior) in &candidates {
             self.judge(subject, seen, now_ms, cause, *interior, true);
         }
-        let Some(owned) = self.owners.get(seen.id()).map(|list| list.clone()) else {
-            return Vec::new();
-        };
-        for subject in &owned {
-            let owner = seen.position().map(|at| Owner {
-                at,
-                ts: seen.ts(),
-                seen_ms: seen.seen_ms(),
-                visible: subject.fence.sees(seen),
-            });
-            self.move_owner(subject, owner);
-        }
-        owned
+        self.follow(seen, cause)
     }
 
-    /// A traveller was deleted: it leaves every fence it was inside (cause `deleted`), and
-    /// the roaming fences around it lose their centre. Returns those roaming fences: judge
-    /// them with [`Fences::reevaluate`].
-    pub fn on_deleted(&self, id: &str, now_ms: i64) -> Vec<Arc<Subject>> {
+    /// Moves the roaming fences that follow `seen` with it; those whose viewer may no
+    /// longer see it stop following it, and after a sharing change those whose viewer may
+    /// see it again start. Returns every fence whose circle changed.
+    fn follow(&self, seen: Seen<'_>, cause: Cause) -> Vec<Arc<Subject>> {
+        let mut moved: Vec<Arc<Subject>> = self
+            .following
+            .get(seen.id())
+            .map(|list| list.clone())
+            .unwrap_or_default();
+        if cause == Cause::Sharing
+            && let Some(waking) = self.dormant.get(seen.id()).map(|list| list.clone())
+        {
+            moved.extend(waking.into_iter().filter(|s| s.fence.sees(seen)));
+        }
+        for subject in &moved {
+            self.place_centre(subject, Centre::of(&subject.fence, seen));
+        }
+        moved
+    }
+
+    /// Records where a roaming fence's traveller is now (`None`: nowhere) and moves the
+    /// fence's cells with it; a centre its viewer may not see makes the fence dormant (no
+    /// cells, in the dormant list), a visible one (or none) makes it follow again.
+    pub(super) fn place_centre(&self, subject: &Arc<Subject>, centre: Option<Centre>) {
+        let mut state = subject.state.lock();
+        if state.gone {
+            return;
+        }
+        let was_dormant = state.centre.is_some_and(|c| !c.visible);
+        let dormant = centre.is_some_and(|c| !c.visible);
+        let covering = self.covering_of(&subject.fence, centre.as_ref());
+        self.move_cells(subject, &mut state, covering);
+        state.centre = centre;
+        if was_dormant != dormant
+            && let Some(around) = subject.fence.around()
+        {
+            let (from, to) = if dormant {
+                (&self.following, &self.dormant)
+            } else {
+                (&self.dormant, &self.following)
+            };
+            unlist(from, around, subject);
+            to.entry(TravellerId::from(around))
+                .or_default()
+                .push(subject.clone());
+        }
+    }
+
+    /// A traveller is gone (deleted, or swept after it expired): it leaves every fence it
+    /// was inside, with `cause`, and the roaming fences around it lose their centre.
+    /// Returns those roaming fences: judge them with [`Fences::reevaluate`].
+    pub fn on_gone(&self, id: &str, now_ms: i64, cause: Cause) -> Vec<Arc<Subject>> {
         if self.is_quiet() {
             return Vec::new();
         }
@@ -96,32 +142,25 @@ impl Fences {
         for subject in &inside {
             let mut state = subject.state.lock();
             if let Some(member) = state.members.remove(id) {
-                let owner = state.owner;
-                self.publish_exit(subject, id, member, owner, Cause::Deleted, now_ms, true);
+                let centre = state.centre;
+                self.publish_exit(subject, id, member, centre, cause, now_ms, true);
             }
         }
-        let owned = self
-            .owners
+        let mut around: Vec<Arc<Subject>> = self
+            .following
             .get(id)
             .map(|list| list.clone())
             .unwrap_or_default();
-        for subject in &owned {
-            self.move_owner(subject, None);
+        around.extend(
+            self.dormant
+                .get(id)
+                .map(|list| list.clone())
+                .unwrap_or_default(),
+        );
+        for subject in &around {
+            self.place_centre(subject, None);
         }
-        owned
-    }
-
-    /// Records where a roaming fence's traveller is now (`None`: nowhere) and moves the
-    /// fence's cells with it.
-    fn move_owner(&self, subject: &Arc<Subject>, owner: Option<Owner>) {
-        let mut state = subject.state.lock();
-        if state.gone {
-            return;
-        }
-        let covering = self.covering_of(&subject.fence, owner.as_ref());
-        self.cells.replace(subject, &state.covering, &covering);
-        state.covering = covering;
-        state.owner = owner;
+        around
     }
 
     /// Judges every traveller `subjects` may concern again (after their traveller moved,
@@ -160,14 +199,14 @@ impl Fences {
         match &subject.fence.kind {
             FenceKind::Static(area) => travellers.for_each_seen_in(area, |seen, _| note(seen)),
             FenceKind::Roaming { radius_m, .. } => {
-                let owner = subject.state.lock().owner;
-                if let Some(owner) = owner {
+                let centre = subject.state.lock().centre.filter(|c| c.visible);
+                if let Some(centre) = centre {
                     // The distance first: it reads the record already at hand, while the
                     // sharing test may read another allocation.
-                    travellers.for_each_seen_near(owner.at, *radius_m, |seen| {
+                    travellers.for_each_seen_near(centre.at, *radius_m, |seen| {
                         if seen
                             .position()
-                            .is_some_and(|at| haversine_m(owner.at, at) <= *radius_m)
+                            .is_some_and(|at| haversine_m(centre.at, at) <= *radius_m)
                         {
                             note(seen);
                         }
@@ -195,8 +234,8 @@ impl Fences {
                 // No record any more: it expired and was swept.
                 let mut state = subject.state.lock();
                 if let Some(member) = state.members.remove(&id) {
-                    let owner = state.owner;
-                    self.publish_exit(subject, &id, member, owner, Cause::Expired, now_ms, emit);
+                    let centre = state.centre;
+                    self.publish_exit(subject, &id, member, centre, Cause::Expired, now_ms, emit);
                 }
             }
         }
@@ -224,7 +263,7 @@ impl Fences {
                 (interior || area.contains(at)).then_some((at, None))
             }
             (true, Some(at), FenceKind::Roaming { around, radius_m }) => state
-                .owner
+                .centre
                 .filter(|o| {
                     o.visible
                         && seen.id() != around.as_str()
@@ -252,8 +291,8 @@ impl Fences {
                     };
                     (left, cause)
                 };
-                let owner = state.owner;
-                self.publish_exit(subject, id, left, owner, cause, now_ms, emit);
+                let centre = state.centre;
+                self.publish_exit(subject, id, left, centre, cause, now_ms, emit);
             }
             (Some(_), Some((at, _))) => {
                 if let Some(member) = state.members.get_mut(id) {
@@ -283,7 +322,7 @@ impl Fences {
                     self.events.publish(
                         now_ms,
                         [NewEvent {
-                            fence: subject.id.clone(),
+                            fence: subject.key.clone(),
                             kind,
                             traveller: Some(TravellerAt {
                                 id: id.to_string(),
@@ -292,7 +331,7 @@ impl Fences {
                             }),
                             cause: Some(cause),
                             distance_m,
-                            around: state.owner.map(Owner::around),
+                            around: state.centre.map(Centre::around),
                         }],
                     );
                 }
@@ -308,7 +347,7 @@ impl Fences {
         subject: &Arc<Subject>,
         id: &str,
         left: Member,
-        owner: Option<Owner>,
+        centre: Option<Centre>,
         cause: Cause,
         now_ms: i64,
         emit: bool,
@@ -325,7 +364,7 @@ impl Fences {
         self.events.publish(
             now_ms,
             [NewEvent {
-                fence: subject.id.clone(),
+                fence: subject.key.clone(),
                 kind,
                 traveller: Some(TravellerAt {
                     id: id.to_string(),
@@ -333,8 +372,8 @@ impl Fences {
                     ts: left.ts,
                 }),
                 cause: Some(cause),
-                distance_m: owner.map(|o| haversine_m(o.at, left.at)),
-                around: owner.map(Owner::around),
+                distance_m: centre.map(|o| haversine_m(o.at, left.at)),
+                around: centre.map(Centre::around),
             }],
         );
     }
@@ -358,27 +397,27 @@ impl Fences {
     }
 
     fn expire_members(&self, now_ms: i64, ttl: i64) {
-        let subjects: Vec<Arc<Subject>> = self.by_id.read().values().cloned().collect();
+        let subjects: Vec<Arc<Subject>> = self.by_key.read().values().cloned().collect();
         for subject in subjects {
             let mut state = subject.state.lock();
             if state.gone || state.members.is_empty() {
                 continue;
             }
-            let owner_gone = subject.fence.is_roaming()
+            let centre_gone = subject.fence.is_roaming()
                 && state
-                    .owner
+                    .centre
                     .is_none_or(|o| now_ms.saturating_sub(o.seen_ms) > ttl);
             let mut expired: Vec<TravellerId> = state
                 .members
                 .iter()
-                .filter(|(_, m)| owner_gone || now_ms.saturating_sub(m.seen_ms) > ttl)
+                .filter(|(_, m)| centre_gone || now_ms.saturating_sub(m.seen_ms) > ttl)
                 .map(|(id, _)| id.clone())
                 .collect();
             expired.sort_unstable();
             for id in expired {
                 if let Some(member) = state.members.remove(&id) {
-                    let owner = state.owner;
-                    self.publish_exit(&subject, &id, member, owner, Cause::Expired, now_ms, true);
+                    let centre = state.centre;
+                    self.publish_exit(&subject, &id, member, centre, Cause::Expired, now_ms, true);
                 }
             }
         }
@@ -387,20 +426,13 @@ impl Fences {
     /// Works out who is inside every fence afresh from the travellers as they are, without
     /// publishing anything: after recovery, when the log replayed without judging.
     pub fn recompute(&self, travellers: &TravellerIndex, now_ms: i64) {
-        let subjects: Vec<Arc<Subject>> = self.by_id.read().values().cloned().collect();
+        let subjects: Vec<Arc<Subject>> = self.by_key.read().values().cloned().collect();
         for subject in &subjects {
-            if let FenceKind::Roaming { around, .. } = &subject.fence.kind {
-                let owner = travellers
-                    .with_seen(around, |seen| {
-                        seen.position().map(|at| Owner {
-                            at,
-                            ts: seen.ts(),
-                            seen_ms: seen.seen_ms(),
-                            visible: subject.fence.sees(seen),
-                        })
-                    })
+            if let Some(around) = subject.fence.around() {
+                let centre = travellers
+                    .with_seen(around, |seen| Centre::of(&subject.fence, seen))
                     .flatten();
-                self.move_owner(subject, owner);
+                self.place_centre(subject, centre);
             }
             let members: Vec<TravellerId> = {
                 let mut state = subject.state.lock();
@@ -421,9 +453,9 @@ impl Fences {
         now_ms: i64,
     ) {
         left.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let owner = subject.state.lock().owner;
+        let centre = subject.state.lock().centre;
         for (id, member) in left {
-            self.publish_exit(subject, &id, member, owner, Cause::Fence, now_ms, true);
+            self.publish_exit(subject, &id, member, centre, Cause::Fence, now_ms, true);
         }
     }
 }

@@ -1,29 +1,30 @@
-//! [`Fences`]: every fence, with its cells, its state (who is inside), the roaming fences
-//! by the traveller they are around, and the fences each traveller is inside; adding,
-//! replacing, deleting and listing them.
+//! [`Fences`]: every fence by owner and id, with its cells, its state (who is inside), the
+//! roaming fences by the traveller they follow, the fences by viewer, and the fences each
+//! traveller is inside; adding, replacing, deleting and listing them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use foldhash::fast::RandomState;
 use parking_lot::{Mutex, RwLock};
 
 use super::cells::{Cells, Covering};
+use super::usage::{FenceLimitError, FenceQuotas, Usage};
 use super::watch::Watches;
-use super::{ByTraveller, Fence, FenceKind};
-use crate::events::{Around, Cause, EventId, EventKind, EventLog, NewEvent};
+use super::{ByTraveller, Fence, FenceKey, FenceKind};
+use crate::events::{Around, Cause, EventId, EventKind, EventLog, NewEvent, Place};
 use crate::geometry::LatLon;
-use crate::travellers::{TravellerAt, TravellerId, TravellerIndex};
+use crate::travellers::{Seen, TravellerAt, TravellerId, TravellerIndex};
 
 /// Tunables of [`Fences`].
 #[derive(Debug, Clone, Copy)]
 pub struct FencesConfig {
     /// A traveller whose newest position is older than this is no longer inside anything.
     pub ttl_ms: i64,
-    /// The most fences there may be.
-    pub max_fences: usize,
+    /// The limits on fences.
+    pub quotas: FenceQuotas,
 }
 
 /// Sizes, for metrics and the memory figures.
@@ -33,22 +34,41 @@ pub struct FenceCounts {
     pub fences: usize,
     /// Of which roaming.
     pub roaming: usize,
+    /// Roaming fences following nobody: their viewer may not see their traveller now.
+    pub dormant: usize,
     /// Travellers inside a fence, counted once per fence.
     pub memberships: usize,
     /// Cell entries of the fence index.
     pub cell_entries: usize,
 }
 
+/// A list of fences, under one key of a concurrent map.
+pub(super) type SubjectList = Vec<Arc<Subject>>;
+
 /// Every fence and its state.
 pub struct Fences {
     pub(super) config: FencesConfig,
     pub(super) events: Arc<EventLog>,
-    pub(super) by_id: RwLock<BTreeMap<Arc<str>, Arc<Subject>>>,
-    /// Roaming fences by the traveller they are around.
-    pub(super) owners: DashMap<TravellerId, Vec<Arc<Subject>>, RandomState>,
+    pub(super) by_key: RwLock<BTreeMap<FenceKey, Arc<Subject>>>,
+    /// What the fences cost, per owner and in all.
+    usage: Mutex<Usage>,
+    /// How many fences there are (read on every position report: no lock).
+    count: AtomicUsize,
+    /// Roaming fences following the traveller they are around (their viewer may see it).
+    pub(super) following: DashMap<TravellerId, SubjectList, RandomState>,
+    /// Roaming fences whose viewer may not see their traveller now: they follow nobody,
+    /// and that traveller's moves never look at them; a sharing change looks.
+    pub(super) dormant: DashMap<TravellerId, SubjectList, RandomState>,
+    /// Every fence by its cells: a public traveller, whom every fence may see, is judged
+    /// against these.
     pub(super) cells: Cells<Subject>,
+    /// The fences that see everyone (no viewer) by their cells: with `by_viewer`, what a
+    /// traveller that is not public is judged against.
+    pub(super) all_seeing: Cells<Subject>,
+    /// Fences by their viewer.
+    pub(super) by_viewer: DashMap<Arc<str>, SubjectList, RandomState>,
     /// The fences each traveller is inside.
-    pub(super) members_of: DashMap<TravellerId, Vec<Arc<Subject>>, RandomState>,
+    pub(super) members_of: DashMap<TravellerId, SubjectList, RandomState>,
     /// Set while recovery replays the log: nothing is judged (memberships are computed
     /// afresh once the state is whole) and nothing published.
     pub(super) quiet: AtomicBool,
@@ -59,7 +79,7 @@ pub struct Fences {
 impl std::fmt::Debug for Fences {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Fences")
-            .field("fences", &self.by_id.read().len())
+            .field("fences", &self.by_key.read().len())
             .finish_non_exhaustive()
     }
 }
@@ -67,8 +87,12 @@ impl std::fmt::Debug for Fences {
 /// One fence: its definition and its state. A replaced fence is a new subject; the old one
 /// is marked gone, so that a judgement that found it a moment before does nothing.
 pub struct Subject {
-    pub(super) id: Arc<str>,
+    pub(super) key: FenceKey,
     pub(super) fence: Fence,
+    /// Where its owner's events stood when this incarnation of the fence was created (a
+    /// replacement keeps it): a stream resuming from before it is told to list again,
+    /// never given the events of a fence that had the id before.
+    pub(super) born: Place,
     pub(super) state: Mutex<State>,
 }
 
@@ -76,7 +100,7 @@ pub struct Subject {
 #[derive(Debug, Default)]
 pub(super) struct State {
     pub(super) members: ByTraveller<Member>,
-    pub(super) owner: Option<Owner>,
+    pub(super) centre: Option<Centre>,
     pub(super) covering: Covering,
     pub(super) gone: bool,
 }
@@ -91,7 +115,7 @@ pub(super) struct Member {
 
 /// The traveller a roaming fence is around, as last seen.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct Owner {
+pub(super) struct Centre {
     pub(super) at: LatLon,
     /// The timestamp of the report that put it at `at`.
     pub(super) ts: i64,
@@ -100,7 +124,17 @@ pub(super) struct Owner {
     pub(super) visible: bool,
 }
 
-impl Owner {
+impl Centre {
+    /// Where `seen` is, as `fence`'s centre, if it has a position.
+    pub(super) fn of(fence: &Fence, seen: Seen<'_>) -> Option<Self> {
+        seen.position().map(|at| Self {
+            at,
+            ts: seen.ts(),
+            seen_ms: seen.seen_ms(),
+            visible: fence.sees(seen),
+        })
+    }
+
     /// Where it is, for an event.
     pub(super) fn around(self) -> Around {
         Around {
@@ -117,14 +151,24 @@ pub struct InsidePage {
     pub travellers: Vec<TravellerAt>,
     /// Whether more follow.
     pub more: bool,
-    /// The newest event when the page was read: stream the events after it.
+    /// The newest event of the fence's owner when the page was read: stream the events
+    /// after it.
     pub last_event: EventId,
 }
 
-/// Why a fence could not be stored.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("there are already {0} fences, the limit (--max-fences)")]
-pub struct FenceLimitError(pub usize);
+/// Takes `subject` out of the list under `key` of `map`, dropping the list once empty.
+pub(super) fn unlist<K>(
+    map: &DashMap<K, SubjectList, RandomState>,
+    key: &str,
+    subject: &Arc<Subject>,
+) where
+    K: std::hash::Hash + Eq + std::borrow::Borrow<str>,
+{
+    map.remove_if_mut(key, |_, list| {
+        list.retain(|s| !Arc::ptr_eq(s, subject));
+        list.is_empty()
+    });
+}
 
 impl Fences {
     /// No fences.
@@ -132,9 +176,14 @@ impl Fences {
         Self {
             config,
             events,
-            by_id: RwLock::new(BTreeMap::new()),
-            owners: DashMap::default(),
+            by_key: RwLock::new(BTreeMap::new()),
+            usage: Mutex::new(Usage::default()),
+            count: AtomicUsize::new(0),
+            following: DashMap::default(),
+            dormant: DashMap::default(),
             cells: Cells::default(),
+            all_seeing: Cells::default(),
+            by_viewer: DashMap::default(),
             members_of: DashMap::default(),
             quiet: AtomicBool::new(false),
             watches: Arc::default(),
@@ -151,42 +200,41 @@ impl Fences {
         &self.events
     }
 
-    /// The fence with this id.
-    pub fn get(&self, id: &str) -> Option<Fence> {
-        self.by_id.read().get(id).map(|s| s.fence.clone())
+    /// The limits on fences.
+    pub fn quotas(&self) -> &FenceQuotas {
+        &self.config.quotas
     }
 
-    /// Whether a fence has this id.
-    pub fn contains(&self, id: &str) -> bool {
-        self.by_id.read().contains_key(id)
+    /// The fence named `key`.
+    pub fn get(&self, key: &FenceKey) -> Option<Fence> {
+        self.by_key.read().get(key).map(|s| s.fence.clone())
     }
 
-    /// The fence ids in `ids` that name no fence.
-    pub fn missing<'a>(&self, ids: &'a [String]) -> Vec<&'a str> {
-        let by_id = self.by_id.read();
+    /// Where each of `ids` (fences of `owner`) was born, in order; `Err` with the first id
+    /// that names no fence.
+    pub fn births<'a>(&self, owner: &str, ids: &'a [String]) -> Result<Vec<Place>, &'a str> {
+        let by_key = self.by_key.read();
         ids.iter()
-            .filter(|id| !by_id.contains_key(id.as_str()))
-            .map(String::as_str)
+            .map(|id| {
+                by_key
+                    .get(&FenceKey::new(owner, id))
+                    .map(|s| s.born)
+                    .ok_or(id.as_str())
+            })
             .collect()
     }
 
-    /// Fences by id, after `after`, at most `limit` (those `viewer` sees as, if given), and
-    /// whether more follow.
-    pub fn list(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-        viewer: Option<&str>,
-    ) -> (Vec<Fence>, bool) {
-        let by_id = self.by_id.read();
-        let range = match after {
-            Some(a) => {
-                by_id.range::<str, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))
-            }
-            None => by_id.range::<str, _>(..),
+    /// `owner`'s fences by id, after `after`, at most `limit`, and whether more follow.
+    pub fn list(&self, owner: &str, after: Option<&str>, limit: usize) -> (Vec<Fence>, bool) {
+        let by_key = self.by_key.read();
+        let from = FenceKey::new(owner, after.unwrap_or(""));
+        let lower = match after {
+            Some(_) => std::ops::Bound::Excluded(from),
+            None => std::ops::Bound::Included(from),
         };
-        let mut page: Vec<Fence> = range
-            .filter(|(_, s)| viewer.is_none_or(|v| s.fence.viewer.as_deref() == Some(v)))
+        let mut page: Vec<Fence> = by_key
+            .range((lower, std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| *k.owner == *owner)
             .take(limit + 1)
             .map(|(_, s)| s.fence.clone())
             .collect();
@@ -195,9 +243,9 @@ impl Fences {
         (page, more)
     }
 
-    /// The travellers inside fence `id`, by id, after `after`, at most `limit`.
-    pub fn inside(&self, id: &str, after: Option<&str>, limit: usize) -> Option<InsidePage> {
-        let subject = self.by_id.read().get(id).cloned()?;
+    /// The travellers inside fence `key`, by id, after `after`, at most `limit`.
+    pub fn inside(&self, key: &FenceKey, after: Option<&str>, limit: usize) -> Option<InsidePage> {
+        let subject = self.by_key.read().get(key).cloned()?;
         let state = subject.state.lock();
         let mut inside: Vec<(&TravellerId, &Member)> = state
             .members
@@ -218,24 +266,25 @@ impl Fences {
                 .collect(),
             more,
             // Read under the fence's lock: every later event of this fence comes after it.
-            last_event: self.events.head(),
+            last_event: self.events.head(&key.owner),
         })
     }
 
-    /// Passes every fence to `f`, by id.
+    /// Passes every fence to `f`, by key.
     pub fn export<E>(&self, mut f: impl FnMut(&Fence) -> Result<(), E>) -> Result<(), E> {
-        let subjects: Vec<Arc<Subject>> = self.by_id.read().values().cloned().collect();
+        let subjects: Vec<Arc<Subject>> = self.by_key.read().values().cloned().collect();
         subjects.iter().try_for_each(|s| f(&s.fence))
     }
 
     /// Sizes now.
     pub fn counts(&self) -> FenceCounts {
-        let subjects: Vec<Arc<Subject>> = self.by_id.read().values().cloned().collect();
+        let subjects: Vec<Arc<Subject>> = self.by_key.read().values().cloned().collect();
         FenceCounts {
             fences: subjects.len(),
             roaming: subjects.iter().filter(|s| s.fence.is_roaming()).count(),
+            dormant: self.dormant.iter().map(|list| list.len()).sum(),
             memberships: subjects.iter().map(|s| s.state.lock().members.len()).sum(),
-            cell_entries: self.cells.entries(),
+            cell_entries: self.cells.entries() + self.all_seeing.entries(),
         }
     }
 
@@ -255,33 +304,25 @@ impl Fences {
 
     /// How many fences there are.
     pub fn count(&self) -> usize {
-        self.by_id.read().len()
+        self.count.load(Ordering::Acquire)
     }
 
-    /// Refuses a new fence beyond the limit (a fence replacing one with its id always fits).
-    pub fn check_room(&self, id: &str) -> Result<(), FenceLimitError> {
-        let by_id = self.by_id.read();
-        if by_id.len() >= self.config.max_fences && !by_id.contains_key(id) {
-            return Err(FenceLimitError(self.config.max_fences));
-        }
-        Ok(())
+    /// Refuses `fence` if storing it (replacing the fence with its key, if any) would pass
+    /// a limit. `privileged`: an admin-scope owner (see [`FenceQuotas`]).
+    pub fn check_room(&self, fence: &Fence, privileged: bool) -> Result<(), FenceLimitError> {
+        let old = self.get(&fence.key());
+        self.usage
+            .lock()
+            .check(&self.config.quotas, fence, old.as_ref(), privileged)
     }
 
-    /// Stores a fence, replacing any with its id, and judges every traveller it concerns:
+    /// Stores a fence, replacing any with its key, and judges every traveller it concerns:
     /// those inside the new one enter, those inside the old one only leave (cause `fence`).
-    /// Returns whether the id was new.
-    pub fn put(
-        &self,
-        fence: Fence,
-        travellers: &TravellerIndex,
-        now_ms: i64,
-    ) -> Result<bool, FenceLimitError> {
-        let id: Arc<str> = fence.id.as_str().into();
-        // Recovery restores every fence there was, whatever the limit is now.
-        if !self.is_quiet() {
-            self.check_room(&id)?;
-        }
-        let old = self.by_id.read().get(&id).cloned();
+    /// Returns whether the key was new. The limits are the caller's to check (recovery
+    /// restores every fence there was, whatever the limits are now).
+    pub fn put(&self, fence: Fence, travellers: &TravellerIndex, now_ms: i64) -> bool {
+        let key = fence.key();
+        let old = self.by_key.read().get(&key).cloned();
         // The new fence starts with the old one's members, so that travellers still inside
         // neither leave nor enter; then everyone concerned is judged against it.
         let (members, was_roaming) = match &old {
@@ -292,28 +333,24 @@ impl Fences {
             }
             None => (ByTraveller::default(), false),
         };
-        let owner = match &fence.kind {
-            FenceKind::Roaming { around, .. } => travellers
-                .with_seen(around, |seen| {
-                    seen.position().map(|at| Owner {
-                        at,
-                        ts: seen.ts(),
-                        seen_ms: seen.seen_ms(),
-                        visible: fence.sees(seen),
-                    })
-                })
-                .flatten(),
-            FenceKind::Static(_) => None,
+        let centre = fence
+            .around()
+            .and_then(|around| travellers.with_seen(around, |seen| Centre::of(&fence, seen)))
+            .flatten();
+        let covering = self.covering_of(&fence, centre.as_ref());
+        let born = match &old {
+            Some(old) => old.born,
+            None => self.events.head(&key.owner).place,
         };
-        let covering = self.covering_of(&fence, owner.as_ref());
         let subject = Arc::new(Subject {
-            id: id.clone(),
+            key: key.clone(),
             state: Mutex::new(State {
                 members,
-                owner,
+                centre,
                 covering: covering.clone(),
                 gone: false,
             }),
+            born,
             fence,
         });
         // A kind change keeps no one: the members left the old kind of fence.
@@ -323,17 +360,19 @@ impl Fences {
                 self.publish_exits(old, left, now_ms);
             }
         }
+        {
+            let mut usage = self.usage.lock();
+            if let Some(old) = &old {
+                usage.remove(&old.fence);
+            }
+            usage.add(&subject.fence);
+            self.count.store(usage.fences(), Ordering::Release);
+        }
         if let Some(old) = &old {
             self.unregister(old);
         }
-        self.by_id.write().insert(id, subject.clone());
-        self.cells.insert(&subject, &covering);
-        if let FenceKind::Roaming { around, .. } = &subject.fence.kind {
-            self.owners
-                .entry(TravellerId::from(around.as_str()))
-                .or_default()
-                .push(subject.clone());
-        }
+        self.by_key.write().insert(key, subject.clone());
+        self.register(&subject, &covering);
         let carried: Vec<TravellerId> = subject.state.lock().members.keys().cloned().collect();
         for t in &carried {
             self.replace_membership(t, old.as_ref(), Some(&subject));
@@ -342,15 +381,20 @@ impl Fences {
         if !self.is_quiet() {
             self.judge_all(&subject, travellers, now_ms, Cause::Fence, true);
         }
-        Ok(old.is_none())
+        old.is_none()
     }
 
-    /// Deletes fence `id`: its streams get a `deleted` event and end. Returns whether it
+    /// Deletes fence `key`: its streams get a `deleted` event and end. Returns whether it
     /// existed.
-    pub fn delete(&self, id: &str, now_ms: i64) -> bool {
-        let Some(subject) = self.by_id.write().remove(id) else {
+    pub fn delete(&self, key: &FenceKey, now_ms: i64) -> bool {
+        let Some(subject) = self.by_key.write().remove(key) else {
             return false;
         };
+        {
+            let mut usage = self.usage.lock();
+            usage.remove(&subject.fence);
+            self.count.store(usage.fences(), Ordering::Release);
+        }
         let members: Vec<TravellerId> = {
             let mut state = subject.state.lock();
             state.gone = true;
@@ -358,7 +402,7 @@ impl Fences {
                 self.events.publish(
                     now_ms,
                     [NewEvent {
-                        fence: subject.id.clone(),
+                        fence: subject.key.clone(),
                         kind: EventKind::Deleted,
                         traveller: None,
                         cause: None,
@@ -378,34 +422,75 @@ impl Fences {
 
     /// Forgets every fence (a recovery that fell back to an older snapshot starts again).
     pub fn clear(&self) {
-        let subjects = std::mem::take(&mut *self.by_id.write());
+        let subjects = std::mem::take(&mut *self.by_key.write());
         for subject in subjects.values() {
             subject.state.lock().gone = true;
             self.unregister(subject);
         }
+        *self.usage.lock() = Usage::default();
+        self.count.store(0, Ordering::Release);
         self.members_of.clear();
     }
 
-    /// Takes a subject out of the cells and the owners' map.
-    fn unregister(&self, subject: &Arc<Subject>) {
-        let covering = subject.state.lock().covering.clone();
-        self.cells.remove(subject, &covering);
-        if let FenceKind::Roaming { around, .. } = &subject.fence.kind {
-            self.owners.remove_if_mut(around.as_str(), |_, list| {
-                list.retain(|s| !Arc::ptr_eq(s, subject));
-                list.is_empty()
-            });
+    /// Lists a new subject in the cells of `covering` and the maps that find it.
+    fn register(&self, subject: &Arc<Subject>, covering: &Covering) {
+        self.cells.insert(subject, covering);
+        match &subject.fence.viewer {
+            None => self.all_seeing.insert(subject, covering),
+            Some(viewer) => self
+                .by_viewer
+                .entry(viewer.as_str().into())
+                .or_default()
+                .push(subject.clone()),
+        }
+        if let Some(around) = subject.fence.around() {
+            // Dormant while its viewer may not see its traveller; following otherwise (a
+            // traveller with no position yet is followed from its first).
+            let dormant = subject.state.lock().centre.is_some_and(|c| !c.visible);
+            let list = if dormant {
+                &self.dormant
+            } else {
+                &self.following
+            };
+            list.entry(TravellerId::from(around))
+                .or_default()
+                .push(subject.clone());
         }
     }
 
-    /// The cells a fence covers: its area's, or its circle's around where its traveller is.
-    pub(super) fn covering_of(&self, fence: &Fence, owner: Option<&Owner>) -> Covering {
-        match (&fence.kind, owner) {
+    /// Takes a subject out of the cells and every map that finds it.
+    fn unregister(&self, subject: &Arc<Subject>) {
+        let covering = std::mem::take(&mut subject.state.lock().covering);
+        self.cells.remove(subject, &covering);
+        match &subject.fence.viewer {
+            None => self.all_seeing.remove(subject, &covering),
+            Some(viewer) => unlist(&self.by_viewer, viewer.as_str(), subject),
+        }
+        if let Some(around) = subject.fence.around() {
+            unlist(&self.following, around, subject);
+            unlist(&self.dormant, around, subject);
+        }
+    }
+
+    /// Moves a subject's cells from its covering to `covering`, in every cell index it is
+    /// listed in. The caller holds its state.
+    pub(super) fn move_cells(&self, subject: &Arc<Subject>, state: &mut State, covering: Covering) {
+        self.cells.replace(subject, &state.covering, &covering);
+        if subject.fence.viewer.is_none() {
+            self.all_seeing.replace(subject, &state.covering, &covering);
+        }
+        state.covering = covering;
+    }
+
+    /// The cells a fence covers: its area's, or its circle's around where its traveller is
+    /// (none while its viewer may not see it).
+    pub(super) fn covering_of(&self, fence: &Fence, centre: Option<&Centre>) -> Covering {
+        match (&fence.kind, centre) {
             (FenceKind::Static(area), _) => Covering::of_area(area),
-            (FenceKind::Roaming { radius_m, .. }, Some(owner)) => {
-                Covering::of_cap(owner.at, *radius_m)
+            (FenceKind::Roaming { radius_m, .. }, Some(centre)) if centre.visible => {
+                Covering::of_cap(centre.at, *radius_m)
             }
-            (FenceKind::Roaming { .. }, None) => Covering::default(),
+            (FenceKind::Roaming { .. }, _) => Covering::default(),
         }
     }
 
@@ -417,10 +502,7 @@ impl Fences {
         new: Option<&Arc<Subject>>,
     ) {
         if let Some(old) = old {
-            self.members_of.remove_if_mut(t, |_, list| {
-                list.retain(|s| !Arc::ptr_eq(s, old));
-                list.is_empty()
-            });
+            unlist(&self.members_of, t.as_str(), old);
         }
         if let Some(new) = new {
             let mut list = self.members_of.entry(t.clone()).or_default();

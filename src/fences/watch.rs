@@ -86,6 +86,9 @@ pub struct Watches {
     global: RwLock<Vec<Arc<Watch>>>,
     /// Every map, for the expiry scan.
     all: RwLock<Vec<Arc<Watch>>>,
+    /// Maps by their viewer: a traveller that is not public is shown only on these (its
+    /// own, and its viewers'), never looked for on anyone else's.
+    by_viewer: DashMap<Arc<str>, Vec<Arc<Watch>>, RandomState>,
     /// The maps each traveller is shown on.
     members_of: DashMap<TravellerId, Vec<Arc<Watch>>, RandomState>,
     /// Maps open (counted up before one is registered, down after it is gone): while
@@ -146,6 +149,12 @@ impl Watches {
         } else {
             self.cells.insert(&watch, &covering);
         }
+        if let Some(viewer) = &watch.viewer {
+            self.by_viewer
+                .entry(viewer.as_str().into())
+                .or_default()
+                .push(watch.clone());
+        }
         self.all.write().push(watch.clone());
         let mut handle = WatchHandle {
             watch: watch.clone(),
@@ -173,7 +182,8 @@ impl Watches {
         Ok((handle, snapshot))
     }
 
-    /// Judges a traveller against the maps near it and those that show it.
+    /// Judges a traveller against the maps that show it and those that may: for a public
+    /// traveller the maps near it, for any other only its own viewers' maps.
     pub(super) fn on_traveller(&self, seen: Seen<'_>, now_ms: i64) {
         if self.open.load(Ordering::SeqCst) == 0 {
             return;
@@ -183,14 +193,25 @@ impl Watches {
             .get(seen.id())
             .map(|list| list.clone())
             .unwrap_or_default();
-        if let Some(p) = seen.position() {
-            let near = self.cells.at(p).into_iter().map(|found| found.subject);
-            let global = self.global.read().clone();
-            for watch in near.chain(global) {
-                if !candidates.iter().any(|w| Arc::ptr_eq(w, &watch)) {
-                    candidates.push(watch);
+        let mut add = |watch: Arc<Watch>| {
+            if !candidates.iter().any(|w| Arc::ptr_eq(w, &watch)) {
+                candidates.push(watch);
+            }
+        };
+        match seen.position() {
+            Some(p) if seen.is_public() => {
+                let near = self.cells.at(p).into_iter().map(|found| found.subject);
+                let global = self.global.read().clone();
+                near.chain(global).for_each(&mut add);
+            }
+            Some(_) => {
+                for viewer in std::iter::once(seen.id()).chain(seen.viewers()) {
+                    if let Some(list) = self.by_viewer.get(viewer) {
+                        list.iter().cloned().for_each(&mut add);
+                    }
                 }
             }
+            None => {}
         }
         for watch in &candidates {
             self.judge(watch, seen, now_ms, true);
@@ -315,6 +336,12 @@ impl Watches {
         } else {
             self.cells.remove(watch, &covering);
         }
+        if let Some(viewer) = &watch.viewer {
+            self.by_viewer.remove_if_mut(viewer.as_str(), |_, list| {
+                list.retain(|w| !Arc::ptr_eq(w, watch));
+                list.is_empty()
+            });
+        }
         self.all.write().retain(|w| !Arc::ptr_eq(w, watch));
         for id in members {
             self.forget(&id, watch);
@@ -324,7 +351,7 @@ impl Watches {
 
     /// Live maps open now.
     pub fn count(&self) -> usize {
-        self.all.read().len()
+        self.open.load(Ordering::SeqCst)
     }
 }
 

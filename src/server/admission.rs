@@ -222,7 +222,7 @@ fn admit(state: &AppState, request: &Request) -> Result<(Admitted, Caller), Box<
         return Err(Box::new(refused.into_response()));
     }
     let mut rate_limit = None;
-    let mut caller = Caller::OPEN;
+    let mut caller = Caller::open();
     let secured = state.keys.is_some() || state.tokens.is_some();
     if let (true, Some(scope)) = (
         secured,
@@ -247,6 +247,7 @@ fn admit(state: &AppState, request: &Request) -> Result<(Admitted, Caller), Box<
             key: Some(key.line),
             admin: key.allows(Scope::Admin),
             traveller: None,
+            owner: key.owner.clone(),
         };
         if !key.allows(scope) {
             let problem =
@@ -310,11 +311,7 @@ fn admit_token(
         ));
     }
     ready(state, request)?;
-    Ok(Caller {
-        key: None,
-        admin: false,
-        traveller: Some(token.traveller),
-    })
+    Ok(Caller::traveller(token.traveller))
 }
 
 /// The routes a traveller token may not use at all, and why.

@@ -100,7 +100,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let connection = builder.serve_connection(
             TokioIo::new(super::malformed::ProblemOnParseError::new(stream)),
-            TowerToHyperService::new(app.clone()),
+            TowerToHyperService::new(app.clone().for_peer(peer.ip())),
         );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

@@ -22,6 +22,7 @@ mod response;
 mod routes;
 pub mod sse;
 pub mod ui;
+pub mod work;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -62,6 +63,8 @@ pub struct Limits {
     pub max_watch_snapshot: usize,
     /// Most streams (fence streams and live maps) at once.
     pub max_subscribers: usize,
+    /// How far ahead of the server's clock a position's `ts` may be, ms.
+    pub max_clock_skew_ms: i64,
 }
 
 /// What every handler can reach: one allocation behind an `Arc`, so that the copy axum
@@ -100,13 +103,27 @@ pub struct Shared {
     pub tokens: Option<Arc<auth::Tokens>>,
     /// When the server started (for uptime).
     pub started: std::time::Instant,
-    /// Event streams held open, per key.
+    /// Event streams (fence streams and live maps) held open, per owner or, on an open
+    /// server, per client address.
     pub streams: Arc<sse::StreamSlots>,
+    /// Live maps held open, per owner or client address.
+    pub maps: Arc<sse::StreamSlots>,
     /// The map viewer's settings; `None` serves no viewer (`--no-ui`).
     pub ui: Option<ui::UiConfig>,
     /// Cancelled when the server begins to stop: event streams end, so that the requests
     /// in flight can finish.
     pub stopping: tokio_util::sync::CancellationToken,
+}
+
+impl Shared {
+    /// The latest position `ts` taken now.
+    pub fn horizon(&self) -> positions::Horizon {
+        let skew_ms = self.limits.max_clock_skew_ms;
+        positions::Horizon {
+            latest_ms: self.engine.now_ms().saturating_add(skew_ms),
+            skew_ms,
+        }
+    }
 }
 
 /// What the listener serves: every route of the API, each behind admission and counted,

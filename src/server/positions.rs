@@ -50,9 +50,34 @@ pub struct Batch {
     pub rejected_total: usize,
 }
 
+/// The latest `ts` the server takes: reports further in the future than
+/// `--max-clock-skew` are refused, so that no report can pin a traveller in place (a
+/// report of year 33,000 would outrank every later one until its time-to-live).
+#[derive(Debug, Clone, Copy)]
+pub struct Horizon {
+    /// The latest `ts` taken, Unix ms.
+    pub latest_ms: i64,
+    /// The allowed skew, for the message.
+    pub skew_ms: i64,
+}
+
+impl Horizon {
+    /// Refuses a report from too far in the future.
+    pub fn check(&self, update: &PositionUpdate) -> Result<(), String> {
+        if update.ts > self.latest_ms {
+            return Err(format!(
+                "ts: {} is more than {} s ahead of the server's clock (--max-clock-skew)",
+                update.ts,
+                self.skew_ms / 1000
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Batch {
-    fn take(&mut self, index: usize, item: &[u8]) {
-        match parse_item(item) {
+    fn take(&mut self, index: usize, item: &[u8], horizon: Horizon) {
+        match parse_item(item).and_then(|u| horizon.check(&u).map(|()| u)) {
             Ok(update) => self.updates.push(update),
             Err(reason) => {
                 self.rejected_total += 1;
@@ -81,8 +106,12 @@ pub fn format_of(headers: &HeaderMap) -> Result<Option<BatchFormat>, ApiError> {
     }
 }
 
-/// Parses a whole batch body.
-pub fn parse(body: &[u8], format: Option<BatchFormat>) -> Result<Batch, ApiError> {
+/// Parses a whole batch body; reports past `horizon` are rejected.
+pub fn parse(
+    body: &[u8],
+    format: Option<BatchFormat>,
+    horizon: Horizon,
+) -> Result<Batch, ApiError> {
     let format = format.unwrap_or_else(|| match body.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'[') => BatchFormat::JsonArray,
         _ => BatchFormat::Ndjson,
@@ -102,7 +131,7 @@ pub fn parse(body: &[u8], format: Option<BatchFormat>) -> Result<Batch, ApiError
                 if index >= MAX_BATCH_UPDATES {
                     return Err(too_many());
                 }
-                batch.take(index, line);
+                batch.take(index, line, horizon);
             }
         }
         BatchFormat::JsonArray => {
@@ -113,7 +142,7 @@ pub fn parse(body: &[u8], format: Option<BatchFormat>) -> Result<Batch, ApiError
                 return Err(too_many());
             }
             for (index, item) in items.iter().enumerate() {
-                batch.take(index, item.get().as_bytes());
+                batch.take(index, item.get().as_bytes(), horizon);
             }
         }
     }
@@ -140,10 +169,32 @@ fn parse_item(item: &[u8]) -> Result<PositionUpdate, String> {
 mod tests {
     use super::*;
 
+    const ANY_TIME: Horizon = Horizon {
+        latest_ms: i64::MAX,
+        skew_ms: 0,
+    };
+
+    #[test]
+    fn a_report_from_past_the_horizon_is_rejected_alone() {
+        let body = b"{\"id\":\"a\",\"lat\":1,\"lon\":2,\"ts\":1000}\n{\"id\":\"b\",\"lat\":1,\"lon\":2,\"ts\":1000000000000000}\n";
+        let horizon = Horizon {
+            latest_ms: 86_401_000,
+            skew_ms: 86_400_000,
+        };
+        let batch = parse(body, None, horizon).expect("a batch");
+        assert_eq!(batch.updates.len(), 1);
+        assert_eq!(batch.rejected[0].0, 1);
+        assert!(
+            batch.rejected[0].1.contains("86400 s ahead"),
+            "{}",
+            batch.rejected[0].1
+        );
+    }
+
     #[test]
     fn ndjson_lines_are_parsed_one_by_one_and_bad_ones_rejected_alone() {
         let body = b"{\"id\":\"a\",\"lat\":1,\"lon\":2,\"ts\":5}\n\n{\"id\":\"b\",\"lat\":91,\"lon\":2,\"ts\":5}\nnot json\r\n{\"id\":\"c\",\"lat\":1,\"lon\":2,\"ts\":7,\"speed\":3}\n";
-        let batch = parse(body, Some(BatchFormat::Ndjson)).expect("a batch");
+        let batch = parse(body, Some(BatchFormat::Ndjson), ANY_TIME).expect("a batch");
         assert_eq!(batch.updates.len(), 1);
         let indexes: Vec<usize> = batch.rejected.iter().map(|r| r.0).collect();
         assert_eq!(indexes, [1, 2, 3], "blank lines are not updates");
@@ -162,7 +213,7 @@ mod tests {
     #[test]
     fn a_json_array_is_parsed_element_by_element() {
         let body = br#"[{"id":"a","lat":1,"lon":2,"ts":5},{"id":"","lat":1,"lon":2,"ts":5},{"id":"c","lat":1,"lon":2,"ts":-1}]"#;
-        let batch = parse(body, None).expect("a batch");
+        let batch = parse(body, None, ANY_TIME).expect("a batch");
         assert_eq!(batch.updates.len(), 1);
         assert_eq!(
             batch.rejected.iter().map(|r| r.0).collect::<Vec<_>>(),
@@ -171,7 +222,7 @@ mod tests {
         assert!(batch.rejected[0].1.starts_with("id"));
         assert!(batch.rejected[1].1.starts_with("ts"));
         assert!(
-            parse(b"[1, 2", Some(BatchFormat::JsonArray)).is_err(),
+            parse(b"[1, 2", Some(BatchFormat::JsonArray), ANY_TIME).is_err(),
             "a broken array is refused whole"
         );
     }

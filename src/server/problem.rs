@@ -216,12 +216,14 @@ impl From<EngineError> for ApiError {
                 format!("category: {e}"),
             ),
             EngineError::Cursor(e) => Self::bad_parameter(format!("cursor: {e}")),
+            EngineError::FenceLimit(e) if e.is_bad_request() => Self::bad_body(e.to_string()),
             EngineError::FenceLimit(e) => Self::new(
                 StatusCode::CONFLICT,
                 "fence-limit",
-                "Too many fences",
-                format!("id: {e}"),
+                "Fence limit",
+                e.to_string(),
             ),
+            EngineError::NotVisible { .. } => Self::not_found(e.to_string()),
             EngineError::Heatmap(e) => Self::bad_parameter(e.to_string()),
             EngineError::Storage(e) => {
                 tracing::error!(error = %e, "storage failed");

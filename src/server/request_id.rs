@@ -37,13 +37,33 @@ const MAX_CLIENT_ID_BYTES: usize = 64;
 #[derive(Clone)]
 pub struct RequestId<S> {
     inner: S,
+    /// The client's address, on a connection's own copy.
+    peer: Option<std::net::IpAddr>,
 }
+
+/// The client's address, told to the routes that count streams by it (on an open server,
+/// where there is no key to count them by).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::IpAddr);
 
 impl<S> RequestId<S> {
     /// Wraps `inner`.
     pub fn new(inner: S) -> Self {
-        Self { inner }
+        Self { inner, peer: None }
     }
+
+    /// This service for a connection from `peer`.
+    pub fn for_peer(mut self, peer: std::net::IpAddr) -> Self {
+        self.peer = Some(peer);
+        self
+    }
+}
+
+/// Whether a path opens an event stream or a live map.
+pub fn is_stream_path(path: &str) -> bool {
+    path == "/v1/events"
+        || path == "/v1/travellers/watch"
+        || (path.starts_with("/v1/fences/") && path.ends_with("/events"))
 }
 
 impl<S, B> Service<Request<B>> for RequestId<S>
@@ -58,7 +78,13 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // Only stream routes are told the address (an extension costs an allocation).
+        if let Some(peer) = self.peer
+            && is_stream_path(request.uri().path())
+        {
+            request.extensions_mut().insert(PeerAddr(peer));
+        }
         let id = request
             .headers()
             .get(&HEADER)

@@ -26,21 +26,29 @@ use crate::travellers::TravellerAt;
 /// How often an idle stream gets a comment line.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// Streams held open per key or traveller, bounded (`--max-streams-per-key`).
+/// Streams (or live maps) held open per holder, bounded (`--max-streams-per-key`,
+/// `--max-maps-per-owner`).
 pub type StreamSlots = super::quota::Quota<StreamHolder>;
 
-/// Whose streams are counted together: a service key's, or a traveller token's.
+/// Whose streams are counted together: an owner's (a key's, or a traveller token's), or on
+/// an open server a client address's.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum StreamHolder {
-    /// The key on this line of the keys file.
-    Key(usize),
-    /// Tokens for this traveller.
-    Traveller(std::sync::Arc<str>),
+    /// A key or a traveller token, by the owner it is.
+    Owner(std::sync::Arc<str>),
+    /// A client of an open server, by its address.
+    Address(std::net::IpAddr),
 }
 
-/// One stream's place in its holder's count, given back when dropped; `None` on an open
-/// server, which only the server-wide limit bounds.
-pub type StreamSlot = Option<super::quota::QuotaSlot<StreamHolder>>;
+/// One stream's places in its holder's counts (a live map holds a place among the
+/// holder's streams and one among its maps), given back when dropped.
+#[derive(Debug)]
+pub struct StreamSlot {
+    /// Its place among the holder's streams.
+    pub stream: super::quota::QuotaSlot<StreamHolder>,
+    /// Its place among the holder's live maps.
+    pub map: Option<super::quota::QuotaSlot<StreamHolder>>,
+}
 
 /// What a fence stream needs while it runs.
 struct Feed {

@@ -178,8 +178,9 @@ impl TravellerIndex {
         })
     }
 
-    /// The trail points with `ts >= since`, oldest first, if the traveller is live and
-    /// `viewer` may see it.
+    /// The trail points with `ts >= since` that `viewer` may see (those reported while it
+    /// could see the traveller), oldest first, if the traveller is live and `viewer` may
+    /// see it.
     pub fn trail(
         &self,
         id: &str,
@@ -188,8 +189,13 @@ impl TravellerIndex {
         now_ms: i64,
     ) -> Option<Vec<TrailPoint>> {
         self.with_slot(id, |t| {
-            (self.live(t, now_ms) && t.allows(viewer))
-                .then(|| t.trail.since(since).copied().collect())
+            (self.live(t, now_ms) && t.allows(viewer)).then(|| {
+                t.trail
+                    .since(since)
+                    .filter(|p| t.allows_history(viewer, p.ts))
+                    .copied()
+                    .collect()
+            })
         })
     }
 
@@ -271,6 +277,7 @@ impl TravellerIndex {
                     }),
                     trail: t.trail.since(i64::MIN).copied().collect(),
                     sharing: t.sharing(),
+                    since: t.since(),
                 })?;
             }
         }
@@ -301,7 +308,8 @@ impl TravellerIndex {
             t.set_position_extra(c.accuracy_m, c.trip_id.as_deref());
             self.cells.insert(u64::from(t.cell), h);
         }
-        t.set_sharing(record.sharing);
+        let (visibility, viewers) = record.sharing.into_parts();
+        t.restore_sharing(visibility, viewers, record.since);
     }
 
     /// Forgets every traveller.

@@ -30,7 +30,7 @@ mod oracle_tests;
 
 pub use index::TravellerIndex;
 pub use seen::{Seen, TravellerHandle};
-pub use sharing::{MAX_VIEWERS, Sharing, SharingError, Visibility};
+pub use sharing::{MAX_VIEWERS, Sharing, SharingError, Since, Visibility};
 pub use trail::{Trail, TrailPoint};
 pub use within::TravellerPage;
 
@@ -191,6 +191,34 @@ pub struct TravellerRecord {
     pub trail: Vec<TrailPoint>,
     /// Who may see it.
     pub sharing: Sharing,
+    /// Since when its viewers may see its history.
+    pub since: Since,
+}
+
+/// A traveller's state as snapshots of format version 1 stored it, before viewers had
+/// thresholds: read as a record whose viewers see everything kept.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LegacyTravellerRecord {
+    /// Id.
+    pub id: String,
+    /// Newest position, if any.
+    pub current: Option<CurrentRecord>,
+    /// Recent positions, oldest first.
+    pub trail: Vec<TrailPoint>,
+    /// Who may see it.
+    pub sharing: Sharing,
+}
+
+impl From<LegacyTravellerRecord> for TravellerRecord {
+    fn from(r: LegacyTravellerRecord) -> Self {
+        Self {
+            id: r.id,
+            current: r.current,
+            trail: r.trail,
+            sharing: r.sharing,
+            since: Since::default(),
+        }
+    }
 }
 
 impl TravellerRecord {

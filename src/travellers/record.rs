@@ -2,7 +2,7 @@
 //! pointer.
 
 use super::TravellerId;
-use super::sharing::{self, Sharing, Visibility};
+use super::sharing::{self, Sharing, Since, Visibility};
 use super::trail::Trail;
 use crate::geometry::LatLon;
 
@@ -42,6 +42,8 @@ struct Extra {
     viewers: Box<[Box<str>]>,
     /// The moment the position's age counts from, when it is too far before `ts` to pack.
     seen_ms: Option<i64>,
+    /// Since when its viewers may see its history, unless they all see everything kept.
+    since: Option<Box<Since>>,
 }
 
 impl Extra {
@@ -50,6 +52,7 @@ impl Extra {
             && self.trip_id.is_none()
             && self.viewers.is_empty()
             && self.seen_ms.is_none()
+            && self.since.is_none()
     }
 }
 
@@ -126,12 +129,39 @@ impl Record {
         });
     }
 
+    /// The viewers list as stored (whatever the visibility).
+    pub(super) fn viewer_list(&self) -> &[Box<str>] {
+        self.viewers()
+    }
+
     fn viewers(&self) -> &[Box<str>] {
         self.extra.as_ref().map_or(&[], |e| &e.viewers)
     }
 
     pub(super) fn allows(&self, viewer: Option<&str>) -> bool {
         sharing::allows(self.visibility(), self.viewers(), &self.id, viewer)
+    }
+
+    /// Whether `viewer` may see this traveller's point of `ts` (see [`sharing`]).
+    pub(super) fn allows_history(&self, viewer: Option<&str>, ts: i64) -> bool {
+        let everything = Since::default();
+        let since = self.extra.as_ref().and_then(|e| e.since.as_deref());
+        sharing::allows_history(
+            self.visibility(),
+            self.viewers(),
+            since.unwrap_or(&everything),
+            &self.id,
+            viewer,
+            ts,
+        )
+    }
+
+    /// Since when its viewers may see its history.
+    pub(super) fn since(&self) -> Since {
+        self.extra
+            .as_ref()
+            .and_then(|e| e.since.as_deref().cloned())
+            .unwrap_or_default()
     }
 
     pub(super) fn sharing_is_default(&self) -> bool {
@@ -155,10 +185,35 @@ impl Record {
         });
     }
 
+    /// Sets who may see it. A viewer that may see it now and could not before sees none of
+    /// the history kept so far (see [`sharing`]).
     pub(super) fn set_sharing(&mut self, sharing: Sharing) {
+        let cut = self
+            .trail
+            .newest_ts()
+            .map_or(i64::MIN, |ts| ts.saturating_add(1));
         let (visibility, viewers) = sharing.into_parts();
+        let since = self.since().after_change(
+            (self.visibility(), self.viewers()),
+            (visibility, &viewers),
+            cut,
+        );
+        self.restore_sharing(visibility, viewers, since);
+    }
+
+    /// Sets who may see it and since when, as a snapshot recorded them.
+    pub(super) fn restore_sharing(
+        &mut self,
+        visibility: Visibility,
+        viewers: Box<[Box<str>]>,
+        since: Since,
+    ) {
         self.set_visibility(visibility);
-        self.edit_extra(!viewers.is_empty(), |extra| extra.viewers = viewers);
+        let since = (!since.is_everything()).then(|| Box::new(since));
+        self.edit_extra(!viewers.is_empty() || since.is_some(), |extra| {
+            extra.viewers = viewers;
+            extra.since = since;
+        });
     }
 
     /// Applies `edit` to the rare parts, creating them only if `needed` (an update that sets

@@ -64,6 +64,23 @@ impl<'a> Seen<'a> {
         self.record.allows(viewer)
     }
 
+    /// Whether everyone may see it.
+    pub fn is_public(&self) -> bool {
+        self.record.visibility() == super::Visibility::Public
+    }
+
+    /// The viewers it shares with by name (besides itself): its friends, when its sharing
+    /// is `friends`; none otherwise.
+    pub fn viewers(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let record = self.record;
+        let friends = record.visibility() == super::Visibility::Friends;
+        record
+            .viewer_list()
+            .iter()
+            .take(if friends { usize::MAX } else { 0 })
+            .map(|v| &**v)
+    }
+
     /// Where its record lies.
     pub fn handle(&self) -> TravellerHandle {
         TravellerHandle(self.handle)

@@ -1,4 +1,11 @@
-//! Who may see a traveller: [`Sharing`] and the one rule, [`Sharing::allows`].
+//! Who may see a traveller: [`Sharing`], and the one rule that decides it, for where it is
+//! now ([`allows`]) and for where it was ([`allows_history`]).
+//!
+//! A viewer sees only the history reported while it could see the traveller: when a
+//! sharing change lets a viewer see it that could not before, the viewer's threshold
+//! ([`Since`]) is set past the newest point already kept, so a traveller that goes
+//! private, moves, and shares again does not hand its private trail to the new viewer. A
+//! viewer allowed all along keeps its threshold through changes that keep it allowed.
 
 use crate::ids::{IdError, validate_id};
 
@@ -113,6 +120,73 @@ impl Sharing {
     }
 }
 
+/// Since when each viewer of a traveller may see its history: the smallest point
+/// timestamp each is shown. `i64::MIN`: everything kept.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Since {
+    /// Everyone's, when the traveller is public.
+    pub public: i64,
+    /// Each listed viewer's, in the order of the sharing's (sorted) viewers; empty when
+    /// every one of them sees everything.
+    pub viewers: Vec<i64>,
+}
+
+impl Default for Since {
+    fn default() -> Self {
+        Self {
+            public: i64::MIN,
+            viewers: Vec::new(),
+        }
+    }
+}
+
+impl Since {
+    /// The thresholds after a change from sharing `old` (with thresholds `self`) to `new`,
+    /// where `cut` is one past the newest point kept (`i64::MIN` with none): a viewer
+    /// allowed before keeps its threshold, a viewer newly allowed gets `cut`.
+    pub(crate) fn after_change(
+        &self,
+        old: (Visibility, &[Box<str>]),
+        new: (Visibility, &[Box<str>]),
+        cut: i64,
+    ) -> Self {
+        let before = |viewer: Option<&str>| -> Option<i64> {
+            match (old.0, viewer) {
+                (Visibility::Public, _) => Some(self.public),
+                (Visibility::Friends, Some(v)) => old
+                    .1
+                    .binary_search_by(|x| (**x).cmp(v))
+                    .ok()
+                    .map(|i| self.viewers.get(i).copied().unwrap_or(i64::MIN)),
+                _ => None,
+            }
+        };
+        let public = match new.0 {
+            Visibility::Public => before(None).unwrap_or(cut),
+            _ => i64::MIN,
+        };
+        let viewers: Vec<i64> = match new.0 {
+            Visibility::Friends => new
+                .1
+                .iter()
+                .map(|v| before(Some(v)).unwrap_or(cut))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let viewers = if viewers.iter().all(|&s| s == i64::MIN) {
+            Vec::new()
+        } else {
+            viewers
+        };
+        Self { public, viewers }
+    }
+
+    /// Whether every viewer sees everything kept (nothing worth storing).
+    pub fn is_everything(&self) -> bool {
+        self.public == i64::MIN && self.viewers.is_empty()
+    }
+}
+
 /// The rule of [`Sharing::is_default`], over the parts.
 pub(crate) fn is_default(visibility: Visibility, viewers: &[Box<str>]) -> bool {
     visibility == Visibility::Private && viewers.is_empty()
@@ -133,6 +207,33 @@ pub(crate) fn allows(
     }
 }
 
+/// The rule for history: whether `viewer` may see traveller `owner`'s point of `ts`. It
+/// must see the traveller ([`allows`]), and the point must be at or past its threshold in
+/// `since` (the traveller itself sees all of its own).
+pub(crate) fn allows_history(
+    visibility: Visibility,
+    viewers: &[Box<str>],
+    since: &Since,
+    owner: &str,
+    viewer: Option<&str>,
+    ts: i64,
+) -> bool {
+    if !allows(visibility, viewers, owner, viewer) {
+        return false;
+    }
+    let threshold = match (visibility, viewer) {
+        (_, Some(v)) if v == owner => i64::MIN,
+        (Visibility::Public, _) => since.public,
+        (Visibility::Friends, Some(v)) => viewers
+            .binary_search_by(|x| (**x).cmp(v))
+            .ok()
+            .and_then(|i| since.viewers.get(i).copied())
+            .unwrap_or(i64::MIN),
+        _ => return false,
+    };
+    ts >= threshold
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +251,45 @@ mod tests {
         assert!(!private.allows("me", Some("amy")));
         let public = Sharing::new(Visibility::Public, vec![]).expect("valid");
         assert!(public.allows("me", None));
+    }
+
+    fn parts(s: &Sharing) -> (Visibility, &[Box<str>]) {
+        (s.visibility, &s.viewers)
+    }
+
+    #[test]
+    fn a_newly_allowed_viewer_sees_only_what_comes_after_it_was_allowed() {
+        let private = Sharing::default();
+        let public = Sharing::new(Visibility::Public, vec![]).expect("valid");
+        let amy = Sharing::new(Visibility::Friends, vec!["amy".into()]).expect("valid");
+        let amy_bob =
+            Sharing::new(Visibility::Friends, vec!["amy".into(), "bob".into()]).expect("valid");
+        // Private with points up to 100, then public: the public sees from 101.
+        let since = Since::default().after_change(parts(&private), parts(&public), 101);
+        let sees = |s: &Sharing, since: &Since, v: Option<&str>, ts| {
+            allows_history(s.visibility, &s.viewers, since, "me", v, ts)
+        };
+        assert!(!sees(&public, &since, None, 100));
+        assert!(sees(&public, &since, None, 101));
+        assert!(
+            sees(&public, &since, Some("me"), 1),
+            "itself sees everything"
+        );
+        // Public to friends with amy, at 201: amy keeps seeing from 101.
+        let since = since.after_change(parts(&public), parts(&amy), 201);
+        assert!(sees(&amy, &since, Some("amy"), 150));
+        assert!(!sees(&amy, &since, Some("amy"), 100));
+        // bob joins at 301: from 301 for him, amy unchanged.
+        let since = since.after_change(parts(&amy), parts(&amy_bob), 301);
+        assert!(!sees(&amy_bob, &since, Some("bob"), 250));
+        assert!(sees(&amy_bob, &since, Some("bob"), 301));
+        assert!(sees(&amy_bob, &since, Some("amy"), 150));
+        // Private, then friends again at 401: amy starts over.
+        let since = since.after_change(parts(&amy_bob), parts(&private), 401);
+        let since = since.after_change(parts(&private), parts(&amy), 401);
+        assert!(!sees(&amy, &since, Some("amy"), 400));
+        assert!(sees(&amy, &since, Some("amy"), 401));
+        assert!(!sees(&amy, &since, Some("eve"), 500), "never a stranger");
     }
 
     #[test]

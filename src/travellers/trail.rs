@@ -67,6 +67,11 @@ impl Trail {
         self.points[start..].iter()
     }
 
+    /// The newest point's timestamp.
+    pub fn newest_ts(&self) -> Option<i64> {
+        self.points.last().map(|p| p.ts)
+    }
+
     /// Number of points.
     pub fn len(&self) -> usize {
         self.points.len()

@@ -69,7 +69,11 @@ async fn every_acknowledged_write_survives_sigkill() {
             let (stop, acked, client, base) =
                 (stop.clone(), acked.clone(), client.clone(), base.clone());
             tokio::spawn(async move {
-                let ts0 = 1_800_000_000_000i64;
+                // Reports from now on: one further ahead than --max-clock-skew is refused.
+                let ts0 = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .expect("after 1970")
+                    .as_millis() as i64;
                 for i in 0..100_000i64 {
                     if stop.load(Ordering::Relaxed) {
                         break;
@@ -116,6 +120,10 @@ async fn every_acknowledged_write_survives_sigkill() {
                     if r.status() != 200 {
                         break;
                     }
+                    let Ok(counts) = r.json::<serde_json::Value>().await else {
+                        break;
+                    };
+                    assert_eq!(counts["accepted"], 1, "{counts}");
                     acked
                         .lock()
                         .expect("lock")

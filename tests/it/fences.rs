@@ -488,10 +488,20 @@ async fn a_fence_seeing_everyone_needs_the_admin_scope_and_streams_are_counted_p
     );
     let (status, _) = s.send(put("admin-key-0123456789")).await;
     assert_eq!(status, 201);
+    // Fences are per owner: the writer streams a fence of its own.
+    let (status, _) = s
+        .send(
+            s.client
+                .put(s.url("/v1/fences/mine"))
+                .bearer_auth("writer-key-0123456789")
+                .json(&circle_fence("v".into(), 100.0)),
+        )
+        .await;
+    assert_eq!(status, 201);
     let open = || {
         SseStream::open(
             s.client
-                .get(s.url("/v1/fences/all/events"))
+                .get(s.url("/v1/fences/mine/events"))
                 .bearer_auth("writer-key-0123456789"),
         )
     };

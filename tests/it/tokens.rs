@@ -465,15 +465,8 @@ async fn a_token_has_only_its_own_fences_and_streams() {
         .await;
         assert_eq!(status, 403, "{body}");
     }
-    let (status, _) = call(
-        &s,
-        s.client
-            .put(s.url("/v1/fences/bobs"))
-            .json(&json!({"area": area})),
-        &ann,
-    )
-    .await;
-    assert_eq!(status, 403, "bob's fence is not ann's to replace");
+    // The back end's `bobs` is not ann's: to her the id is free, and it names a fence of
+    // her own, which neither answers nor changes the other.
     for path in ["/v1/fences/bobs", "/v1/fences/bobs/inside"] {
         assert_eq!(
             call(&s, s.client.get(s.url(path)), &ann).await.0,
@@ -487,14 +480,32 @@ async fn a_token_has_only_its_own_fences_and_streams() {
             .0,
         404
     );
-    assert!(s.state.engine.fence("bobs").is_some(), "not deleted");
+    let (status, body) = call(
+        &s,
+        s.client
+            .put(s.url("/v1/fences/bobs"))
+            .json(&json!({"area": area})),
+        &ann,
+    )
+    .await;
+    assert_eq!(
+        (status, &body["viewer"]),
+        (201, &json!("ann")),
+        "her own bobs"
+    );
+    let (status, body) = service(&s, s.client.get(s.url("/v1/fences/bobs"))).await;
+    assert_eq!(
+        (status, &body["viewer"]),
+        (200, &json!("bob")),
+        "the back end's, untouched"
+    );
     let (status, body) = call(&s, s.client.get(s.url("/v1/fences")), &ann).await;
     assert_eq!(status, 200);
-    assert_eq!(TestServer::ids(&body), ["anns"]);
+    assert_eq!(TestServer::ids(&body), ["anns", "bobs"]);
     let (status, body) = service(&s, s.client.get(s.url("/v1/fences"))).await;
     assert_eq!(
-        (status, body["results"].as_array().map(Vec::len)),
-        (200, Some(2))
+        (status, TestServer::ids(&body)),
+        (200, vec!["bobs".to_string()])
     );
     let stream = |path: &str| s.client.get(s.url(path)).bearer_auth(&ann);
     assert!(
@@ -507,19 +518,41 @@ async fn a_token_has_only_its_own_fences_and_streams() {
             .await
             .is_ok()
     );
-    for path in ["/v1/fences/bobs/events", "/v1/events?fence=anns&fence=bobs"] {
+    for path in [
+        "/v1/fences/nobodys/events",
+        "/v1/events?fence=anns&fence=nobodys",
+    ] {
         assert_eq!(
             SseStream::open(stream(path)).await.err().map(|e| e.0),
             Some(404),
             "{path}"
         );
     }
+    // Another owner's fences are named with `owner=` by an admin-scope key only.
     assert_eq!(
-        call(&s, s.client.delete(s.url("/v1/fences/anns")), &ann)
+        call(
+            &s,
+            s.client.get(s.url("/v1/fences?owner=traveller:ann")),
+            &ann
+        )
+        .await
+        .0,
+        403
+    );
+    for id in ["anns", "bobs"] {
+        assert_eq!(
+            call(
+                &s,
+                s.client.delete(s.url(&format!("/v1/fences/{id}"))),
+                &ann
+            )
             .await
             .0,
-        204
-    );
+            204
+        );
+    }
+    let (status, _) = service(&s, s.client.get(s.url("/v1/fences/bobs"))).await;
+    assert_eq!(status, 200, "still there");
 }
 
 #[tokio::test]

@@ -51,7 +51,7 @@ use super::{PersistError, frame};
 /// Magic bytes opening every segment.
 pub const MAGIC: &[u8; 8] = b"PRXMWAL\0";
 /// The segment format this build writes (and the newest it reads).
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 const HEADER: usize = 16;
 /// How long `batch` mode lets acknowledged bytes wait for an fsync.
 pub const BATCH_FSYNC_DELAY: Duration = Duration::from_millis(10);

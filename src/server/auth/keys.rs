@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::path::Path;
+use std::sync::Arc;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
@@ -25,6 +26,10 @@ pub struct ApiKey {
     pub label: String,
     /// The line of the keys file it is on: names it without naming the secret.
     pub line: usize,
+    /// What it owns (its fences) and is counted against: `key:` and 16 hex digits of a
+    /// hash of the key, the same whatever line it is on, so that editing the keys file
+    /// keeps every key's fences.
+    pub owner: Arc<str>,
     scopes: Vec<Scope>,
     /// Requests per second, if limited.
     pub rate: Option<NonZeroU32>,
@@ -135,6 +140,7 @@ impl Keys {
             let api_key = ApiKey {
                 label: format!("key on line {line}"),
                 line,
+                owner: owner_of(key),
                 scopes,
                 rate,
                 limiter: rate.map(|r| RateLimiter::direct(Quota::per_second(r))),
@@ -156,6 +162,16 @@ impl Keys {
     }
 }
 
+/// The owner id of a key: a hash of it apart from the one it is looked up by.
+fn owner_of(key: &str) -> Arc<str> {
+    let digest = Sha256::new()
+        .chain_update(b"proxima fence owner\0")
+        .chain_update(key.as_bytes())
+        .finalize();
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("key:{hex}").into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +188,14 @@ mod tests {
         let writer = keys.lookup("writer-key-0123456789").expect("known");
         assert!(writer.allows(Scope::Write) && writer.rate.is_none());
         assert!(keys.lookup("writer-key-012345678").is_none());
+        assert_ne!(reader.owner, writer.owner);
+        assert!(reader.owner.starts_with("key:") && reader.owner.len() == 20);
+        let moved = Keys::parse("\n\nreader-key-0123456789 read\n").expect("valid");
+        assert_eq!(
+            moved.lookup("reader-key-0123456789").expect("known").owner,
+            reader.owner,
+            "the same owner on another line"
+        );
     }
 
     #[test]

@@ -7,6 +7,10 @@
 //! and fences), reads as it (a `viewer` must be absent or equal to it), and streams only its
 //! own fences. A change it may not make is refused before anything is looked up, so the
 //! answer never depends on whether another traveller exists.
+//!
+//! Every caller is an **owner**: fences are named per owner, so one caller's fence ids
+//! say nothing about another's, and quotas (fences, vertices, streams, live maps) are
+//! counted per owner.
 
 pub mod keys;
 pub mod tokens;
@@ -20,7 +24,7 @@ pub use keys::{ApiKey, Keys, KeysError};
 pub use tokens::{Token, TokenConfig, TokenRefused, Tokens, TokensError};
 
 use super::problem::ApiError;
-use crate::fences::Fence;
+use crate::fences::OPEN_OWNER;
 
 /// What a caller may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -55,15 +59,39 @@ pub struct Caller {
     pub admin: bool,
     /// The traveller a token speaks for; `None` for a service key or an open server.
     pub traveller: Option<Arc<str>>,
+    /// What the caller owns (fences) and is counted against: `key:<hex>` for a key,
+    /// `traveller:<id>` for a token, `open` on an open server.
+    pub owner: Arc<str>,
 }
 
 impl Caller {
     /// The caller of an open server: no key, every scope.
-    pub const OPEN: Self = Self {
-        key: None,
-        admin: true,
-        traveller: None,
-    };
+    pub fn open() -> Self {
+        // Shared: admission starts every request from this caller (no allocation).
+        static OPEN: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| OPEN_OWNER.into());
+        Self {
+            key: None,
+            admin: true,
+            traveller: None,
+            owner: OPEN.clone(),
+        }
+    }
+
+    /// The caller a traveller token speaks for.
+    pub fn traveller(traveller: Arc<str>) -> Self {
+        Self {
+            key: None,
+            admin: false,
+            owner: format!("traveller:{traveller}").into(),
+            traveller: Some(traveller),
+        }
+    }
+
+    /// Whether the caller is privileged for fence quotas: an admin-scope key, or anyone on
+    /// an open server (see [`crate::fences::FenceQuotas`]).
+    pub fn privileged(&self) -> bool {
+        self.admin && self.traveller.is_none()
+    }
 
     /// The viewer a read is made as. A service caller reads as whom it names (`None`: as
     /// nobody, seeing public travellers only); a traveller token reads as its traveller,
@@ -89,25 +117,19 @@ impl Caller {
             _ => Ok(()),
         }
     }
-
-    /// Whether the caller may see and change `fence`: a traveller token owns the fences
-    /// whose viewer it is.
-    pub fn owns(&self, fence: &Fence) -> bool {
-        match &self.traveller {
-            None => true,
-            Some(me) => fence.viewer.as_deref() == Some(&**me),
-        }
-    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts.extensions.get::<Caller>().cloned().unwrap_or(Caller {
-            key: None,
-            admin: false,
-            traveller: None,
-        }))
+        Ok(parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .unwrap_or_else(|| Caller {
+                admin: false,
+                ..Caller::open()
+            }))
     }
 }

@@ -154,7 +154,7 @@ impl<'a> From<&'a Event> for EventDataOut<'a> {
     fn from(e: &'a Event) -> Self {
         let t = e.event.traveller.as_ref();
         Self {
-            fence: &e.event.fence,
+            fence: &e.event.fence.id,
             traveller: t.map(|t| t.id.as_str()),
             lat: t.map(|t| t.position.lat),
             lon: t.map(|t| t.position.lon),

@@ -1,16 +1,16 @@
 //! Event stream routes: one fence's events, several fences' events, each resuming after the
 //! client's last event (`Last-Event-ID`, or `?after=`); and live maps.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName};
 
-use crate::events::{EventId, SubscribeError};
+use crate::engine::SubscribeFailure;
+use crate::events::EventId;
 use crate::server::AppState;
 use crate::server::auth::Caller;
 use crate::server::params::{Params, PathId};
 use crate::server::problem::ApiError;
+use crate::server::request_id::PeerAddr;
 use crate::server::response::ApiResult;
 use crate::server::sse;
 
@@ -20,20 +20,22 @@ const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 pub async fn fence_events(
     State(state): State<AppState>,
     caller: Caller,
+    peer: Option<axum::Extension<PeerAddr>>,
     PathId(id): PathId,
     headers: HeaderMap,
     mut params: Params,
 ) -> ApiResult {
     let after = resume_point(&headers, &mut params)?;
     params.finish()?;
-    caught_up_to(&state, after).await?;
-    open(&state, caller, vec![id], after)
+    caught_up_to(&state, &caller.owner, after).await?;
+    open(&state, &caller, peer.map(|p| p.0), vec![id], after)
 }
 
 /// `GET /v1/events?fence=a&fence=b`: the events of several fences in one stream.
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
+    peer: Option<axum::Extension<PeerAddr>>,
     headers: HeaderMap,
     mut params: Params,
 ) -> ApiResult {
@@ -54,20 +56,32 @@ pub async fn events(
     }
     fences.sort_unstable();
     fences.dedup();
-    caught_up_to(&state, after).await?;
-    open(&state, caller, fences, after)
+    caught_up_to(&state, &caller.owner, after).await?;
+    open(&state, &caller, peer.map(|p| p.0), fences, after)
 }
 
 /// On a cluster node: refuses while the node does not judge fences yet (catching up), and
-/// waits (at most `--max-wait`) until it has applied the change the client resumes after,
-/// which another node may have applied first.
-async fn caught_up_to(state: &AppState, after: Option<EventId>) -> Result<(), ApiError> {
+/// waits (at most `--max-wait`) until it has numbered the owner's events up to the one the
+/// client resumes after, which another node may have numbered first.
+async fn caught_up_to(
+    state: &AppState,
+    owner: &str,
+    after: Option<EventId>,
+) -> Result<(), ApiError> {
     let Some(replicator) = state.engine.replicator() else {
         return Ok(());
     };
     state.engine.check_judging()?;
     if let Some(after) = after {
-        replicator.wait_for(after.place.record).await?;
+        let events = state.engine.events();
+        if !events
+            .wait_to_reach(owner, after.place, replicator.max_wait())
+            .await
+        {
+            return Err(ApiError::busy(format!(
+                "Last-Event-ID: this node has not yet numbered the events up to {after}; retry, or ask another node"
+            )));
+        }
     }
     Ok(())
 }
@@ -93,35 +107,23 @@ fn resume_point(headers: &HeaderMap, params: &mut Params) -> Result<Option<Event
 
 fn open(
     state: &AppState,
-    caller: Caller,
+    caller: &Caller,
+    peer: Option<PeerAddr>,
     fences: Vec<String>,
     after: Option<EventId>,
 ) -> ApiResult {
-    if let Some(missing) = state.engine.missing_fences(&fences).first() {
-        return Err(ApiError::not_found(format!("fence: no fence {missing:?}")));
-    }
-    if caller.traveller.is_some() {
-        // A traveller token follows its own fences; another's is as good as missing.
-        let others = fences
-            .iter()
-            .find(|id| !state.engine.fence(id).is_some_and(|f| caller.owns(&f)));
-        if let Some(other) = others {
-            return Err(ApiError::not_found(format!("fence: no fence {other:?}")));
-        }
-    }
-    let slot = acquire(state, &caller)?;
-    let log = state.engine.events().clone();
-    let subscription = log
-        .subscribe(
-            fences.iter().map(|f| Arc::from(f.as_str())).collect(),
-            after,
-        )
+    let slot = acquire(state, caller, peer, false)?;
+    let subscription = state
+        .engine
+        .subscribe_fences(&caller.owner, &fences, after)
         .map_err(|e| match e {
-            SubscribeError::TooManySubscribers(_) => ApiError::busy(e.to_string()),
+            // Another owner's fence of that id is as good as missing: ids are per owner.
+            SubscribeFailure::NoFence(_) => ApiError::not_found(e.to_string()),
+            SubscribeFailure::Full(_) => ApiError::busy(e.to_string()),
         })?;
     Ok(sse::fence_stream(
         subscription,
-        log,
+        state.engine.events().clone(),
         slot,
         state.stopping.clone(),
     ))
@@ -129,11 +131,16 @@ fn open(
 
 /// `GET /v1/travellers/watch?bbox=&viewer=`: a live map of the travellers `viewer` may see
 /// in the box (no viewer: public travellers only).
-pub async fn watch(State(state): State<AppState>, caller: Caller, mut params: Params) -> ApiResult {
+pub async fn watch(
+    State(state): State<AppState>,
+    caller: Caller,
+    peer: Option<axum::Extension<PeerAddr>>,
+    mut params: Params,
+) -> ApiResult {
     let bbox = params.bbox()?;
     let viewer = caller.viewer(params.viewer()?, "viewer")?;
     params.finish()?;
-    let slot = acquire(&state, &caller)?;
+    let slot = acquire(&state, &caller, peer.map(|p| p.0), true)?;
     let max = state.limits.max_watch_snapshot;
     // A map's backlog is a state per traveller: bounded by the travellers in the box, which
     // may grow past the snapshot's size, but not without end.
@@ -152,31 +159,44 @@ pub async fn watch(State(state): State<AppState>, caller: Caller, mut params: Pa
     ))
 }
 
-/// A place for one more stream of the caller's key or traveller, within the server's limit.
-fn acquire(state: &AppState, caller: &Caller) -> Result<sse::StreamSlot, ApiError> {
+/// A place for one more stream of the caller (its owner, or on an open server its address)
+/// within its limits and the server's; a live map (`map`) takes a place among the
+/// caller's maps too.
+fn acquire(
+    state: &AppState,
+    caller: &Caller,
+    peer: Option<PeerAddr>,
+    map: bool,
+) -> Result<sse::StreamSlot, ApiError> {
     let open = state.engine.events().subscribers() + state.engine.watch_count();
     if open >= state.limits.max_subscribers {
         return Err(ApiError::busy(format!(
             "the server already has {open} event streams, its limit"
         )));
     }
-    let holder = match (&caller.traveller, caller.key) {
-        (Some(traveller), _) => Some(sse::StreamHolder::Traveller(traveller.clone())),
-        (None, Some(line)) => Some(sse::StreamHolder::Key(line)),
-        (None, None) => None,
+    let (holder, who) = match (state.keys.is_some() || state.tokens.is_some(), peer) {
+        (false, Some(peer)) => (sse::StreamHolder::Address(peer.0), "this address"),
+        _ if caller.traveller.is_some() => (
+            sse::StreamHolder::Owner(caller.owner.clone()),
+            "this traveller",
+        ),
+        _ => (sse::StreamHolder::Owner(caller.owner.clone()), "this key"),
     };
-    let who = if caller.traveller.is_some() {
-        "this traveller"
-    } else {
-        "this key"
-    };
-    let Some(holder) = holder else {
-        return Ok(None);
-    };
-    state.streams.take(holder).map(Some).ok_or_else(|| {
+    let stream = state.streams.take(holder.clone()).ok_or_else(|| {
         ApiError::too_many_streams(format!(
             "{who} already holds {} event streams, its limit; close one first",
             state.streams.max()
         ))
-    })
+    })?;
+    let map = if map {
+        Some(state.maps.take(holder).ok_or_else(|| {
+            ApiError::too_many_streams(format!(
+                "{who} already holds {} live maps, its limit; close one first",
+                state.maps.max()
+            ))
+        })?)
+    } else {
+        None
+    };
+    Ok(sse::StreamSlot { stream, map })
 }

@@ -46,6 +46,7 @@ pub async fn put_position(
         input.trip_id,
     )
     .map_err(|e| ApiError::bad_body(e.to_string()))?;
+    state.horizon().check(&update).map_err(ApiError::bad_body)?;
     let applied = state.engine.update_position(update)?.durable().await? == UpdateOutcome::Applied;
     metrics::counter!("proxima_position_updates_applied_total").increment(u64::from(applied));
     Ok(json_static_response(
@@ -71,7 +72,7 @@ pub async fn post_positions(
     let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::too_large(limit as u64))?;
-    let batch = positions::parse(&bytes, format)?;
+    let batch = positions::parse(&bytes, format, state.horizon())?;
     drop(bytes);
     // A traveller token reports for its own traveller only: one report for another refuses
     // the whole batch, before any of it is applied.

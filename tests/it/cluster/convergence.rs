@@ -172,7 +172,12 @@ async fn every_kind_of_change_reaches_every_node_and_their_states_are_equal() {
         "t0..t49 less t3, plus ann"
     );
     for node in [&a, &b] {
-        assert!(node.state.engine.fence("hotel").is_some());
+        assert!(
+            node.state
+                .engine
+                .fence(&proxima::fences::FenceKey::new("open", "hotel"))
+                .is_some()
+        );
     }
 }
 

@@ -179,8 +179,12 @@ async fn every_node_gives_each_event_the_same_id_and_a_client_resumes_on_another
             .expect("in time")
             .expect("a message")
             .expect("readable");
-        assert_eq!(message.subject.as_str(), "evt.events.plaza");
+        assert_eq!(message.subject.as_str(), "evt.events.open.plaza");
         let headers = message.headers.as_ref().expect("headers");
+        assert_eq!(
+            headers.get("Proxima-Fence-Owner").map(|v| v.as_str()),
+            Some("open")
+        );
         assert_eq!(
             headers.get("Proxima-Event-Id").map(|v| v.as_str()),
             event.id.as_deref()
