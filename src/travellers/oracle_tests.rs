@@ -197,6 +197,100 @@ proptest! {
     }
 }
 
+/// What a viewer may be shown of a traveller's history, as plainly as possible: every point
+/// it reported, with the step it was reported at, and the step from which each viewer has
+/// been allowed to see it without a break.
+#[derive(Debug, Default)]
+struct History {
+    reported: Vec<(i64, LatLon, usize)>, // ts, position, step
+    allowed_since: HashMap<Option<&'static str>, usize>,
+}
+
+impl History {
+    /// Records a sharing change at `step`: viewers allowed before and after keep their
+    /// step, newly allowed ones start at `step`, the rest lose theirs.
+    fn share(&mut self, owner: &str, old: &Sharing, new: &Sharing, step: usize) {
+        let viewers = IDS.iter().map(|v| Some(*v)).chain([None]);
+        for viewer in viewers {
+            match (old.allows(owner, viewer), new.allows(owner, viewer)) {
+                (_, false) => {
+                    self.allowed_since.remove(&viewer);
+                }
+                (false, true) => {
+                    self.allowed_since.insert(viewer, step);
+                }
+                (true, true) => {
+                    self.allowed_since.entry(viewer).or_insert(0);
+                }
+            }
+        }
+    }
+
+    /// Whether the point at `ts` and `at` was reported while `viewer` could see.
+    fn may_show(&self, viewer: Option<&str>, ts: i64, at: LatLon) -> bool {
+        let Some(since) = self.allowed_since.get(&viewer) else {
+            return false;
+        };
+        self.reported
+            .iter()
+            .any(|(t, p, step)| *t == ts && *p == at && step >= since)
+    }
+}
+
+proptest! {
+    #![proptest_config(crate::testing::proptest_config(256))]
+
+    /// The rule for history: a viewer is shown only points reported while it could see the
+    /// traveller (from the last time it became allowed); the traveller sees all of its own.
+    #[test]
+    fn a_trail_shows_a_viewer_only_what_was_reported_while_it_could_see(
+        ops in prop::collection::vec(op(), 1..80),
+    ) {
+        let index = TravellerIndex::new(TravellerConfig { trail_capacity: 4, ttl_ms: TTL });
+        let mut sharing: HashMap<&str, Sharing> = HashMap::new();
+        let mut history: HashMap<&str, History> = HashMap::new();
+        let mut now = 1_000_000i64;
+        for (step, op) in ops.into_iter().enumerate() {
+            match op {
+                Op::Update { id, at, ts_offset } => {
+                    let u = PositionUpdate::new(IDS[id].into(), at.0, at.1, now + ts_offset, None, None).expect("valid");
+                    index.update(&u, now);
+                    history.entry(IDS[id]).or_default().reported.push((u.ts, u.position, step));
+                }
+                Op::Share { id, visibility, friend } => {
+                    let new = Sharing::new(visibility, vec![IDS[friend].to_string()]).expect("valid");
+                    index.set_sharing(IDS[id], new.clone());
+                    let old = sharing.insert(IDS[id], new.clone()).unwrap_or_default();
+                    history.entry(IDS[id]).or_default().share(IDS[id], &old, &new, step);
+                }
+                Op::Delete { id } => {
+                    index.delete(IDS[id], now);
+                    sharing.remove(IDS[id]);
+                    history.remove(IDS[id]);
+                }
+                Op::Advance(ms) => now += ms,
+                Op::Sweep => {
+                    index.sweep(now);
+                }
+            }
+        }
+        for id in IDS {
+            let Some(h) = history.get(id) else { continue };
+            for viewer in IDS.iter().map(|v| Some(*v)).chain([None]) {
+                let Some(trail) = index.trail(id, viewer, i64::MIN, now) else { continue };
+                for point in trail {
+                    let own = viewer == Some(id);
+                    prop_assert!(
+                        own || h.may_show(viewer, point.ts, point.position),
+                        "{:?} was shown {}'s point {:?}, not reported while it could see",
+                        viewer, id, point
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Found by the model test: an update already past its time-to-live creates nothing, so
 /// deleting that traveller deletes nothing a reader could have seen.
 #[test]

@@ -67,6 +67,10 @@ pub struct StatsOut {
     pub events: EventsOut,
     /// Fences.
     pub fences: usize,
+    /// Roaming fences following nobody now: their viewer may not see their traveller.
+    pub dormant_fences: usize,
+    /// Travellers changed and not yet judged against fences and live maps.
+    pub judging_backlog: usize,
     /// The last snapshot this process wrote.
     pub last_snapshot: Option<LastSnapshotOut>,
     /// Memory.

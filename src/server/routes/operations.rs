@@ -69,6 +69,7 @@ pub async fn stats(State(state): State<AppState>, mut params: Params) -> ApiResu
     };
     let engine = &state.engine;
     let events = engine.events();
+    let counts = engine.fence_counts();
     let stats = StatsOut {
         cluster: engine.replicator().map(|r| ClusterOut {
             applied_seq: r.applied_seq(),
@@ -81,7 +82,9 @@ pub async fn stats(State(state): State<AppState>, mut params: Params) -> ApiResu
             retained: events.retained(),
             subscribers: events.subscribers(),
         },
-        fences: engine.fence_counts().fences,
+        fences: counts.fences,
+        dormant_fences: counts.dormant,
+        judging_backlog: engine.judging_backlog(),
         last_snapshot: engine.last_snapshot().as_ref().map(LastSnapshotOut::from),
         memory: MemoryOut {
             rss_bytes: rss_bytes(),

@@ -3,3 +3,4 @@
 //! before its fix. One module per kind of attack.
 
 mod data_dir;
+mod privacy;
