@@ -1,5 +1,7 @@
-//! The accept loop: HTTP/1.1 connections served by hyper with the limits a public server
-//! needs, which `axum::serve` does not expose.
+//! The accept loop: HTTP/1.1 connections, and HTTP/2 over cleartext for clients that
+//! speak it from the first byte (h2c with prior knowledge: the connection's preface says
+//! which), served by hyper with the limits a public server needs, which `axum::serve` does
+//! not expose.
 //!
 //! - **Connections**: at most `max_connections` at once; one more is answered `503` with a
 //!   problem+json body and closed, so an overloaded server says so instead of stalling.
@@ -12,7 +14,9 @@
 //!   timeout per chunk, see the `body` module).
 //! - **Header size**: hyper's read buffer is capped at `max_header_bytes`; larger headers
 //!   are refused by hyper with `431` (as problem+json, like every request hyper cannot
-//!   parse: see [`super::malformed`]).
+//!   parse: see [`super::malformed`]); HTTP/2's header lists are capped at the same size.
+//! - **HTTP/2**: at most [`H2_MAX_STREAMS`] requests at once on one connection, each
+//!   admitted, limited and timed as an HTTP/1.1 request is.
 //! - **Shutdown**: when the signal fires, the listener closes, connections finish their
 //!   request in flight, and [`serve`] returns (bounded by a grace period).
 
@@ -21,8 +25,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -42,6 +46,9 @@ pub struct ConnectionLimits {
     /// Largest request head (request line and headers), bytes.
     pub max_header_bytes: usize,
 }
+
+/// Requests one HTTP/2 connection may have in flight at once.
+pub const H2_MAX_STREAMS: u32 = 128;
 
 /// How long connections get to finish after shutdown begins.
 const GRACE: Duration = Duration::from_secs(30);
@@ -69,11 +76,20 @@ pub async fn serve(
     let per_address = Arc::new(Quota::<IpAddr>::new(limits.max_connections_per_address));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
-    let mut builder = http1::Builder::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
+        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    // Each connection's task borrows the builder.
+    let builder = Arc::new(builder);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -98,13 +114,14 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let connection = builder.serve_connection(
-            TokioIo::new(super::malformed::ProblemOnParseError::new(stream)),
-            TowerToHyperService::new(app.clone().for_peer(peer.ip())),
-        );
-        let connection = graceful.watch(connection);
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
+        let service = TowerToHyperService::new(app.clone().for_peer(peer.ip()));
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let connection = builder.serve_connection(
+                TokioIo::new(super::malformed::ProblemOnParseError::new(stream)),
+                service,
+            );
+            if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             drop(permit);

@@ -214,6 +214,21 @@ impl Params {
     }
 }
 
+/// For the routes that take no query parameter: any one given is refused, named, as the
+/// routes with parameters refuse those they do not know.
+pub struct NoParams;
+
+impl<S: Send + Sync> FromRequestParts<S> for NoParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match parts.uri.query() {
+            None | Some("") => Ok(Self),
+            query => Params::parse(query).finish().map(|()| Self),
+        }
+    }
+}
+
 /// One name or value of a query string, `+` as a space and percent-decoded; `Err` holds it
 /// decoded lossily when the bytes are not UTF-8.
 fn form_decode(text: &str) -> Result<String, String> {

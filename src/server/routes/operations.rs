@@ -12,7 +12,7 @@ use crate::server::admission::over_url_limit;
 use crate::server::dto::{
     ClusterOut, EventsOut, HeatmapOut, LastSnapshotOut, MemoryOut, SnapshotOut, StatsOut, WalOut,
 };
-use crate::server::params::Params;
+use crate::server::params::{NoParams, Params};
 use crate::server::problem::ApiError;
 use crate::server::response::{ApiResult, json_response, json_static_response};
 use crate::server::{AppState, OPENAPI_JSON, observe};
@@ -130,7 +130,7 @@ pub async fn heatmap(State(state): State<AppState>, mut params: Params) -> ApiRe
 }
 
 /// `POST /v1/admin/snapshot`: write a snapshot now.
-pub async fn snapshot(State(state): State<AppState>) -> ApiResult {
+pub async fn snapshot(State(state): State<AppState>, _: NoParams) -> ApiResult {
     let engine = state.engine.clone();
     let info = tokio::task::spawn_blocking(move || engine.snapshot())
         .await
@@ -153,9 +153,21 @@ pub async fn wrong_method(method: Method, uri: Uri) -> ApiError {
         return refused;
     }
     ApiError::method_not_allowed(format!(
-        "{method} is not supported on {}",
+        "{} is not supported on {}",
+        echoed_method(method.as_str()),
         echoed(uri.path())
     ))
+}
+
+/// The most of a method an error repeats: every method the API knows is shorter.
+const ECHOED_METHOD_BYTES: usize = 16;
+
+/// `method`, cut to [`ECHOED_METHOD_BYTES`] with `…` when longer (a method is ASCII).
+fn echoed_method(method: &str) -> std::borrow::Cow<'_, str> {
+    match method.get(..ECHOED_METHOD_BYTES) {
+        Some(head) if method.len() > ECHOED_METHOD_BYTES => format!("{head}…").into(),
+        _ => method.into(),
+    }
 }
 
 /// The most of a path an error repeats.

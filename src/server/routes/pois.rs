@@ -14,13 +14,14 @@ use crate::server::body::JsonObject;
 use crate::server::dto::{
     CategoriesOut, ImportOut, PageOut, PoiAreaQueryIn, PoiIn, PoiOut, ResponseFields,
 };
-use crate::server::params::{Params, PathId, StoredPoiId, check_categories, limit};
+use crate::server::params::{NoParams, Params, PathId, StoredPoiId, check_categories, limit};
 use crate::server::problem::ApiError;
 use crate::server::response::{ApiResult, deleted, json_bytes_response, json_response};
 
 /// `PUT /v1/pois/{id}`: create or replace.
 pub async fn put_poi(
     State(state): State<AppState>,
+    _: NoParams,
     PathId(id): PathId,
     JsonObject(input): JsonObject<PoiIn>,
 ) -> ApiResult {
@@ -49,7 +50,11 @@ pub async fn put_poi(
 }
 
 /// `GET /v1/pois/{id}`.
-pub async fn get_poi(State(state): State<AppState>, StoredPoiId(id): StoredPoiId) -> ApiResult {
+pub async fn get_poi(
+    State(state): State<AppState>,
+    _: NoParams,
+    StoredPoiId(id): StoredPoiId,
+) -> ApiResult {
     match state.engine.get_poi(&id) {
         Some(poi) => Ok(json_response(StatusCode::OK, &PoiOut::from(&poi))),
         None => Err(ApiError::not_found(format!("id: no POI with id {id:?}"))),
@@ -57,7 +62,11 @@ pub async fn get_poi(State(state): State<AppState>, StoredPoiId(id): StoredPoiId
 }
 
 /// `DELETE /v1/pois/{id}`.
-pub async fn delete_poi(State(state): State<AppState>, StoredPoiId(id): StoredPoiId) -> ApiResult {
+pub async fn delete_poi(
+    State(state): State<AppState>,
+    _: NoParams,
+    StoredPoiId(id): StoredPoiId,
+) -> ApiResult {
     let written = state.engine.delete_poi(&id)?;
     deleted(written, format!("id: no POI with id {id:?}")).await
 }
@@ -117,6 +126,7 @@ pub async fn within(State(state): State<AppState>, mut params: Params) -> ApiRes
 /// `POST /v1/pois/within`: POIs inside an area, in id order, paged like `GET /v1/pois/within`.
 pub async fn within_area(
     State(state): State<AppState>,
+    _: NoParams,
     JsonObject(input): JsonObject<PoiAreaQueryIn>,
 ) -> ApiResult {
     let area = input

@@ -15,7 +15,7 @@ use crate::server::dto::{
     BatchOut, NearbyTravellersOut, PositionIn, SharingIn, SharingOut, TrailOut,
     TravellerAreaQueryIn, TravellerAtPageOut, TravellerOut,
 };
-use crate::server::params::{Params, PathId, limit};
+use crate::server::params::{NoParams, Params, PathId, limit};
 use crate::server::positions;
 use crate::server::problem::ApiError;
 use crate::server::response::{ApiResult, deleted, json_response, json_static_response};
@@ -32,6 +32,7 @@ fn not_visible(id: &str) -> ApiError {
 /// `PUT /v1/travellers/{id}/position`.
 pub async fn put_position(
     State(state): State<AppState>,
+    _: NoParams,
     caller: Caller,
     PathId(id): PathId,
     JsonObject(input): JsonObject<PositionIn>,
@@ -62,6 +63,7 @@ pub async fn put_position(
 /// `POST /v1/positions`: a batch, NDJSON or a JSON array.
 pub async fn post_positions(
     State(state): State<AppState>,
+    _: NoParams,
     caller: Caller,
     headers: HeaderMap,
     body: Body,
@@ -158,6 +160,7 @@ pub async fn nearby(
 /// `PUT /v1/travellers/{id}/sharing`.
 pub async fn put_sharing(
     State(state): State<AppState>,
+    _: NoParams,
     caller: Caller,
     PathId(id): PathId,
     JsonObject(input): JsonObject<SharingIn>,
@@ -173,6 +176,7 @@ pub async fn put_sharing(
 /// `DELETE /v1/travellers/{id}`.
 pub async fn delete_traveller(
     State(state): State<AppState>,
+    _: NoParams,
     caller: Caller,
     PathId(id): PathId,
 ) -> ApiResult {
@@ -184,6 +188,7 @@ pub async fn delete_traveller(
 /// `POST /v1/travellers/within`: live travellers inside an area that `viewer` may see, by id.
 pub async fn within_area(
     State(state): State<AppState>,
+    _: NoParams,
     caller: Caller,
     JsonObject(input): JsonObject<TravellerAreaQueryIn>,
 ) -> ApiResult {

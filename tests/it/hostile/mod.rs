@@ -3,4 +3,5 @@
 //! before its fix. One module per kind of attack.
 
 mod data_dir;
+mod edge;
 mod privacy;
