@@ -90,7 +90,7 @@ fn events_of(engine: &Engine, after: crate::events::EventId) -> Vec<(String, New
     let log = engine.events();
     let fences = FENCES.iter().map(|f| Arc::from(*f)).collect();
     let subscription = log
-        .subscribe(OWNER, fences, &[], Some(after))
+        .subscribe(OWNER, fences, &[], Some(after), 0)
         .expect("room");
     let Start::Events(events) = &subscription.start else {
         panic!("the node holds its events: {:?}", subscription.start);
@@ -118,7 +118,7 @@ proptest! {
             node.quiet_fences(true);
         }
         judging_all_along.judge_fences_from_next_tick();
-        let first = judging_all_along.events().head(OWNER);
+        let first = judging_all_along.events().floor(OWNER);
         let mut late_from = None;
         for (i, (stored_ms, record)) in records.iter().enumerate() {
             let seq = i as u64 + 1;
@@ -129,7 +129,7 @@ proptest! {
                 node.apply_replicated(seq, *stored_ms, record).expect("applies");
             }
             if late_from.is_none() && late.check_judging().is_ok() {
-                late_from = Some(late.events().head(OWNER));
+                late_from = Some(late.events().floor(OWNER));
             }
         }
         prop_assert_eq!(

@@ -508,7 +508,7 @@ proptest! {
         let engine = engine(clock.clone());
         let mut stream = engine
             .events()
-            .subscribe(OWNER, FENCES.iter().map(|f| Arc::from(*f)).collect(), &[], None)
+            .subscribe(OWNER, FENCES.iter().map(|f| Arc::from(*f)).collect(), &[], None, 0)
             .expect("room");
         let areas = areas();
         let mut model = Model::default();
@@ -524,7 +524,7 @@ proptest! {
         let engine = engine(clock.clone());
         let mut stream = engine
             .events()
-            .subscribe(OWNER, FENCES.iter().map(|f| Arc::from(*f)).collect(), &[], None)
+            .subscribe(OWNER, FENCES.iter().map(|f| Arc::from(*f)).collect(), &[], None, 0)
             .expect("room");
         let areas = areas();
         let mut model = Model::default();

@@ -114,7 +114,9 @@ impl Engine {
             .births(owner, ids)
             .map_err(|id| SubscribeFailure::NoFence(id.to_string()))?;
         let fences = ids.iter().map(|id| Arc::from(id.as_str())).collect();
-        Ok(self.events().subscribe(owner, fences, &born, after)?)
+        Ok(self
+            .events()
+            .subscribe(owner, fences, &born, after, self.now_ms())?)
     }
 
     /// The event log that fence streams follow.
@@ -245,7 +247,7 @@ impl Engine {
     pub fn judge_fences_from_next_tick(&self) {
         if self.fences.count() == 0 {
             self.fences.set_quiet(false);
-            self.events().start_here();
+            self.events().start_here(false);
         } else {
             self.fences_wait_for_tick
                 .store(true, std::sync::atomic::Ordering::Release);
@@ -261,7 +263,7 @@ impl Engine {
         {
             self.fences.recompute(&self.travellers, at_ms);
             self.fences.set_quiet(false);
-            self.events().start_here();
+            self.events().start_here(true);
             tracing::info!(at_ms, "cluster: judging fences from this clock tick on");
         }
     }

@@ -45,9 +45,8 @@ pub(super) struct Log {
     /// In a cluster: events are numbered within intervals between clock ticks (see
     /// [`super::records`]); `None` on a single node.
     pub(super) interval: Option<u64>,
-    /// In a cluster: the interval this node began judging in; events before it are not
-    /// here.
-    pub(super) floor_interval: u64,
+    /// Where a new owner's events begin on this node (in a cluster, where it began judging).
+    pub(super) floor_place: Place,
     /// Subscribers in the tables.
     subscriber_count: usize,
     /// The id the next subscriber gets.
@@ -79,10 +78,14 @@ struct Subscriber {
 }
 
 impl Log {
-    /// The place of `owner`'s newest event (or "before the first").
+    /// The place of `owner`'s newest event (or "before the first"), never before where this
+    /// node's events of it begin.
     pub(super) fn head(&self, owner: &str) -> Place {
-        let count = self.owners.get(owner).map_or(0, |o| o.count);
-        self.place(count)
+        let (count, floor) = self
+            .owners
+            .get(owner)
+            .map_or((0, self.floor_place), |o| (o.count, o.floor));
+        self.place(count).max(floor)
     }
 
     /// The place of an owner's event numbered `count` (in the current interval, in a
@@ -104,13 +107,7 @@ impl Log {
 
     /// `owner`'s log, made on first use (in a cluster, starting at the node's floor).
     pub(super) fn owner(&mut self, owner: &Arc<str>) -> &mut OwnerLog {
-        let floor = match self.interval {
-            None => Place::after(0),
-            Some(_) => Place {
-                record: self.floor_interval,
-                index: 0,
-            },
-        };
+        let floor = self.floor_place;
         self.owners
             .entry(owner.clone())
             .or_insert_with(|| OwnerLog {
@@ -136,7 +133,7 @@ impl EventLog {
                 order: VecDeque::new(),
                 pending: None,
                 interval: None,
-                floor_interval: 0,
+                floor_place: Place::after(0),
                 subscriber_count: 0,
                 next_subscriber: 0,
             }),
@@ -267,16 +264,19 @@ impl EventLog {
     }
 
     /// Subscribes to the events of `owner`'s `fences` after `after` (or from now on, with
-    /// `None`). `born`: where each of the fences was created, in the order of `fences`: a
-    /// resume from before any of them is told to list again.
+    /// `None`), as of `now_ms` (events past the window then are not resumed from).
+    /// `born`: where each of the fences was created, in the order of `fences`: a resume
+    /// from before any of them is told to list again.
     pub fn subscribe(
         self: &Arc<Self>,
         owner: &str,
         fences: Vec<Arc<str>>,
         born: &[Place],
         after: Option<EventId>,
+        now_ms: i64,
     ) -> Result<Subscription, SubscribeError> {
         let mut log = self.inner.lock();
+        self.trim(&mut log, now_ms);
         if log.subscriber_count >= self.config.max_subscribers {
             return Err(SubscribeError::TooManySubscribers(
                 self.config.max_subscribers,

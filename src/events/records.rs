@@ -22,7 +22,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 
-use super::{Event, EventKind, EventLog, NewEvent, Place};
+use super::{Event, EventId, EventKind, EventLog, NewEvent, Place};
 
 impl EventLog {
     /// Makes this log a cluster's: its ids carry the cluster's epoch, the same on every
@@ -49,21 +49,33 @@ impl EventLog {
     }
 
     /// A cluster node judges every change from now on: events from before are not here (a
-    /// resume from there is a gap).
-    pub fn start_here(&self) {
+    /// resume from there is a gap). `at_tick`: it starts at a clock tick, where every node
+    /// begins a new interval, so it has every event of this one; else (it starts at once,
+    /// there being no fences) other nodes may have numbered events earlier in this
+    /// interval, and it has none of this interval's (no event comes before the first fence
+    /// begins the next).
+    pub fn start_here(&self, at_tick: bool) {
         let mut log = self.inner.lock();
         let interval = log.interval.unwrap_or(0);
-        log.floor_interval = interval;
         let floor = Place {
             record: interval,
-            index: 0,
+            index: if at_tick { 0 } else { Place::WHOLE },
         };
+        log.floor_place = floor;
         for owner in log.owners.values_mut() {
             owner.count = 0;
             owner.floor = floor;
         }
         drop(log);
         self.moved.send_modify(|n| *n += 1);
+    }
+
+    /// Where this node's events of `owner` begin: a resume from before is a gap.
+    pub fn floor(&self, owner: &str) -> EventId {
+        let log = self.inner.lock();
+        let floor = log.owners.get(owner).map_or(log.floor_place, |o| o.floor);
+        drop(log);
+        self.id_of(floor)
     }
 
     /// A new interval begins (a clock tick of `second`, or the first fence created at

@@ -43,7 +43,7 @@ fn fences(ids: &[&str]) -> Vec<Arc<str>> {
 }
 
 fn subscribe(log: &Arc<EventLog>, ids: &[&str], after: Option<EventId>) -> Subscription {
-    log.subscribe(ME, fences(ids), &[], after).expect("room")
+    log.subscribe(ME, fences(ids), &[], after, 0).expect("room")
 }
 
 fn travellers(events: &[Arc<Event>]) -> Vec<String> {
@@ -114,6 +114,7 @@ fn an_owners_ids_say_nothing_of_other_owners_events() {
             fences(&["a"]),
             &[],
             Some(log.id_of(Place::after(0))),
+            0,
         )
         .expect("room");
     let Start::Events(backlog) = s.start.clone() else {
@@ -148,7 +149,7 @@ fn resuming_from_before_the_window_another_run_or_a_fences_birth_is_a_reset() {
     log.publish(1_000 + 61_001, [event("a", "t3")]);
     let reborn = Place::after(born.record + 1);
     let s = log
-        .subscribe(ME, fences(&["a"]), &[reborn], Some(earlier_life))
+        .subscribe(ME, fences(&["a"]), &[reborn], Some(earlier_life), 0)
         .expect("room");
     assert_eq!(s.start, Start::Reset(ResetReason::Recreated));
     assert_eq!(log.subscribers(), 0, "a reset subscription holds no place");
@@ -181,13 +182,13 @@ fn the_subscriber_limit_is_kept_and_places_are_given_back() {
     let log = Arc::new(EventLog::new(config(4)));
     let held: Vec<Subscription> = (0..3).map(|_| subscribe(&log, &["a"], None)).collect();
     assert_eq!(
-        log.subscribe(ME, fences(&["a"]), &[], None)
+        log.subscribe(ME, fences(&["a"]), &[], None, 0)
             .expect_err("full"),
         SubscribeError::TooManySubscribers(3)
     );
     drop(held);
     assert_eq!(log.subscribers(), 0);
-    assert!(log.subscribe(ME, fences(&["a"]), &[], None).is_ok());
+    assert!(log.subscribe(ME, fences(&["a"]), &[], None, 0).is_ok());
 }
 
 #[test]
@@ -285,7 +286,7 @@ fn cluster_nodes_number_a_changes_events_alike_whatever_order_they_judged_them_i
         let log = Arc::new(EventLog::new(config(16)));
         log.join_cluster(0x0abc_0def);
         log.new_interval(40);
-        log.start_here();
+        log.start_here(true);
         let listed = log.head(ME);
         assert_eq!(listed.to_string(), "0abc0def-40.0");
         log.begin_record();
@@ -327,7 +328,7 @@ fn a_cluster_client_resumes_mid_interval_and_not_from_before_the_node_judged() {
     let log = Arc::new(EventLog::new(config(16)));
     log.join_cluster(7);
     log.new_interval(10);
-    log.start_here();
+    log.start_here(true);
     log.begin_record();
     log.publish(
         1_000,

@@ -19,6 +19,10 @@
 //! polygon that reaches it (has a position at that latitude), whatever its longitude.
 
 mod bands;
+mod status;
+mod sweep;
+#[cfg(test)]
+mod sweep_tests;
 pub mod validate;
 
 use std::sync::Arc;

@@ -1,14 +1,17 @@
 //! Checking polygons as a client wrote them, so that every refusal names the ring and the
-//! position at fault: positions, ring sizes, closure, longitude span, crossings (found with
-//! geo's sweep, which reports which edges meet), holes outside their outline, and last
-//! geo's own `Validation` for whatever the rest did not catch.
+//! position at fault: positions, ring sizes, closure, longitude span, then one sweep of
+//! each polygon's rings ([`super::sweep`], O(n log n) for any shape, within
+//! [`CHECK_BUDGET`]) for edges that cross, touch or overlap where they must not and for
+//! holes outside their outline or inside another hole.
 
-use geo::algorithm::sweep::{Cross, Intersections};
-use geo::algorithm::validation::{RingRole, Validation};
-use geo::{Coord, Line, LineIntersection, LineString, Polygon};
+use std::time::{Duration, Instant};
 
 use super::AreaError;
-use super::bands::Bands;
+use super::sweep::{Swept, sweep};
+
+/// The most time checking one area may take. The sweep is O(n log n), so a valid area of the
+/// largest size takes a few milliseconds; the budget only bounds what no valid area needs.
+pub const CHECK_BUDGET: Duration = Duration::from_millis(500);
 
 /// Polygons as parsed: polygon, ring, position, numbers.
 pub type RawPolygons = Vec<Vec<Vec<Vec<f64>>>>;
@@ -62,6 +65,7 @@ pub fn polygons(raw: RawPolygons, multi: bool, max_vertices: usize) -> Result<Ri
             reason: "a MultiPolygon needs at least one polygon".into(),
         });
     }
+    let deadline = Instant::now() + CHECK_BUDGET;
     let mut out = Vec::with_capacity(raw.len());
     for (k, polygon) in raw.into_iter().enumerate() {
         if polygon.is_empty() {
@@ -78,9 +82,7 @@ pub fn polygons(raw: RawPolygons, multi: bool, max_vertices: usize) -> Result<Ri
         for (r, ring) in polygon.into_iter().enumerate() {
             rings.push(ring_positions(names, k, r, ring)?);
         }
-        check_crossings(names, k, &rings)?;
-        check_holes_inside(names, k, &rings)?;
-        check_with_geo(names, k, &rings)?;
+        check_meetings_and_nesting(names, k, &rings, deadline)?;
         out.push(rings.into_iter().map(|r| r.positions).collect());
     }
     Ok(out)
@@ -183,153 +185,78 @@ fn ring_positions(
     })
 }
 
-/// An edge of a polygon, for the sweep: its ring and its first position.
-#[derive(Debug, Clone, Copy)]
-struct RingEdge {
-    ring: usize,
-    index: usize,
-    line: Line<f64>,
-}
-
-impl Cross for RingEdge {
-    type Scalar = f64;
-
-    fn line(&self) -> Line<f64> {
-        self.line
-    }
-}
-
 /// Refuses a ring that crosses or touches itself (other than where consecutive edges
-/// meet) and two rings that cross or share a stretch of edge. Rings may touch at a point.
-fn check_crossings(names: Namer, k: usize, rings: &[CheckedRing]) -> Result<(), AreaError> {
-    let edges = rings.iter().enumerate().flat_map(|(ring, r)| {
-        r.positions
-            .windows(2)
-            .enumerate()
-            .map(move |(index, w)| RingEdge {
-                ring,
-                index,
-                line: Line::new(
-                    Coord {
-                        x: w[0][0],
-                        y: w[0][1],
-                    },
-                    Coord {
-                        x: w[1][0],
-                        y: w[1][1],
-                    },
+/// meet), two rings that cross or share a stretch of edge (rings may touch at a point), a
+/// hole outside the outline, and a hole inside another hole.
+fn check_meetings_and_nesting(
+    names: Namer,
+    k: usize,
+    rings: &[CheckedRing],
+    deadline: Instant,
+) -> Result<(), AreaError> {
+    let positions: Vec<Vec<[f64; 2]>> = rings.iter().map(|r| r.positions.clone()).collect();
+    let mut seed = [0u8; 8];
+    // Random tree priorities: no input can be built against them.
+    getrandom::fill(&mut seed).expect("the operating system provides randomness");
+    let parents = match sweep(&positions, deadline, u64::from_le_bytes(seed)) {
+        Swept::Nested(parents) => parents,
+        Swept::TooLong => {
+            return Err(AreaError {
+                at: "coordinates".into(),
+                reason: format!(
+                    "the area is too intricate to check within {} ms; send a simpler one",
+                    CHECK_BUDGET.as_millis()
                 ),
-            })
-    });
-    let mut worst: Option<(RingEdge, RingEdge)> = None;
-    for (a, b, meeting) in Intersections::from_iter(edges) {
-        let (a, b) = if (a.ring, a.index) <= (b.ring, b.index) {
-            (a, b)
-        } else {
-            (b, a)
-        };
-        let edges_in_ring = rings[a.ring].positions.len() - 1;
-        let adjacent = a.ring == b.ring
-            && (b.index == a.index + 1 || (a.index == 0 && b.index == edges_in_ring - 1));
-        let fault = match meeting {
-            LineIntersection::Collinear { .. } => true,
-            LineIntersection::SinglePoint { is_proper, .. } => {
-                if a.ring == b.ring {
-                    !adjacent
-                } else {
-                    is_proper
-                }
-            }
-        };
-        if fault
-            && worst.is_none_or(|w| {
-                (a.ring, a.index, b.ring, b.index) < (w.0.ring, w.0.index, w.1.ring, w.1.index)
-            })
-        {
-            worst = Some((a, b));
+            });
         }
+        Swept::Meet(((ar, ai), (br, bi))) => {
+            let edge = |r: usize, i: usize| {
+                let at = &rings[r].written_at;
+                let next = at.get(i + 1).copied().unwrap_or(at[0]);
+                format!("the edge from position {} to {next}", at[i])
+            };
+            let reason = if ar == br {
+                format!(
+                    "the ring crosses or touches itself: {} meets {}",
+                    edge(ar, ai),
+                    edge(br, bi)
+                )
+            } else {
+                format!(
+                    "the ring crosses ring {ar} of the same polygon: its {} meets that ring's {}",
+                    edge(br, bi),
+                    edge(ar, ai)
+                )
+            };
+            return Err(names.error(k, br, reason));
+        }
+    };
+    // The outline lies in no ring; each hole in the outline.
+    if let Some(hole) = parents[0] {
+        return Err(names.error(
+            k,
+            hole,
+            "the hole is not inside the polygon's outline (ring 0)".to_string(),
+        ));
     }
-    let Some((a, b)) = worst else {
-        return Ok(());
-    };
-    let edge = |e: RingEdge| {
-        let at = &rings[e.ring].written_at;
-        let next = at.get(e.index + 1).copied().unwrap_or(at[0]);
-        format!("the edge from position {} to {next}", at[e.index])
-    };
-    let reason = if a.ring == b.ring {
-        format!(
-            "the ring crosses or touches itself: {} meets {}",
-            edge(a),
-            edge(b)
-        )
-    } else {
-        format!(
-            "the ring crosses ring {} of the same polygon: its {} meets that ring's {}",
-            a.ring,
-            edge(b),
-            edge(a)
-        )
-    };
-    Err(names.error(k, b.ring, reason))
-}
-
-/// Refuses a hole that lies outside its polygon's outline (the rings do not cross, so one
-/// position of the hole off the outline's boundary decides).
-fn check_holes_inside(names: Namer, k: usize, rings: &[CheckedRing]) -> Result<(), AreaError> {
-    let Some((exterior, holes)) = rings.split_first() else {
-        return Ok(());
-    };
-    if holes.is_empty() {
-        return Ok(());
-    }
-    let outline = Bands::new(&[vec![exterior.positions.clone()]]);
-    for (h, hole) in holes.iter().enumerate() {
-        // A position strictly inside the outline's closed region or on it: inside unless the
-        // hole wanders out, which a midpoint of an edge off the outline would show.
-        let outside = hole.positions.windows(2).any(|w| {
-            let mid = [(w[0][0] + w[1][0]) / 2.0, (w[0][1] + w[1][1]) / 2.0];
-            !outline.contains(mid[0], mid[1])
-        });
-        if outside {
-            return Err(names.error(
-                k,
-                h + 1,
-                "the hole is not inside the polygon's outline (ring 0)".to_string(),
-            ));
+    for (h, parent) in parents.iter().enumerate().skip(1) {
+        match parent {
+            Some(0) => {}
+            None => {
+                return Err(names.error(
+                    k,
+                    h,
+                    "the hole is not inside the polygon's outline (ring 0)".to_string(),
+                ));
+            }
+            Some(g) => {
+                return Err(names.error(
+                    k,
+                    h,
+                    format!("the hole lies inside ring {g}, another hole of the same polygon"),
+                ));
+            }
         }
     }
     Ok(())
-}
-
-/// geo's validation of the polygon, for what the checks above do not cover (nested or
-/// overlapping holes, among others).
-fn check_with_geo(names: Namer, k: usize, rings: &[CheckedRing]) -> Result<(), AreaError> {
-    let ring = |r: &CheckedRing| {
-        LineString::new(
-            r.positions
-                .iter()
-                .map(|p| Coord { x: p[0], y: p[1] })
-                .collect(),
-        )
-    };
-    let polygon = Polygon::new(ring(&rings[0]), rings[1..].iter().map(ring).collect());
-    match polygon.check_validation() {
-        Ok(()) => Ok(()),
-        Err(invalid) => {
-            let role = match &invalid {
-                geo::algorithm::validation::InvalidPolygon::TooFewPointsInRing(role)
-                | geo::algorithm::validation::InvalidPolygon::SelfIntersection(role)
-                | geo::algorithm::validation::InvalidPolygon::NonFiniteCoord(role, _)
-                | geo::algorithm::validation::InvalidPolygon::InteriorRingNotContainedInExteriorRing(role)
-                | geo::algorithm::validation::InvalidPolygon::IntersectingRingsOnALine(_, role)
-                | geo::algorithm::validation::InvalidPolygon::IntersectingRingsOnAnArea(_, role) => *role,
-            };
-            let r = match role {
-                RingRole::Exterior => 0,
-                RingRole::Interior(i) => i + 1,
-            };
-            Err(names.error(k, r, format!("invalid polygon: {invalid}")))
-        }
-    }
 }

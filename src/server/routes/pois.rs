@@ -129,31 +129,38 @@ pub async fn within_area(
     _: NoParams,
     JsonObject(input): JsonObject<PoiAreaQueryIn>,
 ) -> ApiResult {
-    let area = input
-        .area
-        .into_area(state.limits.max_area_vertices)
-        .map_err(|e| ApiError::bad_body(format!("area.{e}")))?;
     check_categories(&input.category).map_err(ApiError::bad_body)?;
     let limit = limit(input.limit).map_err(ApiError::bad_body)?;
-    let query = AreaQuery {
-        area,
-        limit,
-        filter: PoiFilter {
-            categories: input.category,
-            min_rating: input.min_rating,
-        },
-        after: None,
-    };
-    let bytes = state
-        .engine
-        .within_area_pois(query, input.cursor.as_deref(), |page| {
-            PageOut {
-                results: page.pois.iter().map(PoiOut::from).collect(),
-                next_cursor: page.next_cursor,
-                fields: ResponseFields::ALL,
-            }
-            .to_json()
-        })?;
+    // Checking a large area, and a query over it, are work in proportion to its size: off
+    // the async workers.
+    let engine = state.engine.clone();
+    let max_vertices = state.limits.max_area_vertices;
+    let bytes = crate::server::work::off_the_workers(move || {
+        let area = input
+            .area
+            .into_area(max_vertices)
+            .map_err(|e| ApiError::bad_body(format!("area.{e}")))?;
+        let query = AreaQuery {
+            area,
+            limit,
+            filter: PoiFilter {
+                categories: input.category,
+                min_rating: input.min_rating,
+            },
+            after: None,
+        };
+        Ok(
+            engine.within_area_pois(query, input.cursor.as_deref(), |page| {
+                PageOut {
+                    results: page.pois.iter().map(PoiOut::from).collect(),
+                    next_cursor: page.next_cursor,
+                    fields: ResponseFields::ALL,
+                }
+                .to_json()
+            })?,
+        )
+    })
+    .await?;
     Ok(json_bytes_response(StatusCode::OK, bytes))
 }
 

@@ -192,19 +192,23 @@ pub async fn within_area(
     caller: Caller,
     JsonObject(input): JsonObject<TravellerAreaQueryIn>,
 ) -> ApiResult {
-    let area = input
-        .area
-        .into_area(state.limits.max_area_vertices)
-        .map_err(|e| ApiError::bad_body(format!("area.{e}")))?;
     if let Some(v) = &input.viewer {
         validate_id(v).map_err(|e| ApiError::bad_body(format!("viewer: {e}")))?;
     }
     let viewer = caller.viewer(input.viewer, "viewer")?;
     let limit = limit(input.limit).map_err(ApiError::bad_body)?;
-    let page =
-        state
-            .engine
-            .travellers_within(&area, viewer.as_deref(), limit, input.cursor.as_deref())?;
+    // Checking a large area, and a query over it, are work in proportion to its size: off
+    // the async workers.
+    let engine = state.engine.clone();
+    let max_vertices = state.limits.max_area_vertices;
+    let page = crate::server::work::off_the_workers(move || {
+        let area = input
+            .area
+            .into_area(max_vertices)
+            .map_err(|e| ApiError::bad_body(format!("area.{e}")))?;
+        Ok(engine.travellers_within(&area, viewer.as_deref(), limit, input.cursor.as_deref())?)
+    })
+    .await?;
     Ok(json_response(
         StatusCode::OK,
         &TravellerAtPageOut::new(&page.travellers, page.next_cursor.as_deref()),
