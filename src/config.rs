@@ -217,6 +217,11 @@ pub struct ServeConfig {
     #[arg(long, env = "PROXIMA_MAX_IMPORT_BYTES", default_value_t = 1 << 30)]
     pub max_import_bytes: u64,
 
+    /// Imports running at once (one per key at most), each on a thread of the imports' own
+    /// pool; one more is answered 429.
+    #[arg(long, env = "PROXIMA_MAX_IMPORTS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub max_imports: u64,
+
     /// Seconds after which a traveller's newest position expires.
     #[arg(long, env = "PROXIMA_TRAVELLER_TTL", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     pub traveller_ttl: u64,
@@ -433,6 +438,7 @@ impl ServeConfig {
             start_empty_if_damaged: false,
             max_body_bytes: 1 << 20,
             max_import_bytes: 1 << 30,
+            max_imports: 2,
             traveller_ttl: 3600,
             trail_length: 32,
             max_batch_bytes: 16 << 20,

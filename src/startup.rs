@@ -175,6 +175,8 @@ pub async fn start_with_clock(
         maps: Arc::new(server::sse::StreamSlots::new(to_usize(
             config.max_maps_per_owner,
         ))),
+        imports: server::imports::Imports::new(to_usize(config.max_imports))
+            .map_err(RunError::Serve)?,
         stopping: tokio_util::sync::CancellationToken::new(),
         ui: (!config.no_ui).then(|| server::ui::UiConfig {
             tiles: (config.ui_tiles != "none" && !config.ui_tiles.is_empty())

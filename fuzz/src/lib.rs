@@ -105,6 +105,7 @@ pub fn app() -> App {
         started: std::time::Instant::now(),
         streams: Arc::new(server::sse::StreamSlots::new(64)),
         maps: Arc::new(server::sse::StreamSlots::new(8)),
+        imports: server::imports::Imports::new(2).expect("an import pool"),
         stopping: tokio_util::sync::CancellationToken::new(),
         ui: None,
     });

@@ -182,7 +182,10 @@ pub fn over_url_limit(uri: &axum::http::Uri) -> Option<ApiError> {
 
 /// Whether a route's handler asks who is calling.
 fn needs_caller(path: &str) -> bool {
-    path.starts_with("/v1/fences") || path == "/v1/events" || path == "/v1/travellers/watch"
+    path.starts_with("/v1/fences")
+        || path == "/v1/events"
+        || path == "/v1/travellers/watch"
+        || path == "/v1/pois/import"
 }
 
 /// The scope a request needs, or `None` for the routes anyone may call.

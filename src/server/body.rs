@@ -100,14 +100,23 @@ pub async fn json_object<T: DeserializeOwned>(
 /// How long a streamed body may go without sending a byte before it is cut off.
 pub const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The slowest a streamed body may arrive, on average, once [`BODY_RATE_GRACE`] has
+/// passed: a client trickling a byte every few seconds cannot hold an import's place.
+pub const BODY_MIN_RATE: u64 = 16 * 1024;
+
+/// How long a streamed body has before [`BODY_MIN_RATE`] applies.
+pub const BODY_RATE_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The body as a stream of byte chunks that fails with [`BodyTooLarge`] once more than
 /// `limit` bytes have arrived, or with a timeout when no byte arrives for
-/// [`BODY_IDLE_TIMEOUT`] (a client trickling an upload cannot hold the server forever).
+/// [`BODY_IDLE_TIMEOUT`] or, past [`BODY_RATE_GRACE`], the bytes average less than
+/// [`BODY_MIN_RATE`] a second (a client trickling an upload cannot hold the server).
 pub fn limited_stream(
     body: Body,
     limit: u64,
 ) -> impl Stream<Item = std::io::Result<axum::body::Bytes>> + Send + Unpin + 'static {
     let chunks = body.into_data_stream();
+    let started = tokio::time::Instant::now();
     Box::pin(futures_util::stream::unfold(
         (chunks, 0u64, false),
         move |(mut chunks, mut seen, done)| async move {
@@ -123,8 +132,19 @@ pub fn limited_stream(
                 Ok(Some(Err(e))) => Err(std::io::Error::other(e)),
                 Ok(Some(Ok(chunk))) => {
                     seen += chunk.len() as u64;
+                    let elapsed = started.elapsed();
                     if seen > limit {
                         Err(std::io::Error::other(BodyTooLarge(limit)))
+                    } else if elapsed > BODY_RATE_GRACE
+                        && (seen as f64) / elapsed.as_secs_f64() < BODY_MIN_RATE as f64
+                    {
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!(
+                                "the body arrives at {:.0} bytes/s on average, under the {BODY_MIN_RATE} a stream must keep",
+                                seen as f64 / elapsed.as_secs_f64()
+                            ),
+                        ))
                     } else {
                         Ok(chunk)
                     }

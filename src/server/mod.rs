@@ -9,6 +9,7 @@ pub mod auth;
 mod body;
 mod consistency;
 mod dto;
+pub mod imports;
 mod json_writer;
 pub mod listener;
 mod malformed;
@@ -108,6 +109,8 @@ pub struct Shared {
     pub streams: Arc<sse::StreamSlots>,
     /// Live maps held open, per owner or client address.
     pub maps: Arc<sse::StreamSlots>,
+    /// Where imports run, and how many may.
+    pub imports: imports::Imports,
     /// The map viewer's settings; `None` serves no viewer (`--no-ui`).
     pub ui: Option<ui::UiConfig>,
     /// Cancelled when the server begins to stop: event streams end, so that the requests

@@ -189,6 +189,11 @@ impl ApiError {
         )
     }
 
+    /// 500 for a failure with nothing more to log than `context`.
+    pub fn internal_message(context: &str) -> Self {
+        Self::internal(context, &"")
+    }
+
     /// 500: a bug or an environment failure; the detail is logged, not shown.
     pub fn internal(context: &str, error: &dyn std::fmt::Display) -> Self {
         tracing::error!(%error, "{context}");
@@ -351,9 +356,11 @@ impl IntoResponse for ApiError {
         if self.slug == NOT_READY {
             response.extensions_mut().insert(ExpectedUnavailable);
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if self.status == StatusCode::SERVICE_UNAVAILABLE
+            || self.status == StatusCode::TOO_MANY_REQUESTS
+        {
             // Every 503 is worth retrying: the server is loading, busy, or waiting on the
-            // cluster.
+            // cluster; a 429 once a place comes free (a limited key's 429 says when).
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

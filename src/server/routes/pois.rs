@@ -9,6 +9,7 @@ use crate::engine::ImportMode;
 use crate::import::{ImportFormat, read_osm_pbf, read_pois};
 use crate::pois::{AreaQuery, NearbyQuery, Poi, PoiFilter, WithinQuery};
 use crate::server::AppState;
+use crate::server::auth::Caller;
 use crate::server::body;
 use crate::server::body::JsonObject;
 use crate::server::dto::{
@@ -164,10 +165,11 @@ pub async fn within_area(
     Ok(json_bytes_response(StatusCode::OK, bytes))
 }
 
-/// `POST /v1/pois/import`: the body is streamed through the format's reader on a blocking
-/// thread, then applied as one mutation.
+/// `POST /v1/pois/import`: the body is streamed through the format's reader on the
+/// imports' pool, then applied there as one mutation (see [`crate::server::imports`]).
 pub async fn import(
     State(state): State<AppState>,
+    caller: Caller,
     mut params: Params,
     headers: HeaderMap,
     body: Body,
@@ -181,25 +183,29 @@ pub async fn import(
 
     let limit = state.limits.max_import_bytes;
     body::check_declared_length(&headers, limit)?;
+    let _slot = state.imports.take(&caller.owner)?;
     let stream = body::limited_stream(body, limit);
     let parsed = if format == ImportFormat::OsmPbf {
         // Two passes over the file: spool the body to disk first.
         let spool = body::spool(stream, &state.tmp_dir).await?;
-        tokio::task::spawn_blocking(move || read_osm_pbf(|| std::fs::File::open(spool.path())))
-            .await
-            .map_err(|e| ApiError::internal("import reader panicked", &e))??
+        state
+            .imports
+            .run(move || read_osm_pbf(|| std::fs::File::open(spool.path())))
+            .await??
     } else {
         let reader = SyncIoBridge::new(StreamReader::new(stream));
-        tokio::task::spawn_blocking(move || read_pois(format, reader))
-            .await
-            .map_err(|e| ApiError::internal("import reader panicked", &e))??
+        state
+            .imports
+            .run(move || read_pois(format, reader))
+            .await??
     };
     let engine = state.engine.clone();
-    // Applied off the async workers; waited for here, in the request's task, so that a
+    // Applied on the imports' pool; waited for here, in the request's task, so that a
     // cluster write's sequence reaches the answer's `x-proxima-seq`.
-    let written = tokio::task::spawn_blocking(move || engine.import_pois(parsed, mode, strict))
-        .await
-        .map_err(|e| ApiError::internal("import apply panicked", &e))??;
+    let written = state
+        .imports
+        .run(move || engine.import_pois(parsed, mode, strict))
+        .await??;
     let summary = written.durable().await?;
     Ok(json_response(StatusCode::OK, &ImportOut::from(&summary)))
 }

@@ -2,6 +2,7 @@
 //! token (and a data dir and cluster on a bad night) would, replayed as a test that failed
 //! before its fix. One module per kind of attack.
 
+mod availability;
 mod data_dir;
 mod edge;
 mod privacy;
