@@ -420,6 +420,11 @@ pub struct ServeConfig {
     #[arg(long, env = "PROXIMA_MAX_WATCH_SNAPSHOT", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_watch_snapshot: u64,
 
+    /// Milliseconds between a live map's frames: each frame sends every traveller that
+    /// changed since the last, once, as it is now.
+    #[arg(long, env = "PROXIMA_MAP_FRAME_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=10_000))]
+    pub map_frame_ms: u64,
+
     /// Fences one stream (`GET /v1/events?fence=...`) may follow.
     #[arg(long, env = "PROXIMA_MAX_FENCES_PER_STREAM", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub max_fences_per_stream: u64,
@@ -482,6 +487,7 @@ impl ServeConfig {
             max_streams_per_key: 64,
             max_fences_per_stream: 100,
             max_watch_snapshot: 10_000,
+            map_frame_ms: 250,
         }
     }
 }

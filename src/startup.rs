@@ -164,6 +164,7 @@ pub async fn start_with_clock(
             max_subscribers: to_usize(config.max_subscribers),
             max_clock_skew_ms: i64::try_from(config.max_clock_skew.saturating_mul(1000))
                 .unwrap_or(i64::MAX),
+            map_frame: std::time::Duration::from_millis(config.map_frame_ms),
         },
         tmp_dir,
         keys,

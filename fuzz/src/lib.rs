@@ -98,6 +98,7 @@ pub fn app() -> App {
             max_watch_snapshot: 1_000,
             max_subscribers: 1_000,
             max_clock_skew_ms: 86_400_000,
+            map_frame: std::time::Duration::from_millis(250),
         },
         tmp_dir: std::env::temp_dir(),
         keys: None,

@@ -369,6 +369,35 @@ impl WatchHandle {
         }
     }
 
+    /// Waits until a change is waiting for the map (or it fell behind).
+    pub async fn changed(&self) {
+        loop {
+            // Registered before looking, so a change queued in between still wakes us.
+            let notified = self.watch.ready.notified();
+            {
+                let state = self.watch.state.lock();
+                if state.overflowed || !state.order.is_empty() {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Every change waiting for the map, each traveller's newest state once: a frame. A
+    /// `Reset` ends it.
+    pub fn drain(&mut self) -> Vec<WatchNext> {
+        let mut frame = Vec::new();
+        while let Some(next) = self.take() {
+            let reset = next == WatchNext::Reset;
+            frame.push(next);
+            if reset {
+                break;
+            }
+        }
+        frame
+    }
+
     /// The next change if one is waiting, as the map should be told it: a traveller it has
     /// not been shown `entered`, one it has `moved`; one that left and was never shown is
     /// skipped.

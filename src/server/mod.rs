@@ -66,6 +66,8 @@ pub struct Limits {
     pub max_subscribers: usize,
     /// How far ahead of the server's clock a position's `ts` may be, ms.
     pub max_clock_skew_ms: i64,
+    /// How often a live map is sent the changes since its last frame.
+    pub map_frame: std::time::Duration,
 }
 
 /// What every handler can reach: one allocation behind an `Arc`, so that the copy axum

@@ -144,67 +144,100 @@ fn reset_event(reason: ResetReason) -> SseEvent {
 
 /// What a live map's stream needs while it runs.
 struct MapFeed {
-    snapshot: VecDeque<TravellerAt>,
+    snapshot: Option<Vec<TravellerAt>>,
     handle: WatchHandle,
     stopping: CancellationToken,
+    frame_every: Duration,
+    last_frame: tokio::time::Instant,
     sent: u64,
     done: bool,
     _slot: StreamSlot,
 }
 
+impl MapFeed {
+    /// Appends one event to `frame`: `id`, `event` and the traveller as its `data` line.
+    fn event(&mut self, frame: &mut String, kind: &str, traveller: &TravellerAt) {
+        use std::fmt::Write as _;
+        self.sent += 1;
+        let data = serde_json::to_string(&TravellerAtOut::from(traveller))
+            .expect("a traveller serializes");
+        let _ = write!(frame, "id: {}\nevent: {kind}\ndata: {data}\n\n", self.sent);
+    }
+}
+
 /// The SSE answer for a live map: `snapshot` events (one a traveller), then `entered`,
 /// `moved` and `left` as they happen, each numbered; a `reset` if it falls too far behind.
+///
+/// Changes are sent in frames, at most one each `frame_every`, as a map draws them: each
+/// frame holds every traveller that changed since the last, once, as it is now (a
+/// traveller that moved ten times in a frame's time is sent once). So a busy map costs its
+/// server one write a frame, not one an update, however many travellers move.
 pub fn map_stream(
     handle: WatchHandle,
     snapshot: Vec<TravellerAt>,
     slot: StreamSlot,
     stopping: CancellationToken,
+    frame_every: Duration,
 ) -> Response {
     let feed = MapFeed {
-        snapshot: snapshot.into(),
+        snapshot: Some(snapshot),
         handle,
         stopping,
+        frame_every,
+        last_frame: tokio::time::Instant::now(),
         sent: 0,
         done: false,
         _slot: slot,
     };
-    let events = futures_util::stream::unfold(feed, |mut feed| async move {
+    let frames = futures_util::stream::unfold(feed, |mut feed| async move {
         if feed.done {
             return None;
         }
-        let (kind, traveller) = match feed.snapshot.pop_front() {
-            Some(t) => ("snapshot", t),
-            None => {
-                let stopping = feed.stopping.clone();
-                let next = tokio::select! {
-                    next = feed.handle.next() => next,
-                    () = stopping.cancelled() => return None,
-                };
+        let mut frame = String::new();
+        if let Some(snapshot) = feed.snapshot.take()
+            && !snapshot.is_empty()
+        {
+            for traveller in &snapshot {
+                feed.event(&mut frame, "snapshot", traveller);
+            }
+            return Some((Ok::<_, Infallible>(axum::body::Bytes::from(frame)), feed));
+        }
+        loop {
+            let stopping = feed.stopping.clone();
+            tokio::select! {
+                () = feed.handle.changed() => {}
+                () = stopping.cancelled() => return None,
+                () = tokio::time::sleep(KEEP_ALIVE) => {
+                    // A comment line keeps an idle stream open through proxies.
+                    return Some((Ok(axum::body::Bytes::from_static(b":\n\n")), feed));
+                }
+            }
+            // Changes that come until the frame is due join it.
+            tokio::time::sleep_until(feed.last_frame + feed.frame_every).await;
+            feed.last_frame = tokio::time::Instant::now();
+            for next in feed.handle.drain() {
                 match next {
-                    WatchNext::Entered(t) => ("entered", t),
-                    WatchNext::Moved(t) => ("moved", t),
-                    WatchNext::Left(t) => ("left", t),
+                    WatchNext::Entered(t) => feed.event(&mut frame, "entered", &t),
+                    WatchNext::Moved(t) => feed.event(&mut frame, "moved", &t),
+                    WatchNext::Left(t) => feed.event(&mut frame, "left", &t),
                     WatchNext::Reset => {
                         feed.done = true;
-                        let reset = SseEvent::default().event("reset").data(
-                            serde_json::json!({"reason": "this map fell too far behind and was ended; open it again"})
-                                .to_string(),
-                        );
-                        return Some((Ok::<_, Infallible>(reset), feed));
+                        let reason = serde_json::json!({"reason": "this map fell too far behind and was ended; open it again"});
+                        frame.push_str(&format!("event: reset\ndata: {reason}\n\n"));
                     }
                 }
             }
-        };
-        feed.sent += 1;
-        let data = serde_json::to_string(&TravellerAtOut::from(&traveller))
-            .expect("a traveller serializes");
-        let event = SseEvent::default()
-            .id(feed.sent.to_string())
-            .event(kind)
-            .data(data);
-        Some((Ok(event), feed))
+            if !frame.is_empty() {
+                return Some((Ok(axum::body::Bytes::from(frame)), feed));
+            }
+        }
     });
-    Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/event-stream"),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        axum::body::Body::from_stream(frames),
+    )
         .into_response()
 }

@@ -125,3 +125,27 @@ async fn a_box_holding_more_than_a_snapshot_may_list_is_refused() {
         .expect("two fit");
     assert_eq!(map.drain(QUIET).await.len(), 2);
 }
+
+#[tokio::test]
+async fn a_map_is_sent_frames_with_each_travellers_newest_position_once() {
+    let s = TestServer::start_with(|c| c.map_frame_ms = 1_000).await;
+    public(&s, "runner").await;
+    at(&s, "runner", 60.11, 24.95).await;
+    let mut map = SseStream::open(
+        s.client
+            .get(s.url("/v1/travellers/watch?bbox=24.9,60.1,25.0,60.2")),
+    )
+    .await
+    .expect("a stream");
+    assert_eq!(map.next(WAIT).await.expect("snapshot").event, "snapshot");
+    // Fifty moves within one frame's time: the map is told of the last, once.
+    for step in 1..=50 {
+        let body = json!({"lat": 60.11 + f64::from(step) * 0.001, "lon": 24.95, "ts": s.now() + i64::from(step)});
+        let (status, _) = s.put_json("/v1/travellers/runner/position", &body).await;
+        assert_eq!(status, 200);
+    }
+    let frame = map.drain(Duration::from_millis(1_500)).await;
+    assert_eq!(frame.len(), 1, "{frame:?}");
+    assert_eq!(frame[0].event, "moved");
+    assert_eq!(frame[0].data["lat"], json!(60.16));
+}

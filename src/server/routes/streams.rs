@@ -156,6 +156,7 @@ pub async fn watch(
         snapshot,
         slot,
         state.stopping.clone(),
+        state.limits.map_frame,
     ))
 }
 
