@@ -425,6 +425,15 @@ pub struct ServeConfig {
     #[arg(long, env = "PROXIMA_MAP_FRAME_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=10_000))]
     pub map_frame_ms: u64,
 
+    /// Seconds the answer to a write sent with an `Idempotency-Key` is kept, to be given
+    /// again to a retry with that key.
+    #[arg(long, env = "PROXIMA_IDEMPOTENCY_WINDOW", default_value_t = 3_600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub idempotency_window: u64,
+
+    /// The most bytes of answers kept for `Idempotency-Key` retries (the oldest go first).
+    #[arg(long, env = "PROXIMA_IDEMPOTENCY_MAX_BYTES", default_value_t = 64 << 20)]
+    pub idempotency_max_bytes: usize,
+
     /// Fences one stream (`GET /v1/events?fence=...`) may follow.
     #[arg(long, env = "PROXIMA_MAX_FENCES_PER_STREAM", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub max_fences_per_stream: u64,
@@ -488,6 +497,8 @@ impl ServeConfig {
             max_fences_per_stream: 100,
             max_watch_snapshot: 10_000,
             map_frame_ms: 250,
+            idempotency_window: 3_600,
+            idempotency_max_bytes: 64 << 20,
         }
     }
 }

@@ -178,6 +178,12 @@ pub async fn start_with_clock(
         ))),
         imports: server::imports::Imports::new(to_usize(config.max_imports))
             .map_err(RunError::Serve)?,
+        idempotency: server::idempotency::IdempotencyWindow::new(
+            server::idempotency::WindowConfig {
+                keep: std::time::Duration::from_secs(config.idempotency_window),
+                max_bytes: config.idempotency_max_bytes,
+            },
+        ),
         stopping: tokio_util::sync::CancellationToken::new(),
         ui: (!config.no_ui).then(|| server::ui::UiConfig {
             tiles: (config.ui_tiles != "none" && !config.ui_tiles.is_empty())

@@ -107,6 +107,12 @@ pub fn app() -> App {
         streams: Arc::new(server::sse::StreamSlots::new(64)),
         maps: Arc::new(server::sse::StreamSlots::new(8)),
         imports: server::imports::Imports::new(2).expect("an import pool"),
+        idempotency: server::idempotency::IdempotencyWindow::new(
+            server::idempotency::WindowConfig {
+                keep: std::time::Duration::from_secs(60),
+                max_bytes: 1 << 20,
+            },
+        ),
         stopping: tokio_util::sync::CancellationToken::new(),
         ui: None,
     });

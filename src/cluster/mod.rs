@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use event_export::fence_token;
 pub use follower::{JoinError, follow};
-pub use replicator::{Pending, Replicator, WRITE_SEQ};
+pub use replicator::{MESSAGE_KEY, MessageKey, Pending, Replicator, WRITE_SEQ};
 
 /// How this node joins its cluster.
 #[derive(Debug, Clone)]

@@ -26,6 +26,38 @@ tokio::task_local! {
     /// The stream sequence of the last change the current request wrote, for its
     /// `x-proxima-seq` header (0: none).
     pub static WRITE_SEQ: Cell<u64>;
+    /// The current request's idempotency key (digested with its caller): its changes are
+    /// named after it in the stream.
+    pub static MESSAGE_KEY: MessageKey;
+}
+
+/// What names an idempotent request's changes in the stream: its key's digest, and how
+/// many of its changes were published (an import in parts publishes several).
+#[derive(Debug)]
+pub struct MessageKey {
+    digest: [u8; 32],
+    parts: Cell<u32>,
+}
+
+impl MessageKey {
+    /// The name of the changes of the request whose key (with its caller) digests so.
+    pub fn new(digest: [u8; 32]) -> Self {
+        Self {
+            digest,
+            parts: Cell::new(0),
+        }
+    }
+
+    /// The `Nats-Msg-Id` of this request's next change.
+    fn next_id(&self) -> String {
+        let part = self.parts.get();
+        self.parts.set(part + 1);
+        let hex: String = self.digest[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("idem-{hex}-{part}")
+    }
 }
 
 /// What the follower hands a waiting writer: the change's sequence and its apply's outcome.
@@ -146,11 +178,17 @@ impl Replicator {
                 max: self.max_payload.load(Ordering::Relaxed),
             });
         }
-        let id = format!(
-            "{}-{}",
-            self.node,
-            self.next_id.fetch_add(1, Ordering::Relaxed)
-        );
+        // A write sent with an Idempotency-Key is named after it (and its part, for an
+        // import in parts), so that a retry on any node is stored once by JetStream.
+        let id = MESSAGE_KEY
+            .try_with(MessageKey::next_id)
+            .unwrap_or_else(|_| {
+                format!(
+                    "{}-{}",
+                    self.node,
+                    self.next_id.fetch_add(1, Ordering::Relaxed)
+                )
+            });
         let (tx, rx) = oneshot::channel();
         {
             let mut waiting = self.waiting.lock();

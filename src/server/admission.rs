@@ -92,7 +92,10 @@ where
                 // Only the routes that ask who is calling get told (an extension costs an
                 // allocation on every request), and every request with a traveller token:
                 // the handlers hold it to its traveller.
-                if caller.traveller.is_some() || needs_caller(request.uri().path()) {
+                if caller.traveller.is_some()
+                    || needs_caller(request.uri().path())
+                    || request.headers().contains_key(super::idempotency::HEADER)
+                {
                     request.extensions_mut().insert(caller);
                 }
                 let handler = self.inner.call(request);

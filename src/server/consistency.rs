@@ -17,8 +17,10 @@ pub const MIN_SEQ_PARAM: &str = "min_seq";
 /// The header naming the sequence to wait for.
 const MIN_SEQ_HEADER: &str = "x-proxima-min-seq";
 
-/// Waits for the request's `min_seq`, if any, before the route runs.
-pub async fn wait_for_min_seq(
+/// What a routed request passes after admission and before its handler: the wait for its
+/// `min_seq`, if any, then its `Idempotency-Key`, if any ([`super::idempotency`]). One
+/// layer for both: axum boxes each layer's future for every request.
+pub async fn before_handler(
     State(state): State<AppState>,
     request: Request,
     next: Next,
@@ -34,7 +36,7 @@ pub async fn wait_for_min_seq(
         }
         Err(problem) => return problem.into_response(),
     }
-    next.run(request).await
+    super::idempotency::answer(&state, request, next).await
 }
 
 /// The sequence the request asks for, from its header or its query string.

@@ -9,6 +9,7 @@ pub mod auth;
 mod body;
 mod consistency;
 mod dto;
+pub mod idempotency;
 pub mod imports;
 mod json_writer;
 pub mod listener;
@@ -113,6 +114,8 @@ pub struct Shared {
     pub maps: Arc<sse::StreamSlots>,
     /// Where imports run, and how many may.
     pub imports: imports::Imports,
+    /// The answers kept for writes sent with an `Idempotency-Key`.
+    pub idempotency: idempotency::IdempotencyWindow,
     /// The map viewer's settings; `None` serves no viewer (`--no-ui`).
     pub ui: Option<ui::UiConfig>,
     /// Cancelled when the server begins to stop: event streams end, so that the requests
@@ -186,7 +189,7 @@ pub fn router(state: AppState) -> App {
         // Inside admission: a request is let in (key, rate) before it may wait.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            consistency::wait_for_min_seq,
+            consistency::before_handler,
         ))
         .route_layer(admission::AdmissionLayer::new(state.clone()))
         .with_state(state);

@@ -126,6 +126,21 @@ impl ApiError {
         )
     }
 
+    /// 409: the request conflicts with one being answered or with the state.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
+    }
+
+    /// 422: the request is well formed but cannot be taken as it is.
+    pub fn unprocessable(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+            "Unprocessable request",
+            detail,
+        )
+    }
+
     /// 429: the key holds as many event streams as it may.
     pub fn too_many_streams(detail: impl Into<String>) -> Self {
         Self::new(

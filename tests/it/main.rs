@@ -14,6 +14,7 @@ mod fence_restart;
 mod fences;
 mod hostile;
 mod hostile_data;
+mod idempotency;
 mod import_csv;
 mod import_formats;
 mod operations;
