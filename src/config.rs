@@ -257,10 +257,12 @@ pub struct ServeConfig {
     #[arg(long, env = "PROXIMA_CLUSTER_NAME", default_value = "proxima", value_parser = parse_cluster_name)]
     pub cluster_name: String,
 
-    /// Copies of the cluster's stream that JetStream keeps: 1, 3 or 5 (used when this node
-    /// creates the stream).
-    #[arg(long, env = "PROXIMA_CLUSTER_REPLICAS", default_value_t = 1, value_parser = parse_replicas)]
-    pub cluster_replicas: usize,
+    /// Copies of the cluster's stream (and of its buckets) that JetStream keeps: 1, 3 or
+    /// 5. Left out, a node takes what the stream has (1 when it creates it); given and
+    /// different from the stream's, the node changes the stream to it, or refuses to start
+    /// if JetStream will not.
+    #[arg(long, env = "PROXIMA_CLUSTER_REPLICAS", value_parser = parse_replicas)]
+    pub cluster_replicas: Option<usize>,
 
     /// Seconds a write waits for the cluster's stream and this node's apply, and a read for
     /// its `x-proxima-min-seq`, before a 503. At most 60: a publish retried within it is
@@ -470,7 +472,7 @@ impl ServeConfig {
             demo: false,
             cluster: Vec::new(),
             cluster_name: "proxima".into(),
-            cluster_replicas: 1,
+            cluster_replicas: None,
             cluster_events: false,
             max_wait: 5,
             max_lag: 5,

@@ -213,6 +213,7 @@ pub async fn start_with_clock(
         max_lag: std::time::Duration::from_secs(config.max_lag),
         snapshot_every: (config.snapshot_every > 0)
             .then(|| std::time::Duration::from_secs(config.snapshot_every)),
+        answers_for: std::time::Duration::from_secs(config.idempotency_window),
         export_events: config.cluster_events.then(|| {
             (
                 server::event_encoder(),

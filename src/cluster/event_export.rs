@@ -54,7 +54,7 @@ pub(super) async fn export(
     let wanted = stream::Config {
         name: format!("{}_EVENTS", config.stream_name()),
         subjects: vec![format!("{}.events.>", config.name)],
-        num_replicas: config.replicas,
+        num_replicas: config.replicas.unwrap_or(1),
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
         max_age: retention,

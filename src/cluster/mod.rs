@@ -23,6 +23,8 @@
 //! the change's stream sequence, so an event has the same id on every node and a client
 //! resumes on any of them (see [`crate::events`]).
 
+mod applier;
+mod buckets;
 mod clock_tick;
 mod event_export;
 mod follower;
@@ -47,8 +49,9 @@ pub struct ClusterConfig {
     pub urls: Vec<String>,
     /// The cluster's name: the stream's name and its subjects' prefix.
     pub name: String,
-    /// Copies of the stream JetStream keeps: 1, 3 or 5.
-    pub replicas: usize,
+    /// Copies of the stream JetStream keeps: 1, 3 or 5; `None`: what the stream has (1 for
+    /// a new one).
+    pub replicas: Option<usize>,
     /// How long a write waits for the stream and this node's apply, and a read for
     /// `x-proxima-min-seq`, before answering 503.
     pub max_wait: Duration,
@@ -60,6 +63,8 @@ pub struct ClusterConfig {
     /// With `--cluster-events`: how events are written for JetStream, and how long the
     /// events stream keeps them.
     pub export_events: Option<(EventEncoder, Duration)>,
+    /// How long answers to writes with an `Idempotency-Key` are kept, for any node.
+    pub answers_for: Duration,
 }
 
 /// Writes an event for JetStream: its kind's name and its JSON.
@@ -126,6 +131,13 @@ pub enum ClusterError {
     /// Too many writes are already waiting for the stream.
     #[error("cluster: {0} writes are already waiting for the stream, this node's limit")]
     Busy(usize),
+    /// A write sent again with its `Idempotency-Key` reached the stream, which already held
+    /// it (stored once), and this node had applied it before the retry came: its answer is
+    /// kept once the first attempt is done.
+    #[error(
+        "cluster: a write with this Idempotency-Key was already applied at stream sequence {0}; retry to get its answer"
+    )]
+    AlreadyApplied(u64),
     /// A read asked for a sequence this node had not applied in time.
     #[error(
         "min_seq: this node has applied the stream up to {applied}, not yet {wanted}, after waiting {waited:?}"

@@ -86,7 +86,23 @@ pub struct Replicator {
     broken: Mutex<Option<String>>,
     /// Fence events this node published to JetStream (`--cluster-events`).
     exported: AtomicU64,
+    /// Whether this node can write now: when the stream last answered it (its info, or a
+    /// publish's acknowledgement), and the last write it could not make since.
+    writes: Mutex<WriteHealth>,
+    /// The answers to writes with an `Idempotency-Key`, kept for every node.
+    answers: std::sync::OnceLock<async_nats::jetstream::kv::Store>,
 }
+
+/// What this node knows of whether it can write.
+#[derive(Debug, Default)]
+struct WriteHealth {
+    answered: Option<Instant>,
+    failed: Option<(Instant, String)>,
+}
+
+/// How long the stream may go without answering this node before it counts as unable to
+/// write (the lag watch asks twice a second).
+const UNANSWERED: Duration = Duration::from_millis(1_500);
 
 impl std::fmt::Debug for Replicator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -122,6 +138,8 @@ impl Replicator {
             node: node.iter().map(|b| format!("{b:02x}")).collect(),
             broken: Mutex::new(None),
             exported: AtomicU64::new(0),
+            writes: Mutex::new(WriteHealth::default()),
+            answers: std::sync::OnceLock::new(),
         }
     }
 
@@ -233,6 +251,62 @@ impl Replicator {
         *self.broken.lock() = Some(why);
     }
 
+    /// Keeps answers to idempotent writes in `store` from now on.
+    pub(crate) fn keep_answers_in(&self, store: async_nats::jetstream::kv::Store) {
+        let _ = self.answers.set(store);
+    }
+
+    /// The answer kept under `key` by any node, if any.
+    pub async fn kept_answer(&self, key: &str) -> Result<Option<Bytes>, ClusterError> {
+        let Some(store) = self.answers.get() else {
+            return Ok(None);
+        };
+        tokio::time::timeout(self.max_wait, store.get(key))
+            .await
+            .map_err(|_| {
+                ClusterError::Unavailable(self.max_wait, "no answer from the answers bucket".into())
+            })?
+            .map_err(|e| ClusterError::Unavailable(self.max_wait, e.to_string()))
+    }
+
+    /// Keeps `answer` under `key` for every node (best effort: a retry that finds none is
+    /// answered 409 until it does, or applied as new once the stream has forgotten it).
+    pub async fn keep_answer(&self, key: &str, answer: Bytes) {
+        if let Some(store) = self.answers.get()
+            && let Err(e) = store.put(key, answer).await
+        {
+            tracing::warn!(error = %e, "cluster: an idempotent write's answer was not kept");
+        }
+    }
+
+    /// The stream answered this node (its info, or a publish's acknowledgement).
+    pub(crate) fn stream_answered(&self) {
+        let mut writes = self.writes.lock();
+        writes.answered = Some(Instant::now());
+        writes.failed = None;
+    }
+
+    /// A write could not be made.
+    fn write_failed(&self, why: &str) {
+        self.writes.lock().failed = Some((Instant::now(), why.to_string()));
+    }
+
+    /// Whether this node can write now; if not, why.
+    fn writable(&self) -> Result<(), String> {
+        let writes = self.writes.lock();
+        if let Some((_, why)) = &writes.failed {
+            return Err(format!("cluster: writes fail ({why})"));
+        }
+        match writes.answered {
+            Some(at) if at.elapsed() <= UNANSWERED => Ok(()),
+            Some(at) => Err(format!(
+                "cluster: the stream has not answered this node for {:.1} s; writes would fail",
+                at.elapsed().as_secs_f64()
+            )),
+            None => Err("cluster: the stream has not answered this node yet".to_string()),
+        }
+    }
+
     /// Records the stream's last sequence, as stream info reported it.
     pub(crate) fn saw_stream_at(&self, last: u64) {
         self.stream_last.fetch_max(last, Ordering::Relaxed);
@@ -247,6 +321,8 @@ impl Replicator {
         if let Some(why) = self.broken.lock().clone() {
             return Err(format!("cluster: {why}"));
         }
+        // A node that cannot write is not one to send writes to.
+        self.writable()?;
         let applied = self.applied_seq();
         let last = self.stream_last.load(Ordering::Relaxed);
         match *self.caught_up_at.lock() {
@@ -299,7 +375,14 @@ impl Pending {
     pub(crate) async fn applied(mut self) -> Result<Box<dyn Any + Send>, EngineError> {
         let max_wait = self.replicator.max_wait;
         let deadline = tokio::time::Instant::now() + max_wait;
-        let seq = self.publish(deadline).await?;
+        let (seq, duplicate) = self.publish(deadline).await?;
+        // The stream holds it: the applier reads on to it even while it has no consumer.
+        self.replicator.saw_stream_at(seq);
+        if duplicate && self.replicator.applied_seq() >= seq {
+            // Stored already (a retried idempotent write) and applied before this attempt
+            // was waiting for it: its outcome went to the first attempt.
+            return Err(ClusterError::AlreadyApplied(seq).into());
+        }
         let rx = self.rx.take().expect("awaited once");
         let applied = tokio::time::timeout_at(deadline, rx).await;
         let Ok(Ok((applied_seq, outcome))) = applied else {
@@ -310,10 +393,13 @@ impl Pending {
         outcome
     }
 
-    async fn publish(&self, deadline: tokio::time::Instant) -> Result<u64, ClusterError> {
+    /// Publishes the change until it is acknowledged: its sequence, and whether the stream
+    /// had it already (the same message id, within its duplicate window).
+    async fn publish(&self, deadline: tokio::time::Instant) -> Result<(u64, bool), ClusterError> {
         let max_wait = self.replicator.max_wait;
         let mut last_error = String::from("no attempt finished");
         let mut pause = Duration::from_millis(50);
+        // Retries come at most every 200 ms: back within that of the stream answering.
         loop {
             let attempt = async {
                 let publish = jetstream::message::PublishMessage::build()
@@ -325,18 +411,27 @@ impl Pending {
                     .send_publish(self.replicator.subject.clone(), publish)
                     .await
                     .map_err(|e| e.to_string())?;
-                ack.await.map(|ack| ack.sequence).map_err(|e| e.to_string())
+                ack.await
+                    .map(|ack| (ack.sequence, ack.duplicate))
+                    .map_err(|e| e.to_string())
             };
             match tokio::time::timeout_at(deadline, attempt).await {
-                Ok(Ok(seq)) => return Ok(seq),
+                Ok(Ok(acked)) => {
+                    self.replicator.stream_answered();
+                    return Ok(acked);
+                }
                 Ok(Err(e)) => last_error = e,
-                Err(_) => return Err(ClusterError::Unavailable(max_wait, last_error)),
+                Err(_) => {
+                    self.replicator.write_failed(&last_error);
+                    return Err(ClusterError::Unavailable(max_wait, last_error));
+                }
             }
             if tokio::time::Instant::now() + pause >= deadline {
+                self.replicator.write_failed(&last_error);
                 return Err(ClusterError::Unavailable(max_wait, last_error));
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(1));
+            pause = (pause * 2).min(Duration::from_millis(200));
         }
     }
 }

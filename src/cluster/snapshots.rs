@@ -1,9 +1,20 @@
 //! A cluster's snapshots: each node writes its own, tagged with the stream sequence it
 //! covers, into its data dir; one node at a time, the holder of a lease in a JetStream
 //! key-value bucket, also uploads its snapshot to a JetStream object store every
-//! `--snapshot-every`, keeps the newest two there, and, once there are two, trims the
-//! stream below the older. A node with an empty data dir (or one older than the newest upload) starts from
-//! the newest uploaded snapshot and replays the stream from its sequence.
+//! `--snapshot-every`, keeps the newest two there, and trims the stream below what every
+//! node still needs. A node with an empty data dir (or one older than the newest upload)
+//! starts from the newest uploaded snapshot and replays the stream from its sequence.
+//!
+//! What is kept where, so that every node reads the same answer whichever NATS replica
+//! answers it (an object store's listing varied with the replica, and kept three or four
+//! uploads where two were meant):
+//! - the list of uploads kept is one key (`uploads`) of a key-value bucket, changed only by
+//!   the lease holder, with compare-and-set; objects not in it are deleted;
+//! - each node's applied sequence is a key (`node-<id>`) of another bucket, renewed every
+//!   two seconds, kept for three rounds (at least 10 s) after the node stops renewing it;
+//! - the stream is trimmed below the older kept upload and below every node's applied
+//!   sequence, so a node that is slow, or paused for less than three rounds, always finds
+//!   its next change.
 //!
 //! The lease is a key that only one node can create; its holder renews it on every round
 //! (a compare-and-set on its revision), and the bucket's age limit drops a lease its
@@ -18,6 +29,7 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
+use super::buckets::bucket;
 use super::{ClusterConfig, Replicator, until_ok};
 use crate::engine::Engine;
 use crate::persist::snapshot;
@@ -26,6 +38,17 @@ use crate::persist::snapshot;
 const KEPT: usize = 2;
 /// The lease's key.
 const LEASE_KEY: &str = "snapshot-uploader";
+/// The key of the list of uploads kept.
+const UPLOADS_KEY: &str = "uploads";
+/// How often a node records its applied sequence.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// One upload kept: the sequence it covers and its object's name.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Upload {
+    seq: u64,
+    name: String,
+}
 
 /// The object store of `config`'s snapshots, created if missing.
 pub async fn store(
@@ -39,7 +62,7 @@ pub async fn store(
     jetstream
         .create_object_store(object_store::Config {
             bucket,
-            num_replicas: config.replicas,
+            num_replicas: config.replicas.unwrap_or(1),
             storage: stream::StorageType::File,
             ..Default::default()
         })
@@ -47,43 +70,57 @@ pub async fn store(
         .map_err(|e| e.to_string())
 }
 
-/// The uploaded snapshots, newest first: (sequence, object name).
-async fn uploaded(store: &object_store::ObjectStore) -> Result<Vec<(u64, String)>, String> {
-    let mut list = store.list().await.map_err(|e| e.to_string())?;
-    let mut found = Vec::new();
-    while let Some(info) = list.next().await {
-        let info = info.map_err(|e| e.to_string())?;
-        if info.deleted {
-            continue;
-        }
-        if let Some(seq) = sequence_of(&info.name) {
-            found.push((seq, info.name));
-        }
-    }
-    found.sort_unstable_by_key(|(seq, _)| std::cmp::Reverse(*seq));
-    Ok(found)
+/// The bucket of the uploads list.
+async fn uploads_bucket(
+    jetstream: &jetstream::Context,
+    config: &ClusterConfig,
+) -> Result<kv::Store, String> {
+    bucket(jetstream, config, "uploads", None).await
 }
 
-/// The sequence in a snapshot's file name (`snap-00000000000000000042.psnap`).
-fn sequence_of(name: &str) -> Option<u64> {
-    name.strip_prefix("snap-")?
-        .strip_suffix(".psnap")?
-        .parse()
-        .ok()
+/// How long a lease outlives its last renewal: three rounds (at least 3 s).
+fn lease_age(every: Duration) -> Duration {
+    (every * 3).max(Duration::from_secs(3))
+}
+
+/// How long a node's recorded progress outlives its last renewal: three rounds (at least
+/// 10 s, five renewals).
+fn progress_age(every: Duration) -> Duration {
+    (every * 3).max(Duration::from_secs(10))
+}
+
+/// The uploads kept, newest first, and the list's revision (0: no list yet).
+async fn kept(uploads: &kv::Store) -> Result<(Vec<Upload>, u64), String> {
+    match uploads
+        .entry(UPLOADS_KEY)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        None => Ok((Vec::new(), 0)),
+        Some(entry) if entry.value.is_empty() => Ok((Vec::new(), entry.revision)),
+        Some(entry) => {
+            let list: Vec<Upload> =
+                serde_json::from_slice(&entry.value).map_err(|e| e.to_string())?;
+            Ok((list, entry.revision))
+        }
+    }
 }
 
 /// Before the node loads its data dir: downloads the newest uploaded snapshot into it if
 /// that is newer than the newest the dir holds. Gives the sequence downloaded, if any.
 pub async fn fetch_newer(
-    store: &object_store::ObjectStore,
+    jetstream: &jetstream::Context,
+    config: &ClusterConfig,
     dir: &Path,
 ) -> Result<Option<u64>, String> {
+    let store = store(jetstream, config).await?;
+    let uploads = uploads_bucket(jetstream, config).await?;
     let snapshots = dir.join("snapshots");
     let local = snapshot::list(&snapshots)
         .map_err(|e| e.to_string())?
         .first()
         .map_or(0, |(seq, _)| *seq);
-    let Some((seq, name)) = uploaded(store).await?.into_iter().next() else {
+    let Some(Upload { seq, name }) = kept(&uploads).await?.0.into_iter().next() else {
         return Ok(None);
     };
     if seq <= local {
@@ -115,8 +152,66 @@ pub async fn fetch_newer(
     Ok(Some(seq))
 }
 
+/// Records this node's applied sequence every [`PROGRESS_EVERY`], until `stopping`.
+pub async fn record_progress(
+    replicator: Arc<Replicator>,
+    jetstream: jetstream::Context,
+    config: ClusterConfig,
+    every: Duration,
+    stopping: CancellationToken,
+) {
+    let Some(nodes) = until_ok(
+        "no nodes bucket yet",
+        Duration::from_secs(1),
+        &stopping,
+        || bucket(&jetstream, &config, "nodes", Some(progress_age(every))),
+    )
+    .await
+    else {
+        return;
+    };
+    let key = format!("node-{}", replicator.node_id());
+    loop {
+        let applied = replicator.applied_seq().to_string();
+        if let Err(e) = nodes.put(key.as_str(), applied.into_bytes().into()).await {
+            tracing::debug!(error = %e, "cluster: this node's progress was not recorded");
+        }
+        tokio::select! {
+            () = stopping.cancelled() => return,
+            () = tokio::time::sleep(PROGRESS_EVERY) => {}
+        }
+    }
+}
+
+/// The lowest applied sequence the live nodes recorded (`None`: none recorded).
+async fn slowest_node(nodes: &kv::Store) -> Result<Option<u64>, String> {
+    let mut keys = nodes.keys().await.map_err(|e| e.to_string())?;
+    let mut slowest: Option<u64> = None;
+    while let Some(key) = keys.next().await {
+        let key = key.map_err(|e| e.to_string())?;
+        let Some(value) = nodes.get(&key).await.map_err(|e| e.to_string())? else {
+            continue;
+        };
+        let applied = std::str::from_utf8(&value)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(applied) = applied {
+            slowest = Some(slowest.map_or(applied, |s| s.min(applied)));
+        }
+    }
+    Ok(slowest)
+}
+
+/// The buckets and store a round uses.
+struct Places {
+    store: object_store::ObjectStore,
+    lease: kv::Store,
+    uploads: kv::Store,
+    nodes: kv::Store,
+}
+
 /// Every `every`: writes this node's snapshot and, while this node holds the lease, uploads
-/// it, keeps the newest [`KEPT`] uploads and trims the stream below the older one.
+/// it, keeps the newest [`KEPT`] uploads and trims the stream below what every node needs.
 pub async fn upload_periodically(
     engine: Arc<Engine>,
     replicator: Arc<Replicator>,
@@ -127,16 +222,19 @@ pub async fn upload_periodically(
     stopping: CancellationToken,
 ) {
     let second = Duration::from_secs(1);
-    let Some(store) = until_ok("no snapshot store yet", second, &stopping, || {
-        store(&jetstream, &config)
-    })
-    .await
-    else {
-        return;
-    };
-    let Some(lease) = until_ok("no lease bucket yet", second, &stopping, || {
-        lease_bucket(&jetstream, &config, every)
-    })
+    let Some(places) = until_ok(
+        "no snapshot store or buckets yet",
+        second,
+        &stopping,
+        || async {
+            Ok::<_, String>(Places {
+                store: store(&jetstream, &config).await?,
+                lease: bucket(&jetstream, &config, "lease", Some(lease_age(every))).await?,
+                uploads: uploads_bucket(&jetstream, &config).await?,
+                nodes: bucket(&jetstream, &config, "nodes", Some(progress_age(every))).await?,
+            })
+        },
+    )
     .await
     else {
         return;
@@ -146,54 +244,17 @@ pub async fn upload_periodically(
             () = stopping.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
-        if let Err(e) = round(&engine, &replicator, &store, &lease, &stream).await {
+        if let Err(e) = round(&engine, &replicator, &places, &stream).await {
             tracing::warn!(error = %e, "cluster: snapshot round failed");
         }
     }
-}
-
-/// The lease's key-value bucket, created if missing. Its stream is made here, as a
-/// key-value bucket's is (one value a key, roll-ups allowed, deletes denied, direct gets):
-/// async-nats 0.51's own `create_key_value` first asks for the account's info, which it
-/// cannot parse from a 2.9 server.
-async fn lease_bucket(
-    jetstream: &jetstream::Context,
-    config: &ClusterConfig,
-    every: Duration,
-) -> Result<kv::Store, String> {
-    let bucket = format!("{}-lease", config.name);
-    if let Ok(store) = jetstream.get_key_value(&bucket).await {
-        return Ok(store);
-    }
-    jetstream
-        .get_or_create_stream(stream::Config {
-            name: format!("KV_{bucket}"),
-            subjects: vec![format!("$KV.{bucket}.>")],
-            max_messages_per_subject: 1,
-            // A lease not renewed for three rounds is gone.
-            max_age: (every * 3).max(Duration::from_secs(3)),
-            storage: stream::StorageType::File,
-            num_replicas: config.replicas,
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: true,
-            discard: stream::DiscardPolicy::New,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    jetstream
-        .get_key_value(&bucket)
-        .await
-        .map_err(|e| e.to_string())
 }
 
 /// One round: the local snapshot, then, as the lease holder, the upload and the trim.
 async fn round(
     engine: &Arc<Engine>,
     replicator: &Replicator,
-    store: &object_store::ObjectStore,
-    lease: &kv::Store,
+    places: &Places,
     stream: &stream::Stream,
 ) -> Result<(), String> {
     let writer = engine.clone();
@@ -203,37 +264,91 @@ async fn round(
         .map_err(|e| e.to_string())?;
     // A node behind the stream (or stopped) neither takes nor keeps the lease: its
     // snapshot is not the one to give, and holding the lease would stop all uploads.
-    if replicator.lag().is_err() || !hold_lease(lease, replicator.node_id()).await? {
+    if replicator.lag().is_err() || !hold_lease(&places.lease, replicator.node_id()).await? {
         return Ok(());
     }
-    let uploads = uploaded(store).await?;
-    if uploads.first().is_some_and(|(seq, _)| *seq >= info.seq) {
-        return Ok(()); // nothing newer to give
-    }
-    upload(store, &info.path).await?;
-    let uploads = uploaded(store).await?;
-    for (_, name) in uploads.iter().skip(KEPT) {
-        store.delete(name).await.map_err(|e| e.to_string())?;
+    let (mut list, revision) = kept(&places.uploads).await?;
+    if list.first().is_none_or(|newest| newest.seq < info.seq) {
+        let name = upload(&places.store, &info.path).await?;
+        list.insert(
+            0,
+            Upload {
+                seq: info.seq,
+                name,
+            },
+        );
+        let dropped = list.split_off(KEPT.min(list.len()));
+        let value = serde_json::to_vec(&list).map_err(|e| e.to_string())?;
+        // Only the holder changes the list; the revision makes sure of it.
+        if revision == 0 {
+            places
+                .uploads
+                .create(UPLOADS_KEY, value.into())
+                .await
+                .map_err(|e| e.to_string())?;
+        } else {
+            places
+                .uploads
+                .update(UPLOADS_KEY, value.into(), revision)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        for gone in dropped {
+            if let Err(e) = places.store.delete(&gone.name).await {
+                tracing::warn!(error = %e, name = gone.name, "cluster: an old upload was not deleted");
+            }
+        }
+        sweep_unlisted(&places.store, &list).await;
     }
     // Only once there are two: the stream keeps everything after the older, so a node a
-    // round behind the newest (or restarting from the older) still finds its next change.
-    if let Some((oldest, _)) = uploads.get(KEPT - 1) {
-        // Everything up to the older kept snapshot is in both: the stream keeps the rest.
-        stream
-            .purge()
-            .sequence(oldest.saturating_add(1))
+    // round behind the newest (or restarting from the older) still finds its next change;
+    // and everything after the slowest node's applied sequence.
+    if let Some(oldest) = list.get(KEPT - 1) {
+        let slowest = slowest_node(&places.nodes).await?.unwrap_or(oldest.seq);
+        let keep_from = oldest.seq.min(slowest).saturating_add(1);
+        // Only a purge that removes something: NATS 2.9 takes a purge up to sequence 1 for
+        // a purge of everything.
+        let first = stream
+            .clone()
+            .info()
             .await
-            .map_err(|e| e.to_string())?;
-        tracing::info!(
-            seq = info.seq,
-            kept_from = oldest.saturating_add(1),
-            "cluster: snapshot uploaded, stream trimmed"
-        );
+            .map_err(|e| e.to_string())?
+            .state
+            .first_sequence;
+        if keep_from > first.max(1) {
+            let purged = stream
+                .purge()
+                .sequence(keep_from)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(
+                seq = info.seq,
+                kept_from = keep_from,
+                slowest,
+                purged = purged.purged,
+                "cluster: snapshot uploaded, stream trimmed"
+            );
+        }
     }
     Ok(())
 }
 
-async fn upload(store: &object_store::ObjectStore, path: &PathBuf) -> Result<(), String> {
+/// Deletes uploaded snapshots the list does not keep (left by a holder that failed half
+/// way). The listing may lag behind the list; deleting what it shows is safe either way.
+async fn sweep_unlisted(store: &object_store::ObjectStore, list: &[Upload]) {
+    let Ok(mut listing) = store.list().await else {
+        return;
+    };
+    while let Some(Ok(info)) = listing.next().await {
+        let listed = list.iter().any(|u| u.name == info.name);
+        if !info.deleted && !listed && info.name.starts_with("snap-") {
+            let _ = store.delete(&info.name).await;
+        }
+    }
+}
+
+/// Uploads the snapshot at `path`; gives its object's name.
+async fn upload(store: &object_store::ObjectStore, path: &PathBuf) -> Result<String, String> {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -246,7 +361,7 @@ async fn upload(store: &object_store::ObjectStore, path: &PathBuf) -> Result<(),
         .put(name.as_str(), &mut file)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(())
+    Ok(name)
 }
 
 /// Takes the lease if nobody holds it, or renews it if this node does; whether this node
@@ -277,9 +392,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn snapshot_names_give_their_sequence() {
-        assert_eq!(sequence_of("snap-00000000000000000042.psnap"), Some(42));
-        assert_eq!(sequence_of("snap-42.psnap.tmp"), None);
-        assert_eq!(sequence_of("other"), None);
+    fn the_uploads_list_reads_back() {
+        let list = vec![
+            Upload {
+                seq: 42,
+                name: "snap-00000000000000000042.psnap".into(),
+            },
+            Upload {
+                seq: 7,
+                name: "snap-00000000000000000007.psnap".into(),
+            },
+        ];
+        let bytes = serde_json::to_vec(&list).expect("encodes");
+        assert_eq!(
+            serde_json::from_slice::<Vec<Upload>>(&bytes).expect("decodes"),
+            list
+        );
+    }
+
+    #[test]
+    fn progress_and_leases_outlive_three_rounds() {
+        assert_eq!(
+            lease_age(Duration::from_secs(600)),
+            Duration::from_secs(1_800)
+        );
+        assert_eq!(
+            lease_age(Duration::from_millis(500)),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            progress_age(Duration::from_secs(1)),
+            Duration::from_secs(10)
+        );
     }
 }

@@ -264,17 +264,26 @@ pub async fn answer(state: &AppState, request: Request, next: Next) -> Response 
     };
     let fingerprint: [u8; 32] = fingerprint.finalize().into();
     let scope = (owner.clone(), key.clone());
-    match state.idempotency.begin(scope.clone(), fingerprint) {
-        Begun::Replay(response) => return response,
-        Begun::Refuse(problem) => return problem.into_response(),
-        Begun::New => {}
-    }
     let digest: [u8; 32] = Sha256::new()
         .chain_update(owner.as_bytes())
         .chain_update(b"\0")
         .chain_update(key.as_bytes())
         .finalize()
         .into();
+    let shared = hex(&digest);
+    // In a cluster, the first attempt may have been answered by another node.
+    if let Some(replicator) = state.engine.replicator() {
+        match replicator.kept_answer(&shared).await {
+            Ok(Some(kept)) => return replay_kept(&kept, fingerprint),
+            Ok(None) => {}
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    }
+    match state.idempotency.begin(scope.clone(), fingerprint) {
+        Begun::Replay(response) => return response,
+        Begun::Refuse(problem) => return problem.into_response(),
+        Begun::New => {}
+    }
     // A cluster write names its stream message after the key.
     let response = crate::cluster::MESSAGE_KEY
         .scope(
@@ -283,7 +292,13 @@ pub async fn answer(state: &AppState, request: Request, next: Next) -> Response 
         )
         .await;
     let status = response.status();
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+    if status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || response
+            .extensions()
+            .get::<super::problem::Unsettled>()
+            .is_some()
+    {
         state.idempotency.finish(scope, None);
         return response;
     }
@@ -291,14 +306,24 @@ pub async fn answer(state: &AppState, request: Request, next: Next) -> Response 
     // Answers to writes are small (a record, a summary); a larger one is not kept.
     match axum::body::to_bytes(body, 1 << 20).await {
         Ok(bytes) => {
-            state.idempotency.finish(
-                scope,
-                Some((
-                    parts.status,
-                    parts.headers.get(header::CONTENT_TYPE).cloned(),
-                    bytes.clone(),
-                )),
-            );
+            let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
+            if let Some(replicator) = state.engine.replicator() {
+                let kept = KeptAnswer {
+                    fingerprint: hex(&fingerprint),
+                    status: parts.status.as_u16(),
+                    content_type: content_type
+                        .as_ref()
+                        .and_then(|v| v.to_str().ok())
+                        .map(String::from),
+                    body: String::from_utf8_lossy(&bytes).into_owned(),
+                };
+                if let Ok(encoded) = serde_json::to_vec(&kept) {
+                    replicator.keep_answer(&shared, encoded.into()).await;
+                }
+            }
+            state
+                .idempotency
+                .finish(scope, Some((parts.status, content_type, bytes.clone())));
             Response::from_parts(parts, Body::from(bytes))
         }
         Err(e) => {
@@ -306,6 +331,46 @@ pub async fn answer(state: &AppState, request: Request, next: Next) -> Response 
             ApiError::internal("an answer could not be read to keep it", &e).into_response()
         }
     }
+}
+
+/// An answer as a cluster keeps it for every node (answers to writes are JSON text).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptAnswer {
+    fingerprint: String,
+    status: u16,
+    content_type: Option<String>,
+    body: String,
+}
+
+/// The answer another node kept, given again, or a 422 if it was another request's.
+fn replay_kept(kept: &[u8], fingerprint: [u8; 32]) -> Response {
+    let Ok(kept) = serde_json::from_slice::<KeptAnswer>(kept) else {
+        return ApiError::internal_message("a kept answer does not read").into_response();
+    };
+    if kept.fingerprint != hex(&fingerprint) {
+        return ApiError::unprocessable(
+            "Idempotency-Key: this key was used for another request (another method, target or body); use a new key for a new request",
+        )
+        .into_response();
+    }
+    let status = StatusCode::from_u16(kept.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, kept.body).into_response();
+    if let Some(content_type) = kept
+        .content_type
+        .and_then(|t| HeaderValue::from_str(&t).ok())
+    {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type);
+    }
+    response
+        .headers_mut()
+        .insert(REPLAYED, HeaderValue::from_static("true"));
+    response
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -17,6 +17,14 @@ use crate::import::{ImportError, RecordError};
 #[derive(Debug, Clone, Copy)]
 pub struct ExpectedUnavailable;
 
+/// Marks an answer that does not settle its request (a retried idempotent write whose
+/// first answer is still to be kept): not to be given again to later retries.
+#[derive(Debug, Clone, Copy)]
+pub struct Unsettled;
+
+/// The problem type of [`ClusterError::AlreadyApplied`].
+const ALREADY_APPLIED: &str = "already-applied";
+
 /// An error response.
 #[derive(Debug)]
 pub struct ApiError {
@@ -332,6 +340,12 @@ impl From<ClusterError> for ApiError {
                 "Write too large for the cluster",
                 e.to_string(),
             ),
+            ClusterError::AlreadyApplied(_) => Self::new(
+                StatusCode::CONFLICT,
+                ALREADY_APPLIED,
+                "Already applied",
+                e.to_string(),
+            ),
             ClusterError::Behind { .. } => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "behind",
@@ -370,6 +384,9 @@ impl IntoResponse for ApiError {
         );
         if self.slug == NOT_READY {
             response.extensions_mut().insert(ExpectedUnavailable);
+        }
+        if self.slug == ALREADY_APPLIED {
+            response.extensions_mut().insert(Unsettled);
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE
             || self.status == StatusCode::TOO_MANY_REQUESTS

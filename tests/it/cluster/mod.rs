@@ -4,6 +4,7 @@
 //! Without `nats-server` on the `PATH` the tests print that they were skipped, unless
 //! `PROXIMA_REQUIRE_NATS=1` (set by `.ci/run`), which makes that a failure.
 
+mod bad_night;
 mod convergence;
 mod events;
 mod faults;
