@@ -120,6 +120,7 @@ impl Change for SetSharing {
     type Outcome = ();
 
     fn apply(self, engine: &Engine, now_ms: i64) -> Result<(), EngineError> {
+        engine.judge_pending(&self.id);
         engine.travellers.set_sharing(&self.id, self.sharing);
         if engine.has_observers() {
             engine.changed(&self.id, Cause::Sharing, now_ms);
@@ -133,6 +134,7 @@ impl Change for DeleteTraveller {
     type Outcome = Removed;
 
     fn apply(self, engine: &Engine, _now_ms: i64) -> Result<Removed, EngineError> {
+        engine.judge_pending(&self.id);
         let existed = engine.travellers.delete(&self.id, self.at_ms);
         if engine.has_observers() {
             engine.changed(&self.id, Cause::Deleted, self.at_ms);

@@ -155,6 +155,16 @@ impl Engine {
         }
     }
 
+    /// Before a sharing change or a delete of traveller `id`: judges its moves still waiting
+    /// for the judging thread, under the sharing they were made with, so that a move in and
+    /// a change of sharing that follows it are told apart (an enter, then an exit) however
+    /// far the judging thread is behind.
+    pub(super) fn judge_pending(&self, id: &str) {
+        if let Some(marked) = self.judging.take_traveller(id) {
+            self.judge_traveller(id, marked);
+        }
+    }
+
     /// Judges a changed traveller against fences and live maps, as it is now.
     fn judge_traveller(&self, id: &str, marked: Marked) {
         let now = marked.now_ms;
@@ -193,9 +203,12 @@ impl Engine {
                     let Some(engine) = engine.upgrade() else {
                         return;
                     };
-                    if let Some((id, marked, number)) =
-                        engine.judging.take(Duration::from_millis(200))
-                    {
+                    engine.judging.wait_for_work(Duration::from_millis(200));
+                    // Taken and judged under the order lock, shared with position writes: a
+                    // sharing change or a delete (which judge their traveller's marks
+                    // first, under it alone) never overlaps a judgement of its traveller.
+                    let _order = engine.traveller_order.read();
+                    if let Some((id, marked, number)) = engine.judging.take() {
                         engine.judge_traveller(&id, marked);
                         engine.judging.done(number);
                     }

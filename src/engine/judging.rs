@@ -120,18 +120,30 @@ impl Judging {
         self.wake.notify_one();
     }
 
-    /// The next traveller to judge, waiting at most `wait` for one.
-    pub(super) fn take(&self, wait: Duration) -> Option<(TravellerId, Marked, u64)> {
+    /// Waits at most `wait` for a traveller to be marked.
+    pub(super) fn wait_for_work(&self, wait: Duration) {
         let mut backlog = self.backlog.lock();
         if backlog.order.is_empty() {
             self.wake.wait_for(&mut backlog, wait);
         }
-        let (id, number) = backlog.order.pop_front()?;
-        let marked = backlog
-            .marked
-            .remove(&id)
-            .expect("a queued traveller is marked");
-        Some((id, marked, number))
+    }
+
+    /// The next traveller to judge, if one is marked.
+    pub(super) fn take(&self) -> Option<(TravellerId, Marked, u64)> {
+        let mut backlog = self.backlog.lock();
+        // A traveller taken out of turn ([`Judging::take_traveller`]) left its place.
+        while let Some((id, number)) = backlog.order.pop_front() {
+            if let Some(marked) = backlog.marked.remove(&id) {
+                return Some((id, marked, number));
+            }
+        }
+        None
+    }
+
+    /// Takes traveller `id`'s marks out of turn, if it has any: a sharing change or a delete
+    /// judges what came before it first, with the sharing it was made under.
+    pub(super) fn take_traveller(&self, id: &str) -> Option<Marked> {
+        self.backlog.lock().marked.remove(id)
     }
 
     /// Records that the traveller taken with `number` was judged: every mark up to the one
@@ -175,8 +187,7 @@ mod tests {
         judging.mark("c", Cause::Sharing, 5);
         judging.mark("c", Cause::Deleted, 6);
         judging.mark("c", Cause::Moved, 7);
-        let wait = Duration::ZERO;
-        let (a, marked, number) = judging.take(wait).expect("a");
+        let (a, marked, number) = judging.take().expect("a");
         assert_eq!((a.as_str(), number), ("a", 1));
         assert_eq!(
             marked,
@@ -192,7 +203,7 @@ mod tests {
             1,
             "b, marked second, is not judged yet"
         );
-        let (b, _, number) = judging.take(wait).expect("b");
+        let (b, _, number) = judging.take().expect("b");
         assert_eq!(b.as_str(), "b");
         judging.done(number);
         assert_eq!(
@@ -200,7 +211,7 @@ mod tests {
             4,
             "a's later marks were judged with it"
         );
-        let (c, marked, number) = judging.take(wait).expect("c");
+        let (c, marked, number) = judging.take().expect("c");
         assert_eq!(
             (c.as_str(), marked.deleted, marked.cause),
             ("c", true, Cause::Moved),
@@ -208,6 +219,7 @@ mod tests {
         );
         judging.done(number);
         assert_eq!(*judging.judged.borrow(), 7);
-        assert!(judging.take(wait).is_none());
+        judging.wait_for_work(Duration::ZERO);
+        assert!(judging.take().is_none());
     }
 }
