@@ -26,6 +26,9 @@ pub enum Command {
     Import(ImportConfig),
     /// Drive a running server over HTTP and report throughput and latency percentiles.
     Bench(BenchConfig),
+    /// Replay the availability attacks against a running server and report what each
+    /// costs a victim's writes and `/healthz`.
+    Attack(AttackArgs),
     /// Simulate sharding by region: the share of nearby queries, over the harness's query
     /// centres, whose circle reaches more than one H3 region, per region size and radius.
     Regions(RegionsConfig),
@@ -46,6 +49,40 @@ pub struct RegionsConfig {
     /// Seed of the query centres.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+/// Configuration of `proxima attack`.
+#[derive(Debug, Clone, Args)]
+pub struct AttackArgs {
+    /// The server to attack (`http://host:port`).
+    #[arg(long, default_value = "http://127.0.0.1:7878")]
+    pub target: String,
+    /// The victim's key (read and write scopes); none for an open server.
+    #[arg(long, env = "PROXIMA_ATTACK_VICTIM_KEY")]
+    pub victim_key: Option<String>,
+    /// The attackers' keys, one a line (ordinary keys: read and write, no admin).
+    #[arg(long)]
+    pub attacker_keys: Option<PathBuf>,
+    /// Attacks to run, comma-separated: roaming, maps, polygons, imports.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "roaming,maps,polygons,imports"
+    )]
+    pub attack: Vec<crate::bench::attacks::Attack>,
+    /// Seconds measured per phase (without, then with the attack).
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Travellers around the victim.
+    #[arg(long, default_value_t = 10_000)]
+    pub crowd: usize,
+    /// Run the attackers' client at the victim's priority. By default it runs niced, as
+    /// clients on other machines would not take the victim's client's CPU.
+    #[arg(long)]
+    pub attackers_at_full_priority: bool,
+    /// Print each report as one JSON line instead of a table row.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Configuration of `proxima bench`.

@@ -19,8 +19,9 @@
 //! - [`persist`]: the write-ahead log and snapshot files, generic over what they store.
 //! - [`geometry`], [`ids`] and [`json`]: pure functions over coordinates, cells,
 //!   identifiers and JSON; [`clock`]: time, injected; [`config`]: the command line;
-//!   [`sample`]: the bundled sample data.
+//!   [`sample`]: the bundled sample data; [`background`]: background threads' priority.
 
+pub mod background;
 pub mod bench;
 pub mod clock;
 pub mod cluster;

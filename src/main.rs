@@ -59,6 +59,7 @@ fn main() -> std::process::ExitCode {
                 unreachable!("handled above, without a runtime")
             }
             Command::Bench(config) => bench(config).await,
+            Command::Attack(args) => attack(args).await,
         }
     });
     match result {
@@ -116,6 +117,31 @@ async fn bench(config: proxima::config::BenchConfig) -> Result<(), proxima::RunE
     result
         .map(|_| ())
         .map_err(|e| proxima::RunError::Serve(std::io::Error::other(e)))
+}
+
+async fn attack(args: proxima::config::AttackArgs) -> Result<(), proxima::RunError> {
+    use proxima::bench::attacks;
+    let failed = |e: String| proxima::RunError::Serve(std::io::Error::other(e));
+    let config = attacks::AttackConfig::from_args(&args)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    if !args.json {
+        println!("{}", attacks::TABLE_HEAD);
+    }
+    for attack in &args.attack {
+        let report = attacks::run(&config, *attack)
+            .await
+            .map_err(|e| failed(format!("the {attack:?} attack: {e}")))?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string(&report).expect("reports serialize")
+            );
+        } else {
+            println!("{}", report.row());
+        }
+    }
+    Ok(())
 }
 
 /// A future that completes on Ctrl-C or SIGTERM; the handlers are registered when this

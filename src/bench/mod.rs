@@ -9,6 +9,7 @@
 //! queue (coordinated omission). Latencies go into HdrHistograms, and each workload gets a
 //! [`report::Report`].
 
+pub mod attacks;
 pub mod data;
 mod events;
 pub mod fences;
@@ -102,7 +103,7 @@ impl Client {
     }
 }
 
-async fn resolve(target: &str) -> Result<SocketAddr, BenchError> {
+pub(crate) async fn resolve(target: &str) -> Result<SocketAddr, BenchError> {
     let host = target
         .strip_prefix("http://")
         .map(|rest| rest.trim_end_matches('/'))
@@ -216,7 +217,7 @@ struct Tally {
     updates: u64,
 }
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds: 1 µs to 60 s, 3 digits")
 }
 

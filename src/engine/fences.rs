@@ -173,9 +173,16 @@ impl Engine {
             self.fences
                 .reevaluate(&around, &self.travellers, now, Cause::Deleted);
         }
-        let judged = self
-            .travellers
-            .with_seen(id, |seen| self.fences.on_traveller(seen, now, marked.cause));
+        let judge =
+            |seen: crate::travellers::Seen<'_>| self.fences.on_traveller(seen, now, marked.cause);
+        // The judging thread is the only one judging (sharing changes and deletes judge
+        // under the order lock it holds shared), so it judges a copy and holds no shard
+        // lock meanwhile; judging inline, the lock orders concurrent writers' judgements.
+        let judged = if self.judging.is_background() {
+            self.travellers.with_seen_copy(id, judge)
+        } else {
+            self.travellers.with_seen(id, judge)
+        };
         match judged {
             Some(moved) => self
                 .fences
@@ -199,6 +206,8 @@ impl Engine {
         let spawned = std::thread::Builder::new()
             .name("proxima-judge".into())
             .spawn(move || {
+                // Judging waits without harm; requests cannot (see `crate::background`).
+                crate::background::lower_this_thread();
                 loop {
                     let Some(engine) = engine.upgrade() else {
                         return;

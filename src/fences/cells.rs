@@ -13,6 +13,7 @@
 //! below: an update far from every fence pays one map lookup, one in a busy city two or
 //! three, and none at all while there is no subject.
 
+use std::hash::Hash;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -147,19 +148,21 @@ impl<T> Node<T> {
     }
 }
 
-/// Subjects by the cells they cover.
+/// Subjects by the cells they cover, each listed under a key (`()` for one index of all;
+/// a viewer's name, for the fences each viewer's travellers are judged against).
 ///
-/// Invariants: a subject is listed in exactly the cells of the covering it was inserted with
-/// (until removed with that covering); a node's `below` counts the entries in finer levels'
-/// cells inside it; a node with no subject and nothing below is removed. So a lookup that
-/// finds no node, or one with nothing below, has seen every subject that could hold it.
-pub struct Cells<T> {
-    levels: [DashMap<u32, Node<T>, RandomState>; LEVELS.len()],
-    /// Subject entries on each level.
+/// Invariants: a subject is listed under its key in exactly the cells of the covering it was
+/// inserted with (until removed with that covering); a node's `below` counts the entries in
+/// finer levels' cells inside it under the same key; a node with no subject and nothing
+/// below is removed. So a lookup that finds no node, or one with nothing below, has seen
+/// every subject under its key that could hold it.
+pub struct Cells<T, K = ()> {
+    levels: [DashMap<(K, u32), Node<T>, RandomState>; LEVELS.len()],
+    /// Subject entries on each level, under every key.
     listed: [AtomicUsize; LEVELS.len()],
 }
 
-impl<T> Default for Cells<T> {
+impl<T, K: Hash + Eq> Default for Cells<T, K> {
     fn default() -> Self {
         Self {
             levels: std::array::from_fn(|_| DashMap::default()),
@@ -171,66 +174,18 @@ impl<T> Default for Cells<T> {
 impl<T> Cells<T> {
     /// Lists `subject` in the cells of `covering`.
     pub fn insert(&self, subject: &Arc<T>, covering: &Covering) {
-        let level = covering.level;
-        self.listed[level].fetch_add(covering.cells.len(), Ordering::Relaxed);
-        for &(cell, interior) in &covering.cells {
-            self.levels[level]
-                .entry(cell)
-                .or_default()
-                .subjects
-                .push((subject.clone(), interior));
-            for up in 0..level {
-                self.levels[up]
-                    .entry(ancestor(cell, level, up))
-                    .or_default()
-                    .below += 1;
-            }
-        }
+        self.insert_under(&(), subject, covering);
     }
 
     /// Takes `subject` out of the cells of `covering`, which it was inserted with.
     pub fn remove(&self, subject: &Arc<T>, covering: &Covering) {
-        let level = covering.level;
-        for &(cell, _) in &covering.cells {
-            if let Some(mut node) = self.levels[level].get_mut(&cell) {
-                node.subjects.retain(|(s, _)| !Arc::ptr_eq(s, subject));
-            }
-            self.levels[level].remove_if(&cell, |_, node| node.is_empty());
-            for up in 0..level {
-                let key = ancestor(cell, level, up);
-                if let Some(mut node) = self.levels[up].get_mut(&key) {
-                    node.below -= 1;
-                }
-                self.levels[up].remove_if(&key, |_, node| node.is_empty());
-            }
-        }
-        // Counted down last (and up first, in `insert`), so a lookup never skips a level
-        // that holds entries.
-        self.listed[level].fetch_sub(covering.cells.len(), Ordering::Relaxed);
+        self.remove_under(&(), subject, covering);
     }
 
     /// Moves `subject` from the cells of `old` to those of `new`, touching only the cells
     /// that differ.
     pub fn replace(&self, subject: &Arc<T>, old: &Covering, new: &Covering) {
-        if old == new {
-            return;
-        }
-        // In first, out second: a lookup meanwhile finds the subject, if anything twice.
-        if old.level != new.level {
-            self.insert(subject, new);
-            self.remove(subject, old);
-            return;
-        }
-        let gone = Covering {
-            level: old.level,
-            cells: difference(&old.cells, &new.cells),
-        };
-        let came = Covering {
-            level: new.level,
-            cells: difference(&new.cells, &old.cells),
-        };
-        self.insert(subject, &came);
-        self.remove(subject, &gone);
+        self.replace_under(&(), subject, old, new);
     }
 
     /// The subjects whose cells hold `p` (one that is moving may be listed twice).
@@ -243,15 +198,97 @@ impl<T> Cells<T> {
     /// shared by every thread that meets them).
     pub fn at_where(&self, p: LatLon, keep: impl Fn(&T) -> bool) -> Vec<Found<T>> {
         let mut found = Vec::new();
+        self.extend_at_under(&(), p, keep, &mut found);
+        found
+    }
+}
+
+impl<T, K: Hash + Eq + Clone> Cells<T, K> {
+    /// Lists `subject` under `key` in the cells of `covering`.
+    pub fn insert_under(&self, key: &K, subject: &Arc<T>, covering: &Covering) {
+        let level = covering.level;
+        self.listed[level].fetch_add(covering.cells.len(), Ordering::Relaxed);
+        for &(cell, interior) in &covering.cells {
+            self.levels[level]
+                .entry((key.clone(), cell))
+                .or_default()
+                .subjects
+                .push((subject.clone(), interior));
+            for up in 0..level {
+                self.levels[up]
+                    .entry((key.clone(), ancestor(cell, level, up)))
+                    .or_default()
+                    .below += 1;
+            }
+        }
+    }
+
+    /// Takes `subject` out of the cells of `covering` under `key`, which it was inserted
+    /// with.
+    pub fn remove_under(&self, key: &K, subject: &Arc<T>, covering: &Covering) {
+        let level = covering.level;
+        for &(cell, _) in &covering.cells {
+            let at = (key.clone(), cell);
+            if let Some(mut node) = self.levels[level].get_mut(&at) {
+                node.subjects.retain(|(s, _)| !Arc::ptr_eq(s, subject));
+            }
+            self.levels[level].remove_if(&at, |_, node| node.is_empty());
+            for up in 0..level {
+                let at = (key.clone(), ancestor(cell, level, up));
+                if let Some(mut node) = self.levels[up].get_mut(&at) {
+                    node.below -= 1;
+                }
+                self.levels[up].remove_if(&at, |_, node| node.is_empty());
+            }
+        }
+        // Counted down last (and up first, in `insert_under`), so a lookup never skips a
+        // level that holds entries.
+        self.listed[level].fetch_sub(covering.cells.len(), Ordering::Relaxed);
+    }
+
+    /// Moves `subject` under `key` from the cells of `old` to those of `new`, touching only
+    /// the cells that differ.
+    pub fn replace_under(&self, key: &K, subject: &Arc<T>, old: &Covering, new: &Covering) {
+        if old == new {
+            return;
+        }
+        // In first, out second: a lookup meanwhile finds the subject, if anything twice.
+        if old.level != new.level {
+            self.insert_under(key, subject, new);
+            self.remove_under(key, subject, old);
+            return;
+        }
+        let gone = Covering {
+            level: old.level,
+            cells: difference(&old.cells, &new.cells),
+        };
+        let came = Covering {
+            level: new.level,
+            cells: difference(&new.cells, &old.cells),
+        };
+        self.insert_under(key, subject, &came);
+        self.remove_under(key, subject, &gone);
+    }
+
+    /// Adds to `found` the subjects under `key` whose cells hold `p` and that `keep` (see
+    /// [`Cells::at_where`]).
+    pub fn extend_at_under(
+        &self,
+        key: &K,
+        p: LatLon,
+        keep: impl Fn(&T) -> bool,
+        found: &mut Vec<Found<T>>,
+    ) {
         let Some(start) = self
             .listed
             .iter()
             .position(|n| n.load(Ordering::Relaxed) > 0)
         else {
-            return found;
+            return;
         };
         for (level, grid) in LEVELS.iter().enumerate().skip(start) {
-            let Some(node) = self.levels[level].get(&cell_u32(grid.cell(p.lat, p.lon))) else {
+            let at = (key.clone(), cell_u32(grid.cell(p.lat, p.lon)));
+            let Some(node) = self.levels[level].get(&at) else {
                 break;
             };
             found.extend(
@@ -267,7 +304,6 @@ impl<T> Cells<T> {
                 break;
             }
         }
-        found
     }
 
     /// Entries held (a subject in a cell, or a cell), for the memory figures.

@@ -28,6 +28,7 @@ mod cells;
 #[cfg(test)]
 mod cells_tests;
 mod judge;
+mod members;
 mod registry;
 mod usage;
 mod watch;

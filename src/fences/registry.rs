@@ -11,9 +11,10 @@ use foldhash::fast::RandomState;
 use parking_lot::{Mutex, RwLock};
 
 use super::cells::{Cells, Covering};
+use super::members::{Members, SeenAt};
 use super::usage::{FenceLimitError, FenceQuotas, Usage};
 use super::watch::Watches;
-use super::{ByTraveller, Fence, FenceKey, FenceKind};
+use super::{Fence, FenceKey, FenceKind};
 use crate::events::{Around, Cause, EventId, EventKind, EventLog, NewEvent, Place};
 use crate::geometry::LatLon;
 use crate::travellers::{Seen, TravellerAt, TravellerId, TravellerIndex};
@@ -65,8 +66,11 @@ pub struct Fences {
     /// The fences that see everyone (no viewer) by their cells: with `by_viewer`, what a
     /// traveller that is not public is judged against.
     pub(super) all_seeing: Cells<Subject>,
-    /// Fences by their viewer.
-    pub(super) by_viewer: DashMap<Arc<str>, SubjectList, RandomState>,
+    /// The fences that have a viewer by their cells, under their viewer's name: a traveller
+    /// that is not public is judged against those of its own viewers near it (and the
+    /// all-seeing ones), never against anyone else's, and dormant fences (no cells) cost
+    /// it nothing.
+    pub(super) by_viewer: Cells<Subject, Arc<str>>,
     /// The fences each traveller is inside.
     pub(super) members_of: DashMap<TravellerId, SubjectList, RandomState>,
     /// Set while recovery replays the log: nothing is judged (memberships are computed
@@ -99,7 +103,7 @@ pub struct Subject {
 /// Who is inside a fence, and for a roaming fence where its traveller is.
 #[derive(Debug, Default)]
 pub(super) struct State {
-    pub(super) members: ByTraveller<Member>,
+    pub(super) members: Members<Member>,
     pub(super) centre: Option<Centre>,
     pub(super) covering: Covering,
     pub(super) gone: bool,
@@ -111,6 +115,12 @@ pub(super) struct Member {
     pub(super) at: LatLon,
     pub(super) ts: i64,
     pub(super) seen_ms: i64,
+}
+
+impl SeenAt for Member {
+    fn seen_ms(&self) -> i64 {
+        self.seen_ms
+    }
 }
 
 /// The traveller a roaming fence is around, as last seen.
@@ -183,7 +193,7 @@ impl Fences {
             dormant: DashMap::default(),
             cells: Cells::default(),
             all_seeing: Cells::default(),
-            by_viewer: DashMap::default(),
+            by_viewer: Cells::default(),
             members_of: DashMap::default(),
             quiet: AtomicBool::new(false),
             watches: Arc::default(),
@@ -284,7 +294,9 @@ impl Fences {
             roaming: subjects.iter().filter(|s| s.fence.is_roaming()).count(),
             dormant: self.dormant.iter().map(|list| list.len()).sum(),
             memberships: subjects.iter().map(|s| s.state.lock().members.len()).sum(),
-            cell_entries: self.cells.entries() + self.all_seeing.entries(),
+            cell_entries: self.cells.entries()
+                + self.all_seeing.entries()
+                + self.by_viewer.entries(),
         }
     }
 
@@ -331,7 +343,7 @@ impl Fences {
                 state.gone = true;
                 (std::mem::take(&mut state.members), old.fence.is_roaming())
             }
-            None => (ByTraveller::default(), false),
+            None => (Members::default(), false),
         };
         let centre = fence
             .around()
@@ -439,9 +451,7 @@ impl Fences {
             None => self.all_seeing.insert(subject, covering),
             Some(viewer) => self
                 .by_viewer
-                .entry(viewer.as_str().into())
-                .or_default()
-                .push(subject.clone()),
+                .insert_under(&viewer.as_str().into(), subject, covering),
         }
         if let Some(around) = subject.fence.around() {
             // Dormant while its viewer may not see its traveller; following otherwise (a
@@ -464,7 +474,10 @@ impl Fences {
         self.cells.remove(subject, &covering);
         match &subject.fence.viewer {
             None => self.all_seeing.remove(subject, &covering),
-            Some(viewer) => unlist(&self.by_viewer, viewer.as_str(), subject),
+            Some(viewer) => {
+                self.by_viewer
+                    .remove_under(&viewer.as_str().into(), subject, &covering)
+            }
         }
         if let Some(around) = subject.fence.around() {
             unlist(&self.following, around, subject);
@@ -476,8 +489,14 @@ impl Fences {
     /// listed in. The caller holds its state.
     pub(super) fn move_cells(&self, subject: &Arc<Subject>, state: &mut State, covering: Covering) {
         self.cells.replace(subject, &state.covering, &covering);
-        if subject.fence.viewer.is_none() {
-            self.all_seeing.replace(subject, &state.covering, &covering);
+        match &subject.fence.viewer {
+            None => self.all_seeing.replace(subject, &state.covering, &covering),
+            Some(viewer) => self.by_viewer.replace_under(
+                &viewer.as_str().into(),
+                subject,
+                &state.covering,
+                &covering,
+            ),
         }
         state.covering = covering;
     }

@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 
 use super::ByTraveller;
 use super::cells::{Cells, Covering};
+use super::members::{Members, SeenAt};
 use crate::geometry::BBox;
 use crate::geometry::area::Area;
 use crate::travellers::{Seen, TravellerAt, TravellerId, TravellerIndex};
@@ -29,6 +30,8 @@ const MAX_WATCH_CELLS: usize = 4_096;
 
 /// A live map's subscription.
 pub struct Watch {
+    /// Numbers maps in the order they opened: lists of maps are kept sorted by it.
+    number: u64,
     bbox: BBox,
     viewer: Option<String>,
     state: Mutex<WatchState>,
@@ -44,9 +47,15 @@ struct Shown {
     seen_ms: i64,
 }
 
+impl SeenAt for Shown {
+    fn seen_ms(&self) -> i64 {
+        self.seen_ms
+    }
+}
+
 struct WatchState {
     /// Who the map shows now, as last judged.
-    members: ByTraveller<Shown>,
+    members: Members<Shown>,
     /// Changes not yet delivered: travellers in the order they first changed, each with
     /// its latest position and whether it is still on the map.
     order: VecDeque<TravellerId>,
@@ -89,8 +98,12 @@ pub struct Watches {
     /// Maps by their viewer: a traveller that is not public is shown only on these (its
     /// own, and its viewers'), never looked for on anyone else's.
     by_viewer: DashMap<Arc<str>, Vec<Arc<Watch>>, RandomState>,
-    /// The maps each traveller is shown on.
+    /// The maps each traveller is shown on, sorted by number: a map is added and removed
+    /// by a binary search, so closing a map costs its members a search each, not a scan of
+    /// every map that shows them (a thousand whole-world maps closing took seconds).
     members_of: DashMap<TravellerId, Vec<Arc<Watch>>, RandomState>,
+    /// The next map's number.
+    numbered: std::sync::atomic::AtomicU64,
     /// Maps open (counted up before one is registered, down after it is gone): while
     /// there are none, an update costs nothing here.
     open: AtomicUsize,
@@ -130,10 +143,11 @@ impl Watches {
         let global = covering.len() > MAX_WATCH_CELLS;
         self.open.fetch_add(1, Ordering::SeqCst);
         let watch = Arc::new(Watch {
+            number: self.numbered.fetch_add(1, Ordering::Relaxed),
             bbox,
             viewer,
             state: Mutex::new(WatchState {
-                members: ByTraveller::default(),
+                members: Members::default(),
                 order: VecDeque::new(),
                 latest: ByTraveller::default(),
                 covering: covering.clone(),
@@ -193,26 +207,24 @@ impl Watches {
             .get(seen.id())
             .map(|list| list.clone())
             .unwrap_or_default();
-        let mut add = |watch: Arc<Watch>| {
-            if !candidates.iter().any(|w| Arc::ptr_eq(w, &watch)) {
-                candidates.push(watch);
-            }
-        };
         match seen.position() {
             Some(p) if seen.is_public() => {
-                let near = self.cells.at(p).into_iter().map(|found| found.subject);
-                let global = self.global.read().clone();
-                near.chain(global).for_each(&mut add);
+                candidates.extend(self.cells.at(p).into_iter().map(|found| found.subject));
+                candidates.extend(self.global.read().iter().cloned());
             }
             Some(_) => {
                 for viewer in std::iter::once(seen.id()).chain(seen.viewers()) {
                     if let Some(list) = self.by_viewer.get(viewer) {
-                        list.iter().cloned().for_each(&mut add);
+                        candidates.extend(list.iter().cloned());
                     }
                 }
             }
             None => {}
         }
+        // Each map once: sorted and deduplicated, n log n however many maps there are (a
+        // scan for each one was quadratic in the maps over one place).
+        candidates.sort_unstable_by_key(|w| w.number);
+        candidates.dedup_by_key(|w| w.number);
         for watch in &candidates {
             self.judge(watch, seen, now_ms, true);
         }
@@ -238,15 +250,8 @@ impl Watches {
         let watches = self.all.read().clone();
         for watch in watches {
             let mut state = watch.state.lock();
-            let mut expired: Vec<(TravellerId, Shown)> = state
-                .members
-                .iter()
-                .filter(|(_, s)| now_ms.saturating_sub(s.seen_ms) > ttl_ms)
-                .map(|(id, s)| (id.clone(), *s))
-                .collect();
-            expired.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            let expired = state.members.take_expired(now_ms, ttl_ms, false);
             for (id, shown) in expired {
-                state.members.remove(&id);
                 self.forget(&id, &watch);
                 Self::queue(&watch, &mut state, id, shown, false);
             }
@@ -284,10 +289,10 @@ impl Watches {
             (before, Some(shown)) => {
                 state.members.insert(id.into(), shown);
                 if before.is_none() {
-                    self.members_of
-                        .entry(id.into())
-                        .or_default()
-                        .push(watch.clone());
+                    let mut list = self.members_of.entry(id.into()).or_default();
+                    if let Err(at) = list.binary_search_by_key(&watch.number, |w| w.number) {
+                        list.insert(at, watch.clone());
+                    }
                 }
                 if queue && before.is_none_or(|b| b.at != shown.at || b.ts != shown.ts) {
                     Self::queue(watch, &mut state, id.into(), shown, true);
@@ -299,13 +304,15 @@ impl Watches {
 
     fn forget(&self, id: &str, watch: &Arc<Watch>) {
         self.members_of.remove_if_mut(id, |_, list| {
-            list.retain(|w| !Arc::ptr_eq(w, watch));
+            if let Ok(at) = list.binary_search_by_key(&watch.number, |w| w.number) {
+                list.remove(at);
+            }
             list.is_empty()
         });
     }
 
     /// Records a traveller's latest state for the map to take; past the bound, the map is
-    /// ended.
+    /// ended. The map is woken when its first change waits (it takes them all at once).
     fn queue(watch: &Watch, state: &mut WatchState, id: TravellerId, shown: Shown, on_map: bool) {
         if state.overflowed {
             return;
@@ -316,9 +323,11 @@ impl Watches {
                 state.overflowed = true;
                 state.order.clear();
                 state.latest.clear();
+                watch.ready.notify_one();
+            } else if state.order.len() == 1 {
+                watch.ready.notify_one();
             }
         }
-        watch.ready.notify_one();
     }
 
     fn close(&self, watch: &Arc<Watch>) {

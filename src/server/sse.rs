@@ -142,19 +142,48 @@ fn reset_event(reason: ResetReason) -> SseEvent {
     SseEvent::default().event("reset").data(data)
 }
 
-/// What a live map's stream needs while it runs.
-struct MapFeed {
-    snapshot: Option<Vec<TravellerAt>>,
+/// A live map's frames: its changes, drained and written as SSE, numbered. Built on the
+/// maps' pool ([`super::work::on_the_map_pool`]), never on the async workers.
+pub struct MapFrames {
     handle: WatchHandle,
-    stopping: CancellationToken,
-    frame_every: Duration,
-    last_frame: tokio::time::Instant,
     sent: u64,
-    done: bool,
-    _slot: StreamSlot,
 }
 
-impl MapFeed {
+impl MapFrames {
+    /// The frames of the map `handle` holds.
+    pub fn new(handle: WatchHandle) -> Self {
+        Self { handle, sent: 0 }
+    }
+
+    /// The first frame: a `snapshot` event a traveller.
+    pub fn snapshot(&mut self, snapshot: &[TravellerAt]) -> String {
+        let mut frame = String::new();
+        for traveller in snapshot {
+            self.event(&mut frame, "snapshot", traveller);
+        }
+        frame
+    }
+
+    /// The next frame: every change waiting, each traveller once, as it is now; and
+    /// whether the map is ended (it fell too far behind: the frame ends with a `reset`).
+    fn next_frame(&mut self) -> (String, bool) {
+        let mut frame = String::new();
+        let mut ended = false;
+        for next in self.handle.drain() {
+            match next {
+                WatchNext::Entered(t) => self.event(&mut frame, "entered", &t),
+                WatchNext::Moved(t) => self.event(&mut frame, "moved", &t),
+                WatchNext::Left(t) => self.event(&mut frame, "left", &t),
+                WatchNext::Reset => {
+                    ended = true;
+                    let reason = serde_json::json!({"reason": "this map fell too far behind and was ended; open it again"});
+                    frame.push_str(&format!("event: reset\ndata: {reason}\n\n"));
+                }
+            }
+        }
+        (frame, ended)
+    }
+
     /// Appends one event to `frame`: `id`, `event` and the traveller as its `data` line.
     fn event(&mut self, frame: &mut String, kind: &str, traveller: &TravellerAt) {
         use std::fmt::Write as _;
@@ -165,27 +194,50 @@ impl MapFeed {
     }
 }
 
-/// The SSE answer for a live map: `snapshot` events (one a traveller), then `entered`,
-/// `moved` and `left` as they happen, each numbered; a `reset` if it falls too far behind.
+/// What a live map's stream needs while it runs.
+struct MapFeed {
+    first: Option<String>,
+    /// Away on the maps' pool while a frame is built.
+    frames: Option<MapFrames>,
+    stopping: CancellationToken,
+    frame_every: Duration,
+    last_frame: tokio::time::Instant,
+    done: bool,
+    _slot: StreamSlot,
+}
+
+impl Drop for MapFeed {
+    /// Closing a map forgets it for each traveller it shows: work for the maps' pool.
+    fn drop(&mut self) {
+        if let Some(frames) = self.frames.take() {
+            super::work::drop_on_the_map_pool(frames);
+        }
+    }
+}
+
+/// The SSE answer for a live map: `first` (its `snapshot` events, one a traveller), then
+/// `entered`, `moved` and `left` as they happen, each numbered; a `reset` if it falls too
+/// far behind.
 ///
 /// Changes are sent in frames, at most one each `frame_every`, as a map draws them: each
 /// frame holds every traveller that changed since the last, once, as it is now (a
 /// traveller that moved ten times in a frame's time is sent once). So a busy map costs its
-/// server one write a frame, not one an update, however many travellers move.
+/// server one write a frame, not one an update, however many travellers move; and frames
+/// are built on the maps' lower-priority pool, so that when the server is short of CPU the
+/// frames come later (still each traveller's newest position) and the writes do not slow.
 pub fn map_stream(
-    handle: WatchHandle,
-    snapshot: Vec<TravellerAt>,
+    frames: MapFrames,
+    first: String,
     slot: StreamSlot,
     stopping: CancellationToken,
     frame_every: Duration,
 ) -> Response {
     let feed = MapFeed {
-        snapshot: Some(snapshot),
-        handle,
+        first: Some(first),
+        frames: Some(frames),
         stopping,
         frame_every,
         last_frame: tokio::time::Instant::now(),
-        sent: 0,
         done: false,
         _slot: slot,
     };
@@ -193,19 +245,16 @@ pub fn map_stream(
         if feed.done {
             return None;
         }
-        let mut frame = String::new();
-        if let Some(snapshot) = feed.snapshot.take()
-            && !snapshot.is_empty()
+        if let Some(first) = feed.first.take()
+            && !first.is_empty()
         {
-            for traveller in &snapshot {
-                feed.event(&mut frame, "snapshot", traveller);
-            }
-            return Some((Ok::<_, Infallible>(axum::body::Bytes::from(frame)), feed));
+            return Some((Ok::<_, Infallible>(axum::body::Bytes::from(first)), feed));
         }
         loop {
             let stopping = feed.stopping.clone();
+            let waiting = feed.frames.as_ref()?;
             tokio::select! {
-                () = feed.handle.changed() => {}
+                () = waiting.handle.changed() => {}
                 () = stopping.cancelled() => return None,
                 () = tokio::time::sleep(KEEP_ALIVE) => {
                     // A comment line keeps an idle stream open through proxies.
@@ -215,18 +264,17 @@ pub fn map_stream(
             // Changes that come until the frame is due join it.
             tokio::time::sleep_until(feed.last_frame + feed.frame_every).await;
             feed.last_frame = tokio::time::Instant::now();
-            for next in feed.handle.drain() {
-                match next {
-                    WatchNext::Entered(t) => feed.event(&mut frame, "entered", &t),
-                    WatchNext::Moved(t) => feed.event(&mut frame, "moved", &t),
-                    WatchNext::Left(t) => feed.event(&mut frame, "left", &t),
-                    WatchNext::Reset => {
-                        feed.done = true;
-                        let reason = serde_json::json!({"reason": "this map fell too far behind and was ended; open it again"});
-                        frame.push_str(&format!("event: reset\ndata: {reason}\n\n"));
-                    }
-                }
-            }
+            let mut frames = feed.frames.take()?;
+            let built = super::work::on_the_map_pool(move || {
+                let (frame, ended) = frames.next_frame();
+                (frames, frame, ended)
+            })
+            .await;
+            let Ok((frames, frame, ended)) = built else {
+                return None;
+            };
+            feed.frames = Some(frames);
+            feed.done = ended;
             if !frame.is_empty() {
                 return Some((Ok(axum::body::Bytes::from(frame)), feed));
             }

@@ -157,6 +157,21 @@ impl TravellerIndex {
         Some(f(self.seen(handle(s, slot), shard.record(slot))))
     }
 
+    /// Calls `f` with the traveller as it is now, copied with its shard read-locked and
+    /// unlocked while `f` runs, if it has a record. For a caller that is the only one
+    /// judging the traveller (the judging thread): a judgement against a thousand live maps
+    /// then never holds up the writers of the traveller's shard (held under the lock, a
+    /// low-priority judging thread stalled them: see [`crate::background`]).
+    pub fn with_seen_copy<R>(&self, id: &str, f: impl FnOnce(Seen<'_>) -> R) -> Option<R> {
+        let (hash, s) = self.locate(id);
+        let (slot, copy) = {
+            let shard = self.shards[s].read();
+            let slot = shard.find(hash, id)?;
+            (slot, shard.record(slot).observed_copy())
+        };
+        Some(f(self.seen(handle(s, slot), &copy)))
+    }
+
     /// Runs `f` on the traveller's record, read-locked, if it exists.
     fn with_slot<R>(&self, id: &str, f: impl FnOnce(&Record) -> Option<R>) -> Option<R> {
         let (hash, s) = self.locate(id);

@@ -80,6 +80,20 @@ fn visibility_bits(visibility: Visibility) -> u32 {
 }
 
 impl Record {
+    /// A copy of everything an observer reads (all but the trail), to judge it with no
+    /// lock held.
+    pub(super) fn observed_copy(&self) -> Self {
+        Self {
+            id: self.id.clone(),
+            position: self.position,
+            ts: self.ts,
+            cell: self.cell,
+            packed: self.packed,
+            trail: super::trail::Trail::default(),
+            extra: self.extra.clone(),
+        }
+    }
+
     /// The record of a traveller with no position yet and the default sharing.
     pub(super) fn new(id: &str) -> Self {
         Self {

@@ -145,15 +145,18 @@ pub async fn watch(
     // A map's backlog is a state per traveller: bounded by the travellers in the box, which
     // may grow past the snapshot's size, but not without end.
     let engine = state.engine.clone();
-    let opened = tokio::task::spawn_blocking(move || {
-        engine.open_watch(bbox, viewer, max, max.saturating_mul(4))
+    // Opening scans the box: work for the maps' pool, as their frames are.
+    let opened = super::super::work::on_the_map_pool(move || {
+        let (handle, snapshot) = engine.open_watch(bbox, viewer, max, max.saturating_mul(4))?;
+        let mut frames = sse::MapFrames::new(handle);
+        let first = frames.snapshot(&snapshot);
+        Ok::<_, crate::fences::WatchError>((frames, first))
     })
-    .await
-    .map_err(|e| ApiError::internal("opening a live map panicked", &e))?;
-    let (handle, snapshot) = opened.map_err(|e| ApiError::bad_parameter(format!("bbox: {e}")))?;
+    .await?;
+    let (frames, first) = opened.map_err(|e| ApiError::bad_parameter(format!("bbox: {e}")))?;
     Ok(sse::map_stream(
-        handle,
-        snapshot,
+        frames,
+        first,
         slot,
         state.stopping.clone(),
         state.limits.map_frame,
