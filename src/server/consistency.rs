@@ -18,8 +18,8 @@ pub const MIN_SEQ_PARAM: &str = "min_seq";
 const MIN_SEQ_HEADER: &str = "x-proxima-min-seq";
 
 /// What a routed request passes after admission and before its handler: the wait for its
-/// `min_seq`, if any, then its `Idempotency-Key`, if any ([`super::idempotency`]). One
-/// layer for both: axum boxes each layer's future for every request.
+/// `min_seq`, if any. (A write's `Idempotency-Key` is looked at next, by a layer on the
+/// write methods themselves: see [`super::idempotency`].)
 pub async fn before_handler(
     State(state): State<AppState>,
     request: Request,
@@ -36,7 +36,7 @@ pub async fn before_handler(
         }
         Err(problem) => return problem.into_response(),
     }
-    super::idempotency::answer(&state, request, next).await
+    next.run(request).await
 }
 
 /// The sequence the request asks for, from its header or its query string.

@@ -222,7 +222,11 @@ fn key_of(request: &Request) -> Result<Option<String>, ApiError> {
 
 /// Answers `request` through `next`, or, if it carries an `Idempotency-Key` already used
 /// by its caller, with the first answer (or a 409 or 422).
-pub async fn answer(state: &AppState, request: Request, next: Next) -> Response {
+pub async fn answer(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     if !is_write(request.method()) {
         return next.run(request).await;
     }

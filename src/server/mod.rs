@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use axum::Router;
-use axum::routing::{get, post, put};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use tokio::net::TcpListener;
 
 pub use observe::upkeep_metrics;
@@ -148,41 +148,56 @@ pub fn router(state: AppState) -> App {
         .route("/metrics", get(operations::metrics))
         .route("/v1/stats", get(operations::stats))
         .route("/v1/pois/nearby", get(pois::nearby))
-        .route("/v1/pois/within", get(pois::within).post(pois::within_area))
-        .route("/v1/pois/import", post(pois::import))
+        .route(
+            "/v1/pois/within",
+            get(pois::within).merge(write(&state, post(pois::within_area))),
+        )
+        .route("/v1/pois/import", write(&state, post(pois::import)))
         .route(
             "/v1/pois/{id}",
-            put(pois::put_poi)
-                .get(pois::get_poi)
-                .delete(pois::delete_poi),
+            get(pois::get_poi).merge(write(&state, put(pois::put_poi).delete(pois::delete_poi))),
         )
-        .route("/v1/positions", post(travellers::post_positions))
+        .route(
+            "/v1/positions",
+            write(&state, post(travellers::post_positions)),
+        )
         .route("/v1/travellers/nearby", get(travellers::nearby))
-        .route("/v1/travellers/within", post(travellers::within_area))
+        .route(
+            "/v1/travellers/within",
+            write(&state, post(travellers::within_area)),
+        )
         .route("/v1/travellers/watch", get(streams::watch))
         .route(
             "/v1/travellers/{id}",
-            get(travellers::get_traveller).delete(travellers::delete_traveller),
+            get(travellers::get_traveller)
+                .merge(write(&state, delete(travellers::delete_traveller))),
         )
         .route(
             "/v1/travellers/{id}/position",
-            put(travellers::put_position),
+            write(&state, put(travellers::put_position)),
         )
         .route("/v1/travellers/{id}/trail", get(travellers::trail))
-        .route("/v1/travellers/{id}/sharing", put(travellers::put_sharing))
+        .route(
+            "/v1/travellers/{id}/sharing",
+            write(&state, put(travellers::put_sharing)),
+        )
         .route("/v1/fences", get(fences::list_fences))
         .route(
             "/v1/fences/{id}",
-            put(fences::put_fence)
-                .get(fences::get_fence)
-                .delete(fences::delete_fence),
+            get(fences::get_fence).merge(write(
+                &state,
+                put(fences::put_fence).delete(fences::delete_fence),
+            )),
         )
         .route("/v1/fences/{id}/inside", get(fences::inside))
         .route("/v1/fences/{id}/events", get(streams::fence_events))
         .route("/v1/events", get(streams::events))
         .route("/v1/heatmap", get(operations::heatmap))
         .route("/v1/categories", get(pois::categories))
-        .route("/v1/admin/snapshot", post(operations::snapshot))
+        .route(
+            "/v1/admin/snapshot",
+            write(&state, post(operations::snapshot)),
+        )
         .merge(viewer_routes(state.ui.is_some()))
         .fallback(operations::no_route)
         .method_not_allowed_fallback(operations::wrong_method)
@@ -194,6 +209,16 @@ pub fn router(state: AppState) -> App {
         .route_layer(admission::AdmissionLayer::new(state.clone()))
         .with_state(state);
     request_id::RequestId::new(router)
+}
+
+/// A route's write methods, answered once per `Idempotency-Key` ([`idempotency`]). Layered
+/// on the methods themselves, not the route: a method the route does not serve gets its
+/// 405 whatever key it carries.
+fn write(state: &AppState, methods: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    methods.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        idempotency::answer,
+    ))
 }
 
 /// The map viewer's routes, or none (`--no-ui`).

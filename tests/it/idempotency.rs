@@ -119,3 +119,31 @@ async fn a_key_used_for_another_request_is_refused_and_keys_are_each_callers_own
         "a refused key changed nothing"
     );
 }
+
+#[tokio::test]
+async fn a_method_a_route_does_not_serve_is_a_405_whatever_key_it_carries() {
+    let s = TestServer::start().await;
+    let poi = json!({"lat": 60.1, "lon": 24.9, "name": "Café", "category": "cafe"});
+    let put = s
+        .client
+        .put(s.url("/v1/pois/p"))
+        .header("idempotency-key", "k-1")
+        .json(&poi);
+    assert_eq!(send(put).await.0, 201);
+    // The same key on methods the route does not serve (one a write): 405, not the 422 of
+    // a key reused for another request, and nothing kept under the key for them.
+    for method in ["PATCH", "TRACE", "POST"] {
+        let request = s
+            .client
+            .request(method.parse().expect("a method"), s.url("/v1/pois/p"))
+            .header("idempotency-key", "k-1");
+        assert_eq!(send(request).await.0, 405, "{method}");
+    }
+    let put = s
+        .client
+        .put(s.url("/v1/pois/p"))
+        .header("idempotency-key", "k-1")
+        .json(&poi);
+    let (status, _, replayed) = send(put).await;
+    assert_eq!((status, replayed.as_deref()), (201, Some("true")));
+}
