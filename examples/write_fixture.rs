@@ -1,7 +1,10 @@
-//! Writes the data directory that `format_version_1_fixture_still_recovers` (in
-//! `tests/it/durability.rs`) reads: a snapshot, then three records only in the log. Run it
-//! once, when a new on-disk format version is introduced, into a new folder under
-//! `tests/fixtures/`, and add a test like that one for the new version:
+//! Writes the data directories that `format_version_N_fixture_still_recovers` (in
+//! `tests/it/durability.rs`) read: a snapshot holding two POIs' first, a traveller and a
+//! static fence, then in the log only a POI, a move, a sharing change and a roaming fence
+//! (version 2 on; `tests/fixtures/v1` was written before fences had owners and holds
+//! neither fence, nor the log's fourth record). Run it once, when a new on-disk format
+//! version is introduced, into a new folder under `tests/fixtures/`, and add a test like
+//! those for the new version:
 //!
 //! `cargo run --example write_fixture -- tests/fixtures/v2`
 //!
@@ -14,6 +17,9 @@ use std::sync::Arc;
 
 use proxima::clock::ManualClock;
 use proxima::engine::{Engine, EngineConfig, LiveConfig};
+use proxima::fences::{Fence, FenceKind};
+use proxima::geometry::LatLon;
+use proxima::geometry::area::Area;
 use proxima::persist::wal::WalOptions;
 use proxima::pois::{CursorKey, Poi};
 use proxima::travellers::{PositionUpdate, Sharing, TravellerConfig, Visibility};
@@ -74,8 +80,21 @@ fn main() {
         .expect("update")
         .wait()
         .expect("durable");
+    let home = Area::circle(LatLon { lat: 60.1, lon: 24.9 }, 500.0).expect("valid");
+    let fence = Fence::new(
+        "home".into(),
+        "key:0123456789abcdef".into(),
+        Some("mum".into()),
+        FenceKind::Static(home),
+    )
+    .expect("valid");
+    engine
+        .put_fence(fence, false)
+        .expect("put")
+        .wait()
+        .expect("durable");
     engine.snapshot().expect("snapshot");
-    // After the snapshot: three records only in the log.
+    // After the snapshot: four records only in the log.
     let museum = Poi::new(
         "fixture-museum".into(),
         60.18,
@@ -102,6 +121,21 @@ fn main() {
     engine
         .set_sharing("fixture-traveller", sharing)
         .expect("share")
+        .wait()
+        .expect("durable");
+    let near = Fence::new(
+        "near-them".into(),
+        "traveller:mum".into(),
+        Some("mum".into()),
+        FenceKind::Roaming {
+            around: "fixture-traveller".into(),
+            radius_m: 1000.0,
+        },
+    )
+    .expect("valid");
+    engine
+        .put_fence(near, false)
+        .expect("put")
         .wait()
         .expect("durable");
     drop(engine);

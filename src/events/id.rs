@@ -1,21 +1,23 @@
-//! [`EventId`]: an event's id on the wire. Opaque to clients; increasing within a log, so
-//! within every stream.
+//! [`EventId`]: an event's id on the wire. Opaque to clients; increasing within each
+//! owner's events, so within every stream (a stream follows one owner's fences).
 //!
-//! An id is the log's epoch and a [`Place`] in it. On a single node the epoch is drawn at
-//! random when the server starts and each event is a record of its own: `<epoch>-<n>`. In
-//! a cluster the epoch is the cluster stream's (every node has the same), and an event's
-//! place is the stream sequence of the change that caused it and its index among that
-//! change's events: `<epoch>-<seq>.<index>`, the same on every node, so a client resumes
-//! on any node. `<epoch>-<seq>` alone stands for "after every event of change `seq`",
-//! which is what a listing on a cluster node hands out.
+//! An id is the log's epoch and a [`Place`] among its owner's events. On a single node the
+//! epoch is drawn at random when the server starts and each of an owner's events is a record
+//! of its own: `<epoch>-<n>`, `n` counting that owner's events. In a cluster the epoch is
+//! the cluster stream's (every node has the same), and an event's place is the interval it
+//! was numbered in and its number among its owner's events in that interval:
+//! `<epoch>-<interval>.<n>`, the same on every node, so a client resumes on any node (see
+//! `records.rs`). `<epoch>-<interval>` alone stands for "after every event of that
+//! interval". Neither form counts anyone else's events.
 
 /// Where an event lies in its log: ordered by record, then by index within it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Place {
-    /// The record: on a single node the event's own number, in a cluster the stream
-    /// sequence of the change.
+    /// The record: on a single node the event's own number among its owner's, in a
+    /// cluster the interval it was numbered in.
     pub record: u64,
-    /// The index among the record's events; [`Place::WHOLE`] for "the whole record".
+    /// The number among its owner's events in the record; [`Place::WHOLE`] for "the whole
+    /// record".
     pub index: u32,
 }
 

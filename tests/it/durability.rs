@@ -351,13 +351,42 @@ async fn a_second_server_on_the_same_data_dir_is_refused() {
 /// pass.
 #[test]
 fn format_version_1_fixture_still_recovers() {
+    let (engine, report) = recover_fixture("v1");
+    assert!(
+        report.snapshot.is_some() && report.replayed == 3,
+        "{report:?}"
+    );
+    let (pois, travellers) = engine.dump();
+    let ids: Vec<&str> = pois.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, ["fixture-cafe", "fixture-museum"]);
+    assert_eq!(
+        pois[0].tags.get("cuisine").map(String::as_str),
+        Some("coffee")
+    );
+    assert_eq!(travellers.len(), 1);
+    assert_eq!(travellers[0].trail.len(), 2);
+    assert_eq!(
+        travellers[0].sharing.visibility(),
+        proxima::travellers::Visibility::Friends
+    );
+}
+
+/// Recovers a copy of the checked-in data directory `tests/fixtures/<version>`.
+fn recover_fixture(
+    version: &str,
+) -> (
+    proxima::engine::Engine,
+    proxima::engine::RecoveryReport,
+) {
     use proxima::clock::ManualClock;
     use proxima::engine::{Engine, EngineConfig, LiveConfig};
     use proxima::persist::wal::WalOptions;
     use proxima::pois::CursorKey;
     use proxima::travellers::TravellerConfig;
 
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1");
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(version);
     let dir = tempfile::tempdir().expect("temp dir");
     for sub in ["snapshots", "wal"] {
         std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
@@ -381,24 +410,43 @@ fn format_version_1_fixture_still_recovers() {
     });
     let report = engine
         .recover(dir.path(), WalOptions::default())
-        .expect("v1 recovers");
+        .unwrap_or_else(|e| panic!("{version} recovers: {e}"));
+    (engine, report)
+}
+
+/// Version 2 (fences with owners, trails' sharing thresholds, event intervals): a snapshot
+/// and four records in the log.
+#[test]
+fn format_version_2_fixture_still_recovers() {
+    use proxima::fences::{FenceKey, FenceKind};
+
+    let (engine, report) = recover_fixture("v2");
     assert!(
-        report.snapshot.is_some() && report.replayed == 3,
+        report.snapshot.is_some() && report.replayed == 4,
         "{report:?}"
     );
     let (pois, travellers) = engine.dump();
     let ids: Vec<&str> = pois.iter().map(|p| p.id.as_str()).collect();
     assert_eq!(ids, ["fixture-cafe", "fixture-museum"]);
-    assert_eq!(
-        pois[0].tags.get("cuisine").map(String::as_str),
-        Some("coffee")
-    );
     assert_eq!(travellers.len(), 1);
     assert_eq!(travellers[0].trail.len(), 2);
     assert_eq!(
         travellers[0].sharing.visibility(),
         proxima::travellers::Visibility::Friends
     );
+    let home = engine
+        .fence(&FenceKey::new("key:0123456789abcdef", "home"))
+        .expect("the snapshot's fence, under its owner");
+    assert_eq!(home.viewer.as_deref(), Some("mum"));
+    assert!(matches!(home.kind, FenceKind::Static(_)));
+    let near = engine
+        .fence(&FenceKey::new("traveller:mum", "near-them"))
+        .expect("the log's roaming fence, under its owner");
+    assert!(matches!(
+        near.kind,
+        FenceKind::Roaming { ref around, radius_m } if around == "fixture-traveller" && radius_m == 1000.0
+    ));
+    assert_eq!(engine.fence_count(), 2, "no fence under another owner");
 }
 
 /// A newest snapshot that is intact (its checksums match) but holds an item that does not
