@@ -80,7 +80,14 @@ fn main() {
         .expect("update")
         .wait()
         .expect("durable");
-    let home = Area::circle(LatLon { lat: 60.1, lon: 24.9 }, 500.0).expect("valid");
+    let home = Area::circle(
+        LatLon {
+            lat: 60.1,
+            lon: 24.9,
+        },
+        500.0,
+    )
+    .expect("valid");
     let fence = Fence::new(
         "home".into(),
         "key:0123456789abcdef".into(),

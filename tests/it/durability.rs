@@ -372,12 +372,7 @@ fn format_version_1_fixture_still_recovers() {
 }
 
 /// Recovers a copy of the checked-in data directory `tests/fixtures/<version>`.
-fn recover_fixture(
-    version: &str,
-) -> (
-    proxima::engine::Engine,
-    proxima::engine::RecoveryReport,
-) {
+fn recover_fixture(version: &str) -> (proxima::engine::Engine, proxima::engine::RecoveryReport) {
     use proxima::clock::ManualClock;
     use proxima::engine::{Engine, EngineConfig, LiveConfig};
     use proxima::persist::wal::WalOptions;
