@@ -13,8 +13,6 @@
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use proxima::bench::data::Places;
-use proxima::bench::fences::{ROAMING_EVERY, ROAMING_RADIUS_M, grouped, static_fence};
 use proxima::clock::{Clock, ManualClock};
 use proxima::engine::{Engine, EngineConfig, LiveConfig};
 use proxima::fences::{Fence, FenceKey, FenceKind};
@@ -23,6 +21,8 @@ use proxima::geometry::area::{Area, MAX_AREA_VERTICES};
 use proxima::persist::wal::{FsyncMode, WalOptions};
 use proxima::pois::CursorKey;
 use proxima::travellers::{PositionUpdate, Sharing, TravellerConfig, Visibility};
+use proxima_bench::data::Places;
+use proxima_bench::fences::{ROAMING_EVERY, ROAMING_RADIUS_M, grouped, static_fence};
 
 const TRAVELLERS: usize = 1_000_000;
 const STATIC_FENCES: usize = 10_000;

@@ -1,5 +1,5 @@
 //! POI query latency on 1,000,000 POIs around the world's cities, in both of the harness's
-//! data shapes (`population` and `sqrt-population`, see `proxima::bench::data`), with
+//! data shapes (`population` and `sqrt-population`, see `proxima_bench::data`), with
 //! 100,000 distinct random query points drawn the same way (a fixed small set would warm
 //! the cache), against two baselines on the same points and queries:
 //! - `kiddo` 6's `ImmutableKdTree` over the same unit vectors: `nearest_n`, and
@@ -21,10 +21,10 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use kiddo::{ImmutableKdTree, SquaredEuclidean};
-use proxima::bench::data::{Distribution, Places};
 use proxima::geometry::area::{Area, MAX_AREA_VERTICES};
 use proxima::geometry::{BBox, LatLon, chord_of};
 use proxima::pois::{AreaQuery, NearbyQuery, Poi, PoiFilter, PoiIndex, WithinQuery};
+use proxima_bench::data::{Distribution, Places};
 
 const POIS: usize = 1_000_000;
 const QUERIES: usize = 100_000;

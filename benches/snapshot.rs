@@ -9,13 +9,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use proxima::bench::data::Places;
 use proxima::clock::ManualClock;
 use proxima::engine::{Engine, EngineConfig, ImportMode, LiveConfig};
 use proxima::import::ParsedPois;
 use proxima::persist::wal::{FsyncMode, WalOptions};
 use proxima::pois::{CursorKey, Poi};
 use proxima::travellers::{PositionUpdate, TravellerConfig};
+use proxima_bench::data::Places;
 
 const N: usize = 100_000;
 const NOW: i64 = 1_800_000_000_000;

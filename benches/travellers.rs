@@ -9,9 +9,9 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use proxima::bench::data::Places;
 use proxima::geometry::LatLon;
 use proxima::travellers::{PositionUpdate, Sharing, TravellerConfig, TravellerIndex, Visibility};
+use proxima_bench::data::Places;
 
 const TRAVELLERS: usize = 1_000_000;
 /// Updates per measured iteration: large enough that starting threads costs ~1 %.

@@ -176,8 +176,8 @@ mod tests {
             demo.tick(&engine);
         }
         let later = engine.traveller("demo-helsinki-0", None).expect("visible");
-        assert!(later.ts > first.ts);
-        let moved = crate::geometry::haversine_m(first.position, later.position);
+        assert!(later.at.ts > first.at.ts);
+        let moved = crate::geometry::haversine_m(first.at.position, later.at.position);
         assert!(moved > 1.0 && moved < 31.0 * 1.4 + 1.0, "walked {moved} m");
         // Put one offline, let it come back: its held reports arrive late and shuffled.
         demo.walkers[1].offline_s = 5;

@@ -1,47 +1,37 @@
 //! Proxima: an in-memory geospatial proximity server.
 //!
-//! The crate's map, from the edge inwards (a layer uses only those below it):
+//! This crate is the server around the engine ([`proxima_engine`]); its map, from the edge
+//! inwards (a layer uses only those below it):
 //!
-//! - [`startup`]: `proxima serve`'s life: bind, recover, serve, periodic tasks, shut down.
+//! - [`startup`]: `proxima serve`'s life, in named steps: bind, recover or join the
+//!   cluster, serve, periodic tasks, shut down.
 //! - [`server`]: HTTP (axum on hyper + tokio): routes, wire types, admission, limits,
 //!   problem+json.
+//! - [`cluster`]: cluster mode on NATS JetStream: the stream as the engine's change log
+//!   ([`cluster::Replicator`]), following and applying it, snapshots in the object store,
+//!   clock ticks, event export.
 //! - [`offline`]: `proxima import` into a data directory without a server.
-//! - [`bench`](mod@bench): the load harness, talking to a server over HTTP (or to Redis GEO).
-//! - [`engine`]: the one state and its locking policy; every change is a
-//!   [`engine::Mutation`], logged, applied and replayed through one path.
-//! - [`pois`]: the POI collection: records, packed R-trees over unit vectors, queries,
-//!   cursors.
-//! - [`travellers`]: moving points in geohash cells on sharded slabs, trails, sharing, TTL.
-//! - [`fences`]: static and roaming fences, who is inside each, judged as travellers change.
-//! - [`events`]: fence events, retained for resuming and fanned out to bounded queues.
-//! - [`import`]: readers turning CSV, NDJSON, GeoJSON and OSM PBF dumps into POIs and
-//!   per-record errors.
-//! - [`persist`]: the write-ahead log and snapshot files, generic over what they store.
-//! - [`geometry`], [`ids`] and [`json`]: pure functions over coordinates, cells,
-//!   identifiers and JSON; [`clock`]: time, injected; [`config`]: the command line;
-//!   [`sample`]: the bundled sample data; [`background`]: background threads' priority.
+//! - [`demo`]: `--demo`'s simulated travellers.
+//! - [`config`]: the command lines of `proxima serve` and `proxima import`.
+//!
+//! The engine's modules are re-exported under their own names ([`engine`], [`pois`],
+//! [`travellers`], [`fences`], [`events`], [`import`], [`persist`], [`geometry`], [`ids`],
+//! [`json`], [`clock`], [`sample`], [`background`]), so that `proxima::engine::Engine` names
+//! the same type as `proxima_engine::engine::Engine`. The load harness is a crate of its own,
+//! `proxima-bench`, mounted by the `proxima` binary's default `harness` feature.
 
-pub mod background;
-pub mod bench;
-pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod demo;
-pub mod engine;
-pub mod events;
-pub mod fences;
-pub mod geometry;
-pub mod ids;
-pub mod import;
-pub mod json;
 pub mod offline;
-pub mod persist;
-pub mod pois;
-pub mod sample;
 pub mod server;
 pub mod startup;
+
 #[cfg(test)]
-mod testing;
-pub mod travellers;
+use proxima_engine::testing;
+pub use proxima_engine::{
+    background, clock, engine, events, fences, geometry, ids, import, json, persist, pois, sample,
+    travellers,
+};
 
 pub use startup::{RunError, Started, start, start_with_clock};

@@ -1,13 +1,44 @@
-//! The `proxima` binary: parses the command line, sets up logging, and calls into the library.
+//! The `proxima` binary: parses the command line, sets up logging, and calls into the
+//! libraries: the server's (`serve`, `import`) and, with the default `harness` feature, the
+//! load harness's (`bench`, `attack`, `regions`).
 
-use clap::Parser;
-use proxima::config::{Cli, Command};
+use clap::{Parser, Subcommand};
+use proxima::config::{ImportConfig, ServeConfig};
 
 /// mimalloc rather than glibc's malloc: the profile of the HTTP paths showed glibc's
 /// malloc and free at 15 % of the server's time, and mimalloc's per-thread free lists
 /// serve the small, short-lived allocations of a request much faster.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Proxima: an in-memory geospatial proximity server.
+#[derive(Debug, Parser)]
+#[command(name = "proxima", version, about)]
+struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve(Box<ServeConfig>),
+    /// Import POI dumps into a data directory, offline (the server must not be running on it).
+    Import(ImportConfig),
+    /// Drive a running server over HTTP and report throughput and latency percentiles.
+    #[cfg(feature = "harness")]
+    Bench(proxima_bench::args::BenchConfig),
+    /// Replay the availability attacks against a running server and report what each
+    /// costs a victim's writes and `/healthz`.
+    #[cfg(feature = "harness")]
+    Attack(proxima_bench::args::AttackArgs),
+    /// Simulate sharding by region: the share of nearby queries, over the harness's query
+    /// centres, whose circle reaches more than one H3 region, per region size and radius.
+    #[cfg(feature = "harness")]
+    Regions(proxima_bench::args::RegionsConfig),
+}
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
@@ -18,30 +49,26 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
-    if let Command::Import(config) = &cli.command {
-        return match proxima::offline::import(config) {
-            Ok(summary) => {
-                print!("{summary}");
-                std::process::ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("proxima import: {e}");
-                std::process::ExitCode::FAILURE
-            }
-        };
-    }
-    if let Command::Regions(config) = &cli.command {
-        let radii: Vec<f64> = config.radius_km.iter().map(|km| km * 1000.0).collect();
-        let rows = proxima::bench::regions::simulate(
-            usize::try_from(config.queries).unwrap_or(usize::MAX),
-            config.seed,
-            &config.resolutions,
-            &radii,
-        );
-        print!("{}", proxima::bench::regions::table(&rows));
-        return std::process::ExitCode::SUCCESS;
-    }
+    let command = match Cli::parse().command {
+        Command::Import(config) => {
+            return match proxima::offline::import(&config) {
+                Ok(summary) => {
+                    print!("{summary}");
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("proxima import: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
+        #[cfg(feature = "harness")]
+        Command::Regions(config) => {
+            proxima_bench::commands::regions(&config);
+            return std::process::ExitCode::SUCCESS;
+        }
+        command => command,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -52,14 +79,16 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Serve(config) => serve(*config).await,
-            Command::Import(_) | Command::Regions(_) => {
-                unreachable!("handled above, without a runtime")
-            }
-            Command::Bench(config) => bench(config).await,
-            Command::Attack(args) => attack(args).await,
+    let result: Result<(), String> = runtime.block_on(async {
+        match command {
+            Command::Serve(config) => serve(*config).await.map_err(|e| e.to_string()),
+            Command::Import(_) => unreachable!("handled above, without a runtime"),
+            #[cfg(feature = "harness")]
+            Command::Regions(_) => unreachable!("handled above, without a runtime"),
+            #[cfg(feature = "harness")]
+            Command::Bench(config) => proxima_bench::commands::bench(config).await,
+            #[cfg(feature = "harness")]
+            Command::Attack(args) => proxima_bench::commands::attack(args).await,
         }
     });
     match result {
@@ -71,7 +100,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn serve(config: proxima::config::ServeConfig) -> Result<(), proxima::RunError> {
+async fn serve(config: ServeConfig) -> Result<(), proxima::RunError> {
     // Register the signal handlers before the address is printed: a SIGTERM that arrives
     // right after must already mean "shut down cleanly", not the default "die".
     let shutdown = shutdown_signal().map_err(proxima::RunError::Serve)?;
@@ -85,63 +114,6 @@ async fn serve(config: proxima::config::ServeConfig) -> Result<(), proxima::RunE
         .unwrap_or_else(|e| Err(proxima::RunError::Serve(std::io::Error::other(e))));
     tracing::info!("stopped");
     result
-}
-
-async fn bench(config: proxima::config::BenchConfig) -> Result<(), proxima::RunError> {
-    let json = config.json;
-    if !json {
-        print!("{}", proxima::bench::report::table(&[]));
-    }
-    let result = proxima::bench::run(&config, |report| {
-        if json {
-            println!(
-                "{}",
-                serde_json::to_string(report).expect("reports serialize")
-            );
-        } else {
-            if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-                eprint!("\r\x1b[2K"); // clear the progress line
-            }
-            let table = proxima::bench::report::table(std::slice::from_ref(report));
-            print!(
-                "{}",
-                table
-                    .lines()
-                    .skip(1)
-                    .map(|l| format!("{l}\n"))
-                    .collect::<String>()
-            );
-        }
-    })
-    .await;
-    result
-        .map(|_| ())
-        .map_err(|e| proxima::RunError::Serve(std::io::Error::other(e)))
-}
-
-async fn attack(args: proxima::config::AttackArgs) -> Result<(), proxima::RunError> {
-    use proxima::bench::attacks;
-    let failed = |e: String| proxima::RunError::Serve(std::io::Error::other(e));
-    let config = attacks::AttackConfig::from_args(&args)
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-    if !args.json {
-        println!("{}", attacks::TABLE_HEAD);
-    }
-    for attack in &args.attack {
-        let report = attacks::run(&config, *attack)
-            .await
-            .map_err(|e| failed(format!("the {attack:?} attack: {e}")))?;
-        if args.json {
-            println!(
-                "{}",
-                serde_json::to_string(&report).expect("reports serialize")
-            );
-        } else {
-            println!("{}", report.row());
-        }
-    }
-    Ok(())
 }
 
 /// A future that completes on Ctrl-C or SIGTERM; the handlers are registered when this

@@ -113,6 +113,7 @@ pub fn app() -> App {
                 max_bytes: 1 << 20,
             },
         ),
+        replicator: Arc::default(),
         stopping: tokio_util::sync::CancellationToken::new(),
         ui: None,
     });

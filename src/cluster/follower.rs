@@ -4,7 +4,7 @@
 //! the stream's end the node is and whether the stream answers it.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
@@ -21,12 +21,13 @@ pub(super) const JETSTREAM_REQUEST: Duration = Duration::from_millis(1_000);
 
 /// Connects this node's engine to its cluster: starts it from the newest snapshot (its
 /// own in `data_dir`, or a newer uploaded one), then applies the stream from there until
-/// `stopping`; from now on every write goes through the stream. Returns once the node's
-/// state is loaded and the stream is being applied.
+/// `stopping`; from now on every write goes through the stream, whose replicator is put in
+/// `joined`. Returns once the node's state is loaded and the stream is being applied.
 pub async fn follow(
     engine: Arc<Engine>,
     config: ClusterConfig,
     data_dir: PathBuf,
+    joined: Arc<OnceLock<Arc<Replicator>>>,
     stopping: CancellationToken,
 ) -> Result<Arc<Replicator>, JoinError> {
     // Told when the connection comes back, so that the follower reads on at once rather
@@ -61,7 +62,8 @@ pub async fn follow(
     jetstream.set_timeout(JETSTREAM_REQUEST);
     // The server's default until it says (the client connects in the background).
     let replicator = Arc::new(Replicator::new(jetstream.clone(), &config, 1 << 20, 0));
-    engine.replicate_through(replicator.clone());
+    engine.replicate_through(Box::new(super::replicator::StreamLog(replicator.clone())));
+    let _ = joined.set(replicator.clone());
     let mut stream = tokio::select! {
         () = stopping.cancelled() => None,
         stream = open_stream(&jetstream, &config, &stopping) => stream?,

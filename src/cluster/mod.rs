@@ -38,6 +38,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+pub use crate::engine::ClusterError;
 pub use event_export::fence_token;
 pub use follower::{JoinError, follow};
 pub use replicator::{MESSAGE_KEY, MessageKey, Pending, Replicator, WRITE_SEQ};
@@ -102,54 +103,6 @@ impl ClusterConfig {
     pub fn log_subject(&self) -> String {
         format!("{}.log", self.name)
     }
-}
-
-/// Why the cluster did not take a change, or a read could not wait for one.
-#[derive(Debug, thiserror::Error)]
-pub enum ClusterError {
-    /// The stream did not acknowledge the change in time (NATS unreachable, or no
-    /// quorum of its replicas). The change may have been stored; it was not acknowledged.
-    #[error(
-        "cluster: the stream did not acknowledge the write within {0:?} ({1}); it was not acknowledged, and may or may not be applied later: retrying the same write is safe"
-    )]
-    Unavailable(Duration, String),
-    /// The stream took the change, but this node had not applied it in time.
-    #[error(
-        "cluster: the write was stored at stream sequence {0} but this node had not applied it within {1:?}; every node applies it in stream order"
-    )]
-    NotApplied(u64, Duration),
-    /// The change does not fit in one NATS message.
-    #[error(
-        "cluster: this write is {size} bytes as a log record, more than the NATS server's max_payload of {max}; send it in smaller parts"
-    )]
-    TooLarge {
-        /// The record's size.
-        size: usize,
-        /// The server's limit.
-        max: usize,
-    },
-    /// Too many writes are already waiting for the stream.
-    #[error("cluster: {0} writes are already waiting for the stream, this node's limit")]
-    Busy(usize),
-    /// A write sent again with its `Idempotency-Key` reached the stream, which already held
-    /// it (stored once), and this node had applied it before the retry came: its answer is
-    /// kept once the first attempt is done.
-    #[error(
-        "cluster: a write with this Idempotency-Key was already applied at stream sequence {0}; retry to get its answer"
-    )]
-    AlreadyApplied(u64),
-    /// A read asked for a sequence this node had not applied in time.
-    #[error(
-        "min_seq: this node has applied the stream up to {applied}, not yet {wanted}, after waiting {waited:?}"
-    )]
-    Behind {
-        /// What the read asked for.
-        wanted: u64,
-        /// What this node had applied.
-        applied: u64,
-        /// How long it waited.
-        waited: Duration,
-    },
 }
 
 /// Tries `attempt` until it succeeds, `pause` apart, warning of each failure as `what`;

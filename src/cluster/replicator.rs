@@ -7,7 +7,6 @@
 //! waiting. A writer that gives up (its request dropped or timed out) unregisters; the
 //! change, if stored, is still applied by every node.
 
-use std::any::Any;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +19,7 @@ use parking_lot::Mutex;
 use tokio::sync::{oneshot, watch};
 
 use super::{ClusterConfig, ClusterError};
-use crate::engine::EngineError;
+use crate::engine::{Appended, ChangeLog, EngineError, Outcome};
 
 tokio::task_local! {
     /// The stream sequence of the last change the current request wrote, for its
@@ -61,7 +60,7 @@ impl MessageKey {
 }
 
 /// What the follower hands a waiting writer: the change's sequence and its apply's outcome.
-type Applied = (u64, Result<Box<dyn Any + Send>, EngineError>);
+type Applied = (u64, Result<Outcome, EngineError>);
 
 /// The most writes one node keeps waiting for the stream at once.
 const MAX_PENDING: usize = 65_536;
@@ -229,7 +228,7 @@ impl Replicator {
         &self,
         id: Option<&str>,
         seq: u64,
-        outcome: Result<Box<dyn Any + Send>, EngineError>,
+        outcome: Result<Outcome, EngineError>,
     ) {
         self.applied.send_replace(seq);
         self.stream_last.fetch_max(seq, Ordering::Relaxed);
@@ -372,7 +371,7 @@ impl Pending {
     /// Publishes the change (retrying with the same message id, which JetStream stores
     /// once), waits for the acknowledgement, then for this node to apply it; gives the
     /// apply's outcome, and notes the sequence for the answer's `x-proxima-seq`.
-    pub(crate) async fn applied(mut self) -> Result<Box<dyn Any + Send>, EngineError> {
+    pub(crate) async fn applied(mut self) -> Result<Outcome, EngineError> {
         let max_wait = self.replicator.max_wait;
         let deadline = tokio::time::Instant::now() + max_wait;
         let (seq, duplicate) = self.publish(deadline).await?;
@@ -433,6 +432,21 @@ impl Pending {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(200));
         }
+    }
+}
+
+/// The stream as the engine's [`ChangeLog`]: a change is published, and applied when this
+/// node reads it back.
+pub struct StreamLog(pub Arc<Replicator>);
+
+impl ChangeLog for StreamLog {
+    fn append(&self, record: Vec<u8>) -> Result<Appended, EngineError> {
+        let pending = self.0.submit(record)?;
+        Ok(Appended::Shared(Box::pin(pending.applied())))
+    }
+
+    fn max_record_bytes(&self) -> usize {
+        self.0.max_record_bytes()
     }
 }
 

@@ -9,11 +9,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::params::Params;
+use super::params::{MIN_SEQ_PARAM, Params};
 use super::problem::ApiError;
 
-/// The query parameter naming the sequence to wait for.
-pub const MIN_SEQ_PARAM: &str = "min_seq";
 /// The header naming the sequence to wait for.
 const MIN_SEQ_HEADER: &str = "x-proxima-min-seq";
 
@@ -28,7 +26,7 @@ pub async fn before_handler(
     match min_seq(&request) {
         Ok(None) => {}
         Ok(Some(seq)) => {
-            if let Some(replicator) = state.engine.replicator()
+            if let Some(replicator) = state.replicator()
                 && let Err(e) = replicator.wait_for(seq).await
             {
                 return ApiError::from(e).into_response();

@@ -276,7 +276,7 @@ pub async fn answer(
         .into();
     let shared = hex(&digest);
     // In a cluster, the first attempt may have been answered by another node.
-    if let Some(replicator) = state.engine.replicator() {
+    if let Some(replicator) = state.replicator() {
         match replicator.kept_answer(&shared).await {
             Ok(Some(kept)) => return replay_kept(&kept, fingerprint),
             Ok(None) => {}
@@ -311,7 +311,7 @@ pub async fn answer(
     match axum::body::to_bytes(body, 1 << 20).await {
         Ok(bytes) => {
             let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
-            if let Some(replicator) = state.engine.replicator() {
+            if let Some(replicator) = state.replicator() {
                 let kept = KeptAnswer {
                     fingerprint: hex(&fingerprint),
                     status: parts.status.as_u16(),

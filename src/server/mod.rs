@@ -118,12 +118,20 @@ pub struct Shared {
     pub idempotency: idempotency::IdempotencyWindow,
     /// The map viewer's settings; `None` serves no viewer (`--no-ui`).
     pub ui: Option<ui::UiConfig>,
+    /// In a cluster, the stream's replicator, once this node has joined: read-your-writes
+    /// waits, idempotent answers kept by any node, and the cluster's stats.
+    pub replicator: Arc<std::sync::OnceLock<Arc<crate::cluster::Replicator>>>,
     /// Cancelled when the server begins to stop: event streams end, so that the requests
     /// in flight can finish.
     pub stopping: tokio_util::sync::CancellationToken,
 }
 
 impl Shared {
+    /// The cluster's replicator, when this server is a cluster node that has joined.
+    pub fn replicator(&self) -> Option<&Arc<crate::cluster::Replicator>> {
+        self.replicator.get()
+    }
+
     /// The latest position `ts` taken now.
     pub fn horizon(&self) -> positions::Horizon {
         let skew_ms = self.limits.max_clock_skew_ms;

@@ -18,6 +18,10 @@ use crate::geometry::{BBox, LatLon, MAX_RADIUS_M};
 use crate::ids::{IdError, validate_id, validate_record_id};
 use crate::pois::{PoiFilter, is_valid_category};
 
+/// The query parameter naming the stream sequence a read waits for (any route's; taken by
+/// the consistency layer).
+pub const MIN_SEQ_PARAM: &str = "min_seq";
+
 /// The largest page a query may ask for.
 pub const MAX_LIMIT: usize = 1000;
 /// The page size when none is given.
@@ -204,7 +208,7 @@ impl Params {
         let unknown = self
             .pairs
             .into_iter()
-            .find(|(name, _, taken)| !taken && name != super::consistency::MIN_SEQ_PARAM);
+            .find(|(name, _, taken)| !taken && name != MIN_SEQ_PARAM);
         match unknown {
             Some((name, _, _)) => Err(ApiError::bad_parameter(format!(
                 "{name}: unknown parameter"

@@ -1,8 +1,8 @@
 //! The benchmark harness, briefly, against a real server: every workload runs, the reports
 //! have the documented shape, and nothing fails.
 
-use proxima::bench::workload::ALL;
-use proxima::config::BenchConfig;
+use proxima_bench::args::BenchConfig;
+use proxima_bench::workload::ALL;
 
 use crate::common::TestServer;
 
@@ -27,12 +27,12 @@ async fn every_workload_runs_for_a_second_without_errors() {
         k: 10,
         centre: None,
         seed: 7,
-        distribution: proxima::bench::data::Distribution::SqrtPopulation,
+        distribution: proxima_bench::data::Distribution::SqrtPopulation,
         fields: Some("id,distance_m".into()),
         key: None,
         json: true,
     };
-    let reports = proxima::bench::run(&config, |_| {})
+    let reports = proxima_bench::run(&config, |_| {})
         .await
         .expect("the benchmark runs");
     assert_eq!(reports.len(), ALL.len());
@@ -102,7 +102,7 @@ async fn every_workload_runs_for_a_second_without_errors() {
         load_travellers: 0,
         ..config
     };
-    let reports = proxima::bench::run(&open, |_| {}).await.expect("runs");
+    let reports = proxima_bench::run(&open, |_| {}).await.expect("runs");
     let ops = reports[0].ops;
     assert!(
         (1..=202).contains(&ops),

@@ -68,7 +68,10 @@ fn assert_imports_are_atomic(size: usize, mode: ImportMode) {
                 while !done.load(Ordering::Acquire) || checked == 0 {
                     let names: Vec<String> = engine
                         .nearby_pois(query.clone(), None, |page| {
-                            page.hits.iter().map(|h| h.poi.name().to_string()).collect()
+                            page.items
+                                .iter()
+                                .map(|h| h.poi.name().to_string())
+                                .collect()
                         })
                         .expect("query");
                     assert_eq!(names.len(), 1000.min(size));
@@ -168,7 +171,7 @@ fn concurrent_moves_leave_every_traveller_in_exactly_its_own_cell() {
                         hits.iter().all(|h| h.distance_m <= 3_000.0),
                         "within the radius"
                     );
-                    let mut ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+                    let mut ids: Vec<&str> = hits.iter().map(|h| h.at.id.as_str()).collect();
                     ids.sort_unstable();
                     ids.dedup();
                     assert_eq!(ids.len(), hits.len(), "no traveller twice in one answer");
@@ -223,13 +226,13 @@ fn concurrent_moves_leave_every_traveller_in_exactly_its_own_cell() {
             .get(&id, None, 0)
             .unwrap_or_else(|| panic!("{id} has a position and is public"));
         match newest.get(&id) {
-            Some(u) => assert_eq!((view.ts, view.position), (u.ts, u.position), "{id}"),
-            None => assert_eq!(view.ts, 0, "{id} never moved"),
+            Some(u) => assert_eq!((view.at.ts, view.at.position), (u.ts, u.position), "{id}"),
+            None => assert_eq!(view.at.ts, 0, "{id} never moved"),
         }
         let trail = index.trail(&id, None, i64::MIN, 0).expect("visible");
         assert_eq!(
             trail.last().map(|p| (p.ts, p.position)),
-            Some((view.ts, view.position))
+            Some((view.at.ts, view.at.position))
         );
     }
 }

@@ -324,7 +324,7 @@ async fn a_stream_over_several_fences_and_the_end_of_a_deleted_fence() {
     let mut both = stream(&s, "/v1/events?fence=one&fence=two", None).await;
     move_to(&s, "a", 60.17, 24.94).await;
     // Judging is off the write path and coalesces a traveller's moves when it lags (as
-    // the README says), so the second move waits until the first is told.
+    // docs/fences.md says), so the second move waits until the first is told.
     let mut got = vec![both.next(WAIT).await.expect("enter one")];
     move_to(&s, "a", 60.5, 25.5).await;
     got.extend(both.drain(QUIET).await);

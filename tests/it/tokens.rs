@@ -294,7 +294,7 @@ async fn a_token_changes_only_its_own_traveller_and_reads_as_it() {
         .engine
         .traveller("bob", Some("bob"))
         .expect("bob is still there");
-    assert_eq!(bob.position.lat, 60.17, "bob did not move");
+    assert_eq!(bob.at.position.lat, 60.17, "bob did not move");
     // A batch with one report for someone else is refused whole.
     let batch = |ids: &[&str]| {
         let body: String = ids
@@ -318,6 +318,7 @@ async fn a_token_changes_only_its_own_traveller_and_reads_as_it() {
             .engine
             .traveller("ann", Some("ann"))
             .expect("ann")
+            .at
             .position
             .lat,
         60.171,

@@ -54,11 +54,11 @@ impl<'a> From<&'a TravellerView> for TravellerOut<'a> {
     fn from(t: &'a TravellerView) -> Self {
         Self {
             accuracy_m: t.accuracy_m,
-            id: &t.id,
-            lat: t.position.lat,
-            lon: t.position.lon,
+            id: &t.at.id,
+            lat: t.at.position.lat,
+            lon: t.at.position.lon,
             trip_id: t.trip_id.as_deref(),
-            ts: t.ts,
+            ts: t.at.ts,
         }
     }
 }
@@ -107,10 +107,10 @@ impl<'a> From<&'a [TravellerHit]> for NearbyTravellersOut<'a> {
                 .iter()
                 .map(|h| TravellerHitOut {
                     distance_m: h.distance_m,
-                    id: &h.id,
-                    lat: h.position.lat,
-                    lon: h.position.lon,
-                    ts: h.ts,
+                    id: &h.at.id,
+                    lat: h.at.position.lat,
+                    lon: h.at.position.lon,
+                    ts: h.at.ts,
                 })
                 .collect(),
         }

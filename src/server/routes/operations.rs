@@ -25,7 +25,7 @@ pub async fn healthz() -> Response {
 /// `GET /readyz`: startup loading has finished, and a cluster node is not behind the
 /// stream by more than `--max-lag`.
 pub async fn readyz(State(state): State<AppState>) -> ApiResult {
-    if let Some(replicator) = state.engine.replicator() {
+    if let Some(replicator) = state.replicator() {
         replicator.lag().map_err(ApiError::lagging)?;
     }
     if state.ready.load(Ordering::Acquire) {
@@ -71,7 +71,7 @@ pub async fn stats(State(state): State<AppState>, mut params: Params) -> ApiResu
     let events = engine.events();
     let counts = engine.fence_counts();
     let stats = StatsOut {
-        cluster: engine.replicator().map(|r| ClusterOut {
+        cluster: state.replicator().map(|r| ClusterOut {
             applied_seq: r.applied_seq(),
             judging_fences: engine.check_judging().is_ok(),
             events_exported: r.exported_events(),

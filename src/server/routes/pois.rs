@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use crate::engine::ImportMode;
+use crate::engine::{ImportMode, Page};
 use crate::import::{ImportFormat, read_osm_pbf, read_pois};
 use crate::pois::{AreaQuery, NearbyQuery, Poi, PoiFilter, WithinQuery};
 use crate::server::AppState;
@@ -88,14 +88,9 @@ pub async fn nearby(State(state): State<AppState>, mut params: Params) -> ApiRes
         filter,
         after: None,
     };
-    let bytes = state.engine.nearby_pois(query, cursor.as_deref(), |page| {
-        PageOut {
-            results: page.hits.iter().map(PoiOut::from).collect(),
-            next_cursor: page.next_cursor,
-            fields,
-        }
-        .to_json()
-    })?;
+    let bytes = state
+        .engine
+        .nearby_pois(query, cursor.as_deref(), |page| page_json(page, fields))?;
     Ok(json_bytes_response(StatusCode::OK, bytes))
 }
 
@@ -113,14 +108,9 @@ pub async fn within(State(state): State<AppState>, mut params: Params) -> ApiRes
         filter,
         after: None,
     };
-    let bytes = state.engine.within_pois(query, cursor.as_deref(), |page| {
-        PageOut {
-            results: page.pois.iter().map(PoiOut::from).collect(),
-            next_cursor: page.next_cursor,
-            fields,
-        }
-        .to_json()
-    })?;
+    let bytes = state
+        .engine
+        .within_pois(query, cursor.as_deref(), |page| page_json(page, fields))?;
     Ok(json_bytes_response(StatusCode::OK, bytes))
 }
 
@@ -152,17 +142,25 @@ pub async fn within_area(
         };
         Ok(
             engine.within_area_pois(query, input.cursor.as_deref(), |page| {
-                PageOut {
-                    results: page.pois.iter().map(PoiOut::from).collect(),
-                    next_cursor: page.next_cursor,
-                    fields: ResponseFields::ALL,
-                }
-                .to_json()
+                page_json(page, ResponseFields::ALL)
             })?,
         )
     })
     .await?;
     Ok(json_bytes_response(StatusCode::OK, bytes))
+}
+
+/// A page of POIs as JSON, with the `fields` asked for: every paged POI answer.
+fn page_json<'a, T>(page: Page<'a, T>, fields: ResponseFields) -> Vec<u8>
+where
+    PoiOut<'a>: From<&'a T>,
+{
+    PageOut {
+        results: page.items.iter().map(PoiOut::from).collect(),
+        next_cursor: page.next_cursor,
+        fields,
+    }
+    .to_json()
 }
 
 /// `POST /v1/pois/import`: the body is streamed through the format's reader on the

@@ -68,7 +68,7 @@ async fn caught_up_to(
     owner: &str,
     after: Option<EventId>,
 ) -> Result<(), ApiError> {
-    let Some(replicator) = state.engine.replicator() else {
+    let Some(replicator) = state.replicator() else {
         return Ok(());
     };
     state.engine.check_judging()?;

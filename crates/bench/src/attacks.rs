@@ -1,0 +1,544 @@
+//! `proxima attack`: the availability attacks found by probing the server as hostile
+//! callers, replayed against a running server to measure what each costs everyone else.
+//!
+//! Each attack runs in two phases of `--duration` seconds, after an unmeasured warm-up:
+//! without the attack, then with it. In both, a **victim** writes (its own position reports, or batches of them) as fast
+//! as the server answers, and a **probe** asks `/healthz` every 5 ms. The report gives the
+//! victim's rate with the attack as a share of its rate without, and the probe's latency
+//! percentiles in each phase. The attackers are ordinary keys (`--attacker-keys`, one a
+//! line: no admin scope), so every quota a hostile caller meets applies.
+//!
+//! - `roaming`: a public victim among `--crowd` public travellers within 5 km; each
+//!   attacker puts as many 5 km roaming fences around it as the server lets one caller
+//!   (a thousand fences of 50 km around one traveller, before quotas and the radius limit).
+//! - `maps`: each attacker opens as many whole-world live maps as the server lets one
+//!   caller, while the victim moves a crowd (a tenth of it public) in batches of 1,000.
+//! - `polygons`: four attackers send 10,000-vertex areas (self-crossing stars and valid
+//!   circles) to `POST /v1/pois/within` back to back.
+//! - `imports`: 530 imports trickling a byte every 10 s, while the victim sends batches
+//!   and puts fences.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use hyper::Method;
+use serde::Serialize;
+
+use super::BenchError;
+use super::http::{Call, Conn};
+
+/// The attacks, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Attack {
+    /// Roaming fences around one traveller in a crowd.
+    Roaming,
+    /// Whole-world live maps.
+    Maps,
+    /// Large and self-crossing polygons.
+    Polygons,
+    /// Imports that trickle.
+    Imports,
+}
+
+/// How to run the attacks.
+#[derive(Debug, Clone)]
+pub struct AttackConfig {
+    /// The server.
+    pub target: SocketAddr,
+    /// The victim's key (read and write).
+    pub victim_key: Option<String>,
+    /// The attackers' keys.
+    pub attacker_keys: Vec<String>,
+    /// Seconds measured per phase.
+    pub duration: Duration,
+    /// Travellers around the victim.
+    pub crowd: usize,
+    /// Run the attackers' client on a niced thread (see [`attackers_runtime`]).
+    pub niced_attackers: bool,
+}
+
+impl AttackConfig {
+    /// The configuration `args` describe: the target resolved, the attackers' keys read.
+    pub async fn from_args(args: &crate::args::AttackArgs) -> Result<Self, BenchError> {
+        let target = super::resolve(&args.target).await?;
+        let attacker_keys = match &args.attacker_keys {
+            Some(path) => std::fs::read_to_string(path)?
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(|l| l.split_whitespace().next().unwrap_or(l).to_string())
+                .collect(),
+            None => Vec::new(),
+        };
+        if !(args.duration > 0.0 && args.duration <= 3600.0) {
+            return Err(BenchError::Io(std::io::Error::other(
+                "--duration: between 0 and 3600 seconds",
+            )));
+        }
+        Ok(Self {
+            target,
+            victim_key: args.victim_key.clone(),
+            attacker_keys,
+            duration: Duration::from_secs_f64(args.duration),
+            crowd: args.crowd.clamp(1, 1_000_000),
+            niced_attackers: !args.attackers_at_full_priority,
+        })
+    }
+}
+
+/// The head of the table [`AttackReport::row`] writes.
+pub const TABLE_HEAD: &str = "attack     set up  refused  victim/s before  victim/s during  ratio  healthz p99 µs before  during   max during";
+
+/// What one attack did to the victim and the probe.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttackReport {
+    /// The attack.
+    pub attack: String,
+    /// What the attackers set up (fences, maps, requests).
+    pub set_up: u64,
+    /// What the attackers were refused (quotas, limits).
+    pub refused: u64,
+    /// The victim's writes (updates) a second without the attack.
+    pub victim_before_per_s: f64,
+    /// With it.
+    pub victim_during_per_s: f64,
+    /// During ÷ before.
+    pub victim_ratio: f64,
+    /// `/healthz` latency without the attack, µs.
+    pub healthz_before_us: Latency,
+    /// With it.
+    pub healthz_during_us: Latency,
+}
+
+impl AttackReport {
+    /// One row of the table under [`TABLE_HEAD`].
+    pub fn row(&self) -> String {
+        format!(
+            "{:<9} {:>7} {:>8} {:>16.0} {:>16.0} {:>6.2} {:>22} {:>7} {:>12}",
+            self.attack,
+            self.set_up,
+            self.refused,
+            self.victim_before_per_s,
+            self.victim_during_per_s,
+            self.victim_ratio,
+            self.healthz_before_us.p99,
+            self.healthz_during_us.p99,
+            self.healthz_during_us.max,
+        )
+    }
+}
+
+/// Percentiles, µs.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Worst.
+    pub max: u64,
+}
+
+impl Latency {
+    fn of(h: &Histogram<u64>) -> Self {
+        Self {
+            p50: h.value_at_quantile(0.5),
+            p99: h.value_at_quantile(0.99),
+            max: h.max(),
+        }
+    }
+}
+
+fn ndjson(call_path: &str, body: String) -> Call {
+    Call {
+        method: Method::POST,
+        path: call_path.to_string(),
+        body: Some(("application/x-ndjson", Bytes::from(body))),
+    }
+}
+
+fn json(method: Method, path: String, body: &serde_json::Value) -> Call {
+    Call {
+        method,
+        path,
+        body: Some(("application/json", Bytes::from(body.to_string()))),
+    }
+}
+
+fn now_ms() -> i64 {
+    proxima_engine::clock::Clock::now_ms(&proxima_engine::clock::SystemClock)
+}
+
+/// Where the victim and its crowd are: central Helsinki.
+const HOME: (f64, f64) = (60.17, 24.94);
+
+/// A point `i` of `n` spread over about 5 km around [`HOME`].
+fn spread(i: usize, n: usize) -> (f64, f64) {
+    let a = i as f64 * 2.399_963; // the golden angle: an even spread
+    let r = 0.045 * ((i as f64 + 0.5) / n.max(1) as f64).sqrt();
+    (HOME.0 + r * a.sin(), HOME.1 + 2.0 * r * a.cos())
+}
+
+/// Puts `n` travellers around home, public (every one, or every tenth), in batches.
+async fn load_crowd(conn: &mut Conn, n: usize, every_public: usize) -> Result<(), BenchError> {
+    let ts = now_ms();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(5_000) {
+        let body: String = chunk
+            .iter()
+            .map(|&i| {
+                let (lat, lon) = spread(i, n);
+                format!("{{\"id\":\"crowd:{i}\",\"lat\":{lat},\"lon\":{lon},\"ts\":{ts}}}\n")
+            })
+            .collect();
+        expect_ok(conn.send(ndjson("/v1/positions", body)).await?)?;
+    }
+    for i in (0..n).step_by(every_public.max(1)) {
+        let sharing = serde_json::json!({"visibility": "public", "viewers": []});
+        expect_ok(
+            conn.send(json(
+                Method::PUT,
+                format!("/v1/travellers/crowd:{i}/sharing"),
+                &sharing,
+            ))
+            .await?,
+        )?;
+    }
+    Ok(())
+}
+
+fn expect_ok((status, body): (u16, Bytes)) -> Result<(), BenchError> {
+    if status < 300 {
+        Ok(())
+    } else {
+        Err(BenchError::Load {
+            status,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    }
+}
+
+/// What the victim does, one request at a time: its writes, and how many updates each is.
+#[derive(Debug, Clone, Copy)]
+enum Victim {
+    /// Its own position, moving.
+    Position,
+    /// Batches of 1,000 reports of the crowd.
+    Batches,
+}
+
+/// Measures `victim` writing and the probe for `duration`: the victim's updates a second
+/// and the probe's latencies.
+async fn phase(config: &AttackConfig, victim: Victim) -> Result<(f64, Histogram<u64>), BenchError> {
+    let end = Instant::now() + config.duration;
+    let updates = Arc::new(AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for w in 0..2 {
+        let mut conn = Conn::open(config.target, config.victim_key.as_deref()).await?;
+        let updates = updates.clone();
+        let crowd = config.crowd;
+        writers.push(tokio::spawn(async move {
+            let mut step = 0u64;
+            while Instant::now() < end {
+                step += 1;
+                let (call, n) = match victim {
+                    Victim::Position => {
+                        let (lat, lon) = spread((step as usize + w * 7) % 1_000, 1_000);
+                        let body = serde_json::json!({"lat": lat, "lon": lon, "ts": now_ms()});
+                        (
+                            json(Method::PUT, "/v1/travellers/victim/position".into(), &body),
+                            1,
+                        )
+                    }
+                    Victim::Batches => {
+                        let ts = now_ms();
+                        let body: String = (0..1_000)
+                            .map(|k| {
+                                let i = (step as usize * 1_000 + k + w * 500) % crowd.max(1);
+                                let (lat, lon) = spread(i, crowd);
+                                format!(
+                                    "{{\"id\":\"crowd:{i}\",\"lat\":{},\"lon\":{lon},\"ts\":{ts}}}\n",
+                                    lat + 0.0001 * (step % 3) as f64
+                                )
+                            })
+                            .collect();
+                        (ndjson("/v1/positions", body), 1_000)
+                    }
+                };
+                match conn.send(call).await {
+                    Ok((status, _)) if status < 300 => {
+                        updates.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(BenchError::Io(e)),
+                }
+            }
+            Ok::<(), BenchError>(())
+        }));
+    }
+    let mut probe = Conn::open(config.target, None).await?;
+    let mut healthz = super::histogram();
+    let started = Instant::now();
+    while Instant::now() < end {
+        let sent = Instant::now();
+        let healthy = Call {
+            method: Method::GET,
+            path: "/healthz".into(),
+            body: None,
+        };
+        probe.send(healthy).await?;
+        let micros = sent.elapsed().as_micros().clamp(1, 60_000_000) as u64;
+        healthz.record(micros).expect("clamped");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for writer in writers {
+        writer.await.map_err(std::io::Error::other)??;
+    }
+    let rate = updates.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    Ok((rate, healthz))
+}
+
+/// Runs `attack` and reports what it cost.
+pub async fn run(config: &AttackConfig, attack: Attack) -> Result<AttackReport, BenchError> {
+    let mut admin = Conn::open(config.target, config.victim_key.as_deref()).await?;
+    let victim = match attack {
+        Attack::Roaming => {
+            load_crowd(&mut admin, config.crowd, 1).await?;
+            let sharing = serde_json::json!({"visibility": "public", "viewers": []});
+            let position = serde_json::json!({"lat": HOME.0, "lon": HOME.1, "ts": now_ms()});
+            expect_ok(
+                admin
+                    .send(json(
+                        Method::PUT,
+                        "/v1/travellers/victim/position".into(),
+                        &position,
+                    ))
+                    .await?,
+            )?;
+            expect_ok(
+                admin
+                    .send(json(
+                        Method::PUT,
+                        "/v1/travellers/victim/sharing".into(),
+                        &sharing,
+                    ))
+                    .await?,
+            )?;
+            Victim::Position
+        }
+        Attack::Maps | Attack::Imports => {
+            load_crowd(&mut admin, config.crowd, 10).await?;
+            Victim::Batches
+        }
+        Attack::Polygons => Victim::Position,
+    };
+    // A first, unmeasured phase: the server settles after the load (pages touched,
+    // judging caught up), so that "before" is not slower for reasons of its own.
+    let warm_up = AttackConfig {
+        duration: config.duration.min(Duration::from_secs(2)),
+        ..config.clone()
+    };
+    phase(&warm_up, victim).await?;
+    let (before, healthz_before) = phase(config, victim).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let attackers = attackers_runtime(config.niced_attackers)?;
+    let set_up = attackers.spawn({
+        let (config, stop) = (config.clone(), stop.clone());
+        async move { attack_set_up(&config, attack, stop).await }
+    });
+    let (set_up, refused, tasks) = set_up.await.map_err(std::io::Error::other)??;
+    let held = Held {
+        tasks,
+        runtime: Some(attackers),
+    };
+    let (during, healthz_during) = phase(config, victim).await?;
+    stop.store(true, Ordering::Relaxed);
+    drop(held);
+    Ok(AttackReport {
+        attack: format!("{attack:?}").to_lowercase(),
+        set_up,
+        refused,
+        victim_before_per_s: before,
+        victim_during_per_s: during,
+        victim_ratio: during / before.max(f64::MIN_POSITIVE),
+        healthz_before_us: Latency::of(&healthz_before),
+        healthz_during_us: Latency::of(&healthz_during),
+    })
+}
+
+/// What an attack holds while it runs: the tasks that keep it going and the runtime they
+/// run on (both stopped when it is dropped).
+struct Held {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The attackers' own runtime, apart from the victim's and the probe's: one thread, niced
+/// if `niced`. The attackers stand for clients on other machines; on one small machine,
+/// their reading (a thousand streams) would otherwise take the CPU of the victim's client
+/// rather than the server's, and the victim would be measured slower for it.
+fn attackers_runtime(niced: bool) -> Result<tokio::runtime::Runtime, BenchError> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder
+        .worker_threads(1)
+        .thread_name("attacker")
+        .enable_all();
+    if niced {
+        builder.on_thread_start(proxima_engine::background::lower_this_thread);
+    }
+    Ok(builder.build()?)
+}
+
+/// Sets up (and for the ongoing attacks, starts) `attack`: how many things the attackers
+/// got, how many were refused, and what keeps them going.
+async fn attack_set_up(
+    config: &AttackConfig,
+    attack: Attack,
+    stop: Arc<AtomicBool>,
+) -> Result<(u64, u64, Vec<tokio::task::JoinHandle<()>>), BenchError> {
+    let (mut got, mut refused) = (0, 0);
+    let mut streams = Vec::new();
+    let mut tasks = Vec::new();
+    match attack {
+        Attack::Roaming => {
+            for (k, key) in config.attacker_keys.iter().enumerate() {
+                let mut conn = Conn::open(config.target, Some(key)).await?;
+                for f in 0..16 {
+                    let body = serde_json::json!({
+                        "roaming": {"around": "victim", "radius_m": 5_000},
+                        "viewer": format!("attacker:{k}"),
+                    });
+                    let (status, _) = conn
+                        .send(json(Method::PUT, format!("/v1/fences/r{f}"), &body))
+                        .await?;
+                    if status < 300 { got += 1 } else { refused += 1 }
+                }
+            }
+        }
+        Attack::Maps => {
+            for (k, key) in config.attacker_keys.iter().enumerate() {
+                for _ in 0..16 {
+                    let call = Call {
+                        method: Method::GET,
+                        path: format!(
+                            "/v1/travellers/watch?bbox=-180,-90,180,90&viewer=attacker:{k}"
+                        ),
+                        body: None,
+                    };
+                    // A connection the server will not take (past its per-address limit)
+                    // is refused as much as a 429.
+                    let opened = match Conn::open(config.target, Some(key)).await {
+                        Ok(mut conn) => conn.open_stream(call).await.ok().map(|s| (conn, s)),
+                        Err(_) => None,
+                    };
+                    match opened {
+                        Some((conn, (status, body))) if status < 300 => {
+                            got += 1;
+                            streams.push((conn, body));
+                        }
+                        _ => refused += 1,
+                    }
+                }
+            }
+        }
+        Attack::Polygons => {
+            for a in 0..4usize {
+                let key = config.attacker_keys.get(a).cloned();
+                let mut conn = Conn::open(config.target, key.as_deref()).await?;
+                let stop = stop.clone();
+                let star = polygon(a % 2 == 0);
+                tasks.push(tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let call = Call {
+                            method: Method::POST,
+                            path: "/v1/pois/within".into(),
+                            body: Some(("application/json", star.clone())),
+                        };
+                        if conn.send(call).await.is_err() {
+                            return;
+                        }
+                    }
+                }));
+            }
+            got = 4;
+        }
+        Attack::Imports => {
+            for i in 0..530usize {
+                let key = config.attacker_keys[i % config.attacker_keys.len().max(1)].clone();
+                let target = config.target;
+                let stop = stop.clone();
+                tasks.push(tokio::spawn(async move {
+                    let _ = trickle(target, &key, stop).await;
+                }));
+            }
+            got = 530;
+        }
+    }
+    // The attacks that hold streams keep reading them, so that they are not reset as
+    // stalled (the attacker pays for what it asked for).
+    let mut readers = Vec::new();
+    for (conn, body) in streams {
+        let stop = stop.clone();
+        readers.push(tokio::spawn(async move {
+            use http_body_util::BodyExt;
+            let _conn = conn;
+            let mut body = body;
+            while !stop.load(Ordering::Relaxed) {
+                if body.frame().await.is_none() {
+                    return;
+                }
+            }
+        }));
+    }
+    tasks.extend(readers);
+    Ok((got, refused, tasks))
+}
+
+/// The body of a 10,000-vertex area query: a self-crossing star, or a valid circle.
+fn polygon(star: bool) -> Bytes {
+    let n = 9_999usize;
+    let mut ring: Vec<[f64; 2]> = (0..n)
+        .map(|i| {
+            let k = if star { i * 4_999 % n } else { i };
+            let a = k as f64 / n as f64 * std::f64::consts::TAU;
+            [HOME.1 + 0.05 * a.cos(), HOME.0 + 0.025 * a.sin()]
+        })
+        .collect();
+    ring.push(ring[0]);
+    let body = serde_json::json!({"area": {"type": "Polygon", "coordinates": [ring]}, "limit": 10});
+    Bytes::from(body.to_string())
+}
+
+/// An import sent a byte every 10 s, until `stop`.
+async fn trickle(target: SocketAddr, key: &str, stop: Arc<AtomicBool>) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(target).await?;
+    let head = format!(
+        "POST /v1/pois/import?format=csv HTTP/1.1\r\nhost: {target}\r\nauthorization: Bearer {key}\r\ncontent-type: text/csv\r\ntransfer-encoding: chunked\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await?;
+    while !stop.load(Ordering::Relaxed) {
+        stream.write_all(b"1\r\ni\r\n").await?;
+        for _ in 0..100 {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
