@@ -2,6 +2,7 @@
 //!
 //! The crate's map, from the top down (a module uses only those below it):
 //!
+//! - [`sample`]: the bundled sample data, loaded into an engine.
 //! - [`engine`]: the one state and its locking policy; every change is a
 //!   [`engine::Mutation`], checked, logged through the [`engine::ChangeLog`] seam (the local
 //!   write-ahead log, or a cluster's stream) and applied through one path, live and on
@@ -16,8 +17,8 @@
 //!   per-record errors.
 //! - [`persist`]: the write-ahead log and snapshot files, generic over what they store.
 //! - [`geometry`], [`ids`] and [`json`]: pure functions over coordinates, cells, areas,
-//!   identifiers and JSON; [`clock`]: time, injected; [`sample`]: the bundled sample data;
-//!   [`background`]: background threads' priority.
+//!   identifiers and JSON; [`clock`]: time, injected; [`background`]: background
+//!   threads' priority.
 
 pub mod background;
 pub mod clock;
