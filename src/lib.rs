@@ -15,7 +15,7 @@
 //! - [`config`]: the command lines of `proxima serve` and `proxima import`.
 //!
 //! The engine's modules are re-exported under their own names ([`engine`], [`pois`],
-//! [`travellers`], [`fences`], [`events`], [`import`], [`persist`], [`geometry`], [`ids`],
+//! [`travellers`], [`fences`], [`events`], [`import`], [`persist`], [`routes`], [`geometry`], [`ids`],
 //! [`json`], [`clock`], [`sample`], [`background`]), so that `proxima::engine::Engine` names
 //! the same type as `proxima_engine::engine::Engine`. The load harness is a crate of its own,
 //! `proxima-bench`, mounted by the `proxima` binary's default `harness` feature.
@@ -30,8 +30,8 @@ pub mod startup;
 #[cfg(test)]
 use proxima_engine::testing;
 pub use proxima_engine::{
-    background, clock, engine, events, fences, geometry, ids, import, json, persist, pois, sample,
-    travellers,
+    background, clock, engine, events, fences, geometry, ids, import, json, persist, pois, routes,
+    sample, travellers,
 };
 
 pub use startup::{RunError, Started, start, start_with_clock};

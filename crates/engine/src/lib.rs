@@ -15,6 +15,7 @@
 //! - [`events`]: fence events, retained for resuming and fanned out to bounded queues.
 //! - [`import`]: readers turning CSV, NDJSON, GeoJSON and OSM PBF dumps into POIs and
 //!   per-record errors.
+//! - [`routes`]: the points trips keep, on disk (`redb`), in delta-encoded chunks.
 //! - [`persist`]: the write-ahead log and snapshot files, generic over what they store.
 //! - [`geometry`], [`ids`] and [`json`]: pure functions over coordinates, cells, areas,
 //!   identifiers and JSON; [`clock`]: time, injected; [`background`]: background
@@ -31,6 +32,7 @@ pub mod import;
 pub mod json;
 pub mod persist;
 pub mod pois;
+pub mod routes;
 pub mod sample;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

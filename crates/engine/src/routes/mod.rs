@@ -1,0 +1,27 @@
+//! Routes: the points a trip keeps, on disk.
+//!
+//! A route is every position its trip keeps, in `ts` order, each `ts` once, however late,
+//! shuffled or repeated the batches that brought them. Routes grow without bound, so they
+//! live in an embedded store on disk ([`RouteStore`]), not in memory, compressed in chunks
+//! ([`codec`]). The store is derived from the log: every point reaches it through the one
+//! apply path, keyed by (trip, `ts`), so applying the same change twice (replay, a cluster
+//! catching up) changes nothing, and the store records the last log sequence it applied.
+
+pub mod codec;
+pub mod keys;
+mod store;
+#[cfg(test)]
+mod store_tests;
+
+pub use store::{Appended, RouteStore, RouteStoreError};
+
+/// One point of a route.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RoutePoint {
+    /// When the traveller was there, Unix ms.
+    pub ts: i64,
+    /// Latitude, degrees (stored to 10⁻⁷).
+    pub lat: f64,
+    /// Longitude, degrees (stored to 10⁻⁷).
+    pub lon: f64,
+}

@@ -1,0 +1,153 @@
+//! The route store against a model: a map of (trip, `ts`) to the first point stored.
+//! Random late, shuffled and duplicated batches over a few trips, erasures, and reads of
+//! random windows and pages must give the model's sorted, deduplicated routes; a store
+//! reopened after its changes were made durable holds the same.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::codec::{from_units, to_units};
+use super::{RoutePoint, RouteStore};
+
+const TRIPS: [&str; 3] = ["a", "b", "trip-with-a-longer-id"];
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// A batch: (trip index, ts, lat, lon), in the order sent.
+    Batch(Vec<(usize, i64, f64, f64)>),
+    /// Erase a trip.
+    Erase(usize),
+    /// Read a window of a trip, in pages.
+    Read {
+        trip: usize,
+        from: i64,
+        to: i64,
+        page: usize,
+    },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let report = (
+        0..TRIPS.len(),
+        0i64..2_000,
+        -89.0f64..89.0,
+        -179.0f64..179.0,
+    );
+    prop_oneof![
+        6 => proptest::collection::vec(report, 1..600).prop_map(Step::Batch),
+        1 => (0..TRIPS.len()).prop_map(Step::Erase),
+        2 => (0..TRIPS.len(), 0i64..2_000, 0i64..2_000, 1usize..700)
+            .prop_map(|(trip, a, b, page)| Step::Read { trip, from: a.min(b), to: a.max(b), page }),
+    ]
+}
+
+/// A point as the store keeps it (coordinates to 10⁻⁷ degree).
+fn stored(ts: i64, lat: f64, lon: f64) -> RoutePoint {
+    RoutePoint {
+        ts,
+        lat: from_units(to_units(lat)),
+        lon: from_units(to_units(lon)),
+    }
+}
+
+fn read_all(store: &RouteStore, trip: &str, from: i64, to: i64, page: usize) -> Vec<RoutePoint> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let (points, more) = store.read(trip, from, to, after, page).expect("reads");
+        assert!(points.len() <= page);
+        after = points.last().map(|p| p.ts).or(after);
+        out.extend(points);
+        if !more {
+            return out;
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(crate::testing::proptest_config(48))]
+
+    #[test]
+    fn routes_equal_the_model_whatever_the_order_of_the_batches(
+        steps in proptest::collection::vec(step(), 1..12),
+    ) {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("routes.redb");
+        let store = RouteStore::open(&path).expect("opens");
+        let mut model: BTreeMap<(usize, i64), RoutePoint> = BTreeMap::new();
+        let (mut seq, mut applied) = (0, 0);
+        for step in &steps {
+            seq += 1;
+            match step {
+                Step::Batch(reports) => {
+                    let points: Vec<(&str, RoutePoint)> = reports
+                        .iter()
+                        .map(|&(t, ts, lat, lon)| (TRIPS[t], RoutePoint { ts, lat, lon }))
+                        .collect();
+                    let mut added = 0;
+                    for &(t, ts, lat, lon) in reports {
+                        if let std::collections::btree_map::Entry::Vacant(e) = model.entry((t, ts)) {
+                            e.insert(stored(ts, lat, lon));
+                            added += 1;
+                        }
+                    }
+                    let counts = store.append(seq, &points).expect("appends");
+                    applied = seq;
+                    prop_assert_eq!(counts.added, added);
+                    prop_assert_eq!(counts.added + counts.already, reports.len() as u64);
+                }
+                Step::Erase(t) => {
+                    let held = model.range((*t, i64::MIN)..=(*t, i64::MAX)).count() as u64;
+                    model.retain(|(trip, _), _| trip != t);
+                    prop_assert_eq!(store.erase(seq, TRIPS[*t]).expect("erases"), held);
+                    applied = seq;
+                }
+                Step::Read { trip, from, to, page } => {
+                    let want: Vec<RoutePoint> =
+                        model.range((*trip, *from)..=(*trip, *to)).map(|(_, p)| *p).collect();
+                    prop_assert_eq!(read_all(&store, TRIPS[*trip], *from, *to, *page), want);
+                }
+            }
+            prop_assert_eq!(store.applied_seq().expect("reads"), applied);
+        }
+        prop_assert_eq!(store.make_durable().expect("syncs"), applied);
+        let mut store = store;
+        store.compact().expect("compacts");
+        drop(store);
+        let reopened = RouteStore::open(&path).expect("reopens");
+        prop_assert_eq!(reopened.applied_seq().expect("reads"), applied);
+        for (t, trip) in TRIPS.iter().enumerate() {
+            let want: Vec<RoutePoint> =
+                model.range((t, i64::MIN)..=(t, i64::MAX)).map(|(_, p)| *p).collect();
+            prop_assert_eq!(reopened.count(trip).expect("counts"), want.len() as u64);
+            prop_assert_eq!(read_all(&reopened, trip, i64::MIN, i64::MAX, 10_000), want);
+        }
+    }
+}
+
+#[test]
+fn an_erased_trip_leaves_no_point_and_others_keep_theirs() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let store = RouteStore::open(&dir.path().join("routes.redb")).expect("opens");
+    let points: Vec<(&str, RoutePoint)> = (0..1_000)
+        .flat_map(|i| {
+            let p = RoutePoint {
+                ts: i,
+                lat: 60.0,
+                lon: 24.0 + i as f64 * 1e-5,
+            };
+            [("gone", p), ("kept", p)]
+        })
+        .collect();
+    store.append(1, &points).expect("appends");
+    assert_eq!(store.erase(2, "gone").expect("erases"), 1_000);
+    assert_eq!(store.count("gone").expect("counts"), 0);
+    assert_eq!(
+        store
+            .read("gone", i64::MIN, i64::MAX, None, 10)
+            .expect("reads"),
+        (vec![], false)
+    );
+    assert_eq!(store.count("kept").expect("counts"), 1_000);
+}
