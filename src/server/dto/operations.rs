@@ -71,6 +71,8 @@ pub struct StatsOut {
     pub dormant_fences: usize,
     /// Travellers changed and not yet judged against fences and live maps.
     pub judging_backlog: usize,
+    /// Moves dropped unjudged since start: a traveller's moves waiting past the bound.
+    pub judging_coalesced: u64,
     /// The last snapshot this process wrote.
     pub last_snapshot: Option<LastSnapshotOut>,
     /// Memory.

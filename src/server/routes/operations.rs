@@ -85,6 +85,7 @@ pub async fn stats(State(state): State<AppState>, mut params: Params) -> ApiResu
         fences: counts.fences,
         dormant_fences: counts.dormant,
         judging_backlog: engine.judging_backlog(),
+        judging_coalesced: engine.judging_coalesced(),
         last_snapshot: engine.last_snapshot().as_ref().map(LastSnapshotOut::from),
         memory: MemoryOut {
             rss_bytes: rss_bytes(),

@@ -10,7 +10,7 @@ use super::{Engine, EngineError, PositionCounts, Removed, Stored};
 use crate::events::Cause;
 use crate::fences::{Fence, FenceKey, OPEN_OWNER};
 use crate::pois::PoiIndex;
-use crate::travellers::UpdateOutcome;
+use crate::travellers::{SeenAt, UpdateOutcome};
 
 /// Upsert imports up to this many POIs are always applied in place, under the write lock
 /// (a few milliseconds).
@@ -104,7 +104,12 @@ impl Change for Positions {
             if engine.travellers.update(u, now) == UpdateOutcome::Applied {
                 applied += 1;
                 if observed {
-                    engine.changed(&u.id, Cause::Moved, now);
+                    let at = SeenAt {
+                        position: u.position,
+                        ts: u.ts,
+                        seen_ms: u.ts.min(now),
+                    };
+                    engine.changed(&u.id, Cause::Moved, now, Some(at));
                 }
             }
         }
@@ -123,7 +128,7 @@ impl Change for SetSharing {
         engine.judge_pending(&self.id);
         engine.travellers.set_sharing(&self.id, self.sharing);
         if engine.has_observers() {
-            engine.changed(&self.id, Cause::Sharing, now_ms);
+            engine.changed(&self.id, Cause::Sharing, now_ms, None);
         }
         Ok(())
     }
@@ -137,7 +142,7 @@ impl Change for DeleteTraveller {
         engine.judge_pending(&self.id);
         let existed = engine.travellers.delete(&self.id, self.at_ms);
         if engine.has_observers() {
-            engine.changed(&self.id, Cause::Deleted, self.at_ms);
+            engine.changed(&self.id, Cause::Deleted, self.at_ms, None);
         }
         Ok(Removed { existed })
     }

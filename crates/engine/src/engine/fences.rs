@@ -12,7 +12,7 @@ use super::{Engine, EngineError, Removed, Stored, Written};
 use crate::events::{Cause, EventId, EventLog, SubscribeError, Subscription};
 use crate::fences::{Fence, FenceCounts, FenceKey, InsidePage, WatchError, WatchHandle};
 use crate::geometry::BBox;
-use crate::travellers::TravellerAt;
+use crate::travellers::{SeenAt, TravellerAt};
 
 /// Why a subscription to fence events was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -124,6 +124,12 @@ impl Engine {
         self.fences.counts()
     }
 
+    /// Moves dropped unjudged since start, a traveller's waiting moves past the bound (see
+    /// [`super::judging`]).
+    pub fn judging_coalesced(&self) -> u64 {
+        self.judging.coalesced()
+    }
+
     /// Travellers changed and not yet judged against fences and live maps.
     pub fn judging_backlog(&self) -> usize {
         self.judging.waiting()
@@ -134,19 +140,14 @@ impl Engine {
         self.fences.is_judging() && (self.fences.count() > 0 || self.fences.watches().count() > 0)
     }
 
-    /// A traveller changed (`cause`: moved, sharing or deleted): judged at once (inline),
-    /// or marked for the judging thread.
-    pub(super) fn changed(&self, id: &str, cause: Cause, now_ms: i64) {
+    /// A traveller changed (`cause`: moved, sharing or deleted; `at`: where it moved to):
+    /// judged at once (inline), or marked for the judging thread.
+    pub(super) fn changed(&self, id: &str, cause: Cause, now_ms: i64, at: Option<SeenAt>) {
         if self.judging.is_background() {
-            self.judging.mark(id, cause, now_ms);
+            self.judging.mark(id, cause, now_ms, at);
         } else {
-            let deleted = cause == Cause::Deleted;
-            let marked = Marked {
-                cause: if deleted { Cause::Moved } else { cause },
-                deleted,
-                now_ms,
-            };
-            self.judge_traveller(id, marked);
+            // Judged as it is now: the only move waiting is the one just made.
+            self.judge_traveller(id, Marked::new(cause, now_ms, None));
         }
     }
 
@@ -161,12 +162,24 @@ impl Engine {
     }
 
     /// Judges a changed traveller against fences and live maps, as it is now.
-    fn judge_traveller(&self, id: &str, marked: Marked) {
+    pub(super) fn judge_traveller(&self, id: &str, marked: Marked) {
         let now = marked.now_ms;
         if marked.deleted {
             let around = self.fences.on_gone(id, now, Cause::Deleted);
             self.fences
                 .reevaluate(&around, &self.travellers, now, Cause::Deleted);
+        }
+        // The moves before the newest, each where the traveller was then (only the judging
+        // thread, behind, has any): a walk in and out between two judgements is told.
+        let earlier = marked.moves.len().saturating_sub(1);
+        for &(at, then) in &marked.moves[..earlier] {
+            let judge = |seen: crate::travellers::Seen<'_>| {
+                self.fences.on_traveller(seen, then, Cause::Moved)
+            };
+            if let Some(moved) = self.travellers.with_seen_copy_at(id, at, judge) {
+                self.fences
+                    .reevaluate(&moved, &self.travellers, then, Cause::Moved);
+            }
         }
         let judge =
             |seen: crate::travellers::Seen<'_>| self.fences.on_traveller(seen, now, marked.cause);

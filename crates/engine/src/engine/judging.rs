@@ -8,13 +8,16 @@
 //! order and judges each traveller as it is then. A write's latency does not grow with
 //! fences or subscribers, and no caller can slow another's writes by setting them up.
 //!
-//! The marks are coalesced per traveller (a traveller marked again before it was judged
-//! keeps its place, with the strongest cause: deleted, then sharing, then moved), so the
-//! backlog holds at most one entry per traveller, whatever the write rate. While the
-//! judging thread keeps up, every change is judged; when it falls behind, a traveller that
-//! moved several times is judged once, where it is by then, as a live map draws it: only a
-//! traveller's newest position counts. A delete is never lost to coalescing: it is judged
-//! before the traveller's later changes.
+//! The marks are merged per traveller (a traveller marked again before it was judged keeps
+//! its place, with the strongest cause: deleted, then sharing, then moved), so the backlog
+//! holds at most one entry per traveller, whatever the write rate. Each entry keeps the
+//! traveller's moves not yet judged, up to [`MAX_WAITING_MOVES`], and each is judged in
+//! turn, where the traveller was then: however far behind the judging thread is, a quick
+//! walk in and out of a fence between two judgements is told (an enter, then an exit).
+//! Past that many moves the oldest waiting one is dropped, and counted
+//! ([`Judging::coalesced`], `/v1/stats` `judging_coalesced`): a bound on the memory one
+//! traveller's backlog takes, never silent. A delete is judged before the traveller's later
+//! changes.
 //!
 //! In a cluster, and in tests, judging is **inline**: each change is judged as it is
 //! applied, so that every node gives the same events, numbered when the change ends.
@@ -27,10 +30,13 @@ use foldhash::fast::RandomState;
 use parking_lot::{Condvar, Mutex};
 
 use crate::events::Cause;
-use crate::travellers::TravellerId;
+use crate::travellers::{SeenAt, TravellerId};
+
+/// The most moves of one traveller waiting to be judged; past it the oldest is dropped.
+pub(super) const MAX_WAITING_MOVES: usize = 16;
 
 /// A traveller's changes waiting to be judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) struct Marked {
     /// The strongest cause among the changes to judge its state by (since its delete, if
     /// it was deleted): sharing, then moved.
@@ -40,6 +46,23 @@ pub(super) struct Marked {
     pub(super) deleted: bool,
     /// "Now" of the latest of them.
     pub(super) now_ms: i64,
+    /// Where it moved, oldest first, since it was last judged (or deleted), each with "now"
+    /// when it was made; the last is where it was when last marked. Judging tells each in
+    /// turn, as of its own "now".
+    pub(super) moves: Vec<(SeenAt, i64)>,
+}
+
+impl Marked {
+    /// A first mark for `cause` at `now_ms`, a move to `at` if it moved.
+    pub(super) fn new(cause: Cause, now_ms: i64, at: Option<SeenAt>) -> Self {
+        let deleted = cause == Cause::Deleted;
+        Self {
+            cause: if deleted { Cause::Moved } else { cause },
+            deleted,
+            now_ms,
+            moves: at.map(|at| (at, now_ms)).into_iter().collect(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -57,6 +80,8 @@ pub(super) struct Judging {
     wake: Condvar,
     /// Every mark up to this number has been judged.
     judged: tokio::sync::watch::Sender<u64>,
+    /// Moves dropped unjudged, a traveller's waiting moves past [`MAX_WAITING_MOVES`].
+    coalesced: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Judging {
@@ -66,6 +91,7 @@ impl Default for Judging {
             backlog: Mutex::new(Backlog::default()),
             wake: Condvar::new(),
             judged: tokio::sync::watch::channel(0).0,
+            coalesced: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -86,8 +112,9 @@ impl Judging {
         self.background.store(false, Ordering::Release);
     }
 
-    /// Marks traveller `id` as changed by `cause` (moved, sharing or deleted) at `now_ms`.
-    pub(super) fn mark(&self, id: &str, cause: Cause, now_ms: i64) {
+    /// Marks traveller `id` as changed by `cause` (moved, sharing or deleted) at `now_ms`;
+    /// `at` is where it moved to, for a move.
+    pub(super) fn mark(&self, id: &str, cause: Cause, now_ms: i64, at: Option<SeenAt>) {
         let deleted = cause == Cause::Deleted;
         let mut backlog = self.backlog.lock();
         backlog.taken += 1;
@@ -98,21 +125,24 @@ impl Judging {
                 marked.deleted = true;
                 marked.cause = Cause::Moved;
                 marked.now_ms = marked.now_ms.max(now_ms);
+                marked.moves.clear();
             }
             Some(marked) => {
                 marked.cause = marked.cause.max(cause);
                 marked.now_ms = marked.now_ms.max(now_ms);
+                if let Some(at) = at {
+                    if marked.moves.len() == MAX_WAITING_MOVES {
+                        marked.moves.remove(0);
+                        self.coalesced.fetch_add(1, Ordering::Relaxed);
+                    }
+                    marked.moves.push((at, now_ms));
+                }
             }
             None => {
                 let id = TravellerId::from(id);
-                backlog.marked.insert(
-                    id.clone(),
-                    Marked {
-                        cause: if deleted { Cause::Moved } else { cause },
-                        deleted,
-                        now_ms,
-                    },
-                );
+                backlog
+                    .marked
+                    .insert(id.clone(), Marked::new(cause, now_ms, at));
                 backlog.order.push_back((id, number));
             }
         }
@@ -160,6 +190,12 @@ impl Judging {
             .send_modify(|judged| *judged = (*judged).max(upto.max(number)));
     }
 
+    /// Moves dropped unjudged since start: a traveller's waiting moves past
+    /// [`MAX_WAITING_MOVES`].
+    pub(super) fn coalesced(&self) -> u64 {
+        self.coalesced.load(Ordering::Relaxed)
+    }
+
     /// Travellers waiting.
     pub(super) fn waiting(&self) -> usize {
         self.backlog.lock().order.len()
@@ -178,15 +214,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn marks_coalesce_per_traveller_in_the_order_first_marked_with_the_strongest_cause() {
+    fn marks_merge_per_traveller_in_the_order_first_marked_with_the_strongest_cause() {
+        let at = |ts: i64| {
+            Some(SeenAt {
+                position: crate::geometry::LatLon {
+                    lat: 1.0,
+                    lon: ts as f64,
+                },
+                ts,
+                seen_ms: ts,
+            })
+        };
         let judging = Judging::default();
-        judging.mark("a", Cause::Moved, 1);
-        judging.mark("b", Cause::Moved, 2);
-        judging.mark("a", Cause::Sharing, 3);
-        judging.mark("a", Cause::Moved, 4);
-        judging.mark("c", Cause::Sharing, 5);
-        judging.mark("c", Cause::Deleted, 6);
-        judging.mark("c", Cause::Moved, 7);
+        judging.mark("a", Cause::Moved, 1, at(1));
+        judging.mark("b", Cause::Moved, 2, at(2));
+        judging.mark("a", Cause::Sharing, 3, None);
+        judging.mark("a", Cause::Moved, 4, at(4));
+        judging.mark("c", Cause::Sharing, 5, None);
+        judging.mark("c", Cause::Moved, 6, at(6));
+        judging.mark("c", Cause::Deleted, 7, None);
+        judging.mark("c", Cause::Moved, 8, at(8));
         let (a, marked, number) = judging.take().expect("a");
         assert_eq!((a.as_str(), number), ("a", 1));
         assert_eq!(
@@ -194,8 +241,10 @@ mod tests {
             Marked {
                 cause: Cause::Sharing,
                 deleted: false,
-                now_ms: 4
-            }
+                now_ms: 4,
+                moves: vec![(at(1).expect("a move"), 1), (at(4).expect("a move"), 4)],
+            },
+            "both of a's moves wait, in order"
         );
         judging.done(number);
         assert_eq!(
@@ -213,12 +262,12 @@ mod tests {
         );
         let (c, marked, number) = judging.take().expect("c");
         assert_eq!(
-            (c.as_str(), marked.deleted, marked.cause),
-            ("c", true, Cause::Moved),
-            "deleted, then moved again: the sharing change before the delete is gone with it"
+            (c.as_str(), marked.deleted, marked.cause, marked.moves),
+            ("c", true, Cause::Moved, vec![(at(8).expect("a move"), 8)]),
+            "deleted, then moved again: what came before the delete is gone with it"
         );
         judging.done(number);
-        assert_eq!(*judging.judged.borrow(), 7);
+        assert_eq!(*judging.judged.borrow(), 8);
         judging.wait_for_work(Duration::ZERO);
         assert!(judging.take().is_none());
     }

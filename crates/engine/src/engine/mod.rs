@@ -36,6 +36,8 @@ mod fence_model_tests;
 mod fences;
 mod heatmap;
 mod judging;
+#[cfg(test)]
+mod judging_tests;
 mod log;
 mod mutation;
 mod outcome;

@@ -11,7 +11,7 @@ use super::cells::{CellIndex, Cover, FINE};
 use super::record::Record;
 use super::shard::{Handle, SHARD_BITS, SHARDS, Shard, handle, split};
 use super::{
-    CurrentRecord, PositionUpdate, Seen, Sharing, TrailPoint, TravellerAt, TravellerConfig,
+    CurrentRecord, PositionUpdate, Seen, SeenAt, Sharing, TrailPoint, TravellerAt, TravellerConfig,
     TravellerRecord, TravellerView, UpdateOutcome, Visibility,
 };
 use crate::geometry::{BBox, LatLon};
@@ -169,6 +169,28 @@ impl TravellerIndex {
             let slot = shard.find(hash, id)?;
             (slot, shard.record(slot).observed_copy())
         };
+        Some(f(self.seen(handle(s, slot), &copy)))
+    }
+
+    /// Calls `f` with the traveller as it was at an earlier move (`position` reported at
+    /// `ts`, seen at `seen_ms`), copied with its shard read-locked as
+    /// [`TravellerIndex::with_seen_copy`] does, its sharing as it is now, if it has a
+    /// record. For the judging thread, judging each move of a traveller it fell behind on.
+    pub fn with_seen_copy_at<R>(
+        &self,
+        id: &str,
+        at: SeenAt,
+        f: impl FnOnce(Seen<'_>) -> R,
+    ) -> Option<R> {
+        let (hash, s) = self.locate(id);
+        let (slot, mut copy) = {
+            let shard = self.shards[s].read();
+            let slot = shard.find(hash, id)?;
+            (slot, shard.record(slot).observed_copy())
+        };
+        copy.position = at.position;
+        copy.set_times(at.ts, at.seen_ms);
+        copy.cell = fine_cell(at.position);
         Some(f(self.seen(handle(s, slot), &copy)))
     }
 

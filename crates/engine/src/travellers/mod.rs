@@ -30,6 +30,7 @@ mod oracle_tests;
 
 pub use index::TravellerIndex;
 pub use seen::{Seen, TravellerHandle};
+
 pub use sharing::{MAX_VIEWERS, Sharing, SharingError, Since, Visibility};
 pub use trail::{Trail, TrailPoint};
 pub use within::TravellerPage;
@@ -139,6 +140,18 @@ pub enum UpdateOutcome {
     /// It was not newer than the stored position (or already past the time-to-live); it joined
     /// the trail if the trail had room for it.
     Stale,
+}
+
+/// Where a traveller was at one of its moves: the position, its `ts`, and when it was seen
+/// (`ts`, or the time received if the device clock ran ahead).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SeenAt {
+    /// The position reported.
+    pub position: LatLon,
+    /// Its timestamp.
+    pub ts: i64,
+    /// When its age counts from.
+    pub seen_ms: i64,
 }
 
 /// A traveller and where it is now: what every answer about travellers is built on.
