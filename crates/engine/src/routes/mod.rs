@@ -9,6 +9,7 @@
 
 pub mod codec;
 pub mod keys;
+pub mod shape;
 mod store;
 #[cfg(test)]
 mod store_tests;

@@ -1,0 +1,49 @@
+//! Reading a route: simplifying a 100,000-point walk (a point every 5 s, ~1.4 m/s, turning
+//! gently; about 140 km over 5.8 days) to 25 m, and its figures from nothing. The
+//! simplified size is printed once, so that the figure is read with it.
+//!
+//! `cargo bench --bench routes`
+
+#![allow(missing_docs)] // criterion_group! generates undocumented functions
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use proxima::routes::RoutePoint;
+use proxima::routes::shape::{Figures, simplify};
+
+fn walk(n: usize) -> Vec<RoutePoint> {
+    let (mut lat, mut lon, mut heading) = (60.17f64, 24.94f64, 0.3f64);
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    (0..n)
+        .map(|i| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            heading += ((rng % 1_000) as f64 / 1_000.0 - 0.5) * 0.2;
+            let step_m = 7.0;
+            lat += step_m * heading.cos() / 111_195.0;
+            lon += step_m * heading.sin() / (111_195.0 * lat.to_radians().cos());
+            RoutePoint {
+                ts: 1_800_000_000_000 + i as i64 * 5_000,
+                lat,
+                lon,
+            }
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let points = walk(100_000);
+    println!(
+        "100,000 points simplified to 25 m keep {}",
+        simplify(&points, 25.0).len()
+    );
+    c.bench_function("simplify_100k_points_to_25_m", |b| {
+        b.iter(|| simplify(std::hint::black_box(&points), 25.0))
+    });
+    c.bench_function("figures_of_100k_points", |b| {
+        b.iter(|| Figures::of(std::hint::black_box(&points)))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
