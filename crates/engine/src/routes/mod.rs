@@ -9,7 +9,9 @@
 
 pub mod codec;
 pub mod keys;
+pub mod places;
 pub mod shape;
+pub mod stays;
 mod store;
 #[cfg(test)]
 mod store_tests;

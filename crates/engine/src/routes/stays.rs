@@ -1,0 +1,268 @@
+//! Where a traveller stayed: runs of route points that all lie within a radius of their
+//! centre, for at least a minimum time.
+//!
+//! The rule, left to right: from the first point not yet in a stay, the run grows point by
+//! point while every point of it lies within `radius_m` of the run's centre (the
+//! normalised mean of its unit vectors, so that it is right across the antimeridian and at
+//! the poles); the longest such run is a stay if it lasts `min_ms` or more, and the next
+//! run starts after it; otherwise the next run starts one point later.
+//!
+//! Checking every point of a run against the centre each time a point joins is quadratic
+//! in the run's length (a night in a hotel, reported every 5 s, is 8,640 points). So the
+//! check is skipped while it cannot fail: `far` bounds every point's distance to the centre
+//! as it was when all were last checked (a point that joined since counts with its distance
+//! to the centre then plus how far that had moved), and the centre has since moved `drift`
+//! metres; by the triangle inequality every point is within `far + drift` of the centre
+//! now, and only when that passes `radius_m` are they all checked again. The result is the rule's, which
+//! a brute-force detector checks in the tests.
+
+use super::RoutePoint;
+use crate::geometry::{EARTH_RADIUS_M, LatLon, haversine_m};
+
+/// A stay: where, when, and how many points.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stay {
+    /// The centre of its points.
+    pub centre: LatLon,
+    /// Its first point's `ts`.
+    pub arrived: i64,
+    /// Its last point's `ts`.
+    pub left: i64,
+    /// Points in it.
+    pub points: usize,
+}
+
+/// The stays of a route (points in `ts` order).
+pub fn stays(points: &[RoutePoint], radius_m: f64, min_ms: i64) -> Vec<Stay> {
+    let units: Vec<[f64; 3]> = points
+        .iter()
+        .map(|p| {
+            LatLon {
+                lat: p.lat,
+                lon: p.lon,
+            }
+            .to_unit()
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < points.len() {
+        let end = longest_run(&units, start, radius_m);
+        let (first, last) = (points[start], points[end]);
+        if last.ts.saturating_sub(first.ts) >= min_ms {
+            let sum = sum_of(&units[start..=end]);
+            out.push(Stay {
+                centre: to_latlon(sum),
+                arrived: first.ts,
+                left: last.ts,
+                points: end - start + 1,
+            });
+            start = end + 1;
+        } else {
+            start += 1;
+        }
+    }
+    out
+}
+
+/// The last index of the longest run from `start` whose points all lie within `radius_m`
+/// of their centre.
+fn longest_run(units: &[[f64; 3]], start: usize, radius_m: f64) -> usize {
+    let mut sum = units[start];
+    // The centre when every point was last checked, and the farthest point from it then.
+    let (mut checked_centre, mut far) = (sum, 0.0f64);
+    let mut end = start;
+    for (next, unit) in units.iter().enumerate().skip(start + 1) {
+        let grown = add(sum, *unit);
+        let centre = grown;
+        let own = distance_m(*unit, centre);
+        let drift = distance_m(checked_centre, centre);
+        let fits = if own > radius_m {
+            false
+        } else if far + drift <= radius_m {
+            // `far` bounds every point's distance to `checked_centre`, the new one's too.
+            far = far.max(own + drift);
+            true
+        } else {
+            // Check them all, and start bounding again from this centre.
+            let worst = units[start..=next]
+                .iter()
+                .map(|u| distance_m(*u, centre))
+                .fold(0.0, f64::max);
+            checked_centre = centre;
+            far = worst;
+            worst <= radius_m
+        };
+        if !fits {
+            break;
+        }
+        sum = grown;
+        end = next;
+    }
+    end
+}
+
+fn add(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
+}
+
+fn sum_of(units: &[[f64; 3]]) -> [f64; 3] {
+    units.iter().fold([0.0; 3], |s, u| add(s, *u))
+}
+
+/// The point of the sphere in the direction of `v` (any length but zero).
+fn to_latlon(v: [f64; 3]) -> LatLon {
+    let r = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+    LatLon {
+        lat: (v[2] / r).clamp(-1.0, 1.0).asin().to_degrees(),
+        lon: v[1].atan2(v[0]).to_degrees(),
+    }
+}
+
+/// The great-circle distance between the directions of two vectors, metres.
+fn distance_m(a: [f64; 3], b: [f64; 3]) -> f64 {
+    let c = [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ];
+    let cross = (c[0] * c[0] + c[1] * c[1] + c[2] * c[2]).sqrt();
+    let dot = a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+    cross.atan2(dot) * EARTH_RADIUS_M
+}
+
+/// The haversine distance from a route point to a place, metres (for callers joining a
+/// stay to what is near its centre).
+pub fn distance_from(p: RoutePoint, place: LatLon) -> f64 {
+    haversine_m(
+        LatLon {
+            lat: p.lat,
+            lon: p.lon,
+        },
+        place,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The rule, by brute force: each candidate run's centre computed afresh and every
+    /// point measured with the haversine.
+    fn brute_force(points: &[RoutePoint], radius_m: f64, min_ms: i64) -> Vec<(i64, i64, usize)> {
+        let fits = |run: &[RoutePoint]| {
+            let sum = run.iter().fold([0.0; 3], |s, p| {
+                add(
+                    s,
+                    LatLon {
+                        lat: p.lat,
+                        lon: p.lon,
+                    }
+                    .to_unit(),
+                )
+            });
+            let centre = to_latlon(sum);
+            run.iter()
+                .all(|p| distance_from(*p, centre) <= radius_m + 1e-6)
+        };
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < points.len() {
+            let mut end = start;
+            while end + 1 < points.len() && fits(&points[start..=end + 1]) {
+                end += 1;
+            }
+            if points[end].ts - points[start].ts >= min_ms {
+                out.push((points[start].ts, points[end].ts, end - start + 1));
+                start = end + 1;
+            } else {
+                start += 1;
+            }
+        }
+        out
+    }
+
+    /// A day out: walks between places, with pauses of random lengths at each, anywhere
+    /// (the antimeridian and the poles included).
+    fn day() -> impl Strategy<Value = Vec<RoutePoint>> {
+        (
+            -89.9f64..89.9,
+            -180.0f64..180.0,
+            proptest::collection::vec((0usize..40, 0usize..40, -1.0f64..1.0, -1.0f64..1.0), 1..8),
+        )
+            .prop_map(|(lat0, lon0, legs)| {
+                let mut out = Vec::new();
+                let (mut lat, mut lon, mut ts) = (lat0, lon0, 0i64);
+                for (pause, walk, dlat, dlon) in legs {
+                    for i in 0..pause {
+                        // Jitter of a few metres while staying.
+                        let j = ((i * 7919) % 11) as f64 * 1e-5;
+                        out.push(RoutePoint {
+                            ts,
+                            lat: (lat + j).clamp(-90.0, 90.0),
+                            lon: lon + j,
+                        });
+                        ts += 60_000;
+                    }
+                    for _ in 0..walk {
+                        lat = (lat + dlat * 1e-3).clamp(-90.0, 90.0);
+                        lon += dlon * 1e-3;
+                        if lon > 180.0 {
+                            lon -= 360.0;
+                        } else if lon < -180.0 {
+                            lon += 360.0;
+                        }
+                        out.push(RoutePoint { ts, lat, lon });
+                        ts += 60_000;
+                    }
+                }
+                out
+            })
+    }
+
+    proptest! {
+        #![proptest_config(crate::testing::proptest_config(128))]
+
+        #[test]
+        fn stays_equal_the_brute_force_detector(
+            points in day(),
+            radius_m in prop_oneof![Just(0.0), 10.0f64..300.0],
+            min_minutes in 0i64..30,
+        ) {
+            let min_ms = min_minutes * 60_000;
+            let got: Vec<(i64, i64, usize)> = stays(&points, radius_m, min_ms)
+                .iter()
+                .map(|s| (s.arrived, s.left, s.points))
+                .collect();
+            prop_assert_eq!(got, brute_force(&points, radius_m, min_ms));
+        }
+    }
+
+    #[test]
+    fn a_night_in_one_place_is_one_stay_and_the_walk_before_it_none() {
+        let mut points = Vec::new();
+        for i in 0..30 {
+            points.push(RoutePoint {
+                ts: i * 60_000,
+                lat: 60.0 + i as f64 * 1e-3,
+                lon: 24.0,
+            });
+        }
+        for i in 30..(30 + 8_640) {
+            let j = (i % 5) as f64 * 2e-5;
+            points.push(RoutePoint {
+                ts: i * 5_000 + 1_800_000,
+                lat: 60.03 + j,
+                lon: 24.0 + j,
+            });
+        }
+        let found = stays(&points, 100.0, 20 * 60_000);
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0].points, 8_640,
+            "the walk's last point is 111 m away"
+        );
+    }
+}
