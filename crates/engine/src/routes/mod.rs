@@ -11,6 +11,7 @@ pub mod codec;
 pub mod keys;
 pub mod places;
 pub mod shape;
+mod sphere;
 pub mod stays;
 mod store;
 #[cfg(test)]

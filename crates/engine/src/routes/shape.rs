@@ -12,6 +12,7 @@
 use geo::{LineString, SimplifyIdx};
 
 use super::RoutePoint;
+use super::sphere::{angle, cross, dot};
 use crate::geometry::{EARTH_RADIUS_M, LatLon, haversine_m};
 
 /// The route split into parts: a new part starts after a gap of more than `gap_ms` between
@@ -143,25 +144,6 @@ fn project(origin: RoutePoint, p: RoutePoint) -> (f64, f64) {
         dlon * metres_a_degree * origin.lat.to_radians().cos(),
         (p.lat - origin.lat) * metres_a_degree,
     )
-}
-
-fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-}
-
-fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [
-        a[1] * b[2] - a[2] * b[1],
-        a[2] * b[0] - a[0] * b[2],
-        a[0] * b[1] - a[1] * b[0],
-    ]
-}
-
-/// The angle between two unit vectors, radians (`atan2` of the cross and dot products:
-/// exact for small and large angles alike).
-fn angle(a: [f64; 3], b: [f64; 3]) -> f64 {
-    let c = cross(a, b);
-    dot(c, c).sqrt().atan2(dot(a, b))
 }
 
 /// The great-circle distance from `p` to the shorter arc from `a` to `b`, metres.

@@ -17,6 +17,7 @@
 //! a brute-force detector checks in the tests.
 
 use super::RoutePoint;
+use super::sphere::{add, angle, to_latlon};
 use crate::geometry::{EARTH_RADIUS_M, LatLon, haversine_m};
 
 /// A stay: where, when, and how many points.
@@ -102,33 +103,13 @@ fn longest_run(units: &[[f64; 3]], start: usize, radius_m: f64) -> usize {
     end
 }
 
-fn add(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
-}
-
 fn sum_of(units: &[[f64; 3]]) -> [f64; 3] {
     units.iter().fold([0.0; 3], |s, u| add(s, *u))
 }
 
-/// The point of the sphere in the direction of `v` (any length but zero).
-fn to_latlon(v: [f64; 3]) -> LatLon {
-    let r = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
-    LatLon {
-        lat: (v[2] / r).clamp(-1.0, 1.0).asin().to_degrees(),
-        lon: v[1].atan2(v[0]).to_degrees(),
-    }
-}
-
 /// The great-circle distance between the directions of two vectors, metres.
 fn distance_m(a: [f64; 3], b: [f64; 3]) -> f64 {
-    let c = [
-        a[1] * b[2] - a[2] * b[1],
-        a[2] * b[0] - a[0] * b[2],
-        a[0] * b[1] - a[1] * b[0],
-    ];
-    let cross = (c[0] * c[0] + c[1] * c[1] + c[2] * c[2]).sqrt();
-    let dot = a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
-    cross.atan2(dot) * EARTH_RADIUS_M
+    angle(a, b) * EARTH_RADIUS_M
 }
 
 /// The haversine distance from a route point to a place, metres (for callers joining a

@@ -54,11 +54,7 @@ fn along(a: RoutePoint, b: RoutePoint, step_m: f64) -> Vec<LatLon> {
                 wa * ua[1] + wb * ub[1],
                 wa * ua[2] + wb * ub[2],
             ];
-            let r = dot(v, v).sqrt();
-            LatLon {
-                lat: (v[2] / r).clamp(-1.0, 1.0).asin().to_degrees(),
-                lon: v[1].atan2(v[0]).to_degrees(),
-            }
+            super::super::sphere::to_latlon(v)
         })
         .collect()
 }
