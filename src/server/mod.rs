@@ -35,6 +35,8 @@ use axum::Router;
 use axum::routing::{MethodRouter, delete, get, post, put};
 use tokio::net::TcpListener;
 
+/// The route formats, for tools that write a route as the API would.
+pub use dto::{RouteFormatError, route_geojson, route_gpx, route_polylines};
 pub use observe::upkeep_metrics;
 pub use problem::ApiError;
 pub use sse::event_encoder;

@@ -24,6 +24,7 @@ mod poi_queries;
 mod poi_routes;
 mod process;
 mod replay;
+mod route_formats;
 mod stalled;
 mod tokens;
 mod travellers;

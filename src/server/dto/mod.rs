@@ -11,6 +11,7 @@ mod fences;
 mod fields;
 mod operations;
 mod pois;
+mod routes;
 mod travellers;
 
 pub use areas::{AreaIn, AreaOut};
@@ -22,6 +23,7 @@ pub use pois::{
     CategoriesOut, ImportOut, PageOut, PoiAreaQueryIn, PoiIn, PoiOut, RecordErrorOut,
     ResponseFields,
 };
+pub use routes::{RouteFormatError, route_geojson, route_gpx, route_polylines};
 pub use travellers::{
     BatchOut, NearbyTravellersOut, PositionIn, SharingIn, SharingOut, TrailOut,
     TravellerAreaQueryIn, TravellerAtOut, TravellerAtPageOut, TravellerOut,
