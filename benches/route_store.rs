@@ -98,7 +98,7 @@ impl Kv for Redb {
 
     fn compact(&mut self) {
         self.0
-            .compact(redb::CompactionMode::Balanced)
+            .compact(redb::CompactionMode::Maximum)
             .expect("compact");
     }
 
