@@ -1,5 +1,6 @@
 //! `redb` against `fjall` on the route store's workload, through the same chunk keys and
-//! delta-encoded chunks the route store writes (`proxima::routes`):
+//! delta-encoded chunks the route store writes (`proxima::routes`), and the route store
+//! itself (`RouteStore`, on `redb`, which merges a batch's points per trip):
 //! - appends: 500 batches, each one point of each of 1,000 trips (2,000 trips in all, one
 //!   in twenty points late); each point reads its trip's chunk at or before it, merges and
 //!   writes it back, one transaction (or write batch) a batch, unsynced, then one sync;
@@ -136,6 +137,38 @@ impl Kv for Redb {
                 .expect("erase");
         }
         txn.commit().expect("commit");
+    }
+}
+
+/// The route store itself.
+struct Store(proxima::routes::RouteStore, std::cell::Cell<u64>);
+
+impl Kv for Store {
+    fn append_batch(&self, batch: &[(String, RoutePoint)]) {
+        let points: Vec<(&str, RoutePoint)> = batch.iter().map(|(t, p)| (t.as_str(), *p)).collect();
+        self.1.set(self.1.get() + 1);
+        self.0.append(self.1.get(), &points).expect("appends");
+    }
+
+    fn sync(&self) {
+        self.0.make_durable().expect("durable");
+    }
+
+    fn compact(&mut self) {
+        self.0.compact().expect("compacts");
+    }
+
+    fn read(&self, trip: &str) -> usize {
+        let (points, _) = self
+            .0
+            .read(trip, i64::MIN, i64::MAX, None, usize::MAX)
+            .expect("reads");
+        points.len()
+    }
+
+    fn erase(&self, trip: &str) {
+        self.1.set(self.1.get() + 1);
+        self.0.erase(self.1.get(), trip).expect("erases");
     }
 }
 
@@ -336,13 +369,18 @@ fn main() {
         batches.len()
     );
     println!(
-        "store  appends/s   read points/s  erased trips/s  bytes/point on disk  after compacting"
+        "store      appends/s   read points/s  erased trips/s  bytes/point on disk  after compacting"
     );
-    for which in ["redb", "fjall"] {
+    for which in ["redb", "fjall", "RouteStore"] {
         let mut results = Vec::new();
         for _ in 0..rounds {
             let dir = tempfile::tempdir().expect("temp dir");
             let mut kv: Box<dyn Kv> = match which {
+                "RouteStore" => Box::new(Store(
+                    proxima::routes::RouteStore::open(&dir.path().join("routes.redb"))
+                        .expect("opens"),
+                    std::cell::Cell::new(0),
+                )),
                 "redb" => Box::new(Redb({
                     let db = redb::Database::create(dir.path().join("routes.redb")).expect("redb");
                     let txn = db.begin_write().expect("txn");
@@ -361,7 +399,7 @@ fn main() {
             results.push(round(kv.as_mut(), dir.path(), &batches));
         }
         println!(
-            "{:<6} {:>10.0} {:>15.0} {:>15.0} {:>20.2} {:>17.2}",
+            "{:<10} {:>10.0} {:>15.0} {:>15.0} {:>20.2} {:>17.2}",
             which,
             median(results.iter().map(|r| points / r.append_s).collect()),
             median(results.iter().map(|r| points / r.read_s).collect()),

@@ -128,7 +128,9 @@ impl Change for SetSharing {
         engine.judge_pending(&self.id);
         engine.travellers.set_sharing(&self.id, self.sharing);
         if engine.has_observers() {
-            engine.changed(&self.id, Cause::Sharing, now_ms, None);
+            // Judged where it stands now, before any move it makes after.
+            let at = engine.travellers.seen_at(&self.id);
+            engine.changed(&self.id, Cause::Sharing, now_ms, at);
         }
         Ok(())
     }
@@ -232,6 +234,9 @@ impl Engine {
     /// first fence after there were none begins a new interval of event numbers (see
     /// [`crate::events`]), at the same place on every node.
     fn store_fence(&self, fence: Fence, now_ms: i64) -> bool {
+        // The fence judges everyone where they are now: changes made before it must not
+        // reach it later.
+        self.judging.keep_newest_only();
         if self.fences.count() == 0 {
             self.events()
                 .new_interval(u64::try_from(now_ms.div_euclid(1000)).unwrap_or(0));

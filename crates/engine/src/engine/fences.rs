@@ -161,7 +161,8 @@ impl Engine {
         }
     }
 
-    /// Judges a changed traveller against fences and live maps, as it is now.
+    /// Judges a changed traveller against fences and live maps: each of its waiting
+    /// changes where it was then (the judging thread, behind), or, with none, as it is now.
     pub(super) fn judge_traveller(&self, id: &str, marked: Marked) {
         let now = marked.now_ms;
         if marked.deleted {
@@ -169,34 +170,52 @@ impl Engine {
             self.fences
                 .reevaluate(&around, &self.travellers, now, Cause::Deleted);
         }
-        // The moves before the newest, each where the traveller was then (only the judging
-        // thread, behind, has any): a walk in and out between two judgements is told.
-        let earlier = marked.moves.len().saturating_sub(1);
-        for &(at, then) in &marked.moves[..earlier] {
+        let Some((last, earlier)) = marked.moves.split_last() else {
+            // The judging thread is the only one judging (sharing changes and deletes
+            // judge under the order lock it holds shared), so it judges a copy and holds
+            // no shard lock meanwhile; judging inline, the lock orders concurrent writers'
+            // judgements.
             let judge = |seen: crate::travellers::Seen<'_>| {
-                self.fences.on_traveller(seen, then, Cause::Moved)
+                self.fences.on_traveller(seen, now, marked.cause)
             };
-            if let Some(moved) = self.travellers.with_seen_copy_at(id, at, judge) {
-                self.fences
-                    .reevaluate(&moved, &self.travellers, then, Cause::Moved);
-            }
-        }
-        let judge =
-            |seen: crate::travellers::Seen<'_>| self.fences.on_traveller(seen, now, marked.cause);
-        // The judging thread is the only one judging (sharing changes and deletes judge
-        // under the order lock it holds shared), so it judges a copy and holds no shard
-        // lock meanwhile; judging inline, the lock orders concurrent writers' judgements.
-        let judged = if self.judging.is_background() {
-            self.travellers.with_seen_copy(id, judge)
-        } else {
-            self.travellers.with_seen(id, judge)
+            let judged = if self.judging.is_background() {
+                self.travellers.with_seen_copy(id, judge)
+            } else {
+                self.travellers.with_seen(id, judge)
+            };
+            self.after_judging(id, judged, now, marked.cause, marked.deleted);
+            return;
         };
+        // The changes before the newest, each where the traveller was then, against the
+        // fences alone: a walk in and out between two judgements is told. The fences that
+        // follow it, and live maps (which draw only the newest position), move once, to
+        // the newest; a later change is in an entry of its own, judged after this one.
+        for w in earlier {
+            let judge = |seen: crate::travellers::Seen<'_>| {
+                self.fences.judge_passing(seen, w.now_ms, w.cause)
+            };
+            let _ = self.travellers.with_seen_copy_at(id, w.at, judge);
+        }
+        let judge = |seen: crate::travellers::Seen<'_>| {
+            self.fences.on_traveller(seen, last.now_ms, last.cause)
+        };
+        let judged = self.travellers.with_seen_copy_at(id, last.at, judge);
+        self.after_judging(id, judged, last.now_ms, last.cause, marked.deleted);
+    }
+
+    /// After a traveller's judgement: the roaming fences whose circle moved with it judge
+    /// those around them; a traveller swept since it changed leaves as expired.
+    fn after_judging(
+        &self,
+        id: &str,
+        judged: Option<Vec<Arc<crate::fences::Subject>>>,
+        now: i64,
+        cause: Cause,
+        deleted: bool,
+    ) {
         match judged {
-            Some(moved) => self
-                .fences
-                .reevaluate(&moved, &self.travellers, now, marked.cause),
-            // Swept since it changed: it leaves as expired.
-            None if !marked.deleted => {
+            Some(moved) => self.fences.reevaluate(&moved, &self.travellers, now, cause),
+            None if !deleted => {
                 let around = self.fences.on_gone(id, now, Cause::Expired);
                 self.fences
                     .reevaluate(&around, &self.travellers, now, Cause::Expired);

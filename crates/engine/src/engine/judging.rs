@@ -46,21 +46,36 @@ pub(super) struct Marked {
     pub(super) deleted: bool,
     /// "Now" of the latest of them.
     pub(super) now_ms: i64,
-    /// Where it moved, oldest first, since it was last judged (or deleted), each with "now"
-    /// when it was made; the last is where it was when last marked. Judging tells each in
-    /// turn, as of its own "now".
-    pub(super) moves: Vec<(SeenAt, i64)>,
+    /// Its changes since it was last judged (or deleted), oldest first, each where the
+    /// traveller was when it was made: judging tells each in turn, there, as of its own
+    /// "now" and with its own cause. Empty when the changes carried no position (judged
+    /// as the traveller is now, with `cause`).
+    pub(super) moves: Vec<Waiting>,
+}
+
+/// A change waiting to be judged: where the traveller was then, "now" then, and its cause
+/// (a move, or a sharing change where it stood).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Waiting {
+    pub(super) at: SeenAt,
+    pub(super) now_ms: i64,
+    pub(super) cause: Cause,
 }
 
 impl Marked {
-    /// A first mark for `cause` at `now_ms`, a move to `at` if it moved.
+    /// A first mark for `cause` at `now_ms`, where the traveller was (`at`) if it had a
+    /// position.
     pub(super) fn new(cause: Cause, now_ms: i64, at: Option<SeenAt>) -> Self {
         let deleted = cause == Cause::Deleted;
         Self {
             cause: if deleted { Cause::Moved } else { cause },
             deleted,
             now_ms,
-            moves: at.map(|at| (at, now_ms)).into_iter().collect(),
+            moves: at
+                .filter(|_| !deleted)
+                .map(|at| Waiting { at, now_ms, cause })
+                .into_iter()
+                .collect(),
         }
     }
 }
@@ -135,7 +150,7 @@ impl Judging {
                         marked.moves.remove(0);
                         self.coalesced.fetch_add(1, Ordering::Relaxed);
                     }
-                    marked.moves.push((at, now_ms));
+                    marked.moves.push(Waiting { at, now_ms, cause });
                 }
             }
             None => {
@@ -168,6 +183,24 @@ impl Judging {
             }
         }
         None
+    }
+
+    /// Drops every waiting change but each traveller's newest, and counts them: a fence put
+    /// or replaced now judges everyone where they are, so changes made before it must not
+    /// be judged against it afterwards. Called with the traveller-order lock held
+    /// exclusively (no judgement under way).
+    pub(super) fn keep_newest_only(&self) {
+        let mut backlog = self.backlog.lock();
+        let mut dropped = 0u64;
+        for marked in backlog.marked.values_mut() {
+            if marked.moves.len() > 1 {
+                let newest = marked.moves.len() - 1;
+                dropped += newest as u64;
+                marked.moves.drain(..newest);
+            }
+        }
+        drop(backlog);
+        self.coalesced.fetch_add(dropped, Ordering::Relaxed);
     }
 
     /// Takes traveller `id`'s marks out of turn, if it has any: a sharing change or a delete
@@ -242,7 +275,18 @@ mod tests {
                 cause: Cause::Sharing,
                 deleted: false,
                 now_ms: 4,
-                moves: vec![(at(1).expect("a move"), 1), (at(4).expect("a move"), 4)],
+                moves: vec![
+                    Waiting {
+                        at: at(1).expect("a move"),
+                        now_ms: 1,
+                        cause: Cause::Moved
+                    },
+                    Waiting {
+                        at: at(4).expect("a move"),
+                        now_ms: 4,
+                        cause: Cause::Moved
+                    }
+                ],
             },
             "both of a's moves wait, in order"
         );
@@ -263,7 +307,16 @@ mod tests {
         let (c, marked, number) = judging.take().expect("c");
         assert_eq!(
             (c.as_str(), marked.deleted, marked.cause, marked.moves),
-            ("c", true, Cause::Moved, vec![(at(8).expect("a move"), 8)]),
+            (
+                "c",
+                true,
+                Cause::Moved,
+                vec![Waiting {
+                    at: at(8).expect("a move"),
+                    now_ms: 8,
+                    cause: Cause::Moved
+                }]
+            ),
             "deleted, then moved again: what came before the delete is gone with it"
         );
         judging.done(number);

@@ -98,3 +98,107 @@ fn past_the_bound_the_oldest_waiting_moves_are_dropped_and_counted() {
     assert_eq!(told[0].0, EventKind::Enter);
     assert_eq!(engine.judging_coalesced(), 4);
 }
+
+#[test]
+fn moves_made_while_a_traveller_is_being_judged_are_told_after_it_never_before() {
+    let (engine, clock, mut told) = lagging();
+    walk(&engine, &clock, INSIDE);
+    walk(&engine, &clock, OUTSIDE);
+    // The judging thread takes the traveller; before it judges, the traveller moves in
+    // again (a new entry, judged next).
+    let (id, marked, number) = engine.judging.take().expect("waiting");
+    walk(&engine, &clock, INSIDE);
+    engine.judge_traveller(&id, marked);
+    engine.judging.done(number);
+    catch_up(&engine);
+    assert_eq!(
+        kinds(&mut told),
+        [
+            (EventKind::Enter, Cause::Moved),
+            (EventKind::Exit, Cause::Moved),
+            (EventKind::Enter, Cause::Moved),
+        ]
+    );
+}
+
+#[test]
+fn a_fence_put_while_moves_wait_is_not_told_of_moves_made_before_it() {
+    let (engine, clock, _told) = lagging();
+    walk(&engine, &clock, OUTSIDE);
+    walk(&engine, &clock, INSIDE);
+    let centre = LatLon {
+        lat: INSIDE.0,
+        lon: INSIDE.1,
+    };
+    let area = Area::circle(centre, 1_000.0).expect("a circle");
+    let fence =
+        Fence::new("f1".into(), OWNER.into(), None, FenceKind::Static(area)).expect("valid");
+    let mut second = engine
+        .events()
+        .subscribe(OWNER, vec![Arc::from("f1")], &[], None, 0)
+        .expect("room");
+    let _ = engine.put_fence(fence, true).expect("put");
+    catch_up(&engine);
+    assert_eq!(
+        kinds(&mut second),
+        [(EventKind::Enter, Cause::Fence)],
+        "the new fence finds the traveller inside, once"
+    );
+    assert_eq!(
+        engine.judging_coalesced(),
+        1,
+        "the earlier move, dropped and counted"
+    );
+}
+
+#[test]
+fn a_sharing_change_and_the_moves_after_it_keep_their_own_causes() {
+    let (engine, clock, _) = lagging();
+    // A fence of viewer "v", and a traveller sharing with "v" only.
+    let centre = LatLon {
+        lat: INSIDE.0,
+        lon: INSIDE.1,
+    };
+    let area = Area::circle(centre, 1_000.0).expect("a circle");
+    let fence = Fence::new(
+        "f2".into(),
+        OWNER.into(),
+        Some("v".into()),
+        FenceKind::Static(area),
+    )
+    .expect("valid");
+    let _ = engine.put_fence(fence, true).expect("put");
+    let mut seen_by_v = engine
+        .events()
+        .subscribe(OWNER, vec![Arc::from("f2")], &[], None, 0)
+        .expect("room");
+    let friends = |viewers: &[&str]| {
+        crate::travellers::Sharing::new(
+            crate::travellers::Visibility::Friends,
+            viewers.iter().map(|v| v.to_string()).collect(),
+        )
+        .expect("valid")
+    };
+    let _ = engine
+        .set_sharing("t", friends(&["v"]))
+        .expect("shared")
+        .wait();
+    walk(&engine, &clock, INSIDE);
+    catch_up(&engine);
+    // It stops sharing with "v" while inside, then walks out and back in, all waiting.
+    let _ = engine
+        .set_sharing("t", friends(&[]))
+        .expect("unshared")
+        .wait();
+    walk(&engine, &clock, OUTSIDE);
+    walk(&engine, &clock, INSIDE);
+    catch_up(&engine);
+    assert_eq!(
+        kinds(&mut seen_by_v),
+        [
+            (EventKind::Enter, Cause::Moved),
+            (EventKind::Exit, Cause::Sharing),
+        ],
+        "the exit is the sharing change's; the moves after it are not v's to see"
+    );
+}

@@ -46,6 +46,21 @@ impl Fences {
             return Vec::new();
         }
         self.watches.on_traveller(seen, now_ms);
+        self.judge_fences(seen, now_ms, cause);
+        self.follow(seen, cause)
+    }
+
+    /// Judges a traveller where it was at a change it has since moved on from (a judging
+    /// thread catching up): against the fences alone. The roaming fences that follow it
+    /// and the live maps are left to the judgement of its newest change.
+    pub fn judge_passing(&self, seen: Seen<'_>, now_ms: i64, cause: Cause) {
+        if !self.is_quiet() {
+            self.judge_fences(seen, now_ms, cause);
+        }
+    }
+
+    /// Judges `seen` against the fences it was inside and those near it that may see it.
+    fn judge_fences(&self, seen: Seen<'_>, now_ms: i64, cause: Cause) {
         // The fences it was inside first, so that leaving one is told before entering the
         // next; then those near where it is now that may see it.
         let mut candidates: Vec<(Arc<Subject>, bool)> = self
@@ -88,7 +103,6 @@ impl Fences {
         for (subject, interior) in &candidates {
             self.judge(subject, seen, now_ms, cause, *interior, true);
         }
-        self.follow(seen, cause)
     }
 
     /// Moves the roaming fences that follow `seen` with it; those whose viewer may no

@@ -6,7 +6,13 @@
 pub fn trip_prefix(trip: &str) -> Vec<u8> {
     let id = trip.as_bytes();
     let mut out = Vec::with_capacity(1 + id.len() + 8);
-    // Trip ids are 1 to 128 bytes (the API's id rule).
+    // Trip ids are 1 to 128 bytes (the API's id rule), so the length fits its byte; a
+    // longer one would share the prefix of others.
+    debug_assert!(
+        id.len() <= usize::from(u8::MAX),
+        "a trip id of {} bytes",
+        id.len()
+    );
     out.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
     out.extend_from_slice(id);
     out

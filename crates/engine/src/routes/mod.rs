@@ -3,9 +3,10 @@
 //! A route is every position its trip keeps, in `ts` order, each `ts` once, however late,
 //! shuffled or repeated the batches that brought them. Routes grow without bound, so they
 //! live in an embedded store on disk ([`RouteStore`]), not in memory, compressed in chunks
-//! ([`codec`]). The store is derived from the log: every point reaches it through the one
-//! apply path, keyed by (trip, `ts`), so applying the same change twice (replay, a cluster
-//! catching up) changes nothing, and the store records the last log sequence it applied.
+//! ([`codec`]). The store is made to be derived from the log: points are keyed by (trip,
+//! `ts`), so applying the same change twice (replay, a cluster catching up) changes
+//! nothing, and it records the last log sequence it applied. (Trips, which feed it through
+//! the one apply path, are still to come.)
 
 pub mod codec;
 pub mod keys;

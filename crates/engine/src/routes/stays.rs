@@ -4,8 +4,9 @@
 //! The rule, left to right: from the first point not yet in a stay, the run grows point by
 //! point while every point of it lies within `radius_m` of the run's centre (the
 //! normalised mean of its unit vectors, so that it is right across the antimeridian and at
-//! the poles); the longest such run is a stay if it lasts `min_ms` or more, and the next
-//! run starts after it; otherwise the next run starts one point later.
+//! the poles), and ends before the first point that does not fit; the run is a stay if it
+//! lasts `min_ms` or more, and the next run starts after it; otherwise the next run starts
+//! one point later.
 //!
 //! Checking every point of a run against the centre each time a point joins is quadratic
 //! in the run's length (a night in a hotel, reported every 5 s, is 8,640 points). So the

@@ -194,6 +194,17 @@ impl TravellerIndex {
         Some(f(self.seen(handle(s, slot), &copy)))
     }
 
+    /// Where the traveller is now, if it has a position.
+    pub fn seen_at(&self, id: &str) -> Option<SeenAt> {
+        self.with_slot(id, |t| {
+            t.has_current().then(|| SeenAt {
+                position: t.position,
+                ts: t.ts,
+                seen_ms: t.seen_ms(),
+            })
+        })
+    }
+
     /// Runs `f` on the traveller's record, read-locked, if it exists.
     fn with_slot<R>(&self, id: &str, f: impl FnOnce(&Record) -> Option<R>) -> Option<R> {
         let (hash, s) = self.locate(id);
