@@ -52,6 +52,14 @@ fn catch_up(engine: &Engine) {
     }
 }
 
+const IN: EventKind = EventKind::Enter;
+const OUT: EventKind = EventKind::Exit;
+
+/// Events of `kinds`, each caused by a move.
+fn moved(kinds: &[EventKind]) -> Vec<(EventKind, Cause)> {
+    kinds.iter().map(|k| (*k, Cause::Moved)).collect()
+}
+
 fn kinds(subscription: &mut Subscription) -> Vec<(EventKind, Cause)> {
     let mut out = Vec::new();
     while let Some(Next::Event(e)) = subscription.try_next() {
@@ -72,15 +80,7 @@ fn moves_in_and_out_between_two_judgements_are_each_told() {
         "one traveller waits, with its moves"
     );
     catch_up(&engine);
-    assert_eq!(
-        kinds(&mut told),
-        [
-            (EventKind::Enter, Cause::Moved),
-            (EventKind::Exit, Cause::Moved),
-            (EventKind::Enter, Cause::Moved),
-            (EventKind::Exit, Cause::Moved),
-        ]
-    );
+    assert_eq!(kinds(&mut told), moved(&[IN, OUT, IN, OUT]));
     assert_eq!(engine.judging_coalesced(), 0);
 }
 
@@ -111,14 +111,7 @@ fn moves_made_while_a_traveller_is_being_judged_are_told_after_it_never_before()
     engine.judge_traveller(&id, marked);
     engine.judging.done(number);
     catch_up(&engine);
-    assert_eq!(
-        kinds(&mut told),
-        [
-            (EventKind::Enter, Cause::Moved),
-            (EventKind::Exit, Cause::Moved),
-            (EventKind::Enter, Cause::Moved),
-        ]
-    );
+    assert_eq!(kinds(&mut told), moved(&[IN, OUT, IN]));
 }
 
 #[test]
