@@ -62,8 +62,8 @@ pub async fn follow(
     jetstream.set_timeout(JETSTREAM_REQUEST);
     // The server's default until it says (the client connects in the background).
     let replicator = Arc::new(Replicator::new(jetstream.clone(), &config, 1 << 20, 0));
-    engine.replicate_through(Box::new(super::replicator::StreamLog(replicator.clone())));
     let _ = joined.set(replicator.clone());
+    engine.replicate_through(Box::new(super::replicator::StreamLog(replicator.clone())));
     let mut stream = tokio::select! {
         () = stopping.cancelled() => None,
         stream = open_stream(&jetstream, &config, &stopping) => stream?,

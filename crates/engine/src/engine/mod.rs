@@ -383,7 +383,10 @@ impl Engine {
             match log.append(record)? {
                 Appended::Shared(part) => parts.push(part),
                 Appended::Local(_) => {
-                    unreachable!("a shared log publishes; it does not append locally")
+                    return Err(EngineError::Replicated(
+                        "the cluster's log appended an import part locally instead of publishing it"
+                            .into(),
+                    ));
                 }
             }
         }
