@@ -30,3 +30,18 @@ pub struct RoutePoint {
     /// Longitude, degrees (stored to 10⁻⁷).
     pub lon: f64,
 }
+
+impl RoutePoint {
+    /// Where it is.
+    pub fn latlon(&self) -> crate::geometry::LatLon {
+        crate::geometry::LatLon {
+            lat: self.lat,
+            lon: self.lon,
+        }
+    }
+
+    /// Where it is, as a unit vector.
+    pub fn unit(&self) -> [f64; 3] {
+        self.latlon().to_unit()
+    }
+}

@@ -13,7 +13,7 @@ use geo::{LineString, SimplifyIdx};
 
 use super::RoutePoint;
 use super::sphere::{angle, cross, dot};
-use crate::geometry::{EARTH_RADIUS_M, LatLon, haversine_m};
+use crate::geometry::{EARTH_RADIUS_M, haversine_m};
 
 /// The route split into parts: a new part starts after a gap of more than `gap_ms` between
 /// two consecutive points. Points in `ts` order.
@@ -37,7 +37,7 @@ pub fn simplify(part: &[RoutePoint], tolerance_m: f64) -> Vec<usize> {
     let line: LineString<f64> = part.iter().map(|p| project(origin, *p)).collect();
     let mut kept = line.simplify_idx(tolerance_m.max(0.0));
     // On the sphere, between each two kept points.
-    let units: Vec<[f64; 3]> = part.iter().map(|p| unit(*p)).collect();
+    let units: Vec<[f64; 3]> = part.iter().map(RoutePoint::unit).collect();
     let mut checked = Vec::with_capacity(kept.len());
     kept.dedup();
     for pair in kept.windows(2) {
@@ -108,7 +108,7 @@ impl Figures {
     /// arrive, never by reading the route again.
     pub fn extend(&mut self, p: RoutePoint) {
         if let Some(last) = self.last {
-            self.distance_m += haversine_m(latlon(last), latlon(p));
+            self.distance_m += haversine_m(last.latlon(), p.latlon());
         }
         self.first.get_or_insert(p);
         self.last = Some(p);
@@ -117,17 +117,6 @@ impl Figures {
             self.duration_s = (last.ts - first.ts) as f64 / 1000.0;
         }
     }
-}
-
-fn latlon(p: RoutePoint) -> LatLon {
-    LatLon {
-        lat: p.lat,
-        lon: p.lon,
-    }
-}
-
-fn unit(p: RoutePoint) -> [f64; 3] {
-    latlon(p).to_unit()
 }
 
 /// Metres east and north of `origin` (longitudes unwrapped across the antimeridian), the

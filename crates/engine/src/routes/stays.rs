@@ -36,16 +36,7 @@ pub struct Stay {
 
 /// The stays of a route (points in `ts` order).
 pub fn stays(points: &[RoutePoint], radius_m: f64, min_ms: i64) -> Vec<Stay> {
-    let units: Vec<[f64; 3]> = points
-        .iter()
-        .map(|p| {
-            LatLon {
-                lat: p.lat,
-                lon: p.lon,
-            }
-            .to_unit()
-        })
-        .collect();
+    let units: Vec<[f64; 3]> = points.iter().map(RoutePoint::unit).collect();
     let mut out = Vec::new();
     let mut start = 0;
     while start < points.len() {
@@ -116,13 +107,7 @@ fn distance_m(a: [f64; 3], b: [f64; 3]) -> f64 {
 /// The haversine distance from a route point to a place, metres (for callers joining a
 /// stay to what is near its centre).
 pub fn distance_from(p: RoutePoint, place: LatLon) -> f64 {
-    haversine_m(
-        LatLon {
-            lat: p.lat,
-            lon: p.lon,
-        },
-        place,
-    )
+    haversine_m(p.latlon(), place)
 }
 
 #[cfg(test)]
@@ -135,16 +120,7 @@ mod tests {
     /// point measured with the haversine.
     fn brute_force(points: &[RoutePoint], radius_m: f64, min_ms: i64) -> Vec<(i64, i64, usize)> {
         let fits = |run: &[RoutePoint]| {
-            let sum = run.iter().fold([0.0; 3], |s, p| {
-                add(
-                    s,
-                    LatLon {
-                        lat: p.lat,
-                        lon: p.lon,
-                    }
-                    .to_unit(),
-                )
-            });
+            let sum = run.iter().fold([0.0; 3], |s, p| add(s, p.unit()));
             let centre = to_latlon(sum);
             run.iter()
                 .all(|p| distance_from(*p, centre) <= radius_m + 1e-6)

@@ -226,12 +226,7 @@ impl RouteStore {
         let prefix = trip_prefix(trip);
         let txn = self.db.begin_read()?;
         let chunks = txn.open_table(CHUNKS)?;
-        // The chunk holding `from` starts at or before it.
-        let first = chunks
-            .range(chunk_key(&prefix, i64::MIN).as_slice()..=chunk_key(&prefix, from).as_slice())?
-            .next_back()
-            .transpose()?
-            .map_or(from, |(k, _)| chunk_start(k.value()));
+        let first = start_of_chunk_holding(&chunks, &prefix, from)?;
         let mut points = Vec::new();
         for entry in chunks
             .range(chunk_key(&prefix, first).as_slice()..=chunk_key(&prefix, to).as_slice())?
@@ -268,6 +263,20 @@ impl RouteStore {
     }
 }
 
+/// Where the chunk that may hold `ts` starts: the trip's last chunk starting at or before
+/// it, or `ts` itself when none does.
+fn start_of_chunk_holding(
+    chunks: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    prefix: &[u8],
+    ts: i64,
+) -> Result<i64, RouteStoreError> {
+    Ok(chunks
+        .range(chunk_key(prefix, i64::MIN).as_slice()..=chunk_key(prefix, ts).as_slice())?
+        .next_back()
+        .transpose()?
+        .map_or(ts, |(k, _)| chunk_start(k.value())))
+}
+
 /// Merges `new` (sorted by `ts`, each once) into `trip`'s chunks: the chunks their times
 /// fall in are read, merged (a point already stored wins) and written back, split into
 /// chunks of at most [`MAX_CHUNK_POINTS`]. Gives how many of `new` were stored already.
@@ -280,12 +289,8 @@ fn merge_into(
         return Ok(0);
     };
     let prefix = trip_prefix(trip);
-    // The chunk at or before `lo` (it may hold `lo`), then every chunk starting up to `hi`.
-    let first = chunks
-        .range(chunk_key(&prefix, i64::MIN).as_slice()..=chunk_key(&prefix, lo).as_slice())?
-        .next_back()
-        .transpose()?
-        .map_or(lo, |(k, _)| chunk_start(k.value()));
+    // The chunk that may hold `lo`, then every chunk starting up to `hi`.
+    let first = start_of_chunk_holding(chunks, &prefix, lo)?;
     let mut old_keys = Vec::new();
     let mut stored = Vec::new();
     for entry in

@@ -163,13 +163,17 @@ impl TravellerIndex {
     /// then never holds up the writers of the traveller's shard (held under the lock, a
     /// low-priority judging thread stalled them: see [`crate::background`]).
     pub fn with_seen_copy<R>(&self, id: &str, f: impl FnOnce(Seen<'_>) -> R) -> Option<R> {
+        let (at, copy) = self.observed_copy(id)?;
+        Some(f(self.seen(at, &copy)))
+    }
+
+    /// Where the traveller's record lies, and a copy of what an observer reads of it,
+    /// taken with its shard read-locked.
+    fn observed_copy(&self, id: &str) -> Option<(Handle, Record)> {
         let (hash, s) = self.locate(id);
-        let (slot, copy) = {
-            let shard = self.shards[s].read();
-            let slot = shard.find(hash, id)?;
-            (slot, shard.record(slot).observed_copy())
-        };
-        Some(f(self.seen(handle(s, slot), &copy)))
+        let shard = self.shards[s].read();
+        let slot = shard.find(hash, id)?;
+        Some((handle(s, slot), shard.record(slot).observed_copy()))
     }
 
     /// Calls `f` with the traveller as it was at an earlier move (`position` reported at
@@ -182,16 +186,11 @@ impl TravellerIndex {
         at: SeenAt,
         f: impl FnOnce(Seen<'_>) -> R,
     ) -> Option<R> {
-        let (hash, s) = self.locate(id);
-        let (slot, mut copy) = {
-            let shard = self.shards[s].read();
-            let slot = shard.find(hash, id)?;
-            (slot, shard.record(slot).observed_copy())
-        };
+        let (handle, mut copy) = self.observed_copy(id)?;
         copy.position = at.position;
         copy.set_times(at.ts, at.seen_ms);
         copy.cell = fine_cell(at.position);
-        Some(f(self.seen(handle(s, slot), &copy)))
+        Some(f(self.seen(handle, &copy)))
     }
 
     /// Where the traveller is now, if it has a position.

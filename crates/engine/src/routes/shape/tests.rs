@@ -6,6 +6,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::geometry::LatLon;
 
 /// A walk: a start anywhere, then steps of up to `step_deg` degrees, `ts` 1 s apart.
 fn walk(step_deg: f64) -> impl Strategy<Value = Vec<RoutePoint>> {
@@ -34,7 +35,7 @@ fn walk(step_deg: f64) -> impl Strategy<Value = Vec<RoutePoint>> {
 
 /// Points along the great-circle arc from `a` to `b`, at most `step_m` metres apart.
 fn along(a: RoutePoint, b: RoutePoint, step_m: f64) -> Vec<LatLon> {
-    let (ua, ub) = (unit(a), unit(b));
+    let (ua, ub) = (a.unit(), b.unit());
     let theta = angle(ua, ub);
     let n = ((theta * EARTH_RADIUS_M / step_m).ceil() as usize).max(1);
     (0..=n)
@@ -68,7 +69,7 @@ fn worst_m(part: &[RoutePoint], kept: &[usize], step_m: f64) -> f64 {
         for p in &part[pair[0]..=pair[1]] {
             let d = samples
                 .iter()
-                .map(|s| haversine_m(latlon(*p), *s))
+                .map(|s| haversine_m(p.latlon(), *s))
                 .fold(f64::INFINITY, f64::min);
             worst = worst.max(d);
         }
@@ -137,7 +138,7 @@ proptest! {
         }
         let distance: f64 = points
             .windows(2)
-            .map(|w| haversine_m(latlon(w[0]), latlon(w[1])))
+            .map(|w| haversine_m(w[0].latlon(), w[1].latlon()))
             .sum();
         prop_assert_eq!(kept.points, points.len() as u64);
         prop_assert!((kept.distance_m - distance).abs() <= 1e-6 * distance.max(1.0));
