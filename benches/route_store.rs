@@ -147,11 +147,11 @@ impl Kv for Store {
     fn append_batch(&self, batch: &[(String, RoutePoint)]) {
         let points: Vec<(&str, RoutePoint)> = batch.iter().map(|(t, p)| (t.as_str(), *p)).collect();
         self.1.set(self.1.get() + 1);
-        self.0.append(self.1.get(), &points).expect("appends");
+        self.0.append(&points).expect("appends");
     }
 
     fn sync(&self) {
-        self.0.make_durable().expect("durable");
+        self.0.make_durable(self.1.get()).expect("durable");
     }
 
     fn compact(&mut self) {
@@ -168,7 +168,7 @@ impl Kv for Store {
 
     fn erase(&self, trip: &str) {
         self.1.set(self.1.get() + 1);
-        self.0.erase(self.1.get(), trip).expect("erases");
+        self.0.erase(trip).expect("erases");
     }
 }
 

@@ -5,10 +5,11 @@
 //! live in an embedded store on disk ([`RouteStore`]), not in memory, compressed in chunks
 //! ([`codec`]). The store is made to be derived from the log: points are keyed by (trip,
 //! `ts`), so applying the same change twice (replay, a cluster catching up) changes
-//! nothing, and it records the last log sequence it applied. (Trips, which feed it through
-//! the one apply path, are still to come.)
+//! nothing, and it records the last log sequence it made durable. Each trip's figures
+//! ([`TripFigures`]) are kept beside its chunks, changed in the same transaction.
 
 pub mod codec;
+mod figures;
 pub mod keys;
 pub mod places;
 pub mod shape;
@@ -18,10 +19,11 @@ mod store;
 #[cfg(test)]
 mod store_tests;
 
+pub use figures::TripFigures;
 pub use store::{Appended, RouteStore, RouteStoreError};
 
 /// One point of a route.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RoutePoint {
     /// When the traveller was there, Unix ms.
     pub ts: i64,

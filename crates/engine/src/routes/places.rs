@@ -44,6 +44,11 @@ pub fn explored_cell(lat: f64, lon: f64) -> u64 {
         .0
 }
 
+/// The area of a cell on the sphere of radius 6,371,008.8 m, km².
+pub fn cell_km2(cell: u64) -> f64 {
+    Cell::from(CellID(cell)).exact_area() * EARTH_RADIUS_M * EARTH_RADIUS_M / 1e6
+}
+
 /// Countries visited and cells explored, as points arrive.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Places {

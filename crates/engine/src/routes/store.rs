@@ -43,12 +43,17 @@ use std::path::Path;
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::RoutePoint;
 use super::codec::{self, CodecError, MAX_CHUNK_POINTS};
 use super::keys::{chunk_key, chunk_start, trip_prefix};
+use super::places;
+use super::{RoutePoint, TripFigures};
 
 /// Chunks of points by (trip, first `ts`).
 const CHUNKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("chunks");
+/// Each trip's [`TripFigures`], by trip prefix.
+const FIGURES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("figures");
+/// The level-13 cells each trip's points fell in: (trip prefix, cell id big-endian).
+const CELLS: TableDefinition<&[u8], ()> = TableDefinition::new("cells");
 /// The store's own facts: the last log sequence applied.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const APPLIED_SEQ: &str = "applied_seq";
@@ -62,6 +67,9 @@ pub enum RouteStoreError {
     /// A chunk's bytes are damaged.
     #[error("route store: {0}")]
     Chunk(#[from] CodecError),
+    /// A trip's figures are damaged.
+    #[error("route store: a trip's figures: {0}")]
+    Figures(String),
 }
 
 macro_rules! from_redb {
@@ -108,13 +116,15 @@ impl RouteStore {
         let db = Database::create(path)?;
         let txn = db.begin_write()?;
         txn.open_table(CHUNKS)?;
+        txn.open_table(FIGURES)?;
+        txn.open_table(CELLS)?;
         txn.open_table(META)?;
         txn.commit()?;
         Ok(Self { db })
     }
 
-    /// The last log sequence applied (0 for none). After a crash it is the last made
-    /// durable: replay the log after it.
+    /// The log sequence up to which every change is applied and durable (0 for none):
+    /// replay the log after it.
     pub fn applied_seq(&self) -> Result<u64, RouteStoreError> {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(META)?;
@@ -122,13 +132,9 @@ impl RouteStore {
     }
 
     /// Adds `points` of their trips (any order; repeats and points already stored are
-    /// left as they are) as the change at log sequence `seq`, in one transaction. Not yet
-    /// durable: see [`RouteStore::make_durable`].
-    pub fn append(
-        &self,
-        seq: u64,
-        points: &[(&str, RoutePoint)],
-    ) -> Result<Appended, RouteStoreError> {
+    /// left as they are), in one transaction. Not yet durable: see
+    /// [`RouteStore::make_durable`].
+    pub fn append(&self, points: &[(&str, RoutePoint)]) -> Result<Appended, RouteStoreError> {
         let mut sorted: Vec<(&str, RoutePoint)> = points.to_vec();
         // By trip, then time; the first report of a `ts` in the batch wins.
         sorted.sort_by(|a, b| a.0.cmp(b.0).then(a.1.ts.cmp(&b.1.ts)));
@@ -136,26 +142,36 @@ impl RouteStore {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::None)?;
         {
-            let mut chunks = txn.open_table(CHUNKS)?;
+            let mut tables = Tables {
+                chunks: txn.open_table(CHUNKS)?,
+                figures: txn.open_table(FIGURES)?,
+                cells: txn.open_table(CELLS)?,
+            };
             for group in sorted.chunk_by(|a, b| a.0 == b.0) {
                 let trip = group[0].0;
-                let mut new: Vec<RoutePoint> = group.iter().map(|(_, p)| *p).collect();
+                // As the chunks will hold them, so that the figures count what is stored.
+                let mut new: Vec<RoutePoint> = group
+                    .iter()
+                    .map(|(_, p)| RoutePoint {
+                        ts: p.ts,
+                        lat: codec::from_units(codec::to_units(p.lat)),
+                        lon: codec::from_units(codec::to_units(p.lon)),
+                    })
+                    .collect();
                 let reported = new.len();
                 new.dedup_by_key(|p| p.ts);
-                let stored_already = merge_into(&mut chunks, trip, &new)?;
+                let stored_already = tables.merge(trip, &new)?;
                 counts.added += new.len() as u64 - stored_already;
                 counts.already += (reported - new.len()) as u64 + stored_already;
             }
-            let mut meta = txn.open_table(META)?;
-            meta.insert(APPLIED_SEQ, seq)?;
         }
         txn.commit()?;
         Ok(counts)
     }
 
-    /// Erases every point of `trip`, as the change at log sequence `seq`; gives how many
-    /// there were.
-    pub fn erase(&self, seq: u64, trip: &str) -> Result<u64, RouteStoreError> {
+    /// Erases every point of `trip`, its figures and cells; gives how many points there
+    /// were.
+    pub fn erase(&self, trip: &str) -> Result<u64, RouteStoreError> {
         let prefix = trip_prefix(trip);
         let (start, end) = (chunk_key(&prefix, i64::MIN), chunk_key(&prefix, i64::MAX));
         let mut txn = self.db.begin_write()?;
@@ -171,21 +187,54 @@ impl RouteStore {
                 }
                 false
             })?;
-            let mut meta = txn.open_table(META)?;
-            meta.insert(APPLIED_SEQ, seq)?;
+            txn.open_table(FIGURES)?.remove(prefix.as_slice())?;
+            let (first_cell, last_cell) = (cell_key(&prefix, 0), cell_key(&prefix, u64::MAX));
+            txn.open_table(CELLS)?
+                .retain_in(first_cell.as_slice()..=last_cell.as_slice(), |_, ()| false)?;
         }
         txn.commit()?;
         Ok(erased)
     }
 
-    /// Makes every change applied so far durable (one fsync); gives the log sequence now
-    /// safe to trim the log up to.
-    pub fn make_durable(&self) -> Result<u64, RouteStoreError> {
-        let seq = self.applied_seq()?;
+    /// Makes every change applied so far durable (one fsync) and records that they hold the
+    /// log up to `seq` (every change at or before it is applied; later ones may be too,
+    /// which replaying them again leaves as they are). The log may then be trimmed up to
+    /// `seq`.
+    pub fn make_durable(&self, seq: u64) -> Result<(), RouteStoreError> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let applied = meta.get(APPLIED_SEQ)?.map_or(0, |v| v.value());
+            meta.insert(APPLIED_SEQ, applied.max(seq))?;
+        }
         txn.commit()?;
-        Ok(seq)
+        Ok(())
+    }
+
+    /// `trip`'s figures, without reading its route (`None`: no point stored).
+    pub fn figures(&self, trip: &str) -> Result<Option<TripFigures>, RouteStoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(FIGURES)?;
+        let Some(bytes) = table.get(trip_prefix(trip).as_slice())? else {
+            return Ok(None);
+        };
+        crate::persist::decode(bytes.value())
+            .map(Some)
+            .map_err(|e| RouteStoreError::Figures(e.to_string()))
+    }
+
+    /// Keeps only `trip`'s points with `from <= ts <= to` (a trip whose times were
+    /// narrowed), its figures worked out again from them.
+    pub fn retain_window(&self, trip: &str, from: i64, to: i64) -> Result<(), RouteStoreError> {
+        let (kept, _) = self.read(trip, from, to, None, usize::MAX)?;
+        if u64::try_from(kept.len()).ok() == self.figures(trip)?.map(|f| f.points) {
+            return Ok(());
+        }
+        self.erase(trip)?;
+        let points: Vec<(&str, RoutePoint)> = kept.iter().map(|p| (trip, *p)).collect();
+        self.append(&points)?;
+        Ok(())
     }
 
     /// Gives back the space of rewritten chunks: a commit copies the pages it changes, and
@@ -277,66 +326,127 @@ fn start_of_chunk_holding(
         .map_or(ts, |(k, _)| chunk_start(k.value())))
 }
 
-/// Merges `new` (sorted by `ts`, each once) into `trip`'s chunks: the chunks their times
-/// fall in are read, merged (a point already stored wins) and written back, split into
-/// chunks of at most [`MAX_CHUNK_POINTS`]. Gives how many of `new` were stored already.
-fn merge_into(
-    chunks: &mut redb::Table<&[u8], &[u8]>,
-    trip: &str,
-    new: &[RoutePoint],
-) -> Result<u64, RouteStoreError> {
-    let (Some(lo), Some(hi)) = (new.first().map(|p| p.ts), new.last().map(|p| p.ts)) else {
-        return Ok(0);
-    };
-    let prefix = trip_prefix(trip);
-    // The chunk that may hold `lo`, then every chunk starting up to `hi`.
-    let first = start_of_chunk_holding(chunks, &prefix, lo)?;
-    let mut old_keys = Vec::new();
-    let mut stored = Vec::new();
-    for entry in
-        chunks.range(chunk_key(&prefix, first).as_slice()..=chunk_key(&prefix, hi).as_slice())?
-    {
-        let (key, bytes) = entry?;
-        old_keys.push(key.value().to_vec());
-        codec::decode(bytes.value(), &mut stored)?;
-    }
-    // Merge two sorted runs; on equal `ts` the stored point wins.
-    let mut merged = Vec::with_capacity(stored.len() + new.len());
-    let (mut i, mut j, mut already) = (0, 0, 0u64);
-    while i < stored.len() || j < new.len() {
-        match (stored.get(i), new.get(j)) {
-            (Some(s), Some(n)) if s.ts == n.ts => {
-                merged.push(*s);
-                already += 1;
-                i += 1;
-                j += 1;
-            }
-            (Some(s), Some(n)) if s.ts < n.ts => {
-                merged.push(*s);
-                i += 1;
-            }
-            (Some(s), None) => {
-                merged.push(*s);
-                i += 1;
-            }
-            (_, Some(n)) => {
-                merged.push(*n);
-                j += 1;
-            }
-            (None, None) => break,
+/// The tables one append writes.
+struct Tables<'txn> {
+    chunks: redb::Table<'txn, &'static [u8], &'static [u8]>,
+    figures: redb::Table<'txn, &'static [u8], &'static [u8]>,
+    cells: redb::Table<'txn, &'static [u8], ()>,
+}
+
+/// A cell's key: the trip's prefix, then the cell id big-endian.
+fn cell_key(prefix: &[u8], cell: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(prefix.len() + 8);
+    key.extend_from_slice(prefix);
+    key.extend_from_slice(&cell.to_be_bytes());
+    key
+}
+
+impl Tables<'_> {
+    /// Merges `new` (sorted by `ts`, each once) into `trip`'s chunks: the chunks their
+    /// times fall in are read, merged (a point already stored wins) and written back, split
+    /// into chunks of at most [`MAX_CHUNK_POINTS`], and the trip's figures are corrected
+    /// for the points added. Gives how many of `new` were stored already.
+    fn merge(&mut self, trip: &str, new: &[RoutePoint]) -> Result<u64, RouteStoreError> {
+        let (Some(lo), Some(hi)) = (new.first().map(|p| p.ts), new.last().map(|p| p.ts)) else {
+            return Ok(0);
+        };
+        let prefix = trip_prefix(trip);
+        let chunks = &mut self.chunks;
+        // The chunk that may hold `lo`, then every chunk starting up to `hi`.
+        let first = start_of_chunk_holding(chunks, &prefix, lo)?;
+        let mut old_keys = Vec::new();
+        let mut stored = Vec::new();
+        for entry in chunks
+            .range(chunk_key(&prefix, first).as_slice()..=chunk_key(&prefix, hi).as_slice())?
+        {
+            let (key, bytes) = entry?;
+            old_keys.push(key.value().to_vec());
+            codec::decode(bytes.value(), &mut stored)?;
         }
+        // Merge two sorted runs; on equal `ts` the stored point wins.
+        let mut merged = Vec::with_capacity(stored.len() + new.len());
+        let mut added = Vec::with_capacity(new.len());
+        let (mut i, mut j, mut already) = (0, 0, 0u64);
+        while i < stored.len() || j < new.len() {
+            match (stored.get(i), new.get(j)) {
+                (Some(s), Some(n)) if s.ts == n.ts => {
+                    merged.push(*s);
+                    already += 1;
+                    i += 1;
+                    j += 1;
+                }
+                (Some(s), Some(n)) if s.ts < n.ts => {
+                    merged.push(*s);
+                    i += 1;
+                }
+                (Some(s), None) => {
+                    merged.push(*s);
+                    i += 1;
+                }
+                (_, Some(n)) => {
+                    merged.push(*n);
+                    added.push(*n);
+                    j += 1;
+                }
+                (None, None) => break,
+            }
+        }
+        if added.is_empty() {
+            return Ok(already);
+        }
+        // The point after the region: the first of the next chunk.
+        let next = match hi.checked_add(1) {
+            None => None,
+            Some(after) => match chunks
+                .range(
+                    chunk_key(&prefix, after).as_slice()..=chunk_key(&prefix, i64::MAX).as_slice(),
+                )?
+                .next()
+            {
+                Some(entry) => {
+                    let (_, bytes) = entry?;
+                    let mut points = Vec::new();
+                    codec::decode(bytes.value(), &mut points)?;
+                    points.first().copied()
+                }
+                None => None,
+            },
+        };
+        for key in &old_keys {
+            chunks.remove(key.as_slice())?;
+        }
+        let mut bytes = Vec::new();
+        for part in merged.chunks(MAX_CHUNK_POINTS) {
+            bytes.clear();
+            codec::encode(part, &mut bytes);
+            chunks.insert(chunk_key(&prefix, part[0].ts).as_slice(), bytes.as_slice())?;
+        }
+
+        let mut figures: TripFigures = match self.figures.get(prefix.as_slice())? {
+            Some(bytes) => crate::persist::decode(bytes.value())
+                .map_err(|e| RouteStoreError::Figures(e.to_string()))?,
+            None => TripFigures::default(),
+        };
+        figures.replace_region(&stored, &merged, next);
+        let mut last_cell = None;
+        for p in &added {
+            figures.count(*p, places::country_at(p.lat, p.lon));
+            let cell = places::explored_cell(p.lat, p.lon);
+            // Consecutive points mostly share a cell: look each cell up once in a row.
+            if last_cell != Some(cell) {
+                last_cell = Some(cell);
+                if self
+                    .cells
+                    .insert(cell_key(&prefix, cell).as_slice(), ())?
+                    .is_none()
+                {
+                    figures.count_cell(places::cell_km2(cell));
+                }
+            }
+        }
+        let encoded = crate::persist::encode(&figures)
+            .map_err(|e| RouteStoreError::Figures(e.to_string()))?;
+        self.figures.insert(prefix.as_slice(), encoded.as_slice())?;
+        Ok(already)
     }
-    if already as usize == new.len() {
-        return Ok(already);
-    }
-    for key in &old_keys {
-        chunks.remove(key.as_slice())?;
-    }
-    let mut bytes = Vec::new();
-    for part in merged.chunks(MAX_CHUNK_POINTS) {
-        bytes.clear();
-        codec::encode(part, &mut bytes);
-        chunks.insert(chunk_key(&prefix, part[0].ts).as_slice(), bytes.as_slice())?;
-    }
-    Ok(already)
 }

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::codec::{from_units, to_units};
-use super::{RoutePoint, RouteStore};
+use super::places::Places;
+use super::shape::Figures;
+use super::{RoutePoint, RouteStore, TripFigures};
 
 const TRIPS: [&str; 3] = ["a", "b", "trip-with-a-longer-id"];
 
@@ -65,6 +67,33 @@ fn read_all(store: &RouteStore, trip: &str, from: i64, to: i64, page: usize) -> 
     }
 }
 
+/// The figures kept as points arrived equal those worked out from the whole route.
+fn figures_match(kept: Option<TripFigures>, route: &[RoutePoint]) -> Result<(), TestCaseError> {
+    let Some(kept) = kept else {
+        prop_assert!(route.is_empty(), "no figures for {} points", route.len());
+        return Ok(());
+    };
+    let whole = Figures::of(route);
+    prop_assert_eq!(kept.points, whole.points);
+    prop_assert!(
+        (kept.distance_m - whole.distance_m).abs() <= 1e-6 * whole.distance_m.max(1.0),
+        "distance {} kept, {} whole",
+        kept.distance_m,
+        whole.distance_m
+    );
+    prop_assert_eq!(kept.first, whole.first);
+    prop_assert_eq!(kept.last, whole.last);
+    prop_assert_eq!(kept.duration_s(), whole.duration_s);
+    let mut places = Places::default();
+    for p in route {
+        places.add(*p);
+    }
+    prop_assert_eq!(kept.countries(), places.countries().to_vec());
+    prop_assert_eq!(kept.cells, places.cell_count() as u64);
+    prop_assert!((kept.explored_km2 - places.explored_km2()).abs() < 1e-6);
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(crate::testing::proptest_config(48))]
 
@@ -76,7 +105,7 @@ proptest! {
         let path = dir.path().join("routes.redb");
         let store = RouteStore::open(&path).expect("opens");
         let mut model: BTreeMap<(usize, i64), RoutePoint> = BTreeMap::new();
-        let (mut seq, mut applied) = (0, 0);
+        let mut seq = 0;
         for step in &steps {
             seq += 1;
             match step {
@@ -92,16 +121,15 @@ proptest! {
                             added += 1;
                         }
                     }
-                    let counts = store.append(seq, &points).expect("appends");
-                    applied = seq;
+                    let counts = store.append(&points).expect("appends");
                     prop_assert_eq!(counts.added, added);
                     prop_assert_eq!(counts.added + counts.already, reports.len() as u64);
                 }
                 Step::Erase(t) => {
                     let held = model.range((*t, i64::MIN)..=(*t, i64::MAX)).count() as u64;
                     model.retain(|(trip, _), _| trip != t);
-                    prop_assert_eq!(store.erase(seq, TRIPS[*t]).expect("erases"), held);
-                    applied = seq;
+                    prop_assert_eq!(store.erase(TRIPS[*t]).expect("erases"), held);
+                    prop_assert_eq!(store.figures(TRIPS[*t]).expect("reads"), None);
                 }
                 Step::Read { trip, from, to, page } => {
                     let want: Vec<RoutePoint> =
@@ -109,9 +137,14 @@ proptest! {
                     prop_assert_eq!(read_all(&store, TRIPS[*trip], *from, *to, *page), want);
                 }
             }
-            prop_assert_eq!(store.applied_seq().expect("reads"), applied);
+            for (t, trip) in TRIPS.iter().enumerate() {
+                let route: Vec<RoutePoint> =
+                    model.range((t, i64::MIN)..=(t, i64::MAX)).map(|(_, p)| *p).collect();
+                figures_match(store.figures(trip).expect("reads"), &route)?;
+            }
         }
-        prop_assert_eq!(store.make_durable().expect("syncs"), applied);
+        let applied = seq;
+        store.make_durable(applied).expect("syncs");
         let mut store = store;
         store.compact().expect("compacts");
         drop(store);
@@ -140,8 +173,8 @@ fn an_erased_trip_leaves_no_point_and_others_keep_theirs() {
             [("gone", p), ("kept", p)]
         })
         .collect();
-    store.append(1, &points).expect("appends");
-    assert_eq!(store.erase(2, "gone").expect("erases"), 1_000);
+    store.append(&points).expect("appends");
+    assert_eq!(store.erase("gone").expect("erases"), 1_000);
     assert_eq!(store.count("gone").expect("counts"), 0);
     assert_eq!(
         store
