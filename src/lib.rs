@@ -31,7 +31,7 @@ pub mod startup;
 use proxima_engine::testing;
 pub use proxima_engine::{
     background, clock, engine, events, fences, geometry, ids, import, json, persist, pois, routes,
-    sample, travellers,
+    sample, travellers, trips,
 };
 
 pub use startup::{RunError, Started, start, start_with_clock};

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use crate::cluster::ClusterError;
 use crate::engine::EngineError;
 use crate::import::{ImportError, RecordError};
+use crate::trips::TripError;
 
 /// Marks a response whose 5xx status is part of normal operation, not a failure worth a
 /// warning in the log: a `not-ready` answer while the server loads its data (load
@@ -253,6 +254,37 @@ impl From<EngineError> for ApiError {
             ),
             EngineError::NotVisible { .. } => Self::not_found(e.to_string()),
             EngineError::Heatmap(e) => Self::bad_parameter(e.to_string()),
+            EngineError::Trip(e) => match e {
+                TripError::NotFound(_) => Self::not_found(e.to_string()),
+                TripError::Follower(_) => Self::bad_parameter(e.to_string()),
+                TripError::Overlap { .. } => Self::new(
+                    StatusCode::CONFLICT,
+                    "trip-overlap",
+                    "Trips overlap",
+                    e.to_string(),
+                ),
+                TripError::OtherTraveller { .. } => Self::new(
+                    StatusCode::CONFLICT,
+                    "trip-id-taken",
+                    "Trip id taken",
+                    e.to_string(),
+                ),
+                TripError::Limit { .. } => Self::new(
+                    StatusCode::CONFLICT,
+                    "trip-limit",
+                    "Trip limit",
+                    e.to_string(),
+                ),
+            },
+            EngineError::Routes(e) => {
+                tracing::error!(error = %e, "route store failed");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage-unavailable",
+                    "Storage unavailable",
+                    "the route store could not be read; try again",
+                )
+            }
             EngineError::Storage(e) => {
                 tracing::error!(error = %e, "storage failed");
                 Self::new(

@@ -15,7 +15,9 @@
 //! - [`events`]: fence events, retained for resuming and fanned out to bounded queues.
 //! - [`import`]: readers turning CSV, NDJSON, GeoJSON and OSM PBF dumps into POIs and
 //!   per-record errors.
-//! - [`routes`]: the points trips keep, on disk (`redb`), in delta-encoded chunks.
+//! - [`trips`]: travellers' trips, their followers and share links.
+//! - [`routes`]: the points trips keep, on disk (`redb`), in delta-encoded chunks, with
+//!   each trip's figures.
 //! - [`persist`]: the write-ahead log and snapshot files, generic over what they store.
 //! - [`geometry`], [`ids`] and [`json`]: pure functions over coordinates, cells, areas,
 //!   identifiers and JSON; [`clock`]: time, injected; [`background`]: background
@@ -37,3 +39,4 @@ pub mod sample;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod travellers;
+pub mod trips;

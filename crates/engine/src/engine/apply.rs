@@ -99,6 +99,7 @@ impl Change for Positions {
         // Fences and live maps are judged after the write (off its path on a single node):
         // here a moved traveller is only marked, and only if anything could care.
         let observed = engine.has_observers();
+        engine.store_route_points(&self.updates);
         let mut applied = 0;
         for u in &self.updates {
             if engine.travellers.update(u, now) == UpdateOutcome::Applied {
@@ -142,7 +143,8 @@ impl Change for DeleteTraveller {
 
     fn apply(self, engine: &Engine, _now_ms: i64) -> Result<Removed, EngineError> {
         engine.judge_pending(&self.id);
-        let existed = engine.travellers.delete(&self.id, self.at_ms);
+        let mut existed = engine.travellers.delete(&self.id, self.at_ms);
+        existed |= engine.delete_trips_of(&self.id);
         if engine.has_observers() {
             engine.changed(&self.id, Cause::Deleted, self.at_ms, None);
         }

@@ -16,6 +16,7 @@ use crate::persist::wal::{self, Wal, WalOptions};
 use crate::persist::{BoxError, PersistError, decode};
 use crate::pois::{Poi, PoiIndex};
 use crate::travellers::{LegacyTravellerRecord, TravellerRecord};
+use crate::trips::TripRecord;
 
 /// POIs copied per read-lock hold while writing a snapshot (about a millisecond's work).
 const SNAPSHOT_CHUNK: usize = 4_096;
@@ -23,7 +24,7 @@ const SNAPSHOT_CHUNK: usize = 4_096;
 const SNAPSHOTS_KEPT: usize = 2;
 
 /// What a snapshot holds, item by item: POIs, then travellers, then fences, then the
-/// interval of event numbers (a cluster's). The variants are the format: new ones are
+/// interval of event numbers (a cluster's), then trips. The variants are the format: new ones are
 /// appended, and the first three keep format version 1's layout so that its snapshots read.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 enum SnapshotItem {
@@ -35,6 +36,8 @@ enum SnapshotItem {
     Traveller(TravellerRecord),
     Fence(Fence),
     EventInterval(u64),
+    /// Format version 3: a trip with its followers and links.
+    Trip(TripRecord),
 }
 
 /// The engine's open data directory.
@@ -98,6 +101,7 @@ impl Engine {
         let lock = lock_dir(dir)?;
         let wal_dir = dir.join("wal");
         let snapshot_dir = dir.join("snapshots");
+        let routes_hold = self.routes.open(&dir.join(super::trips::ROUTES_FILE))?;
 
         // Fences are restored and the log replayed without judging anyone: who is inside
         // each fence is worked out once, from the state as recovered.
@@ -130,10 +134,15 @@ impl Engine {
             let replayed = wal::replay(&wal_dir, after, |seq, body| -> Result<(), BoxError> {
                 let mutation = decode::<Mutation>(body)?;
                 mutation.check_ids()?;
+                // The route store already holds what it made durable: only the tail is
+                // stored again.
+                self.routes.set_skip(seq <= routes_hold);
                 mutation.redo(self)?;
                 progress.tick(seq);
                 Ok(())
-            })?;
+            });
+            self.routes.set_skip(false);
+            let replayed = replayed?;
             match &loaded {
                 // A snapshot past the log's end claims records that were never written (its
                 // header is damaged, checksums and all): the log would be reopened after
@@ -157,6 +166,7 @@ impl Engine {
                 "dropped a torn last log record (a crash mid-write)"
             );
         }
+        self.refresh_all_trip_shares(self.now_ms());
         self.fences.recompute(&self.travellers, self.now_ms());
         self.fences.set_quiet(false);
         let next_seq = replayed
@@ -202,9 +212,11 @@ impl Engine {
     pub fn open_cluster_dir(&self, dir: &Path) -> Result<u64, EngineError> {
         fs_err::create_dir_all(dir).map_err(PersistError::from)?;
         let lock = lock_dir(dir)?;
+        self.routes.open(&dir.join(super::trips::ROUTES_FILE))?;
         self.fences.set_quiet(true);
         let snapshots = snapshot::list(&dir.join("snapshots"))?;
         let loaded = self.load_newest_snapshot(&snapshots, &mut Vec::new());
+        self.refresh_all_trip_shares(self.now_ms());
         self.fences.recompute(&self.travellers, self.now_ms());
         self.fences.set_quiet(false);
         let seq = loaded?.map_or(0, |(seq, _)| seq);
@@ -253,6 +265,7 @@ impl Engine {
         *self.pois.write() = PoiIndex::new();
         self.travellers.clear();
         self.fences.clear();
+        self.trips.clear();
     }
 
     /// Loads a snapshot. The POI index is built on its own thread as the POIs are read, so
@@ -304,6 +317,9 @@ impl Engine {
                     SnapshotItem::EventInterval(interval) => {
                         self.events().restore_interval(interval);
                     }
+                    SnapshotItem::Trip(record) => {
+                        self.trips.restore(record);
+                    }
                 }
                 Ok(())
             });
@@ -323,6 +339,7 @@ impl Engine {
             Err(e) => {
                 self.travellers.clear();
                 self.fences.clear();
+                self.trips.clear();
                 Err(e.into())
             }
         }
@@ -354,6 +371,10 @@ impl Engine {
             };
             (seq, interval)
         };
+        // Every change up to `seq` is applied: the route store holds them once durable, so
+        // a recovery from this snapshot replays only later route points, and the log below
+        // it may go.
+        self.routes.make_durable(seq)?;
         let snapshot_dir = storage.dir.join("snapshots");
         let mut writer = SnapshotWriter::create(&snapshot_dir, seq)?;
         let mut next = 0;
@@ -371,6 +392,8 @@ impl Engine {
         self.fences
             .export(|fence| writer.item(&SnapshotItem::Fence(fence.clone())))?;
         writer.item(&SnapshotItem::EventInterval(interval))?;
+        self.trips
+            .export(|trip| writer.item(&SnapshotItem::Trip(trip.clone())))?;
         let file = writer.finish()?;
 
         // Keep the newest two snapshots, and the log from the older one on.
@@ -438,6 +461,16 @@ impl Engine {
         hasher.update(b"fences");
         for fence in &fences {
             hasher.update(crate::persist::encode(fence)?);
+        }
+        let mut trips = Vec::new();
+        let _ = self.trips.export(|t| {
+            trips.push(t.clone());
+            Ok::<(), ()>(())
+        });
+        trips.sort_by(|a, b| a.trip.id().cmp(b.trip.id()));
+        hasher.update(b"trips");
+        for trip in &trips {
+            hasher.update(crate::persist::encode(trip)?);
         }
         Ok(hasher
             .finalize()

@@ -43,6 +43,9 @@ mod mutation;
 mod outcome;
 mod pois;
 mod travellers;
+mod trips;
+#[cfg(test)]
+mod trips_tests;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -54,8 +57,9 @@ pub use fences::SubscribeFailure;
 pub use heatmap::{HeatCell, HeatmapError, HeatmapLayer, MAX_HEATMAP_CELLS, MAX_OUTLINED_CELLS};
 pub use log::{Appended, ChangeLog, ClusterError, PendingApply};
 pub use mutation::{
-    DeleteFence, DeleteLegacyFence, DeletePoi, DeleteTraveller, ExpireFences, ImportMode,
-    ImportPois, Mutation, Outcome, Positions, PutFence, PutLegacyFence, SetSharing, UpsertPoi,
+    CreateLink, DeleteFence, DeleteFollower, DeleteLegacyFence, DeletePoi, DeleteTraveller,
+    DeleteTrip, ExpireFences, ImportMode, ImportPois, Mutation, Outcome, Positions, PutFence,
+    PutFollower, PutLegacyFence, PutTrip, RevokeLink, SetSharing, TickTrips, UpsertPoi,
 };
 pub use outcome::{ImportSummary, PositionCounts, Removed, Stored, Written};
 pub use pois::{NearbyPage, Page, WithinPage};
@@ -127,6 +131,12 @@ pub enum EngineError {
     /// A heatmap request was refused.
     #[error(transparent)]
     Heatmap(#[from] HeatmapError),
+    /// A change to trips was refused.
+    #[error(transparent)]
+    Trip(#[from] crate::trips::TripError),
+    /// The route store failed.
+    #[error(transparent)]
+    Routes(#[from] crate::routes::RouteStoreError),
     /// A strict import found bad records, so none was imported.
     #[error("strict import refused: {skipped} bad record(s), nothing was imported; the first, at {}: {}", first.location, first.reason)]
     StrictImport {
@@ -237,6 +247,10 @@ pub struct Engine {
     fences_wait_for_tick: std::sync::atomic::AtomicBool,
     /// Travellers changed and not yet judged against fences and live maps.
     judging: judging::Judging,
+    /// Every trip, its followers and links.
+    trips: crate::trips::Trips,
+    /// The routes on disk, with who is watching them.
+    routes: trips::Routes,
 }
 
 impl std::fmt::Debug for Engine {
@@ -271,6 +285,8 @@ impl Engine {
             stream_applied: std::sync::atomic::AtomicU64::new(0),
             fences_wait_for_tick: std::sync::atomic::AtomicBool::new(false),
             judging: judging::Judging::default(),
+            trips: crate::trips::Trips::new(),
+            routes: trips::Routes::default(),
         }
     }
 

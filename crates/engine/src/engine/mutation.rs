@@ -18,6 +18,7 @@ use crate::fences::{Fence, LegacyFence};
 use crate::ids::{validate_id, validate_owner, validate_record_id};
 use crate::pois::Poi;
 use crate::travellers::{PositionUpdate, Sharing};
+use crate::trips::{Link, Trip};
 
 /// How an import treats the POIs already stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -147,6 +148,21 @@ mutations! {
     PutFence => Stored,
     /// Delete an owner's fence.
     DeleteFence => Removed,
+    /// Create or replace a trip.
+    PutTrip => Stored,
+    /// Delete a trip with its route, followers and links.
+    DeleteTrip => Removed,
+    /// Add a follower to a trip.
+    PutFollower => (),
+    /// Remove a follower from a trip.
+    DeleteFollower => Removed,
+    /// Add a share link to a trip.
+    CreateLink => (),
+    /// Revoke a trip's share link.
+    RevokeLink => Removed,
+    /// Trips that start or end by `at_ms` change who sees their travellers, and links
+    /// expired by then are dropped (the clock tick of trips).
+    TickTrips => (),
 }
 
 impl Mutation {
@@ -162,12 +178,21 @@ impl Mutation {
             Self::DeleteFence(DeleteFence { owner, id }) => {
                 validate_owner(owner).and_then(|()| validate_id(id))
             }
+            Self::DeleteTrip(DeleteTrip { id }) => validate_id(id),
+            Self::PutFollower(PutFollower { trip, viewer })
+            | Self::DeleteFollower(DeleteFollower { trip, viewer }) => {
+                validate_id(trip).and_then(|()| validate_id(viewer))
+            }
+            Self::CreateLink(CreateLink { trip, .. })
+            | Self::RevokeLink(RevokeLink { trip, .. }) => validate_id(trip),
             Self::UpsertPoi(_)
             | Self::ImportPois(_)
             | Self::Positions(_)
             | Self::PutLegacyFence(_)
             | Self::PutFence(_)
-            | Self::ExpireFences(_) => Ok(()),
+            | Self::ExpireFences(_)
+            | Self::PutTrip(_)
+            | Self::TickTrips(_) => Ok(()),
         };
         checked.map_err(|e| format!("id: {e}"))
     }
@@ -252,6 +277,62 @@ pub struct DeleteFence {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ExpireFences {
     /// "Now" for the ages, Unix ms.
+    pub at_ms: i64,
+}
+
+/// Create or replace a trip.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PutTrip(pub Trip);
+
+/// Delete a trip with its route, followers and links.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeleteTrip {
+    /// The trip's id.
+    pub id: String,
+}
+
+/// Add a follower to a trip.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PutFollower {
+    /// The trip's id.
+    pub trip: String,
+    /// The follower.
+    pub viewer: String,
+}
+
+/// Remove a follower from a trip.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeleteFollower {
+    /// The trip's id.
+    pub trip: String,
+    /// The follower.
+    pub viewer: String,
+}
+
+/// Add a share link to a trip (its token's hash, never the token).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CreateLink {
+    /// The trip's id.
+    pub trip: String,
+    /// The link.
+    pub link: Link,
+}
+
+/// Revoke a trip's share link.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RevokeLink {
+    /// The trip's id.
+    pub trip: String,
+    /// The link's id.
+    pub link: String,
+}
+
+/// What is due about trips by `at_ms`: trips that started or ended change who sees their
+/// travellers, and expired links are dropped. Logged, like a cluster's [`ExpireFences`], so
+/// that every node and every replay does it at the same place in the log.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TickTrips {
+    /// "Now" for what is due, Unix ms.
     pub at_ms: i64,
 }
 
@@ -382,5 +463,26 @@ mod tests {
             owner: "key:00ff".into(),
             id: "home".into(),
         });
+        logs_as_its_variant(PutTrip(
+            Trip::new("trip".into(), "t".into(), "Away".into(), 1, Some(2)).expect("valid"),
+        ));
+        logs_as_its_variant(DeleteTrip { id: "trip".into() });
+        logs_as_its_variant(PutFollower {
+            trip: "trip".into(),
+            viewer: "mum".into(),
+        });
+        logs_as_its_variant(DeleteFollower {
+            trip: "trip".into(),
+            viewer: "mum".into(),
+        });
+        logs_as_its_variant(CreateLink {
+            trip: "trip".into(),
+            link: Link::mint(9, Some(1), None).0,
+        });
+        logs_as_its_variant(RevokeLink {
+            trip: "trip".into(),
+            link: "00ff".into(),
+        });
+        logs_as_its_variant(TickTrips { at_ms: 10 });
     }
 }

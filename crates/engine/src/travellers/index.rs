@@ -10,9 +10,10 @@ use parking_lot::RwLock;
 use super::cells::{CellIndex, Cover, FINE};
 use super::record::Record;
 use super::shard::{Handle, SHARD_BITS, SHARDS, Shard, handle, split};
+use super::sharing::TripShare;
 use super::{
     CurrentRecord, PositionUpdate, Seen, SeenAt, Sharing, TrailPoint, TravellerAt, TravellerConfig,
-    TravellerRecord, TravellerView, UpdateOutcome, Visibility,
+    TravellerRecord, TravellerView, UpdateOutcome,
 };
 use crate::geometry::{BBox, LatLon};
 
@@ -259,6 +260,24 @@ impl TravellerIndex {
         shard.record_mut(slot).set_sharing(sharing);
     }
 
+    /// Sets who follows the traveller's running trip (`None`: no trip runs, or it has no
+    /// followers), creating its record if it has none; gives whether that changed.
+    pub fn set_trip_share(&self, id: &str, share: Option<TripShare>) -> bool {
+        let (hash, s) = self.locate(id);
+        let mut shard = self.shards[s].write();
+        let slot = match shard.find(hash, id) {
+            Some(slot) => slot,
+            None if share.is_none() => return false,
+            None => shard.insert(hash, id, &self.hasher),
+        };
+        let record = shard.record_mut(slot);
+        if record.trip_share() == share.as_ref() {
+            return false;
+        }
+        record.set_trip_share(share);
+        true
+    }
+
     /// Forgets a traveller entirely. Returns whether there was anything a reader could have
     /// seen: a live position or a sharing setting (an expired position is already gone).
     pub fn delete(&self, id: &str, now_ms: i64) -> bool {
@@ -402,7 +421,8 @@ impl TravellerIndex {
                 let (s, slot) = split(h);
                 let shard = self.shards[s].read();
                 let t = shard.record(slot);
-                if t.visibility() == Visibility::Public
+                // Anonymous: whom everyone may see (the one visibility rule, no viewer).
+                if t.allows(None)
                     && u64::from(t.cell) == cell
                     && self.live(t, now_ms)
                     && bbox.contains(t.position)

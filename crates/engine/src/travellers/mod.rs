@@ -21,7 +21,7 @@ mod nearby;
 mod record;
 mod seen;
 mod shard;
-mod sharing;
+pub mod sharing;
 mod trail;
 mod within;
 
@@ -31,7 +31,7 @@ mod oracle_tests;
 pub use index::TravellerIndex;
 pub use seen::{Seen, TravellerHandle};
 
-pub use sharing::{MAX_VIEWERS, Sharing, SharingError, Since, Visibility};
+pub use sharing::{MAX_VIEWERS, Sharing, SharingError, Since, TripShare, Visibility};
 pub use trail::{Trail, TrailPoint};
 pub use within::TravellerPage;
 

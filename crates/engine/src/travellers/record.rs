@@ -2,7 +2,7 @@
 //! pointer.
 
 use super::TravellerId;
-use super::sharing::{self, Sharing, Since, Visibility};
+use super::sharing::{self, Sharing, Since, TripShare, Visibility};
 use super::trail::Trail;
 use crate::geometry::LatLon;
 
@@ -44,6 +44,8 @@ struct Extra {
     seen_ms: Option<i64>,
     /// Since when its viewers may see its history, unless they all see everything kept.
     since: Option<Box<Since>>,
+    /// Who follows its running trip, if one runs and has followers.
+    trip_share: Option<Box<TripShare>>,
 }
 
 impl Extra {
@@ -53,6 +55,7 @@ impl Extra {
             && self.viewers.is_empty()
             && self.seen_ms.is_none()
             && self.since.is_none()
+            && self.trip_share.is_none()
     }
 }
 
@@ -152,12 +155,30 @@ impl Record {
         self.extra.as_ref().map_or(&[], |e| &e.viewers)
     }
 
+    /// Whether `viewer` may see it where it is now: by its sharing, or as a follower of
+    /// its running trip (a position reported within the trip).
     pub(super) fn allows(&self, viewer: Option<&str>) -> bool {
         sharing::allows(self.visibility(), self.viewers(), &self.id, viewer)
+            || self.trip_share().is_some_and(|s| s.allows(viewer, self.ts))
+    }
+
+    /// Who follows its running trip.
+    pub(super) fn trip_share(&self) -> Option<&TripShare> {
+        self.extra.as_ref().and_then(|e| e.trip_share.as_deref())
+    }
+
+    /// Sets who follows its running trip.
+    pub(super) fn set_trip_share(&mut self, share: Option<TripShare>) {
+        self.edit_extra(share.is_some(), |extra| {
+            extra.trip_share = share.map(Box::new);
+        });
     }
 
     /// Whether `viewer` may see this traveller's point of `ts` (see [`sharing`]).
     pub(super) fn allows_history(&self, viewer: Option<&str>, ts: i64) -> bool {
+        if self.trip_share().is_some_and(|s| s.allows(viewer, ts)) {
+            return true;
+        }
         let everything = Since::default();
         let since = self.extra.as_ref().and_then(|e| e.since.as_deref());
         sharing::allows_history(
@@ -178,8 +199,10 @@ impl Record {
             .unwrap_or_default()
     }
 
+    /// Whether nobody but itself may see it, so that nothing but its position is worth
+    /// keeping.
     pub(super) fn sharing_is_default(&self) -> bool {
-        sharing::is_default(self.visibility(), self.viewers())
+        sharing::is_default(self.visibility(), self.viewers()) && self.trip_share().is_none()
     }
 
     pub(super) fn accuracy_m(&self) -> Option<f64> {

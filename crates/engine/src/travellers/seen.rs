@@ -7,6 +7,7 @@ use super::cells::{Cover, FINE};
 use super::index::TravellerIndex;
 use super::record::Record;
 use super::shard::{Handle, split};
+use super::sharing::TripShare;
 use crate::geometry::LatLon;
 use crate::geometry::area::{Area, Overlap};
 
@@ -70,7 +71,9 @@ impl<'a> Seen<'a> {
     }
 
     /// The viewers it shares with by name (besides itself): its friends, when its sharing
-    /// is `friends`; none otherwise.
+    /// is `friends`, and the followers of its running trip (who may see it only once it
+    /// reports a position within the trip: ask [`Seen::allows`]). A viewer may be named
+    /// twice.
     pub fn viewers(&self) -> impl Iterator<Item = &'a str> + 'a {
         let record = self.record;
         let friends = record.visibility() == super::Visibility::Friends;
@@ -79,6 +82,12 @@ impl<'a> Seen<'a> {
             .iter()
             .take(if friends { usize::MAX } else { 0 })
             .map(|v| &**v)
+            .chain(
+                record
+                    .trip_share()
+                    .into_iter()
+                    .flat_map(TripShare::followers),
+            )
     }
 
     /// Where its record lies.

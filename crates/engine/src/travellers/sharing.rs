@@ -1,5 +1,11 @@
 //! Who may see a traveller: [`Sharing`], and the one rule that decides it, for where it is
-//! now ([`allows`]) and for where it was ([`allows_history`]).
+//! now ([`allows`]) and for where it was ([`allows_history`]); and who may see a trip
+//! ([`follows`]) and, while it runs, its traveller ([`TripShare`]).
+//!
+//! A trip's followers see the trip's traveller while the trip runs, whatever the
+//! traveller's own sharing, but only positions reported within the trip (`ts` at or past
+//! its start): starting a trip does not show where the traveller was before it. When the
+//! trip ends, or a follower is removed, that stops.
 //!
 //! A viewer sees only the history reported while it could see the traveller: when a
 //! sharing change lets a viewer see it that could not before, the viewer's threshold
@@ -185,6 +191,43 @@ impl Since {
     pub fn is_everything(&self) -> bool {
         self.public == i64::MIN && self.viewers.is_empty()
     }
+}
+
+/// Who follows a traveller's running trip, and since when its positions are theirs to see.
+///
+/// Invariant: `followers` sorted, each once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TripShare {
+    started_at: i64,
+    followers: Box<[Box<str>]>,
+}
+
+impl TripShare {
+    /// The share of a trip started at `started_at` with `followers` (sorted, each once).
+    pub fn new(started_at: i64, followers: &[String]) -> Self {
+        debug_assert!(followers.windows(2).all(|w| w[0] < w[1]));
+        Self {
+            started_at,
+            followers: followers.iter().map(|f| f.as_str().into()).collect(),
+        }
+    }
+
+    /// Whether `viewer` follows the trip and may see a position of `ts`.
+    pub fn allows(&self, viewer: Option<&str>, ts: i64) -> bool {
+        ts >= self.started_at
+            && viewer.is_some_and(|v| self.followers.binary_search_by(|f| (**f).cmp(v)).is_ok())
+    }
+
+    /// The followers, sorted.
+    pub fn followers(&self) -> impl Iterator<Item = &str> {
+        self.followers.iter().map(|f| &**f)
+    }
+}
+
+/// The rule for a trip: whether `viewer` may see traveller `owner`'s trip followed by
+/// `followers` (sorted): the traveller itself and its followers, nobody else.
+pub fn follows(owner: &str, followers: &[String], viewer: Option<&str>) -> bool {
+    viewer.is_some_and(|v| v == owner || followers.binary_search_by(|f| f.as_str().cmp(v)).is_ok())
 }
 
 /// The rule of [`Sharing::is_default`], over the parts.

@@ -1,0 +1,351 @@
+//! Trips through the engine: who sees a traveller on a trip (a model proptest over lookups,
+//! nearby and within), fences told when a trip ends, routes built from late and shuffled
+//! batches and erased with their trip or traveller, and routes, followers and links kept
+//! across a restart with only the log's tail replayed into the route store.
+
+use std::sync::Arc;
+
+use proptest::prelude::*;
+
+use super::fence_model_tests::{OWNER, engine};
+use super::{Engine, EngineConfig, LiveConfig};
+use crate::clock::{Clock, ManualClock};
+use crate::events::{Cause, EventKind, Next};
+use crate::fences::{Fence, FenceKind};
+use crate::geometry::LatLon;
+use crate::geometry::area::Area;
+use crate::persist::wal::WalOptions;
+use crate::pois::CursorKey;
+use crate::routes::RoutePoint;
+use crate::travellers::{PositionUpdate, Sharing, TravellerConfig, Visibility};
+use crate::trips::Trip;
+
+const START: i64 = 1_000_000;
+const HERE: LatLon = LatLon {
+    lat: 10.0,
+    lon: 20.0,
+};
+
+fn trip(id: &str, who: &str, start: i64, end: Option<i64>) -> Trip {
+    Trip::new(id.into(), who.into(), "Away".into(), start, end).expect("valid")
+}
+
+fn report(engine: &Engine, who: &str, ts: i64, at: LatLon) {
+    let u = PositionUpdate::new(who.into(), at.lat, at.lon, ts, None, None).expect("valid");
+    let _ = engine.update_position(u).expect("applied").wait();
+}
+
+fn sees(engine: &Engine, viewer: &str) -> bool {
+    engine.traveller("ann", Some(viewer)).is_some()
+}
+
+#[test]
+fn a_follower_sees_a_private_traveller_only_while_its_trip_runs_and_only_from_its_start() {
+    let clock = Arc::new(ManualClock::new(START));
+    let engine = engine(clock.clone());
+    report(&engine, "ann", START - 500, HERE);
+    let _ = engine.put_trip(trip("t", "ann", START, None)).expect("put");
+    let _ = engine.add_follower("t", "mum").expect("added");
+    assert!(
+        !sees(&engine, "mum"),
+        "the position before the trip stays private"
+    );
+    report(&engine, "ann", START + 10, HERE);
+    assert!(sees(&engine, "mum"));
+    assert!(!sees(&engine, "eve"));
+    assert!(engine.traveller("ann", None).is_none());
+    let trail = engine.trail("ann", Some("mum"), i64::MIN).expect("visible");
+    assert!(
+        trail.iter().all(|p| p.ts >= START),
+        "the trail before the trip is not the follower's: {trail:?}"
+    );
+    let near = engine.nearby_travellers(HERE, 1_000.0, 10, Some("mum"));
+    assert_eq!(near.len(), 1);
+    // Ended now: nothing more.
+    clock.advance(1_000);
+    let now = clock.now_ms();
+    let _ = engine
+        .put_trip(trip("t", "ann", START, Some(now)))
+        .expect("ended");
+    assert!(!sees(&engine, "mum"));
+    assert!(
+        engine
+            .nearby_travellers(HERE, 1_000.0, 10, Some("mum"))
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_fence_that_saw_a_traveller_through_its_trip_is_told_it_left_for_sharing() {
+    let clock = Arc::new(ManualClock::new(START));
+    let engine = engine(clock.clone());
+    let area = Area::circle(HERE, 1_000.0).expect("a circle");
+    let fence = Fence::new(
+        "home".into(),
+        OWNER.into(),
+        Some("mum".into()),
+        FenceKind::Static(area),
+    )
+    .expect("valid");
+    let _ = engine.put_fence(fence, true).expect("put");
+    let mut told = engine
+        .events()
+        .subscribe(OWNER, vec![Arc::from("home")], &[], None, 0)
+        .expect("room");
+    let _ = engine
+        .put_trip(trip("t", "ann", START, Some(START + 5_000)))
+        .expect("put");
+    let _ = engine.add_follower("t", "mum").expect("added");
+    report(&engine, "ann", START + 1, HERE);
+    clock.advance(6_000);
+    engine.tick_trips().expect("ticks");
+    let mut kinds = Vec::new();
+    while let Some(Next::Event(e)) = told.try_next() {
+        kinds.push((e.event.kind, e.event.cause.expect("a cause")));
+    }
+    assert_eq!(
+        kinds,
+        [
+            (EventKind::Enter, Cause::Moved),
+            (EventKind::Exit, Cause::Sharing)
+        ]
+    );
+    assert!(!sees(&engine, "mum"));
+}
+
+#[test]
+fn a_route_holds_each_position_of_its_window_once_in_order_and_goes_with_its_trip() {
+    let clock = Arc::new(ManualClock::new(START));
+    let engine = engine(clock.clone());
+    let _ = engine
+        .put_trip(trip("t", "ann", START, Some(START + 100)))
+        .expect("put");
+    let _ = engine
+        .put_trip(trip("other", "bob", START, None))
+        .expect("put");
+    let at = |i: i64| LatLon {
+        lat: 10.0 + i as f64 * 1e-3,
+        lon: 20.0,
+    };
+    // Shuffled, repeated and late, with some outside the window.
+    let batches: [&[i64]; 3] = [&[50, 10, 120, 30], &[20, 10, -5, 100], &[0, 40, 50]];
+    for batch in batches {
+        let updates = batch
+            .iter()
+            .map(|&i| {
+                PositionUpdate::new("ann".into(), at(i).lat, at(i).lon, START + i, None, None)
+                    .expect("valid")
+            })
+            .collect();
+        let _ = engine.update_positions(updates).expect("applied").wait();
+    }
+    let (points, more) = engine
+        .route("t", i64::MIN, i64::MAX, None, 100)
+        .expect("reads");
+    assert!(!more);
+    let times: Vec<i64> = points.iter().map(|p| p.ts - START).collect();
+    assert_eq!(times, [0, 10, 20, 30, 40, 50, 100]);
+    let figures = engine.trip_figures("t").expect("reads");
+    assert_eq!(figures.points, 7);
+    let expected = crate::routes::shape::Figures::of(&points);
+    assert!((figures.distance_m - expected.distance_m).abs() < 1e-6);
+    assert_eq!(
+        engine
+            .route("other", i64::MIN, i64::MAX, None, 10)
+            .expect("reads")
+            .0,
+        Vec::<RoutePoint>::new()
+    );
+    // Narrowing the trip drops what falls outside.
+    let _ = engine
+        .put_trip(trip("t", "ann", START + 10, Some(START + 40)))
+        .expect("narrowed");
+    let (points, _) = engine
+        .route("t", i64::MIN, i64::MAX, None, 100)
+        .expect("reads");
+    assert_eq!(points.len(), 4);
+    assert_eq!(engine.trip_figures("t").expect("reads").points, 4);
+    // Deleting the trip erases its points; deleting the traveller, its trips.
+    let _ = engine.delete_trip("t").expect("deleted");
+    assert!(engine.trip("t").is_none());
+    assert_eq!(engine.trip_figures("t").expect("reads").points, 0);
+    assert!(
+        engine
+            .route("t", i64::MIN, i64::MAX, None, 10)
+            .expect("reads")
+            .0
+            .is_empty()
+    );
+    report(&engine, "bob", START + 5, HERE);
+    assert_eq!(engine.trip_figures("other").expect("reads").points, 1);
+    let removed = engine.delete_traveller("bob").expect("deleted").wait();
+    assert!(removed.is_ok());
+    assert!(engine.trip("other").is_none());
+    assert_eq!(engine.trip_figures("other").expect("reads").points, 0);
+}
+
+fn persistent(clock: Arc<ManualClock>) -> Engine {
+    Engine::new(EngineConfig {
+        cursor_key: CursorKey::random(),
+        clock,
+        travellers: TravellerConfig {
+            trail_capacity: 4,
+            ttl_ms: 3_600_000,
+        },
+        live: LiveConfig::default(),
+    })
+}
+
+#[test]
+fn routes_followers_and_links_survive_a_restart_replaying_only_the_tail() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let clock = Arc::new(ManualClock::new(START));
+    let engine = persistent(clock.clone());
+    engine
+        .recover(dir.path(), WalOptions::default())
+        .expect("opens");
+    let _ = engine.put_trip(trip("t", "ann", START, None)).expect("put");
+    let _ = engine.add_follower("t", "mum").expect("added");
+    let (_, _, token) = engine
+        .create_link("t", START + 3_600_000, None, None)
+        .expect("link");
+    for i in 0..300 {
+        report(&engine, "ann", START + i, HERE);
+    }
+    let snapshot = engine.snapshot().expect("snapshot");
+    for i in 300..600 {
+        report(&engine, "ann", START + i, HERE);
+    }
+    let before = engine
+        .route("t", i64::MIN, i64::MAX, None, 10_000)
+        .expect("reads")
+        .0;
+    let figures = engine.trip_figures("t").expect("reads");
+    drop(engine);
+
+    let engine = persistent(clock.clone());
+    let report = engine
+        .recover(dir.path(), WalOptions::default())
+        .expect("recovers");
+    assert_eq!(report.replayed, 300, "the tail after the snapshot");
+    let after = engine
+        .route("t", i64::MIN, i64::MAX, None, 10_000)
+        .expect("reads")
+        .0;
+    assert_eq!(after, before);
+    assert_eq!(engine.trip_figures("t").expect("reads"), figures);
+    assert!(
+        sees(&engine, "mum"),
+        "the follower still sees the traveller"
+    );
+    assert!(engine.open_link(&token).is_some(), "the link still opens");
+    assert!(snapshot.seq > 0);
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Share(Visibility),
+    PutTrip { start: i64, end: Option<i64> },
+    DeleteTrip,
+    Follow(usize),
+    Unfollow(usize),
+    Report(i64),
+    Wait(i64),
+}
+
+const VIEWERS: [&str; 3] = ["mum", "eve", "ann"];
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        1 => prop_oneof![Just(Visibility::Private), Just(Visibility::Friends), Just(Visibility::Public)]
+            .prop_map(Step::Share),
+        2 => (0i64..60, prop::option::of(0i64..60))
+            .prop_map(|(start, len)| Step::PutTrip { start, end: len.map(|l| start + l) }),
+        1 => Just(Step::DeleteTrip),
+        2 => (0..2usize).prop_map(Step::Follow),
+        1 => (0..2usize).prop_map(Step::Unfollow),
+        3 => (-20i64..20).prop_map(Step::Report),
+        2 => (1i64..20).prop_map(Step::Wait),
+    ]
+}
+
+proptest! {
+    #![proptest_config(crate::testing::proptest_config(64))]
+
+    /// Whoever looks, through a lookup, nearby or within, sees the traveller exactly when
+    /// the model says: by its sharing (friends: eve), or as a follower of its trip while the
+    /// trip runs and the position was reported within it.
+    #[test]
+    fn who_sees_a_traveller_on_a_trip_matches_the_model(steps in prop::collection::vec(step(), 1..40)) {
+        let clock = Arc::new(ManualClock::new(START));
+        let engine = persistent(clock.clone());
+        let mut sharing = Visibility::Private;
+        let mut trip_window: Option<(i64, Option<i64>)> = None;
+        let mut followers: Vec<&str> = Vec::new();
+        let mut current: Option<i64> = None;
+        let area = Area::circle(HERE, 5_000.0).expect("a circle");
+        for step in steps {
+            let now = clock.now_ms();
+            match step {
+                Step::Share(v) => {
+                    let viewers = if v == Visibility::Friends { vec!["eve".into()] } else { vec![] };
+                    let _ = engine.set_sharing("ann", Sharing::new(v, viewers).expect("valid")).expect("set");
+                    sharing = v;
+                }
+                Step::PutTrip { start, end } => {
+                    let (start, end) = (START + start * 100, end.map(|e| START + e * 100));
+                    if engine.put_trip(trip("t", "ann", start, end)).is_ok() {
+                        if trip_window.is_none() {
+                            followers.clear();
+                        }
+                        trip_window = Some((start, end));
+                    }
+                }
+                Step::DeleteTrip => {
+                    let _ = engine.delete_trip("t").expect("deleted");
+                    trip_window = None;
+                    followers.clear();
+                }
+                Step::Follow(v) => {
+                    if engine.add_follower("t", VIEWERS[v]).is_ok() && !followers.contains(&VIEWERS[v]) {
+                        followers.push(VIEWERS[v]);
+                    }
+                }
+                Step::Unfollow(v) => {
+                    let _ = engine.remove_follower("t", VIEWERS[v]).expect("removed");
+                    followers.retain(|f| *f != VIEWERS[v]);
+                }
+                Step::Report(offset) => {
+                    let ts = now + offset * 100;
+                    report(&engine, "ann", ts, HERE);
+                    if current.is_none_or(|c| ts > c) {
+                        current = Some(ts);
+                    }
+                }
+                Step::Wait(ms) => {
+                    clock.advance(ms * 100);
+                    engine.tick_trips().expect("ticks");
+                }
+            }
+            let now = clock.now_ms();
+            for viewer in VIEWERS {
+                let by_sharing = viewer == "ann"
+                    || sharing == Visibility::Public
+                    || (sharing == Visibility::Friends && viewer == "eve");
+                let by_trip = match (trip_window, current) {
+                    (Some((start, end)), Some(ts)) => {
+                        start <= now && end.is_none_or(|e| now < e)
+                            && followers.contains(&viewer) && ts >= start
+                    }
+                    _ => false,
+                };
+                let want = current.is_some() && (by_sharing || by_trip);
+                prop_assert_eq!(sees(&engine, viewer), want, "{} at {}", viewer, now);
+                let near = engine.nearby_travellers(HERE, 1_000.0, 10, Some(viewer));
+                prop_assert_eq!(!near.is_empty(), want);
+                let within = engine.travellers_within(&area, Some(viewer), 10, None).expect("page");
+                prop_assert_eq!(!within.travellers.is_empty(), want);
+            }
+        }
+    }
+}
