@@ -186,6 +186,8 @@ pub fn over_url_limit(uri: &axum::http::Uri) -> Option<ApiError> {
 /// Whether a route's handler asks who is calling.
 fn needs_caller(path: &str) -> bool {
     path.starts_with("/v1/fences")
+        || path.starts_with("/v1/trips/")
+        || path.ends_with("/trips")
         || path == "/v1/events"
         || path == "/v1/travellers/watch"
         || path == "/v1/pois/import"
@@ -198,6 +200,8 @@ pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
         // The viewer's files hold no data; the page sends its user's key with each call.
         "/" | "/ui" => None,
         p if p.starts_with("/ui/") => None,
+        // A share link's token is the capability: no key (only reads are routed there).
+        p if p.starts_with("/v1/shared/") || p.starts_with("/t/") => None,
         p if p.starts_with("/v1/admin/") => Some(Scope::Admin),
         _ if method == Method::GET || method == Method::HEAD => Some(Scope::Read),
         // Queries whose area is too large for a URL: reads, sent with POST.

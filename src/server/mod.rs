@@ -41,7 +41,7 @@ pub use observe::upkeep_metrics;
 pub use problem::ApiError;
 pub use sse::event_encoder;
 
-use self::routes::{fences, operations, pois, streams, travellers};
+use self::routes::{fences, operations, pois, shared, streams, travellers, trips};
 
 use crate::engine::Engine;
 
@@ -191,6 +191,37 @@ pub fn router(state: AppState) -> App {
             "/v1/travellers/{id}/sharing",
             write(&state, put(travellers::put_sharing)),
         )
+        .route("/v1/travellers/{id}/trips", get(trips::traveller_trips))
+        .route(
+            "/v1/trips/{id}",
+            get(trips::get_trip).merge(write(
+                &state,
+                put(trips::put_trip).delete(trips::delete_trip),
+            )),
+        )
+        .route("/v1/trips/{id}/followers", get(trips::followers))
+        .route(
+            "/v1/trips/{id}/followers/{viewer}",
+            write(
+                &state,
+                put(trips::put_follower).delete(trips::delete_follower),
+            ),
+        )
+        .route("/v1/trips/{id}/route", get(trips::route))
+        .route("/v1/trips/{id}/stays", get(trips::stays))
+        .route("/v1/trips/{id}/watch", get(trips::watch))
+        .route(
+            "/v1/trips/{id}/links",
+            get(trips::links).merge(write(&state, post(trips::create_link))),
+        )
+        .route(
+            "/v1/trips/{id}/links/{link}",
+            write(&state, delete(trips::revoke_link)),
+        )
+        .route("/v1/shared/{token}", get(shared::trip))
+        .route("/v1/shared/{token}/route", get(shared::route))
+        .route("/v1/shared/{token}/stays", get(shared::stays))
+        .route("/v1/shared/{token}/watch", get(shared::watch))
         .route("/v1/fences", get(fences::list_fences))
         .route(
             "/v1/fences/{id}",
@@ -243,6 +274,7 @@ fn viewer_routes(enabled: bool) -> Router<AppState> {
         .route("/ui/", get(ui::index))
         .route("/ui/config.json", get(ui::config))
         .route("/ui/{*path}", get(ui::file))
+        .route("/t/{token}", get(shared::page))
 }
 
 /// Binds the listener; `127.0.0.1:0` picks a free port (see [`TcpListener::local_addr`]).

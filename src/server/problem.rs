@@ -276,6 +276,7 @@ impl From<EngineError> for ApiError {
                     e.to_string(),
                 ),
             },
+            EngineError::RouteTooLong { .. } => Self::bad_parameter(e.to_string()),
             EngineError::Routes(e) => {
                 tracing::error!(error = %e, "route store failed");
                 Self::new(

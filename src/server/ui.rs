@@ -111,6 +111,11 @@ pub async fn file(Path(path): Path<String>, headers: HeaderMap) -> Response {
     serve(&path, &headers)
 }
 
+/// One of the viewer's files as an answer (a 304 when the client has it).
+pub fn file_response(path: &str, headers: &HeaderMap) -> Response {
+    serve(path, headers)
+}
+
 fn serve(path: &str, headers: &HeaderMap) -> Response {
     let Some(asset) = assets().get(path) else {
         return ApiError::not_found(format!("no viewer file {path:?}")).into_response();

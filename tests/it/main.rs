@@ -28,5 +28,6 @@ mod route_formats;
 mod stalled;
 mod tokens;
 mod travellers;
+mod trips;
 mod viewer;
 mod watch;

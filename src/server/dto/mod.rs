@@ -13,6 +13,7 @@ mod operations;
 mod pois;
 mod routes;
 mod travellers;
+mod trips;
 
 pub use areas::{AreaIn, AreaOut};
 pub use fences::{EventDataOut, FenceIn, FenceOut, FencePageOut, InsideOut, event_name};
@@ -27,4 +28,8 @@ pub use routes::{RouteFormatError, route_geojson, route_gpx, route_polylines};
 pub use travellers::{
     BatchOut, NearbyTravellersOut, PositionIn, SharingIn, SharingOut, TrailOut,
     TravellerAreaQueryIn, TravellerAtOut, TravellerAtPageOut, TravellerOut,
+};
+pub use trips::{
+    FollowersOut, LinkCreatedOut, LinkIn, LinksOut, StaysOut, TripFiguresOut, TripIn, TripOut,
+    TripPageOut, point_event_data,
 };

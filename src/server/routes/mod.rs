@@ -5,5 +5,8 @@
 pub mod fences;
 pub mod operations;
 pub mod pois;
+pub mod shared;
 pub mod streams;
 pub mod travellers;
+pub mod trip_views;
+pub mod trips;

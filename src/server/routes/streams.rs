@@ -166,18 +166,12 @@ pub async fn watch(
 /// A place for one more stream of the caller (its owner, or on an open server its address)
 /// within its limits and the server's; a live map (`map`) takes a place among the
 /// caller's maps too.
-fn acquire(
+pub(super) fn acquire(
     state: &AppState,
     caller: &Caller,
     peer: Option<PeerAddr>,
     map: bool,
 ) -> Result<sse::StreamSlot, ApiError> {
-    let open = state.engine.events().subscribers() + state.engine.watch_count();
-    if open >= state.limits.max_subscribers {
-        return Err(ApiError::busy(format!(
-            "the server already has {open} event streams, its limit"
-        )));
-    }
     let (holder, who) = match (state.keys.is_some() || state.tokens.is_some(), peer) {
         (false, Some(peer)) => (sse::StreamHolder::Address(peer.0), "this address"),
         _ if caller.traveller.is_some() => (
@@ -186,6 +180,25 @@ fn acquire(
         ),
         _ => (sse::StreamHolder::Owner(caller.owner.clone()), "this key"),
     };
+    acquire_as(state, holder, who, map)
+}
+
+/// A place for one more stream of `holder` (`who`, for the refusal) within its limits and
+/// the server's.
+pub(super) fn acquire_as(
+    state: &AppState,
+    holder: sse::StreamHolder,
+    who: &str,
+    map: bool,
+) -> Result<sse::StreamSlot, ApiError> {
+    let open = state.engine.events().subscribers()
+        + state.engine.watch_count()
+        + state.engine.route_watchers();
+    if open >= state.limits.max_subscribers {
+        return Err(ApiError::busy(format!(
+            "the server already has {open} event streams, its limit"
+        )));
+    }
     let stream = state.streams.take(holder.clone()).ok_or_else(|| {
         ApiError::too_many_streams(format!(
             "{who} already holds {} event streams, its limit; close one first",

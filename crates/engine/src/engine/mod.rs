@@ -43,6 +43,7 @@ mod mutation;
 mod outcome;
 mod pois;
 mod travellers;
+mod trip_reads;
 mod trips;
 #[cfg(test)]
 mod trips_tests;
@@ -64,6 +65,8 @@ pub use mutation::{
 pub use outcome::{ImportSummary, PositionCounts, Removed, Stored, Written};
 pub use pois::{NearbyPage, Page, WithinPage};
 pub use travellers::TravellerAreaPage;
+pub use trip_reads::{MAX_WHOLE_ROUTE_POINTS, StayAt, StayPoi};
+pub use trips::ROUTES_FILE;
 
 use self::mutation::{Change, Logged, Order, Reported};
 use crate::clock::Clock;
@@ -137,6 +140,14 @@ pub enum EngineError {
     /// The route store failed.
     #[error(transparent)]
     Routes(#[from] crate::routes::RouteStoreError),
+    /// A whole-route read would take more points than it may.
+    #[error(
+        "the route holds more than {max} points in this window; narrow it with from and to, or read it in pages without simplify_m"
+    )]
+    RouteTooLong {
+        /// The most points a whole-route read takes.
+        max: usize,
+    },
     /// A strict import found bad records, so none was imported.
     #[error("strict import refused: {skipped} bad record(s), nothing was imported; the first, at {}: {}", first.location, first.reason)]
     StrictImport {

@@ -237,6 +237,16 @@ impl Engine {
             .subscribe()
     }
 
+    /// How many streams watch routes.
+    pub fn route_watchers(&self) -> usize {
+        self.routes
+            .watchers
+            .lock()
+            .values()
+            .map(tokio::sync::watch::Sender::receiver_count)
+            .sum()
+    }
+
     /// If a trip starts or ends, or a link expires, by now, logs the clock tick that makes
     /// it so ([`TickTrips`]); called every second.
     pub fn tick_trips(&self) -> Result<(), EngineError> {
@@ -376,6 +386,8 @@ impl Change for DeleteFollower {
         let removed = engine.trips.remove_follower(&self.trip, &self.viewer);
         if let Some(traveller) = &removed {
             engine.refresh_trip_share(traveller, now_ms);
+            // Its stream ends.
+            engine.routes.notify(&self.trip);
         }
         Ok(Removed {
             existed: removed.is_some(),
@@ -403,9 +415,10 @@ impl Change for RevokeLink {
     type Outcome = Removed;
 
     fn apply(self, engine: &Engine, _now_ms: i64) -> Result<Removed, EngineError> {
-        Ok(Removed {
-            existed: engine.trips.revoke_link(&self.trip, &self.link),
-        })
+        let existed = engine.trips.revoke_link(&self.trip, &self.link);
+        // Its streams end.
+        engine.routes.notify(&self.trip);
+        Ok(Removed { existed })
     }
 }
 

@@ -47,6 +47,22 @@ fn widen(range: &mut (f64, f64), v: f64) {
 }
 
 impl TripFigures {
+    /// The figures of `points` (in `ts` order, each `ts` once), from nothing: for a part of
+    /// a route (a share link's window), where the kept figures do not apply.
+    pub fn of(points: &[RoutePoint]) -> Self {
+        let mut figures = Self::default();
+        figures.replace_region(&[], points, None);
+        let mut cells = std::collections::HashSet::new();
+        for p in points {
+            figures.count(*p, super::places::country_at(p.lat, p.lon));
+            let cell = super::places::explored_cell(p.lat, p.lon);
+            if cells.insert(cell) {
+                figures.count_cell(super::places::cell_km2(cell));
+            }
+        }
+        figures
+    }
+
     /// From the first point's `ts` to the last's, seconds.
     pub fn duration_s(&self) -> f64 {
         match (self.first, self.last) {
