@@ -6,6 +6,10 @@
 //! keeping its reports, and sends them as one late batch, shuffled, when it comes back: the
 //! late and out-of-order reports real phones send after a tunnel. Reports go through the
 //! engine's one write path, as the API's do.
+//!
+//! The first traveller of each city is on a trip (followed by `family`), so its route
+//! grows on disk as it moves; Helsinki's trip is shared by a link whose follower's page
+//! the server prints when it starts.
 
 use std::sync::Arc;
 
@@ -47,6 +51,39 @@ struct Walker {
 pub struct Demo {
     walkers: Vec<Walker>,
     rng: SmallRng,
+    /// The token of the link that shares the first trip, if it could be made.
+    pub shared_trip_token: Option<String>,
+}
+
+/// How the demo's travellers move, by speed: the trips' titles.
+const WAYS: [&str; 3] = ["on foot", "by bike", "by car"];
+
+/// How long the demo's share link lasts: a day.
+const LINK_MS: i64 = 86_400_000;
+
+/// Puts the first traveller of each city on a trip followed by `family`, and shares the
+/// first trip by a link; gives the link's token.
+fn start_trips(engine: &Engine, walkers: &[Walker]) -> Option<String> {
+    let now = engine.now_ms();
+    let mut token = None;
+    for (i, walker) in walkers.iter().take(CITIES.len()).enumerate() {
+        let (city, _, _) = CITIES[i];
+        let id = format!("demo-trip-{city}");
+        let title = format!("{} {}", city.replace('-', " "), WAYS[i % 3]);
+        let Ok(trip) = crate::trips::Trip::new(id.clone(), walker.id.clone(), title, now, None)
+        else {
+            continue;
+        };
+        if engine.put_trip(trip).is_err() || engine.add_follower(&id, "family").is_err() {
+            continue;
+        }
+        if i == 0
+            && let Ok((_, _, shared)) = engine.create_link(&id, now + LINK_MS, None, None)
+        {
+            token = Some(shared);
+        }
+    }
+    token
 }
 
 impl Demo {
@@ -74,8 +111,13 @@ impl Demo {
                     held: Vec::new(),
                 }
             })
-            .collect();
-        Self { walkers, rng }
+            .collect::<Vec<_>>();
+        let shared_trip_token = start_trips(engine, &walkers);
+        Self {
+            walkers,
+            rng,
+            shared_trip_token,
+        }
     }
 
     /// One second of the simulation: every traveller moves and reports (or holds its report
@@ -124,14 +166,23 @@ fn wrap_lon(lon: f64) -> f64 {
     (lon + 180.0).rem_euclid(360.0) - 180.0
 }
 
-/// Runs the demo until the process ends: a tick a second.
-pub async fn run(engine: Arc<Engine>, count: usize) {
+/// Runs the demo until the process ends: a tick a second. Prints the follower's page of
+/// the shared trip, on the server at `addr`.
+pub async fn run(engine: Arc<Engine>, count: usize, addr: std::net::SocketAddr) {
     let mut demo = {
         let engine = engine.clone();
         tokio::task::spawn_blocking(move || Demo::new(&engine, count, 2026))
             .await
             .expect("the demo starts")
     };
+    if let Some(token) = &demo.shared_trip_token {
+        let page = format!("http://{addr}/t/{token}");
+        tracing::info!(%page, "demo: a trip shared by a link; open its follower's page");
+        // Printed beside the address; nobody may be reading stdout any more (a pipe closed):
+        // that is no reason to stop the demo.
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), "demo: follow a shared trip at {page}");
+    }
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(1));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -194,5 +245,14 @@ mod tests {
             "the late reports joined the trail: {}",
             trail.len()
         );
+        // Helsinki's first traveller is on a trip shared by a link: its route grew.
+        let token = demo.shared_trip_token.clone().expect("a shared trip");
+        let (trip, _) = engine.open_link(&token).expect("the link opens");
+        assert_eq!(trip.trip.traveller(), "demo-helsinki-0");
+        assert_eq!(trip.followers, ["family"]);
+        let figures = engine.trip_figures(trip.trip.id()).expect("reads");
+        assert!(figures.points >= 30, "{} points", figures.points);
+        assert!(figures.distance_m > 1.0);
+        assert_eq!(figures.countries(), ["FI"]);
     }
 }

@@ -172,3 +172,12 @@ map.on("zoomend", () => {
 });
 // The figures change as points arrive: read them again every minute.
 setInterval(() => getJson("").then(showTrip).catch(() => {}), 60000);
+
+// For tests and the curious: the page's state.
+window.tripPage = {
+  map,
+  here: () => (here ? here.getLatLng() : null),
+  routeLines: () => route.getLayers().length,
+  tailPoints: () => (tail ? tail.getLatLngs().length : 0),
+  stays: () => stays.getLayers().length,
+};

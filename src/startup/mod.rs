@@ -112,7 +112,7 @@ pub async fn start_with_clock(
         Some(cluster) => recovery::join_cluster(&state, cluster, &config, failed_tx),
         None => recovery::recover_data_dir(&state, &config, failed_tx),
     };
-    periodic::spawn(&state, &config, demo_dir.is_some());
+    periodic::spawn(&state, &config, demo_dir.is_some().then_some(addr));
     let serving = Serving {
         listener,
         state: state.clone(),

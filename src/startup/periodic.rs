@@ -9,7 +9,7 @@ use crate::engine::{self, Engine};
 use crate::server::AppState;
 
 /// Starts the periodic tasks of a server serving `state` as `config` says.
-pub(super) fn spawn(state: &AppState, config: &ServeConfig, demo: bool) {
+pub(super) fn spawn(state: &AppState, config: &ServeConfig, demo: Option<std::net::SocketAddr>) {
     tokio::spawn(sweep_travellers(
         state.engine.clone(),
         super::state::ttl_ms(config),
@@ -18,11 +18,12 @@ pub(super) fn spawn(state: &AppState, config: &ServeConfig, demo: bool) {
     tokio::spawn(crate::server::upkeep_metrics(
         std::time::Duration::from_secs(5),
     ));
-    if demo {
+    if let Some(addr) = demo {
         tokio::spawn(run_demo(
             state.engine.clone(),
             state.ready.clone(),
             state.stopping.clone(),
+            addr,
         ));
     }
     // A cluster's snapshots are uploaded by its follower (see `crate::cluster`).
@@ -54,8 +55,9 @@ async fn sweep_travellers(engine: Arc<Engine>, ttl_ms: i64) {
 }
 
 /// Every second, travellers whose position passed the time-to-live leave their fences
-/// (an exit is due when the age passes, not when the sweeper frees the memory), and events
-/// past the retention window are dropped. Waits for recovery, which judges afresh.
+/// (an exit is due when the age passes, not when the sweeper frees the memory), events
+/// past the retention window are dropped, and trips that start or end change who sees
+/// their travellers. Waits for recovery, which judges afresh.
 async fn expire_fences(engine: Arc<Engine>, ready: Arc<AtomicBool>) {
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(1));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -65,8 +67,16 @@ async fn expire_fences(engine: Arc<Engine>, ready: Arc<AtomicBool>) {
             continue;
         }
         let engine = engine.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || engine.expire_fences()).await {
-            tracing::error!(error = %e, "fence expiry failed");
+        let ticked = tokio::task::spawn_blocking(move || {
+            engine.expire_fences();
+            // Trips that start or end, and links that expire, by now.
+            engine.tick_trips()
+        })
+        .await;
+        match ticked {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "the trips' clock tick was not logged"),
+            Err(e) => tracing::error!(error = %e, "fence expiry failed"),
         }
     }
 }
@@ -79,12 +89,13 @@ async fn run_demo(
     engine: Arc<Engine>,
     ready: Arc<AtomicBool>,
     stopping: tokio_util::sync::CancellationToken,
+    addr: std::net::SocketAddr,
 ) {
     while !ready.load(Ordering::Acquire) {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     tokio::select! {
-        () = crate::demo::run(engine, DEMO_TRAVELLERS) => {}
+        () = crate::demo::run(engine, DEMO_TRAVELLERS, addr) => {}
         () = stopping.cancelled() => {}
     }
 }

@@ -20,6 +20,7 @@ use crate::common::TestServer;
 mod comparison;
 mod live;
 mod queries;
+mod trip_page;
 
 /// One browser at a time: a headless Chromium takes a core of this 2-core machine to
 /// start, and six at once made each too slow to answer within the waits.
