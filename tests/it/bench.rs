@@ -92,6 +92,31 @@ async fn every_workload_runs_for_a_second_without_errors() {
         "a send comes before its acknowledgement"
     );
     assert_eq!(s.state.engine.fence_counts().fences, 0, "taken down");
+    // The trip workloads: a trip for every traveller, their points on disk, followers
+    // streaming, and the rate as a share of the plain positions run.
+    let trips = reports.iter().find(|r| r.workload == "trips").expect("ran");
+    assert!(trips.vs_positions.is_some_and(|v| v > 0.0));
+    let stage = trips.trips.as_ref().expect("a trips report");
+    assert_eq!((stage.trips, stage.follower_streams), (2_000, 2));
+    assert_eq!(s.state.engine.trip_count(), 2_000);
+    let stored: u64 = (0..2_000)
+        .map(|i| {
+            s.state
+                .engine
+                .trip_figures(&format!("bench:trip:{i}"))
+                .expect("reads")
+                .points
+        })
+        .sum();
+    assert!(
+        stored as f64 >= trips.updates_per_s.expect("a rate") * 0.5,
+        "the trips' points are on disk: {stored}"
+    );
+    let routes = reports
+        .iter()
+        .find(|r| r.workload == "routes")
+        .expect("ran");
+    assert!(routes.trips.is_some());
     // Open loop at a fixed rate never sends more than the rate schedules: 200 a second for
     // the measured second, one more per connection at the edges. (How many fewer a slow
     // machine manages is not the harness's promise, so no lower bound beyond "some".)

@@ -607,3 +607,80 @@ async fn a_public_key_verifies_its_own_algorithm_only() {
         assert_eq!(status, 401);
     }
 }
+
+/// A traveller's trips are its own: another traveller's token cannot make, change, read,
+/// follow, share or delete them, and gets the same answer as for a trip that does not
+/// exist; the owner's token manages them, and a follower's token reads as the follower.
+#[tokio::test]
+async fn a_token_has_only_its_own_trips() {
+    let s = server().await;
+    let ann = hs256(&claims("ann", "read write", |_| {}));
+    let bob = hs256(&claims("bob", "read write", |_| {}));
+    let mum = hs256(&claims("mum", "read", |_| {}));
+    let trip = json!({"traveller": "ann", "title": "Lapland", "started_at": s.now() - 1000});
+    let put = |body: &Value| s.client.put(s.url("/v1/trips/lap")).json(body);
+    let (status, body) = call(&s, put(&trip), &bob).await;
+    assert_eq!(status, 403, "bob makes no trip for ann: {body}");
+    assert_eq!(call(&s, put(&trip), &ann).await.0, 201);
+    let pos = json!({"lat": 68.0, "lon": 25.0, "ts": s.now()});
+    let report = s
+        .client
+        .put(s.url("/v1/travellers/ann/position"))
+        .json(&pos);
+    assert_eq!(call(&s, report, &ann).await.0, 200);
+    // Bob: the same 404 as for a trip that does not exist, on every route.
+    let routes: [(reqwest::Method, &str); 8] = [
+        (reqwest::Method::GET, "/v1/trips/{}"),
+        (reqwest::Method::GET, "/v1/trips/{}/route"),
+        (reqwest::Method::GET, "/v1/trips/{}/stays"),
+        (reqwest::Method::GET, "/v1/trips/{}/followers"),
+        (reqwest::Method::GET, "/v1/trips/{}/links"),
+        (reqwest::Method::PUT, "/v1/trips/{}/followers/bob"),
+        (reqwest::Method::POST, "/v1/trips/{}/links"),
+        (reqwest::Method::DELETE, "/v1/trips/{}"),
+    ];
+    for (method, path) in routes {
+        let request = |id: &str| {
+            s.client
+                .request(method.clone(), s.url(&path.replace("{}", id)))
+                .json(&json!({"expires_at": s.now() + 60_000}))
+        };
+        let (real, real_body) = call(&s, request("lap"), &bob).await;
+        let (missing, missing_body) = call(&s, request("nowhere"), &bob).await;
+        assert_eq!((real, missing), (404, 404), "{method} {path}");
+        assert_eq!(
+            detail(&real_body).replace("lap", "?"),
+            detail(&missing_body).replace("nowhere", "?"),
+            "{method} {path}: the same words"
+        );
+    }
+    let as_viewer = s.client.get(s.url("/v1/trips/lap?viewer=ann"));
+    assert_eq!(call(&s, as_viewer, &bob).await.0, 403, "bob reads as bob");
+    // Ann adds mum; mum's token reads the trip and sees ann, who is private.
+    let follow = s.client.put(s.url("/v1/trips/lap/followers/mum"));
+    assert_eq!(call(&s, follow, &ann).await.0, 204);
+    let read = s.client.get(s.url("/v1/trips/lap"));
+    assert_eq!(call(&s, read, &mum).await.0, 200);
+    let see = s.client.get(s.url("/v1/travellers/ann"));
+    assert_eq!(call(&s, see, &mum).await.0, 200);
+    let see = s.client.get(s.url("/v1/travellers/ann"));
+    assert_eq!(call(&s, see, &bob).await.0, 404);
+    // Mum cannot share or change ann's trip.
+    let share = s
+        .client
+        .post(s.url("/v1/trips/lap/links"))
+        .json(&json!({"expires_at": s.now() + 60_000}));
+    assert_eq!(
+        call(&s, share, &mum).await.0,
+        403,
+        "a read token writes nothing"
+    );
+    let delete = s.client.delete(s.url("/v1/trips/lap"));
+    assert_eq!(call(&s, delete, &ann).await.0, 204);
+    let see = s.client.get(s.url("/v1/travellers/ann"));
+    assert_eq!(
+        call(&s, see, &mum).await.0,
+        404,
+        "the trip is gone, and its sharing"
+    );
+}

@@ -260,7 +260,7 @@ pub fn static_fence(centre: LatLon, k: usize, seed: u64) -> String {
 
 /// Sends `make(i)` for every `i` below `total` that makes a call, over a few connections at
 /// once, each answer checked; shows progress on a terminal.
-async fn send_all(
+pub(crate) async fn send_all(
     addr: SocketAddr,
     key: Option<&str>,
     label: &'static str,
@@ -306,7 +306,7 @@ async fn send_all(
 }
 
 /// The server's resident memory, from `/v1/stats`, if it says.
-async fn rss(addr: SocketAddr, key: Option<&str>) -> Result<Option<u64>, BenchError> {
+pub(crate) async fn rss(addr: SocketAddr, key: Option<&str>) -> Result<Option<u64>, BenchError> {
     let mut conn = Conn::open(addr, key).await?;
     let call = Call {
         method: Method::GET,

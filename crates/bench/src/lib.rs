@@ -24,6 +24,7 @@ mod load;
 pub mod redis;
 pub mod regions;
 pub mod report;
+mod trips;
 pub mod workload;
 
 use std::net::SocketAddr;
@@ -133,8 +134,13 @@ pub async fn run(
     } else {
         Target::Proxima(resolve(&config.target).await?)
     };
-    if let (Target::Redis(_), Some(w)) = (&target, config.workload.iter().find(|w| w.has_fences()))
-    {
+    if let (Target::Redis(_), Some(w)) = (
+        &target,
+        config
+            .workload
+            .iter()
+            .find(|w| w.has_fences() || w.has_trips()),
+    ) {
         return Err(BenchError::Unsupported(w.name()));
     }
     let cities = Arc::new(data::Cities::new(config.distribution));
@@ -175,7 +181,12 @@ pub async fn run(
         Target::Redis(url) => load_redis(url, config, &scenario, poi_places).await?,
     }
     let mut reports: Vec<Report> = Vec::new();
+    // Put once, before the first workload that needs them, and kept to the end.
+    let mut trips: Option<trips::TripsStage> = None;
     for &workload in &config.workload {
+        if let (Target::Proxima(addr), true, None) = (&target, workload.has_trips(), &trips) {
+            trips = Some(trips::TripsStage::set_up(*addr, config, &scenario).await?);
+        }
         let stage = match &target {
             Target::Proxima(addr) if workload.has_fences() => {
                 Some(fences::Stage::set_up(*addr, config, &scenario, workload).await?)
@@ -192,6 +203,17 @@ pub async fn run(
                 .find(|r| r.workload == Workload::Positions.name());
             report.vs_positions =
                 positions.and_then(|p| Some(report.updates_per_s? / p.updates_per_s?));
+        }
+        if workload.has_trips() {
+            report.trips = trips.as_ref().map(trips::TripsStage::report);
+            if workload == Workload::Trips {
+                let positions = reports
+                    .iter()
+                    .rev()
+                    .find(|r| r.workload == Workload::Positions.name());
+                report.vs_positions =
+                    positions.and_then(|p| Some(report.updates_per_s? / p.updates_per_s?));
+            }
         }
         on_report(&report);
         reports.push(report);
@@ -358,6 +380,7 @@ async fn run_workload(
             .then(|| total.updates as f64 / duration_s),
         vs_positions: None,
         events: None,
+        trips: None,
     };
     Ok((report, measure_from..end))
 }

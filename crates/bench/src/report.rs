@@ -64,6 +64,22 @@ pub struct Report {
     /// For the fence workloads: the fences, and the events their subscribers received.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<EventsReport>,
+    /// For the trip workloads: the trips, their memory, and what their followers were told.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trips: Option<TripsReport>,
+}
+
+/// The trips of the trip workloads.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TripsReport {
+    /// Trips put, one a traveller.
+    pub trips: usize,
+    /// The server's resident memory after putting them over before, per trip.
+    pub memory_per_trip_bytes: Option<f64>,
+    /// Follower streams open.
+    pub follower_streams: usize,
+    /// Points those streams were told, from the stage's start.
+    pub points_streamed: u64,
 }
 
 /// What the subscribers of a fence workload received.
@@ -169,6 +185,16 @@ pub fn table(reports: &[Report]) -> String {
                 "", "", e.fences, e.followed, e.received, e.matched, e.resets
             ));
         }
+        if let Some(t) = &r.trips {
+            let memory = t
+                .memory_per_trip_bytes
+                .map(|b| format!(", {b:.0} bytes of memory per trip"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "{:<18} {:>7} {} trips{memory}; {} follower streams told {} points\n",
+                "", "", t.trips, t.follower_streams, t.points_streamed
+            ));
+        }
     }
     out
 }
@@ -210,6 +236,7 @@ mod tests {
             updates_per_s: None,
             vs_positions: None,
             events: None,
+            trips: None,
         };
         let json = serde_json::to_value(&r).expect("serializes");
         for field in [

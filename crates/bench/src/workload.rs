@@ -33,10 +33,17 @@ pub enum Workload {
     /// `positions`, with a 500 m roaming fence around every tenth traveller among the nine
     /// after it, who share with it, and subscribers on their events.
     Roaming,
+    /// `positions` with every traveller on a trip (every point joins a route on disk), one
+    /// report in twenty late (up to a minute before the traveller's newest), each batch
+    /// shuffled, and follower streams open.
+    Trips,
+    /// Route reads of the trips: in turn a page of the whole route, the route simplified to
+    /// 20 m, and the route as GPX.
+    Routes,
 }
 
 /// Every workload, in the order a full run takes them.
-pub const ALL: [Workload; 9] = [
+pub const ALL: [Workload; 11] = [
     Workload::Healthz,
     Workload::NearbyPois,
     Workload::WithinPois,
@@ -46,6 +53,8 @@ pub const ALL: [Workload; 9] = [
     Workload::Mixed,
     Workload::Fences,
     Workload::Roaming,
+    Workload::Trips,
+    Workload::Routes,
 ];
 
 impl Workload {
@@ -61,12 +70,22 @@ impl Workload {
             Self::Healthz => "healthz",
             Self::Fences => "fences",
             Self::Roaming => "roaming",
+            Self::Trips => "trips",
+            Self::Routes => "routes",
         }
     }
 
     /// Whether it sends position batches (and so reports updates per second).
     pub fn sends_batches(self) -> bool {
-        matches!(self, Self::Positions | Self::Fences | Self::Roaming)
+        matches!(
+            self,
+            Self::Positions | Self::Fences | Self::Roaming | Self::Trips
+        )
+    }
+
+    /// Whether it runs with every traveller on a trip.
+    pub fn has_trips(self) -> bool {
+        matches!(self, Self::Trips | Self::Routes)
     }
 
     /// Whether it runs with fences put and subscribers following them.
@@ -85,6 +104,9 @@ impl std::str::FromStr for Workload {
         })
     }
 }
+
+/// One report in this many is late in the `trips` workload.
+const LATE_EVERY: u32 = 20;
 
 /// How far query points lie from their city with the `population` distribution (the
 /// other draws its own spread).
@@ -194,6 +216,34 @@ impl Scenario {
                     1,
                 )
             }
+            Workload::Trips => {
+                let mut moves: Vec<Move> = (0..self.batch)
+                    .map(|_| {
+                        let (i, lat, lon) = self.moved(rng);
+                        let ts = if rng.random_range(0..LATE_EVERY) == 0 {
+                            // Late: buffered by a phone offline, sent after newer ones.
+                            self.last_ts[i].load(Ordering::Relaxed) - rng.random_range(1..60_000)
+                        } else {
+                            self.ts_for(i)
+                        };
+                        Move {
+                            traveller: i,
+                            lat,
+                            lon,
+                            ts,
+                        }
+                    })
+                    .collect();
+                for k in (1..moves.len()).rev() {
+                    moves.swap(k, rng.random_range(0..=k));
+                }
+                (Kind::Update, Op::Positions(moves), self.batch as u64)
+            }
+            Workload::Routes => {
+                let trip = rng.random_range(0..self.travellers.len());
+                let variant = rng.random_range(0..3);
+                (Kind::Query, Op::Route { trip, variant }, 0)
+            }
             Workload::Positions | Workload::Fences | Workload::Roaming => {
                 let moves = (0..self.batch)
                     .map(|_| {
@@ -259,6 +309,16 @@ impl Scenario {
                     )),
                 )),
             },
+            Op::Route { trip, variant } => {
+                let how = match variant {
+                    0 => "",
+                    1 => "&simplify_m=20",
+                    _ => "&format=gpx",
+                };
+                get(format!(
+                    "/v1/trips/bench:trip:{trip}/route?viewer=bench:t:{trip}{how}"
+                ))
+            }
             Op::Positions(moves) => {
                 let mut body = String::with_capacity(moves.len() * 80);
                 for m in moves {
@@ -316,6 +376,13 @@ pub enum Op {
     Position(Move),
     /// A batch of position updates.
     Positions(Vec<Move>),
+    /// A read of trip `bench:trip:<trip>`'s route: 0 a page, 1 simplified, 2 GPX.
+    Route {
+        /// Which trip.
+        trip: usize,
+        /// Which read.
+        variant: u8,
+    },
 }
 
 #[cfg(test)]
