@@ -318,7 +318,7 @@ impl Engine {
                         self.events().restore_interval(interval);
                     }
                     SnapshotItem::Trip(record) => {
-                        self.trips.restore(record);
+                        self.trips.restore(record, self.now_ms());
                     }
                 }
                 Ok(())

@@ -336,7 +336,7 @@ impl Change for PutTrip {
         let trip = self.0;
         let (id, traveller) = (trip.id().to_owned(), trip.traveller().to_owned());
         let (from, to) = (trip.started_at(), trip.until());
-        let put = engine.trips.put(trip);
+        let put = engine.trips.put(trip, now_ms);
         if put.narrowed {
             engine.routes.retain_window(&id, from, to);
         }

@@ -98,15 +98,113 @@ struct Window {
     id: Arc<str>,
 }
 
+/// One trip as kept: small, because a node keeps millions (each field that most trips
+/// leave empty is behind one pointer, and the map holds a pointer to it: a hash map of a
+/// million entries has up to two million slots, so a slot's size counts twice).
+#[derive(Debug, Clone)]
+struct Entry {
+    traveller: Arc<str>,
+    title: Box<str>,
+    started_at: i64,
+    ended_at: Option<i64>,
+    audience: Option<Box<Audience>>,
+}
+
+/// Who besides its traveller reads a trip.
+#[derive(Debug, Clone, Default)]
+struct Audience {
+    /// Sorted, each once.
+    followers: Vec<String>,
+    links: Vec<Link>,
+}
+
+impl Entry {
+    fn followers(&self) -> &[String] {
+        self.audience.as_ref().map_or(&[], |a| &a.followers)
+    }
+
+    fn links(&self) -> &[Link] {
+        self.audience.as_ref().map_or(&[], |a| &a.links)
+    }
+
+    fn audience_mut(&mut self) -> &mut Audience {
+        self.audience.get_or_insert_with(Box::default)
+    }
+
+    /// Drops the audience once it is empty.
+    fn tidy(&mut self) {
+        if self
+            .audience
+            .as_ref()
+            .is_some_and(|a| a.followers.is_empty() && a.links.is_empty())
+        {
+            self.audience = None;
+        }
+    }
+
+    fn until(&self) -> i64 {
+        self.ended_at.unwrap_or(i64::MAX)
+    }
+
+    fn runs_at(&self, now_ms: i64) -> bool {
+        self.started_at <= now_ms && self.ended_at.is_none_or(|end| now_ms < end)
+    }
+
+    fn record(&self, id: &str) -> TripRecord {
+        TripRecord {
+            trip: Trip::from_checked_parts(
+                id.to_owned(),
+                self.traveller.to_string(),
+                self.title.to_string(),
+                self.started_at,
+                self.ended_at,
+            ),
+            followers: self.followers().to_vec(),
+            links: self.links().to_vec(),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
-    by_id: HashMap<Arc<str>, TripRecord>,
+    by_id: HashMap<Arc<str>, Box<Entry>>,
     /// Each traveller's trips by `started_at`.
-    by_traveller: HashMap<Box<str>, Vec<Window>>,
+    by_traveller: HashMap<Arc<str>, Box<[Window]>>,
     /// Links by id (the tokens' selectors), to their trips.
     links: HashMap<Box<str>, Arc<str>>,
-    /// Instants at which a trip starts or ends or a link expires, with the trip.
+    /// Instants still to come, as of when they were set, at which a trip starts or ends or
+    /// a link expires, with the trip.
     due: BTreeSet<(i64, Arc<str>)>,
+}
+
+impl State {
+    fn windows(&self, traveller: &str) -> &[Window] {
+        self.by_traveller.get(traveller).map_or(&[], |w| w)
+    }
+
+    /// Replaces `traveller`'s list of windows by `edit` of it.
+    fn edit_windows(&mut self, traveller: &Arc<str>, edit: impl FnOnce(&mut Vec<Window>)) {
+        let mut windows: Vec<Window> = self.windows(traveller).to_vec();
+        edit(&mut windows);
+        if windows.is_empty() {
+            self.by_traveller.remove(&**traveller);
+        } else {
+            self.by_traveller
+                .insert(traveller.clone(), windows.into_boxed_slice());
+        }
+    }
+
+    /// The traveller's id as kept (shared by its trips), or a new one.
+    fn traveller_key(&self, traveller: &str) -> Arc<str> {
+        self.by_traveller
+            .get_key_value(traveller)
+            .map_or_else(|| Arc::from(traveller), |(k, _)| k.clone())
+    }
+
+    /// Takes `id` out of its traveller's list (its `due` entries are skipped when met).
+    fn unlist(&mut self, id: &str, traveller: &Arc<str>) {
+        self.edit_windows(traveller, |windows| windows.retain(|w| &*w.id != id));
+    }
 }
 
 /// What [`Trips::put`] did.
@@ -155,23 +253,18 @@ impl Trips {
 
     /// A trip's record.
     pub fn get(&self, id: &str) -> Option<TripRecord> {
-        self.state.read().by_id.get(id).cloned()
+        self.state.read().by_id.get(id).map(|e| e.record(id))
     }
 
     /// `traveller`'s trips, newest (latest start) first.
     pub fn of_traveller(&self, traveller: &str) -> Vec<TripRecord> {
         let state = self.state.read();
         state
-            .by_traveller
-            .get(traveller)
-            .map(|windows| {
-                windows
-                    .iter()
-                    .rev()
-                    .filter_map(|w| state.by_id.get(&w.id).cloned())
-                    .collect()
-            })
-            .unwrap_or_default()
+            .windows(traveller)
+            .iter()
+            .rev()
+            .filter_map(|w| state.by_id.get(&w.id).map(|e| e.record(&w.id)))
+            .collect()
     }
 
     /// Checks that `trip` may be stored: its id is free or its traveller's, it overlaps none
@@ -180,18 +273,16 @@ impl Trips {
         let state = self.state.read();
         let existing = state.by_id.get(trip.id());
         if let Some(old) = existing
-            && old.trip.traveller() != trip.traveller()
+            && &*old.traveller != trip.traveller()
         {
             return Err(TripError::OtherTraveller {
                 id: trip.id().to_owned(),
             });
         }
-        let windows = state
-            .by_traveller
-            .get(trip.traveller())
-            .map_or(&[][..], Vec::as_slice);
+        let windows = state.windows(trip.traveller());
         for w in windows {
-            if &*w.id != trip.id() && w.started_at <= trip.until() && trip.started_at() <= w.until {
+            if &*w.id != trip.id() && w.started_at <= trip.until() && trip.started_at() <= w.until
+            {
                 return Err(TripError::Overlap {
                     other: w.id.to_string(),
                 });
@@ -206,44 +297,51 @@ impl Trips {
         Ok(())
     }
 
-    /// Stores `trip` (checked by [`Trips::check_put`]), keeping the followers and links of
-    /// the trip it replaces.
-    pub fn put(&self, trip: Trip) -> TripPut {
+    /// Stores `trip` (checked by [`Trips::check_put`]) as of `now_ms`, keeping the
+    /// followers and links of the trip it replaces.
+    pub fn put(&self, trip: Trip, now_ms: i64) -> TripPut {
         let mut state = self.state.write();
-        let id: Arc<str> = Arc::from(trip.id());
-        let old = state.by_id.remove(&id);
-        let narrowed = old.as_ref().is_some_and(|old| {
-            trip.started_at() > old.trip.started_at() || trip.until() < old.trip.until()
-        });
-        if let Some(old) = &old {
-            unlist(&mut state, &old.trip);
+        let (id, traveller, title, started_at, ended_at) = trip.into_parts();
+        let traveller = state.traveller_key(&traveller);
+        let (id, old): (Arc<str>, Option<Box<Entry>>) =
+            match state.by_id.remove_entry(id.as_str()) {
+                Some((key, old)) => (key, Some(old)),
+                None => (Arc::from(id), None),
+            };
+        let until = ended_at.unwrap_or(i64::MAX);
+        let narrowed = old
+            .as_ref()
+            .is_some_and(|old| started_at > old.started_at || until < old.until());
+        if old.is_some() {
+            state.unlist(&id, &traveller);
         }
-        let windows = state
-            .by_traveller
-            .entry(trip.traveller().into())
-            .or_default();
-        let at = windows.partition_point(|w| w.started_at <= trip.started_at());
-        windows.insert(
-            at,
-            Window {
-                started_at: trip.started_at(),
-                until: trip.until(),
-                id: id.clone(),
-            },
-        );
-        state.due.insert((trip.started_at(), id.clone()));
-        if let Some(end) = trip.ended_at() {
-            state.due.insert((end, id.clone()));
+        state.edit_windows(&traveller, |windows| {
+            let at = windows.partition_point(|w| w.started_at <= started_at);
+            windows.insert(
+                at,
+                Window {
+                    started_at,
+                    until,
+                    id: id.clone(),
+                },
+            );
+        });
+        for instant in std::iter::once(started_at).chain(ended_at) {
+            if instant > now_ms {
+                state.due.insert((instant, id.clone()));
+            }
         }
         let created = old.is_none();
-        let (followers, links) = old.map(|o| (o.followers, o.links)).unwrap_or_default();
+        let audience = old.and_then(|o| o.audience);
         state.by_id.insert(
             id,
-            TripRecord {
-                trip,
-                followers,
-                links,
-            },
+            Box::new(Entry {
+                traveller,
+                title: title.into_boxed_str(),
+                started_at,
+                ended_at,
+                audience,
+            }),
         );
         TripPut { created, narrowed }
     }
@@ -251,35 +349,35 @@ impl Trips {
     /// Forgets a trip, its followers and links; gives its record.
     pub fn remove(&self, id: &str) -> Option<TripRecord> {
         let mut state = self.state.write();
-        let record = state.by_id.remove(id)?;
-        unlist(&mut state, &record.trip);
-        for link in &record.links {
+        let (key, entry) = state.by_id.remove_entry(id)?;
+        state.unlist(&key, &entry.traveller.clone());
+        for link in entry.links() {
             state.links.remove(link.id.as_str());
         }
-        Some(record)
+        Some(entry.record(&key))
     }
 
     /// The ids of `traveller`'s trips.
     pub fn ids_of(&self, traveller: &str) -> Vec<Arc<str>> {
         self.state
             .read()
-            .by_traveller
-            .get(traveller)
-            .map(|ws| ws.iter().map(|w| w.id.clone()).collect())
-            .unwrap_or_default()
+            .windows(traveller)
+            .iter()
+            .map(|w| w.id.clone())
+            .collect()
     }
 
     /// Checks that `viewer` may be added to trip `id`'s followers.
     pub fn check_follower(&self, id: &str, viewer: &str) -> Result<(), TripError> {
         validate_id(viewer).map_err(TripError::Follower)?;
         let state = self.state.read();
-        let record = state
+        let entry = state
             .by_id
             .get(id)
             .ok_or_else(|| TripError::NotFound(id.to_owned()))?;
-        if record.followers.len() >= MAX_FOLLOWERS
-            && record
-                .followers
+        let followers = entry.followers();
+        if followers.len() >= MAX_FOLLOWERS
+            && followers
                 .binary_search_by(|f| f.as_str().cmp(viewer))
                 .is_err()
         {
@@ -294,36 +392,35 @@ impl Trips {
     /// Adds a follower; gives the trip's traveller if the trip exists.
     pub fn add_follower(&self, id: &str, viewer: &str) -> Option<String> {
         let mut state = self.state.write();
-        let record = state.by_id.get_mut(id)?;
-        if let Err(at) = record
-            .followers
-            .binary_search_by(|f| f.as_str().cmp(viewer))
-        {
-            record.followers.insert(at, viewer.to_owned());
+        let entry = state.by_id.get_mut(id)?;
+        let followers = &mut entry.audience_mut().followers;
+        if let Err(at) = followers.binary_search_by(|f| f.as_str().cmp(viewer)) {
+            followers.insert(at, viewer.to_owned());
         }
-        Some(record.trip.traveller().to_owned())
+        Some(entry.traveller.to_string())
     }
 
     /// Removes a follower; gives the trip's traveller if it was one.
     pub fn remove_follower(&self, id: &str, viewer: &str) -> Option<String> {
         let mut state = self.state.write();
-        let record = state.by_id.get_mut(id)?;
-        let at = record
-            .followers
+        let entry = state.by_id.get_mut(id)?;
+        let at = entry
+            .followers()
             .binary_search_by(|f| f.as_str().cmp(viewer))
             .ok()?;
-        record.followers.remove(at);
-        Some(record.trip.traveller().to_owned())
+        entry.audience_mut().followers.remove(at);
+        entry.tidy();
+        Some(entry.traveller.to_string())
     }
 
     /// Checks that trip `id` exists and has room for a link.
     pub fn check_link(&self, id: &str) -> Result<(), TripError> {
         let state = self.state.read();
-        let record = state
+        let entry = state
             .by_id
             .get(id)
             .ok_or_else(|| TripError::NotFound(id.to_owned()))?;
-        if record.links.len() >= MAX_LINKS {
+        if entry.links().len() >= MAX_LINKS {
             return Err(TripError::Limit {
                 what: "links of a trip",
                 limit: MAX_LINKS,
@@ -338,10 +435,11 @@ impl Trips {
         let Some(key) = state.by_id.get_key_value(id).map(|(k, _)| k.clone()) else {
             return false;
         };
-        let record = state.by_id.get_mut(&key).expect("just found");
         let (link_id, expires_at) = (link.id.clone(), link.expires_at);
-        record.links.retain(|l| l.id != link.id);
-        record.links.push(link);
+        let entry = state.by_id.get_mut(&key).expect("just found");
+        let links = &mut entry.audience_mut().links;
+        links.retain(|l| l.id != link.id);
+        links.push(link);
         state.links.insert(link_id.into(), key.clone());
         state.due.insert((expires_at, key));
         true
@@ -350,12 +448,16 @@ impl Trips {
     /// Revokes a link of trip `id`; whether it was there.
     pub fn revoke_link(&self, id: &str, link_id: &str) -> bool {
         let mut state = self.state.write();
-        let Some(record) = state.by_id.get_mut(id) else {
+        let Some(entry) = state.by_id.get_mut(id) else {
             return false;
         };
-        let before = record.links.len();
-        record.links.retain(|l| l.id != link_id);
-        let revoked = record.links.len() < before;
+        let before = entry.links().len();
+        if before == 0 {
+            return false;
+        }
+        entry.audience_mut().links.retain(|l| l.id != link_id);
+        let revoked = entry.links().len() < before;
+        entry.tidy();
         if revoked {
             state.links.remove(link_id);
         }
@@ -368,20 +470,23 @@ impl Trips {
         let (link_id, secret) = split_token(token)?;
         let state = self.state.read();
         let trip = state.links.get(link_id.as_str())?;
-        let record = state.by_id.get(trip)?;
-        let link = record.links.iter().find(|l| l.id == link_id)?;
-        (link.opens(&secret) && link.live_at(now_ms)).then(|| (record.clone(), link.clone()))
+        let entry = state.by_id.get(trip)?;
+        let link = entry.links().iter().find(|l| l.id == link_id)?;
+        (link.opens(&secret) && link.live_at(now_ms)).then(|| (entry.record(trip), link.clone()))
     }
 
     /// Who follows `traveller`'s trip that runs at `now_ms`, if one does and it has
     /// followers: what its record carries for [`crate::travellers::sharing`].
     pub fn share_at(&self, traveller: &str, now_ms: i64) -> Option<TripShare> {
         let state = self.state.read();
-        let windows = state.by_traveller.get(traveller)?;
-        let w = windows.iter().rev().find(|w| w.started_at <= now_ms)?;
-        let record = state.by_id.get(&w.id)?;
-        (record.trip.runs_at(now_ms) && !record.followers.is_empty())
-            .then(|| TripShare::new(record.trip.started_at(), &record.followers))
+        let w = state
+            .windows(traveller)
+            .iter()
+            .rev()
+            .find(|w| w.started_at <= now_ms)?;
+        let entry = state.by_id.get(&w.id)?;
+        (entry.runs_at(now_ms) && !entry.followers().is_empty())
+            .then(|| TripShare::new(entry.started_at, entry.followers()))
     }
 
     /// The earliest instant something is due, if any.
@@ -399,18 +504,21 @@ impl Trips {
                 break;
             }
             state.due.pop_first();
-            let Some(record) = state.by_id.get_mut(&id) else {
+            let Some(entry) = state.by_id.get_mut(&id) else {
                 continue;
             };
             let mut expired = Vec::new();
-            record.links.retain(|l| {
-                let live = l.live_at(at_ms);
-                if !live {
-                    expired.push(l.id.clone());
-                }
-                live
-            });
-            let traveller = record.trip.traveller().to_owned();
+            if let Some(audience) = entry.audience.as_mut() {
+                audience.links.retain(|l| {
+                    let live = l.live_at(at_ms);
+                    if !live {
+                        expired.push(l.id.clone());
+                    }
+                    live
+                });
+            }
+            entry.tidy();
+            let traveller = entry.traveller.to_string();
             for link in expired {
                 state.links.remove(link.as_str());
             }
@@ -421,14 +529,24 @@ impl Trips {
         travellers
     }
 
-    /// Passes every trip's record to `f`.
+    /// Passes every trip's record to `f`, a few at a time (the lock is not held while `f`
+    /// runs).
     pub fn export<E>(&self, mut f: impl FnMut(&TripRecord) -> Result<(), E>) -> Result<(), E> {
-        let records: Vec<TripRecord> = self.state.read().by_id.values().cloned().collect();
-        records.iter().try_for_each(&mut f)
+        let ids: Vec<Arc<str>> = self.state.read().by_id.keys().cloned().collect();
+        for part in ids.chunks(4_096) {
+            let records: Vec<TripRecord> = {
+                let state = self.state.read();
+                part.iter()
+                    .filter_map(|id| state.by_id.get(id).map(|e| e.record(id)))
+                    .collect()
+            };
+            records.iter().try_for_each(&mut f)?;
+        }
+        Ok(())
     }
 
-    /// Puts back a trip as [`Trips::export`] gave it.
-    pub fn restore(&self, record: TripRecord) {
+    /// Puts back a trip as [`Trips::export`] gave it, as of `now_ms`.
+    pub fn restore(&self, record: TripRecord, now_ms: i64) {
         let TripRecord {
             trip,
             followers,
@@ -436,10 +554,12 @@ impl Trips {
         } = record;
         let id = trip.id().to_owned();
         self.remove(&id);
-        self.put(trip);
+        self.put(trip, now_ms);
         let mut state = self.state.write();
-        if let Some(r) = state.by_id.get_mut(id.as_str()) {
-            r.followers = followers;
+        if let Some(entry) = state.by_id.get_mut(id.as_str())
+            && !followers.is_empty()
+        {
+            entry.audience_mut().followers = followers;
         }
         drop(state);
         for link in links {
@@ -450,16 +570,6 @@ impl Trips {
     /// Forgets every trip.
     pub fn clear(&self) {
         *self.state.write() = State::default();
-    }
-}
-
-/// Takes `trip` out of its traveller's list (its `due` entries are skipped when met).
-fn unlist(state: &mut State, trip: &Trip) {
-    if let Some(windows) = state.by_traveller.get_mut(trip.traveller()) {
-        windows.retain(|w| &*w.id != trip.id());
-        if windows.is_empty() {
-            state.by_traveller.remove(trip.traveller());
-        }
     }
 }
 
@@ -475,8 +585,8 @@ mod tests {
     fn positions_fall_in_the_one_trip_whose_window_holds_them() {
         let trips = Trips::new();
         assert_eq!(trips.holding("ann", 5), None);
-        trips.put(trip("a", "ann", 10, Some(20)));
-        trips.put(trip("b", "ann", 30, None));
+        trips.put(trip("a", "ann", 10, Some(20)), 0);
+        trips.put(trip("b", "ann", 30, None), 0);
         assert_eq!(trips.holding("ann", 9), None);
         assert_eq!(trips.holding("ann", 10).as_deref(), Some("a"));
         assert_eq!(trips.holding("ann", 20).as_deref(), Some("a"));
@@ -509,7 +619,7 @@ mod tests {
     #[test]
     fn a_running_trip_shares_with_its_followers_until_it_ends() {
         let trips = Trips::new();
-        trips.put(trip("a", "ann", 10, Some(20)));
+        trips.put(trip("a", "ann", 10, Some(20)), 0);
         assert_eq!(trips.share_at("ann", 15), None, "no followers");
         trips.add_follower("a", "mum");
         let share = trips.share_at("ann", 15).expect("running");
@@ -525,7 +635,7 @@ mod tests {
     #[test]
     fn links_open_until_they_expire_or_are_revoked() {
         let trips = Trips::new();
-        trips.put(trip("a", "ann", 10, None));
+        trips.put(trip("a", "ann", 10, None), 0);
         let (link, token) = Link::mint(100, None, None);
         let link_id = link.id.clone();
         assert!(trips.add_link("a", link));

@@ -106,6 +106,34 @@ impl Trip {
         })
     }
 
+    /// A trip from parts that were checked when it was made.
+    pub(crate) fn from_checked_parts(
+        id: String,
+        traveller: String,
+        title: String,
+        started_at: i64,
+        ended_at: Option<i64>,
+    ) -> Self {
+        Self {
+            id,
+            traveller,
+            title,
+            started_at,
+            ended_at,
+        }
+    }
+
+    /// Its parts: id, traveller, title, start and end.
+    pub fn into_parts(self) -> (String, String, String, i64, Option<i64>) {
+        (
+            self.id,
+            self.traveller,
+            self.title,
+            self.started_at,
+            self.ended_at,
+        )
+    }
+
     /// Its id.
     pub fn id(&self) -> &str {
         &self.id
