@@ -129,6 +129,8 @@ impl RouteMetrics {
 pub fn render(engine: &Engine) -> String {
     metrics::gauge!("proxima_pois").set(engine.poi_count() as f64);
     metrics::gauge!("proxima_travellers").set(engine.traveller_count() as f64);
+    metrics::gauge!("proxima_trips").set(engine.trip_count() as f64);
+    metrics::gauge!("proxima_route_points_pending").set(engine.route_points_pending() as f64);
     if let Some(wal) = engine.wal_stats() {
         metrics::gauge!("proxima_wal_bytes").set(wal.bytes as f64);
         metrics::gauge!("proxima_wal_records").set(wal.records as f64);

@@ -101,7 +101,7 @@ impl Engine {
         let lock = lock_dir(dir)?;
         let wal_dir = dir.join("wal");
         let snapshot_dir = dir.join("snapshots");
-        let routes_hold = self.routes.open(&dir.join(super::trips::ROUTES_FILE))?;
+        let routes_hold = self.routes.open(&dir.join(super::routes::ROUTES_FILE))?;
 
         // Fences are restored and the log replayed without judging anyone: who is inside
         // each fence is worked out once, from the state as recovered.
@@ -212,7 +212,7 @@ impl Engine {
     pub fn open_cluster_dir(&self, dir: &Path) -> Result<u64, EngineError> {
         fs_err::create_dir_all(dir).map_err(PersistError::from)?;
         let lock = lock_dir(dir)?;
-        self.routes.open(&dir.join(super::trips::ROUTES_FILE))?;
+        self.routes.open(&dir.join(super::routes::ROUTES_FILE))?;
         self.fences.set_quiet(true);
         let snapshots = snapshot::list(&dir.join("snapshots"))?;
         let loaded = self.load_newest_snapshot(&snapshots, &mut Vec::new());

@@ -42,6 +42,7 @@ mod log;
 mod mutation;
 mod outcome;
 mod pois;
+mod routes;
 mod travellers;
 mod trip_reads;
 mod trips;
@@ -64,9 +65,9 @@ pub use mutation::{
 };
 pub use outcome::{ImportSummary, PositionCounts, Removed, Stored, Written};
 pub use pois::{NearbyPage, Page, WithinPage};
+pub use routes::ROUTES_FILE;
 pub use travellers::TravellerAreaPage;
 pub use trip_reads::{MAX_WHOLE_ROUTE_POINTS, StayAt, StayPoi};
-pub use trips::ROUTES_FILE;
 
 use self::mutation::{Change, Logged, Order, Reported};
 use crate::clock::Clock;
@@ -261,7 +262,7 @@ pub struct Engine {
     /// Every trip, its followers and links.
     trips: crate::trips::Trips,
     /// The routes on disk, with who is watching them.
-    routes: trips::Routes,
+    routes: routes::Routes,
 }
 
 impl std::fmt::Debug for Engine {
@@ -297,7 +298,7 @@ impl Engine {
             fences_wait_for_tick: std::sync::atomic::AtomicBool::new(false),
             judging: judging::Judging::default(),
             trips: crate::trips::Trips::new(),
-            routes: trips::Routes::default(),
+            routes: routes::Routes::default(),
         }
     }
 

@@ -3,9 +3,10 @@
 //! routes and links.
 //!
 //! A position joins a trip's route when [`Positions`](super::Positions) is applied: live,
-//! on recovery and on a cluster node alike, so the route store is derived from the log.
-//! It is keyed by (trip, `ts`), so applying a change twice stores nothing twice. The store
-//! is made durable with each snapshot, before the snapshot is written, and records the log
+//! on recovery and on a cluster node alike, so the route store is derived from the log
+//! (it reaches the file a little later, gathered by trip: see [`super::routes`]). It is
+//! keyed by (trip, `ts`), so applying a change twice stores nothing twice. The store is
+//! made durable with each snapshot, before the snapshot is written, and records the log
 //! sequence it then holds: recovery skips the route appends the store already holds and
 //! replays only the tail, and the log is never trimmed past what the store made durable.
 //!
@@ -14,12 +15,7 @@
 //! loses a follower, through the same path as a sharing change: the traveller's waiting
 //! moves are judged first, then fences and live maps judge it again with cause `sharing`.
 
-use std::collections::HashMap;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
-
-use parking_lot::{Mutex, RwLock};
+use std::sync::Arc;
 
 use super::mutation::{
     Change, CreateLink, DeleteFollower, DeleteTrip, Order, PutFollower, PutTrip, RevokeLink,
@@ -27,107 +23,9 @@ use super::mutation::{
 };
 use super::{Engine, EngineError, Removed, Stored, Written};
 use crate::events::Cause;
-use crate::routes::{RoutePoint, RouteStore, TripFigures};
+use crate::routes::{RoutePoint, TripFigures};
 use crate::travellers::PositionUpdate;
 use crate::trips::{Link, Trip, TripRecord};
-
-/// The file of the route store in a data directory.
-pub const ROUTES_FILE: &str = "routes.redb";
-
-/// The route store, opened with the data directory (or in a temporary directory for an
-/// in-memory engine), and who is watching which route.
-#[derive(Default)]
-pub(super) struct Routes {
-    store: OnceLock<RwLock<RouteStore>>,
-    /// Holds an in-memory engine's store.
-    temp: OnceLock<tempfile::TempDir>,
-    /// Set while recovery replays changes the store already holds durably.
-    skip: AtomicBool,
-    /// Set when a write to the store failed: it is behind the log until the next start,
-    /// so it must not claim to hold the log (the log is then kept for the replay).
-    failed: AtomicBool,
-    /// Each watched trip's counter of changes, for its followers' streams.
-    watchers: Mutex<HashMap<Arc<str>, tokio::sync::watch::Sender<u64>>>,
-}
-
-impl Routes {
-    /// Opens the store at `path`; gives the log sequence it holds durably.
-    pub(super) fn open(&self, path: &Path) -> Result<u64, EngineError> {
-        let store = RouteStore::open(path)?;
-        let applied = store.applied_seq()?;
-        let _ = self.store.set(RwLock::new(store));
-        Ok(applied)
-    }
-
-    fn store(&self) -> &RwLock<RouteStore> {
-        self.store.get_or_init(|| {
-            let dir = self.temp.get_or_init(|| {
-                tempfile::tempdir().expect("a temporary directory for an in-memory route store")
-            });
-            RwLock::new(
-                RouteStore::open(&dir.path().join(ROUTES_FILE))
-                    .expect("a route store in a fresh temporary directory opens"),
-            )
-        })
-    }
-
-    fn append(&self, points: &[(Arc<str>, RoutePoint)]) {
-        let borrowed: Vec<(&str, RoutePoint)> = points.iter().map(|(t, p)| (&**t, *p)).collect();
-        if let Err(e) = self.store().read().append(&borrowed) {
-            self.failed.store(true, Ordering::Release);
-            tracing::error!(error = %e, points = points.len(), "route store: points not stored; they will be replayed from the log at the next start");
-        }
-        let watchers = self.watchers.lock();
-        if !watchers.is_empty() {
-            let mut last: Option<&str> = None;
-            for (trip, _) in points {
-                if last != Some(&**trip) {
-                    last = Some(trip);
-                    if let Some(tx) = watchers.get(&**trip) {
-                        tx.send_modify(|n| *n += 1);
-                    }
-                }
-            }
-        }
-    }
-
-    fn erase(&self, trip: &str) {
-        if let Err(e) = self.store().read().erase(trip) {
-            self.failed.store(true, Ordering::Release);
-            tracing::error!(error = %e, trip, "route store: a trip's points were not erased; the erasure will be replayed from the log at the next start");
-        }
-        self.notify(trip);
-    }
-
-    fn retain_window(&self, trip: &str, from: i64, to: i64) {
-        if let Err(e) = self.store().read().retain_window(trip, from, to) {
-            self.failed.store(true, Ordering::Release);
-            tracing::error!(error = %e, trip, "route store: a narrowed trip's points were not trimmed");
-        }
-    }
-
-    /// Wakes whoever watches `trip`.
-    fn notify(&self, trip: &str) {
-        if let Some(tx) = self.watchers.lock().get(trip) {
-            tx.send_modify(|n| *n += 1);
-        }
-    }
-
-    /// Makes the store durable as holding the log up to `seq` (unless a write failed).
-    pub(super) fn make_durable(&self, seq: u64) -> Result<(), EngineError> {
-        if self.failed.load(Ordering::Acquire) {
-            tracing::warn!(
-                "route store: behind the log after a failed write; not marking it durable"
-            );
-            return Ok(());
-        }
-        Ok(self.store().read().make_durable(seq)?)
-    }
-
-    pub(super) fn set_skip(&self, skip: bool) {
-        self.skip.store(skip, Ordering::Release);
-    }
-}
 
 impl Engine {
     /// Creates or replaces a trip.
@@ -155,9 +53,15 @@ impl Engine {
         self.trips.len()
     }
 
+    /// Route points applied and waiting to be stored (at most a bound; see
+    /// [`super::routes`]).
+    pub fn route_points_pending(&self) -> usize {
+        self.routes.pending()
+    }
+
     /// A trip's figures, kept as its points arrived (no point read).
     pub fn trip_figures(&self, id: &str) -> Result<TripFigures, EngineError> {
-        Ok(self.routes.store().read().figures(id)?.unwrap_or_default())
+        Ok(self.routes.read_trip(id).figures(id)?.unwrap_or_default())
     }
 
     /// A trip's route points with `from <= ts <= to`, after `after`, at most `limit`; and
@@ -170,11 +74,7 @@ impl Engine {
         after: Option<i64>,
         limit: usize,
     ) -> Result<(Vec<RoutePoint>, bool), EngineError> {
-        Ok(self
-            .routes
-            .store()
-            .read()
-            .read(id, from, to, after, limit)?)
+        Ok(self.routes.read_trip(id).read(id, from, to, after, limit)?)
     }
 
     /// Adds a follower to a trip.
@@ -291,7 +191,7 @@ impl Engine {
 
     /// Stores the points of `updates` that fall in a trip, in one transaction.
     pub(super) fn store_route_points(&self, updates: &[PositionUpdate]) {
-        if self.trips.is_empty() || self.routes.skip.load(Ordering::Acquire) {
+        if self.trips.is_empty() || self.routes.skipping() {
             return;
         }
         let points: Vec<(Arc<str>, RoutePoint)> = updates
@@ -309,7 +209,7 @@ impl Engine {
             })
             .collect();
         if !points.is_empty() {
-            self.routes.append(&points);
+            self.routes.push(points);
         }
     }
 

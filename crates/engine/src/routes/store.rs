@@ -136,8 +136,13 @@ impl RouteStore {
     /// [`RouteStore::make_durable`].
     pub fn append(&self, points: &[(&str, RoutePoint)]) -> Result<Appended, RouteStoreError> {
         let mut sorted: Vec<(&str, RoutePoint)> = points.to_vec();
-        // By trip, then time; the first report of a `ts` in the batch wins.
-        sorted.sort_by(|a, b| a.0.cmp(b.0).then(a.1.ts.cmp(&b.1.ts)));
+        // By trip in the keys' order (the id's length, then the id), then time; the first
+        // report of a `ts` in the batch wins (the sort is stable).
+        sorted.sort_by(|a, b| {
+            (a.0.len(), a.0)
+                .cmp(&(b.0.len(), b.0))
+                .then(a.1.ts.cmp(&b.1.ts))
+        });
         let mut counts = Appended::default();
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::None)?;

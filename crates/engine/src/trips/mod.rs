@@ -281,8 +281,7 @@ impl Trips {
         }
         let windows = state.windows(trip.traveller());
         for w in windows {
-            if &*w.id != trip.id() && w.started_at <= trip.until() && trip.started_at() <= w.until
-            {
+            if &*w.id != trip.id() && w.started_at <= trip.until() && trip.started_at() <= w.until {
                 return Err(TripError::Overlap {
                     other: w.id.to_string(),
                 });
@@ -303,11 +302,11 @@ impl Trips {
         let mut state = self.state.write();
         let (id, traveller, title, started_at, ended_at) = trip.into_parts();
         let traveller = state.traveller_key(&traveller);
-        let (id, old): (Arc<str>, Option<Box<Entry>>) =
-            match state.by_id.remove_entry(id.as_str()) {
-                Some((key, old)) => (key, Some(old)),
-                None => (Arc::from(id), None),
-            };
+        let (id, old): (Arc<str>, Option<Box<Entry>>) = match state.by_id.remove_entry(id.as_str())
+        {
+            Some((key, old)) => (key, Some(old)),
+            None => (Arc::from(id), None),
+        };
         let until = ended_at.unwrap_or(i64::MAX);
         let narrowed = old
             .as_ref()
