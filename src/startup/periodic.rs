@@ -74,7 +74,13 @@ async fn expire_fences(engine: Arc<Engine>, ready: Arc<AtomicBool>) {
         })
         .await;
         match ticked {
-            Ok(Ok(())) => {}
+            Ok(Ok(None)) => {}
+            Ok(Ok(Some(written))) => {
+                // Made again from the trips a second later if it is lost.
+                if let Err(e) = written.durable().await {
+                    tracing::warn!(error = %e, "the trips' clock tick was not logged");
+                }
+            }
             Ok(Err(e)) => tracing::warn!(error = %e, "the trips' clock tick was not logged"),
             Err(e) => tracing::error!(error = %e, "fence expiry failed"),
         }

@@ -322,3 +322,101 @@ async fn an_import_larger_than_a_nats_message_is_applied_in_parts_on_every_node(
     let (_, stats_b) = b.get("/v1/stats?digest=true").await;
     assert_eq!(stats_a["digest"], stats_b["digest"]);
 }
+
+/// A trip made on one node, its positions sent to the other, its follower and link: every
+/// node holds the same trip, the same route on its own disk, the same figures, and the
+/// same follower sees the traveller; the link opens on both, and revoked on one, on
+/// neither.
+#[tokio::test]
+async fn a_trip_and_its_route_are_the_same_on_every_node() {
+    let Some(nats) = Nats::start("a_trip_and_its_route_are_the_same_on_every_node") else {
+        return;
+    };
+    let a = node(&nats, "trips").await;
+    let b = node(&nats, "trips").await;
+    let t0 = a.now() - 600_000;
+    let mut last = 0;
+    let mut write = |response: reqwest::Response| {
+        assert!(response.status().is_success(), "{}", response.status());
+        last = last.max(seq_of(&response));
+    };
+    write(
+        a.client
+            .put(a.url("/v1/trips/tour"))
+            .json(&json!({"traveller": "ann", "title": "Tour", "started_at": t0}))
+            .send()
+            .await
+            .expect("sent"),
+    );
+    write(
+        b.client
+            .put(b.url("/v1/trips/tour/followers/mum"))
+            .send()
+            .await
+            .expect("sent"),
+    );
+    let batch = (0..40)
+        .rev()
+        .map(|i| json!({"id": "ann", "lat": 60.1 + f64::from(i) * 1e-3, "lon": 24.9, "ts": t0 + i64::from(i) * 10_000}).to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    write(
+        b.client
+            .post(b.url("/v1/positions"))
+            .header("content-type", "application/x-ndjson")
+            .body(batch)
+            .send()
+            .await
+            .expect("sent"),
+    );
+    let link = a
+        .client
+        .post(a.url("/v1/trips/tour/links"))
+        .json(&json!({"expires_at": a.now() + 3_600_000}))
+        .send()
+        .await
+        .expect("sent");
+    last = last.max(seq_of(&link));
+    let link: serde_json::Value = link.json().await.expect("JSON");
+    let token = link["token"].as_str().expect("a token").to_string();
+    let mut trips = Vec::new();
+    for node in [&a, &b] {
+        let (status, trip) = node
+            .get(&format!("/v1/trips/tour?viewer=mum&min_seq={last}"))
+            .await;
+        assert_eq!(status, 200, "{trip}");
+        assert_eq!(trip["points"], 40);
+        let (_, route) = node.get("/v1/trips/tour/route?viewer=ann").await;
+        assert_eq!(route["properties"]["points"], 40);
+        assert_eq!(node.get(&format!("/v1/shared/{token}")).await.0, 200);
+        trips.push(trip);
+        // Changes apply at the stream's time, which here is before the trip's start (the
+        // nodes' clocks are set ahead): the trip starts with the clock tick a node logs
+        // once it is due, on every node alike.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while node.get("/v1/travellers/ann?viewer=mum").await.0 != 200 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the follower sees the traveller once the trip has started"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(node.get("/v1/travellers/ann?viewer=eve").await.0, 404);
+    }
+    assert_eq!(trips[0], trips[1], "the same figures");
+    let revoked = b
+        .client
+        .delete(b.url(&format!(
+            "/v1/trips/tour/links/{}",
+            link["id"].as_str().expect("an id")
+        )))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(revoked.status(), 204);
+    let last = seq_of(&revoked);
+    for node in [&a, &b] {
+        assert_eq!(node.get(&format!("/v1/stats?min_seq={last}")).await.0, 200);
+        assert_eq!(node.get(&format!("/v1/shared/{token}")).await.0, 404);
+    }
+}

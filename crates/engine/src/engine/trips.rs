@@ -148,14 +148,14 @@ impl Engine {
     }
 
     /// If a trip starts or ends, or a link expires, by now, logs the clock tick that makes
-    /// it so ([`TickTrips`]); called every second.
-    pub fn tick_trips(&self) -> Result<(), EngineError> {
+    /// it so ([`TickTrips`]); called every second. Wait for what it gives: on a cluster node
+    /// the tick is published only while it is awaited.
+    pub fn tick_trips(&self) -> Result<Option<Written<()>>, EngineError> {
         let now = self.now_ms();
         if self.trips.next_due().is_some_and(|due| due <= now) {
-            // A tick is made again from the trips if lost: nobody waits for it.
-            drop(self.write(TickTrips { at_ms: now })?);
+            return self.write(TickTrips { at_ms: now }).map(Some);
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Whether a trip starts or ends, or a link expires, by `now_ms`.

@@ -35,6 +35,13 @@ fn report(engine: &Engine, who: &str, ts: i64, at: LatLon) {
     let _ = engine.update_position(u).expect("applied").wait();
 }
 
+/// The trips' clock tick, waited for as the server does.
+fn tick(engine: &Engine) {
+    if let Some(written) = engine.tick_trips().expect("ticks") {
+        written.wait().expect("logged");
+    }
+}
+
 fn sees(engine: &Engine, viewer: &str) -> bool {
     engine.traveller("ann", Some(viewer)).is_some()
 }
@@ -98,7 +105,7 @@ fn a_fence_that_saw_a_traveller_through_its_trip_is_told_it_left_for_sharing() {
     let _ = engine.add_follower("t", "mum").expect("added");
     report(&engine, "ann", START + 1, HERE);
     clock.advance(6_000);
-    engine.tick_trips().expect("ticks");
+    tick(&engine);
     let mut kinds = Vec::new();
     while let Some(Next::Event(e)) = told.try_next() {
         kinds.push((e.event.kind, e.event.cause.expect("a cause")));
@@ -324,7 +331,7 @@ proptest! {
                 }
                 Step::Wait(ms) => {
                     clock.advance(ms * 100);
-                    engine.tick_trips().expect("ticks");
+                    tick(&engine);
                 }
             }
             let now = clock.now_ms();
