@@ -126,6 +126,26 @@ impl Inner {
         }
     }
 
+    /// Stores about `points` waiting points, of whichever trips come first.
+    fn store_some(&self, points: usize) {
+        let _storing = self.storing.lock();
+        let mut piece: Vec<(Arc<str>, RoutePoint)> = Vec::with_capacity(points);
+        {
+            let mut pending = self.pending.lock();
+            while piece.len() < points {
+                let Some(trip) = pending.keys().next().cloned() else {
+                    break;
+                };
+                let waiting = pending.remove(&trip).unwrap_or_default();
+                self.pending_points
+                    .fetch_sub(waiting.len(), Ordering::Relaxed);
+                piece.extend(waiting.into_iter().map(|p| (trip.clone(), p)));
+            }
+        }
+        piece.sort_by(|a, b| (a.0.len(), &*a.0).cmp(&(b.0.len(), &*b.0)));
+        self.write(&piece);
+    }
+
     /// Stores `trip`'s waiting points; gives the `storing` lock, held, so that the caller
     /// reads or changes the trip with nothing of it on the way.
     fn store_trip(&self, trip: &str) -> parking_lot::MutexGuard<'_, ()> {
@@ -213,7 +233,9 @@ impl Routes {
             .fetch_add(count, Ordering::Relaxed)
             + count;
         if waiting >= MAX_PENDING {
-            self.inner.store_pending();
+            // Past the bound: this writer stores a piece before it goes on (the route
+            // thread cannot keep up; writers wait their turn, each for one piece).
+            self.inner.store_some(PIECE);
         } else if waiting >= WAKE_AT {
             *self.inner.awake.lock() = true;
             self.inner.wake.notify_one();

@@ -31,6 +31,9 @@ pub struct TripFigures {
     pub cells: u64,
     /// Their area, km².
     pub explored_km2: f64,
+    /// The cell of the last point counted (0: none; no cell has id 0), so that the store
+    /// looks a cell up once in a row of points in it.
+    pub(super) last_cell: u64,
 }
 
 /// The extents of the points: latitudes, longitudes in [-180, 180] and in [0, 360).
@@ -59,6 +62,7 @@ impl TripFigures {
             if cells.insert(cell) {
                 figures.count_cell(super::places::cell_km2(cell));
             }
+            figures.last_cell = cell;
         }
         figures
     }

@@ -399,8 +399,15 @@ impl Tables<'_> {
         if added.is_empty() {
             return Ok(already);
         }
-        // The point after the region: the first of the next chunk.
-        let next = match hi.checked_add(1) {
+        let mut figures: TripFigures = match self.figures.get(prefix.as_slice())? {
+            Some(bytes) => crate::persist::decode(bytes.value())
+                .map_err(|e| RouteStoreError::Figures(e.to_string()))?,
+            None => TripFigures::default(),
+        };
+        // The point after the region: the first of the next chunk, if any point lies past
+        // the region (a route growing at its end, the usual case, has none: no lookup).
+        let beyond = figures.last.is_some_and(|last| last.ts > hi);
+        let next = match hi.checked_add(1).filter(|_| beyond) {
             None => None,
             Some(after) => match chunks
                 .range(
@@ -427,19 +434,14 @@ impl Tables<'_> {
             chunks.insert(chunk_key(&prefix, part[0].ts).as_slice(), bytes.as_slice())?;
         }
 
-        let mut figures: TripFigures = match self.figures.get(prefix.as_slice())? {
-            Some(bytes) => crate::persist::decode(bytes.value())
-                .map_err(|e| RouteStoreError::Figures(e.to_string()))?,
-            None => TripFigures::default(),
-        };
         figures.replace_region(&stored, &merged, next);
-        let mut last_cell = None;
         for p in &added {
             figures.count(*p, places::country_at(p.lat, p.lon));
             let cell = places::explored_cell(p.lat, p.lon);
-            // Consecutive points mostly share a cell: look each cell up once in a row.
-            if last_cell != Some(cell) {
-                last_cell = Some(cell);
+            // Consecutive points mostly share a cell: a cell is looked up once in a row,
+            // across appends too (the figures remember the last one).
+            if figures.last_cell != cell {
+                figures.last_cell = cell;
                 if self
                     .cells
                     .insert(cell_key(&prefix, cell).as_slice(), ())?
