@@ -270,6 +270,11 @@ pub struct ServeConfig {
     #[arg(long, env = "PROXIMA_MAX_STREAMS_PER_KEY", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_streams_per_key: u64,
 
+    /// Share-link reads (`/v1/shared/…`, `/t/…`, which need no key) one client address may
+    /// make a second, with bursts of twice that.
+    #[arg(long, env = "PROXIMA_LINK_RATE", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub link_rate: u32,
+
     /// Most travellers a live map (`GET /v1/travellers/watch`) starts with; a box holding more
     /// is refused (ask for a smaller one).
     #[arg(long, env = "PROXIMA_MAX_WATCH_SNAPSHOT", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -349,6 +354,7 @@ impl ServeConfig {
             subscriber_buffer: 1_024,
             max_subscribers: 10_000,
             max_streams_per_key: 64,
+            link_rate: 20,
             max_fences_per_stream: 100,
             max_watch_snapshot: 10_000,
             map_frame_ms: 250,

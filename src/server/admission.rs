@@ -283,6 +283,7 @@ fn admit(state: &AppState, request: &Request) -> Result<(Admitted, Caller), Box<
         }
     }
     ready(state, request)?;
+    link_rate(state, request)?;
     Ok((
         Admitted {
             rate_limit,
@@ -336,6 +337,32 @@ pub fn token_may_use(method: &Method, path: &str) -> Result<(), &'static str> {
         }
         _ => Ok(()),
     }
+}
+
+/// Refuses a share-link read past its client address's rate (see
+/// [`super::link_rate`]).
+fn link_rate(state: &AppState, request: &Request) -> Result<(), Box<Response>> {
+    let path = request.uri().path();
+    if !(path.starts_with("/v1/shared/") || path.starts_with("/t/")) {
+        return Ok(());
+    }
+    let Some(peer) = request.extensions().get::<super::request_id::PeerAddr>() else {
+        return Ok(());
+    };
+    let Err(wait) = state.link_rate.take(peer.0) else {
+        return Ok(());
+    };
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    metrics::counter!("proxima_rate_limited_total").increment(1);
+    let rate = state.link_rate.per_second;
+    let mut response = ApiError::rate_limited(format!(
+        "share links are read at most {rate} times a second from one address; retry in {secs} s"
+    ))
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    Err(Box::new(response))
 }
 
 /// Refuses a `/v1/` request while the data is still loading.

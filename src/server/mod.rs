@@ -12,6 +12,7 @@ mod dto;
 pub mod idempotency;
 pub mod imports;
 mod json_writer;
+pub mod link_rate;
 pub mod listener;
 mod malformed;
 mod observe;
@@ -118,6 +119,8 @@ pub struct Shared {
     pub imports: imports::Imports,
     /// The answers kept for writes sent with an `Idempotency-Key`.
     pub idempotency: idempotency::IdempotencyWindow,
+    /// Share-link reads per client address (`--link-rate`).
+    pub link_rate: link_rate::LinkRate,
     /// The map viewer's settings; `None` serves no viewer (`--no-ui`).
     pub ui: Option<ui::UiConfig>,
     /// In a cluster, the stream's replicator, once this node has joined: read-your-writes

@@ -64,6 +64,13 @@ pub fn is_stream_path(path: &str) -> bool {
     path == "/v1/events"
         || path == "/v1/travellers/watch"
         || (path.starts_with("/v1/fences/") && path.ends_with("/events"))
+        || (path.starts_with("/v1/trips/") && path.ends_with("/watch"))
+}
+
+/// Whether a path's route counts its client by address: the streams (on an open server),
+/// and the share-link reads, which need no key (see [`super::link_rate`]).
+fn is_counted_by_address(path: &str) -> bool {
+    is_stream_path(path) || path.starts_with("/v1/shared/") || path.starts_with("/t/")
 }
 
 impl<S, B> Service<Request<B>> for RequestId<S>
@@ -79,9 +86,10 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        // Only stream routes are told the address (an extension costs an allocation).
+        // Only the routes that count by address are told it (an extension costs an
+        // allocation).
         if let Some(peer) = self.peer
-            && is_stream_path(request.uri().path())
+            && is_counted_by_address(request.uri().path())
         {
             request.extensions_mut().insert(PeerAddr(peer));
         }

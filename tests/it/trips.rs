@@ -407,3 +407,35 @@ async fn deleting_a_trip_or_its_traveller_erases_the_route() {
     let figures = s.state.engine.trip_figures("hol").expect("reads");
     assert_eq!(figures.points, 0, "no point left on disk");
 }
+
+#[tokio::test]
+async fn share_links_are_read_at_a_bounded_rate_per_address() {
+    let s = TestServer::start_with(|c| c.link_rate = 5).await;
+    trip_with_points(&s, 5).await;
+    let (_, link) = s
+        .send(
+            s.client
+                .post(s.url("/v1/trips/hol/links"))
+                .json(&json!({"expires_at": s.now() + 3_600_000})),
+        )
+        .await;
+    let token = link["token"].as_str().expect("a token").to_string();
+    let mut refused = None;
+    for _ in 0..30 {
+        let response = s
+            .client
+            .get(s.url(&format!("/v1/shared/{token}")))
+            .send()
+            .await
+            .expect("answers");
+        if response.status() == 429 {
+            refused = Some(header(&response, "retry-after").map(String::from));
+            break;
+        }
+        assert_eq!(response.status(), 200);
+    }
+    let retry = refused.expect("refused past twice the rate");
+    assert!(retry.is_some_and(|r| r.parse::<u64>().is_ok_and(|s| s >= 1)));
+    // Keys' routes are not counted against it.
+    assert_eq!(s.get("/v1/trips/hol?viewer=ann").await.0, 200);
+}
