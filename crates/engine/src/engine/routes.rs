@@ -1,28 +1,33 @@
 //! [`Routes`]: the route store in the engine, with the points waiting to reach it, and who
 //! is watching which route.
 //!
-//! Positions join their trips' routes as their change is applied, but they reach the
-//! `redb` file a little later, gathered by trip: a batch of 1,000 reports from 1,000
-//! travellers touches 1,000 trips' chunks, which with a million trips lie on a thousand
-//! different pages of the B-tree, each copied on write. Gathered over many batches and
-//! written in key order, a piece of 20,000 points touches each page once: measured on a
-//! million trips with one new point each, 110,000–150,000 points a second stored in sorted
-//! pieces against 17,000 in the batches as they come (the same store, the same points).
-//! So the write path only files the points by trip (`pending`), and a thread of its own
-//! stores them in pieces, each trip's points in the order they arrived. It wakes when
-//! [`WAKE_AT`] points wait, and at least every half second. Past [`MAX_PENDING`] points a
-//! writer stores them itself before going on: the bound, and the back pressure.
+//! Positions join their trips' routes as their change is applied, and reach the store's
+//! file a little later, in three steps:
+//! - the write path files the points by trip in memory (`pending`);
+//! - the route thread writes what waits as a fresh piece ([`RouteStore::add_fresh`]) when
+//!   [`WAKE_AT`] points wait, when the oldest has waited [`PIECE_EVERY`], or when writes
+//!   pause. Past [`MAX_PENDING`] points a writer writes a piece itself before it goes on:
+//!   the bound, and the back pressure;
+//! - the route thread settles the pieces into each trip's chunks when [`SETTLE_PIECES`]
+//!   wait, or when writes pause, in parts of [`SETTLE_PART`] trips a piece, writing new
+//!   pieces between parts when points pile up ([`RouteStore::settle_some`]).
+//!
+//! Settling touches each trip's chunks once for all its points in the pieces, where storing
+//! each batch's points straight into the chunks touched them once a batch: measured with a
+//! million travellers, all on trips, reporting in batches of 1,000 (`scripts/trips-bench.sh`),
+//! the batches' rate with trips went from 0.18 of the rate without to the figure in
+//! `docs/performance.md`.
 //!
 //! Nothing is lost meanwhile: the log holds every change, and the store claims to hold
-//! the log up to a sequence only after storing everything pending ([`Routes::make_durable`],
+//! the log up to a sequence only after writing everything pending ([`Routes::make_durable`],
 //! at each snapshot). A reader of a route sees every point applied before it: the trip's
-//! pending points are stored first ([`Routes::store_trip`]).
+//! pending and fresh points are settled first ([`Routes::read_trip`]).
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
@@ -32,12 +37,20 @@ use crate::routes::{RoutePoint, RouteStore};
 /// The file of the route store in a data directory.
 pub const ROUTES_FILE: &str = "routes.redb";
 
-/// Points waiting that wake the route thread.
-const WAKE_AT: usize = 20_000;
-/// The most points that may wait: a writer that finds more stores them itself.
-const MAX_PENDING: usize = 1_000_000;
-/// Points stored in one transaction (the route thread lets readers in between).
-const PIECE: usize = 20_000;
+/// Points waiting that wake the route thread to write a piece.
+const WAKE_AT: usize = 250_000;
+/// The most points a fresh piece holds (one transaction; readers get in between).
+const PIECE: usize = 250_000;
+/// The most points that may wait: a writer that finds more writes a piece itself.
+const MAX_PENDING: usize = 2_000_000;
+/// The longest points wait in memory while writes go on, so that slow writes do not make
+/// many small pieces.
+const PIECE_EVERY: Duration = Duration::from_secs(10);
+/// Fresh pieces that make the route thread settle them: each reader of a trip reads a
+/// blob of each, and settling more at once touches each trip's chunks less often.
+const SETTLE_PIECES: u64 = 32;
+/// Trips a piece settled in one transaction (readers and new pieces get in between).
+const SETTLE_PART: usize = 4_096;
 /// The longest the route thread sleeps.
 const NAP: Duration = Duration::from_millis(500);
 
@@ -54,6 +67,8 @@ struct Inner {
     pending: Mutex<HashMap<Arc<str>, Vec<RoutePoint>>>,
     /// How many points `pending` holds.
     pending_points: AtomicUsize,
+    /// How many pushes there have been (the route thread sees a pause by it).
+    pushes: AtomicU64,
     /// Held while points go from `pending` into the store, so that each trip's points
     /// reach it in the order they arrived.
     storing: Mutex<()>,
@@ -90,81 +105,142 @@ impl Inner {
         })
     }
 
-    /// Stores `points` (the caller holds `storing`).
-    fn write(&self, points: &[(Arc<str>, RoutePoint)]) {
-        if points.is_empty() {
-            return;
-        }
-        let borrowed: Vec<(&str, RoutePoint)> = points.iter().map(|(t, p)| (&**t, *p)).collect();
-        if let Err(e) = self.store().read().append(&borrowed) {
-            self.failed.store(true, Ordering::Release);
-            tracing::error!(error = %e, points = points.len(), "route store: points not stored; they will be replayed from the log at the next start");
-        }
-    }
-
-    /// Stores every point waiting, in pieces, trips in the store's key order.
-    fn store_pending(&self) {
-        let mut trips: Vec<Arc<str>> = self.pending.lock().keys().cloned().collect();
-        // The store's keys: the id's length, then the id.
-        trips.sort_unstable_by(|a, b| (a.len(), &**a).cmp(&(b.len(), &**b)));
-        let mut next = 0;
-        while next < trips.len() {
-            let _storing = self.storing.lock();
-            let mut piece: Vec<(Arc<str>, RoutePoint)> = Vec::with_capacity(PIECE);
-            {
-                let mut pending = self.pending.lock();
-                while next < trips.len() && piece.len() < PIECE {
-                    if let Some(points) = pending.remove(&trips[next]) {
-                        self.pending_points
-                            .fetch_sub(points.len(), Ordering::Relaxed);
-                        piece.extend(points.into_iter().map(|p| (trips[next].clone(), p)));
-                    }
-                    next += 1;
+    /// Writes trips' waiting points as fresh pieces of about [`PIECE`] points, `trips` in
+    /// the store's key order (the caller holds `storing`).
+    fn write(&self, trips: &[(Arc<str>, Vec<RoutePoint>)]) {
+        let mut start = 0;
+        let mut points = 0;
+        for (i, (_, waiting)) in trips.iter().enumerate() {
+            points += waiting.len();
+            if points >= PIECE || i + 1 == trips.len() {
+                let piece = trips[start..=i].iter().map(|(t, p)| (&**t, p.as_slice()));
+                if let Err(e) = self.store().read().add_fresh_trips(piece) {
+                    self.failed.store(true, Ordering::Release);
+                    tracing::error!(error = %e, points, "route store: points not stored; they will be replayed from the log at the next start");
                 }
+                start = i + 1;
+                points = 0;
             }
-            self.write(&piece);
         }
     }
 
-    /// Stores about `points` waiting points, of whichever trips come first.
+    /// Writes every point waiting, as fresh pieces.
+    fn store_pending(&self) {
+        let _storing = self.storing.lock();
+        let taken = std::mem::take(&mut *self.pending.lock());
+        let trips = in_key_order(taken.into_iter().collect());
+        let points: usize = trips.iter().map(|(_, p)| p.len()).sum();
+        self.write(&trips);
+        self.pending_points.fetch_sub(points, Ordering::Relaxed);
+    }
+
+    /// Writes about `points` waiting points, of whichever trips come first, as a piece.
     fn store_some(&self, points: usize) {
         let _storing = self.storing.lock();
-        let mut piece: Vec<(Arc<str>, RoutePoint)> = Vec::with_capacity(points);
+        let mut taken = Vec::new();
+        let mut count = 0;
         {
             let mut pending = self.pending.lock();
-            while piece.len() < points {
+            while count < points {
                 let Some(trip) = pending.keys().next().cloned() else {
                     break;
                 };
                 let waiting = pending.remove(&trip).unwrap_or_default();
-                self.pending_points
-                    .fetch_sub(waiting.len(), Ordering::Relaxed);
-                piece.extend(waiting.into_iter().map(|p| (trip.clone(), p)));
+                count += waiting.len();
+                taken.push((trip, waiting));
             }
         }
-        piece.sort_by(|a, b| (a.0.len(), &*a.0).cmp(&(b.0.len(), &*b.0)));
-        self.write(&piece);
+        self.write(&in_key_order(taken));
+        self.pending_points.fetch_sub(count, Ordering::Relaxed);
     }
 
-    /// Stores `trip`'s waiting points; gives the `storing` lock, held, so that the caller
-    /// reads or changes the trip with nothing of it on the way.
+    /// Settles `trip`'s fresh and waiting points; gives the `storing` lock, held, so that
+    /// the caller reads or changes the trip with nothing of it on the way.
     fn store_trip(&self, trip: &str) -> parking_lot::MutexGuard<'_, ()> {
         let storing = self.storing.lock();
-        let waiting = self.pending.lock().remove(trip);
-        if let Some(points) = waiting {
-            self.pending_points
-                .fetch_sub(points.len(), Ordering::Relaxed);
-            let trip: Arc<str> = Arc::from(trip);
-            let piece: Vec<(Arc<str>, RoutePoint)> =
-                points.into_iter().map(|p| (trip.clone(), p)).collect();
-            self.write(&piece);
+        let waiting = self.pending.lock().remove(trip).unwrap_or_default();
+        self.pending_points
+            .fetch_sub(waiting.len(), Ordering::Relaxed);
+        if let Err(e) = self.store().read().settle_trip(trip, &waiting) {
+            self.failed.store(true, Ordering::Release);
+            tracing::error!(error = %e, trip, "route store: a trip's points were not settled; they will be replayed from the log at the next start");
         }
         storing
     }
+
+    /// Settles every fresh piece written so far, a part at a time, writing waiting points
+    /// as new pieces between parts when they pile up.
+    fn settle(&self) {
+        let started = self.store().read().start_settling();
+        let mut settling = match started {
+            Ok(Some(settling)) => settling,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "route store: fresh pieces not settled");
+                return;
+            }
+        };
+        loop {
+            let done = {
+                let _storing = self.storing.lock();
+                self.store().read().settle_some(&mut settling, SETTLE_PART)
+            };
+            match done {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) => {
+                    self.failed.store(true, Ordering::Release);
+                    tracing::error!(error = %e, "route store: fresh pieces not settled; they will be replayed from the log at the next start");
+                    return;
+                }
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            if self.pending_points.load(Ordering::Relaxed) >= WAKE_AT {
+                self.store_pending();
+            }
+        }
+    }
 }
 
-/// The route thread: stores what waits when woken, or every [`NAP`]; ends with its engine.
+/// `trips` sorted in the store's key order: the id's length, then the id. Each id's length
+/// and first 16 bytes are compared as numbers, kept beside its index, and the ids
+/// themselves only on a tie: sorting the strings where they lie in the heap cost the route
+/// thread a fifth of the server's time in the trips workload (a cache miss a comparison).
+fn in_key_order(trips: Vec<(Arc<str>, Vec<RoutePoint>)>) -> Vec<(Arc<str>, Vec<RoutePoint>)> {
+    let mut order: Vec<(usize, u128, u32)> = trips
+        .iter()
+        .enumerate()
+        .map(|(i, (trip, _))| {
+            let mut head = [0u8; 16];
+            let bytes = trip.as_bytes();
+            let n = bytes.len().min(16);
+            head[..n].copy_from_slice(&bytes[..n]);
+            (
+                bytes.len(),
+                u128::from_be_bytes(head),
+                u32::try_from(i).unwrap_or(u32::MAX),
+            )
+        })
+        .collect();
+    order.sort_unstable_by(|a, b| {
+        (a.0, a.1)
+            .cmp(&(b.0, b.1))
+            .then_with(|| trips[a.2 as usize].0.cmp(&trips[b.2 as usize].0))
+    });
+    let mut slots: Vec<Option<(Arc<str>, Vec<RoutePoint>)>> = trips.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .filter_map(|(_, _, i)| slots[i as usize].take())
+        .collect()
+}
+
+/// The route thread: writes what waits as pieces and settles them (see the module's
+/// doc); ends with its engine.
 fn run(inner: Weak<Inner>) {
+    let mut last_piece = Instant::now();
+    let mut seen_pushes = 0;
     while let Some(inner) = inner.upgrade() {
         {
             let mut awake = inner.awake.lock();
@@ -176,7 +252,22 @@ fn run(inner: Weak<Inner>) {
         if inner.closed.load(Ordering::Acquire) {
             return;
         }
-        inner.store_pending();
+        let pushes = inner.pushes.load(Ordering::Relaxed);
+        let paused = pushes == seen_pushes;
+        seen_pushes = pushes;
+        let pending = inner.pending_points.load(Ordering::Relaxed);
+        if pending >= WAKE_AT || (pending > 0 && (paused || last_piece.elapsed() >= PIECE_EVERY)) {
+            inner.store_pending();
+            last_piece = Instant::now();
+        }
+        let fresh = inner.store().read().fresh();
+        match fresh {
+            Ok(fresh) if fresh.pieces >= SETTLE_PIECES || (paused && fresh.pieces > 0) => {
+                inner.settle();
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "route store: its fresh pieces not read"),
+        }
     }
 }
 
@@ -212,6 +303,7 @@ impl Routes {
             Mutex::new(spawned)
         });
         let count = points.len();
+        self.inner.pushes.fetch_add(1, Ordering::Relaxed);
         {
             let watchers = self.watchers.lock();
             let mut pending = self.inner.pending.lock();
@@ -233,7 +325,7 @@ impl Routes {
             .fetch_add(count, Ordering::Relaxed)
             + count;
         if waiting >= MAX_PENDING {
-            // Past the bound: this writer stores a piece before it goes on (the route
+            // Past the bound: this writer writes a piece before it goes on (the route
             // thread cannot keep up; writers wait their turn, each for one piece).
             self.inner.store_some(PIECE);
         } else if waiting >= WAKE_AT {
@@ -249,9 +341,14 @@ impl Routes {
         self.inner.store().read()
     }
 
-    /// Erases `trip`'s points, waiting ones included.
+    /// Erases `trip`'s points, waiting and fresh ones included.
     pub(super) fn erase(&self, trip: &str) {
-        let _storing = self.inner.store_trip(trip);
+        let _storing = self.inner.storing.lock();
+        if let Some(waiting) = self.inner.pending.lock().remove(trip) {
+            self.inner
+                .pending_points
+                .fetch_sub(waiting.len(), Ordering::Relaxed);
+        }
         if let Err(e) = self.inner.store().read().erase(trip) {
             self.inner.failed.store(true, Ordering::Release);
             tracing::error!(error = %e, trip, "route store: a trip's points were not erased; the erasure will be replayed from the log at the next start");

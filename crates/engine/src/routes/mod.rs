@@ -11,16 +11,15 @@
 pub mod codec;
 mod figures;
 pub mod keys;
+mod pieces;
 pub mod places;
 pub mod shape;
 mod sphere;
 pub mod stays;
 mod store;
-#[cfg(test)]
-mod store_tests;
 
 pub use figures::TripFigures;
-pub use store::{Appended, RouteStore, RouteStoreError};
+pub use store::{Appended, Fresh, RouteStore, RouteStoreError, Settling};
 
 /// One point of a route.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

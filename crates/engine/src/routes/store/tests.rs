@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
-use super::codec::{from_units, to_units};
-use super::places::Places;
-use super::shape::Figures;
-use super::{RoutePoint, RouteStore, TripFigures};
+use crate::routes::codec::{from_units, to_units};
+use crate::routes::places::Places;
+use crate::routes::shape::Figures;
+use crate::routes::{RoutePoint, RouteStore, TripFigures};
 
 const TRIPS: [&str; 3] = ["a", "b", "trip-with-a-longer-id"];
 
@@ -183,4 +183,127 @@ fn an_erased_trip_leaves_no_point_and_others_keep_theirs() {
         (vec![], false)
     );
     assert_eq!(store.count("kept").expect("counts"), 1_000);
+}
+
+/// What happens to the store with fresh pieces, in the engine's order of things.
+#[derive(Debug, Clone)]
+enum FreshStep {
+    /// Points written as a fresh piece: (trip index, ts, lat, lon), in arrival order.
+    Piece(Vec<(usize, i64, f64, f64)>),
+    /// A reader settles a trip, with points that arrived after every piece.
+    SettleTrip(usize, Vec<(i64, f64, f64)>),
+    /// The route thread settles every piece so far, parts of this many trips a piece, with
+    /// a piece written after the first part.
+    Settle(usize, Vec<(usize, i64, f64, f64)>),
+    /// A trip erased.
+    Erase(usize),
+    /// A trip read (settled first) against the model.
+    Check(usize),
+}
+
+const MANY_TRIPS: usize = 24;
+
+fn fresh_trip(t: usize) -> String {
+    format!("trip-{t}")
+}
+
+fn fresh_step() -> impl Strategy<Value = FreshStep> {
+    let report = (0..MANY_TRIPS, 0i64..300, -89.0f64..89.0, -179.0f64..179.0);
+    let points = proptest::collection::vec(report, 1..400);
+    prop_oneof![
+        5 => points.clone().prop_map(FreshStep::Piece),
+        2 => (0..MANY_TRIPS, proptest::collection::vec((0i64..300, -89.0f64..89.0, -179.0f64..179.0), 0..20))
+            .prop_map(|(t, p)| FreshStep::SettleTrip(t, p)),
+        2 => (1usize..5, points).prop_map(|(part, p)| FreshStep::Settle(part, p)),
+        1 => (0..MANY_TRIPS).prop_map(FreshStep::Erase),
+        2 => (0..MANY_TRIPS).prop_map(FreshStep::Check),
+    ]
+}
+
+/// Adds reports to the model, the first of each (trip, ts) winning.
+fn arrive(model: &mut BTreeMap<(usize, i64), RoutePoint>, reports: &[(usize, i64, f64, f64)]) {
+    for &(t, ts, lat, lon) in reports {
+        model.entry((t, ts)).or_insert_with(|| stored(ts, lat, lon));
+    }
+}
+
+fn route_of(model: &BTreeMap<(usize, i64), RoutePoint>, t: usize) -> Vec<RoutePoint> {
+    model
+        .range((t, i64::MIN)..=(t, i64::MAX))
+        .map(|(_, p)| *p)
+        .collect()
+}
+
+fn add_piece(store: &RouteStore, reports: &[(usize, i64, f64, f64)]) {
+    let names: Vec<String> = reports.iter().map(|r| fresh_trip(r.0)).collect();
+    let points: Vec<(&str, RoutePoint)> = reports
+        .iter()
+        .zip(&names)
+        .map(|(&(_, ts, lat, lon), name)| (name.as_str(), RoutePoint { ts, lat, lon }))
+        .collect();
+    store.add_fresh(&points).expect("writes a piece");
+}
+
+proptest! {
+    #![proptest_config(crate::testing::proptest_config(48))]
+
+    /// Fresh pieces, settled by readers a trip at a time and by the route thread in parts,
+    /// with erasures between: every trip's route and figures equal the model's (the first
+    /// point to arrive at each `ts` wins; an erased trip's points never come back), and
+    /// settling everything leaves no piece.
+    #[test]
+    fn fresh_pieces_settle_to_the_model(steps in proptest::collection::vec(fresh_step(), 1..14)) {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("routes.redb");
+        let store = RouteStore::open(&path).expect("opens");
+        let mut model: BTreeMap<(usize, i64), RoutePoint> = BTreeMap::new();
+        for step in &steps {
+            match step {
+                FreshStep::Piece(reports) => {
+                    add_piece(&store, reports);
+                    arrive(&mut model, reports);
+                }
+                FreshStep::SettleTrip(t, newer) => {
+                    let points: Vec<RoutePoint> =
+                        newer.iter().map(|&(ts, lat, lon)| RoutePoint { ts, lat, lon }).collect();
+                    store.settle_trip(&fresh_trip(*t), &points).expect("settles");
+                    let reports: Vec<_> = newer.iter().map(|&(ts, lat, lon)| (*t, ts, lat, lon)).collect();
+                    arrive(&mut model, &reports);
+                }
+                FreshStep::Settle(part, meanwhile) => {
+                    if let Some(mut settling) = store.start_settling().expect("reads") {
+                        let mut first = true;
+                        while !store.settle_some(&mut settling, *part).expect("settles") {
+                            if first {
+                                add_piece(&store, meanwhile);
+                                arrive(&mut model, meanwhile);
+                                first = false;
+                            }
+                        }
+                    }
+                }
+                FreshStep::Erase(t) => {
+                    store.erase(&fresh_trip(*t)).expect("erases");
+                    model.retain(|(trip, _), _| trip != t);
+                }
+                FreshStep::Check(t) => {
+                    let trip = fresh_trip(*t);
+                    store.settle_trip(&trip, &[]).expect("settles");
+                    let route = route_of(&model, *t);
+                    prop_assert_eq!(&read_all(&store, &trip, i64::MIN, i64::MAX, 97), &route);
+                    figures_match(store.figures(&trip).expect("reads"), &route)?;
+                }
+            }
+        }
+        while let Some(mut settling) = store.start_settling().expect("reads") {
+            while !store.settle_some(&mut settling, 3).expect("settles") {}
+        }
+        prop_assert_eq!(store.fresh().expect("reads").pieces, 0);
+        for t in 0..MANY_TRIPS {
+            let trip = fresh_trip(t);
+            let route = route_of(&model, t);
+            prop_assert_eq!(&read_all(&store, &trip, i64::MIN, i64::MAX, 10_000), &route);
+            figures_match(store.figures(&trip).expect("reads"), &route)?;
+        }
+    }
 }

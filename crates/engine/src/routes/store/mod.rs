@@ -31,22 +31,50 @@
 //! - The cost of `redb`'s copy-on-write is space freed and kept for later commits; it is
 //!   given back by [`RouteStore::compact`].
 //!
-//! Chunks: each trip's points are kept in chunks of at most
-//! [`MAX_CHUNK_POINTS`](super::codec::MAX_CHUNK_POINTS), keyed by (trip, first `ts`) and
-//! delta-encoded ([`super::codec`]). Adding points reads the chunks their times fall in,
-//! merges (each `ts` once: a point already stored wins, so applying a change twice is a
-//! no-op) and writes them back. A late point rewrites the chunks from its own to the
-//! newest of the batch's points for that trip: cheap for the usual few minutes late, in
-//! proportion to the route since then for a point days late.
+//! Two levels, both in the one file, so that one commit holds them and the applied
+//! sequence together:
+//! - **Fresh pieces** ([`RouteStore::add_fresh`]): points as they arrive, many trips in one
+//!   piece, sorted by trip and written as a run of small blobs ([`super::pieces`]) at the
+//!   end of the key space. Writing a piece touches a few thousand keys in order, whatever
+//!   the number of trips in it.
+//! - **Settled chunks**: each trip's points in chunks of at most
+//!   [`MAX_CHUNK_POINTS`](super::codec::MAX_CHUNK_POINTS), keyed by (trip, first `ts`) and
+//!   delta-encoded ([`super::codec`]), with the trip's figures and explored cells beside
+//!   them. Settling reads the chunks the new points' times fall in, merges (each `ts`
+//!   once: the point that reached the store first wins, so applying a change twice is a
+//!   no-op), writes them back and corrects the figures ([`merge`]).
+//!
+//! Why two: a chunk is a B-tree entry, and a batch from a million travellers touches a
+//! million of them, each on its own page, each page copied on write. Measured with
+//! `cargo run --release -p proxima-engine --example route_pieces` (a million trips, one
+//! point each a round): 90,000–145,000 points a second settled straight into chunks,
+//! whatever the transaction's size. Fresh pieces take the points at a fraction of that
+//! cost, and settling many pieces at once touches each trip's chunks once for all its
+//! points in them ([`RouteStore::settle_some`], in parts of a few thousand trips).
+//!
+//! A reader of a trip settles that trip first ([`RouteStore::settle_trip`]: its entries in
+//! each piece, one blob a piece), so the chunks and figures it reads hold every point the
+//! store has. Erasing a trip strips its entries from every piece as well as its chunks.
+//!
+//! A late point rewrites the chunks from its own to the newest of the points settled with
+//! it: cheap for the usual few minutes late, in proportion to the route since then for a
+//! point days late.
 
 use std::path::Path;
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::codec::{self, CodecError, MAX_CHUNK_POINTS};
-use super::keys::{chunk_key, chunk_start, trip_prefix};
-use super::places;
+use super::codec::{self, CodecError};
+use super::keys::{chunk_key, trip_prefix};
 use super::{RoutePoint, TripFigures};
+
+mod fresh;
+mod merge;
+#[cfg(test)]
+mod tests;
+
+pub use fresh::{Fresh, Settling};
+use merge::{Tables, cell_key, start_of_chunk_holding};
 
 /// Chunks of points by (trip, first `ts`).
 const CHUNKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("chunks");
@@ -57,6 +85,12 @@ const CELLS: TableDefinition<&[u8], ()> = TableDefinition::new("cells");
 /// The store's own facts: the last log sequence applied.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const APPLIED_SEQ: &str = "applied_seq";
+/// The next fresh piece's number.
+const NEXT_PIECE: &str = "next_piece";
+/// Fresh pieces' blobs: (piece number big-endian, the blob's first trip prefix).
+const FRESH: TableDefinition<&[u8], &[u8]> = TableDefinition::new("fresh");
+/// The fresh pieces not yet settled, with the points each held when written.
+const PIECES: TableDefinition<u64, u64> = TableDefinition::new("pieces");
 
 /// Why the route store failed.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +153,8 @@ impl RouteStore {
         txn.open_table(FIGURES)?;
         txn.open_table(CELLS)?;
         txn.open_table(META)?;
+        txn.open_table(FRESH)?;
+        txn.open_table(PIECES)?;
         txn.commit()?;
         Ok(Self { db })
     }
@@ -131,9 +167,11 @@ impl RouteStore {
         Ok(meta.get(APPLIED_SEQ)?.map_or(0, |v| v.value()))
     }
 
-    /// Adds `points` of their trips (any order; repeats and points already stored are
-    /// left as they are), in one transaction. Not yet durable: see
-    /// [`RouteStore::make_durable`].
+    /// Settles `points` of their trips (any order; repeats and points already stored are
+    /// left as they are) straight into their chunks, in one transaction: for few trips
+    /// with many points each (fresh pieces are the way in for many trips with few). A
+    /// trip's fresh points must be settled before it ([`RouteStore::settle_trip`]) for
+    /// the first to arrive to win. Not yet durable: see [`RouteStore::make_durable`].
     pub fn append(&self, points: &[(&str, RoutePoint)]) -> Result<Appended, RouteStoreError> {
         let mut sorted: Vec<(&str, RoutePoint)> = points.to_vec();
         // By trip in the keys' order (the id's length, then the id), then time; the first
@@ -174,8 +212,8 @@ impl RouteStore {
         Ok(counts)
     }
 
-    /// Erases every point of `trip`, its figures and cells; gives how many points there
-    /// were.
+    /// Erases every point of `trip`, settled and fresh, its figures and cells; gives how
+    /// many points there were (a `ts` both settled and fresh counts twice).
     pub fn erase(&self, trip: &str) -> Result<u64, RouteStoreError> {
         let prefix = trip_prefix(trip);
         let (start, end) = (chunk_key(&prefix, i64::MIN), chunk_key(&prefix, i64::MAX));
@@ -196,6 +234,7 @@ impl RouteStore {
             let (first_cell, last_cell) = (cell_key(&prefix, 0), cell_key(&prefix, u64::MAX));
             txn.open_table(CELLS)?
                 .retain_in(first_cell.as_slice()..=last_cell.as_slice(), |_, ()| false)?;
+            erased += fresh::strip(&txn, &prefix)?;
         }
         txn.commit()?;
         Ok(erased)
@@ -217,7 +256,8 @@ impl RouteStore {
         Ok(())
     }
 
-    /// `trip`'s figures, without reading its route (`None`: no point stored).
+    /// `trip`'s figures, without reading its route (`None`: no point settled). Of its
+    /// settled points: settle it first ([`RouteStore::settle_trip`]) to count them all.
     pub fn figures(&self, trip: &str) -> Result<Option<TripFigures>, RouteStoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(FIGURES)?;
@@ -232,6 +272,7 @@ impl RouteStore {
     /// Keeps only `trip`'s points with `from <= ts <= to` (a trip whose times were
     /// narrowed), its figures worked out again from them.
     pub fn retain_window(&self, trip: &str, from: i64, to: i64) -> Result<(), RouteStoreError> {
+        self.settle_trip(trip, &[])?;
         let (kept, _) = self.read(trip, from, to, None, usize::MAX)?;
         if u64::try_from(kept.len()).ok() == self.figures(trip)?.map(|f| f.points) {
             return Ok(());
@@ -256,7 +297,8 @@ impl RouteStore {
     }
 
     /// `trip`'s points with `from <= ts <= to`, after `after` (a page's last `ts`), at
-    /// most `limit`, in `ts` order; and whether more follow.
+    /// most `limit`, in `ts` order; and whether more follow. Its settled points: settle it
+    /// first ([`RouteStore::settle_trip`]) to read them all.
     pub fn read(
         &self,
         trip: &str,
@@ -298,7 +340,7 @@ impl RouteStore {
         Ok((out, false))
     }
 
-    /// How many points `trip` holds.
+    /// How many settled points `trip` holds.
     pub fn count(&self, trip: &str) -> Result<u64, RouteStoreError> {
         let prefix = trip_prefix(trip);
         let txn = self.db.begin_read()?;
@@ -314,146 +356,5 @@ impl RouteStore {
             n += points.len() as u64;
         }
         Ok(n)
-    }
-}
-
-/// Where the chunk that may hold `ts` starts: the trip's last chunk starting at or before
-/// it, or `ts` itself when none does.
-fn start_of_chunk_holding(
-    chunks: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    prefix: &[u8],
-    ts: i64,
-) -> Result<i64, RouteStoreError> {
-    Ok(chunks
-        .range(chunk_key(prefix, i64::MIN).as_slice()..=chunk_key(prefix, ts).as_slice())?
-        .next_back()
-        .transpose()?
-        .map_or(ts, |(k, _)| chunk_start(k.value())))
-}
-
-/// The tables one append writes.
-struct Tables<'txn> {
-    chunks: redb::Table<'txn, &'static [u8], &'static [u8]>,
-    figures: redb::Table<'txn, &'static [u8], &'static [u8]>,
-    cells: redb::Table<'txn, &'static [u8], ()>,
-}
-
-/// A cell's key: the trip's prefix, then the cell id big-endian.
-fn cell_key(prefix: &[u8], cell: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(prefix.len() + 8);
-    key.extend_from_slice(prefix);
-    key.extend_from_slice(&cell.to_be_bytes());
-    key
-}
-
-impl Tables<'_> {
-    /// Merges `new` (sorted by `ts`, each once) into `trip`'s chunks: the chunks their
-    /// times fall in are read, merged (a point already stored wins) and written back, split
-    /// into chunks of at most [`MAX_CHUNK_POINTS`], and the trip's figures are corrected
-    /// for the points added. Gives how many of `new` were stored already.
-    fn merge(&mut self, trip: &str, new: &[RoutePoint]) -> Result<u64, RouteStoreError> {
-        let (Some(lo), Some(hi)) = (new.first().map(|p| p.ts), new.last().map(|p| p.ts)) else {
-            return Ok(0);
-        };
-        let prefix = trip_prefix(trip);
-        let chunks = &mut self.chunks;
-        // The chunk that may hold `lo`, then every chunk starting up to `hi`.
-        let first = start_of_chunk_holding(chunks, &prefix, lo)?;
-        let mut old_keys = Vec::new();
-        let mut stored = Vec::new();
-        for entry in chunks
-            .range(chunk_key(&prefix, first).as_slice()..=chunk_key(&prefix, hi).as_slice())?
-        {
-            let (key, bytes) = entry?;
-            old_keys.push(key.value().to_vec());
-            codec::decode(bytes.value(), &mut stored)?;
-        }
-        // Merge two sorted runs; on equal `ts` the stored point wins.
-        let mut merged = Vec::with_capacity(stored.len() + new.len());
-        let mut added = Vec::with_capacity(new.len());
-        let (mut i, mut j, mut already) = (0, 0, 0u64);
-        while i < stored.len() || j < new.len() {
-            match (stored.get(i), new.get(j)) {
-                (Some(s), Some(n)) if s.ts == n.ts => {
-                    merged.push(*s);
-                    already += 1;
-                    i += 1;
-                    j += 1;
-                }
-                (Some(s), Some(n)) if s.ts < n.ts => {
-                    merged.push(*s);
-                    i += 1;
-                }
-                (Some(s), None) => {
-                    merged.push(*s);
-                    i += 1;
-                }
-                (_, Some(n)) => {
-                    merged.push(*n);
-                    added.push(*n);
-                    j += 1;
-                }
-                (None, None) => break,
-            }
-        }
-        if added.is_empty() {
-            return Ok(already);
-        }
-        let mut figures: TripFigures = match self.figures.get(prefix.as_slice())? {
-            Some(bytes) => crate::persist::decode(bytes.value())
-                .map_err(|e| RouteStoreError::Figures(e.to_string()))?,
-            None => TripFigures::default(),
-        };
-        // The point after the region: the first of the next chunk, if any point lies past
-        // the region (a route growing at its end, the usual case, has none: no lookup).
-        let beyond = figures.last.is_some_and(|last| last.ts > hi);
-        let next = match hi.checked_add(1).filter(|_| beyond) {
-            None => None,
-            Some(after) => match chunks
-                .range(
-                    chunk_key(&prefix, after).as_slice()..=chunk_key(&prefix, i64::MAX).as_slice(),
-                )?
-                .next()
-            {
-                Some(entry) => {
-                    let (_, bytes) = entry?;
-                    let mut points = Vec::new();
-                    codec::decode(bytes.value(), &mut points)?;
-                    points.first().copied()
-                }
-                None => None,
-            },
-        };
-        for key in &old_keys {
-            chunks.remove(key.as_slice())?;
-        }
-        let mut bytes = Vec::new();
-        for part in merged.chunks(MAX_CHUNK_POINTS) {
-            bytes.clear();
-            codec::encode(part, &mut bytes);
-            chunks.insert(chunk_key(&prefix, part[0].ts).as_slice(), bytes.as_slice())?;
-        }
-
-        figures.replace_region(&stored, &merged, next);
-        for p in &added {
-            figures.count(*p, places::country_at(p.lat, p.lon));
-            let cell = places::explored_cell(p.lat, p.lon);
-            // Consecutive points mostly share a cell: a cell is looked up once in a row,
-            // across appends too (the figures remember the last one).
-            if figures.last_cell != cell {
-                figures.last_cell = cell;
-                if self
-                    .cells
-                    .insert(cell_key(&prefix, cell).as_slice(), ())?
-                    .is_none()
-                {
-                    figures.count_cell(places::cell_km2(cell));
-                }
-            }
-        }
-        let encoded = crate::persist::encode(&figures)
-            .map_err(|e| RouteStoreError::Figures(e.to_string()))?;
-        self.figures.insert(prefix.as_slice(), encoded.as_slice())?;
-        Ok(already)
     }
 }

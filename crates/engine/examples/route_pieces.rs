@@ -1,0 +1,99 @@
+//! The route store's two ways in, on the workload that decides between them: many trips
+//! with a few new points each. Each round adds PIECES × PIECE points of random trips (of
+//! TRIPS, ids like the harness's), then:
+//! - `straight`: settles them straight into the chunks, a transaction a piece
+//!   (`RouteStore::append`, the store's only way in before fresh pieces);
+//! - `pieces`: writes them as fresh pieces (`RouteStore::add_fresh`), then settles every
+//!   piece in parts of PART trips (`RouteStore::settle_some`).
+//!
+//! `cargo run --release -p proxima-engine --example route_pieces [TRIPS PIECE PIECES PART
+//! WAY]` (defaults 1,000,000 250,000 32 4,096 both; WAY is `straight`, `pieces` or `both`)
+//! prints each round's points a second and
+//! microseconds a point, three rounds a way, each way on a fresh store.
+
+use std::time::Instant;
+
+use proxima_engine::routes::{RoutePoint, RouteStore};
+
+/// The server's allocator, so that the figures are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    let words: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<usize> = words
+        .iter()
+        .take(4)
+        .map(|a| a.parse().expect("numbers: TRIPS PIECE PIECES PART"))
+        .collect();
+    let which = words.get(4).map_or("both", String::as_str);
+    let arg = |i: usize, default: usize| args.get(i).copied().unwrap_or(default);
+    let (trips, piece, pieces, part) = (
+        arg(0, 1_000_000),
+        arg(1, 250_000),
+        arg(2, 32),
+        arg(3, 4_096),
+    );
+    let ids: Vec<String> = (0..trips).map(|i| format!("bench:trip:{i}")).collect();
+    for way in ["straight", "pieces"] {
+        if which != "both" && which != way {
+            continue;
+        }
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = RouteStore::open(&dir.path().join("routes.redb")).expect("opens");
+        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for round in 0..3 {
+            let mut written = Vec::new();
+            for k in 0..pieces {
+                let mut points: Vec<(&str, RoutePoint)> = (0..piece)
+                    .map(|j| {
+                        let trip = ids[next() as usize % trips].as_str();
+                        let ts = 1_700_000_000_000 + ((round * pieces + k) * piece + j) as i64;
+                        let lat = (next() % 1_600_000) as f64 / 1e4 - 80.0;
+                        let lon = (next() % 3_500_000) as f64 / 1e4 - 175.0;
+                        (trip, RoutePoint { ts, lat, lon })
+                    })
+                    .collect();
+                points.sort_by(|a, b| (a.0.len(), a.0).cmp(&(b.0.len(), b.0)));
+                written.push(points);
+            }
+            let n = (pieces * piece) as f64;
+            let started = Instant::now();
+            if way == "straight" {
+                for points in &written {
+                    store.append(points).expect("settles");
+                }
+                let s = started.elapsed().as_secs_f64();
+                println!(
+                    "{way} round {round}: {:.0} points/s ({:.2} µs a point)",
+                    n / s,
+                    s * 1e6 / n
+                );
+            } else {
+                for points in &written {
+                    store.add_fresh(points).expect("writes a piece");
+                }
+                let w = started.elapsed().as_secs_f64();
+                let started = Instant::now();
+                if let Some(mut settling) = store.start_settling().expect("reads") {
+                    while !store.settle_some(&mut settling, part).expect("settles") {}
+                }
+                let s = started.elapsed().as_secs_f64();
+                println!(
+                    "{way} round {round}: pieces {:.0} points/s ({:.2} µs a point), settling {:.0} points/s ({:.2} µs a point), both {:.2} µs a point",
+                    n / w,
+                    w * 1e6 / n,
+                    n / s,
+                    s * 1e6 / n,
+                    (w + s) * 1e6 / n
+                );
+            }
+        }
+    }
+}

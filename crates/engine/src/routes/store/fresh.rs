@@ -1,0 +1,420 @@
+//! Fresh pieces: writing them, reading one trip's entries from them, settling them into the
+//! chunks, and stripping an erased trip from them (the store's first level; see the
+//! module above for why).
+
+use redb::{Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
+
+use super::merge::Tables;
+use super::{CELLS, CHUNKS, FIGURES, FRESH, META, NEXT_PIECE, PIECES, RouteStore, RouteStoreError};
+use crate::routes::RoutePoint;
+use crate::routes::codec::CodecError;
+use crate::routes::keys::trip_prefix;
+use crate::routes::pieces::{self, PieceWriter};
+
+/// Where a settling of fresh pieces has got to: pieces up to `upto` are being settled, and
+/// every trip up to `after` (a key prefix) is done. Kept by the caller between parts; a
+/// settling cut short (a restart) starts again, which settles nothing twice.
+#[derive(Debug, Clone)]
+pub struct Settling {
+    upto: u64,
+    after: Option<Vec<u8>>,
+}
+
+/// What the fresh level holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Fresh {
+    /// Pieces not yet settled.
+    pub pieces: u64,
+    /// The points they held when written.
+    pub points: u64,
+}
+
+/// A blob's key: the piece's number big-endian, then its first trip's prefix.
+fn blob_key(piece: u64, prefix: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + prefix.len());
+    key.extend_from_slice(&piece.to_be_bytes());
+    key.extend_from_slice(prefix);
+    key
+}
+
+/// A blob's key and bytes.
+type Blob = (Vec<u8>, Vec<u8>);
+
+/// The blob of `piece` that holds `prefix`'s entries if it has any: the last starting at
+/// or before it.
+fn blob_holding(
+    fresh: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    piece: u64,
+    prefix: &[u8],
+) -> Result<Option<Blob>, RouteStoreError> {
+    let found = fresh
+        .range(blob_key(piece, &[]).as_slice()..=blob_key(piece, prefix).as_slice())?
+        .next_back()
+        .transpose()?;
+    Ok(found.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())))
+}
+
+/// The numbers of the pieces not yet settled, oldest first.
+fn piece_numbers(
+    pieces: &impl ReadableTable<u64, u64>,
+    upto: u64,
+) -> Result<Vec<u64>, RouteStoreError> {
+    let mut out = Vec::new();
+    for entry in pieces.range(..=upto)? {
+        out.push(entry?.0.value());
+    }
+    Ok(out)
+}
+
+/// Sorts a trip's points, gathered oldest first, by `ts`, keeping the first of each `ts`.
+fn first_of_each_ts(points: &mut Vec<RoutePoint>) {
+    points.sort_by_key(|p| p.ts);
+    points.dedup_by_key(|p| p.ts);
+}
+
+impl RouteStore {
+    /// Writes `points` of their trips (any order; a trip's points in the order they
+    /// arrived) as one fresh piece; gives how many it holds (repeats of a `ts` within a
+    /// trip dropped, the first kept). Not yet durable: see [`RouteStore::make_durable`].
+    pub fn add_fresh(&self, points: &[(&str, RoutePoint)]) -> Result<u64, RouteStoreError> {
+        let mut sorted: Vec<(&str, RoutePoint)> = points.to_vec();
+        // By trip in the keys' order; stable, so each trip's points stay in arrival order.
+        sorted.sort_by(|a, b| (a.0.len(), a.0).cmp(&(b.0.len(), b.0)));
+        let grouped: Vec<(&str, Vec<RoutePoint>)> = sorted
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|group| (group[0].0, group.iter().map(|(_, p)| *p).collect()))
+            .collect();
+        self.add_fresh_trips(
+            grouped
+                .iter()
+                .map(|(trip, points)| (*trip, points.as_slice())),
+        )
+    }
+
+    /// [`RouteStore::add_fresh`] for points already gathered by trip: `trips` in the
+    /// keys' order (the id's length, then the id), each once, each with its points in the
+    /// order they arrived.
+    pub fn add_fresh_trips<'a>(
+        &self,
+        trips: impl IntoIterator<Item = (&'a str, &'a [RoutePoint])>,
+    ) -> Result<u64, RouteStoreError> {
+        let mut writer = PieceWriter::default();
+        let mut held = 0u64;
+        let mut trip_points = Vec::new();
+        let mut previous: Option<&str> = None;
+        for (trip, points) in trips {
+            debug_assert!(
+                previous.is_none_or(|p| (p.len(), p) < (trip.len(), trip)),
+                "trips in key order, each once"
+            );
+            previous = Some(trip);
+            trip_points.clear();
+            trip_points.extend_from_slice(points);
+            first_of_each_ts(&mut trip_points);
+            held += trip_points.len() as u64;
+            writer.push(&trip_prefix(trip), &trip_points);
+        }
+        if held == 0 {
+            return Ok(0);
+        }
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let piece = meta.get(NEXT_PIECE)?.map_or(0, |v| v.value());
+            meta.insert(NEXT_PIECE, piece + 1)?;
+            let mut fresh = txn.open_table(FRESH)?;
+            for (first, blob) in writer.finish() {
+                fresh.insert(blob_key(piece, &first).as_slice(), blob.as_slice())?;
+            }
+            txn.open_table(PIECES)?.insert(piece, held)?;
+        }
+        txn.commit()?;
+        Ok(held)
+    }
+
+    fn fresh_is_empty(&self) -> Result<bool, RouteStoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(PIECES)?.is_empty()?)
+    }
+
+    /// How many pieces and points wait to be settled.
+    pub fn fresh(&self) -> Result<Fresh, RouteStoreError> {
+        let txn = self.db.begin_read()?;
+        let pieces = txn.open_table(PIECES)?;
+        let mut out = Fresh {
+            pieces: pieces.len()?,
+            points: 0,
+        };
+        for entry in pieces.iter()? {
+            out.points += entry?.1.value();
+        }
+        Ok(out)
+    }
+
+    /// Settles `trip`'s fresh points, then `newer` (points that arrived after every piece,
+    /// in the order they arrived), into its chunks, in one transaction; commits only if
+    /// that added a point. A reader of the trip calls it first.
+    pub fn settle_trip(&self, trip: &str, newer: &[RoutePoint]) -> Result<(), RouteStoreError> {
+        if newer.is_empty() && self.fresh_is_empty()? {
+            // Nothing to settle: no writer's turn taken (the usual read of a quiet trip).
+            return Ok(());
+        }
+        let prefix = trip_prefix(trip);
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        let added = {
+            let mut points = Vec::new();
+            {
+                let fresh = txn.open_table(FRESH)?;
+                let pieces = txn.open_table(PIECES)?;
+                for piece in piece_numbers(&pieces, u64::MAX)? {
+                    if let Some((_, blob)) = blob_holding(&fresh, piece, &prefix)? {
+                        for entry in pieces::entries(&blob) {
+                            let entry = entry?;
+                            if entry.prefix == prefix.as_slice() {
+                                entry.points(&mut points)?;
+                            }
+                        }
+                    }
+                }
+            }
+            points.extend_from_slice(newer);
+            first_of_each_ts(&mut points);
+            let points = normalized(points);
+            let mut tables = open_tables(&txn)?;
+            let already = tables.merge(trip, &points)?;
+            points.len() as u64 > already
+        };
+        if added {
+            txn.commit()?;
+        } else {
+            txn.abort()?;
+        }
+        Ok(())
+    }
+
+    /// Starts settling every fresh piece written so far (`None`: there is none).
+    pub fn start_settling(&self) -> Result<Option<Settling>, RouteStoreError> {
+        let txn = self.db.begin_read()?;
+        let pieces = txn.open_table(PIECES)?;
+        Ok(pieces.last()?.map(|(last, _)| Settling {
+            upto: last.value(),
+            after: None,
+        }))
+    }
+
+    /// Settles the next part of `settling`: the fresh points of up to about `trips` trips
+    /// a piece, in one transaction. Gives `true` when every piece of it is settled (and
+    /// dropped; that last transaction is made durable, so that `redb` can reuse the pages
+    /// the settling freed).
+    pub fn settle_some(
+        &self,
+        settling: &mut Settling,
+        trips: usize,
+    ) -> Result<bool, RouteStoreError> {
+        let trips = trips.max(1);
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        // Each piece's entries past `after`, up to `trips` trips; the part ends at the least
+        // of the last trips of the pieces that had more (every piece's entries up to it are
+        // in hand), or takes everything when none had.
+        let (numbers, gathered) = {
+            let fresh = txn.open_table(FRESH)?;
+            let pieces = txn.open_table(PIECES)?;
+            let numbers = piece_numbers(&pieces, settling.upto)?;
+            let mut gathered = Vec::with_capacity(numbers.len());
+            for &piece in &numbers {
+                gathered.push(Gathered::read(
+                    &fresh,
+                    piece,
+                    settling.after.as_deref(),
+                    trips,
+                )?);
+            }
+            (numbers, gathered)
+        };
+        let end: Option<Vec<u8>> = gathered
+            .iter()
+            .filter(|g| g.more)
+            .filter_map(|g| g.trips.last().map(|t| g.prefix(t)))
+            .min()
+            .map(<[u8]>::to_vec);
+        {
+            let mut tables = open_tables(&txn)?;
+            // A merge of the pieces' sorted runs of trips; a trip's points oldest piece first.
+            let mut next = vec![0usize; gathered.len()];
+            let mut points = Vec::new();
+            loop {
+                let least = gathered
+                    .iter()
+                    .zip(&next)
+                    .filter_map(|(g, &i)| g.trips.get(i).map(|t| g.prefix(t)))
+                    .filter(|prefix| end.as_deref().is_none_or(|end| *prefix <= end))
+                    .min()
+                    .map(<[u8]>::to_vec);
+                let Some(prefix) = least else { break };
+                points.clear();
+                for (g, i) in gathered.iter().zip(next.iter_mut()) {
+                    if let Some(t) = g.trips.get(*i)
+                        && g.prefix(t) == prefix.as_slice()
+                    {
+                        points.extend_from_slice(&g.points[t.points.clone()]);
+                        *i += 1;
+                    }
+                }
+                let trip = std::str::from_utf8(&prefix[1..])
+                    .map_err(|_| RouteStoreError::Chunk(CodecError::Invalid))?;
+                first_of_each_ts(&mut points);
+                tables.merge(trip, &points)?;
+            }
+        }
+        let done = match end {
+            Some(end) => {
+                settling.after = Some(end);
+                false
+            }
+            None => {
+                let mut fresh = txn.open_table(FRESH)?;
+                let mut pieces = txn.open_table(PIECES)?;
+                for piece in numbers {
+                    fresh.retain_in(
+                        blob_key(piece, &[]).as_slice()
+                            ..blob_key(piece.saturating_add(1), &[]).as_slice(),
+                        |_, _| false,
+                    )?;
+                    pieces.remove(piece)?;
+                }
+                true
+            }
+        };
+        if done {
+            txn.set_durability(Durability::Immediate)?;
+        }
+        txn.commit()?;
+        Ok(done)
+    }
+}
+
+/// One piece's entries in a part of a settling, kept flat (one allocation for all the
+/// prefixes and one for all the points, not one an entry: the allocator took a sixth of
+/// the settling's time when each entry had its own).
+#[derive(Debug, Default)]
+struct Gathered {
+    /// Each trip's prefix in `bytes` and points in `points`, in key order.
+    trips: Vec<GatheredTrip>,
+    bytes: Vec<u8>,
+    points: Vec<RoutePoint>,
+    /// Whether the piece holds more trips past the last one gathered.
+    more: bool,
+}
+
+#[derive(Debug)]
+struct GatheredTrip {
+    prefix: std::ops::Range<usize>,
+    points: std::ops::Range<usize>,
+}
+
+impl Gathered {
+    /// Up to `trips` trips of `piece` past `after`.
+    fn read(
+        fresh: &impl ReadableTable<&'static [u8], &'static [u8]>,
+        piece: u64,
+        after: Option<&[u8]>,
+        trips: usize,
+    ) -> Result<Self, RouteStoreError> {
+        let start = match after {
+            Some(after) => blob_holding(fresh, piece, after)?
+                .map_or_else(|| blob_key(piece, &[]), |(key, _)| key),
+            None => blob_key(piece, &[]),
+        };
+        let mut out = Self::default();
+        for blob in
+            fresh.range(start.as_slice()..blob_key(piece.saturating_add(1), &[]).as_slice())?
+        {
+            let (_, blob) = blob?;
+            for entry in pieces::entries(blob.value()) {
+                let entry = entry?;
+                if after.is_some_and(|after| entry.prefix <= after) {
+                    continue;
+                }
+                let same = out
+                    .trips
+                    .last()
+                    .is_some_and(|t| &out.bytes[t.prefix.clone()] == entry.prefix);
+                if !same {
+                    if out.trips.len() == trips {
+                        out.more = true;
+                        return Ok(out);
+                    }
+                    let at = out.bytes.len();
+                    out.bytes.extend_from_slice(entry.prefix);
+                    out.trips.push(GatheredTrip {
+                        prefix: at..out.bytes.len(),
+                        points: out.points.len()..out.points.len(),
+                    });
+                }
+                entry.points(&mut out.points)?;
+                let end = out.points.len();
+                if let Some(t) = out.trips.last_mut() {
+                    t.points.end = end;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn prefix(&self, trip: &GatheredTrip) -> &[u8] {
+        &self.bytes[trip.prefix.clone()]
+    }
+}
+
+/// Points as the chunks will hold them (coordinates to the stored precision), so that the
+/// figures count what is stored.
+fn normalized(mut points: Vec<RoutePoint>) -> Vec<RoutePoint> {
+    for p in &mut points {
+        p.lat = crate::routes::codec::from_units(crate::routes::codec::to_units(p.lat));
+        p.lon = crate::routes::codec::from_units(crate::routes::codec::to_units(p.lon));
+    }
+    points
+}
+
+/// The settled level's tables, for merging.
+fn open_tables(txn: &WriteTransaction) -> Result<Tables<'_>, RouteStoreError> {
+    Ok(Tables {
+        chunks: txn.open_table(CHUNKS)?,
+        figures: txn.open_table(FIGURES)?,
+        cells: txn.open_table(CELLS)?,
+    })
+}
+
+/// Strips `prefix`'s entries from every fresh piece (within `txn`); gives how many points
+/// they held.
+pub(super) fn strip(txn: &WriteTransaction, prefix: &[u8]) -> Result<u64, RouteStoreError> {
+    let mut fresh = txn.open_table(FRESH)?;
+    let pieces = txn.open_table(PIECES)?;
+    let mut stripped = 0u64;
+    for piece in piece_numbers(&pieces, u64::MAX)? {
+        let Some((key, blob)) = blob_holding(&fresh, piece, prefix)? else {
+            continue;
+        };
+        for entry in pieces::entries(&blob) {
+            let entry = entry?;
+            if entry.prefix == prefix {
+                let mut points = Vec::new();
+                entry.points(&mut points)?;
+                stripped += points.len() as u64;
+            }
+        }
+        match pieces::without(&blob, prefix)? {
+            None => {}
+            Some(kept) if kept.is_empty() => {
+                fresh.remove(key.as_slice())?;
+            }
+            Some(kept) => {
+                fresh.insert(key.as_slice(), kept.as_slice())?;
+            }
+        }
+    }
+    Ok(stripped)
+}
