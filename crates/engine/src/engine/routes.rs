@@ -158,14 +158,20 @@ impl Inner {
     /// the caller reads or changes the trip with nothing of it on the way.
     fn store_trip(&self, trip: &str) -> parking_lot::MutexGuard<'_, ()> {
         let storing = self.storing.lock();
-        let waiting = self.pending.lock().remove(trip).unwrap_or_default();
-        self.pending_points
-            .fetch_sub(waiting.len(), Ordering::Relaxed);
+        let waiting = self.take_waiting(trip);
         if let Err(e) = self.store().read().settle_trip(trip, &waiting) {
             self.failed.store(true, Ordering::Release);
             tracing::error!(error = %e, trip, "route store: a trip's points were not settled; they will be replayed from the log at the next start");
         }
         storing
+    }
+
+    /// Takes `trip`'s waiting points out of `pending`.
+    fn take_waiting(&self, trip: &str) -> Vec<RoutePoint> {
+        let waiting = self.pending.lock().remove(trip).unwrap_or_default();
+        self.pending_points
+            .fetch_sub(waiting.len(), Ordering::Relaxed);
+        waiting
     }
 
     /// Settles every fresh piece written so far, a part at a time, writing waiting points
@@ -260,9 +266,9 @@ fn run(inner: Weak<Inner>) {
             inner.store_pending();
             last_piece = Instant::now();
         }
-        let fresh = inner.store().read().fresh();
+        let fresh = inner.store().read().fresh_pieces();
         match fresh {
-            Ok(fresh) if fresh.pieces >= SETTLE_PIECES || (paused && fresh.pieces > 0) => {
+            Ok(pieces) if pieces >= SETTLE_PIECES || (paused && pieces > 0) => {
                 inner.settle();
             }
             Ok(_) => {}
@@ -344,11 +350,7 @@ impl Routes {
     /// Erases `trip`'s points, waiting and fresh ones included.
     pub(super) fn erase(&self, trip: &str) {
         let _storing = self.inner.storing.lock();
-        if let Some(waiting) = self.inner.pending.lock().remove(trip) {
-            self.inner
-                .pending_points
-                .fetch_sub(waiting.len(), Ordering::Relaxed);
-        }
+        self.inner.take_waiting(trip);
         if let Err(e) = self.inner.store().read().erase(trip) {
             self.inner.failed.store(true, Ordering::Release);
             tracing::error!(error = %e, trip, "route store: a trip's points were not erased; the erasure will be replayed from the log at the next start");

@@ -49,6 +49,15 @@ pub fn from_units(units: i64) -> f64 {
     units as f64 / UNITS
 }
 
+/// `point` as a chunk holds it: its coordinates to the stored precision.
+pub fn as_stored(point: RoutePoint) -> RoutePoint {
+    RoutePoint {
+        ts: point.ts,
+        lat: from_units(to_units(point.lat)),
+        lon: from_units(to_units(point.lon)),
+    }
+}
+
 /// Appends the bytes of `points` (in increasing `ts` order, each once) to `out`.
 pub fn encode(points: &[RoutePoint], out: &mut Vec<u8>) {
     put_varint(out, points.len() as u64);

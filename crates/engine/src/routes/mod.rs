@@ -19,7 +19,7 @@ pub mod stays;
 mod store;
 
 pub use figures::TripFigures;
-pub use store::{Appended, Fresh, RouteStore, RouteStoreError, Settling};
+pub use store::{Appended, RouteStore, RouteStoreError, Settling};
 
 /// One point of a route.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

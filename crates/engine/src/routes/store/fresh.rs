@@ -5,9 +5,9 @@
 use redb::{Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use super::merge::Tables;
-use super::{CELLS, CHUNKS, FIGURES, FRESH, META, NEXT_PIECE, PIECES, RouteStore, RouteStoreError};
+use super::{FRESH, META, NEXT_PIECE, PIECES, RouteStore, RouteStoreError};
 use crate::routes::RoutePoint;
-use crate::routes::codec::CodecError;
+use crate::routes::codec::{self, CodecError};
 use crate::routes::keys::trip_prefix;
 use crate::routes::pieces::{self, PieceWriter};
 
@@ -18,15 +18,6 @@ use crate::routes::pieces::{self, PieceWriter};
 pub struct Settling {
     upto: u64,
     after: Option<Vec<u8>>,
-}
-
-/// What the fresh level holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Fresh {
-    /// Pieces not yet settled.
-    pub pieces: u64,
-    /// The points they held when written.
-    pub points: u64,
 }
 
 /// A blob's key: the piece's number big-endian, then its first trip's prefix.
@@ -54,9 +45,24 @@ fn blob_holding(
     Ok(found.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())))
 }
 
+/// Appends `prefix`'s points in `blob` to `out`.
+fn trip_points_in(
+    blob: &[u8],
+    prefix: &[u8],
+    out: &mut Vec<RoutePoint>,
+) -> Result<(), RouteStoreError> {
+    for entry in pieces::entries(blob) {
+        let entry = entry?;
+        if entry.prefix == prefix {
+            entry.points(out)?;
+        }
+    }
+    Ok(())
+}
+
 /// The numbers of the pieces not yet settled, oldest first.
 fn piece_numbers(
-    pieces: &impl ReadableTable<u64, u64>,
+    pieces: &impl ReadableTable<u64, ()>,
     upto: u64,
 ) -> Result<Vec<u64>, RouteStoreError> {
     let mut out = Vec::new();
@@ -127,36 +133,23 @@ impl RouteStore {
             for (first, blob) in writer.finish() {
                 fresh.insert(blob_key(piece, &first).as_slice(), blob.as_slice())?;
             }
-            txn.open_table(PIECES)?.insert(piece, held)?;
+            txn.open_table(PIECES)?.insert(piece, ())?;
         }
         txn.commit()?;
         Ok(held)
     }
 
-    fn fresh_is_empty(&self) -> Result<bool, RouteStoreError> {
+    /// How many fresh pieces wait to be settled.
+    pub fn fresh_pieces(&self) -> Result<u64, RouteStoreError> {
         let txn = self.db.begin_read()?;
-        Ok(txn.open_table(PIECES)?.is_empty()?)
-    }
-
-    /// How many pieces and points wait to be settled.
-    pub fn fresh(&self) -> Result<Fresh, RouteStoreError> {
-        let txn = self.db.begin_read()?;
-        let pieces = txn.open_table(PIECES)?;
-        let mut out = Fresh {
-            pieces: pieces.len()?,
-            points: 0,
-        };
-        for entry in pieces.iter()? {
-            out.points += entry?.1.value();
-        }
-        Ok(out)
+        Ok(txn.open_table(PIECES)?.len()?)
     }
 
     /// Settles `trip`'s fresh points, then `newer` (points that arrived after every piece,
     /// in the order they arrived), into its chunks, in one transaction; commits only if
     /// that added a point. A reader of the trip calls it first.
     pub fn settle_trip(&self, trip: &str, newer: &[RoutePoint]) -> Result<(), RouteStoreError> {
-        if newer.is_empty() && self.fresh_is_empty()? {
+        if newer.is_empty() && self.fresh_pieces()? == 0 {
             // Nothing to settle: no writer's turn taken (the usual read of a quiet trip).
             return Ok(());
         }
@@ -170,19 +163,13 @@ impl RouteStore {
                 let pieces = txn.open_table(PIECES)?;
                 for piece in piece_numbers(&pieces, u64::MAX)? {
                     if let Some((_, blob)) = blob_holding(&fresh, piece, &prefix)? {
-                        for entry in pieces::entries(&blob) {
-                            let entry = entry?;
-                            if entry.prefix == prefix.as_slice() {
-                                entry.points(&mut points)?;
-                            }
-                        }
+                        trip_points_in(&blob, &prefix, &mut points)?;
                     }
                 }
             }
-            points.extend_from_slice(newer);
+            points.extend(newer.iter().map(|p| codec::as_stored(*p)));
             first_of_each_ts(&mut points);
-            let points = normalized(points);
-            let mut tables = open_tables(&txn)?;
+            let mut tables = Tables::open(&txn)?;
             let already = tables.merge(trip, &points)?;
             points.len() as u64 > already
         };
@@ -241,7 +228,7 @@ impl RouteStore {
             .min()
             .map(<[u8]>::to_vec);
         {
-            let mut tables = open_tables(&txn)?;
+            let mut tables = Tables::open(&txn)?;
             // A merge of the pieces' sorted runs of trips; a trip's points oldest piece first.
             let mut next = vec![0usize; gathered.len()];
             let mut points = Vec::new();
@@ -369,25 +356,6 @@ impl Gathered {
     }
 }
 
-/// Points as the chunks will hold them (coordinates to the stored precision), so that the
-/// figures count what is stored.
-fn normalized(mut points: Vec<RoutePoint>) -> Vec<RoutePoint> {
-    for p in &mut points {
-        p.lat = crate::routes::codec::from_units(crate::routes::codec::to_units(p.lat));
-        p.lon = crate::routes::codec::from_units(crate::routes::codec::to_units(p.lon));
-    }
-    points
-}
-
-/// The settled level's tables, for merging.
-fn open_tables(txn: &WriteTransaction) -> Result<Tables<'_>, RouteStoreError> {
-    Ok(Tables {
-        chunks: txn.open_table(CHUNKS)?,
-        figures: txn.open_table(FIGURES)?,
-        cells: txn.open_table(CELLS)?,
-    })
-}
-
 /// Strips `prefix`'s entries from every fresh piece (within `txn`); gives how many points
 /// they held.
 pub(super) fn strip(txn: &WriteTransaction, prefix: &[u8]) -> Result<u64, RouteStoreError> {
@@ -398,14 +366,9 @@ pub(super) fn strip(txn: &WriteTransaction, prefix: &[u8]) -> Result<u64, RouteS
         let Some((key, blob)) = blob_holding(&fresh, piece, prefix)? else {
             continue;
         };
-        for entry in pieces::entries(&blob) {
-            let entry = entry?;
-            if entry.prefix == prefix {
-                let mut points = Vec::new();
-                entry.points(&mut points)?;
-                stripped += points.len() as u64;
-            }
-        }
+        let mut points = Vec::new();
+        trip_points_in(&blob, prefix, &mut points)?;
+        stripped += points.len() as u64;
         match pieces::without(&blob, prefix)? {
             None => {}
             Some(kept) if kept.is_empty() => {

@@ -4,7 +4,7 @@
 
 use redb::ReadableTable;
 
-use super::RouteStoreError;
+use super::{CELLS, CHUNKS, FIGURES, RouteStoreError};
 use crate::routes::codec::{self, MAX_CHUNK_POINTS};
 use crate::routes::keys::{chunk_key, chunk_start, trip_prefix};
 use crate::routes::places;
@@ -24,11 +24,11 @@ pub(super) fn start_of_chunk_holding(
         .map_or(ts, |(k, _)| chunk_start(k.value())))
 }
 
-/// The tables one append writes.
+/// The settled level's tables, which a merge writes.
 pub(super) struct Tables<'txn> {
-    pub(super) chunks: redb::Table<'txn, &'static [u8], &'static [u8]>,
-    pub(super) figures: redb::Table<'txn, &'static [u8], &'static [u8]>,
-    pub(super) cells: redb::Table<'txn, &'static [u8], ()>,
+    chunks: redb::Table<'txn, &'static [u8], &'static [u8]>,
+    figures: redb::Table<'txn, &'static [u8], &'static [u8]>,
+    cells: redb::Table<'txn, &'static [u8], ()>,
 }
 
 /// A cell's key: the trip's prefix, then the cell id big-endian.
@@ -39,7 +39,16 @@ pub(super) fn cell_key(prefix: &[u8], cell: u64) -> Vec<u8> {
     key
 }
 
-impl Tables<'_> {
+impl<'txn> Tables<'txn> {
+    /// Opens the settled level's tables in `txn`.
+    pub(super) fn open(txn: &'txn redb::WriteTransaction) -> Result<Self, RouteStoreError> {
+        Ok(Self {
+            chunks: txn.open_table(CHUNKS)?,
+            figures: txn.open_table(FIGURES)?,
+            cells: txn.open_table(CELLS)?,
+        })
+    }
+
     /// Merges `new` (sorted by `ts`, each once) into `trip`'s chunks: the chunks their
     /// times fall in are read, merged (a point already stored wins) and written back, split
     /// into chunks of at most [`MAX_CHUNK_POINTS`], and the trip's figures are corrected

@@ -74,7 +74,7 @@ mod merge;
 #[cfg(test)]
 mod tests;
 
-pub use fresh::{Fresh, Settling};
+pub use fresh::Settling;
 use merge::{Tables, cell_key, start_of_chunk_holding};
 
 /// Chunks of points by (trip, first `ts`).
@@ -90,8 +90,8 @@ const APPLIED_SEQ: &str = "applied_seq";
 const NEXT_PIECE: &str = "next_piece";
 /// Fresh pieces' blobs: (piece number big-endian, the blob's first trip prefix).
 const FRESH: TableDefinition<&[u8], &[u8]> = TableDefinition::new("fresh");
-/// The fresh pieces not yet settled, with the points each held when written.
-const PIECES: TableDefinition<u64, u64> = TableDefinition::new("pieces");
+/// The numbers of the fresh pieces not yet settled.
+const PIECES: TableDefinition<u64, ()> = TableDefinition::new("pieces");
 
 /// Why the route store failed.
 #[derive(Debug, thiserror::Error)]
@@ -186,22 +186,12 @@ impl RouteStore {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::None)?;
         {
-            let mut tables = Tables {
-                chunks: txn.open_table(CHUNKS)?,
-                figures: txn.open_table(FIGURES)?,
-                cells: txn.open_table(CELLS)?,
-            };
+            let mut tables = Tables::open(&txn)?;
             for group in sorted.chunk_by(|a, b| a.0 == b.0) {
                 let trip = group[0].0;
                 // As the chunks will hold them, so that the figures count what is stored.
-                let mut new: Vec<RoutePoint> = group
-                    .iter()
-                    .map(|(_, p)| RoutePoint {
-                        ts: p.ts,
-                        lat: codec::from_units(codec::to_units(p.lat)),
-                        lon: codec::from_units(codec::to_units(p.lon)),
-                    })
-                    .collect();
+                let mut new: Vec<RoutePoint> =
+                    group.iter().map(|(_, p)| codec::as_stored(*p)).collect();
                 let reported = new.len();
                 new.dedup_by_key(|p| p.ts);
                 let stored_already = tables.merge(trip, &new)?;

@@ -298,7 +298,7 @@ proptest! {
         while let Some(mut settling) = store.start_settling().expect("reads") {
             while !store.settle_some(&mut settling, 3).expect("settles") {}
         }
-        prop_assert_eq!(store.fresh().expect("reads").pieces, 0);
+        prop_assert_eq!(store.fresh_pieces().expect("reads"), 0);
         for t in 0..MANY_TRIPS {
             let trip = fresh_trip(t);
             let route = route_of(&model, t);
