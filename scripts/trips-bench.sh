@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What trips cost: on a fresh release server per run, TRAVELLERS travellers report in
-# batches of 1,000 with no trips (`positions`), then with every one of them on a trip
-# (`trips`: one report in twenty late, batches shuffled, 32 follower streams), then route
+# batches of 1,000 with no trips (`positions`), then the batches of `trips` with no trips
+# (`late-positions`), then with every one of them on a trip (`trips`: one report in twenty
+# late, batches shuffled, 32 follower streams), then route
 # reads (`routes`); and `wrk` compares `GET /v1/trips/{id}` with `GET /v1/travellers/{id}`
 # on the same server. Prints each run's figures and the medians over RUNS runs.
 #
@@ -31,7 +32,7 @@ for run in $(seq 1 "$runs"); do
     curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
     sleep 0.1
   done
-  "$bin" bench --target "http://127.0.0.1:$port" --workload positions,trips,routes \
+  "$bin" bench --target "http://127.0.0.1:$port" --workload positions,late-positions,trips,routes \
     --travellers "$travellers" --load-travellers "$travellers" --duration "$duration" \
     --json >"$work/run-$run.json"
   # A trip and its traveller with points on them, for wrk.
@@ -64,7 +65,9 @@ for run in range(1, runs + 1):
     row = {
         "positions_updates_per_s": reports["positions"]["updates_per_s"],
         "trips_updates_per_s": trips["updates_per_s"],
+        "late_positions_updates_per_s": reports["late-positions"]["updates_per_s"],
         "trips_vs_positions": trips["vs_positions"],
+        "trips_vs_late_positions": trips["vs_late_positions"],
         "memory_per_trip_bytes": trips["trips"]["memory_per_trip_bytes"],
         "points_streamed": reports["routes"]["trips"]["points_streamed"],
         "route_reads_per_s": reports["routes"]["throughput_per_s"],

@@ -96,6 +96,7 @@ async fn every_workload_runs_for_a_second_without_errors() {
     // streaming, and the rate as a share of the plain positions run.
     let trips = reports.iter().find(|r| r.workload == "trips").expect("ran");
     assert!(trips.vs_positions.is_some_and(|v| v > 0.0));
+    assert!(trips.vs_late_positions.is_some_and(|v| v > 0.0));
     let stage = trips.trips.as_ref().expect("a trips report");
     assert_eq!((stage.trips, stage.follower_streams), (2_000, 2));
     assert_eq!(s.state.engine.trip_count(), 2_000);

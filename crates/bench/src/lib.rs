@@ -207,12 +207,15 @@ pub async fn run(
         if workload.has_trips() {
             report.trips = trips.as_ref().map(trips::TripsStage::report);
             if workload == Workload::Trips {
-                let positions = reports
-                    .iter()
-                    .rev()
-                    .find(|r| r.workload == Workload::Positions.name());
-                report.vs_positions =
-                    positions.and_then(|p| Some(report.updates_per_s? / p.updates_per_s?));
+                let ratio_to = |baseline: Workload| {
+                    let base = reports
+                        .iter()
+                        .rev()
+                        .find(|r| r.workload == baseline.name())?;
+                    Some(report.updates_per_s? / base.updates_per_s?)
+                };
+                report.vs_positions = ratio_to(Workload::Positions);
+                report.vs_late_positions = ratio_to(Workload::LatePositions);
             }
         }
         on_report(&report);
@@ -379,6 +382,7 @@ async fn run_workload(
             .sends_batches()
             .then(|| total.updates as f64 / duration_s),
         vs_positions: None,
+        vs_late_positions: None,
         events: None,
         trips: None,
     };

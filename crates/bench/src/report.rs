@@ -61,6 +61,10 @@ pub struct Report {
     /// earlier in the same run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vs_positions: Option<f64>,
+    /// For `trips`: `updates_per_s` over that of `late-positions` earlier in the same run
+    /// (the same batches with no trip).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vs_late_positions: Option<f64>,
     /// For the fence workloads: the fences, and the events their subscribers received.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<EventsReport>,
@@ -155,10 +159,13 @@ pub fn table(reports: &[Report]) -> String {
             ));
         }
         if let Some(u) = r.updates_per_s {
-            let ratio = r
-                .vs_positions
-                .map(|v| format!(", {v:.2} x positions"))
-                .unwrap_or_default();
+            let ratio = [
+                (r.vs_positions, "positions"),
+                (r.vs_late_positions, "late-positions"),
+            ]
+            .into_iter()
+            .filter_map(|(v, of)| Some(format!(", {:.2} x {of}", v?)))
+            .collect::<String>();
             out.push_str(&format!("{:<18} {:>7} {u:.0} updates/s{ratio}\n", "", ""));
         }
         if let Some(e) = &r.events {
@@ -235,6 +242,7 @@ mod tests {
             query_latency_us: None,
             updates_per_s: None,
             vs_positions: None,
+            vs_late_positions: None,
             events: None,
             trips: None,
         };

@@ -33,6 +33,9 @@ pub enum Workload {
     /// `positions`, with a 500 m roaming fence around every tenth traveller among the nine
     /// after it, who share with it, and subscribers on their events.
     Roaming,
+    /// `positions` with the batches of `trips` (one report in twenty late, each batch
+    /// shuffled) and no trip: the baseline that `trips` is measured against.
+    LatePositions,
     /// `positions` with every traveller on a trip (every point joins a route on disk), one
     /// report in twenty late (up to a minute before the traveller's newest), each batch
     /// shuffled, and follower streams open.
@@ -43,7 +46,7 @@ pub enum Workload {
 }
 
 /// Every workload, in the order a full run takes them.
-pub const ALL: [Workload; 11] = [
+pub const ALL: [Workload; 12] = [
     Workload::Healthz,
     Workload::NearbyPois,
     Workload::WithinPois,
@@ -53,6 +56,7 @@ pub const ALL: [Workload; 11] = [
     Workload::Mixed,
     Workload::Fences,
     Workload::Roaming,
+    Workload::LatePositions,
     Workload::Trips,
     Workload::Routes,
 ];
@@ -70,6 +74,7 @@ impl Workload {
             Self::Healthz => "healthz",
             Self::Fences => "fences",
             Self::Roaming => "roaming",
+            Self::LatePositions => "late-positions",
             Self::Trips => "trips",
             Self::Routes => "routes",
         }
@@ -79,7 +84,7 @@ impl Workload {
     pub fn sends_batches(self) -> bool {
         matches!(
             self,
-            Self::Positions | Self::Fences | Self::Roaming | Self::Trips
+            Self::Positions | Self::Fences | Self::Roaming | Self::LatePositions | Self::Trips
         )
     }
 
@@ -216,7 +221,7 @@ impl Scenario {
                     1,
                 )
             }
-            Workload::Trips => {
+            Workload::LatePositions | Workload::Trips => {
                 let mut moves: Vec<Move> = (0..self.batch)
                     .map(|_| {
                         let (i, lat, lon) = self.moved(rng);

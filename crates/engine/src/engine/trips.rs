@@ -194,12 +194,15 @@ impl Engine {
         if self.trips.is_empty() || self.routes.skipping() {
             return;
         }
+        let trips = self
+            .trips
+            .holding_each(updates.iter().map(|u| (u.id.as_str(), u.ts)));
         let points: Vec<(Arc<str>, RoutePoint)> = updates
             .iter()
-            .filter_map(|u| {
-                let trip = self.trips.holding(&u.id, u.ts)?;
+            .zip(trips)
+            .filter_map(|(u, trip)| {
                 Some((
-                    trip,
+                    trip?,
                     RoutePoint {
                         ts: u.ts,
                         lat: u.position.lat,

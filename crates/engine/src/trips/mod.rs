@@ -15,6 +15,9 @@ mod links;
 mod registry;
 #[cfg(test)]
 mod registry_tests;
+mod table;
+#[cfg(test)]
+mod table_tests;
 mod trip;
 
 pub use links::{Link, split_token};

@@ -1,0 +1,117 @@
+//! [`super::table::TripTable`] against a model of plain maps: random trips put and removed
+//! over a few travellers (so that lists grow, shrink back to one trip and go), checked at
+//! every step by id, by traveller in start order, and by the trip holding an instant.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::table::{Entry, TripTable};
+
+#[derive(Debug, Clone)]
+enum Step {
+    Put {
+        id: u8,
+        traveller: u8,
+        start: i64,
+        title: bool,
+    },
+    Remove {
+        id: u8,
+    },
+    Clear,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        6 => (0u8..24, 0u8..4, 0i64..40, any::<bool>()).prop_map(|(id, traveller, start, title)| Step::Put {
+            id,
+            traveller,
+            start,
+            title
+        }),
+        3 => (0u8..24).prop_map(|id| Step::Remove { id }),
+        1 => Just(Step::Clear),
+    ]
+}
+
+/// The model: trips by id as (traveller, start, title); a traveller's starts are distinct
+/// (the table is given windows that never overlap: each trip lasts one instant).
+type Model = BTreeMap<String, (String, i64, String)>;
+
+fn check(table: &TripTable<u8>, model: &Model) {
+    assert_eq!(table.len(), model.len());
+    for (id, (traveller, start, title)) in model {
+        let entry = table.get(id).expect("kept");
+        assert_eq!(
+            (
+                entry.id(),
+                entry.traveller(),
+                entry.title(),
+                entry.started_at
+            ),
+            (id.as_str(), traveller.as_str(), title.as_str(), *start)
+        );
+    }
+    for t in 0..4 {
+        let traveller = format!("traveller-{t}");
+        let mut expected: Vec<(i64, &str)> = model
+            .iter()
+            .filter(|(_, (who, _, _))| *who == traveller)
+            .map(|(id, (_, start, _))| (*start, id.as_str()))
+            .collect();
+        expected.sort_unstable();
+        let listed: Vec<(i64, &str)> = table
+            .of_traveller(&traveller)
+            .map(|e| (e.started_at, e.id()))
+            .collect();
+        assert_eq!(listed, expected, "{traveller}");
+        for ts in -1..42 {
+            let want = expected
+                .iter()
+                .find(|(start, _)| *start == ts)
+                .map(|(_, id)| *id);
+            assert_eq!(table.holding(&traveller, ts).map(|e| e.id()), want);
+        }
+    }
+    assert_eq!(table.iter().count(), model.len());
+}
+
+proptest! {
+    #![proptest_config(crate::testing::proptest_config(256))]
+
+    #[test]
+    fn the_table_finds_what_the_model_holds(steps in proptest::collection::vec(step(), 1..80)) {
+        let mut table: TripTable<u8> = TripTable::default();
+        let mut model = Model::new();
+        for step in steps {
+            match step {
+                Step::Put { id, traveller, start, title } => {
+                    let id = format!("trip-{id}");
+                    let traveller = format!("traveller-{traveller}");
+                    let clash = model.iter().any(|(other, (who, s, _))| {
+                        *other != id && *who == traveller && *s == start
+                    });
+                    let other_traveller = model.get(&id).is_some_and(|(who, _, _)| *who != traveller);
+                    if clash || other_traveller {
+                        continue;
+                    }
+                    let title = if title { format!("title of {id}") } else { String::new() };
+                    table.remove(&id);
+                    table.insert(Entry::new(&id, &traveller, &title, start, Some(start), None));
+                    model.insert(id, (traveller, start, title));
+                }
+                Step::Remove { id } => {
+                    let id = format!("trip-{id}");
+                    let removed = table.remove(&id).map(|e| e.id().to_owned());
+                    prop_assert_eq!(removed, model.remove(&id).map(|_| id));
+                }
+                Step::Clear => {
+                    table.clear();
+                    model.clear();
+                }
+            }
+            check(&table, &model);
+        }
+    }
+}
