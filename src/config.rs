@@ -275,6 +275,11 @@ pub struct ServeConfig {
     #[arg(long, env = "PROXIMA_LINK_RATE", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub link_rate: u32,
 
+    /// Reports one tracker device (`/v1/ingest/…`, with a device token) may send a second,
+    /// with bursts of twice that.
+    #[arg(long, env = "PROXIMA_DEVICE_RATE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub device_rate: u32,
+
     /// Most travellers a live map (`GET /v1/travellers/watch`) starts with; a box holding more
     /// is refused (ask for a smaller one).
     #[arg(long, env = "PROXIMA_MAX_WATCH_SNAPSHOT", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -355,6 +360,7 @@ impl ServeConfig {
             max_subscribers: 10_000,
             max_streams_per_key: 64,
             link_rate: 20,
+            device_rate: 10,
             max_fences_per_stream: 100,
             max_watch_snapshot: 10_000,
             map_frame_ms: 250,

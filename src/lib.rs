@@ -30,8 +30,8 @@ pub mod startup;
 #[cfg(test)]
 use proxima_engine::testing;
 pub use proxima_engine::{
-    background, clock, engine, events, fences, geometry, ids, import, json, persist, pois, routes,
-    sample, travellers, trips,
+    background, capability, clock, devices, engine, events, fences, geometry, ids, import, json,
+    persist, pois, routes, sample, travellers, trips,
 };
 
 pub use startup::{RunError, Started, start, start_with_clock};

@@ -115,6 +115,7 @@ pub fn app() -> App {
         ),
         replicator: Arc::default(),
         link_rate: server::link_rate::LinkRate::new(std::num::NonZeroU32::MAX),
+        device_rate: server::link_rate::DeviceRate::new(std::num::NonZeroU32::MAX),
         stopping: tokio_util::sync::CancellationToken::new(),
         ui: None,
     });

@@ -202,6 +202,9 @@ pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
         p if p.starts_with("/ui/") => None,
         // A share link's token is the capability: no key (only reads are routed there).
         p if p.starts_with("/v1/shared/") || p.starts_with("/t/") => None,
+        // Trackers send a device token, each protocol in its own place: the routes check it
+        // (see `routes::ingest`).
+        p if p.starts_with("/v1/ingest/") => None,
         p if p.starts_with("/v1/admin/") => Some(Scope::Admin),
         _ if method == Method::GET || method == Method::HEAD => Some(Scope::Read),
         // Queries whose area is too large for a URL: reads, sent with POST.
@@ -244,6 +247,9 @@ fn admit(state: &AppState, request: &Request) -> Result<(Admitted, Caller), Box<
             )));
         };
         let key = state.keys.as_ref().and_then(|keys| keys.lookup(presented));
+        if key.is_none() && crate::devices::is_device_token(presented) {
+            return Err(device_token_elsewhere(state, presented));
+        }
         let Some(key) = key else {
             return admit_token(state, request, presented, scope).map(|caller| {
                 let admitted = Admitted {
@@ -323,6 +329,24 @@ fn admit_token(
     }
     ready(state, request)?;
     Ok(Caller::traveller(token.traveller))
+}
+
+/// The answer to a device token sent to a route other than the trackers': a device token
+/// reports positions at `/v1/ingest/…` and reads nothing (403), and one that opens no
+/// device is refused as any unknown credential is (401).
+fn device_token_elsewhere(state: &AppState, presented: &str) -> Box<Response> {
+    if state.engine.open_device(presented).is_none() {
+        metrics::counter!("proxima_tokens_refused_total").increment(1);
+        return challenge(ApiError::unauthorized(
+            "authorization: the device token is not valid (it may have been revoked)",
+        ));
+    }
+    Box::new(
+        ApiError::forbidden(
+            "authorization: a device token only reports its traveller's positions, at /v1/ingest/owntracks, /v1/ingest/overland or /v1/ingest/osmand",
+        )
+        .into_response(),
+    )
 }
 
 /// The routes a traveller token may not use at all, and why.

@@ -1,37 +1,47 @@
-//! The rate limit of share-link reads (`/v1/shared/…` and the follower's page `/t/…`):
-//! they need no key, so no key's rate applies, and whoever holds a link could otherwise
-//! read a long route as fast as the server answers. Each client address gets a token bucket
-//! (`governor`, keyed) of `--link-rate` requests a second with a burst of twice that.
+//! The rate limits of the routes that need no key, so that no key's rate applies:
+//! - share-link reads (`/v1/shared/…` and the follower's page `/t/…`), per client address
+//!   ([`LinkRate`], `--link-rate`): whoever holds a link could otherwise read a long route
+//!   as fast as the server answers;
+//! - trackers' reports (`/v1/ingest/…`), per device ([`DeviceRate`], `--device-rate`): a
+//!   device token is a credential like a key, and is limited like one.
 //!
-//! The buckets are forgotten once full again (`retain_recent`), whenever more than
-//! [`TIDY_AT`] addresses are held, so many addresses cost memory only while they are busy.
+//! Each key gets a token bucket (`governor`, keyed) of so many requests a second with a
+//! burst of twice that. The buckets are forgotten once full again (`retain_recent`),
+//! whenever more than [`TIDY_AT`] keys are held, so many keys cost memory only while they
+//! are busy.
 
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-/// Addresses held before the full buckets are forgotten.
+/// Keys held before the full buckets are forgotten.
 const TIDY_AT: usize = 10_000;
 
-/// Share-link reads per client address.
-pub struct LinkRate {
-    limiter: DefaultKeyedRateLimiter<IpAddr>,
+/// Requests per key, a token bucket each.
+pub struct KeyedRate<K: Hash + Eq + Clone> {
+    limiter: DefaultKeyedRateLimiter<K>,
     /// Requests a second.
     pub per_second: NonZeroU32,
 }
 
-impl std::fmt::Debug for LinkRate {
+/// Share-link reads per client address.
+pub type LinkRate = KeyedRate<IpAddr>;
+/// Trackers' reports per device id.
+pub type DeviceRate = KeyedRate<String>;
+
+impl<K: Hash + Eq + Clone> std::fmt::Debug for KeyedRate<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LinkRate")
+        f.debug_struct("KeyedRate")
             .field("per_second", &self.per_second)
             .finish_non_exhaustive()
     }
 }
 
-impl LinkRate {
-    /// `per_second` requests a second per address, bursts of twice that.
+impl<K: Hash + Eq + Clone> KeyedRate<K> {
+    /// `per_second` requests a second per key, bursts of twice that.
     pub fn new(per_second: NonZeroU32) -> Self {
         let burst = per_second.saturating_mul(NonZeroU32::new(2).expect("two"));
         Self {
@@ -40,12 +50,12 @@ impl LinkRate {
         }
     }
 
-    /// Takes a token for `address`; `Err(wait)` if its bucket is empty.
-    pub fn take(&self, address: IpAddr) -> Result<(), Duration> {
+    /// Takes a token for `key`; `Err(wait)` if its bucket is empty.
+    pub fn take(&self, key: K) -> Result<(), Duration> {
         if self.limiter.len() > TIDY_AT {
             self.limiter.retain_recent();
         }
-        self.limiter.check_key(&address).map_err(|not_until| {
+        self.limiter.check_key(&key).map_err(|not_until| {
             not_until.wait_time_from(governor::clock::Clock::now(
                 &governor::clock::DefaultClock::default(),
             ))

@@ -24,6 +24,7 @@ mod request_id;
 mod response;
 mod routes;
 pub mod sse;
+mod trackers;
 pub mod ui;
 pub mod work;
 
@@ -42,7 +43,7 @@ pub use observe::upkeep_metrics;
 pub use problem::ApiError;
 pub use sse::event_encoder;
 
-use self::routes::{fences, operations, pois, shared, streams, travellers, trips};
+use self::routes::{devices, fences, ingest, operations, pois, shared, streams, travellers, trips};
 
 use crate::engine::Engine;
 
@@ -121,6 +122,8 @@ pub struct Shared {
     pub idempotency: idempotency::IdempotencyWindow,
     /// Share-link reads per client address (`--link-rate`).
     pub link_rate: link_rate::LinkRate,
+    /// Trackers' reports per device (`--device-rate`).
+    pub device_rate: link_rate::DeviceRate,
     /// The map viewer's settings; `None` serves no viewer (`--no-ui`).
     pub ui: Option<ui::UiConfig>,
     /// In a cluster, the stream's replicator, once this node has joined: read-your-writes
@@ -195,6 +198,20 @@ pub fn router(state: AppState) -> App {
             write(&state, put(travellers::put_sharing)),
         )
         .route("/v1/travellers/{id}/trips", get(trips::traveller_trips))
+        .route(
+            "/v1/travellers/{id}/devices",
+            get(devices::devices).merge(write(&state, post(devices::create_device))),
+        )
+        .route(
+            "/v1/travellers/{id}/devices/{device}",
+            write(&state, delete(devices::revoke_device)),
+        )
+        .route("/v1/ingest/owntracks", post(ingest::owntracks))
+        .route("/v1/ingest/overland", post(ingest::overland))
+        .route(
+            "/v1/ingest/osmand",
+            get(ingest::osmand).post(ingest::osmand),
+        )
         .route(
             "/v1/trips/{id}",
             get(trips::get_trip).merge(write(

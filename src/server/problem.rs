@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::cluster::ClusterError;
+use crate::devices::DeviceError;
 use crate::engine::EngineError;
 use crate::import::{ImportError, RecordError};
 use crate::trips::TripError;
@@ -273,6 +274,15 @@ impl From<EngineError> for ApiError {
                     StatusCode::CONFLICT,
                     "trip-limit",
                     "Trip limit",
+                    e.to_string(),
+                ),
+            },
+            EngineError::Device(e) => match e {
+                DeviceError::Traveller(_) | DeviceError::Name(_) => Self::bad_body(e.to_string()),
+                DeviceError::Limit => Self::new(
+                    StatusCode::CONFLICT,
+                    "device-limit",
+                    "Device limit",
                     e.to_string(),
                 ),
             },

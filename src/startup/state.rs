@@ -134,6 +134,9 @@ pub(super) fn shared(
         link_rate: server::link_rate::LinkRate::new(
             std::num::NonZeroU32::new(config.link_rate).unwrap_or(std::num::NonZeroU32::MIN),
         ),
+        device_rate: server::link_rate::DeviceRate::new(
+            std::num::NonZeroU32::new(config.device_rate).unwrap_or(std::num::NonZeroU32::MIN),
+        ),
         stopping: tokio_util::sync::CancellationToken::new(),
         ui: (!config.no_ui).then(|| server::ui::UiConfig {
             tiles: (config.ui_tiles != "none" && !config.ui_tiles.is_empty())

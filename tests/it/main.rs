@@ -27,6 +27,7 @@ mod replay;
 mod route_formats;
 mod stalled;
 mod tokens;
+mod trackers;
 mod travellers;
 mod trips;
 mod viewer;

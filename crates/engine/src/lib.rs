@@ -16,15 +16,18 @@
 //! - [`import`]: readers turning CSV, NDJSON, GeoJSON and OSM PBF dumps into POIs and
 //!   per-record errors.
 //! - [`trips`]: travellers' trips, their followers and share links.
+//! - [`devices`]: the tracking apps that report a traveller's positions, with their tokens.
 //! - [`routes`]: the points trips keep, on disk (`redb`), in delta-encoded chunks, with
 //!   each trip's figures.
 //! - [`persist`]: the write-ahead log and snapshot files, generic over what they store.
 //! - [`geometry`], [`ids`] and [`json`]: pure functions over coordinates, cells, areas,
-//!   identifiers and JSON; [`clock`]: time, injected; [`background`]: background
+//!   identifiers and JSON; [`capability`]: tokens kept as hashes; [`clock`]: time, injected; [`background`]: background
 //!   threads' priority.
 
 pub mod background;
+pub mod capability;
 pub mod clock;
+pub mod devices;
 pub mod engine;
 pub mod events;
 pub mod fences;

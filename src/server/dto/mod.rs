@@ -7,6 +7,7 @@
 //! wire are unchanged.
 
 mod areas;
+mod devices;
 mod fences;
 mod fields;
 mod operations;
@@ -16,6 +17,7 @@ mod travellers;
 mod trips;
 
 pub use areas::{AreaIn, AreaOut};
+pub use devices::{DeviceCreatedOut, DeviceIn, DeviceOut, DevicesOut, OverlandOut};
 pub use fences::{EventDataOut, FenceIn, FenceOut, FencePageOut, InsideOut, event_name};
 pub use operations::{
     ClusterOut, EventsOut, HeatmapOut, LastSnapshotOut, MemoryOut, SnapshotOut, StatsOut, WalOut,

@@ -2,7 +2,9 @@
 //! ([`super::params`], [`super::dto`]), makes one engine call, and writes the answer
 //! ([`super::response`]). No index logic lives here.
 
+pub mod devices;
 pub mod fences;
+pub mod ingest;
 pub mod operations;
 pub mod pois;
 pub mod shared;

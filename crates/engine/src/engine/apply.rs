@@ -145,6 +145,7 @@ impl Change for DeleteTraveller {
         engine.judge_pending(&self.id);
         let mut existed = engine.travellers.delete(&self.id, self.at_ms);
         existed |= engine.delete_trips_of(&self.id);
+        existed |= engine.devices.revoke_all(&self.id) > 0;
         if engine.has_observers() {
             engine.changed(&self.id, Cause::Deleted, self.at_ms, None);
         }

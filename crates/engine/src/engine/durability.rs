@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{Engine, EngineError, Mutation};
+use crate::devices::Device;
 use crate::fences::{Fence, LegacyFence};
 use crate::persist::snapshot::{self, SnapshotWriter};
 use crate::persist::wal::{self, Wal, WalOptions};
@@ -38,6 +39,8 @@ enum SnapshotItem {
     EventInterval(u64),
     /// Format version 3: a trip with its followers and links.
     Trip(TripRecord),
+    /// A device that reports a traveller's positions (its token's hash).
+    Device(Device),
 }
 
 /// The engine's open data directory.
@@ -266,6 +269,7 @@ impl Engine {
         self.travellers.clear();
         self.fences.clear();
         self.trips.clear();
+        self.devices.clear();
     }
 
     /// Loads a snapshot. The POI index is built on its own thread as the POIs are read, so
@@ -320,6 +324,9 @@ impl Engine {
                     SnapshotItem::Trip(record) => {
                         self.trips.restore(record, self.now_ms());
                     }
+                    SnapshotItem::Device(device) => {
+                        self.devices.add(device);
+                    }
                 }
                 Ok(())
             });
@@ -340,6 +347,7 @@ impl Engine {
                 self.travellers.clear();
                 self.fences.clear();
                 self.trips.clear();
+                self.devices.clear();
                 Err(e.into())
             }
         }
@@ -394,6 +402,9 @@ impl Engine {
         writer.item(&SnapshotItem::EventInterval(interval))?;
         self.trips
             .export(|trip| writer.item(&SnapshotItem::Trip(trip.clone())))?;
+        for device in self.devices.export() {
+            writer.item(&SnapshotItem::Device(device))?;
+        }
         let file = writer.finish()?;
 
         // Keep the newest two snapshots, and the log from the older one on.
@@ -471,6 +482,10 @@ impl Engine {
         hasher.update(b"trips");
         for trip in &trips {
             hasher.update(crate::persist::encode(trip)?);
+        }
+        hasher.update(b"devices");
+        for device in self.devices.export() {
+            hasher.update(crate::persist::encode(&device)?);
         }
         Ok(hasher
             .finalize()

@@ -30,6 +30,9 @@
 mod apply;
 #[cfg(test)]
 mod cluster_events_tests;
+mod devices;
+#[cfg(test)]
+mod devices_tests;
 mod durability;
 #[cfg(test)]
 mod fence_model_tests;
@@ -138,6 +141,9 @@ pub enum EngineError {
     /// A change to trips was refused.
     #[error(transparent)]
     Trip(#[from] crate::trips::TripError),
+    /// A change to devices was refused.
+    #[error(transparent)]
+    Device(#[from] crate::devices::DeviceError),
     /// The route store failed.
     #[error(transparent)]
     Routes(#[from] crate::routes::RouteStoreError),
@@ -261,6 +267,8 @@ pub struct Engine {
     judging: judging::Judging,
     /// Every trip, its followers and links.
     trips: crate::trips::Trips,
+    /// The devices that report travellers' positions.
+    devices: crate::devices::Devices,
     /// The routes on disk, with who is watching them.
     routes: routes::Routes,
 }
@@ -298,6 +306,7 @@ impl Engine {
             fences_wait_for_tick: std::sync::atomic::AtomicBool::new(false),
             judging: judging::Judging::default(),
             trips: crate::trips::Trips::new(),
+            devices: crate::devices::Devices::new(),
             routes: routes::Routes::default(),
         }
     }

@@ -14,6 +14,7 @@
 use serde::ser::{Serialize, Serializer};
 
 use super::{Engine, EngineError, PositionCounts, Removed, Stored};
+use crate::devices::Device;
 use crate::fences::{Fence, LegacyFence};
 use crate::ids::{validate_id, validate_owner, validate_record_id};
 use crate::pois::Poi;
@@ -163,6 +164,11 @@ mutations! {
     /// Trips that start or end by `at_ms` change who sees their travellers, and links
     /// expired by then are dropped (the clock tick of trips).
     TickTrips => (),
+    /// Add a device that reports a traveller's positions (its token's hash, never the
+    /// token).
+    CreateDevice => (),
+    /// Revoke a traveller's device.
+    RevokeDevice => Removed,
 }
 
 impl Mutation {
@@ -185,6 +191,7 @@ impl Mutation {
             }
             Self::CreateLink(CreateLink { trip, .. })
             | Self::RevokeLink(RevokeLink { trip, .. }) => validate_id(trip),
+            Self::RevokeDevice(RevokeDevice { traveller, .. }) => validate_id(traveller),
             Self::UpsertPoi(_)
             | Self::ImportPois(_)
             | Self::Positions(_)
@@ -192,7 +199,8 @@ impl Mutation {
             | Self::PutFence(_)
             | Self::ExpireFences(_)
             | Self::PutTrip(_)
-            | Self::TickTrips(_) => Ok(()),
+            | Self::TickTrips(_)
+            | Self::CreateDevice(_) => Ok(()),
         };
         checked.map_err(|e| format!("id: {e}"))
     }
@@ -334,6 +342,22 @@ pub struct RevokeLink {
 pub struct TickTrips {
     /// "Now" for what is due, Unix ms.
     pub at_ms: i64,
+}
+
+/// Add a device that reports a traveller's positions.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CreateDevice {
+    /// The device, with its token's hash.
+    pub device: Device,
+}
+
+/// Revoke a traveller's device.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RevokeDevice {
+    /// Its traveller.
+    pub traveller: String,
+    /// The device's id.
+    pub device: String,
 }
 
 /// Which lock orders a kind of change against the others (see the engine's module doc).

@@ -1,20 +1,5 @@
-//! Share links: capabilities to read one trip without a key.
-//!
-//! A token is a selector and a secret, 24 random bytes in base64url: the first 8 name the
-//! link (its `id`, in hex), the other 16 (128 bits) are the secret. Only the secret's
-//! SHA-256 is kept, in memory, snapshots and the log, so neither a stolen snapshot nor
-//! the log hands out working links. A token is checked by finding its link by the
-//! selector, which is not secret, then comparing the secret's hash with the stored one in
-//! constant time (`subtle`), so how long a guess takes tells nothing about the secret.
-
-use base64::Engine as _;
-use sha2::Digest as _;
-use subtle::ConstantTimeEq as _;
-
-/// Bytes of the selector (the link's id).
-const SELECTOR_BYTES: usize = 8;
-/// Bytes of the secret: 128 bits.
-const SECRET_BYTES: usize = 16;
+//! Share links: capabilities to read one trip without a key. The token's shape, hashing
+//! and checking are [`crate::capability`]'s.
 
 /// One share link of a trip, as kept: never the token itself.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -34,24 +19,20 @@ pub struct Link {
 impl Link {
     /// A new link and the token that opens it (shown once, then only its hash is kept).
     pub fn mint(expires_at: i64, show_from: Option<i64>, show_to: Option<i64>) -> (Self, String) {
-        let mut bytes = [0u8; SELECTOR_BYTES + SECRET_BYTES];
-        getrandom::fill(&mut bytes).expect("the operating system provides randomness");
-        let (selector, secret) = bytes.split_at(SELECTOR_BYTES);
+        let (id, secret_hash, token) = crate::capability::mint();
         let link = Self {
-            id: hex(selector),
-            secret_hash: sha2::Sha256::digest(secret).into(),
+            id,
+            secret_hash,
             expires_at,
             show_from,
             show_to,
         };
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
         (link, token)
     }
 
     /// Whether `secret` (from a token) opens this link, compared in constant time.
     pub fn opens(&self, secret: &[u8]) -> bool {
-        let hash: [u8; 32] = sha2::Sha256::digest(secret).into();
-        bool::from(hash.ct_eq(&self.secret_hash))
+        crate::capability::opens(&self.secret_hash, secret)
     }
 
     /// Whether it still works at `now_ms`.
@@ -71,18 +52,7 @@ impl Link {
 /// A token split into the link id it names and its secret; `None` if it is not shaped like
 /// a token at all.
 pub fn split_token(token: &str) -> Option<(String, Vec<u8>)> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()?;
-    if bytes.len() != SELECTOR_BYTES + SECRET_BYTES {
-        return None;
-    }
-    let (selector, secret) = bytes.split_at(SELECTOR_BYTES);
-    Some((hex(selector), secret.to_vec()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::capability::split(token)
 }
 
 #[cfg(test)]
