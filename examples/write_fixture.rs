@@ -2,11 +2,14 @@
 //! `tests/it/durability.rs`) read: a snapshot holding two POIs' first, a traveller and a
 //! static fence, then in the log only a POI, a move, a sharing change and a roaming fence
 //! (version 2 on; `tests/fixtures/v1` was written before fences had owners and holds
-//! neither fence, nor the log's fourth record). Run it once, when a new on-disk format
+//! neither fence, nor the log's fourth record). From version 4 on, the snapshot also holds
+//! a trip with a follower and a share link, and a device, and the log a second device and
+//! the first one's revocation; the tokens are written beside the data, in `tokens.txt`
+//! (`link <token>`, `device <token>` a line), for the test to try. Run it once, when a new on-disk format
 //! version is introduced, into a new folder under `tests/fixtures/`, and add a test like
 //! those for the new version:
 //!
-//! `cargo run --example write_fixture -- tests/fixtures/v2`
+//! `cargo run --example write_fixture -- tests/fixtures/v4`
 //!
 //! It refuses a folder that already holds anything: a checked-in fixture is never
 //! rewritten.
@@ -23,6 +26,7 @@ use proxima::geometry::area::Area;
 use proxima::persist::wal::WalOptions;
 use proxima::pois::{CursorKey, Poi};
 use proxima::travellers::{PositionUpdate, Sharing, TravellerConfig, Visibility};
+use proxima::trips::Trip;
 
 fn main() {
     let Some(dir) = std::env::args().nth(1) else {
@@ -100,8 +104,30 @@ fn main() {
         .expect("put")
         .wait()
         .expect("durable");
+    let trip = Trip::new(
+        "fixture-trip".into(),
+        "fixture-traveller".into(),
+        "Fixture trip".into(),
+        now - 3_600_000,
+        None,
+    )
+    .expect("valid");
+    engine.put_trip(trip).expect("put").wait().expect("durable");
+    engine
+        .add_follower("fixture-trip", "mum")
+        .expect("follow")
+        .wait()
+        .expect("durable");
+    let (written, _, link) = engine
+        .create_link("fixture-trip", now + 365 * 86_400_000, None, None)
+        .expect("link");
+    written.wait().expect("durable");
+    let (written, revoked, revoked_token) = engine
+        .create_device("fixture-traveller", "old phone")
+        .expect("device");
+    written.wait().expect("durable");
     engine.snapshot().expect("snapshot");
-    // After the snapshot: four records only in the log.
+    // After the snapshot: six records only in the log.
     let museum = Poi::new(
         "fixture-museum".into(),
         60.18,
@@ -145,7 +171,21 @@ fn main() {
         .expect("put")
         .wait()
         .expect("durable");
+    let (written, _, device) = engine
+        .create_device("fixture-traveller", "phone")
+        .expect("device");
+    written.wait().expect("durable");
+    engine
+        .revoke_device("fixture-traveller", revoked.id())
+        .expect("revoke")
+        .wait()
+        .expect("durable");
     drop(engine);
     std::fs::remove_file(dir.join("LOCK")).expect("remove the lock file");
+    std::fs::write(
+        dir.join("tokens.txt"),
+        format!("link {link}\ndevice {device}\nrevoked {revoked_token}\n"),
+    )
+    .expect("tokens written");
     println!("wrote the fixture to {}", dir.display());
 }

@@ -116,6 +116,7 @@ pub fn app() -> App {
         replicator: Arc::default(),
         link_rate: server::link_rate::LinkRate::new(std::num::NonZeroU32::MAX),
         device_rate: server::link_rate::DeviceRate::new(std::num::NonZeroU32::MAX),
+        friends_rate: server::link_rate::DeviceRate::once_per(server::FRIENDS_EVERY),
         stopping: tokio_util::sync::CancellationToken::new(),
         ui: None,
     });

@@ -75,6 +75,12 @@ pub struct Limits {
     pub map_frame: std::time::Duration,
 }
 
+/// How often a tracker device is told its traveller's friends (OwnTracks' answer): the
+/// answer is a nearby query (about a quarter of an OwnTracks request's cost, profiled), and
+/// an app reporting every second needs its friends no more often than this; its other
+/// answers are empty, and it keeps showing what it was told last.
+pub const FRIENDS_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What every handler can reach: one allocation behind an `Arc`, so that the copy axum
 /// makes for every request (and the state layers make again) is one reference count, not
 /// a dozen and a cancellation token's lock (5 % of a nearby query's server time, profiled).
@@ -124,6 +130,8 @@ pub struct Shared {
     pub link_rate: link_rate::LinkRate,
     /// Trackers' reports per device (`--device-rate`).
     pub device_rate: link_rate::DeviceRate,
+    /// When each device may next be told its traveller's friends (OwnTracks).
+    pub friends_rate: link_rate::DeviceRate,
     /// The map viewer's settings; `None` serves no viewer (`--no-ui`).
     pub ui: Option<ui::UiConfig>,
     /// In a cluster, the stream's replicator, once this node has joined: read-your-writes

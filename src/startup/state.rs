@@ -137,6 +137,7 @@ pub(super) fn shared(
         device_rate: server::link_rate::DeviceRate::new(
             std::num::NonZeroU32::new(config.device_rate).unwrap_or(std::num::NonZeroU32::MIN),
         ),
+        friends_rate: server::link_rate::DeviceRate::once_per(server::FRIENDS_EVERY),
         stopping: tokio_util::sync::CancellationToken::new(),
         ui: (!config.no_ui).then(|| server::ui::UiConfig {
             tiles: (config.ui_tiles != "none" && !config.ui_tiles.is_empty())

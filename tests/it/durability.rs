@@ -444,6 +444,55 @@ fn format_version_2_fixture_still_recovers() {
     assert_eq!(engine.fence_count(), 2, "no fence under another owner");
 }
 
+#[test]
+fn format_version_4_fixture_still_recovers() {
+    let (engine, report) = recover_fixture("v4");
+    assert!(
+        report.snapshot.is_some() && report.replayed == 6,
+        "{report:?}"
+    );
+    let (pois, travellers) = engine.dump();
+    assert_eq!(pois.len(), 2);
+    assert_eq!(travellers.len(), 1);
+    assert_eq!(engine.fence_count(), 2);
+    let trip = engine.trip("fixture-trip").expect("the snapshot's trip");
+    assert_eq!(trip.trip.traveller(), "fixture-traveller");
+    assert_eq!(trip.followers, ["mum"]);
+    let tokens = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v4/tokens.txt"),
+    )
+    .expect("the fixture's tokens");
+    let token = |what: &str| {
+        tokens
+            .lines()
+            .find_map(|l| l.strip_prefix(what)?.strip_prefix(' '))
+            .expect("a token")
+            .to_owned()
+    };
+    assert!(
+        engine.open_link(&token("link")).is_some(),
+        "the snapshot's link"
+    );
+    assert_eq!(
+        engine
+            .open_device(&token("device"))
+            .map(|(who, _)| who)
+            .as_deref(),
+        Some("fixture-traveller"),
+        "the log's device"
+    );
+    assert!(
+        engine.open_device(&token("revoked")).is_none(),
+        "the snapshot's device, revoked in the log"
+    );
+    let devices: Vec<String> = engine
+        .devices_of("fixture-traveller")
+        .iter()
+        .map(|d| d.name().to_owned())
+        .collect();
+    assert_eq!(devices, ["phone"]);
+}
+
 /// A newest snapshot that is intact (its checksums match) but holds an item that does not
 /// decode is damage too: recovery falls back to the previous snapshot and the log after it.
 #[test]
@@ -486,4 +535,141 @@ fn a_snapshot_with_an_undecodable_item_falls_back_to_the_previous_one() {
     assert!(report.snapshot.is_some(), "{report:?}");
     let ids: Vec<String> = second.dump().0.into_iter().map(|p| p.id).collect();
     assert_eq!(ids, ["p0", "p1", "p2"], "nothing lost");
+}
+
+/// `time`'s RFC 3339 for Unix seconds, as Overland writes (UTC).
+fn iso(seconds: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(seconds)
+        .expect("a time")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("formats")
+}
+
+#[tokio::test]
+async fn every_overland_batch_answered_ok_survives_sigkill_in_full() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let client = reqwest::Client::new();
+    let mut p = start(dir.path(), &["--no-sample"], &client).await;
+    let base = p.base.clone();
+    // The traveller is on a trip, so its route keeps every point, not just the newest.
+    let s0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64
+        - 86_400;
+    let trip = json!({"traveller": "ann", "title": "Home", "started_at": s0 * 1000});
+    let r = client
+        .put(format!("{base}/v1/trips/home"))
+        .json(&trip)
+        .send()
+        .await
+        .expect("put trip");
+    assert_eq!(r.status(), 201);
+    let made: serde_json::Value = client
+        .post(format!("{base}/v1/travellers/ann/devices"))
+        .json(&json!({"name": "phone"}))
+        .send()
+        .await
+        .expect("device")
+        .json()
+        .await
+        .expect("json");
+    let token = made["token"].as_str().expect("a token").to_owned();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<std::sync::Mutex<Vec<i64>>> = Arc::default();
+    let writer = {
+        let (stop, acked, client, base) =
+            (stop.clone(), acked.clone(), client.clone(), base.clone());
+        tokio::spawn(async move {
+            for batch in 0..10_000i64 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let seconds: Vec<i64> = (0..50).map(|k| s0 + batch * 50 + k).collect();
+                let locations: Vec<serde_json::Value> = seconds
+                    .iter()
+                    .map(|&s| {
+                        json!({"type": "Feature",
+                               "geometry": {"type": "Point", "coordinates": [24.9 + (s % 1000) as f64 * 1e-5, 60.1]},
+                               "properties": {"timestamp": iso(s), "horizontal_accuracy": 5}})
+                    })
+                    .collect();
+                let Ok(r) = client
+                    .post(format!("{base}/v1/ingest/overland"))
+                    .bearer_auth(&token)
+                    .json(&json!({"locations": locations}))
+                    .send()
+                    .await
+                else {
+                    break;
+                };
+                let Ok(answer) = r.json::<serde_json::Value>().await else {
+                    break;
+                };
+                if answer["result"] != "ok" {
+                    break;
+                }
+                acked
+                    .lock()
+                    .expect("lock")
+                    .extend(seconds.iter().map(|s| s * 1000));
+            }
+        })
+    };
+    for _ in 0..500 {
+        if acked.lock().expect("lock").len() >= 2_000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(!p.signal_and_wait("-KILL").success());
+    stop.store(true, Ordering::Relaxed);
+    writer.await.expect("writer task");
+    drop(p);
+    let acked = std::mem::take(&mut *acked.lock().expect("lock"));
+    assert!(
+        acked.len() >= 500,
+        "the writer got going ({} points)",
+        acked.len()
+    );
+
+    let p = start(dir.path(), &["--no-sample"], &client).await;
+    let mut stored: Vec<i64> = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let mut url = format!("{}/v1/trips/home/route?viewer=ann&limit=10000", p.base);
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: serde_json::Value = client
+            .get(url)
+            .send()
+            .await
+            .expect("route")
+            .json()
+            .await
+            .expect("json");
+        for part in page["properties"]["ts"].as_array().expect("times") {
+            stored.extend(
+                part.as_array()
+                    .expect("a part")
+                    .iter()
+                    .map(|t| t.as_i64().expect("ts")),
+            );
+        }
+        cursor = page["properties"]["next_cursor"].as_str().map(String::from);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let stored: std::collections::BTreeSet<i64> = stored.into_iter().collect();
+    let lost: Vec<&i64> = acked.iter().filter(|ts| !stored.contains(ts)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged points lost, the first at {:?}",
+        lost.len(),
+        acked.len(),
+        lost.first()
+    );
 }

@@ -251,6 +251,11 @@ async fn owntracks_stores_the_booklets_location_and_answers_with_friends_only() 
         "bob, not the public carol nor the private dave"
     );
 
+    // Friends are told at most every 30 s a device: the next answer is empty, and the app
+    // keeps what it was told.
+    let (status, answer) = s.send(owntracks(&s, "ann", &token, &message)).await;
+    assert_eq!((status, answer), (200, json!([])));
+
     // Other types and an empty body: 200, nothing stored; encrypted: 400 saying why.
     for ignored in [
         "",
@@ -303,6 +308,12 @@ async fn device_tokens_are_checked_on_every_route() {
         .await;
     assert_eq!(status, 403);
     assert!(position(&s, "bob").await.is_none(), "bob was never moved");
+
+    // A traveller id with colons in it (as Basic auth's user) still names its traveller.
+    let (_, colons) = device(&s, "app:user:7", "phone").await;
+    let (status, _) = s.send(owntracks(&s, "app:user:7", &colons, &message)).await;
+    assert_eq!(status, 200);
+    assert!(position(&s, "app:user:7").await.is_some());
 
     // Wrong or missing credentials: 401, OwnTracks asked for Basic auth.
     let response = owntracks(&s, "ann", "pxd_wrong", &message)

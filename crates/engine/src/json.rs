@@ -1,7 +1,7 @@
 //! JSON parsing whose errors name the field at fault (`tags.cuisine: invalid type: ...`),
 //! shared by request bodies, position batches and NDJSON imports.
 
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 /// A JSON value that did not parse, and the path of the field at fault (if not the whole).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,12 +27,12 @@ impl std::fmt::Display for JsonError {
 /// the path tracked. Tracking the path on every value doubled the cost of parsing a
 /// position update (callgrind: ~2,900 instructions a single-update body); the second parse
 /// meets the same error at the same place, since both parse the same bytes the same way.
-pub fn from_slice_named<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
+pub fn from_slice_named<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, JsonError> {
     serde_json::from_slice(bytes).or_else(|_| from_slice_tracking_path(bytes))
 }
 
 /// [`from_slice_named`]'s slow path: parses with the path of every field tracked.
-fn from_slice_tracking_path<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
+fn from_slice_tracking_path<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, JsonError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

@@ -44,7 +44,7 @@ fn device_traveller(
     state: &AppState,
     token: Option<&str>,
     named: Option<&str>,
-) -> Result<String, ApiError> {
+) -> Result<(String, String), ApiError> {
     let Some(token) = token else {
         return Err(ApiError::unauthorized(
             "authorization: send the device token made by POST /v1/travellers/{id}/devices",
@@ -61,7 +61,7 @@ fn device_traveller(
             "id: a device token reports only its own traveller's positions",
         ));
     }
-    if let Err(wait) = state.device_rate.take(device) {
+    if let Err(wait) = state.device_rate.take(device.clone()) {
         metrics::counter!("proxima_rate_limited_total").increment(1);
         let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
         return Err(ApiError::rate_limited(format!(
@@ -69,7 +69,7 @@ fn device_traveller(
             state.device_rate.per_second
         )));
     }
-    Ok(traveller)
+    Ok((traveller, device))
 }
 
 /// Stores `fixes` (each with its index in the request) as `traveller`'s reports, durably;
@@ -134,12 +134,15 @@ fn basic(headers: &HeaderMap) -> Option<(String, String)> {
         .decode(encoded.trim())
         .ok()?;
     let text = String::from_utf8(decoded).ok()?;
-    let (user, password) = text.split_once(':')?;
+    // Split at the last colon, not the first as RFC 7617 would: traveller ids may hold
+    // colons, and device tokens never do.
+    let (user, password) = text.rsplit_once(':')?;
     Some((user.to_owned(), password.to_owned()))
 }
 
 /// `POST /v1/ingest/owntracks`: one OwnTracks message; the answer names the traveller's
-/// friends. A refusal for want of credentials asks for Basic auth.
+/// friends, at most once every [`crate::server::FRIENDS_EVERY`] a device (otherwise `[]`).
+/// A refusal for want of credentials asks for Basic auth.
 pub async fn owntracks(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     match owntracks_answer(&state, &headers, body).await {
         Ok(response) => response,
@@ -162,7 +165,7 @@ async fn owntracks_answer(state: &AppState, headers: &HeaderMap, body: Body) -> 
         Some((user, password)) => (Some(user.as_str()), Some(password.as_str())),
         None => (None, None),
     };
-    let traveller = device_traveller(state, password, user)?;
+    let (traveller, device) = device_traveller(state, password, user)?;
     let bytes = read_body(headers, body, MAX_MESSAGE_BYTES).await?;
     let message = owntracks::parse(&bytes).map_err(|e| ApiError::bad_body(e.to_string()))?;
     let mut at = None;
@@ -174,13 +177,17 @@ async fn owntracks_answer(state: &AppState, headers: &HeaderMap, body: Body) -> 
         }
         at = LatLon::new(fix.lat, fix.lon).ok();
     }
-    let at = at.or_else(|| {
-        state
-            .engine
-            .traveller(&traveller, Some(&traveller))
-            .map(|t| t.at.position)
-    });
-    let friends = at.map_or_else(Vec::new, |at| friends(state, &traveller, at));
+    let friends = if state.friends_rate.take(device).is_ok() {
+        let at = at.or_else(|| {
+            state
+                .engine
+                .traveller(&traveller, Some(&traveller))
+                .map(|t| t.at.position)
+        });
+        at.map_or_else(Vec::new, |at| friends(state, &traveller, at))
+    } else {
+        Vec::new()
+    };
     let mut response = (StatusCode::OK, owntracks::answer(&friends)).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -211,7 +218,7 @@ fn friends(state: &AppState, traveller: &str, at: LatLon) -> Vec<owntracks::Frie
 
 /// `POST /v1/ingest/overland`: a batch; `{"result": "ok"}` once it is durable.
 pub async fn overland(State(state): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
-    let traveller = device_traveller(&state, bearer(&headers), None)?;
+    let (traveller, _) = device_traveller(&state, bearer(&headers), None)?;
     let bytes = read_body(&headers, body, state.limits.max_batch_bytes).await?;
     let batch = overland::parse(&bytes, crate::server::positions::MAX_BATCH_UPDATES)
         .map_err(ApiError::bad_body)?;
@@ -248,7 +255,7 @@ pub async fn osmand(
     }
     .map_err(ApiError::bad_body)?;
     let token = report.token.as_deref().or_else(|| bearer(&headers));
-    let traveller = device_traveller(&state, token, Some(&report.traveller))?;
+    let (traveller, _) = device_traveller(&state, token, Some(&report.traveller))?;
     if let Some(fix) = report.fix {
         let mut rejected = Vec::new();
         store(&state, &traveller, [(0, fix)], &mut rejected).await?;

@@ -7,6 +7,8 @@
 //!
 //! Source: Overland's README, <https://github.com/aaronpk/Overland-iOS#api>.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -27,28 +29,92 @@ struct Body<'a> {
     locations: Vec<&'a RawValue>,
 }
 
+/// The whole batch read in one pass, when every point is good (the usual case).
 #[derive(Deserialize)]
-struct Feature {
-    geometry: Geometry,
-    properties: Properties,
+struct TypedBody<'a> {
+    #[serde(borrow)]
+    locations: Vec<Feature<'a>>,
 }
 
 #[derive(Deserialize)]
-struct Geometry {
-    #[serde(rename = "type")]
-    kind: String,
-    coordinates: Vec<f64>,
+struct Feature<'a> {
+    #[serde(borrow)]
+    geometry: Geometry<'a>,
+    #[serde(borrow)]
+    properties: Properties<'a>,
 }
 
 #[derive(Deserialize)]
-struct Properties {
-    timestamp: String,
+struct Geometry<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    coordinates: Coordinates,
+}
+
+/// A point's coordinates: `[lon, lat]`, or `[lon, lat, altitude]` as GeoJSON allows;
+/// `None` for any other count. Read without a vector or serde's buffering of an untagged
+/// enum.
+struct Coordinates(Option<(f64, f64)>);
+
+impl<'de> Deserialize<'de> for Coordinates {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Numbers;
+        impl<'de> serde::de::Visitor<'de> for Numbers {
+            type Value = Coordinates;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of numbers")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Coordinates, A::Error> {
+                let mut read = [0.0; 3];
+                let mut count = 0;
+                while let Some(x) = seq.next_element::<f64>()? {
+                    if count < read.len() {
+                        read[count] = x;
+                    }
+                    count += 1;
+                }
+                Ok(Coordinates(
+                    matches!(count, 2 | 3).then_some((read[0], read[1])),
+                ))
+            }
+        }
+        deserializer.deserialize_seq(Numbers)
+    }
+}
+
+#[derive(Deserialize)]
+struct Properties<'a> {
+    #[serde(borrow)]
+    timestamp: Cow<'a, str>,
     #[serde(default)]
     horizontal_accuracy: Option<f64>,
 }
 
 /// Reads a batch of at most `max` points; `Err` names what makes the whole body unreadable.
+///
+/// A batch is read in one typed pass; only when that fails is it read again a point at a
+/// time, to store the good points and name each bad one. (Each point first as raw JSON,
+/// then typed, was two passes over every batch: with batches of 100, the parsing was
+/// about a third of the server's time, and Overland batches ran at 0.67 of `POST
+/// /v1/positions` batches; see `scripts/trackers-bench.sh` in `docs/performance.md`.)
 pub fn parse(body: &[u8], max: usize) -> Result<Batch, String> {
+    if let Ok(typed) = serde_json::from_slice::<TypedBody>(body)
+        && typed.locations.len() <= max
+    {
+        let mut batch = Batch::default();
+        for (i, feature) in typed.locations.iter().enumerate() {
+            match point(feature) {
+                Ok(fix) => batch.fixes.push((i, fix)),
+                Err(why) => batch.rejected.push((i, format!("locations[{i}].{why}"))),
+            }
+        }
+        return Ok(batch);
+    }
     let body: Body = serde_json::from_slice(body).map_err(|e| {
         format!("body: not an Overland batch (an object with a `locations` array): {e}")
     })?;
@@ -60,7 +126,10 @@ pub fn parse(body: &[u8], max: usize) -> Result<Batch, String> {
     }
     let mut batch = Batch::default();
     for (i, raw) in body.locations.iter().enumerate() {
-        match point(raw.get().as_bytes()) {
+        let read = crate::json::from_slice_named::<Feature>(raw.get().as_bytes())
+            .map_err(|e| e.to_string())
+            .and_then(|feature| point(&feature));
+        match read {
             Ok(fix) => batch.fixes.push((i, fix)),
             Err(why) => batch.rejected.push((i, format!("locations[{i}].{why}"))),
         }
@@ -68,8 +137,7 @@ pub fn parse(body: &[u8], max: usize) -> Result<Batch, String> {
     Ok(batch)
 }
 
-fn point(raw: &[u8]) -> Result<Fix, String> {
-    let feature: Feature = crate::json::from_slice_named(raw).map_err(|e| e.to_string())?;
+fn point(feature: &Feature) -> Result<Fix, String> {
     if feature.geometry.kind != "Point" {
         return Err(format!(
             "geometry.type: expected Point, got {:?}",
@@ -77,27 +145,18 @@ fn point(raw: &[u8]) -> Result<Fix, String> {
         ));
     }
     // GeoJSON allows a third coordinate, the altitude.
-    let (lon, lat) = match feature.geometry.coordinates[..] {
-        [lon, lat] | [lon, lat, _] => (lon, lat),
-        _ => {
-            return Err("geometry.coordinates: expected [lon, lat] or [lon, lat, altitude]".into());
-        }
+    let Coordinates(Some((lon, lat))) = feature.geometry.coordinates else {
+        return Err("geometry.coordinates: expected [lon, lat] or [lon, lat, altitude]".into());
     };
-    finish(lon, lat, &feature.properties)
-}
-
-fn finish(lon: f64, lat: f64, properties: &Properties) -> Result<Fix, String> {
-    let ts = super::time::from_iso(&properties.timestamp).ok_or_else(|| {
-        format!(
-            "properties.timestamp: {:?} is not an ISO 8601 instant with a zone",
-            properties.timestamp
-        )
+    let stamp = &feature.properties.timestamp;
+    let ts = super::time::from_iso(stamp).ok_or_else(|| {
+        format!("properties.timestamp: {stamp:?} is not an ISO 8601 instant with a zone")
     })?;
     Ok(Fix {
         lat,
         lon,
         ts,
-        accuracy_m: accuracy(properties.horizontal_accuracy),
+        accuracy_m: accuracy(feature.properties.horizontal_accuracy),
     })
 }
 

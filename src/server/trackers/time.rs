@@ -21,7 +21,12 @@ pub fn from_epoch_number(n: i64) -> Option<i64> {
 /// An ISO 8601 instant with a zone (`Z` or an offset, with or without its colon), or
 /// `yyyy-MM-dd HH:mm:ss` taken as UTC, to Unix milliseconds.
 pub fn from_iso(text: &str) -> Option<i64> {
-    let (date, clock) = text.trim().split_once(['T', 't', ' '])?;
+    let text = text.trim();
+    // The usual case, already RFC 3339 (`Z` or `+hh:mm`): parsed where it lies.
+    if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
+        return i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok();
+    }
+    let (date, clock) = text.split_once(['T', 't', ' '])?;
     let zone_at = clock.find(['Z', 'z', '+', '-']);
     let normalized = match zone_at {
         // No zone (Traccar's form): UTC.

@@ -39,7 +39,8 @@ enum SnapshotItem {
     EventInterval(u64),
     /// Format version 3: a trip with its followers and links.
     Trip(TripRecord),
-    /// A device that reports a traveller's positions (its token's hash).
+    /// Format version 4: a device that reports a traveller's positions (its token's
+    /// hash).
     Device(Device),
 }
 
