@@ -188,6 +188,7 @@ fn needs_caller(path: &str) -> bool {
     path.starts_with("/v1/fences")
         || path.starts_with("/v1/trips/")
         || path.ends_with("/trips")
+        || path.contains("/devices")
         || path == "/v1/events"
         || path == "/v1/travellers/watch"
         || path == "/v1/pois/import"
@@ -262,6 +263,7 @@ fn admit(state: &AppState, request: &Request) -> Result<(Admitted, Caller), Box<
         caller = Caller {
             key: Some(key.line),
             admin: key.allows(Scope::Admin),
+            reads: key.allows(Scope::Read),
             traveller: None,
             owner: key.owner.clone(),
         };
@@ -328,7 +330,10 @@ fn admit_token(
         ));
     }
     ready(state, request)?;
-    Ok(Caller::traveller(token.traveller))
+    Ok(Caller {
+        reads: token.scopes.contains(&Scope::Read),
+        ..Caller::traveller(token.traveller)
+    })
 }
 
 /// The answer to a device token sent to a route other than the trackers': a device token

@@ -14,7 +14,8 @@
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
@@ -24,6 +25,9 @@ const TIDY_AT: usize = 10_000;
 /// Requests per key, a token bucket each.
 pub struct KeyedRate<K: Hash + Eq + Clone> {
     limiter: DefaultKeyedRateLimiter<K>,
+    /// When it was made, and the second since then of the last tidy.
+    started: Instant,
+    tidied_at: AtomicU64,
     /// Requests a second.
     pub per_second: NonZeroU32,
 }
@@ -42,11 +46,29 @@ impl<K: Hash + Eq + Clone> std::fmt::Debug for KeyedRate<K> {
 }
 
 impl<K: Hash + Eq + Clone> KeyedRate<K> {
+    /// Forgets the full buckets, at most once a second: it locks every shard of the map in
+    /// turn, and doing it on every request past [`TIDY_AT`] keys (10,000 devices reporting
+    /// within the friends' period, say) would make every caller wait on every shard.
+    fn tidy(&self) {
+        let now = self.started.elapsed().as_secs() + 1;
+        let last = self.tidied_at.load(Ordering::Relaxed);
+        if now > last
+            && self
+                .tidied_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.limiter.retain_recent();
+        }
+    }
+
     /// `per_second` requests a second per key, bursts of twice that.
     pub fn new(per_second: NonZeroU32) -> Self {
         let burst = per_second.saturating_mul(NonZeroU32::new(2).expect("two"));
         Self {
             limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+            started: Instant::now(),
+            tidied_at: AtomicU64::new(0),
             per_second,
         }
     }
@@ -57,6 +79,8 @@ impl<K: Hash + Eq + Clone> KeyedRate<K> {
         let quota = Quota::with_period(period).expect("a period longer than zero");
         Self {
             limiter: RateLimiter::keyed(quota),
+            started: Instant::now(),
+            tidied_at: AtomicU64::new(0),
             per_second: NonZeroU32::MIN,
         }
     }
@@ -64,7 +88,7 @@ impl<K: Hash + Eq + Clone> KeyedRate<K> {
     /// Takes a token for `key`; `Err(wait)` if its bucket is empty.
     pub fn take(&self, key: K) -> Result<(), Duration> {
         if self.limiter.len() > TIDY_AT {
-            self.limiter.retain_recent();
+            self.tidy();
         }
         // The limiter's own clock: making a clock calibrates it (cpuid), which cost a third
         // of the server's time when most requests were refused (OwnTracks' friends answer,

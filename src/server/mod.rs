@@ -208,7 +208,8 @@ pub fn router(state: AppState) -> App {
         .route("/v1/travellers/{id}/trips", get(trips::traveller_trips))
         .route(
             "/v1/travellers/{id}/devices",
-            get(devices::devices).merge(write(&state, post(devices::create_device))),
+            // Not `write`: an idempotent answer would keep the token in memory.
+            get(devices::devices).post(devices::create_device),
         )
         .route(
             "/v1/travellers/{id}/devices/{device}",

@@ -610,6 +610,7 @@ async fn every_overland_batch_answered_ok_survives_sigkill_in_full() {
                 if answer["result"] != "ok" {
                     break;
                 }
+                assert_eq!(answer["accepted"], 50, "{answer}");
                 acked
                     .lock()
                     .expect("lock")

@@ -42,6 +42,11 @@ async fn server() -> TestServer {
 
 /// A traveller token for `sub`, read and write.
 fn traveller_token(sub: &str) -> String {
+    token_with_scope(sub, "read write")
+}
+
+/// A traveller token for `sub` with `scope`.
+fn token_with_scope(sub: &str, scope: &str) -> String {
     let mut secret = std::fs::read(fixture("hs256-secret.txt")).expect("fixture");
     while secret.last() == Some(&b'\n') {
         secret.pop();
@@ -50,7 +55,7 @@ fn traveller_token(sub: &str) -> String {
         .duration_since(UNIX_EPOCH)
         .expect("after 1970")
         .as_secs() as i64;
-    let claims = json!({"sub": sub, "aud": AUDIENCE, "iss": ISSUER, "exp": now + 600, "iat": now, "scope": "read write"});
+    let claims = json!({"sub": sub, "aud": AUDIENCE, "iss": ISSUER, "exp": now + 600, "iat": now, "scope": scope});
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims,
@@ -122,6 +127,18 @@ async fn devices_are_made_listed_and_revoked_by_their_traveller_only() {
         )
         .await;
     assert_eq!(status, 403, "ann's token makes no device for bob");
+    let (status, body) = s
+        .send(
+            s.client
+                .post(s.url("/v1/travellers/ann/devices"))
+                .bearer_auth(token_with_scope("ann", "write"))
+                .json(&json!({"name": "a reader"})),
+        )
+        .await;
+    assert_eq!(
+        status, 403,
+        "a write-only token makes no token that reads: {body}"
+    );
     let (status, _) = s
         .send(
             s.client
@@ -280,15 +297,25 @@ async fn owntracks_stores_the_booklets_location_and_answers_with_friends_only() 
             .expect("detail")
             .contains("encrypted")
     );
-    let (status, body) = s
+    // A location off the globe reads but is no report: taken (the app would send it again
+    // for ever), and not stored.
+    let (status, _) = s
         .send(owntracks(
             &s,
             "ann",
             &token,
-            r#"{"_type":"location","lat":91,"lon":0,"tst":1}"#,
+            &json!({"_type": "location", "lat": 91, "lon": 0, "tst": now_s + 1}).to_string(),
         ))
         .await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 200);
+    let kept = position(&s, "ann").await.expect("kept");
+    assert_eq!(
+        kept["ts"].as_i64(),
+        Some(now_s * 1000),
+        "the bad fix was not stored"
+    );
+    let (status, _) = s.send(owntracks(&s, "ann", &token, "{not json")).await;
+    assert_eq!(status, 400, "an unreadable body is refused");
 }
 
 #[tokio::test]
@@ -307,7 +334,10 @@ async fn device_tokens_are_checked_on_every_route() {
         ))))
         .await;
     assert_eq!(status, 403);
-    assert!(position(&s, "bob").await.is_none(), "bob was never moved");
+    assert!(
+        position(&s, "ann").await.is_none(),
+        "a refused report stores nothing, for ann either"
+    );
 
     // A traveller id with colons in it (as Basic auth's user) still names its traveller.
     let (_, colons) = device(&s, "app:user:7", "phone").await;
@@ -437,6 +467,24 @@ async fn overland_stores_the_readmes_batch_and_answers_ok_with_bad_points_counte
         )
         .await;
     assert_eq!(status, 400, "an unreadable body is not ok");
+    let too_many: Vec<Value> = (0..1_001)
+        .map(|i| json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 2]}, "properties": {"timestamp": "2015-10-01T08:00:00Z", "n": i}}))
+        .collect();
+    let (status, body) = s
+        .send(
+            s.client
+                .post(s.url("/v1/ingest/overland"))
+                .bearer_auth(&token)
+                .json(&json!({"locations": too_many})),
+        )
+        .await;
+    assert_eq!(status, 400, "at most 1,000 points a batch");
+    assert!(
+        body["detail"]
+            .as_str()
+            .expect("detail")
+            .starts_with("locations")
+    );
 }
 
 #[tokio::test]

@@ -57,6 +57,9 @@ pub struct Caller {
     pub key: Option<usize>,
     /// Whether the caller has the admin scope (everyone has, on an open server).
     pub admin: bool,
+    /// Whether the caller has the read scope (everyone has, on an open server): a device
+    /// token reads (OwnTracks' friends), so only a caller that may read makes one.
+    pub reads: bool,
     /// The traveller a token speaks for; `None` for a service key or an open server.
     pub traveller: Option<Arc<str>>,
     /// What the caller owns (fences) and is counted against: `key:<hex>` for a key,
@@ -72,6 +75,7 @@ impl Caller {
         Self {
             key: None,
             admin: true,
+            reads: true,
             traveller: None,
             owner: OPEN.clone(),
         }
@@ -82,6 +86,7 @@ impl Caller {
         Self {
             key: None,
             admin: false,
+            reads: false,
             owner: format!("traveller:{traveller}").into(),
             traveller: Some(traveller),
         }
@@ -129,6 +134,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .cloned()
             .unwrap_or_else(|| Caller {
                 admin: false,
+                reads: false,
                 ..Caller::open()
             }))
     }

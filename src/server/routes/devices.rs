@@ -1,6 +1,8 @@
 //! A traveller's devices: the tracking apps that report its positions, each with a token
 //! shown once. Only the traveller itself (its token) or a key may make, list and revoke
-//! them; a token for another traveller gets a 403 before anything is looked up.
+//! them; a token for another traveller gets a 403 before anything is looked up. Making one
+//! needs the read scope too (its token reads the traveller's friends), and its answer is
+//! never kept for `Idempotency-Key` retries (the token is shown once and kept nowhere).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -23,6 +25,13 @@ pub async fn create_device(
     JsonObject(input): JsonObject<DeviceIn>,
 ) -> ApiResult {
     caller.may_change(&id, "id")?;
+    if !caller.reads {
+        // The token reads (OwnTracks' friends, as the traveller): a write-only credential
+        // may not make itself one that reads, nor outlive its own expiry so.
+        return Err(ApiError::forbidden(
+            "authorization: making a device needs the read scope as well as write, since its token reads the traveller's friends",
+        ));
+    }
     let (written, device, token) = state.engine.create_device(&id, &input.name)?;
     written.durable().await?;
     Ok(json_response(

@@ -5,10 +5,12 @@
 //! handed to the one write path. Nothing is acknowledged before it is durable, as with
 //! `POST /v1/positions`.
 //!
-//! The checks, in order, each refusing before anything is stored: a token that opens no
-//! device is a 401 (revoked ones at once); a report naming another traveller than the
-//! token's is a 403; a device past `--device-rate` is a 429 with `Retry-After`. A device
-//! token reads nothing but OwnTracks' friends answer, as its traveller.
+//! The checks, each refusing before anything is stored: a token that opens no device is a
+//! 401 (revoked ones at once); a device past `--device-rate` is a 429 with `Retry-After`;
+//! a report naming another traveller than the token's is a 403. A device token reads
+//! nothing but OwnTracks' friends answer, as its traveller. A body that cannot be read is a
+//! 400; a fix that reads but is no valid report (off the globe, too far in the future) is
+//! counted and answered as taken, since the apps would send it again for ever.
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
@@ -36,15 +38,15 @@ const FRIENDS_RADIUS_M: f64 = 100_000.0;
 const FRIENDS_SCANNED: usize = 500;
 /// The most friends it names.
 const FRIENDS_MAX: usize = 50;
+/// The most points an Overland batch may hold (the app sends at most 1,000, its largest
+/// "Points per Batch").
+const MAX_OVERLAND_POINTS: usize = 1_000;
+/// The largest Overland body: 1,000 of the app's points are about 600 kB.
+const MAX_OVERLAND_BYTES: usize = 2 * 1024 * 1024;
 
-/// The traveller a device token reports for, once the report is held to it: the token must
-/// open a device (401), the traveller the report names, if it names one, must be the
-/// device's (403), and the device must be within its rate (429).
-fn device_traveller(
-    state: &AppState,
-    token: Option<&str>,
-    named: Option<&str>,
-) -> Result<(String, String), ApiError> {
+/// The traveller a device token reports for, and the device's id: the token must open a
+/// device (401), and the device must be within its rate (429).
+fn open_device(state: &AppState, token: Option<&str>) -> Result<(String, String), ApiError> {
     let Some(token) = token else {
         return Err(ApiError::unauthorized(
             "authorization: send the device token made by POST /v1/travellers/{id}/devices",
@@ -56,11 +58,6 @@ fn device_traveller(
             "authorization: the device token is not valid (it may have been revoked)",
         ));
     };
-    if named.is_some_and(|named| named != traveller) {
-        return Err(ApiError::forbidden(
-            "id: a device token reports only its own traveller's positions",
-        ));
-    }
     if let Err(wait) = state.device_rate.take(device.clone()) {
         metrics::counter!("proxima_rate_limited_total").increment(1);
         let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
@@ -70,6 +67,31 @@ fn device_traveller(
         )));
     }
     Ok((traveller, device))
+}
+
+/// Refuses a report naming another traveller than its device's (403), before anything is
+/// stored.
+fn held_to(traveller: &str, named: &str) -> Result<(), ApiError> {
+    if named != traveller {
+        return Err(ApiError::forbidden(
+            "id: a device token reports only its own traveller's positions",
+        ));
+    }
+    Ok(())
+}
+
+/// Stores one fix an app sent alone (OwnTracks, OsmAnd). A fix that reads but is no valid
+/// report (a place off the globe, a clock further ahead than `--max-clock-skew`) is
+/// counted and answered as taken: these apps send a report again until it is taken, and
+/// this one never would be.
+async fn store_one(state: &AppState, traveller: &str, fix: Fix) -> Result<(), ApiError> {
+    let mut rejected = Vec::new();
+    store(state, traveller, [(0, fix)], &mut rejected).await?;
+    if let Some((_, why)) = rejected.pop() {
+        metrics::counter!("proxima_tracker_reports_refused_total").increment(1);
+        tracing::debug!(traveller, why, "a tracker's report was refused");
+    }
+    Ok(())
 }
 
 /// Stores `fixes` (each with its index in the request) as `traveller`'s reports, durably;
@@ -161,20 +183,18 @@ pub async fn owntracks(State(state): State<AppState>, headers: HeaderMap, body: 
 
 async fn owntracks_answer(state: &AppState, headers: &HeaderMap, body: Body) -> ApiResult {
     let credentials = basic(headers);
-    let (user, password) = match &credentials {
-        Some((user, password)) => (Some(user.as_str()), Some(password.as_str())),
-        None => (None, None),
-    };
-    let (traveller, device) = device_traveller(state, password, user)?;
+    let (traveller, device) = open_device(
+        state,
+        credentials.as_ref().map(|(_, password)| password.as_str()),
+    )?;
+    if let Some((user, _)) = &credentials {
+        held_to(&traveller, user)?;
+    }
     let bytes = read_body(headers, body, MAX_MESSAGE_BYTES).await?;
     let message = owntracks::parse(&bytes).map_err(|e| ApiError::bad_body(e.to_string()))?;
     let mut at = None;
     if let owntracks::Message::Location(fix) = message {
-        let mut rejected = Vec::new();
-        store(state, &traveller, [(0, fix)], &mut rejected).await?;
-        if let Some((_, why)) = rejected.pop() {
-            return Err(ApiError::bad_body(why));
-        }
+        store_one(state, &traveller, fix).await?;
         at = LatLon::new(fix.lat, fix.lon).ok();
     }
     let friends = if state.friends_rate.take(device).is_ok() {
@@ -218,10 +238,10 @@ fn friends(state: &AppState, traveller: &str, at: LatLon) -> Vec<owntracks::Frie
 
 /// `POST /v1/ingest/overland`: a batch; `{"result": "ok"}` once it is durable.
 pub async fn overland(State(state): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
-    let (traveller, _) = device_traveller(&state, bearer(&headers), None)?;
-    let bytes = read_body(&headers, body, state.limits.max_batch_bytes).await?;
-    let batch = overland::parse(&bytes, crate::server::positions::MAX_BATCH_UPDATES)
-        .map_err(ApiError::bad_body)?;
+    let (traveller, _) = open_device(&state, bearer(&headers))?;
+    let limit = state.limits.max_batch_bytes.min(MAX_OVERLAND_BYTES);
+    let bytes = read_body(&headers, body, limit).await?;
+    let batch = overland::parse(&bytes, MAX_OVERLAND_POINTS).map_err(ApiError::bad_body)?;
     drop(bytes);
     let mut rejected = batch.rejected;
     let counts = store(&state, &traveller, batch.fixes, &mut rejected).await?;
@@ -233,7 +253,8 @@ pub async fn overland(State(state): State<AppState>, headers: HeaderMap, body: B
 }
 
 /// `GET` or `POST /v1/ingest/osmand`: one position as parameters (query or form) or as
-/// Traccar Client's JSON; 200 with no body once it is durable.
+/// Traccar Client's JSON; 200 with no body once it is durable. The token (a parameter of
+/// the URL or the form, or an `Authorization` header) is checked before the report is read.
 pub async fn osmand(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
@@ -242,26 +263,25 @@ pub async fn osmand(
 ) -> ApiResult {
     let query = query.unwrap_or_default();
     let bytes = read_body(&headers, body, MAX_MESSAGE_BYTES).await?;
-    let now = state.engine.now_ms();
-    let from_query = || form_urlencoded::parse(query.as_bytes());
-    let report = match content_type_essence(&headers).as_deref() {
-        Some("application/json") => {
-            let token = from_query()
-                .find(|(name, _)| name == "token")
-                .map(|(_, v)| v.into_owned());
-            osmand::from_json(&bytes, token)
-        }
-        _ => osmand::from_params(from_query().chain(form_urlencoded::parse(&bytes)), now),
+    let json = content_type_essence(&headers).as_deref() == Some("application/json");
+    let params = || {
+        let form: &[u8] = if json { &[] } else { &bytes };
+        form_urlencoded::parse(query.as_bytes()).chain(form_urlencoded::parse(form))
+    };
+    let token = params()
+        .find(|(name, _)| name == "token")
+        .map(|(_, v)| v.into_owned())
+        .or_else(|| bearer(&headers).map(str::to_owned));
+    let (traveller, _) = open_device(&state, token.as_deref())?;
+    let report = if json {
+        osmand::from_json(&bytes, token)
+    } else {
+        osmand::from_params(params(), state.engine.now_ms())
     }
     .map_err(ApiError::bad_body)?;
-    let token = report.token.as_deref().or_else(|| bearer(&headers));
-    let (traveller, _) = device_traveller(&state, token, Some(&report.traveller))?;
+    held_to(&traveller, &report.traveller)?;
     if let Some(fix) = report.fix {
-        let mut rejected = Vec::new();
-        store(&state, &traveller, [(0, fix)], &mut rejected).await?;
-        if let Some((_, why)) = rejected.pop() {
-            return Err(ApiError::bad_body(why));
-        }
+        store_one(&state, &traveller, fix).await?;
     }
     Ok(StatusCode::OK.into_response())
 }

@@ -169,21 +169,29 @@ impl Devices {
     pub fn open(&self, token: &str) -> Option<(String, String)> {
         let (id, secret) = crate::capability::split(token.strip_prefix(TOKEN_PREFIX)?)?;
         let state = self.state.read();
-        let device = state.by_id.get(&id)?;
+        let Some(device) = state.by_id.get(&id) else {
+            // Hashed all the same, so that how long a refusal takes does not tell whether
+            // the selector names a device.
+            let _ = crate::capability::opens(&[0; 32], &secret);
+            return None;
+        };
         crate::capability::opens(&device.secret_hash, &secret)
             .then(|| (device.traveller.clone(), device.id.clone()))
     }
 
-    /// `traveller`'s devices, oldest first.
+    /// `traveller`'s devices, oldest first (by when they were made, then id: the order
+    /// they were restored in from a snapshot is not that).
     pub fn of_traveller(&self, traveller: &str) -> Vec<Device> {
         let state = self.state.read();
-        state
+        let mut devices: Vec<Device> = state
             .by_traveller
             .get(traveller)
             .into_iter()
             .flatten()
             .filter_map(|id| state.by_id.get(id).cloned())
-            .collect()
+            .collect();
+        devices.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        devices
     }
 
     /// Checks that `device` may be added: its traveller has room.

@@ -68,11 +68,26 @@ fn tokens_open_their_devices_across_a_restart_and_revoked_ones_stay_revoked() {
     assert_eq!(names, ["phone", "tablet"]);
     assert_eq!(engine.devices_of("bob").len(), 1);
 
-    let _ = engine.delete_traveller("ann").expect("deleted");
+    engine
+        .delete_traveller("ann")
+        .expect("deleted")
+        .wait()
+        .expect("durable");
     assert_eq!(
         engine.open_device(&phone_token),
         None,
         "gone with its traveller"
     );
     assert!(engine.devices_of("ann").is_empty());
+    drop(engine);
+    let engine = persistent(Arc::new(ManualClock::new(1_000_000)));
+    engine
+        .recover(dir.path(), WalOptions::default())
+        .expect("recovers");
+    assert_eq!(
+        engine.open_device(&phone_token),
+        None,
+        "still gone after the delete is replayed"
+    );
+    assert_eq!(engine.devices_of("bob").len(), 1);
 }

@@ -1,6 +1,7 @@
 //! [`super::table::TripTable`] against a model of plain maps: random trips put and removed
-//! over a few travellers (so that lists grow, shrink back to one trip and go), checked at
-//! every step by id, by traveller in start order, and by the trip holding an instant.
+//! over a few travellers (so that lists grow, shrink back to one trip and go), and over
+//! many (so that the tables grow past several sizes), checked at every step by id, by
+//! traveller in start order, and by the trip holding an instant.
 
 use std::collections::BTreeMap;
 
@@ -11,35 +12,40 @@ use super::table::{Entry, TripTable};
 #[derive(Debug, Clone)]
 enum Step {
     Put {
-        id: u8,
+        id: u16,
         traveller: u8,
         start: i64,
         title: bool,
     },
     Remove {
-        id: u8,
+        id: u16,
     },
     Clear,
 }
 
-fn step() -> impl Strategy<Value = Step> {
-    prop_oneof![
-        6 => (0u8..24, 0u8..4, 0i64..40, any::<bool>()).prop_map(|(id, traveller, start, title)| Step::Put {
+/// Steps over `ids` trip ids and `travellers` travellers, clearing with weight `clear`.
+fn steps(ids: u16, travellers: u8, clear: u32) -> impl Strategy<Value = Step> {
+    let put = (0..ids, 0..travellers, 0i64..40, any::<bool>()).prop_map(
+        |(id, traveller, start, title)| Step::Put {
             id,
             traveller,
             start,
-            title
-        }),
-        3 => (0u8..24).prop_map(|id| Step::Remove { id }),
-        1 => Just(Step::Clear),
-    ]
+            title,
+        },
+    );
+    let remove = (0..ids).prop_map(|id| Step::Remove { id });
+    if clear == 0 {
+        prop_oneof![6 => put, 3 => remove].boxed()
+    } else {
+        prop_oneof![6 => put, 3 => remove, clear => Just(Step::Clear)].boxed()
+    }
 }
 
 /// The model: trips by id as (traveller, start, title); a traveller's starts are distinct
 /// (the table is given windows that never overlap: each trip lasts one instant).
 type Model = BTreeMap<String, (String, i64, String)>;
 
-fn check(table: &TripTable<u8>, model: &Model) {
+fn check(table: &TripTable<u8>, model: &Model, travellers: u8) {
     assert_eq!(table.len(), model.len());
     for (id, (traveller, start, title)) in model {
         let entry = table.get(id).expect("kept");
@@ -53,7 +59,7 @@ fn check(table: &TripTable<u8>, model: &Model) {
             (id.as_str(), traveller.as_str(), title.as_str(), *start)
         );
     }
-    for t in 0..4 {
+    for t in 0..travellers {
         let traveller = format!("traveller-{t}");
         let mut expected: Vec<(i64, &str)> = model
             .iter()
@@ -77,41 +83,72 @@ fn check(table: &TripTable<u8>, model: &Model) {
     assert_eq!(table.iter().count(), model.len());
 }
 
+fn run(steps: Vec<Step>, travellers: u8) {
+    let mut table: TripTable<u8> = TripTable::default();
+    let mut model = Model::new();
+    for step in steps {
+        match step {
+            Step::Put {
+                id,
+                traveller,
+                start,
+                title,
+            } => {
+                let id = format!("trip-{id}");
+                let traveller = format!("traveller-{traveller}");
+                let clash = model
+                    .iter()
+                    .any(|(other, (who, s, _))| *other != id && *who == traveller && *s == start);
+                let other_traveller = model.get(&id).is_some_and(|(who, _, _)| *who != traveller);
+                if clash || other_traveller {
+                    continue;
+                }
+                let title = if title {
+                    format!("title of {id}")
+                } else {
+                    String::new()
+                };
+                table.remove(&id);
+                table.insert(Entry::new(
+                    &id,
+                    &traveller,
+                    &title,
+                    start,
+                    Some(start),
+                    None,
+                ));
+                model.insert(id, (traveller, start, title));
+            }
+            Step::Remove { id } => {
+                let id = format!("trip-{id}");
+                let removed = table.remove(&id).map(|e| e.id().to_owned());
+                assert_eq!(removed, model.remove(&id).map(|_| id));
+            }
+            Step::Clear => {
+                table.clear();
+                model.clear();
+            }
+        }
+        check(&table, &model, travellers);
+    }
+}
+
 proptest! {
     #![proptest_config(crate::testing::proptest_config(256))]
 
     #[test]
-    fn the_table_finds_what_the_model_holds(steps in proptest::collection::vec(step(), 1..80)) {
-        let mut table: TripTable<u8> = TripTable::default();
-        let mut model = Model::new();
-        for step in steps {
-            match step {
-                Step::Put { id, traveller, start, title } => {
-                    let id = format!("trip-{id}");
-                    let traveller = format!("traveller-{traveller}");
-                    let clash = model.iter().any(|(other, (who, s, _))| {
-                        *other != id && *who == traveller && *s == start
-                    });
-                    let other_traveller = model.get(&id).is_some_and(|(who, _, _)| *who != traveller);
-                    if clash || other_traveller {
-                        continue;
-                    }
-                    let title = if title { format!("title of {id}") } else { String::new() };
-                    table.remove(&id);
-                    table.insert(Entry::new(&id, &traveller, &title, start, Some(start), None));
-                    model.insert(id, (traveller, start, title));
-                }
-                Step::Remove { id } => {
-                    let id = format!("trip-{id}");
-                    let removed = table.remove(&id).map(|e| e.id().to_owned());
-                    prop_assert_eq!(removed, model.remove(&id).map(|_| id));
-                }
-                Step::Clear => {
-                    table.clear();
-                    model.clear();
-                }
-            }
-            check(&table, &model);
-        }
+    fn the_table_finds_what_the_model_holds(steps in proptest::collection::vec(steps(24, 4, 1), 1..80)) {
+        run(steps, 4);
+    }
+}
+
+proptest! {
+    #![proptest_config(crate::testing::proptest_config(16))]
+
+    /// Many trips and travellers, never cleared: the tables grow past several sizes, and
+    /// lists of one traveller's trips grow and shrink among many others.
+    #[test]
+    fn the_table_grows_and_shrinks_with_the_model(steps in proptest::collection::vec(steps(600, 40, 0), 200..1_200)) {
+        run(steps, 40);
     }
 }
