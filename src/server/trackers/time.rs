@@ -27,6 +27,16 @@ pub fn from_iso(text: &str) -> Option<i64> {
         return i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok();
     }
     let (date, clock) = text.split_once(['T', 't', ' '])?;
+    // A `+` offset sent unescaped in a query string arrives as a space (`…14:30:00 02:00`).
+    let clock = match clock.split_once(' ') {
+        Some((time_of_day, offset))
+            if offset.bytes().next().is_some_and(|b| b.is_ascii_digit()) =>
+        {
+            std::borrow::Cow::Owned(format!("{time_of_day}+{offset}"))
+        }
+        _ => std::borrow::Cow::Borrowed(clock),
+    };
+    let clock = clock.as_ref();
     let zone_at = clock.find(['Z', 'z', '+', '-']);
     let normalized = match zone_at {
         // No zone (Traccar's form): UTC.
@@ -87,6 +97,11 @@ mod tests {
         assert_eq!(from_iso("2015-10-01T17:00:00+0200"), Some(ms));
         assert_eq!(from_iso("2015-10-01 15:00:00"), Some(ms), "Traccar's, UTC");
         assert_eq!(from_iso("2015-10-01T15:00:00.250Z"), Some(ms + 250));
+        assert_eq!(
+            from_iso("2015-10-01T17:00:00 02:00"),
+            Some(ms),
+            "a `+` sent unescaped in a query"
+        );
         assert_eq!(from_any("1443711600"), Some(ms), "seconds");
         assert_eq!(from_any("1443711600000"), Some(ms), "milliseconds");
         assert_eq!(from_any("1443711600.5"), Some(ms + 500));

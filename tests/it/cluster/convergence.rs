@@ -420,3 +420,63 @@ async fn a_trip_and_its_route_are_the_same_on_every_node() {
         assert_eq!(node.get(&format!("/v1/shared/{token}")).await.0, 404);
     }
 }
+
+/// A device made on one node reports through the other, and revoked on that one, its token
+/// is refused on both: minting and revoking are changes in the stream like any other.
+#[tokio::test]
+async fn a_device_token_works_and_is_revoked_on_every_node() {
+    let Some(nats) = Nats::start("a_device_token_works_and_is_revoked_on_every_node") else {
+        return;
+    };
+    let a = node(&nats, "devices").await;
+    let b = node(&nats, "devices").await;
+    let made = a
+        .client
+        .post(a.url("/v1/travellers/ann/devices"))
+        .json(&json!({"name": "phone"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(made.status(), 201);
+    let last = seq_of(&made);
+    let made: serde_json::Value = made.json().await.expect("JSON");
+    let token = made["token"].as_str().expect("a token").to_owned();
+    let report = |node: &crate::common::TestServer, tst: i64| {
+        node.client
+            .post(node.url("/v1/ingest/owntracks"))
+            .basic_auth("ann", Some(&token))
+            .json(&json!({"_type": "location", "lat": 60.1, "lon": 24.9, "tst": tst}))
+    };
+    assert_eq!(b.get(&format!("/v1/stats?min_seq={last}")).await.0, 200);
+    let tst = b.now() / 1000 - 60;
+    let sent = report(&b, tst).send().await.expect("sent");
+    assert_eq!(
+        sent.status(),
+        200,
+        "the token opens its device on the other node"
+    );
+    let last = seq_of(&sent);
+    for node in [&a, &b] {
+        let (status, ann) = node
+            .get(&format!("/v1/travellers/ann?viewer=ann&min_seq={last}"))
+            .await;
+        assert_eq!(status, 200, "{ann}");
+        assert_eq!(ann["ts"], tst * 1000);
+    }
+    let revoked = b
+        .client
+        .delete(b.url(&format!(
+            "/v1/travellers/ann/devices/{}",
+            made["id"].as_str().expect("an id")
+        )))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(revoked.status(), 204);
+    let last = seq_of(&revoked);
+    for node in [&a, &b] {
+        assert_eq!(node.get(&format!("/v1/stats?min_seq={last}")).await.0, 200);
+        let refused = report(node, tst + 1).send().await.expect("sent");
+        assert_eq!(refused.status(), 401, "revoked on every node");
+    }
+}
