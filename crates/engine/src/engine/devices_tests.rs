@@ -30,9 +30,13 @@ fn tokens_open_their_devices_across_a_restart_and_revoked_ones_stay_revoked() {
     engine
         .recover(dir.path(), WalOptions::default())
         .expect("opens");
+    // A millisecond apart, so that "oldest first" is one order.
     let (_, phone, phone_token) = engine.create_device("ann", "phone").expect("made");
+    clock.advance(1);
     let (_, _, revoked_token) = engine.create_device("ann", "old phone").expect("made");
+    clock.advance(1);
     let (_, old, _) = engine.create_device("bob", "watch").expect("made");
+    clock.advance(1);
     engine.snapshot().expect("snapshot");
     // After the snapshot: in the log's tail only.
     let (_, _, tail_token) = engine.create_device("ann", "tablet").expect("made");
