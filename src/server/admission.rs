@@ -24,7 +24,7 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
 use tokio::time::Timeout;
@@ -32,7 +32,7 @@ use tokio::time::error::Elapsed;
 use tower::{Layer, Service};
 
 use super::AppState;
-use super::auth::{Caller, Scope};
+use super::auth::{Caller, Scope, bearer};
 use super::observe;
 use super::problem::ApiError;
 
@@ -212,12 +212,6 @@ pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
         "/v1/pois/within" | "/v1/travellers/within" if method == Method::POST => Some(Scope::Read),
         _ => Some(Scope::Write),
     }
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// What admission decided for a request it let through.

@@ -19,12 +19,38 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use base64::Engine as _;
 
 pub use keys::{ApiKey, Keys, KeysError};
 pub use tokens::{Token, TokenConfig, TokenRefused, Tokens, TokensError};
 
 use super::problem::ApiError;
 use crate::fences::OPEN_OWNER;
+
+/// The credential of an `Authorization: Bearer ...` header.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The user and password of an `Authorization: Basic ...` header, split at the last colon,
+/// not the first as RFC 7617 would: traveller ids may hold colons, and device tokens (the
+/// passwords trackers send) never do.
+pub fn basic(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.rsplit_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
 
 /// What a caller may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::travellers::RejectionOut;
 use crate::devices::Device;
 
 /// The body of `POST /v1/travellers/{id}/devices`.
@@ -67,12 +68,6 @@ pub struct OverlandOut<'a> {
     rejected: Vec<RejectionOut<'a>>,
     rejected_count: usize,
     result: &'static str,
-}
-
-#[derive(Debug, Serialize)]
-struct RejectionOut<'a> {
-    index: usize,
-    reason: &'a str,
 }
 
 impl<'a> OverlandOut<'a> {

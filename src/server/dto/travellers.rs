@@ -159,10 +159,11 @@ impl<'a> BatchOut<'a> {
     }
 }
 
+/// A batch's update refused: its index and why.
 #[derive(Debug, Serialize)]
-struct RejectionOut<'a> {
-    index: usize,
-    reason: &'a str,
+pub(super) struct RejectionOut<'a> {
+    pub(super) index: usize,
+    pub(super) reason: &'a str,
 }
 
 /// A sharing setting as stored: `PUT /v1/travellers/{id}/sharing`.

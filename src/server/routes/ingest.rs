@@ -16,11 +16,11 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 
 use crate::engine::PositionCounts;
 use crate::geometry::LatLon;
 use crate::server::AppState;
+use crate::server::auth::{basic, bearer};
 use crate::server::body::{self, content_type_essence};
 use crate::server::dto::OverlandOut;
 use crate::server::problem::ApiError;
@@ -137,29 +137,6 @@ async fn read_body(
     axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::too_large(limit as u64))
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-/// HTTP Basic credentials: user and password.
-fn basic(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    // Split at the last colon, not the first as RFC 7617 would: traveller ids may hold
-    // colons, and device tokens never do.
-    let (user, password) = text.rsplit_once(':')?;
-    Some((user.to_owned(), password.to_owned()))
 }
 
 /// `POST /v1/ingest/owntracks`: one OwnTracks message; the answer names the traveller's

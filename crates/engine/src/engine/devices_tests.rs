@@ -4,23 +4,9 @@
 
 use std::sync::Arc;
 
-use super::{Engine, EngineConfig, LiveConfig};
+use super::trips_tests::persistent;
 use crate::clock::ManualClock;
 use crate::persist::wal::WalOptions;
-use crate::pois::CursorKey;
-use crate::travellers::TravellerConfig;
-
-fn persistent(clock: Arc<ManualClock>) -> Engine {
-    Engine::new(EngineConfig {
-        cursor_key: CursorKey::random(),
-        clock,
-        travellers: TravellerConfig {
-            trail_capacity: 4,
-            ttl_ms: 3_600_000,
-        },
-        live: LiveConfig::default(),
-    })
-}
 
 #[test]
 fn tokens_open_their_devices_across_a_restart_and_revoked_ones_stay_revoked() {

@@ -191,7 +191,8 @@ fn a_route_holds_each_position_of_its_window_once_in_order_and_goes_with_its_tri
     assert_eq!(engine.trip_figures("other").expect("reads").points, 0);
 }
 
-fn persistent(clock: Arc<ManualClock>) -> Engine {
+/// An engine with small trails and an hour's time-to-live, on `clock`.
+pub(super) fn persistent(clock: Arc<ManualClock>) -> Engine {
     Engine::new(EngineConfig {
         cursor_key: CursorKey::random(),
         clock,
