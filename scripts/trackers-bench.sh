@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# What the trackers' protocols cost against Proxima's own API, with `wrk` (the targets of
-# the trackers issue): on a fresh release server per run, with a service key and DEVICES
+# What the trackers' protocols cost against Proxima's own API, with `wrk` (the ratios in
+# docs/performance.md, Trackers): on a fresh release server per run, with a service key and DEVICES
 # travellers each with a device token, single OwnTracks requests against single
 # `PUT /v1/travellers/{id}/position`, and Overland batches of 100 against `POST
 # /v1/positions` batches of 100 (scripts/wrk-trackers.lua; the same random places, each
