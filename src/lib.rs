@@ -31,7 +31,7 @@ pub mod startup;
 use proxima_engine::testing;
 pub use proxima_engine::{
     background, capability, clock, devices, engine, events, fences, geometry, ids, import, json,
-    persist, pois, routes, sample, travellers, trips,
+    persist, pois, routes, sample, travellers, trips, zones,
 };
 
 pub use startup::{RunError, Started, start, start_with_clock};

@@ -133,6 +133,8 @@ function follow() {
   events.addEventListener("point", (e) => {
     const p = JSON.parse(e.data);
     lastTs = p.ts;
+    // A privacy zone hid the points before this one: start a new line, never one across it.
+    if (p.cut && tail) tail = L.polyline([], { color: "#1d3557", weight: 4 }).addTo(route);
     if (tail) tail.addLatLng([p.lat, p.lon]);
     moveHere(p);
     $("last").textContent = new Date(p.ts).toLocaleString();

@@ -189,6 +189,7 @@ fn needs_caller(path: &str) -> bool {
         || path.starts_with("/v1/trips/")
         || path.ends_with("/trips")
         || path.contains("/devices")
+        || path.contains("/privacy-zones")
         || path == "/v1/events"
         || path == "/v1/travellers/watch"
         || path == "/v1/pois/import"

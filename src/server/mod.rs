@@ -43,7 +43,9 @@ pub use observe::upkeep_metrics;
 pub use problem::ApiError;
 pub use sse::event_encoder;
 
-use self::routes::{devices, fences, ingest, operations, pois, shared, streams, travellers, trips};
+use self::routes::{
+    devices, fences, ingest, operations, pois, shared, streams, travellers, trips, zones,
+};
 
 use crate::engine::Engine;
 
@@ -214,6 +216,14 @@ pub fn router(state: AppState) -> App {
         .route(
             "/v1/travellers/{id}/devices/{device}",
             write(&state, delete(devices::revoke_device)),
+        )
+        .route("/v1/travellers/{id}/privacy-zones", get(zones::zones))
+        .route(
+            "/v1/travellers/{id}/privacy-zones/{zone}",
+            get(zones::get_zone).merge(write(
+                &state,
+                put(zones::put_zone).delete(zones::delete_zone),
+            )),
         )
         .route("/v1/ingest/owntracks", post(ingest::owntracks))
         .route("/v1/ingest/overland", post(ingest::overland))

@@ -12,6 +12,7 @@ use crate::devices::DeviceError;
 use crate::engine::EngineError;
 use crate::import::{ImportError, RecordError};
 use crate::trips::TripError;
+use crate::zones::ZoneError;
 
 /// Marks a response whose 5xx status is part of normal operation, not a failure worth a
 /// warning in the log: a `not-ready` answer while the server loads its data (load
@@ -285,6 +286,16 @@ impl From<EngineError> for ApiError {
                     "Device limit",
                     e.to_string(),
                 ),
+            },
+            EngineError::Zone(e) => match e {
+                ZoneError::Limit => Self::new(
+                    StatusCode::CONFLICT,
+                    "privacy-zone-limit",
+                    "Privacy zone limit",
+                    e.to_string(),
+                ),
+                ZoneError::Id(_) | ZoneError::Traveller(_) => Self::bad_parameter(e.to_string()),
+                ZoneError::Area(_) => Self::bad_body(e.to_string()),
             },
             EngineError::RouteTooLong { .. } => Self::bad_parameter(e.to_string()),
             EngineError::Routes(e) => {

@@ -32,3 +32,4 @@ mod travellers;
 mod trips;
 mod viewer;
 mod watch;
+mod zones;

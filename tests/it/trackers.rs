@@ -36,12 +36,12 @@ async fn server_with(adjust: impl FnOnce(&mut proxima::config::ServeConfig)) -> 
     .await
 }
 
-async fn server() -> TestServer {
+pub(crate) async fn server() -> TestServer {
     server_with(|_| {}).await
 }
 
 /// A traveller token for `sub`, read and write.
-fn traveller_token(sub: &str) -> String {
+pub(crate) fn traveller_token(sub: &str) -> String {
     token_with_scope(sub, "read write")
 }
 
@@ -64,7 +64,7 @@ fn token_with_scope(sub: &str, scope: &str) -> String {
     .expect("signs")
 }
 
-async fn as_key(s: &TestServer, request: reqwest::RequestBuilder) -> (u16, Value) {
+pub(crate) async fn as_key(s: &TestServer, request: reqwest::RequestBuilder) -> (u16, Value) {
     s.send(request.bearer_auth(SERVICE_KEY)).await
 }
 

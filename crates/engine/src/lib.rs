@@ -43,3 +43,4 @@ pub mod sample;
 pub mod testing;
 pub mod travellers;
 pub mod trips;
+pub mod zones;

@@ -15,6 +15,7 @@ mod pois;
 mod routes;
 mod travellers;
 mod trips;
+mod zones;
 
 pub use areas::{AreaIn, AreaOut};
 pub use devices::{DeviceCreatedOut, DeviceIn, DeviceOut, DevicesOut, OverlandOut};
@@ -35,3 +36,4 @@ pub use trips::{
     FollowersOut, LinkCreatedOut, LinkIn, LinksOut, StaysOut, TripFiguresOut, TripIn, TripOut,
     TripPageOut, point_event_data,
 };
+pub use zones::{PrivacyZoneIn, PrivacyZoneOut, PrivacyZonesOut};

@@ -255,6 +255,19 @@ impl<'a> StaysOut<'a> {
 }
 
 /// A route point as a `point` event's data.
-pub fn point_event_data(p: &RoutePoint) -> String {
-    serde_json::to_string(&PointOut::from(p)).expect("a point serializes")
+pub fn point_event_data(p: &RoutePoint, cut: bool) -> String {
+    /// A point, and whether the route was cut just before it (a privacy zone hid the
+    /// points between: the reader starts a new line).
+    #[derive(Serialize)]
+    struct StreamedPoint {
+        #[serde(flatten)]
+        point: PointOut,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        cut: bool,
+    }
+    serde_json::to_string(&StreamedPoint {
+        point: PointOut::from(p),
+        cut,
+    })
+    .expect("a point serializes")
 }

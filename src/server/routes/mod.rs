@@ -12,3 +12,4 @@ pub mod streams;
 pub mod travellers;
 pub mod trip_views;
 pub mod trips;
+pub mod zones;

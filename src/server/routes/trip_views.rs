@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 
 use crate::engine::Engine;
-use crate::routes::RoutePoint;
-use crate::routes::shape::{parts, simplify};
+use crate::routes::shape::simplify;
+use crate::routes::{RoutePoint, ShownRoute};
 use crate::server::AppState;
 use crate::server::dto::{
     StaysOut, TripFiguresOut, point_event_data, route_geojson, route_gpx, route_polylines,
@@ -95,6 +95,15 @@ impl Readable {
         }
     }
 
+    /// The viewer the one visibility rule judges this reader as: a follower or the
+    /// traveller by its id, a link's holder as no one in particular.
+    pub fn viewer(&self) -> Option<&str> {
+        match &self.reader {
+            Reader::Viewer(viewer) => viewer.as_deref(),
+            Reader::Link(_) => None,
+        }
+    }
+
     /// The same trip for the same reader, read again (a stream's check).
     fn again(&self, engine: &Engine) -> Option<Self> {
         Self::open(engine, self.record.trip.id(), self.reader.clone())
@@ -123,10 +132,17 @@ pub async fn trip_answer(state: &AppState, readable: Readable) -> ApiResult {
     let engine = state.engine.clone();
     let (from, to) = (readable.from, readable.to);
     let record = readable.record.clone();
-    let figures = if from == i64::MIN && to == i64::MAX {
+    let viewer = readable.viewer().map(str::to_owned);
+    let figures = if from == i64::MIN
+        && to == i64::MAX
+        && !engine.may_hide_points_of(&record, viewer.as_deref())
+    {
         engine.trip_figures(record.trip.id())?
     } else {
-        off_the_workers(move || Ok(engine.trip_figures_in(&record, from, to)?)).await?
+        off_the_workers(move || {
+            Ok(engine.shown_trip_figures(&record, viewer.as_deref(), (from, to))?)
+        })
+        .await?
     };
     Ok(json_response(
         StatusCode::OK,
@@ -197,23 +213,27 @@ pub async fn route_answer(state: &AppState, readable: Readable, mut params: Para
         })
         .transpose()?;
     let engine = state.engine.clone();
-    let id = readable.record.trip.id().to_owned();
     let name = match readable.record.trip.title() {
-        "" => id.clone(),
+        "" => readable.record.trip.id().to_owned(),
         title => title.to_owned(),
     };
+    let viewer = readable.viewer().map(str::to_owned);
+    let record = readable.record;
     off_the_workers(move || {
+        let viewer = viewer.as_deref();
         let (kept, next): (Vec<Vec<RoutePoint>>, _) = match simplify_m {
             Some(tolerance) => {
-                let points = engine.whole_route(&id, from, to)?;
-                (simplified(&points, gap_s * 1000, tolerance), None)
+                let shown = engine.shown_whole_route(&record, viewer, (from, to))?;
+                (simplified(&shown, gap_s * 1000, tolerance), None)
             }
             None => {
-                let (points, more) = engine.route(&id, from, to, after, limit)?;
-                let next = more
-                    .then(|| points.last().map(|p| p.ts.to_string()))
+                let shown = engine.shown_route(&record, viewer, (from, to), after, limit)?;
+                let next = shown
+                    .more
+                    .then(|| shown.points.last().map(|p| p.ts.to_string()))
                     .flatten();
-                let split = parts(&points, gap_s * 1000)
+                let split = shown
+                    .parts(gap_s * 1000)
                     .into_iter()
                     .map(<[RoutePoint]>::to_vec)
                     .collect();
@@ -263,8 +283,9 @@ pub async fn route_answer(state: &AppState, readable: Readable, mut params: Para
 }
 
 /// The parts of `points` (split at gaps over `gap_ms`), each simplified to `tolerance_m`.
-fn simplified(points: &[RoutePoint], gap_ms: i64, tolerance_m: f64) -> Vec<Vec<RoutePoint>> {
-    parts(points, gap_ms)
+fn simplified(shown: &ShownRoute, gap_ms: i64, tolerance_m: f64) -> Vec<Vec<RoutePoint>> {
+    shown
+        .parts(gap_ms)
         .into_iter()
         .map(|part| {
             simplify(part, tolerance_m)
@@ -292,9 +313,16 @@ pub async fn stays_answer(state: &AppState, readable: Readable, mut params: Para
     params.finish()?;
     let engine = state.engine.clone();
     let (from, to) = (readable.from, readable.to);
-    let id = readable.record.trip.id().to_owned();
+    let viewer = readable.viewer().map(str::to_owned);
+    let record = readable.record;
     off_the_workers(move || {
-        let stays = engine.trip_stays(&id, from, to, radius_m, minutes * 60_000)?;
+        let stays = engine.shown_trip_stays(
+            &record,
+            viewer.as_deref(),
+            (from, to),
+            radius_m,
+            minutes * 60_000,
+        )?;
         Ok(json_response(StatusCode::OK, &StaysOut::new(&stays)))
     })
     .await
@@ -349,7 +377,8 @@ struct Feed {
     readable: Readable,
     after: Option<i64>,
     changes: tokio::sync::watch::Receiver<u64>,
-    backlog: VecDeque<RoutePoint>,
+    /// Points to send, each with whether hidden points were cut out just before it.
+    backlog: VecDeque<(RoutePoint, bool)>,
     stopping: tokio_util::sync::CancellationToken,
     done: bool,
     _slot: StreamSlot,
@@ -361,27 +390,35 @@ fn points_of(feed: Feed) -> impl Stream<Item = Result<SseEvent, Infallible>> {
             if feed.done {
                 return None;
             }
-            if let Some(p) = feed.backlog.pop_front() {
+            if let Some((p, cut)) = feed.backlog.pop_front() {
                 feed.after = Some(p.ts);
                 let event = SseEvent::default()
                     .id(p.ts.to_string())
                     .event("point")
-                    .data(point_event_data(&p));
+                    .data(point_event_data(&p, cut));
                 return Some((Ok(event), feed));
             }
             // Still allowed? (A change woke us, or a quiet while passed.)
             feed.readable = feed.readable.again(&feed.engine)?;
             let (from, to) = (feed.readable.from, feed.readable.to);
-            let id = feed.readable.record.trip.id().to_owned();
+            let record = feed.readable.record.clone();
+            let viewer = feed.readable.viewer().map(str::to_owned);
             let engine = feed.engine.clone();
             let after = feed.after;
             let read = tokio::task::spawn_blocking(move || {
-                engine.route(&id, from, to, after, STREAM_BATCH)
+                engine.shown_route(&record, viewer.as_deref(), (from, to), after, STREAM_BATCH)
             })
             .await;
             match read {
-                Ok(Ok((points, _))) if !points.is_empty() => {
-                    feed.backlog.extend(points);
+                Ok(Ok(shown)) if !shown.points.is_empty() => {
+                    let cuts = shown.cuts;
+                    feed.backlog.extend(
+                        shown
+                            .points
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, p)| (p, cuts.binary_search(&i).is_ok())),
+                    );
                     continue;
                 }
                 Ok(Ok(_)) => {}

@@ -146,6 +146,7 @@ impl Change for DeleteTraveller {
         let mut existed = engine.travellers.delete(&self.id, self.at_ms);
         existed |= engine.delete_trips_of(&self.id);
         existed |= engine.devices.revoke_all(&self.id) > 0;
+        existed |= engine.forget_privacy_zones(&self.id);
         if engine.has_observers() {
             engine.changed(&self.id, Cause::Deleted, self.at_ms, None);
         }

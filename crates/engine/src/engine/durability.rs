@@ -18,6 +18,7 @@ use crate::persist::{BoxError, PersistError, decode};
 use crate::pois::{Poi, PoiIndex};
 use crate::travellers::{LegacyTravellerRecord, TravellerRecord};
 use crate::trips::TripRecord;
+use crate::zones::PrivacyZone;
 
 /// POIs copied per read-lock hold while writing a snapshot (about a millisecond's work).
 const SNAPSHOT_CHUNK: usize = 4_096;
@@ -25,7 +26,7 @@ const SNAPSHOT_CHUNK: usize = 4_096;
 const SNAPSHOTS_KEPT: usize = 2;
 
 /// What a snapshot holds, item by item: POIs, then travellers, then fences, then the
-/// interval of event numbers (a cluster's), then trips. The variants are the format: new ones are
+/// interval of event numbers (a cluster's), then trips, devices and privacy zones. The variants are the format: new ones are
 /// appended, and the first three keep format version 1's layout so that its snapshots read.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 enum SnapshotItem {
@@ -42,6 +43,8 @@ enum SnapshotItem {
     /// Format version 4: a device that reports a traveller's positions (its token's
     /// hash).
     Device(Device),
+    /// Format version 5: a traveller's privacy zone, with its shroud's secret.
+    PrivacyZone(PrivacyZone),
 }
 
 /// The engine's open data directory.
@@ -328,6 +331,9 @@ impl Engine {
                     SnapshotItem::Device(device) => {
                         self.devices.add(device);
                     }
+                    SnapshotItem::PrivacyZone(zone) => {
+                        self.restore_privacy_zone(zone);
+                    }
                 }
                 Ok(())
             });
@@ -349,6 +355,7 @@ impl Engine {
                 self.fences.clear();
                 self.trips.clear();
                 self.devices.clear();
+                self.zones.clear();
                 Err(e.into())
             }
         }
@@ -405,6 +412,9 @@ impl Engine {
             .export(|trip| writer.item(&SnapshotItem::Trip(trip.clone())))?;
         for device in self.devices.export() {
             writer.item(&SnapshotItem::Device(device))?;
+        }
+        for zone in self.export_privacy_zones() {
+            writer.item(&SnapshotItem::PrivacyZone(zone))?;
         }
         let file = writer.finish()?;
 

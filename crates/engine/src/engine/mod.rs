@@ -51,6 +51,9 @@ mod trip_reads;
 mod trips;
 #[cfg(test)]
 mod trips_tests;
+mod zones;
+#[cfg(test)]
+mod zones_tests;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -144,6 +147,9 @@ pub enum EngineError {
     /// A change to devices was refused.
     #[error(transparent)]
     Device(#[from] crate::devices::DeviceError),
+    /// A change to privacy zones was refused.
+    #[error(transparent)]
+    Zone(#[from] crate::zones::ZoneError),
     /// The route store failed.
     #[error(transparent)]
     Routes(#[from] crate::routes::RouteStoreError),
@@ -269,6 +275,8 @@ pub struct Engine {
     trips: crate::trips::Trips,
     /// The devices that report travellers' positions.
     devices: crate::devices::Devices,
+    /// Travellers' privacy zones.
+    zones: crate::zones::PrivacyZones,
     /// The routes on disk, with who is watching them.
     routes: routes::Routes,
 }
@@ -307,6 +315,7 @@ impl Engine {
             judging: judging::Judging::default(),
             trips: crate::trips::Trips::new(),
             devices: crate::devices::Devices::new(),
+            zones: crate::zones::PrivacyZones::default(),
             routes: routes::Routes::default(),
         }
     }

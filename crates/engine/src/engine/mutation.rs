@@ -20,6 +20,7 @@ use crate::ids::{validate_id, validate_owner, validate_record_id};
 use crate::pois::Poi;
 use crate::travellers::{PositionUpdate, Sharing};
 use crate::trips::{Link, Trip};
+use crate::zones::PrivacyZone;
 
 /// How an import treats the POIs already stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -169,6 +170,10 @@ mutations! {
     CreateDevice => (),
     /// Revoke a traveller's device.
     RevokeDevice => Removed,
+    /// Create or replace a traveller's privacy zone (with its shroud's secret).
+    PutPrivacyZone => Stored,
+    /// Delete a traveller's privacy zone.
+    DeletePrivacyZone => Removed,
 }
 
 impl Mutation {
@@ -192,6 +197,9 @@ impl Mutation {
             Self::CreateLink(CreateLink { trip, .. })
             | Self::RevokeLink(RevokeLink { trip, .. }) => validate_id(trip),
             Self::RevokeDevice(RevokeDevice { traveller, .. }) => validate_id(traveller),
+            Self::DeletePrivacyZone(DeletePrivacyZone { traveller, zone }) => {
+                validate_id(traveller).and_then(|()| validate_id(zone))
+            }
             Self::UpsertPoi(_)
             | Self::ImportPois(_)
             | Self::Positions(_)
@@ -200,7 +208,8 @@ impl Mutation {
             | Self::ExpireFences(_)
             | Self::PutTrip(_)
             | Self::TickTrips(_)
-            | Self::CreateDevice(_) => Ok(()),
+            | Self::CreateDevice(_)
+            | Self::PutPrivacyZone(_) => Ok(()),
         };
         checked.map_err(|e| format!("id: {e}"))
     }
@@ -358,6 +367,22 @@ pub struct RevokeDevice {
     pub traveller: String,
     /// The device's id.
     pub device: String,
+}
+
+/// Create or replace a traveller's privacy zone.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PutPrivacyZone {
+    /// The zone, with its shroud's secret (checked when read back).
+    pub zone: PrivacyZone,
+}
+
+/// Delete a traveller's privacy zone.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeletePrivacyZone {
+    /// Its traveller.
+    pub traveller: String,
+    /// The zone's id.
+    pub zone: String,
 }
 
 /// Which lock orders a kind of change against the others (see the engine's module doc).

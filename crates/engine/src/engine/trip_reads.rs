@@ -94,7 +94,7 @@ impl Engine {
     }
 
     /// The POI nearest `centre` within `radius_m`, if any (ties broken by id).
-    fn nearest_poi(&self, centre: LatLon, radius_m: f64) -> Option<StayPoi> {
+    pub(super) fn nearest_poi(&self, centre: LatLon, radius_m: f64) -> Option<StayPoi> {
         let query = NearbyQuery {
             center: centre,
             radius_m: Some(radius_m),

@@ -257,9 +257,18 @@ enum Step {
     DeleteTrip,
     Follow(usize),
     Unfollow(usize),
-    Report(i64),
+    Report(i64, bool),
     Wait(i64),
+    Zone(bool),
 }
+
+/// Home, far from [`HERE`] (more than any shroud of [`HOME_ZONE_M`] reaches).
+const HOME: LatLon = LatLon {
+    lat: 10.3,
+    lon: 20.3,
+};
+/// The radius of the privacy zone around [`HOME`].
+const HOME_ZONE_M: f64 = 300.0;
 
 const VIEWERS: [&str; 3] = ["mum", "eve", "ann"];
 
@@ -272,17 +281,20 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::DeleteTrip),
         2 => (0..2usize).prop_map(Step::Follow),
         1 => (0..2usize).prop_map(Step::Unfollow),
-        3 => (-20i64..20).prop_map(Step::Report),
+        3 => (-20i64..20, any::<bool>()).prop_map(|(ts, home)| Step::Report(ts, home)),
         2 => (1i64..20).prop_map(Step::Wait),
+        1 => any::<bool>().prop_map(Step::Zone),
     ]
 }
 
 proptest! {
     #![proptest_config(crate::testing::proptest_config(64))]
 
-    /// Whoever looks, through a lookup, nearby or within, sees the traveller exactly when
-    /// the model says: by its sharing (friends: eve), or as a follower of its trip while the
-    /// trip runs and the position was reported within it.
+    /// Whoever looks, through a lookup, nearby, within or the trail, sees the traveller
+    /// exactly when the model says: by its sharing (friends: eve), or as a follower of its
+    /// trip while the trip runs and the position was reported within it; and never, unless
+    /// it is the traveller itself, while it is at home in its privacy zone (the zone put
+    /// and deleted as it goes, the trail's points at home hidden whenever they were kept).
     #[test]
     fn who_sees_a_traveller_on_a_trip_matches_the_model(steps in prop::collection::vec(step(), 1..40)) {
         let clock = Arc::new(ManualClock::new(START));
@@ -290,8 +302,9 @@ proptest! {
         let mut sharing = Visibility::Private;
         let mut trip_window: Option<(i64, Option<i64>)> = None;
         let mut followers: Vec<&str> = Vec::new();
-        let mut current: Option<i64> = None;
-        let area = Area::circle(HERE, 5_000.0).expect("a circle");
+        let mut current: Option<(i64, LatLon)> = None;
+        let mut zone = false;
+        let area = Area::circle(HERE, 100_000.0).expect("a circle");
         for step in steps {
             let now = clock.now_ms();
             match step {
@@ -323,12 +336,22 @@ proptest! {
                     let _ = engine.remove_follower("t", VIEWERS[v]).expect("removed");
                     followers.retain(|f| *f != VIEWERS[v]);
                 }
-                Step::Report(offset) => {
+                Step::Report(offset, home) => {
                     let ts = now + offset * 100;
-                    report(&engine, "ann", ts, HERE);
-                    if current.is_none_or(|c| ts > c) {
-                        current = Some(ts);
+                    let at = if home { HOME } else { HERE };
+                    report(&engine, "ann", ts, at);
+                    if current.is_none_or(|(c, _)| ts > c) {
+                        current = Some((ts, at));
                     }
+                }
+                Step::Zone(on) => {
+                    if on {
+                        let home = Area::circle(HOME, HOME_ZONE_M).expect("a circle");
+                        let _ = engine.put_privacy_zone("ann", "home", home).expect("put");
+                    } else {
+                        let _ = engine.delete_privacy_zone("ann", "home").expect("deleted");
+                    }
+                    zone = on;
                 }
                 Step::Wait(ms) => {
                     clock.advance(ms * 100);
@@ -341,16 +364,26 @@ proptest! {
                     || sharing == Visibility::Public
                     || (sharing == Visibility::Friends && viewer == "eve");
                 let by_trip = match (trip_window, current) {
-                    (Some((start, end)), Some(ts)) => {
+                    (Some((start, end)), Some((ts, _))) => {
                         start <= now && end.is_none_or(|e| now < e)
                             && followers.contains(&viewer) && ts >= start
                     }
                     _ => false,
                 };
-                let want = current.is_some() && (by_sharing || by_trip);
+                let hidden = zone
+                    && viewer != "ann"
+                    && current.is_some_and(|(_, at)| at == HOME);
+                let want = current.is_some() && (by_sharing || by_trip) && !hidden;
                 prop_assert_eq!(sees(&engine, viewer), want, "{} at {}", viewer, now);
-                let near = engine.nearby_travellers(HERE, 1_000.0, 10, Some(viewer));
+                let place = current.map_or(HERE, |(_, at)| at);
+                let near = engine.nearby_travellers(place, 1_000.0, 10, Some(viewer));
                 prop_assert_eq!(!near.is_empty(), want);
+                if let Some(trail) = engine.trail("ann", Some(viewer), i64::MIN) {
+                    prop_assert!(
+                        viewer == "ann" || !zone || trail.iter().all(|p| p.position != HOME),
+                        "{} sees ann at home in her zone: {:?}", viewer, trail
+                    );
+                }
                 let within = engine.travellers_within(&area, Some(viewer), 10, None).expect("page");
                 prop_assert_eq!(!within.travellers.is_empty(), want);
             }

@@ -309,6 +309,13 @@ impl Fences {
                 let (left, cause) = if !seen.live(now_ms) {
                     (member, Cause::Expired)
                 } else if !visible {
+                    // Moving into a privacy zone hides it: told as a change of who may
+                    // see it, where it was last seen.
+                    let cause = if seen.in_privacy_zone() {
+                        Cause::Sharing
+                    } else {
+                        cause
+                    };
                     (member, cause)
                 } else {
                     let left = Member {

@@ -174,11 +174,12 @@ impl Fence {
         FenceKey::new(&self.owner, &self.id)
     }
 
-    /// Whether the fence's viewer may see `seen` (a fence with no viewer sees everyone).
+    /// Whether the fence's viewer may see `seen` (a fence with no viewer sees everyone
+    /// outside their privacy zones).
     pub fn sees(&self, seen: Seen<'_>) -> bool {
         match &self.viewer {
             Some(viewer) => seen.allows(Some(viewer)),
-            None => true,
+            None => !seen.in_privacy_zone(),
         }
     }
 

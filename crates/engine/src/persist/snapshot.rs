@@ -19,7 +19,7 @@ use super::{BoxError, PersistError, bincode_config, numbered_files, sync_dir};
 /// Magic bytes opening every snapshot.
 pub const MAGIC: &[u8; 8] = b"PRXMSNAP";
 /// The snapshot format this build writes (and the newest it reads).
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 const HEADER: usize = 40;
 
 /// A finished snapshot.

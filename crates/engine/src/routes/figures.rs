@@ -75,6 +75,16 @@ impl TripFigures {
         }
     }
 
+    /// The figures with no place in them (first and last point, bounding box): what a
+    /// reader who may not see every point is told when its own figures cannot be worked
+    /// out (a route too long to read whole).
+    pub fn without_places(mut self) -> Self {
+        self.first = None;
+        self.last = None;
+        self.extent = None;
+        self
+    }
+
     /// The countries visited, in the order first visited (by `ts`).
     pub fn countries(&self) -> Vec<&str> {
         let mut by_time: Vec<&(String, i64)> = self.countries.iter().collect();

@@ -14,11 +14,13 @@ pub mod keys;
 mod pieces;
 pub mod places;
 pub mod shape;
+mod shown;
 mod sphere;
 pub mod stays;
 mod store;
 
 pub use figures::TripFigures;
+pub use shown::ShownRoute;
 pub use store::{Appended, RouteStore, RouteStoreError, Settling};
 
 /// One point of a route.

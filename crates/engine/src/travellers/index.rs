@@ -242,7 +242,7 @@ impl TravellerIndex {
             (self.live(t, now_ms) && t.allows(viewer)).then(|| {
                 t.trail
                     .since(since)
-                    .filter(|p| t.allows_history(viewer, p.ts))
+                    .filter(|p| t.allows_history(viewer, p.ts, p.position))
                     .copied()
                     .collect()
             })
@@ -276,6 +276,19 @@ impl TravellerIndex {
         }
         record.set_trip_share(share);
         true
+    }
+
+    /// Sets the shrouds of the traveller's privacy zones (`None`: it has none), creating
+    /// its record if it has none.
+    pub fn set_shrouds(&self, id: &str, shrouds: Option<std::sync::Arc<crate::zones::Shrouds>>) {
+        let (hash, s) = self.locate(id);
+        let mut shard = self.shards[s].write();
+        let slot = match shard.find(hash, id) {
+            Some(slot) => slot,
+            None if shrouds.is_none() => return,
+            None => shard.insert(hash, id, &self.hasher),
+        };
+        shard.record_mut(slot).set_shrouds(shrouds);
     }
 
     /// Forgets a traveller entirely. Returns whether there was anything a reader could have

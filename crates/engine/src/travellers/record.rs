@@ -5,6 +5,8 @@ use super::TravellerId;
 use super::sharing::{self, Sharing, Since, TripShare, Visibility};
 use super::trail::Trail;
 use crate::geometry::LatLon;
+use crate::zones::Shrouds;
+use std::sync::Arc;
 
 /// `Record::cell` of a traveller without a current position.
 pub(super) const NO_CELL: u32 = u32::MAX;
@@ -46,6 +48,8 @@ struct Extra {
     since: Option<Box<Since>>,
     /// Who follows its running trip, if one runs and has followers.
     trip_share: Option<Box<TripShare>>,
+    /// Its privacy zones' shrouds, if it has zones.
+    shrouds: Option<Arc<Shrouds>>,
 }
 
 impl Extra {
@@ -56,6 +60,7 @@ impl Extra {
             && self.seen_ms.is_none()
             && self.since.is_none()
             && self.trip_share.is_none()
+            && self.shrouds.is_none()
     }
 }
 
@@ -156,10 +161,27 @@ impl Record {
     }
 
     /// Whether `viewer` may see it where it is now: by its sharing, or as a follower of
-    /// its running trip (a position reported within the trip).
+    /// its running trip (a position reported within the trip); and never inside one of its
+    /// privacy zones, unless it is the traveller itself.
     pub(super) fn allows(&self, viewer: Option<&str>) -> bool {
-        sharing::allows(self.visibility(), self.viewers(), &self.id, viewer)
-            || self.trip_share().is_some_and(|s| s.allows(viewer, self.ts))
+        (sharing::allows(self.visibility(), self.viewers(), &self.id, viewer)
+            || self.trip_share().is_some_and(|s| s.allows(viewer, self.ts)))
+            && sharing::zone_allows(self.shrouds(), &self.id, viewer, self.position)
+    }
+
+    /// Whether a privacy zone hides where it is now from everyone but itself.
+    pub(super) fn in_privacy_zone(&self) -> bool {
+        self.shrouds().is_some_and(|s| s.hide(self.position))
+    }
+
+    /// Its privacy zones' shrouds, if it has zones.
+    pub(super) fn shrouds(&self) -> Option<&Shrouds> {
+        self.extra.as_ref().and_then(|e| e.shrouds.as_deref())
+    }
+
+    /// Sets its privacy zones' shrouds (`None`: it has no zones).
+    pub(super) fn set_shrouds(&mut self, shrouds: Option<Arc<Shrouds>>) {
+        self.edit_extra(shrouds.is_some(), |extra| extra.shrouds = shrouds);
     }
 
     /// Who follows its running trip.
@@ -174,8 +196,11 @@ impl Record {
         });
     }
 
-    /// Whether `viewer` may see this traveller's point of `ts` (see [`sharing`]).
-    pub(super) fn allows_history(&self, viewer: Option<&str>, ts: i64) -> bool {
+    /// Whether `viewer` may see this traveller's point of `ts` at `at` (see [`sharing`]).
+    pub(super) fn allows_history(&self, viewer: Option<&str>, ts: i64, at: LatLon) -> bool {
+        if !sharing::zone_allows(self.shrouds(), &self.id, viewer, at) {
+            return false;
+        }
         if self.trip_share().is_some_and(|s| s.allows(viewer, ts)) {
             return true;
         }
@@ -199,10 +224,12 @@ impl Record {
             .unwrap_or_default()
     }
 
-    /// Whether nobody but itself may see it, so that nothing but its position is worth
-    /// keeping.
+    /// Whether nobody but itself may see it and it has no privacy zones, so that nothing
+    /// but its position is worth keeping.
     pub(super) fn sharing_is_default(&self) -> bool {
-        sharing::is_default(self.visibility(), self.viewers()) && self.trip_share().is_none()
+        sharing::is_default(self.visibility(), self.viewers())
+            && self.trip_share().is_none()
+            && self.shrouds().is_none()
     }
 
     pub(super) fn accuracy_m(&self) -> Option<f64> {

@@ -65,6 +65,12 @@ impl<'a> Seen<'a> {
         self.record.allows(viewer)
     }
 
+    /// Whether one of its privacy zones hides where it is now from everyone but itself
+    /// (a fence or live map with no viewer still must not see it).
+    pub fn in_privacy_zone(&self) -> bool {
+        self.record.in_privacy_zone()
+    }
+
     /// Whether everyone may see it.
     pub fn is_public(&self) -> bool {
         self.record.visibility() == super::Visibility::Public

@@ -1,6 +1,8 @@
 //! Who may see a traveller: [`Sharing`], and the one rule that decides it, for where it is
-//! now ([`allows`]) and for where it was ([`allows_history`]); and who may see a trip
-//! ([`follows`]) and, while it runs, its traveller ([`TripShare`]).
+//! now ([`allows`]) and for where it was ([`allows_history`]); who may see a trip
+//! ([`follows`]) and, while it runs, its traveller ([`TripShare`]); and, over all of them,
+//! the privacy zones' clause ([`zone_allows`]): a position inside one of the traveller's
+//! zones is shown to nobody but the traveller.
 //!
 //! A trip's followers see the trip's traveller while the trip runs, whatever the
 //! traveller's own sharing, but only positions reported within the trip (`ts` at or past
@@ -228,6 +230,23 @@ impl TripShare {
 /// `followers` (sorted): the traveller itself and its followers, nobody else.
 pub fn follows(owner: &str, followers: &[String], viewer: Option<&str>) -> bool {
     viewer.is_some_and(|v| v == owner || followers.binary_search_by(|f| f.as_str().cmp(v)).is_ok())
+}
+
+/// The privacy zones' clause of the rule: whether `viewer` may see traveller `owner` at
+/// `at`, given its zones' shrouds (`None`: it has no zones). Inside a shroud only the
+/// traveller itself sees it; this holds over every other clause, for every reader: fences
+/// and live maps with no viewer, share links, followers, the heatmap.
+#[inline]
+pub fn zone_allows(
+    shrouds: Option<&crate::zones::Shrouds>,
+    owner: &str,
+    viewer: Option<&str>,
+    at: crate::geometry::LatLon,
+) -> bool {
+    match shrouds {
+        None => true,
+        Some(shrouds) => viewer == Some(owner) || !shrouds.hide(at),
+    }
 }
 
 /// The rule of [`Sharing::is_default`], over the parts.
