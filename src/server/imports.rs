@@ -22,6 +22,8 @@ pub struct Imports {
     all: Arc<Semaphore>,
     per_owner: Arc<Quota<Arc<str>>>,
     max: usize,
+    /// Track imports' running totals.
+    pub tracks: super::routes::track_imports::TrackImportProgress,
 }
 
 /// One import's place, given back when dropped.
@@ -50,6 +52,7 @@ impl Imports {
             all: Arc::new(Semaphore::new(max)),
             per_owner: Arc::new(Quota::new(1)),
             max,
+            tracks: Default::default(),
         })
     }
 

@@ -44,7 +44,8 @@ pub use problem::ApiError;
 pub use sse::event_encoder;
 
 use self::routes::{
-    devices, fences, ingest, operations, pois, shared, streams, travellers, trips, zones,
+    devices, fences, ingest, operations, pois, shared, streams, track_imports, travellers, trips,
+    zones,
 };
 
 use crate::engine::Engine;
@@ -247,6 +248,7 @@ pub fn router(state: AppState) -> App {
             ),
         )
         .route("/v1/trips/{id}/route", get(trips::route))
+        .route("/v1/trips/{id}/import", post(track_imports::import))
         .route("/v1/trips/{id}/stays", get(trips::stays))
         .route("/v1/trips/{id}/watch", get(trips::watch))
         .route(

@@ -57,6 +57,12 @@ impl ApiError {
         }
     }
 
+    /// The same problem, its detail followed by `suffix` (what else the caller should know).
+    pub fn with_detail_suffix(mut self, suffix: &str) -> Self {
+        self.detail.push_str(suffix);
+        self
+    }
+
     /// 400: a query parameter is missing, repeated, unknown or out of range.
     pub fn bad_parameter(detail: impl Into<String>) -> Self {
         Self::new(

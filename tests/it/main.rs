@@ -27,6 +27,7 @@ mod replay;
 mod route_formats;
 mod stalled;
 mod tokens;
+mod track_imports;
 mod trackers;
 mod travellers;
 mod trips;

@@ -33,7 +33,7 @@ pub use travellers::{
     TravellerAreaQueryIn, TravellerAtOut, TravellerAtPageOut, TravellerOut,
 };
 pub use trips::{
-    FollowersOut, LinkCreatedOut, LinkIn, LinksOut, StaysOut, TripFiguresOut, TripIn, TripOut,
-    TripPageOut, point_event_data,
+    FollowersOut, LinkCreatedOut, LinkIn, LinksOut, StaysOut, TrackImportOut, TrackRejected,
+    TripFiguresOut, TripIn, TripOut, TripPageOut, point_event_data,
 };
 pub use zones::{PrivacyZoneIn, PrivacyZoneOut, PrivacyZonesOut};

@@ -81,6 +81,12 @@ pub struct StatsOut {
     pub pois: usize,
     /// Travellers with state.
     pub travellers: usize,
+    /// Privacy zones.
+    pub privacy_zones: usize,
+    /// Track imports running now.
+    pub track_imports_running: usize,
+    /// Points stored by track imports since start (it grows while one runs: its progress).
+    pub track_import_points: u64,
     /// Seconds since start.
     pub uptime_s: u64,
     /// The log's counters, when there is a log.

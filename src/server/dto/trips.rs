@@ -271,3 +271,24 @@ pub fn point_event_data(p: &RoutePoint, cut: bool) -> String {
     })
     .expect("a point serializes")
 }
+
+/// A point of a track import that was not stored: where it was in the file, and why.
+#[derive(Debug, Serialize)]
+pub struct TrackRejected {
+    /// Its position in the file (`trk[0].trkseg[1].trkpt[37]`, `locations[12]`,
+    /// `features[3].geometry.coordinates[5]`).
+    pub at: String,
+    /// Why, naming the field.
+    pub reason: String,
+}
+
+/// The answer to `POST /v1/trips/{id}/import`.
+#[derive(Debug, Serialize)]
+pub struct TrackImportOut {
+    /// Points stored.
+    pub imported: u64,
+    /// Points left out.
+    pub skipped: u64,
+    /// The first of them.
+    pub errors: Vec<TrackRejected>,
+}

@@ -9,6 +9,7 @@ pub mod operations;
 pub mod pois;
 pub mod shared;
 pub mod streams;
+pub mod track_imports;
 pub mod travellers;
 pub mod trip_views;
 pub mod trips;

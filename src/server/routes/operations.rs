@@ -92,6 +92,9 @@ pub async fn stats(State(state): State<AppState>, mut params: Params) -> ApiResu
         },
         pois: engine.poi_count(),
         travellers: engine.traveller_count(),
+        privacy_zones: engine.privacy_zone_count(),
+        track_imports_running: state.imports.tracks.running.load(Ordering::Relaxed),
+        track_import_points: state.imports.tracks.points.load(Ordering::Relaxed),
         uptime_s: state.started.elapsed().as_secs(),
         wal: engine.wal_stats().map(WalOut::from),
     };

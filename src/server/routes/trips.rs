@@ -31,7 +31,11 @@ const MAX_TRIP_PAGE: usize = 1_000;
 
 /// The trip `id` for a change by `caller`: its traveller's token or a key. Anyone else, and
 /// a trip that does not exist, get the same 404.
-fn trip_for_change(state: &AppState, caller: &Caller, id: &str) -> Result<TripRecord, ApiError> {
+pub(super) fn trip_for_change(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<TripRecord, ApiError> {
     state
         .engine
         .trip(id)

@@ -18,6 +18,7 @@ pub mod osmand;
 pub mod overland;
 pub mod owntracks;
 pub mod time;
+pub mod tracks;
 
 /// One position as a tracker reported it, before it is checked as a position report.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -46,6 +46,7 @@ mod mutation;
 mod outcome;
 mod pois;
 mod routes;
+mod track_import;
 mod travellers;
 mod trip_reads;
 mod trips;
@@ -72,6 +73,7 @@ pub use mutation::{
 pub use outcome::{ImportSummary, PositionCounts, Removed, Stored, Written};
 pub use pois::{NearbyPage, Page, WithinPage};
 pub use routes::ROUTES_FILE;
+pub use track_import::{TRACK_CHUNK_POINTS, TrackChunk};
 pub use travellers::TravellerAreaPage;
 pub use trip_reads::{MAX_WHOLE_ROUTE_POINTS, StayAt, StayPoi};
 

@@ -174,6 +174,8 @@ mutations! {
     PutPrivacyZone => Stored,
     /// Delete a traveller's privacy zone.
     DeletePrivacyZone => Removed,
+    /// A chunk of a recorded track's points into a trip's route.
+    ImportTrackPoints => (),
 }
 
 impl Mutation {
@@ -210,6 +212,7 @@ impl Mutation {
             | Self::TickTrips(_)
             | Self::CreateDevice(_)
             | Self::PutPrivacyZone(_) => Ok(()),
+            Self::ImportTrackPoints(ImportTrackPoints { trip, .. }) => validate_id(trip),
         };
         checked.map_err(|e| format!("id: {e}"))
     }
@@ -383,6 +386,15 @@ pub struct DeletePrivacyZone {
     pub traveller: String,
     /// The zone's id.
     pub zone: String,
+}
+
+/// A chunk of a recorded track's points into a trip's route.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ImportTrackPoints {
+    /// The trip.
+    pub trip: String,
+    /// Its points, as the file had them (in its order).
+    pub points: Vec<crate::routes::RoutePoint>,
 }
 
 /// Which lock orders a kind of change against the others (see the engine's module doc).

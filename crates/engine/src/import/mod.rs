@@ -169,18 +169,19 @@ fn tag_value(value: &serde_json::Value) -> Option<String> {
 /// A reader that keeps the first I/O error it saw, so a parser that wraps I/O errors in its
 /// own type (serde_json) still lets the import report the original (a body over its limit is
 /// a 413, not a syntax error).
-struct KeepIoError<R> {
+pub struct KeepIoError<R> {
     inner: R,
     error: Option<std::io::Error>,
 }
 
 impl<R: Read> KeepIoError<R> {
-    fn new(inner: R) -> Self {
+    /// Wraps `inner`.
+    pub fn new(inner: R) -> Self {
         Self { inner, error: None }
     }
 
     /// The I/O error behind a parse failure, if there was one.
-    fn take_error(&mut self) -> Option<ImportError> {
+    pub fn take_error(&mut self) -> Option<ImportError> {
         self.error.take().map(ImportError::Io)
     }
 }
