@@ -2,7 +2,8 @@
 # Refreshes the map viewer's third-party files in ui/vendor/ from the npm registry, each
 # package pinned by version and by the sha512 the registry publishes for its tarball (the
 # `integrity` of `npm view PKG@VERSION dist.integrity`). A tarball whose digest differs is
-# refused. Each package keeps its licence file beside what is taken from it.
+# refused. Each package keeps its licence file beside what is taken from it (qrcode-generator
+# ships none: its MIT notice heads qrcode.js, and package.json names the licence).
 #
 #   scripts/vendor-ui.sh          (needs curl, tar, sha512sum, base64)
 set -euo pipefail
@@ -12,6 +13,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   "leaflet 1.9.4 sha512-nxS1ynzJOmOlHp+iL3FyWqK89GtNL8U8rvlMOsQdTTssxZwCXh8N2NB3GDQOL+YR3XnWyZAxwQixURb+FA74PA== LICENSE dist/leaflet.js dist/leaflet.css"
   "topojson-client 3.1.0 sha512-605uxS6bcYxGXw9qi62XyrV6Q3xwbndjachmNxu8HWTtVPxZfEJN9fd/SZS1Q54Sn2y0TMyMxFj/cJINqGHrKw== LICENSE dist/topojson-client.min.js"
+  "qrcode-generator 2.0.4 sha512-mZSiP6RnbHl4xL2Ap5HfkjLnmxfKcPWpWe/c+5XxCuetEenqmNFf1FH/ftXPCtFG5/TDobjsjz6sSNL0Sr8Z9g== package.json dist/qrcode.js"
   "world-atlas 2.0.2 sha512-IXfV0qwlKXpckz1FhwXVwKRjiIhOnWttOskm5CtxMsjgE/MXAYRHWJqgXOpM8IkcPBoXnyTU5lFHcYa5ChG0LQ== LICENSE countries-110m.json"
 )
 

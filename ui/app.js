@@ -197,7 +197,7 @@ async function within(ring) {
 }
 
 // A map click runs a nearby query, unless a fence is being drawn.
-let drawing = null; // { kind: "circle" } or { kind: "polygon", points, line }
+let drawing = null; // { kind: "circle" }, { kind: "polygon", points, line } or { kind: "callback", done }
 map.on("click", (event) => {
   errorBox.hidden = true;
   if (drawing) drawClick(event.latlng);
@@ -425,6 +425,13 @@ function lonOf(latlng) {
 
 function drawClick(latlng) {
   const lon = lonOf(latlng);
+  if (drawing.kind === "callback") {
+    // Another panel's one click (a privacy zone's centre).
+    const done = drawing.done;
+    drawing = null;
+    done(lon, latlng.lat);
+    return;
+  }
   if (drawing.kind === "circle") {
     drawing = null;
     const radius = Number(document.getElementById("fence-radius").value);

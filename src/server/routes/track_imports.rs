@@ -4,9 +4,10 @@
 //! The body is read on the imports' pool (one import per key, `--max-imports` in all, as
 //! POI imports are) by the format's reader ([`crate::server::trackers::tracks`]), which
 //! hands its points over in chunks of [`TRACK_CHUNK_POINTS`] through a channel of two: the
-//! request's task logs and applies each chunk as one change and waits for it to be durable
-//! before taking the next, so the memory an import takes does not grow with its file, and
-//! a slow disk slows the reading instead of queueing points. Points outside the trip's
+//! request's task logs and applies each chunk as one change, waits for it to be durable,
+//! and settles it into the trip's chunks before taking the next, so the memory an import
+//! takes does not grow with its file, and a slow disk slows the reading instead of
+//! queueing points. Points outside the trip's
 //! window, and points that cannot be read, are skipped and reported by position in the
 //! file (the first 100); a file that is not of its format at all is a 400.
 //!
@@ -155,6 +156,10 @@ pub async fn import(
         while let Some(chunk) = rx.recv().await {
             let (written, stored) = state.engine.import_track_points(&id, chunk.points)?;
             written.durable().await?;
+            let (engine, trip) = (state.engine.clone(), id.clone());
+            tokio::task::spawn_blocking(move || engine.settle_imported(&trip))
+                .await
+                .map_err(|e| ApiError::internal("storing an import's points panicked", &e))?;
             imported += stored.stored as u64;
             progress
                 .points

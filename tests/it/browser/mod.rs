@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use crate::common::TestServer;
 
 mod comparison;
+mod devices;
 mod live;
 mod queries;
 mod trip_page;

@@ -340,6 +340,12 @@ impl Routes {
         }
     }
 
+    /// Settles `trip`'s fresh and waiting points into its chunks now, on the caller's
+    /// thread (a bulk writer's back pressure, outside every lock of the write path).
+    pub(super) fn settle_trip(&self, trip: &str) {
+        drop(self.inner.store_trip(trip));
+    }
+
     /// The store, with every point of `trip` applied so far stored (a reader's view of the
     /// trip holds every point applied before it asked).
     pub(super) fn read_trip(&self, trip: &str) -> parking_lot::RwLockReadGuard<'_, RouteStore> {
