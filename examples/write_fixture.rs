@@ -5,7 +5,10 @@
 //! neither fence, nor the log's fourth record). From version 4 on, the snapshot also holds
 //! a trip with a follower and a share link, and a device, and the log a second device and
 //! the first one's revocation; the tokens are written beside the data, in `tokens.txt`
-//! (`link <token>`, `device <token>` a line), for the test to try. Run it once, when a new on-disk format
+//! (`link <token>`, `device <token>` a line), for the test to try. From version 5 on, the
+//! snapshot also holds a privacy zone (`home`, around the traveller's first position),
+//! and the log a second zone (`work`, around its second) and three points imported into
+//! the trip. Run it once, when a new on-disk format
 //! version is introduced, into a new folder under `tests/fixtures/`, and add a test like
 //! those for the new version:
 //!
@@ -25,6 +28,7 @@ use proxima::geometry::LatLon;
 use proxima::geometry::area::Area;
 use proxima::persist::wal::WalOptions;
 use proxima::pois::{CursorKey, Poi};
+use proxima::routes::RoutePoint;
 use proxima::travellers::{PositionUpdate, Sharing, TravellerConfig, Visibility};
 use proxima::trips::Trip;
 
@@ -126,6 +130,12 @@ fn main() {
         .create_device("fixture-traveller", "old phone")
         .expect("device");
     written.wait().expect("durable");
+    let zone = |lat: f64, lon: f64| Area::circle(LatLon { lat, lon }, 300.0).expect("valid");
+    engine
+        .put_privacy_zone("fixture-traveller", "home", zone(60.1, 24.9))
+        .expect("zone")
+        .wait()
+        .expect("durable");
     engine.snapshot().expect("snapshot");
     // After the snapshot: six records only in the log.
     let museum = Poi::new(
@@ -180,6 +190,22 @@ fn main() {
         .expect("revoke")
         .wait()
         .expect("durable");
+    engine
+        .put_privacy_zone("fixture-traveller", "work", zone(60.2, 24.9))
+        .expect("zone")
+        .wait()
+        .expect("durable");
+    let imported = (1..=3)
+        .map(|i| RoutePoint {
+            ts: now - 3_000_000 + i,
+            lat: 60.15,
+            lon: 24.8 + i as f64 * 1e-3,
+        })
+        .collect();
+    let (written, _) = engine
+        .import_track_points("fixture-trip", imported)
+        .expect("import");
+    written.wait().expect("durable");
     drop(engine);
     std::fs::remove_file(dir.join("LOCK")).expect("remove the lock file");
     std::fs::write(

@@ -493,6 +493,45 @@ fn format_version_4_fixture_still_recovers() {
     assert_eq!(devices, ["phone"]);
 }
 
+#[test]
+fn format_version_5_fixture_still_recovers() {
+    let (engine, report) = recover_fixture("v5");
+    assert!(
+        report.snapshot.is_some() && report.replayed == 8,
+        "{report:?}"
+    );
+    assert_eq!(
+        engine.trip("fixture-trip").expect("the trip").followers,
+        ["mum"]
+    );
+    let zones: Vec<String> = engine
+        .privacy_zones_of("fixture-traveller")
+        .iter()
+        .map(|z| z.id().to_owned())
+        .collect();
+    assert_eq!(zones, ["home", "work"], "the snapshot's zone and the log's");
+    // Its friend sees it nowhere now: it is at work, in the log's zone; it sees itself.
+    assert!(engine.traveller("fixture-traveller", Some("mum")).is_none());
+    assert!(
+        engine
+            .traveller("fixture-traveller", Some("fixture-traveller"))
+            .is_some()
+    );
+    let (route, _) = engine
+        .route("fixture-trip", i64::MIN, i64::MAX, None, 100)
+        .expect("reads");
+    let imported: Vec<i64> = route
+        .iter()
+        .filter(|p| p.lat == 60.15)
+        .map(|p| p.ts - 1_800_000_000_000)
+        .collect();
+    assert_eq!(
+        imported,
+        [-2_999_999, -2_999_998, -2_999_997],
+        "the log's import"
+    );
+}
+
 /// A newest snapshot that is intact (its checksums match) but holds an item that does not
 /// decode is damage too: recovery falls back to the previous snapshot and the log after it.
 #[test]

@@ -26,6 +26,7 @@ pub mod regions;
 pub mod report;
 mod trips;
 pub mod workload;
+mod zones;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -183,7 +184,12 @@ pub async fn run(
     let mut reports: Vec<Report> = Vec::new();
     // Put once, before the first workload that needs them, and kept to the end.
     let mut trips: Option<trips::TripsStage> = None;
+    let mut zoned = false;
     for &workload in &config.workload {
+        if let (Target::Proxima(addr), true, false) = (&target, workload.has_zones(), zoned) {
+            zones::set_up(*addr, config, &scenario).await?;
+            zoned = true;
+        }
         if let (Target::Proxima(addr), true, None) = (&target, workload.has_trips(), &trips) {
             trips = Some(trips::TripsStage::set_up(*addr, config, &scenario).await?);
         }
@@ -197,6 +203,14 @@ pub async fn run(
         let (mut report, window) = run_workload(&target, config, &scenario, workload, acks).await?;
         if let Some(stage) = stage {
             report.events = Some(stage.take_down(window).await?);
+            let positions = reports
+                .iter()
+                .rev()
+                .find(|r| r.workload == Workload::Positions.name());
+            report.vs_positions =
+                positions.and_then(|p| Some(report.updates_per_s? / p.updates_per_s?));
+        }
+        if workload.has_zones() {
             let positions = reports
                 .iter()
                 .rev()

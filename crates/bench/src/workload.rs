@@ -43,10 +43,14 @@ pub enum Workload {
     /// Route reads of the trips: in turn a page of the whole route, the route simplified to
     /// 20 m, and the route as GPX.
     Routes,
+    /// `positions`, with ten privacy zones around every traveller (one where it starts, so
+    /// that most of its reports fall in a zone), put before the first run that needs them
+    /// and kept to the end.
+    Zones,
 }
 
 /// Every workload, in the order a full run takes them.
-pub const ALL: [Workload; 12] = [
+pub const ALL: [Workload; 13] = [
     Workload::Healthz,
     Workload::NearbyPois,
     Workload::WithinPois,
@@ -59,6 +63,7 @@ pub const ALL: [Workload; 12] = [
     Workload::LatePositions,
     Workload::Trips,
     Workload::Routes,
+    Workload::Zones,
 ];
 
 impl Workload {
@@ -77,6 +82,7 @@ impl Workload {
             Self::LatePositions => "late-positions",
             Self::Trips => "trips",
             Self::Routes => "routes",
+            Self::Zones => "zones",
         }
     }
 
@@ -84,8 +90,18 @@ impl Workload {
     pub fn sends_batches(self) -> bool {
         matches!(
             self,
-            Self::Positions | Self::Fences | Self::Roaming | Self::LatePositions | Self::Trips
+            Self::Positions
+                | Self::Fences
+                | Self::Roaming
+                | Self::LatePositions
+                | Self::Trips
+                | Self::Zones
         )
+    }
+
+    /// Whether it runs with privacy zones around every traveller.
+    pub fn has_zones(self) -> bool {
+        self == Self::Zones
     }
 
     /// Whether it runs with every traveller on a trip.
@@ -249,7 +265,7 @@ impl Scenario {
                 let variant = rng.random_range(0..3);
                 (Kind::Query, Op::Route { trip, variant }, 0)
             }
-            Workload::Positions | Workload::Fences | Workload::Roaming => {
+            Workload::Positions | Workload::Fences | Workload::Roaming | Workload::Zones => {
                 let moves = (0..self.batch)
                     .map(|_| {
                         let (i, lat, lon) = self.moved(rng);
