@@ -360,6 +360,7 @@ pub fn watch_answer(
         engine: state.engine.clone(),
         readable,
         after,
+        sent_any: false,
         changes,
         backlog: VecDeque::new(),
         stopping: state.stopping.clone(),
@@ -376,6 +377,8 @@ struct Feed {
     engine: std::sync::Arc<Engine>,
     readable: Readable,
     after: Option<i64>,
+    /// Whether this stream has sent a point (so `after` is one it chose).
+    sent_any: bool,
     changes: tokio::sync::watch::Receiver<u64>,
     /// Points to send, each with whether hidden points were cut out just before it.
     backlog: VecDeque<(RoutePoint, bool)>,
@@ -392,6 +395,7 @@ fn points_of(feed: Feed) -> impl Stream<Item = Result<SseEvent, Infallible>> {
             }
             if let Some((p, cut)) = feed.backlog.pop_front() {
                 feed.after = Some(p.ts);
+                feed.sent_any = true;
                 let event = SseEvent::default()
                     .id(p.ts.to_string())
                     .event("point")
@@ -412,12 +416,14 @@ fn points_of(feed: Feed) -> impl Stream<Item = Result<SseEvent, Infallible>> {
             match read {
                 Ok(Ok(shown)) if !shown.points.is_empty() => {
                     let cuts = shown.cuts;
+                    // A cut before the first point is told only after a point this stream
+                    // sent: after a reader's own `Last-Event-ID` it would let the reader
+                    // find, by trying instants, when each hidden run ended.
+                    let own_after = feed.sent_any;
                     feed.backlog.extend(
-                        shown
-                            .points
-                            .into_iter()
-                            .enumerate()
-                            .map(|(i, p)| (p, cuts.binary_search(&i).is_ok())),
+                        shown.points.into_iter().enumerate().map(|(i, p)| {
+                            (p, (i > 0 || own_after) && cuts.binary_search(&i).is_ok())
+                        }),
                     );
                     continue;
                 }

@@ -187,12 +187,14 @@ impl Engine {
             .collect())
     }
 
-    /// Sets `traveller`'s shrouds on its record as its zones now are; fences and live maps
-    /// judge it again (cause `sharing`), after its moves still waiting are judged as they
-    /// were made.
+    /// Sets `traveller`'s shrouds on its record as its zones now are; its moves still
+    /// waiting are judged with them, then fences and live maps judge it again (cause
+    /// `sharing`).
     fn refresh_shrouds(&self, traveller: &str, shrouds: Option<Arc<Shrouds>>, now_ms: i64) {
-        self.judge_pending(traveller);
+        // Shrouds first: unlike a sharing change, a zone hides what came before it too, so
+        // the moves still waiting are judged with it.
         self.travellers.set_shrouds(traveller, shrouds);
+        self.judge_pending(traveller);
         if self.has_observers() {
             let at = self.travellers.seen_at(traveller);
             self.changed(traveller, Cause::Sharing, now_ms, at);

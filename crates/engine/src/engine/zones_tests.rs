@@ -468,3 +468,67 @@ fn zones_and_their_secrets_survive_a_restart_from_the_log_and_from_a_snapshot() 
     let _ = engine.delete_traveller("ann").expect("deleted");
     assert!(engine.privacy_zones_of("ann").is_empty());
 }
+
+#[test]
+fn a_roaming_fence_around_a_traveller_in_its_zone_sleeps_tells_nothing_of_it_and_wakes_outside() {
+    let clock = Arc::new(ManualClock::new(START));
+    let engine = engine(clock.clone());
+    public(&engine, "ann");
+    public(&engine, "bob");
+    home_zone(&engine, "ann");
+    let away = destination(HOME, 90.0, 20_000.0);
+    report(&engine, "ann", START, away);
+    let fence = Fence::new(
+        "near-ann".into(),
+        OWNER.into(),
+        Some("mum".into()),
+        FenceKind::Roaming {
+            around: "ann".into(),
+            radius_m: 1_000.0,
+        },
+    )
+    .expect("valid");
+    let _ = engine.put_fence(fence, true).expect("put");
+    let mut told = engine
+        .events()
+        .subscribe(OWNER, vec![Arc::from("near-ann")], &[], None, 0)
+        .expect("room");
+    // bob beside ann, away from home: nearby.
+    report(&engine, "bob", START + 1, destination(away, 0.0, 100.0));
+    // ann goes home, into her zone, and bob walks over: the fence sleeps, and bob's leaving
+    // is told with no word of where ann is.
+    report(&engine, "ann", START + 2, HOME);
+    report(&engine, "bob", START + 3, destination(HOME, 0.0, 100.0));
+    // ann out again, bob beside her: the fence wakes.
+    let out = destination(HOME, 270.0, 5_000.0);
+    report(&engine, "ann", START + 4, out);
+    report(&engine, "bob", START + 5, destination(out, 0.0, 100.0));
+    let mut events = Vec::new();
+    while let Some(Next::Event(e)) = told.try_next() {
+        events.push(e.event.clone());
+    }
+    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [EventKind::Nearby, EventKind::Faraway, EventKind::Nearby],
+        "{events:?}"
+    );
+    for e in &events {
+        if let Some(around) = e.around {
+            assert!(
+                haversine_m(around.position, HOME) > NEAREST_SHOWN_M,
+                "ann's place in her zone was told: {e:?}"
+            );
+        }
+        if let Some(t) = &e.traveller {
+            assert!(haversine_m(t.position, HOME) > NEAREST_SHOWN_M || t.id == "bob");
+        }
+    }
+    assert!(
+        events[1].around.is_none() && events[1].distance_m.is_none(),
+        "{:?}",
+        events[1]
+    );
+    let woke = events[2].around.expect("the centre it follows again");
+    assert!(haversine_m(woke.position, out) < 1.0);
+}

@@ -114,7 +114,10 @@ impl Fences {
             .get(seen.id())
             .map(|list| list.clone())
             .unwrap_or_default();
-        if cause == Cause::Sharing
+        // A sharing change may wake a dormant fence, and so may a move of a traveller with
+        // privacy zones, out of one (nobody but the traveller itself gives it zones, so no
+        // one else can make its moves look at dormant fences).
+        if (cause == Cause::Sharing || seen.has_privacy_zones())
             && let Some(waking) = self.dormant.get(seen.id()).map(|list| list.clone())
         {
             moved.extend(waking.into_iter().filter(|s| s.fence.sees(seen)));
@@ -376,6 +379,9 @@ impl Fences {
         if !emit || self.is_quiet() {
             return;
         }
+        // A centre the fence's viewer may not see (its traveller stopped sharing, or is in
+        // a privacy zone) is neither told nor measured from.
+        let centre = centre.filter(|c| c.visible);
         let crossing = Crossing {
             inwards: false,
             centre,

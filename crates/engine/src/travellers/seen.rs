@@ -71,6 +71,11 @@ impl<'a> Seen<'a> {
         self.record.in_privacy_zone()
     }
 
+    /// Whether it has privacy zones.
+    pub fn has_privacy_zones(&self) -> bool {
+        self.record.shrouds().is_some()
+    }
+
     /// Whether everyone may see it.
     pub fn is_public(&self) -> bool {
         self.record.visibility() == super::Visibility::Public
