@@ -13,29 +13,14 @@ runs=${1:-3}
 size=${2:-1000}
 port=${PORT:-7896}
 key=bench-service-key-0123456789
-cargo build --release --quiet
-bin=target/release/proxima
-work=$(mktemp -d)
-server=
-cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. scripts/lib.sh
 echo "$key read,write,admin" >"$work/keys.txt"
 made=$(python3 scripts/takeout-records.py "$size" "$work/Records.json")
 echo "file: $made"
 first=$(echo "$made" | python3 -c 'import json,sys; print(json.load(sys.stdin)["first_ms"])')
 kib() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$server/status"; }
 for run in $(seq 1 "$runs"); do
-  rm -rf "$work/data"
-  "$bin" serve --data-dir "$work/data" --no-sample --listen "127.0.0.1:$port" \
-    --keys "$work/keys.txt" --snapshot-every 0 >"$work/server.log" 2>&1 &
-  server=$!
-  for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
-    sleep 0.1
-  done
+  start_server "$port" --keys "$work/keys.txt"
   url="http://127.0.0.1:$port"
   curl -sf -X PUT -H "Authorization: Bearer $key" -H 'content-type: application/json' \
     -d "{\"traveller\": \"bench:ann\", \"title\": \"History\", \"started_at\": $first}" \
@@ -58,9 +43,7 @@ print(json.dumps({"run": int(run), "imported": int(imported), "seconds": float(s
                   "peak_over_idle_mb": round((int(peak) - int(idle)) / 1024, 1)}))
 PY
   tail -1 "$work/runs.json"
-  kill "$server"
-  wait "$server" 2>/dev/null || true
-  server=
+  stop_server
 done
 python3 - "$work/runs.json" <<'PY'
 import json, statistics, sys

@@ -12,25 +12,10 @@ runs=${1:-3}
 travellers=${2:-100000}
 duration=${3:-10}
 port=${PORT:-7898}
-cargo build --release --quiet
-bin=target/release/proxima
-work=$(mktemp -d)
-server=
-cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. scripts/lib.sh
 
 measure() { # workload -> updates per second
-  rm -rf "$work/data"
-  "$bin" serve --data-dir "$work/data" --no-sample --listen "127.0.0.1:$port" \
-    --traveller-ttl 86400 --snapshot-every 0 >"$work/server.log" 2>&1 &
-  server=$!
-  for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
-    sleep 0.1
-  done
+  start_server "$port" --traveller-ttl 86400
   "$bin" bench --target "http://127.0.0.1:$port" --workload "$1" \
     --travellers "$travellers" --load-travellers "$travellers" --duration "$duration" \
     --json | python3 -c 'import json,sys
@@ -38,9 +23,7 @@ for line in sys.stdin:
     r = json.loads(line)
     if r.get("workload") == sys.argv[1]:
         print(r["updates_per_s"])' "$1"
-  kill "$server"
-  wait "$server" 2>/dev/null || true
-  server=
+  stop_server
 }
 
 for run in $(seq 1 "$runs"); do

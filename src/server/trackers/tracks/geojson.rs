@@ -12,24 +12,13 @@ use serde::Deserializer as _;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::{PointAt, TrackSink, give, route_point};
+use super::{PointAt, TrackSink, give, read_json, route_point};
 use crate::import::ImportError;
 use crate::server::trackers::time::{from_epoch_number, from_iso};
 
 /// Reads a GeoJSON FeatureCollection (or Feature) into `sink`.
 pub fn read(input: impl Read, sink: &mut impl TrackSink) -> Result<(), ImportError> {
-    let mut reader =
-        crate::import::KeepIoError::new(std::io::BufReader::with_capacity(1 << 16, input));
-    let mut de = serde_json::Deserializer::from_reader(&mut reader);
-    let result = (&mut de)
-        .deserialize_map(Top { sink })
-        .and_then(|()| de.end());
-    if let Err(e) = result {
-        return Err(reader
-            .take_error()
-            .unwrap_or_else(|| ImportError::Malformed(format!("GeoJSON: {e}"))));
-    }
-    Ok(())
+    read_json(input, "GeoJSON", |de| de.deserialize_map(Top { sink }))
 }
 
 struct Top<'a, S> {

@@ -148,6 +148,31 @@ pub fn route_point(lat: f64, lon: f64, ts: Option<i64>) -> Result<RoutePoint, St
     })
 }
 
+/// The `serde_json` reader of a JSON track file.
+type JsonReader<'a, R> = serde_json::Deserializer<
+    serde_json::de::IoRead<&'a mut crate::import::KeepIoError<std::io::BufReader<R>>>,
+>;
+
+/// Reads `input` as JSON with `read` (which drives the deserializer), to its end: a
+/// failure of the body itself (its size limit) is reported as such, any other as the
+/// file not being `format`.
+fn read_json<R: Read>(
+    input: R,
+    format: &str,
+    read: impl FnOnce(&mut JsonReader<'_, R>) -> Result<(), serde_json::Error>,
+) -> Result<(), ImportError> {
+    let mut reader =
+        crate::import::KeepIoError::new(std::io::BufReader::with_capacity(1 << 16, input));
+    let mut de = serde_json::Deserializer::from_reader(&mut reader);
+    let result = read(&mut de).and_then(|()| de.end());
+    if let Err(e) = result {
+        return Err(reader
+            .take_error()
+            .unwrap_or_else(|| ImportError::Malformed(format!("{format}: {e}"))));
+    }
+    Ok(())
+}
+
 /// Hands a point or its rejection to `sink`; `false` when the sink stops the reading.
 fn give(sink: &mut impl TrackSink, at: PointAt, point: Result<RoutePoint, String>) -> bool {
     match point {

@@ -23,24 +23,15 @@ use serde::Deserializer as _;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::{PointAt, TrackSink, give, route_point};
+use super::{PointAt, TrackSink, give, read_json, route_point};
 use crate::import::ImportError;
 use crate::server::trackers::time::{from_epoch_number, from_iso};
 
 /// Reads a Takeout location history into `sink`.
 pub fn read(input: impl Read, sink: &mut impl TrackSink) -> Result<(), ImportError> {
-    let mut reader =
-        crate::import::KeepIoError::new(std::io::BufReader::with_capacity(1 << 16, input));
-    let mut de = serde_json::Deserializer::from_reader(&mut reader);
-    let result = (&mut de)
-        .deserialize_any(Top { sink })
-        .and_then(|()| de.end());
-    if let Err(e) = result {
-        return Err(reader
-            .take_error()
-            .unwrap_or_else(|| ImportError::Malformed(format!("Google Takeout: {e}"))));
-    }
-    Ok(())
+    read_json(input, "Google Takeout", |de| {
+        de.deserialize_any(Top { sink })
+    })
 }
 
 struct Top<'a, S> {

@@ -1,0 +1,37 @@
+# What the benchmark scripts share, sourced (`. scripts/lib.sh`) after `cd` to the
+# repository: a release build ($bin), a scratch folder ($work) removed on exit with any
+# server still running, and a fresh server on a port, started and waited for.
+#
+#   start_server PORT [serve flags...]   # a fresh data dir under $work; sets $server
+#   stop_server
+bin=target/release/proxima
+cargo build --release --quiet
+work=$(mktemp -d)
+server=
+cleanup() {
+  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+start_server() {
+  local port=$1
+  shift
+  rm -rf "$work/data"
+  "$bin" serve --data-dir "$work/data" --no-sample --listen "127.0.0.1:$port" \
+    --snapshot-every 0 "$@" >"$work/server.log" 2>&1 &
+  server=$!
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "the server did not start:" >&2
+  cat "$work/server.log" >&2
+  return 1
+}
+
+stop_server() {
+  kill "$server"
+  wait "$server" 2>/dev/null || true
+  server=
+}
