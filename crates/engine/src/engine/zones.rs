@@ -11,7 +11,7 @@ use super::{Engine, EngineError, Removed, Stored, Written};
 use crate::events::Cause;
 use crate::geometry::area::Area;
 use crate::routes::stays::stays;
-use crate::routes::{ShownRoute, TripFigures};
+use crate::routes::{FiguresFold, ShownRoute, TripFigures};
 use crate::travellers::sharing::zone_allows;
 use crate::trips::TripRecord;
 use crate::zones::{PrivacyZone, ShroudSecret, Shrouds};
@@ -144,8 +144,8 @@ impl Engine {
 
     /// Trip `record`'s figures over `from <= ts <= to`, as `viewer` may see them: the
     /// figures kept as points arrived when nothing is hidden from it and the window holds
-    /// the whole trip, else worked out from the points it may see (and with no place in
-    /// them when those are too many to read whole).
+    /// the whole trip, else worked out from the points it may see, read in pages (however
+    /// long the route).
     pub fn shown_trip_figures(
         &self,
         record: &TripRecord,
@@ -155,12 +155,17 @@ impl Engine {
         if self.shrouds_for(record, viewer).is_none() {
             return self.trip_figures_in(record, from, to);
         }
-        match self.shown_whole_route(record, viewer, (from, to)) {
-            Ok(shown) => Ok(TripFigures::of(&shown.points)),
-            Err(EngineError::RouteTooLong { .. }) => Ok(self
-                .trip_figures_in(record, from, to)
-                .map(TripFigures::without_places)?),
-            Err(e) => Err(e),
+        let mut fold = FiguresFold::default();
+        let mut after = None;
+        loop {
+            let page = self.shown_route(record, viewer, (from, to), after, READ_BATCH)?;
+            for p in &page.points {
+                fold.add(*p);
+            }
+            after = page.points.last().map(|p| p.ts);
+            if !page.more {
+                return Ok(fold.finish());
+            }
         }
     }
 

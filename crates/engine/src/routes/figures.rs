@@ -53,18 +53,11 @@ impl TripFigures {
     /// The figures of `points` (in `ts` order, each `ts` once), from nothing: for a part of
     /// a route (a share link's window), where the kept figures do not apply.
     pub fn of(points: &[RoutePoint]) -> Self {
-        let mut figures = Self::default();
-        figures.replace_region(&[], points, None);
-        let mut cells = std::collections::HashSet::new();
+        let mut fold = FiguresFold::default();
         for p in points {
-            figures.count(*p, super::places::country_at(p.lat, p.lon));
-            let cell = super::places::explored_cell(p.lat, p.lon);
-            if cells.insert(cell) {
-                figures.count_cell(super::places::cell_km2(cell));
-            }
-            figures.last_cell = cell;
+            fold.add(*p);
         }
-        figures
+        fold.finish()
     }
 
     /// From the first point's `ts` to the last's, seconds.
@@ -73,16 +66,6 @@ impl TripFigures {
             (Some(first), Some(last)) => (last.ts - first.ts) as f64 / 1000.0,
             _ => 0.0,
         }
-    }
-
-    /// The figures with no place in them (first and last point, bounding box): what a
-    /// reader who may not see every point is told when its own figures cannot be worked
-    /// out (a route too long to read whole).
-    pub fn without_places(mut self) -> Self {
-        self.first = None;
-        self.last = None;
-        self.extent = None;
-        self
     }
 
     /// The countries visited, in the order first visited (by `ts`).
@@ -171,6 +154,38 @@ impl TripFigures {
         let added = legs(after) + tail(after);
         let removed = legs(before) + tail(before);
         self.distance_m = (self.distance_m + added - removed).max(0.0);
+    }
+}
+
+/// Figures worked out a point at a time, in `ts` order, without holding the points: for a
+/// route read in pages (what a reader may see of a long one). Holds the explored cells met
+/// so far, which a route has far fewer of than points.
+#[derive(Debug, Default)]
+pub struct FiguresFold {
+    figures: TripFigures,
+    previous: Option<RoutePoint>,
+    cells: std::collections::HashSet<u64>,
+}
+
+impl FiguresFold {
+    /// Adds the next point (later than every one added before).
+    pub fn add(&mut self, p: RoutePoint) {
+        let f = &mut self.figures;
+        if let Some(previous) = self.previous {
+            f.distance_m += haversine_m(previous.latlon(), p.latlon());
+        }
+        self.previous = Some(p);
+        f.count(p, super::places::country_at(p.lat, p.lon));
+        let cell = super::places::explored_cell(p.lat, p.lon);
+        if self.cells.insert(cell) {
+            f.count_cell(super::places::cell_km2(cell));
+        }
+        f.last_cell = cell;
+    }
+
+    /// The figures of every point added.
+    pub fn finish(self) -> TripFigures {
+        self.figures
     }
 }
 

@@ -19,7 +19,7 @@ mod sphere;
 pub mod stays;
 mod store;
 
-pub use figures::TripFigures;
+pub use figures::{FiguresFold, TripFigures};
 pub use shown::ShownRoute;
 pub use store::{Appended, RouteStore, RouteStoreError, Settling};
 
