@@ -15,28 +15,12 @@ devices=${2:-1000}
 duration=${3:-10}
 port=${PORT:-7895}
 key=bench-service-key-0123456789
-cargo build --release --quiet
-bin=target/release/proxima
-work=$(mktemp -d)
-server=
-cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. scripts/lib.sh
 echo "$key read,write,admin" >"$work/keys.txt"
 
 rate() { awk '/Requests\/sec/ {print $2}'; }
 for run in $(seq 1 "$runs"); do
-  rm -rf "$work/data"
-  "$bin" serve --data-dir "$work/data" --no-sample --listen "127.0.0.1:$port" \
-    --keys "$work/keys.txt" --device-rate 1000000 --traveller-ttl 86400 \
-    --snapshot-every 0 >"$work/server.log" 2>&1 &
-  server=$!
-  for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
-    sleep 0.1
-  done
+  start_server "$port" --keys "$work/keys.txt" --device-rate 1000000 --traveller-ttl 86400
   : >"$work/devices.txt"
   for i in $(seq 0 $((devices - 1))); do
     token=$(curl -sf -X POST -H "Authorization: Bearer $key" -H 'content-type: application/json' \
@@ -57,9 +41,7 @@ for run in $(seq 1 "$runs"); do
   overland=$(wrk -t2 -c32 -d"${duration}s" -s $lua "$url" -- overland "$work/devices.txt" "$ts0" 100 | rate)
   echo "{\"run\": $run, \"put_per_s\": $put, \"owntracks_per_s\": $owntracks, \"positions_batches_per_s\": $positions, \"overland_batches_per_s\": $overland}" >>"$work/runs.json"
   tail -1 "$work/runs.json"
-  kill "$server"
-  wait "$server" 2>/dev/null || true
-  server=
+  stop_server
 done
 
 python3 - "$work/runs.json" <<'PY'

@@ -13,25 +13,10 @@ runs=${1:-3}
 travellers=${2:-1000000}
 duration=${3:-10}
 port=${PORT:-7894}
-cargo build --release --quiet
-bin=target/release/proxima
-work=$(mktemp -d)
-server=
-cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. scripts/lib.sh
 
 for run in $(seq 1 "$runs"); do
-  rm -rf "$work/data"
-  "$bin" serve --data-dir "$work/data" --no-sample --listen "127.0.0.1:$port" \
-    --traveller-ttl 86400 --snapshot-every 0 >"$work/server.log" 2>&1 &
-  server=$!
-  for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
-    sleep 0.1
-  done
+  start_server "$port" --traveller-ttl 86400
   "$bin" bench --target "http://127.0.0.1:$port" --workload positions,late-positions,trips,routes \
     --travellers "$travellers" --load-travellers "$travellers" --duration "$duration" \
     --json >"$work/run-$run.json"
@@ -40,9 +25,7 @@ for run in $(seq 1 "$runs"); do
   lookup=$(wrk -t2 -c32 -d5s "http://127.0.0.1:$port/v1/travellers/bench:t:$id?viewer=bench:t:$id" | awk '/Requests\/sec/ {print $2}')
   trip=$(wrk -t2 -c32 -d5s "http://127.0.0.1:$port/v1/trips/bench:trip:$id?viewer=bench:t:$id" | awk '/Requests\/sec/ {print $2}')
   echo "{\"run\": $run, \"lookup_per_s\": $lookup, \"trip_per_s\": $trip, \"routes_bytes\": $(stat -c %s "$work/data/routes.redb")}" >>"$work/run-$run.json"
-  kill "$server"
-  wait "$server" 2>/dev/null || true
-  server=
+  stop_server
 done
 
 python3 - "$work" "$runs" <<'PY'
