@@ -283,6 +283,13 @@ fn parse_bbox(text: &str) -> Result<BBox, ApiError> {
     }
 }
 
+/// Checks the two ids of a path like `/v1/travellers/{id}/devices/{device}` against the
+/// rule for ids a client chooses; a bad one is a 400 naming `id`, or `second` for the other.
+pub fn check_path_ids(id: &str, (second, other): (&str, &str)) -> Result<(), ApiError> {
+    validate_id(id).map_err(|e| ApiError::bad_parameter(format!("id: {e}")))?;
+    validate_id(other).map_err(|e| ApiError::bad_parameter(format!("{second}: {e}")))
+}
+
 /// The `{id}` of a path, held to the rule for ids a client chooses (an extractor: a bad id
 /// is answered with a 400 naming `id` before the handler runs).
 #[derive(Debug)]

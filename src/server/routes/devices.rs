@@ -7,12 +7,11 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
-use crate::ids::validate_id;
 use crate::server::AppState;
 use crate::server::auth::Caller;
 use crate::server::body::JsonObject;
 use crate::server::dto::{DeviceCreatedOut, DeviceIn, DeviceOut, DevicesOut};
-use crate::server::params::{NoParams, PathId};
+use crate::server::params::{NoParams, PathId, check_path_ids};
 use crate::server::problem::ApiError;
 use crate::server::response::{ApiResult, deleted, json_response};
 
@@ -64,8 +63,7 @@ pub async fn revoke_device(
     caller: Caller,
     Path((id, device)): Path<(String, String)>,
 ) -> ApiResult {
-    validate_id(&id).map_err(|e| ApiError::bad_parameter(format!("id: {e}")))?;
-    validate_id(&device).map_err(|e| ApiError::bad_parameter(format!("device: {e}")))?;
+    check_path_ids(&id, ("device", &device))?;
     caller.may_change(&id, "id")?;
     let written = state.engine.revoke_device(&id, &device)?;
     deleted(

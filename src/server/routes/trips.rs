@@ -11,14 +11,13 @@ use axum::response::IntoResponse;
 use base64::Engine as _;
 
 use super::trip_views::{self, Readable, Reader, no_trip};
-use crate::ids::validate_id;
 use crate::server::AppState;
 use crate::server::auth::Caller;
 use crate::server::body::JsonObject;
 use crate::server::dto::{
     FollowersOut, LinkCreatedOut, LinkIn, LinksOut, TripIn, TripOut, TripPageOut,
 };
-use crate::server::params::{NoParams, Params, PathId};
+use crate::server::params::{NoParams, Params, PathId, check_path_ids};
 use crate::server::problem::ApiError;
 use crate::server::request_id::PeerAddr;
 use crate::server::response::{ApiResult, deleted, json_response};
@@ -181,7 +180,7 @@ pub async fn put_follower(
     caller: Caller,
     Path((id, viewer)): Path<(String, String)>,
 ) -> ApiResult {
-    check_ids(&id, &viewer)?;
+    check_path_ids(&id, ("path", &viewer))?;
     trip_for_change(&state, &caller, &id)?;
     state.engine.add_follower(&id, &viewer)?.durable().await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -194,7 +193,7 @@ pub async fn delete_follower(
     caller: Caller,
     Path((id, viewer)): Path<(String, String)>,
 ) -> ApiResult {
-    check_ids(&id, &viewer)?;
+    check_path_ids(&id, ("path", &viewer))?;
     trip_for_change(&state, &caller, &id)?;
     let written = state.engine.remove_follower(&id, &viewer)?;
     deleted(
@@ -202,11 +201,6 @@ pub async fn delete_follower(
         format!("viewer: {viewer:?} does not follow trip {id:?}"),
     )
     .await
-}
-
-fn check_ids(id: &str, other: &str) -> Result<(), ApiError> {
-    validate_id(id).map_err(|e| ApiError::bad_parameter(format!("id: {e}")))?;
-    validate_id(other).map_err(|e| ApiError::bad_parameter(format!("path: {e}")))
 }
 
 /// `GET /v1/trips/{id}/followers`: for the trip's traveller (or a key).
@@ -281,7 +275,7 @@ pub async fn revoke_link(
     caller: Caller,
     Path((id, link)): Path<(String, String)>,
 ) -> ApiResult {
-    check_ids(&id, &link)?;
+    check_path_ids(&id, ("path", &link))?;
     trip_for_change(&state, &caller, &id)?;
     let written = state.engine.revoke_link(&id, &link)?;
     deleted(written, format!("link: no link {link:?} of trip {id:?}")).await

@@ -5,25 +5,27 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
-use crate::ids::validate_id;
 use crate::server::AppState;
 use crate::server::auth::Caller;
 use crate::server::body::JsonObject;
 use crate::server::dto::{PrivacyZoneIn, PrivacyZoneOut, PrivacyZonesOut};
-use crate::server::params::{NoParams, PathId};
+use crate::server::params::{NoParams, PathId, check_path_ids};
 use crate::server::problem::ApiError;
 use crate::server::response::{ApiResult, deleted, json_response};
 use crate::zones::MAX_ZONE_VERTICES;
 
-fn ids(id: &str, zone: &str) -> Result<(), ApiError> {
-    validate_id(id).map_err(|e| ApiError::bad_parameter(format!("id: {e}")))?;
-    validate_id(zone).map_err(|e| ApiError::bad_parameter(format!("zone: {e}")))
+/// Both ids well formed, and the caller the traveller itself or a key.
+fn owned(caller: &Caller, id: &str, zone: &str) -> Result<(), ApiError> {
+    check_path_ids(id, ("zone", zone))?;
+    caller.may_change(id, "id")
+}
+
+fn no_zone_detail(id: &str, zone: &str) -> String {
+    format!("zone: no privacy zone {zone:?} of traveller {id:?}")
 }
 
 fn no_zone(id: &str, zone: &str) -> ApiError {
-    ApiError::not_found(format!(
-        "zone: no privacy zone {zone:?} of traveller {id:?}"
-    ))
+    ApiError::not_found(no_zone_detail(id, zone))
 }
 
 /// `PUT /v1/travellers/{id}/privacy-zones/{zone}`: 201 when made, 200 when replaced. What
@@ -35,8 +37,7 @@ pub async fn put_zone(
     Path((id, zone)): Path<(String, String)>,
     JsonObject(input): JsonObject<PrivacyZoneIn>,
 ) -> ApiResult {
-    ids(&id, &zone)?;
-    caller.may_change(&id, "id")?;
+    owned(&caller, &id, &zone)?;
     let max_vertices = state.limits.max_area_vertices.min(MAX_ZONE_VERTICES);
     let area = input
         .area
@@ -65,8 +66,7 @@ pub async fn get_zone(
     caller: Caller,
     Path((id, zone)): Path<(String, String)>,
 ) -> ApiResult {
-    ids(&id, &zone)?;
-    caller.may_change(&id, "id")?;
+    owned(&caller, &id, &zone)?;
     let stored = state
         .engine
         .privacy_zone(&id, &zone)
@@ -101,12 +101,7 @@ pub async fn delete_zone(
     caller: Caller,
     Path((id, zone)): Path<(String, String)>,
 ) -> ApiResult {
-    ids(&id, &zone)?;
-    caller.may_change(&id, "id")?;
+    owned(&caller, &id, &zone)?;
     let written = state.engine.delete_privacy_zone(&id, &zone)?;
-    deleted(
-        written,
-        format!("zone: no privacy zone {zone:?} of traveller {id:?}"),
-    )
-    .await
+    deleted(written, no_zone_detail(&id, &zone)).await
 }
