@@ -23,7 +23,16 @@ pub struct Imports {
     per_owner: Arc<Quota<Arc<str>>>,
     max: usize,
     /// Track imports' running totals.
-    pub tracks: super::routes::track_imports::TrackImportProgress,
+    pub tracks: TrackImportProgress,
+}
+
+/// The imports' running totals for tracks, for `/v1/stats` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct TrackImportProgress {
+    /// Imports running now.
+    pub running: std::sync::atomic::AtomicUsize,
+    /// Points stored by track imports since the server started.
+    pub points: std::sync::atomic::AtomicU64,
 }
 
 /// One import's place, given back when dropped.

@@ -209,12 +209,3 @@ pub async fn import(
         },
     ))
 }
-
-/// The imports' running totals for tracks, for `/v1/stats` and `/metrics`.
-#[derive(Debug, Default)]
-pub struct TrackImportProgress {
-    /// Imports running now.
-    pub running: std::sync::atomic::AtomicUsize,
-    /// Points stored by track imports since the server started.
-    pub points: std::sync::atomic::AtomicU64,
-}

@@ -276,10 +276,28 @@ impl PrivacyZone {
     }
 }
 
-/// Every traveller's privacy zones.
+/// Every traveller's privacy zones, with their shrouds worked out once, when the zones
+/// change (every route read by someone other than the traveller asks for them).
 #[derive(Default)]
 pub struct PrivacyZones {
-    by_traveller: RwLock<HashMap<TravellerId, Vec<PrivacyZone>, foldhash::fast::RandomState>>,
+    by_traveller: RwLock<HashMap<TravellerId, Held, foldhash::fast::RandomState>>,
+}
+
+/// One traveller's zones, by id, and their shrouds.
+#[derive(Default)]
+struct Held {
+    zones: Vec<PrivacyZone>,
+    shrouds: Arc<Shrouds>,
+}
+
+impl Held {
+    /// Works the shrouds out again after a change to the zones.
+    fn changed(&mut self) -> Arc<Shrouds> {
+        self.shrouds = Arc::new(Shrouds(
+            self.zones.iter().map(PrivacyZone::shroud).collect(),
+        ));
+        self.shrouds.clone()
+    }
 }
 
 impl PrivacyZones {
@@ -287,7 +305,9 @@ impl PrivacyZones {
     /// has).
     pub fn check_put(&self, zone: &PrivacyZone) -> Result<(), ZoneError> {
         let zones = self.by_traveller.read();
-        let held = zones.get(zone.traveller()).map_or(&[][..], Vec::as_slice);
+        let held = zones
+            .get(zone.traveller())
+            .map_or(&[][..], |h| h.zones.as_slice());
         if held.len() >= MAX_ZONES_PER_TRAVELLER && !held.iter().any(|z| z.id == zone.id) {
             return Err(ZoneError::Limit);
         }
@@ -299,17 +319,20 @@ impl PrivacyZones {
     pub fn put(&self, zone: PrivacyZone) -> (Arc<Shrouds>, bool) {
         let mut zones = self.by_traveller.write();
         let held = zones.entry(zone.traveller().into()).or_default();
-        let created = match held.binary_search_by(|z| z.id.as_str().cmp(zone.id())) {
+        let created = match held
+            .zones
+            .binary_search_by(|z| z.id.as_str().cmp(zone.id()))
+        {
             Ok(i) => {
-                held[i] = zone;
+                held.zones[i] = zone;
                 false
             }
             Err(i) => {
-                held.insert(i, zone);
+                held.zones.insert(i, zone);
                 true
             }
         };
-        (shrouds_of(held), created)
+        (held.changed(), created)
     }
 
     /// Removes `traveller`'s zone `id`; gives its shrouds now (`None`: it has none left),
@@ -319,18 +342,18 @@ impl PrivacyZones {
         let Some(held) = zones.get_mut(traveller) else {
             return (None, false);
         };
-        let existed = match held.binary_search_by(|z| z.id.as_str().cmp(id)) {
+        let existed = match held.zones.binary_search_by(|z| z.id.as_str().cmp(id)) {
             Ok(i) => {
-                held.remove(i);
+                held.zones.remove(i);
                 true
             }
             Err(_) => false,
         };
-        if held.is_empty() {
+        if held.zones.is_empty() {
             zones.remove(traveller);
             return (None, existed);
         }
-        (Some(shrouds_of(held)), existed)
+        (Some(held.changed()), existed)
     }
 
     /// Forgets every zone of `traveller`; gives how many there were.
@@ -338,7 +361,7 @@ impl PrivacyZones {
         self.by_traveller
             .write()
             .remove(traveller)
-            .map_or(0, |z| z.len())
+            .map_or(0, |h| h.zones.len())
     }
 
     /// `traveller`'s zones, by id.
@@ -346,7 +369,7 @@ impl PrivacyZones {
         self.by_traveller
             .read()
             .get(traveller)
-            .cloned()
+            .map(|h| h.zones.clone())
             .unwrap_or_default()
     }
 
@@ -355,6 +378,7 @@ impl PrivacyZones {
         self.by_traveller
             .read()
             .get(traveller)?
+            .zones
             .iter()
             .find(|z| z.id == id)
             .cloned()
@@ -365,20 +389,24 @@ impl PrivacyZones {
         self.by_traveller
             .read()
             .get(traveller)
-            .map(|held| shrouds_of(held))
+            .map(|h| h.shrouds.clone())
     }
 
     /// Every zone, traveller by traveller (for a snapshot).
     pub fn export(&self) -> Vec<PrivacyZone> {
         let zones = self.by_traveller.read();
-        let mut all: Vec<PrivacyZone> = zones.values().flatten().cloned().collect();
+        let mut all: Vec<PrivacyZone> = zones.values().flat_map(|h| h.zones.clone()).collect();
         all.sort_unstable_by(|a, b| (&a.traveller, &a.id).cmp(&(&b.traveller, &b.id)));
         all
     }
 
     /// How many zones there are.
     pub fn len(&self) -> usize {
-        self.by_traveller.read().values().map(Vec::len).sum()
+        self.by_traveller
+            .read()
+            .values()
+            .map(|h| h.zones.len())
+            .sum()
     }
 
     /// Whether there are none.
@@ -390,10 +418,6 @@ impl PrivacyZones {
     pub fn clear(&self) {
         self.by_traveller.write().clear();
     }
-}
-
-fn shrouds_of(zones: &[PrivacyZone]) -> Arc<Shrouds> {
-    Arc::new(Shrouds(zones.iter().map(PrivacyZone::shroud).collect()))
 }
 
 /// A cap holding all of `area`: its centre and radius in metres. A circle is its own; a
