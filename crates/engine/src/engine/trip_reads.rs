@@ -1,11 +1,11 @@
 //! What the edge reads of a trip beyond its record: its figures for a window (a share
-//! link's), the whole of a window's route for simplifying, and its stays, each joined to
-//! the nearest POI of Proxima's own index.
+//! link's), the whole of a window's route, and the POI of Proxima's own index nearest a
+//! stay (the reads as one reader may see them are in `zones.rs`).
 
 use super::{Engine, EngineError};
 use crate::geometry::LatLon;
 use crate::pois::{NearbyQuery, PoiFilter};
-use crate::routes::stays::{Stay, stays};
+use crate::routes::stays::Stay;
 use crate::routes::{RoutePoint, TripFigures};
 use crate::trips::TripRecord;
 
@@ -69,28 +69,6 @@ impl Engine {
             });
         }
         Ok(points)
-    }
-
-    /// Where the traveller of trip `id` stayed between `from` and `to` (see
-    /// [`crate::routes::stays`]), each stay with the nearest POI within `radius_m` of its
-    /// centre.
-    pub fn trip_stays(
-        &self,
-        id: &str,
-        from: i64,
-        to: i64,
-        radius_m: f64,
-        min_ms: i64,
-    ) -> Result<Vec<StayAt>, EngineError> {
-        let points = self.whole_route(id, from, to)?;
-        let found = stays(&points, radius_m, min_ms);
-        Ok(found
-            .into_iter()
-            .map(|stay| StayAt {
-                poi: self.nearest_poi(stay.centre, radius_m),
-                stay,
-            })
-            .collect())
     }
 
     /// The POI nearest `centre` within `radius_m`, if any (ties broken by id).
