@@ -7,8 +7,11 @@
 //!   piece in parts of PART trips (`RouteStore::settle_some`).
 //!
 //! `cargo run --release -p proxima-engine --example route_pieces [TRIPS PIECE PIECES PART
-//! WAY]` (defaults 1,000,000 250,000 32 4,096 both; WAY is `straight`, `pieces` or `both`)
-//! prints each round's points a second and
+//! WAY [PLACES]]` (defaults 1,000,000 250,000 32 4,096 both anywhere; WAY is `straight`,
+//! `pieces` or `both`; PLACES is `anywhere`, every point at a random place on the globe, a
+//! new cell and country lookup each, or `near`, each trip's points within about 100 m of
+//! its own start, as `proxima bench --workload trips` sends them) prints each round's
+//! points a second and
 //! microseconds a point, three rounds a way, each way on a fresh store.
 
 use std::time::Instant;
@@ -27,6 +30,11 @@ fn main() {
         .map(|a| a.parse().expect("numbers: TRIPS PIECE PIECES PART"))
         .collect();
     let which = words.get(4).map_or("both", String::as_str);
+    let near = match words.get(5).map_or("anywhere", String::as_str) {
+        "anywhere" => false,
+        "near" => true,
+        other => panic!("PLACES is anywhere or near, not {other:?}"),
+    };
     let arg = |i: usize, default: usize| args.get(i).copied().unwrap_or(default);
     let (trips, piece, pieces, part) = (
         arg(0, 1_000_000),
@@ -53,10 +61,20 @@ fn main() {
             for k in 0..pieces {
                 let mut points: Vec<(&str, RoutePoint)> = (0..piece)
                     .map(|j| {
-                        let trip = ids[next() as usize % trips].as_str();
+                        let t = next() as usize % trips;
+                        let trip = ids[t].as_str();
                         let ts = 1_700_000_000_000 + ((round * pieces + k) * piece + j) as i64;
-                        let lat = (next() % 1_600_000) as f64 / 1e4 - 80.0;
-                        let lon = (next() % 3_500_000) as f64 / 1e4 - 175.0;
+                        let (mut lat, mut lon) = (
+                            (next() % 1_600_000) as f64 / 1e4 - 80.0,
+                            (next() % 3_500_000) as f64 / 1e4 - 175.0,
+                        );
+                        if near {
+                            // The trip's own start (a hash of its number), and a step
+                            // of up to 0.001 degrees from it.
+                            let h = (t as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                            lat = (h % 1_200_000) as f64 / 1e4 - 60.0 + lat / 8e4;
+                            lon = ((h >> 24) % 3_400_000) as f64 / 1e4 - 170.0 + lon / 1.75e5;
+                        }
                         (trip, RoutePoint { ts, lat, lon })
                     })
                     .collect();

@@ -5,9 +5,9 @@
 //! nothing); they never move the traveller's live position, trail or fences: they are
 //! history.
 
-use std::sync::Arc;
 
 use super::mutation::{Change, ImportTrackPoints, Order};
+use super::routes::PendingPoints;
 use super::{Engine, EngineError, Written};
 use crate::routes::RoutePoint;
 use crate::trips::TripError;
@@ -93,15 +93,12 @@ impl Change for ImportTrackPoints {
             return Ok(());
         };
         let (from, to) = (record.trip.started_at(), record.trip.until());
-        let trip: Arc<str> = Arc::from(self.trip.as_str());
-        let points: Vec<(Arc<str>, RoutePoint)> = self
-            .points
-            .into_iter()
-            .filter(|p| (from..=to).contains(&p.ts))
-            .map(|p| (trip.clone(), p))
-            .collect();
+        let mut points = PendingPoints::default();
+        for p in self.points.into_iter().filter(|p| (from..=to).contains(&p.ts)) {
+            points.push(&self.trip, p);
+        }
         if !points.is_empty() {
-            engine.routes.push(points);
+            engine.routes.push(&points);
         }
         Ok(())
     }

@@ -21,6 +21,7 @@ use super::mutation::{
     Change, CreateLink, DeleteFollower, DeleteTrip, Order, PutFollower, PutTrip, RevokeLink,
     TickTrips,
 };
+use super::routes::PendingPoints;
 use super::{Engine, EngineError, Removed, Stored, Written};
 use crate::events::Cause;
 use crate::routes::{RoutePoint, TripFigures};
@@ -194,25 +195,19 @@ impl Engine {
         if self.trips.is_empty() || self.routes.skipping() {
             return;
         }
-        let trips = self
-            .trips
-            .holding_each(updates.iter().map(|u| (u.id.as_str(), u.ts)));
-        let points: Vec<(Arc<str>, RoutePoint)> = updates
-            .iter()
-            .zip(trips)
-            .filter_map(|(u, trip)| {
-                Some((
-                    trip?,
-                    RoutePoint {
-                        ts: u.ts,
-                        lat: u.position.lat,
-                        lon: u.position.lon,
-                    },
-                ))
-            })
-            .collect();
+        let mut points = PendingPoints::default();
+        self.trips
+            .for_each_holding(updates.iter().map(|u| (u.id.as_str(), u.ts)), |i, trip| {
+                let u = &updates[i];
+                let point = RoutePoint {
+                    ts: u.ts,
+                    lat: u.position.lat,
+                    lon: u.position.lon,
+                };
+                points.push(trip, point);
+            });
         if !points.is_empty() {
-            self.routes.push(points);
+            self.routes.push(&points);
         }
     }
 

@@ -37,6 +37,35 @@ pub fn country_at(lat: f64, lon: f64) -> Option<&'static str> {
     borders.ids(at).into_iter().find(|id| !id.contains('-'))
 }
 
+/// The country every place in a box is in, when the borders' raster says so without
+/// looking at the places one by one: `Some(Some(code))` when that country holds the
+/// box's raster cells whole and no other country touches them, `Some(None)` when no
+/// region touches them, and `None` when the places must be looked up one by one
+/// ([`country_at`]). A trip's points between two settlings mostly lie a few kilometres
+/// apart, inside one country: one lookup for all of them instead of one each.
+pub fn sole_country_in(
+    south: f64,
+    west: f64,
+    north: f64,
+    east: f64,
+) -> Option<Option<&'static str>> {
+    let borders = BORDERS.as_ref()?;
+    let bounds = country_boundaries::BoundingBox::new(south, west, north, east).ok()?;
+    let touching = borders.intersecting_ids(bounds);
+    if touching.is_empty() {
+        return Some(None);
+    }
+    let mut countries = touching.into_iter().filter(|id| !id.contains('-'));
+    let only = countries.next()?;
+    if countries.next().is_some() {
+        return None;
+    }
+    borders
+        .containing_ids(bounds)
+        .contains(only)
+        .then_some(Some(only))
+}
+
 /// The level-13 cell holding a place.
 pub fn explored_cell(lat: f64, lon: f64) -> u64 {
     CellID::from(LatLng::from_degrees(lat, lon))
@@ -106,8 +135,39 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn a_box_inside_one_country_needs_one_lookup_and_one_across_a_border_does_not() {
+        // Central France, and the Franco-Swiss border at Geneva.
+        assert_eq!(sole_country_in(46.5, 2.0, 46.6, 2.1), Some(Some("FR")));
+        assert_eq!(sole_country_in(46.1, 6.0, 46.3, 6.3), None);
+        // The middle of the Pacific.
+        assert_eq!(sole_country_in(-30.0, -140.0, -29.9, -139.9), Some(None));
+    }
+
     proptest! {
         #![proptest_config(crate::testing::proptest_config(64))]
+
+        /// A box's sole country, when one lookup tells it, is every point's own: boxes of
+        /// a few metres to a few degrees anywhere, borders, coasts and poles included.
+        #[test]
+        fn a_boxs_sole_country_is_each_of_its_points_country(
+            lat in -90.0f64..=90.0,
+            lon in -180.0f64..=180.0,
+            size in prop_oneof![0.0f64..0.01, 0.0f64..0.5, 0.0f64..6.0],
+            at in proptest::collection::vec((0.0f64..=1.0, 0.0f64..=1.0), 2..24),
+        ) {
+            let (south, north) = (lat, (lat + size).min(90.0));
+            let (west, east) = (lon, (lon + size).min(180.0));
+            let points: Vec<(f64, f64)> = at
+                .iter()
+                .map(|(a, b)| (south + a * (north - south), west + b * (east - west)))
+                .collect();
+            if let Some(sole) = sole_country_in(south, west, north, east) {
+                for (lat, lon) in points {
+                    prop_assert_eq!(country_at(lat, lon), sole, "at {}, {}", lat, lon);
+                }
+            }
+        }
 
         /// Countries and cells kept point by point equal brute force over the whole walk,
         /// on walks along borders (around Basel, where three countries meet) and anywhere.

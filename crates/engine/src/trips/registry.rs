@@ -106,30 +106,30 @@ impl Trips {
         self.len() == 0
     }
 
-    /// The trip of `traveller` whose route a position of `ts` belongs to, if any: the hot
-    /// path of every position report, one table lookup when the traveller has no trips.
+    /// The trip of `traveller` whose route a position of `ts` belongs to, if any.
     pub fn holding(&self, traveller: &str, ts: i64) -> Option<Arc<str>> {
-        self.holding_each([(traveller, ts)]).pop().flatten()
+        let mut found = None;
+        self.for_each_holding([(traveller, ts)], |_, trip| found = Some(Arc::from(trip)));
+        found
     }
 
-    /// [`Trips::holding`] for each of `reports`, under one lock.
-    pub fn holding_each<'a>(
+    /// Calls `found` with the index of each of `reports` that belongs to a trip's route,
+    /// and that trip's id, under one lock: the hot path of every batch of positions, one
+    /// table lookup a report when its traveller has no trips, and no allocation.
+    pub fn for_each_holding<'a>(
         &self,
         reports: impl IntoIterator<Item = (&'a str, i64)>,
-    ) -> Vec<Option<Arc<str>>> {
+        mut found: impl FnMut(usize, &str),
+    ) {
         let state = self.state.read();
-        reports
-            .into_iter()
-            .map(|(traveller, ts)| {
-                if state.trips.len() == 0 {
-                    return None;
-                }
-                state
-                    .trips
-                    .holding(traveller, ts)
-                    .map(|entry| Arc::from(entry.id()))
-            })
-            .collect()
+        if state.trips.len() == 0 {
+            return;
+        }
+        for (i, (traveller, ts)) in reports.into_iter().enumerate() {
+            if let Some(entry) = state.trips.holding(traveller, ts) {
+                found(i, entry.id());
+            }
+        }
     }
 
     /// A trip's record.

@@ -24,6 +24,23 @@ pub(super) fn start_of_chunk_holding(
         .map_or(ts, |(k, _)| chunk_start(k.value())))
 }
 
+/// The country all of `points` are in, if one lookup can tell ([`places::sole_country_in`]
+/// over their box; a box across the antimeridian is looked up point by point).
+fn sole_country_of(points: &[RoutePoint]) -> Option<Option<&'static str>> {
+    if points.len() < 2 {
+        return None;
+    }
+    let (mut south, mut north) = (f64::INFINITY, f64::NEG_INFINITY);
+    let (mut west, mut east) = (f64::INFINITY, f64::NEG_INFINITY);
+    for p in points {
+        south = south.min(p.lat);
+        north = north.max(p.lat);
+        west = west.min(p.lon);
+        east = east.max(p.lon);
+    }
+    places::sole_country_in(south, west, north, east)
+}
+
 /// The settled level's tables, which a merge writes.
 pub(super) struct Tables<'txn> {
     chunks: redb::Table<'txn, &'static [u8], &'static [u8]>,
@@ -156,8 +173,13 @@ impl<'txn> Tables<'txn> {
         }
 
         figures.replace_region(&stored, &merged, next);
+        let sole_country = sole_country_of(&added);
         for p in &added {
-            figures.count(*p, places::country_at(p.lat, p.lon));
+            let country = match sole_country {
+                Some(country) => country,
+                None => places::country_at(p.lat, p.lon),
+            };
+            figures.count(*p, country);
             let cell = places::explored_cell(p.lat, p.lon);
             // Consecutive points mostly share a cell: a cell is looked up once in a row,
             // across appends too (the figures remember the last one).

@@ -34,6 +34,11 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use super::EngineError;
 use crate::routes::{RoutePoint, RouteStore};
 
+mod pending;
+
+pub(crate) use pending::PendingPoints;
+use pending::ByTrip;
+
 /// The file of the route store in a data directory.
 pub const ROUTES_FILE: &str = "routes.redb";
 
@@ -63,10 +68,14 @@ struct Inner {
     /// Set when a write to the store failed: it is behind the log until the next start,
     /// so it must not claim to hold the log (the log is then kept for the replay).
     failed: AtomicBool,
-    /// Points not yet stored, by trip, in the order they arrived.
-    pending: Mutex<HashMap<Arc<str>, Vec<RoutePoint>>>,
-    /// How many points `pending` holds.
+    /// Points not yet stored, in the order they arrived.
+    pending: Mutex<PendingPoints>,
+    /// How many points `pending` holds (changed under its lock).
     pending_points: AtomicUsize,
+    /// How many fresh pieces the store holds, as last counted after writing or settling
+    /// them: with `pending_points`, it lets a reader of a trip skip the `storing` lock
+    /// when there is nothing to settle.
+    fresh_pieces: AtomicU64,
     /// How many pushes there have been (the route thread sees a pause by it).
     pushes: AtomicU64,
     /// Held while points go from `pending` into the store, so that each trip's points
@@ -105,22 +114,33 @@ impl Inner {
         })
     }
 
-    /// Writes trips' waiting points as fresh pieces of about [`PIECE`] points, `trips` in
-    /// the store's key order (the caller holds `storing`).
-    fn write(&self, trips: &[(Arc<str>, Vec<RoutePoint>)]) {
-        let mut start = 0;
+    /// Writes trips' waiting points as fresh pieces of about [`PIECE`] points (the caller
+    /// holds `storing`).
+    fn write(&self, trips: &ByTrip) {
+        let mut piece: Vec<(&str, &[RoutePoint])> = Vec::new();
         let mut points = 0;
-        for (i, (_, waiting)) in trips.iter().enumerate() {
+        let mut left = trips.len();
+        for (trip, waiting) in trips.trips() {
+            left -= 1;
             points += waiting.len();
-            if points >= PIECE || i + 1 == trips.len() {
-                let piece = trips[start..=i].iter().map(|(t, p)| (&**t, p.as_slice()));
-                if let Err(e) = self.store().read().add_fresh_trips(piece) {
+            piece.push((trip, waiting));
+            if points >= PIECE || left == 0 {
+                if let Err(e) = self.store().read().add_fresh_trips(piece.drain(..)) {
                     self.failed.store(true, Ordering::Release);
                     tracing::error!(error = %e, points, "route store: points not stored; they will be replayed from the log at the next start");
                 }
-                start = i + 1;
                 points = 0;
             }
+        }
+        self.count_fresh_pieces();
+    }
+
+    /// Counts the store's fresh pieces again (after writing or settling some).
+    fn count_fresh_pieces(&self) {
+        match self.store().read().fresh_pieces() {
+            Ok(n) => self.fresh_pieces.store(n, Ordering::SeqCst),
+            // Unknown: readers take the slow way, which settles whatever there is.
+            Err(_) => self.fresh_pieces.store(u64::MAX, Ordering::SeqCst),
         }
     }
 
@@ -128,30 +148,17 @@ impl Inner {
     fn store_pending(&self) {
         let _storing = self.storing.lock();
         let taken = std::mem::take(&mut *self.pending.lock());
-        let trips = in_key_order(taken.into_iter().collect());
-        let points: usize = trips.iter().map(|(_, p)| p.len()).sum();
-        self.write(&trips);
-        self.pending_points.fetch_sub(points, Ordering::Relaxed);
+        self.write(&taken.by_trip());
+        // After the pieces are counted: a reader that sees no point waiting sees them.
+        self.pending_points.fetch_sub(taken.len(), Ordering::SeqCst);
     }
 
-    /// Writes about `points` waiting points, of whichever trips come first, as a piece.
+    /// Writes about `points` waiting points, the oldest, as a piece.
     fn store_some(&self, points: usize) {
         let _storing = self.storing.lock();
-        let mut taken = Vec::new();
-        let mut count = 0;
-        {
-            let mut pending = self.pending.lock();
-            while count < points {
-                let Some(trip) = pending.keys().next().cloned() else {
-                    break;
-                };
-                let waiting = pending.remove(&trip).unwrap_or_default();
-                count += waiting.len();
-                taken.push((trip, waiting));
-            }
-        }
-        self.write(&in_key_order(taken));
-        self.pending_points.fetch_sub(count, Ordering::Relaxed);
+        let taken = self.pending.lock().take_oldest(points);
+        self.write(&taken.by_trip());
+        self.pending_points.fetch_sub(taken.len(), Ordering::SeqCst);
     }
 
     /// Settles `trip`'s fresh and waiting points; gives the `storing` lock, held, so that
@@ -168,9 +175,10 @@ impl Inner {
 
     /// Takes `trip`'s waiting points out of `pending`.
     fn take_waiting(&self, trip: &str) -> Vec<RoutePoint> {
-        let waiting = self.pending.lock().remove(trip).unwrap_or_default();
+        let mut pending = self.pending.lock();
+        let waiting = pending.take_trip(trip);
         self.pending_points
-            .fetch_sub(waiting.len(), Ordering::Relaxed);
+            .fetch_sub(waiting.len(), Ordering::SeqCst);
         waiting
     }
 
@@ -208,38 +216,6 @@ impl Inner {
             }
         }
     }
-}
-
-/// `trips` sorted in the store's key order: the id's length, then the id. Each id's length
-/// and first 16 bytes are compared as numbers, kept beside its index, and the ids
-/// themselves only on a tie: sorting the strings where they lie in the heap cost the route
-/// thread a fifth of the server's time in the trips workload (a cache miss a comparison).
-fn in_key_order(trips: Vec<(Arc<str>, Vec<RoutePoint>)>) -> Vec<(Arc<str>, Vec<RoutePoint>)> {
-    let mut order: Vec<(usize, u128, u32)> = trips
-        .iter()
-        .enumerate()
-        .map(|(i, (trip, _))| {
-            let mut head = [0u8; 16];
-            let bytes = trip.as_bytes();
-            let n = bytes.len().min(16);
-            head[..n].copy_from_slice(&bytes[..n]);
-            (
-                bytes.len(),
-                u128::from_be_bytes(head),
-                u32::try_from(i).unwrap_or(u32::MAX),
-            )
-        })
-        .collect();
-    order.sort_unstable_by(|a, b| {
-        (a.0, a.1)
-            .cmp(&(b.0, b.1))
-            .then_with(|| trips[a.2 as usize].0.cmp(&trips[b.2 as usize].0))
-    });
-    let mut slots: Vec<Option<(Arc<str>, Vec<RoutePoint>)>> = trips.into_iter().map(Some).collect();
-    order
-        .into_iter()
-        .filter_map(|(_, _, i)| slots[i as usize].take())
-        .collect()
 }
 
 /// The route thread: writes what waits as pieces and settles them (see the module's
@@ -293,12 +269,14 @@ impl Routes {
     pub(super) fn open(&self, path: &Path) -> Result<u64, EngineError> {
         let store = RouteStore::open(path)?;
         let applied = store.applied_seq()?;
+        let fresh = store.fresh_pieces()?;
         let _ = self.inner.store.set(RwLock::new(store));
+        self.inner.fresh_pieces.store(fresh, Ordering::SeqCst);
         Ok(applied)
     }
 
     /// Files points of their trips for the store; wakes whoever watches those trips.
-    pub(super) fn push(&self, points: Vec<(Arc<str>, RoutePoint)>) {
+    pub(super) fn push(&self, points: &PendingPoints) {
         self.thread.get_or_init(|| {
             let inner = Arc::downgrade(&self.inner);
             let spawned = std::thread::Builder::new()
@@ -310,26 +288,30 @@ impl Routes {
         });
         let count = points.len();
         self.inner.pushes.fetch_add(1, Ordering::Relaxed);
+        let waiting = {
+            let mut pending = self.inner.pending.lock();
+            pending.append(points);
+            // Under the lock, before the change is applied: a reader that asks after sees
+            // the points waiting.
+            self.inner
+                .pending_points
+                .fetch_add(count, Ordering::SeqCst)
+                + count
+        };
         {
             let watchers = self.watchers.lock();
-            let mut pending = self.inner.pending.lock();
-            let mut last: Option<Arc<str>> = None;
-            for (trip, p) in points {
-                if !watchers.is_empty()
-                    && last.as_deref() != Some(&*trip)
-                    && let Some(tx) = watchers.get(&*trip)
-                {
-                    tx.send_modify(|n| *n += 1);
+            if !watchers.is_empty() {
+                let mut last: Option<&str> = None;
+                for (trip, _) in points.iter() {
+                    if last != Some(trip)
+                        && let Some(tx) = watchers.get(trip)
+                    {
+                        tx.send_modify(|n| *n += 1);
+                    }
+                    last = Some(trip);
                 }
-                last = Some(trip.clone());
-                pending.entry(trip).or_default().push(p);
             }
         }
-        let waiting = self
-            .inner
-            .pending_points
-            .fetch_add(count, Ordering::Relaxed)
-            + count;
         if waiting >= MAX_PENDING {
             // Past the bound: this writer writes a piece before it goes on (the route
             // thread cannot keep up; writers wait their turn, each for one piece).
@@ -349,7 +331,14 @@ impl Routes {
     /// The store, with every point of `trip` applied so far stored (a reader's view of the
     /// trip holds every point applied before it asked).
     pub(super) fn read_trip(&self, trip: &str) -> parking_lot::RwLockReadGuard<'_, RouteStore> {
-        drop(self.inner.store_trip(trip));
+        // Nothing waiting and no fresh piece (in this order: points leave `pending` only
+        // after the pieces holding them are counted): the chunks hold every point, and the
+        // reader need not wait for a settling under way.
+        let quiet = self.inner.pending_points.load(Ordering::SeqCst) == 0
+            && self.inner.fresh_pieces.load(Ordering::SeqCst) == 0;
+        if !quiet {
+            drop(self.inner.store_trip(trip));
+        }
         self.inner.store().read()
     }
 
