@@ -5,7 +5,6 @@
 //! nothing); they never move the traveller's live position, trail or fences: they are
 //! history.
 
-
 use super::mutation::{Change, ImportTrackPoints, Order};
 use super::routes::PendingPoints;
 use super::{Engine, EngineError, Written};
@@ -94,7 +93,11 @@ impl Change for ImportTrackPoints {
         };
         let (from, to) = (record.trip.started_at(), record.trip.until());
         let mut points = PendingPoints::default();
-        for p in self.points.into_iter().filter(|p| (from..=to).contains(&p.ts)) {
+        for p in self
+            .points
+            .into_iter()
+            .filter(|p| (from..=to).contains(&p.ts))
+        {
             points.push(&self.trip, p);
         }
         if !points.is_empty() {

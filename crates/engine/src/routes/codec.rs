@@ -61,26 +61,106 @@ pub fn as_stored(point: RoutePoint) -> RoutePoint {
 /// Appends the bytes of `points` (in increasing `ts` order, each once) to `out`.
 pub fn encode(points: &[RoutePoint], out: &mut Vec<u8>) {
     put_varint(out, points.len() as u64);
-    let mut previous: Option<(i64, i64, i64)> = None;
-    let mut step = 0i64;
+    encode_body(None, points, out);
+}
+
+/// Where a chunk's points end: what writing more after them needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkEnd {
+    /// How many points the chunk holds.
+    pub count: usize,
+    /// The bytes of its count.
+    header_len: usize,
+    /// The last point's `ts` and coordinates in stored units, and its `ts` step from the
+    /// point before (0 for a chunk of one point).
+    last: (i64, i64, i64),
+    step: i64,
+}
+
+/// Reads a chunk through to its end without keeping its points (`None`: it holds none).
+pub fn chunk_end(bytes: &[u8]) -> Result<Option<ChunkEnd>, CodecError> {
+    let mut rest = bytes;
+    let count = take_varint(&mut rest)?;
+    if count as usize > MAX_CHUNK_POINTS * 2 {
+        return Err(CodecError::Invalid);
+    }
+    let header_len = bytes.len() - rest.len();
+    let mut end: Option<ChunkEnd> = None;
+    for _ in 0..count {
+        end = Some(match end {
+            None => ChunkEnd {
+                count: 1,
+                header_len,
+                last: (
+                    unzigzag(take_varint(&mut rest)?),
+                    unzigzag(take_varint(&mut rest)?),
+                    unzigzag(take_varint(&mut rest)?),
+                ),
+                step: 0,
+            },
+            Some(e) => {
+                let step = e.step.wrapping_add(unzigzag(take_varint(&mut rest)?));
+                let ts = e.last.0.wrapping_add(step);
+                if ts <= e.last.0 {
+                    return Err(CodecError::Invalid);
+                }
+                ChunkEnd {
+                    count: e.count + 1,
+                    header_len,
+                    last: (
+                        ts,
+                        e.last.1.wrapping_add(unzigzag(take_varint(&mut rest)?)),
+                        e.last.2.wrapping_add(unzigzag(take_varint(&mut rest)?)),
+                    ),
+                    step,
+                }
+            }
+        });
+    }
+    if rest.is_empty() {
+        Ok(end)
+    } else {
+        Err(CodecError::Invalid)
+    }
+}
+
+/// Writes to `out` the chunk `bytes` (which ends at `end`) with `points` after its own (in
+/// increasing `ts` order, each later than its last): its bytes copied and the new points'
+/// appended, not a point of it decoded and encoded again. A route grows at its end, and
+/// its last chunk is rewritten at each settling: encoding it whole each time cost a
+/// settling in proportion to the chunk's length, not to the points added.
+pub fn append(bytes: &[u8], end: &ChunkEnd, points: &[RoutePoint], out: &mut Vec<u8>) {
+    put_varint(out, (end.count + points.len()) as u64);
+    out.extend_from_slice(&bytes[end.header_len..]);
+    encode_body(Some((end.last, end.step)), points, out);
+}
+
+/// Appends the points' bytes after the point `previous` (with its step), or as a chunk's
+/// first points.
+fn encode_body(
+    mut previous: Option<((i64, i64, i64), i64)>,
+    points: &[RoutePoint],
+    out: &mut Vec<u8>,
+) {
     for p in points {
         let (ts, lat, lon) = (p.ts, to_units(p.lat), to_units(p.lon));
-        match previous {
+        let step = match previous {
             None => {
                 put_varint(out, zigzag(ts));
                 put_varint(out, zigzag(lat));
                 put_varint(out, zigzag(lon));
+                0
             }
-            Some((pts, plat, plon)) => {
+            Some(((pts, plat, plon), step)) => {
                 debug_assert!(ts > pts, "points in increasing ts order");
                 let this_step = ts.wrapping_sub(pts);
                 put_varint(out, zigzag(this_step.wrapping_sub(step)));
-                step = this_step;
                 put_varint(out, zigzag(lat.wrapping_sub(plat)));
                 put_varint(out, zigzag(lon.wrapping_sub(plon)));
+                this_step
             }
-        }
-        previous = Some((ts, lat, lon));
+        };
+        previous = Some(((ts, lat, lon), step));
     }
 }
 
@@ -202,11 +282,48 @@ mod tests {
             }
         }
 
+        /// A chunk with points appended to its bytes is the chunk of all the points, and
+        /// its end is read without decoding it.
+        #[test]
+        fn appending_to_a_chunk_equals_encoding_it_whole(
+            start in i64::MIN / 4..i64::MAX / 4,
+            steps in proptest::collection::vec(point(), 1..MAX_CHUNK_POINTS),
+            cut in 0usize..MAX_CHUNK_POINTS,
+        ) {
+            let mut ts = start;
+            let points: Vec<RoutePoint> = steps
+                .iter()
+                .map(|&(dt, lat, lon)| {
+                    ts += dt;
+                    RoutePoint { ts, lat, lon }
+                })
+                .collect();
+            let cut = cut.min(points.len() - 1).max(1);
+            let (old, new) = points.split_at(cut);
+            let mut whole = Vec::new();
+            encode(&points, &mut whole);
+            let mut first = Vec::new();
+            encode(old, &mut first);
+            let end = chunk_end(&first).expect("reads").expect("holds points");
+            prop_assert_eq!(end.count, old.len());
+            let mut appended = Vec::new();
+            append(&first, &end, new, &mut appended);
+            prop_assert_eq!(&appended, &whole);
+            let mut none = Vec::new();
+            encode(&[], &mut none);
+            prop_assert_eq!(chunk_end(&none), Ok(None));
+        }
+
         /// Damaged bytes are an error, never a panic.
         #[test]
         fn any_bytes_decode_or_fail_cleanly(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let mut out = Vec::new();
-            let _ = decode(&bytes, &mut out);
+            let decoded = decode(&bytes, &mut out);
+            let end = chunk_end(&bytes);
+            // Whatever decodes has its end read, after as many points.
+            if decoded.is_ok() {
+                prop_assert_eq!(end.map(|e| e.map_or(0, |e| e.count)), Ok(out.len()));
+            }
         }
     }
 

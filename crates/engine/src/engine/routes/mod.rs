@@ -3,7 +3,8 @@
 //!
 //! Positions join their trips' routes as their change is applied, and reach the store's
 //! file a little later, in three steps:
-//! - the write path files the points by trip in memory (`pending`);
+//! - the write path copies each point, with its trip's id, into one buffer in memory
+//!   ([`PendingPoints`]);
 //! - the route thread writes what waits as a fresh piece ([`RouteStore::add_fresh`]) when
 //!   [`WAKE_AT`] points wait, when the oldest has waited [`PIECE_EVERY`], or when writes
 //!   pause. Past [`MAX_PENDING`] points a writer writes a piece itself before it goes on:
@@ -21,7 +22,8 @@
 //! Nothing is lost meanwhile: the log holds every change, and the store claims to hold
 //! the log up to a sequence only after writing everything pending ([`Routes::make_durable`],
 //! at each snapshot). A reader of a route sees every point applied before it: the trip's
-//! pending and fresh points are settled first ([`Routes::read_trip`]).
+//! pending and fresh points are settled first ([`Routes::read_trip`]), unless nothing
+//! waits at all, when it reads without waiting for the route thread.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -36,8 +38,8 @@ use crate::routes::{RoutePoint, RouteStore};
 
 mod pending;
 
-pub(crate) use pending::PendingPoints;
 use pending::ByTrip;
+pub(crate) use pending::PendingPoints;
 
 /// The file of the route store in a data directory.
 pub const ROUTES_FILE: &str = "routes.redb";
@@ -293,10 +295,7 @@ impl Routes {
             pending.append(points);
             // Under the lock, before the change is applied: a reader that asks after sees
             // the points waiting.
-            self.inner
-                .pending_points
-                .fetch_add(count, Ordering::SeqCst)
-                + count
+            self.inner.pending_points.fetch_add(count, Ordering::SeqCst) + count
         };
         {
             let watchers = self.watchers.lock();

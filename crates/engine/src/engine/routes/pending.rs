@@ -231,7 +231,14 @@ mod tests {
     #[test]
     fn points_are_grouped_in_key_order_each_trip_in_arrival_order() {
         let mut pending = PendingPoints::default();
-        for (trip, ts) in [("bb", 3), ("a", 9), ("bb", 1), ("ab", 5), ("a", 2), ("bb", 2)] {
+        for (trip, ts) in [
+            ("bb", 3),
+            ("a", 9),
+            ("bb", 1),
+            ("ab", 5),
+            ("a", 2),
+            ("bb", 2),
+        ] {
             pending.push(trip, point(ts));
         }
         let grouped = pending.by_trip();
@@ -266,7 +273,11 @@ mod tests {
         other.push("a", point(3));
         pending.append(&other);
         assert_eq!(
-            pending.take_trip("a").iter().map(|p| p.ts).collect::<Vec<_>>(),
+            pending
+                .take_trip("a")
+                .iter()
+                .map(|p| p.ts)
+                .collect::<Vec<_>>(),
             vec![1, 3]
         );
         assert!(pending.take_trip("a").is_empty());
@@ -304,7 +315,11 @@ mod tests {
         // About 4 points a round stay (a growing queue), but never the ids of those gone.
         let live: usize = pending.iter().map(|(t, _)| t.len()).sum();
         assert_eq!(live, pending.live);
-        assert!(pending.ids.len() <= 2 * live + 8, "{} bytes kept for {live}", pending.ids.len());
+        assert!(
+            pending.ids.len() <= 2 * live + 8,
+            "{} bytes kept for {live}",
+            pending.ids.len()
+        );
         let mut last = -1;
         for (_, p) in pending.iter() {
             assert!(p.ts > last, "still oldest first");

@@ -175,6 +175,7 @@ impl RouteStore {
         };
         if added {
             txn.commit()?;
+            self.figures_cache.committed();
         } else {
             txn.abort()?;
         }
@@ -279,6 +280,7 @@ impl RouteStore {
             txn.set_durability(Durability::Immediate)?;
         }
         txn.commit()?;
+        self.figures_cache.committed();
         Ok(done)
     }
 }

@@ -1,10 +1,13 @@
 //! Settling points into a trip's chunks: the read-merge-write of [`Tables::merge`], which
 //! keeps each `ts` once (the point stored first wins) and corrects the trip's figures and
-//! explored cells for the points it added.
+//! explored cells for the points it added. A route growing at its end, the usual case, is
+//! appended to instead ([`Tables::merge`] hands it to `append_after`): the new points'
+//! bytes after its last chunk's, and the distance grown by the new legs alone.
 
 use redb::ReadableTable;
 
 use super::{CELLS, CHUNKS, FIGURES, RouteStoreError};
+use crate::geometry::haversine_m;
 use crate::routes::codec::{self, MAX_CHUNK_POINTS};
 use crate::routes::keys::{chunk_key, chunk_start, trip_prefix};
 use crate::routes::places;
@@ -75,6 +78,18 @@ impl<'txn> Tables<'txn> {
             return Ok(0);
         };
         let prefix = trip_prefix(trip);
+        let mut figures: TripFigures = match self.figures.get(prefix.as_slice())? {
+            Some(bytes) => crate::persist::decode(bytes.value())
+                .map_err(|e| RouteStoreError::Figures(e.to_string()))?,
+            None => TripFigures::default(),
+        };
+        if let Some(last) = figures.last
+            && last.ts < lo
+        {
+            // Every new point after every stored one: the usual case.
+            self.append_after(&prefix, figures, last, new)?;
+            return Ok(0);
+        }
         let chunks = &mut self.chunks;
         // Every chunk starting up to `hi`, back to the one that may hold `lo` (the last
         // starting at or before it): one seek, from the end, where new points usually
@@ -131,11 +146,6 @@ impl<'txn> Tables<'txn> {
         if added.is_empty() {
             return Ok(already);
         }
-        let mut figures: TripFigures = match self.figures.get(prefix.as_slice())? {
-            Some(bytes) => crate::persist::decode(bytes.value())
-                .map_err(|e| RouteStoreError::Figures(e.to_string()))?,
-            None => TripFigures::default(),
-        };
         // The point after the region: the first of the next chunk, if any point lies past
         // the region (a route growing at its end, the usual case, has none: no lookup).
         let beyond = figures.last.is_some_and(|last| last.ts > hi);
@@ -173,8 +183,65 @@ impl<'txn> Tables<'txn> {
         }
 
         figures.replace_region(&stored, &merged, next);
-        let sole_country = sole_country_of(&added);
-        for p in &added {
+        self.count_added(&prefix, figures, &added)?;
+        Ok(already)
+    }
+
+    /// Stores `new` (sorted by `ts`, each once, every one later than `last`, the trip's
+    /// last stored point) at the end of the trip's route: appended to the bytes of its last
+    /// chunk up to [`MAX_CHUNK_POINTS`], the rest in new chunks; the distance grows by the
+    /// legs from `last` on. Neither the stored points nor their legs are worked out again,
+    /// which made a settling cost in proportion to the length of the last chunk (a sixth of
+    /// the route thread's time went to the haversine of legs already counted).
+    fn append_after(
+        &mut self,
+        prefix: &[u8],
+        mut figures: TripFigures,
+        last: RoutePoint,
+        new: &[RoutePoint],
+    ) -> Result<(), RouteStoreError> {
+        let found = self
+            .chunks
+            .range(chunk_key(prefix, i64::MIN).as_slice()..=chunk_key(prefix, i64::MAX).as_slice())?
+            .next_back()
+            .transpose()?
+            .map(|(key, bytes)| (key.value().to_vec(), bytes.value().to_vec()));
+        let mut rest = new;
+        if let Some((key, bytes)) = found
+            && let Some(end) = codec::chunk_end(&bytes)?
+        {
+            let room = MAX_CHUNK_POINTS.saturating_sub(end.count).min(rest.len());
+            if room > 0 {
+                let mut out = Vec::with_capacity(bytes.len() + 2 + room * 8);
+                codec::append(&bytes, &end, &rest[..room], &mut out);
+                self.chunks.insert(key.as_slice(), out.as_slice())?;
+                rest = &rest[room..];
+            }
+        }
+        let mut bytes = Vec::new();
+        for part in rest.chunks(MAX_CHUNK_POINTS) {
+            bytes.clear();
+            codec::encode(part, &mut bytes);
+            self.chunks
+                .insert(chunk_key(prefix, part[0].ts).as_slice(), bytes.as_slice())?;
+        }
+        let mut previous = last;
+        for p in new {
+            figures.distance_m += haversine_m(previous.latlon(), p.latlon());
+            previous = *p;
+        }
+        self.count_added(prefix, figures, new)
+    }
+
+    /// Counts `added` into `figures` (countries, extent, explored cells) and stores them.
+    fn count_added(
+        &mut self,
+        prefix: &[u8],
+        mut figures: TripFigures,
+        added: &[RoutePoint],
+    ) -> Result<(), RouteStoreError> {
+        let sole_country = sole_country_of(added);
+        for p in added {
             let country = match sole_country {
                 Some(country) => country,
                 None => places::country_at(p.lat, p.lon),
@@ -187,7 +254,7 @@ impl<'txn> Tables<'txn> {
                 figures.last_cell = cell;
                 if self
                     .cells
-                    .insert(cell_key(&prefix, cell).as_slice(), ())?
+                    .insert(cell_key(prefix, cell).as_slice(), ())?
                     .is_none()
                 {
                     figures.count_cell(places::cell_km2(cell));
@@ -196,7 +263,7 @@ impl<'txn> Tables<'txn> {
         }
         let encoded = crate::persist::encode(&figures)
             .map_err(|e| RouteStoreError::Figures(e.to_string()))?;
-        self.figures.insert(prefix.as_slice(), encoded.as_slice())?;
-        Ok(already)
+        self.figures.insert(prefix, encoded.as_slice())?;
+        Ok(())
     }
 }

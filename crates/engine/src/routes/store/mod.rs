@@ -69,6 +69,7 @@ use super::codec::{self, CodecError};
 use super::keys::{chunk_key, trip_prefix};
 use super::{RoutePoint, TripFigures};
 
+mod figures_cache;
 mod fresh;
 mod merge;
 #[cfg(test)]
@@ -137,6 +138,7 @@ pub struct Appended {
 /// The routes of every trip, in one file.
 pub struct RouteStore {
     db: Database,
+    figures_cache: figures_cache::FiguresCache,
 }
 
 impl std::fmt::Debug for RouteStore {
@@ -157,7 +159,10 @@ impl RouteStore {
         txn.open_table(FRESH)?;
         txn.open_table(PIECES)?;
         txn.commit()?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            figures_cache: figures_cache::FiguresCache::default(),
+        })
     }
 
     /// The log sequence up to which every change is applied and durable (0 for none):
@@ -200,6 +205,7 @@ impl RouteStore {
             }
         }
         txn.commit()?;
+        self.figures_cache.committed();
         Ok(counts)
     }
 
@@ -228,6 +234,7 @@ impl RouteStore {
             erased += fresh::strip(&txn, &prefix)?;
         }
         txn.commit()?;
+        self.figures_cache.committed();
         Ok(erased)
     }
 
@@ -250,14 +257,16 @@ impl RouteStore {
     /// `trip`'s figures, without reading its route (`None`: no point settled). Of its
     /// settled points: settle it first ([`RouteStore::settle_trip`]) to count them all.
     pub fn figures(&self, trip: &str) -> Result<Option<TripFigures>, RouteStoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(FIGURES)?;
-        let Some(bytes) = table.get(trip_prefix(trip).as_slice())? else {
-            return Ok(None);
-        };
-        crate::persist::decode(bytes.value())
-            .map(Some)
-            .map_err(|e| RouteStoreError::Figures(e.to_string()))
+        self.figures_cache.get_or_read(trip, || {
+            let txn = self.db.begin_read()?;
+            let table = txn.open_table(FIGURES)?;
+            let Some(bytes) = table.get(trip_prefix(trip).as_slice())? else {
+                return Ok(None);
+            };
+            crate::persist::decode(bytes.value())
+                .map(Some)
+                .map_err(|e| RouteStoreError::Figures(e.to_string()))
+        })
     }
 
     /// Keeps only `trip`'s points with `from <= ts <= to` (a trip whose times were

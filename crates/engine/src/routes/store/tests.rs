@@ -18,6 +18,9 @@ const TRIPS: [&str; 3] = ["a", "b", "trip-with-a-longer-id"];
 enum Step {
     /// A batch: (trip index, ts, lat, lon), in the order sent.
     Batch(Vec<(usize, i64, f64, f64)>),
+    /// A batch later than every point before it (its `ts` moved past them): the route's
+    /// usual growth at its end, appended to its last chunk's bytes.
+    Onwards(Vec<(usize, i64, f64, f64)>),
     /// Erase a trip.
     Erase(usize),
     /// Read a window of a trip, in pages.
@@ -37,7 +40,8 @@ fn step() -> impl Strategy<Value = Step> {
         -179.0f64..179.0,
     );
     prop_oneof![
-        6 => proptest::collection::vec(report, 1..600).prop_map(Step::Batch),
+        6 => proptest::collection::vec(report.clone(), 1..600).prop_map(Step::Batch),
+        4 => proptest::collection::vec(report, 1..600).prop_map(Step::Onwards),
         1 => (0..TRIPS.len()).prop_map(Step::Erase),
         2 => (0..TRIPS.len(), 0i64..2_000, 0i64..2_000, 1usize..700)
             .prop_map(|(trip, a, b, page)| Step::Read { trip, from: a.min(b), to: a.max(b), page }),
@@ -105,10 +109,25 @@ proptest! {
         let path = dir.path().join("routes.redb");
         let store = RouteStore::open(&path).expect("opens");
         let mut model: BTreeMap<(usize, i64), RoutePoint> = BTreeMap::new();
-        let mut seq = 0;
+        let mut seq = 0u64;
         for step in &steps {
             seq += 1;
+            let onwards;
+            let step = match step {
+                Step::Onwards(reports) => {
+                    let past = 2_000 * i64::try_from(seq).expect("few steps");
+                    onwards = Step::Batch(
+                        reports
+                            .iter()
+                            .map(|&(t, ts, lat, lon)| (t, ts + past, lat, lon))
+                            .collect(),
+                    );
+                    &onwards
+                }
+                other => other,
+            };
             match step {
+                Step::Onwards(_) => unreachable!("made a batch above"),
                 Step::Batch(reports) => {
                     let points: Vec<(&str, RoutePoint)> = reports
                         .iter()
