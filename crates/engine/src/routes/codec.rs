@@ -77,6 +77,13 @@ pub struct ChunkEnd {
     step: i64,
 }
 
+impl ChunkEnd {
+    /// The last point's `ts`.
+    pub fn last_ts(&self) -> i64 {
+        self.last.0
+    }
+}
+
 /// Reads a chunk through to its end without keeping its points (`None`: it holds none).
 pub fn chunk_end(bytes: &[u8]) -> Result<Option<ChunkEnd>, CodecError> {
     let mut rest = bytes;
@@ -117,7 +124,11 @@ pub fn chunk_end(bytes: &[u8]) -> Result<Option<ChunkEnd>, CodecError> {
             }
         });
     }
-    if rest.is_empty() {
+    let on_globe = |e: &ChunkEnd| {
+        e.last.1.unsigned_abs() <= 90 * UNITS as u64
+            && e.last.2.unsigned_abs() <= 180 * UNITS as u64
+    };
+    if rest.is_empty() && end.as_ref().is_none_or(on_globe) {
         Ok(end)
     } else {
         Err(CodecError::Invalid)

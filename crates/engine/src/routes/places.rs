@@ -49,6 +49,11 @@ pub fn sole_country_in(
     north: f64,
     east: f64,
 ) -> Option<Option<&'static str>> {
+    // The borders' raster wraps lon 180 to -180: a box reaching either edge, or wide
+    // enough to be mistaken for one across the antimeridian, is looked up point by point.
+    if !(west > -180.0 && east < 180.0 && east - west < 90.0) {
+        return None;
+    }
     let borders = BORDERS.as_ref()?;
     let bounds = country_boundaries::BoundingBox::new(south, west, north, east).ok()?;
     let touching = borders.intersecting_ids(bounds);
@@ -142,6 +147,11 @@ mod tests {
         assert_eq!(sole_country_in(46.1, 6.0, 46.3, 6.3), None);
         // The middle of the Pacific.
         assert_eq!(sole_country_in(-30.0, -140.0, -29.9, -139.9), Some(None));
+        // Across the antimeridian (Fiji's islands lie either side of it), or touching it:
+        // point by point.
+        assert_eq!(sole_country_in(-17.0, -180.0, -16.0, 180.0), None);
+        assert_eq!(sole_country_in(-17.0, -179.9, -16.0, 180.0), None);
+        assert_eq!(sole_country_in(-17.0, 179.0, -16.0, 180.0), None);
     }
 
     proptest! {
@@ -153,11 +163,15 @@ mod tests {
         fn a_boxs_sole_country_is_each_of_its_points_country(
             lat in -90.0f64..=90.0,
             lon in -180.0f64..=180.0,
-            size in prop_oneof![0.0f64..0.01, 0.0f64..0.5, 0.0f64..6.0],
+            size in prop_oneof![0.0f64..0.01, 0.0f64..0.5, 0.0f64..6.0, 0.0f64..360.0],
             at in proptest::collection::vec((0.0f64..=1.0, 0.0f64..=1.0), 2..24),
         ) {
             let (south, north) = (lat, (lat + size).min(90.0));
-            let (west, east) = (lon, (lon + size).min(180.0));
+            let (west, east) = if size > 6.0 {
+                (-180.0, 180.0) // a boat across the antimeridian: points either side
+            } else {
+                (lon, (lon + size).min(180.0))
+            };
             let points: Vec<(f64, f64)> = at
                 .iter()
                 .map(|(a, b)| (south + a * (north - south), west + b * (east - west)))

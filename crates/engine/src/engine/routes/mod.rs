@@ -167,21 +167,15 @@ impl Inner {
     /// the caller reads or changes the trip with nothing of it on the way.
     fn store_trip(&self, trip: &str) -> parking_lot::MutexGuard<'_, ()> {
         let storing = self.storing.lock();
-        let waiting = self.take_waiting(trip);
+        let waiting = self.pending.lock().take_trip(trip);
         if let Err(e) = self.store().read().settle_trip(trip, &waiting) {
             self.failed.store(true, Ordering::Release);
             tracing::error!(error = %e, trip, "route store: a trip's points were not settled; they will be replayed from the log at the next start");
         }
-        storing
-    }
-
-    /// Takes `trip`'s waiting points out of `pending`.
-    fn take_waiting(&self, trip: &str) -> Vec<RoutePoint> {
-        let mut pending = self.pending.lock();
-        let waiting = pending.take_trip(trip);
+        // Only now that the store holds them: a reader that sees none waiting reads them.
         self.pending_points
             .fetch_sub(waiting.len(), Ordering::SeqCst);
-        waiting
+        storing
     }
 
     /// Settles every fresh piece written so far, a part at a time, writing waiting points
@@ -199,7 +193,12 @@ impl Inner {
         loop {
             let done = {
                 let _storing = self.storing.lock();
-                self.store().read().settle_some(&mut settling, SETTLE_PART)
+                let done = self.store().read().settle_some(&mut settling, SETTLE_PART);
+                if matches!(done, Ok(true)) {
+                    // Under `storing`, so that no piece written meanwhile goes uncounted.
+                    self.count_fresh_pieces();
+                }
+                done
             };
             match done {
                 Ok(true) => return,
@@ -344,11 +343,14 @@ impl Routes {
     /// Erases `trip`'s points, waiting and fresh ones included.
     pub(super) fn erase(&self, trip: &str) {
         let _storing = self.inner.storing.lock();
-        self.inner.take_waiting(trip);
+        let waiting = self.inner.pending.lock().take_trip(trip);
         if let Err(e) = self.inner.store().read().erase(trip) {
             self.inner.failed.store(true, Ordering::Release);
             tracing::error!(error = %e, trip, "route store: a trip's points were not erased; the erasure will be replayed from the log at the next start");
         }
+        self.inner
+            .pending_points
+            .fetch_sub(waiting.len(), Ordering::SeqCst);
         drop(_storing);
         self.notify(trip);
     }

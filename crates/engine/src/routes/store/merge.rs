@@ -87,8 +87,9 @@ impl<'txn> Tables<'txn> {
             && last.ts < lo
         {
             // Every new point after every stored one: the usual case.
-            self.append_after(&prefix, figures, last, new)?;
-            return Ok(0);
+            if self.append_after(&prefix, &figures, last, new)? {
+                return Ok(0);
+            }
         }
         let chunks = &mut self.chunks;
         // Every chunk starting up to `hi`, back to the one that may hold `lo` (the last
@@ -193,22 +194,29 @@ impl<'txn> Tables<'txn> {
     /// legs from `last` on. Neither the stored points nor their legs are worked out again,
     /// which made a settling cost in proportion to the length of the last chunk (a sixth of
     /// the route thread's time went to the haversine of legs already counted).
+    /// Gives `false`, changing nothing, when the last chunk does not end at `last` (figures
+    /// that disagree with the chunks: the general merge puts the points in order).
     fn append_after(
         &mut self,
         prefix: &[u8],
-        mut figures: TripFigures,
+        figures: &TripFigures,
         last: RoutePoint,
         new: &[RoutePoint],
-    ) -> Result<(), RouteStoreError> {
+    ) -> Result<bool, RouteStoreError> {
         let found = self
             .chunks
             .range(chunk_key(prefix, i64::MIN).as_slice()..=chunk_key(prefix, i64::MAX).as_slice())?
             .next_back()
             .transpose()?
             .map(|(key, bytes)| (key.value().to_vec(), bytes.value().to_vec()));
+        let Some((key, bytes)) = found else {
+            return Ok(false);
+        };
+        let Some(end) = codec::chunk_end(&bytes)?.filter(|end| end.last_ts() == last.ts) else {
+            return Ok(false);
+        };
+        let mut figures = figures.clone();
         let mut rest = new;
-        if let Some((key, bytes)) = found
-            && let Some(end) = codec::chunk_end(&bytes)?
         {
             let room = MAX_CHUNK_POINTS.saturating_sub(end.count).min(rest.len());
             if room > 0 {
@@ -230,7 +238,8 @@ impl<'txn> Tables<'txn> {
             figures.distance_m += haversine_m(previous.latlon(), p.latlon());
             previous = *p;
         }
-        self.count_added(prefix, figures, new)
+        self.count_added(prefix, figures, new)?;
+        Ok(true)
     }
 
     /// Counts `added` into `figures` (countries, extent, explored cells) and stores them.

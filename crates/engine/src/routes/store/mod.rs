@@ -212,27 +212,9 @@ impl RouteStore {
     /// Erases every point of `trip`, settled and fresh, its figures and cells; gives how
     /// many points there were (a `ts` both settled and fresh counts twice).
     pub fn erase(&self, trip: &str) -> Result<u64, RouteStoreError> {
-        let prefix = trip_prefix(trip);
-        let (start, end) = (chunk_key(&prefix, i64::MIN), chunk_key(&prefix, i64::MAX));
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::None)?;
-        let mut erased = 0u64;
-        {
-            let mut chunks = txn.open_table(CHUNKS)?;
-            let mut points = Vec::new();
-            chunks.retain_in(start.as_slice()..=end.as_slice(), |_, bytes| {
-                points.clear();
-                if codec::decode(bytes, &mut points).is_ok() {
-                    erased += points.len() as u64;
-                }
-                false
-            })?;
-            txn.open_table(FIGURES)?.remove(prefix.as_slice())?;
-            let (first_cell, last_cell) = (cell_key(&prefix, 0), cell_key(&prefix, u64::MAX));
-            txn.open_table(CELLS)?
-                .retain_in(first_cell.as_slice()..=last_cell.as_slice(), |_, ()| false)?;
-            erased += fresh::strip(&txn, &prefix)?;
-        }
+        let erased = erase_within(&txn, trip)?;
         txn.commit()?;
         self.figures_cache.committed();
         Ok(erased)
@@ -270,16 +252,20 @@ impl RouteStore {
     }
 
     /// Keeps only `trip`'s points with `from <= ts <= to` (a trip whose times were
-    /// narrowed), its figures worked out again from them.
+    /// narrowed), its figures worked out again from them, in one transaction (a reader sees
+    /// the route before or after, never without its points).
     pub fn retain_window(&self, trip: &str, from: i64, to: i64) -> Result<(), RouteStoreError> {
         self.settle_trip(trip, &[])?;
         let (kept, _) = self.read(trip, from, to, None, usize::MAX)?;
         if u64::try_from(kept.len()).ok() == self.figures(trip)?.map(|f| f.points) {
             return Ok(());
         }
-        self.erase(trip)?;
-        let points: Vec<(&str, RoutePoint)> = kept.iter().map(|p| (trip, *p)).collect();
-        self.append(&points)?;
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        erase_within(&txn, trip)?;
+        Tables::open(&txn)?.merge(trip, &kept)?;
+        txn.commit()?;
+        self.figures_cache.committed();
         Ok(())
     }
 
@@ -357,4 +343,28 @@ impl RouteStore {
         }
         Ok(n)
     }
+}
+
+/// Erases every point of `trip` within `txn`, settled and fresh, its figures and cells;
+/// gives how many points there were (a `ts` both settled and fresh counts twice).
+fn erase_within(txn: &redb::WriteTransaction, trip: &str) -> Result<u64, RouteStoreError> {
+    let prefix = trip_prefix(trip);
+    let (start, end) = (chunk_key(&prefix, i64::MIN), chunk_key(&prefix, i64::MAX));
+    let mut erased = 0u64;
+    let mut chunks = txn.open_table(CHUNKS)?;
+    let mut points = Vec::new();
+    chunks.retain_in(start.as_slice()..=end.as_slice(), |_, bytes| {
+        points.clear();
+        if codec::decode(bytes, &mut points).is_ok() {
+            erased += points.len() as u64;
+        }
+        false
+    })?;
+    drop(chunks);
+    txn.open_table(FIGURES)?.remove(prefix.as_slice())?;
+    let (first_cell, last_cell) = (cell_key(&prefix, 0), cell_key(&prefix, u64::MAX));
+    txn.open_table(CELLS)?
+        .retain_in(first_cell.as_slice()..=last_cell.as_slice(), |_, ()| false)?;
+    erased += fresh::strip(txn, &prefix)?;
+    Ok(erased)
 }
