@@ -7,10 +7,10 @@
 //!
 //! | | redb | fjall | this store (on redb) |
 //! |---|---|---|---|
-//! | appends (read, merge, write a chunk a point; a commit a batch) | 241,000 points/s | 41,700 points/s | 184,000 points/s |
-//! | range reads of whole routes | 87.0 M points/s | 51.4 M points/s | 60.8 M points/s |
-//! | whole-trip erasures | 41,000 trips/s | 59,000 trips/s | 34,700 trips/s |
-//! | bytes on disk a point, after the appends / after compacting | 18.6 / 5.9 | 267.1 / 151.1 | 18.6 / 5.9 |
+//! | appends (read, merge, write a chunk a point; a commit a batch) | 241,000 points/s | 41,700 points/s | 258,700 points/s |
+//! | range reads of whole routes | 87.0 M points/s | 51.4 M points/s | 57.7 M points/s |
+//! | whole-trip erasures | 41,000 trips/s | 59,000 trips/s | 23,100 trips/s |
+//! | bytes on disk a point, after the appends / after compacting | 18.6 / 5.9 | 267.1 / 151.1 | 18.6 / 6.75 |
 //!
 //! (The first two columns are the bare stores doing the same work through the same keys
 //! and chunks; the third is [`RouteStore`] itself, which also sorts each batch by trip
