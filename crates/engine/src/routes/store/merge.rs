@@ -203,11 +203,15 @@ impl<'txn> Tables<'txn> {
         last: RoutePoint,
         new: &[RoutePoint],
     ) -> Result<bool, RouteStoreError> {
+        // An open start: `redb` then seeks only the end, one descent rather than two.
         let found = self
             .chunks
-            .range(chunk_key(prefix, i64::MIN).as_slice()..=chunk_key(prefix, i64::MAX).as_slice())?
+            .range(..=chunk_key(prefix, i64::MAX).as_slice())?
             .next_back()
             .transpose()?
+            .filter(|(key, _)| {
+                key.value().len() == prefix.len() + 8 && key.value().starts_with(prefix)
+            })
             .map(|(key, bytes)| (key.value().to_vec(), bytes.value().to_vec()));
         let Some((key, bytes)) = found else {
             return Ok(false);
