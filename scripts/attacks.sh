@@ -21,15 +21,7 @@ attacks=${2:-roaming,maps,polygons,imports}
 duration=${3:-10}
 attackers=${ATTACKERS:-130}
 port=${PORT:-7893}
-cargo build --release --quiet
-bin=target/release/proxima
-work=$(mktemp -d)
-server=
-cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. scripts/lib.sh
 
 victim=victim-key-0123456789abcdef
 {

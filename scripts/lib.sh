@@ -1,4 +1,4 @@
-# What the benchmark scripts share (trips, trackers, zones, Takeout), sourced (`. scripts/lib.sh`) after `cd` to the
+# What the benchmark scripts share, sourced (`. scripts/lib.sh`) after `cd` to the
 # repository: a release build ($bin), a scratch folder ($work) removed on exit with any
 # server still running, and a fresh server on a port, started and waited for.
 #

@@ -14,15 +14,7 @@ rate=${2:-280}
 duration=${3:-360}
 snapshot_every=${4:-120}
 port=${PORT:-7896}
-cargo build --release --quiet
-bin=target/release/proxima
-work=$(mktemp -d)
-server=
-cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. scripts/lib.sh
 
 ready() {
   for _ in $(seq 1 6000); do
