@@ -86,53 +86,7 @@ impl ChunkEnd {
 
 /// Reads a chunk through to its end without keeping its points (`None`: it holds none).
 pub fn chunk_end(bytes: &[u8]) -> Result<Option<ChunkEnd>, CodecError> {
-    let mut rest = bytes;
-    let count = take_varint(&mut rest)?;
-    if count as usize > MAX_CHUNK_POINTS * 2 {
-        return Err(CodecError::Invalid);
-    }
-    let header_len = bytes.len() - rest.len();
-    let mut end: Option<ChunkEnd> = None;
-    for _ in 0..count {
-        end = Some(match end {
-            None => ChunkEnd {
-                count: 1,
-                header_len,
-                last: (
-                    unzigzag(take_varint(&mut rest)?),
-                    unzigzag(take_varint(&mut rest)?),
-                    unzigzag(take_varint(&mut rest)?),
-                ),
-                step: 0,
-            },
-            Some(e) => {
-                let step = e.step.wrapping_add(unzigzag(take_varint(&mut rest)?));
-                let ts = e.last.0.wrapping_add(step);
-                if ts <= e.last.0 {
-                    return Err(CodecError::Invalid);
-                }
-                ChunkEnd {
-                    count: e.count + 1,
-                    header_len,
-                    last: (
-                        ts,
-                        e.last.1.wrapping_add(unzigzag(take_varint(&mut rest)?)),
-                        e.last.2.wrapping_add(unzigzag(take_varint(&mut rest)?)),
-                    ),
-                    step,
-                }
-            }
-        });
-    }
-    let on_globe = |e: &ChunkEnd| {
-        e.last.1.unsigned_abs() <= 90 * UNITS as u64
-            && e.last.2.unsigned_abs() <= 180 * UNITS as u64
-    };
-    if rest.is_empty() && end.as_ref().is_none_or(on_globe) {
-        Ok(end)
-    } else {
-        Err(CodecError::Invalid)
-    }
+    read_chunk(bytes, |_, _| {})
 }
 
 /// Writes to `out` the chunk `bytes` (which ends at `end`) with `points` after its own (in
@@ -176,48 +130,79 @@ fn encode_body(
 }
 
 /// The points of a chunk, appended to `out`.
-pub fn decode(mut bytes: &[u8], out: &mut Vec<RoutePoint>) -> Result<(), CodecError> {
-    let count = take_varint(&mut bytes)?;
+pub fn decode(bytes: &[u8], out: &mut Vec<RoutePoint>) -> Result<(), CodecError> {
+    read_chunk(bytes, |left, point| {
+        // Room for the rest of the chunk (a no-op after the first point).
+        out.reserve(left);
+        out.push(point);
+    })?;
+    Ok(())
+}
+
+/// Reads a chunk's points in order, giving each to `each` with how many are left
+/// (itself included), and
+/// where the chunk ends; damaged bytes (out of order, off the globe, cut short or with
+/// bytes left over) are an error.
+fn read_chunk(
+    bytes: &[u8],
+    mut each: impl FnMut(usize, RoutePoint),
+) -> Result<Option<ChunkEnd>, CodecError> {
+    let mut rest = bytes;
+    let count = take_varint(&mut rest)?;
     if count as usize > MAX_CHUNK_POINTS * 2 {
         return Err(CodecError::Invalid);
     }
-    out.reserve(count as usize);
-    let mut previous: Option<(i64, i64, i64)> = None;
-    let mut step = 0i64;
-    for _ in 0..count {
-        let (ts, lat, lon) = match previous {
+    let (count, header_len) = (count as usize, bytes.len() - rest.len());
+    let mut end: Option<ChunkEnd> = None;
+    for i in 0..count {
+        let (last, step) = match end {
             None => (
-                unzigzag(take_varint(&mut bytes)?),
-                unzigzag(take_varint(&mut bytes)?),
-                unzigzag(take_varint(&mut bytes)?),
+                (
+                    unzigzag(take_varint(&mut rest)?),
+                    unzigzag(take_varint(&mut rest)?),
+                    unzigzag(take_varint(&mut rest)?),
+                ),
+                0,
             ),
-            Some((pts, plat, plon)) => {
+            Some(ChunkEnd {
+                last: (pts, plat, plon),
+                step,
+                ..
+            }) => {
                 // Wrapping, as the encoder wrote it: any increasing times read back.
-                step = step.wrapping_add(unzigzag(take_varint(&mut bytes)?));
+                let step = step.wrapping_add(unzigzag(take_varint(&mut rest)?));
                 let ts = pts.wrapping_add(step);
                 if ts <= pts {
                     return Err(CodecError::Invalid);
                 }
                 (
-                    ts,
-                    plat.wrapping_add(unzigzag(take_varint(&mut bytes)?)),
-                    plon.wrapping_add(unzigzag(take_varint(&mut bytes)?)),
+                    (
+                        ts,
+                        plat.wrapping_add(unzigzag(take_varint(&mut rest)?)),
+                        plon.wrapping_add(unzigzag(take_varint(&mut rest)?)),
+                    ),
+                    step,
                 )
             }
         };
         let point = RoutePoint {
-            ts,
-            lat: from_units(lat),
-            lon: from_units(lon),
+            ts: last.0,
+            lat: from_units(last.1),
+            lon: from_units(last.2),
         };
         if !(-90.0..=90.0).contains(&point.lat) || !(-180.0..=180.0).contains(&point.lon) {
             return Err(CodecError::Invalid);
         }
-        out.push(point);
-        previous = Some((ts, lat, lon));
+        each(count - i, point);
+        end = Some(ChunkEnd {
+            count: end.map_or(1, |e| e.count + 1),
+            header_len,
+            last,
+            step,
+        });
     }
-    if bytes.is_empty() {
-        Ok(())
+    if rest.is_empty() {
+        Ok(end)
     } else {
         Err(CodecError::Invalid)
     }
@@ -264,6 +249,18 @@ mod tests {
         (1i64..100_000_000, -90.0f64..=90.0, -180.0f64..=180.0)
     }
 
+    /// Points from `start`, each `ts` a step after the one before.
+    fn walk(start: i64, steps: &[(i64, f64, f64)]) -> Vec<RoutePoint> {
+        let mut ts = start;
+        steps
+            .iter()
+            .map(|&(dt, lat, lon)| {
+                ts += dt;
+                RoutePoint { ts, lat, lon }
+            })
+            .collect()
+    }
+
     proptest! {
         #![proptest_config(crate::testing::proptest_config(256))]
 
@@ -273,14 +270,7 @@ mod tests {
             start in i64::MIN / 4..i64::MAX / 4,
             steps in proptest::collection::vec(point(), 0..MAX_CHUNK_POINTS),
         ) {
-            let mut ts = start;
-            let points: Vec<RoutePoint> = steps
-                .iter()
-                .map(|&(dt, lat, lon)| {
-                    ts += dt;
-                    RoutePoint { ts, lat, lon }
-                })
-                .collect();
+            let points = walk(start, &steps);
             let mut bytes = Vec::new();
             encode(&points, &mut bytes);
             let mut back = Vec::new();
@@ -301,14 +291,7 @@ mod tests {
             steps in proptest::collection::vec(point(), 1..MAX_CHUNK_POINTS),
             cut in 0usize..MAX_CHUNK_POINTS,
         ) {
-            let mut ts = start;
-            let points: Vec<RoutePoint> = steps
-                .iter()
-                .map(|&(dt, lat, lon)| {
-                    ts += dt;
-                    RoutePoint { ts, lat, lon }
-                })
-                .collect();
+            let points = walk(start, &steps);
             let cut = cut.min(points.len() - 1).max(1);
             let (old, new) = points.split_at(cut);
             let mut whole = Vec::new();

@@ -106,13 +106,6 @@ impl Trips {
         self.len() == 0
     }
 
-    /// The trip of `traveller` whose route a position of `ts` belongs to, if any.
-    pub fn holding(&self, traveller: &str, ts: i64) -> Option<Arc<str>> {
-        let mut found = None;
-        self.for_each_holding([(traveller, ts)], |_, trip| found = Some(Arc::from(trip)));
-        found
-    }
-
     /// Calls `found` with the index of each of `reports` that belongs to a trip's route,
     /// and that trip's id, under one lock: the hot path of every batch of positions, one
     /// table lookup a report when its traveller has no trips, and no allocation.

@@ -7,18 +7,35 @@ fn trip(id: &str, who: &str, start: i64, end: Option<i64>) -> Trip {
     Trip::new(id.into(), who.into(), "".into(), start, end).expect("valid")
 }
 
+/// The trip holding a report of `traveller` at `ts`, if any.
+fn holding(trips: &Trips, traveller: &str, ts: i64) -> Option<String> {
+    let mut found = None;
+    trips.for_each_holding([(traveller, ts)], |i, trip| {
+        assert_eq!(i, 0);
+        found = Some(trip.to_owned());
+    });
+    found
+}
+
 #[test]
 fn positions_fall_in_the_one_trip_whose_window_holds_them() {
     let trips = Trips::new();
-    assert_eq!(trips.holding("ann", 5), None);
+    assert_eq!(holding(&trips, "ann", 5), None);
     trips.put(trip("a", "ann", 10, Some(20)), 0);
     trips.put(trip("b", "ann", 30, None), 0);
-    assert_eq!(trips.holding("ann", 9), None);
-    assert_eq!(trips.holding("ann", 10).as_deref(), Some("a"));
-    assert_eq!(trips.holding("ann", 20).as_deref(), Some("a"));
-    assert_eq!(trips.holding("ann", 25), None);
-    assert_eq!(trips.holding("ann", i64::MAX).as_deref(), Some("b"));
-    assert_eq!(trips.holding("bob", 15), None);
+    assert_eq!(holding(&trips, "ann", 9), None);
+    assert_eq!(holding(&trips, "ann", 10).as_deref(), Some("a"));
+    assert_eq!(holding(&trips, "ann", 20).as_deref(), Some("a"));
+    assert_eq!(holding(&trips, "ann", 25), None);
+    assert_eq!(holding(&trips, "ann", i64::MAX).as_deref(), Some("b"));
+    assert_eq!(holding(&trips, "bob", 15), None);
+    // A batch: each report's index with its trip, the others left out.
+    let mut found = Vec::new();
+    trips.for_each_holding(
+        [("ann", 9), ("ann", 10), ("bob", 15), ("ann", i64::MAX)],
+        |i, trip| found.push((i, trip.to_owned())),
+    );
+    assert_eq!(found, vec![(1, "a".to_owned()), (3, "b".to_owned())]);
     assert!(matches!(
         trips.check_put(&trip("c", "ann", 15, Some(35))),
         Err(TripError::Overlap { .. })

@@ -83,12 +83,13 @@ impl PendingPoints {
         &self.ids[w.id_at as usize..w.id_at as usize + usize::from(w.id_len)]
     }
 
+    fn id_str(&self, w: &Waiting) -> &str {
+        std::str::from_utf8(self.id(w)).expect("ids are copied whole")
+    }
+
     /// Each point's trip id and point, oldest first.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, RoutePoint)> {
-        self.points.iter().map(|w| {
-            let id = std::str::from_utf8(self.id(w)).expect("ids are copied whole");
-            (id, w.point)
-        })
+        self.points.iter().map(|w| (self.id_str(w), w.point))
     }
 
     /// Moves every point of `other` after these.
@@ -136,8 +137,7 @@ impl PendingPoints {
         }
         let old = std::mem::take(self);
         for w in &old.points {
-            let id = std::str::from_utf8(old.id(w)).expect("ids are copied whole");
-            self.push(id, w.point);
+            self.push(old.id_str(w), w.point);
         }
     }
 
@@ -150,8 +150,7 @@ impl PendingPoints {
         let oldest = std::mem::replace(&mut self.points, rest);
         let mut taken = PendingPoints::default();
         for w in &oldest {
-            let id = std::str::from_utf8(self.id(w)).expect("ids are copied whole");
-            taken.push(id, w.point);
+            taken.push(self.id_str(w), w.point);
         }
         // The rest keep their offsets into the buffer, compacted when mostly unused.
         self.live -= taken.live;
