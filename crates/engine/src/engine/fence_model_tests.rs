@@ -219,9 +219,10 @@ impl Model {
     fn event(&self, f: usize, kind: EventKind, t: &str, cause: Cause) -> Seen {
         let at = self.last_at[t];
         let distance = match self.fences.get(&f) {
-            Some(Def::Roaming { .. }) => {
-                self.centres[&f].map(|c| (haversine_m(c.at, at), c.at.lat, c.at.lon, c.ts))
-            }
+            // A centre the fence's viewer may not see (a dormant fence) is not told.
+            Some(Def::Roaming { .. }) => self.centres[&f]
+                .filter(|c| c.visible)
+                .map(|c| (haversine_m(c.at, at), c.at.lat, c.at.lon, c.ts)),
             _ => None,
         };
         (
