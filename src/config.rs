@@ -79,8 +79,11 @@ pub struct ServeConfig {
     #[arg(long, env = "PROXIMA_TRAVELLER_TTL", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     pub traveller_ttl: u64,
 
-    /// Positions kept in each traveller's trail.
-    #[arg(long, env = "PROXIMA_TRAIL_LENGTH", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    /// Positions kept in each traveller's trail: the recent path the live map draws behind
+    /// a traveller (the viewer draws 8) and `GET .../trail` lists. A trip's whole route is
+    /// kept on disk by the route store, so the trail need not be long; at 24 bytes a point
+    /// it is most of a traveller's memory (10M travellers: 8 points ≈ 2 GB, 32 ≈ 8 GB).
+    #[arg(long, env = "PROXIMA_TRAIL_LENGTH", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub trail_length: u64,
 
     /// Largest position batch body (`POST /v1/positions`), in bytes.
@@ -319,7 +322,7 @@ impl ServeConfig {
             max_import_bytes: 1 << 30,
             max_imports: 2,
             traveller_ttl: 3600,
-            trail_length: 32,
+            trail_length: 8,
             max_batch_bytes: 16 << 20,
             fsync: crate::persist::wal::FsyncMode::Batch,
             snapshot_every: 0,

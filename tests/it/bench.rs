@@ -19,6 +19,7 @@ async fn every_workload_runs_for_a_second_without_errors() {
         batch: 50,
         load_pois: 2_000,
         load_travellers: 2_000,
+        load_trail: 1,
         travellers: 2_000,
         fences: 200,
         subscribers: 2,
@@ -126,6 +127,7 @@ async fn every_workload_runs_for_a_second_without_errors() {
         rate: Some(200.0),
         load_pois: 0,
         load_travellers: 0,
+        load_trail: 1,
         ..config
     };
     let reports = proxima_bench::run(&open, |_| {}).await.expect("runs");

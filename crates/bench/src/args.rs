@@ -108,6 +108,11 @@ pub struct BenchConfig {
     #[arg(long, default_value_t = 0)]
     pub load_travellers: usize,
 
+    /// Positions each loaded traveller reports while loading, a second apart, a few metres
+    /// apart: the server's trail length fills its trails, as a day's running would.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub load_trail: u64,
+
     /// Static fences the `fences` workload puts (needs the admin scope when the server has
     /// keys: they see every public traveller).
     #[arg(long, default_value_t = 10_000)]

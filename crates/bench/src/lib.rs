@@ -176,7 +176,14 @@ pub async fn run(
                 load_pois(*addr, key, config.load_pois, poi_places).await?;
             }
             if config.load_travellers > 0 {
-                load_travellers(*addr, key, &scenario, config.load_travellers).await?;
+                load_travellers(
+                    *addr,
+                    key,
+                    &scenario,
+                    config.load_travellers,
+                    config.load_trail,
+                )
+                .await?;
             }
         }
         Target::Redis(url) => load_redis(url, config, &scenario, poi_places).await?,

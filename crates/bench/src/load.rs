@@ -19,6 +19,8 @@ use crate::args::BenchConfig;
 const LOAD_CHUNK: usize = 10_000;
 /// The share of loaded travellers made public, so nearby-traveller queries find some.
 const PUBLIC_EVERY: usize = 10;
+/// Connections that load travellers at once.
+const LOAD_CONNECTIONS: usize = 4;
 const CATEGORIES: [&str; 8] = [
     "cafe",
     "restaurant",
@@ -81,11 +83,31 @@ pub(super) async fn load_travellers(
     key: Option<&str>,
     scenario: &Arc<Scenario>,
     n: usize,
+    trail: u64,
 ) -> Result<(), BenchError> {
-    let mut conn = Conn::open(addr, key).await?;
-    for start in (0..n).step_by(LOAD_CHUNK) {
-        let op = starting_positions(scenario, start..(start + LOAD_CHUNK).min(n));
-        expect_ok(&mut conn, scenario.http(&op)).await?;
+    // Round `r` moves every traveller once, a little north of the round before; its `ts`
+    // is later than the round before's (`Scenario::ts_for`). Rounds go over a few
+    // connections at once so the server is never idle while the next body is built.
+    for round in 0..trail {
+        let parts = LOAD_CONNECTIONS.min(n.div_ceil(LOAD_CHUNK)).max(1);
+        let per_part = n.div_ceil(parts);
+        let mut tasks = Vec::new();
+        for part in 0..parts {
+            let range = (part * per_part)..((part + 1) * per_part).min(n);
+            let (scenario, key) = (scenario.clone(), key.map(String::from));
+            tasks.push(tokio::spawn(async move {
+                let mut conn = Conn::open(addr, key.as_deref()).await?;
+                for start in range.clone().step_by(LOAD_CHUNK) {
+                    let chunk = start..(start + LOAD_CHUNK).min(range.end);
+                    let op = positions_in_round(&scenario, chunk, round);
+                    expect_ok(&mut conn, scenario.http(&op)).await?;
+                }
+                Ok::<(), BenchError>(())
+            }));
+        }
+        for task in tasks {
+            task.await.map_err(std::io::Error::other)??;
+        }
     }
     // Every tenth traveller shares publicly, over a few connections at once.
     let public: Vec<usize> = (0..n).step_by(PUBLIC_EVERY).collect();
@@ -156,12 +178,22 @@ pub(super) fn starting_positions(
     scenario: &Scenario,
     range: std::ops::Range<usize>,
 ) -> workload::Op {
+    positions_in_round(scenario, range, 0)
+}
+
+/// Travellers `range` `round` steps of ~1 m north of their starting places (the step
+/// shrinks to nothing at the pole), as one batch of updates.
+fn positions_in_round(
+    scenario: &Scenario,
+    range: std::ops::Range<usize>,
+    round: u64,
+) -> workload::Op {
     let moves = range
         .map(|i| {
             let p = scenario.travellers[i];
             workload::Move {
                 traveller: i,
-                lat: p.lat,
+                lat: (p.lat + round as f64 * 1e-5).min(90.0),
                 lon: p.lon,
                 ts: scenario.ts_for(i),
             }

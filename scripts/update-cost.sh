@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Server CPU per position update, as Tile38's figures were taken: TRAVELLERS travellers
+# (sqrt-population data), random moves in batches of 1,000 (`proxima bench --workload
+# positions`), and the server's own CPU time (user + system, from /proc/PID/stat) over the
+# updates it applied (`proxima_position_updates_applied_total`), for
+#   - no fences;
+#   - the `fences` workload's 10,000 static fences (circles and 50-vertex polygons, 200 m
+#     to 5 km, around city centres), left in place (`--keep-fences`);
+#   - the `roaming` workload's 500 m roaming fences (one around every tenth traveller,
+#     seen by it and the nine friends it travels with), left in place.
+# Each is measured on a fresh server per round; the fences' set-up is outside the window.
+# Prints each round and the medians, µs a update and each ÷ the no-fence cost.
+#
+#   scripts/update-cost.sh [ROUNDS] [TRAVELLERS] [DURATION]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3}
+travellers=${2:-200000}
+duration=${3:-10}
+port=${PORT:-7898}
+. scripts/lib.sh
+target="http://127.0.0.1:$port"
+ticks=$(getconf CLK_TCK)
+
+cpu_s() { awk -v t="$ticks" '{printf "%.2f\n", ($14 + $15) / t}' "/proc/$server/stat"; }
+applied() {
+  curl -sf "$target/metrics" | awk '/^proxima_position_updates_applied_total/ {printf "%.0f\n", $2}'
+}
+bench() {
+  "$bin" bench --target "$target" --distribution sqrt-population --travellers "$travellers" "$@"
+}
+
+for round in $(seq 1 "$rounds"); do
+  for fences in none fences roaming; do
+    start_server "$port"
+    bench --load-travellers "$travellers" --workload healthz --duration 0.5 >/dev/null
+    if [ "$fences" != none ]; then
+      bench --workload "$fences" --keep-fences --duration 1 --warmup 0 >/dev/null
+    fi
+    c0=$(cpu_s)
+    a0=$(applied)
+    bench --workload positions --duration "$duration" --warmup 0 >/dev/null
+    c1=$(cpu_s)
+    a1=$(applied)
+    echo "$round $fences $c0 $c1 $a0 $a1"
+    stop_server
+  done
+done | tee "$work/cost.txt"
+
+python3 - "$work/cost.txt" <<'PY'
+import collections, statistics, sys
+cost = collections.defaultdict(dict)  # fences -> round -> µs a update
+for line in open(sys.argv[1]):
+    rnd, fences, c0, c1, a0, a1 = line.split()
+    cost[fences][rnd] = (float(c1) - float(c0)) * 1e6 / (int(a1) - int(a0))
+rounds = sorted(cost["none"])
+for fences in ("none", "fences", "roaming"):
+    us = [cost[fences][r] for r in rounds]
+    rates = [cost["none"][r] / cost[fences][r] for r in rounds]
+    print(f"{fences:8} µs a update {statistics.median(us):.2f} ({', '.join(f'{u:.2f}' for u in us)}); "
+          f"rate ÷ no fences {statistics.median(rates):.2f} ({', '.join(f'{x:.2f}' for x in rates)})")
+PY
