@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # POI query latency against kiddo and rstar, on both data shapes: runs
 # `cargo bench --bench poi_queries` RUNS times (default 3) and prints, per run and as the
-# median of the runs, each case's median time and its ratio to kiddo's, measured in the same
-# run (blank where kiddo has no such query: filters).
+# median of the runs, each case's median time and its ratios to kiddo's and to the fair
+# baseline's (`kiddo-exact`: kiddo plus exact distances and their order), measured in the
+# same run (blank where kiddo has no such query: filters).
 #
 #   scripts/poi-bench-ratios.sh [RUNS] [FILTER]
 #
@@ -38,15 +39,20 @@ for run in range(1, runs + 1):
         group, name, ns = line.split()
         case, _, engine = name.rpartition("_")
         times[(group.removeprefix("pois_1m_"), case, engine)].append(float(ns))
-print(f"{'shape':16} {'case':28} {'proxima µs':>11} {'kiddo µs':>9} {'rstar µs':>9} {'proxima/kiddo (runs)':>28} {'median':>7}")
+print(f"{'shape':16} {'case':24} {'proxima µs':>11} {'kiddo µs':>9} {'exact µs':>9} {'rstar µs':>9} "
+      f"{'÷ kiddo (runs)':>18} {'median':>7} {'÷ kiddo-exact (runs)':>22} {'median':>7}")
+fmt = lambda xs: f"{statistics.median(xs) / 1000:.2f}" if xs else "-"
+def ratios_of(p, base):
+    ratios = [a / b for a, b in zip(p, base)]
+    return (' '.join(f'{x:.2f}' for x in ratios), f'{statistics.median(ratios):.2f}' if ratios else '-')
 for shape in ("population", "sqrt-population"):
     cases = sorted({c for (s, c, e) in times if s == shape and e == "proxima"})
     for case in cases:
         p = times[(shape, case, "proxima")]
         k = times.get((shape, case, "kiddo"), [])
+        x = times.get((shape, case, "kiddo-exact"), [])
         r = times.get((shape, case, "rstar"), [])
-        ratios = [a / b for a, b in zip(p, k)]
-        fmt = lambda xs: f"{statistics.median(xs) / 1000:.2f}" if xs else "-"
-        print(f"{shape:16} {case:28} {fmt(p):>11} {fmt(k):>9} {fmt(r):>9} "
-              f"{' '.join(f'{x:.2f}' for x in ratios):>28} {(f'{statistics.median(ratios):.2f}' if ratios else '-'):>7}")
+        (kr, km), (xr, xm) = ratios_of(p, k), ratios_of(p, x)
+        print(f"{shape:16} {case:24} {fmt(p):>11} {fmt(k):>9} {fmt(x):>9} {fmt(r):>9} "
+              f"{kr:>18} {km:>7} {xr:>22} {xm:>7}")
 PY

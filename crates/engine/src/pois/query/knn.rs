@@ -112,7 +112,8 @@ impl<'a, 'q> Nearest<'a, 'q> {
             index,
             query,
             want,
-            kept: Vec::with_capacity(want.min(1024) * 2),
+            // Room up to where `offer` prunes it, so the list is never regrown.
+            kept: Vec::with_capacity(4 * want.min(1024) + 64),
             uppers: BinaryHeap::with_capacity(want.min(1024) + 1),
             radius,
             after,
@@ -149,9 +150,11 @@ impl<'a, 'q> Nearest<'a, 'q> {
         let upper = Chord(upper);
         if self.uppers.len() < self.want {
             self.uppers.push(upper);
-        } else if self.uppers.peek().is_some_and(|top| upper < *top) {
-            self.uppers.pop();
-            self.uppers.push(upper);
+        } else if let Some(mut top) = self.uppers.peek_mut()
+            && upper < *top
+        {
+            // One sift down, where a pop and a push took two.
+            *top = upper;
         }
         if self.uppers.len() == self.want {
             let top = self.uppers.peek().expect("full").0;
@@ -204,7 +207,7 @@ impl PoiIndex {
     ) -> Page<NearbyHit<'a>> {
         let mut nearest = Nearest::new(self, query);
         let q = query.center.to_unit();
-        for &tree in &categories.trees {
+        for tree in categories.trees() {
             self.walk_kd(tree, &q, categories, &mut nearest);
         }
         self.walk_delta(&q, categories, &mut nearest);

@@ -83,15 +83,24 @@ pub struct Page<T> {
 struct Categories<'a> {
     ids: Option<Vec<u32>>,
     mask: CategoryMask,
-    trees: Vec<&'a PackedTree>,
-    /// Whether `trees` are the asked categories' own (nothing else in them).
+    /// The tree of all POIs, when the asked categories are not all in trees of their own
+    /// (held apart from `own` so that the usual query allocates no list of one tree).
+    base: Option<&'a PackedTree>,
+    /// The asked categories' own trees (nothing else in them), when every one has one.
+    own: Vec<&'a PackedTree>,
+    /// Whether the trees are the asked categories' own.
     own_trees: bool,
 }
 
-impl Categories<'_> {
+impl<'a> Categories<'a> {
     #[inline]
     fn admit(&self, category: u32) -> bool {
         self.ids.as_ref().is_none_or(|ids| ids.contains(&category))
+    }
+
+    /// The packed trees that hold the categories.
+    fn trees(&self) -> impl Iterator<Item = &'a PackedTree> + '_ {
+        self.base.into_iter().chain(self.own.iter().copied())
     }
 }
 
@@ -102,7 +111,8 @@ impl PoiIndex {
             return Some(Categories {
                 ids: None,
                 mask: CategoryMask::ALL,
-                trees: vec![&self.base],
+                base: Some(&self.base),
+                own: Vec::new(),
                 own_trees: false,
             });
         }
@@ -126,7 +136,8 @@ impl PoiIndex {
         Some(Categories {
             ids: Some(ids),
             mask,
-            trees: own.unwrap_or_else(|| vec![&self.base]),
+            base: (!own_trees).then_some(&self.base),
+            own: own.unwrap_or_default(),
             own_trees,
         })
     }

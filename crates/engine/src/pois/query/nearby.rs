@@ -280,7 +280,7 @@ impl PoiIndex {
         let q = best.query.center.to_unit();
         let min_rating = best.query.filter.min_rating;
         let mut queue: BinaryHeap<Pending<'_>> = BinaryHeap::with_capacity(128);
-        for &tree in &categories.trees {
+        for tree in categories.trees() {
             let (top, count) = tree.top();
             queue_packed(tree, top, 0..count, &q, categories, best.bound, &mut queue);
         }

@@ -29,7 +29,7 @@ impl PoiIndex {
         // The packed trees, each walked once for all envelopes: each entry is tested once,
         // so a point on the antimeridian (in both halves of a crossing box) is found once.
         let mut stack: Vec<(&PackedTree, usize, usize)> = Vec::new();
-        for &tree in &categories.trees {
+        for tree in categories.trees() {
             let (top, count) = tree.top();
             stack.extend((0..count).map(|i| (tree, top, i)));
         }
