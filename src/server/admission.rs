@@ -11,11 +11,15 @@
 //! not write POIs, import, read the server's metrics and stats, or administer (403); what
 //! it may do on the other routes, the handlers decide with its [`Caller`].
 //!
+//! A request let in that asks for a stream sequence (`min_seq`, [`super::consistency`])
+//! waits, on a cluster node, until the node has applied it, before its handler runs.
+//!
 //! The service is written by hand rather than with `axum::middleware::from_fn`, which boxes
 //! a future and clones the inner service for every request and every middleware, and each
 //! router layer adds one more boxed route around every handler. With it and
 //! [`super::request_id`] in place of three `from_fn` layers, a `healthz` request went from
-//! 30,124 to 21,529 instructions under callgrind (`scripts/callgrind-requests.sh`).
+//! 30,124 to 21,529 instructions under callgrind (`scripts/callgrind-requests.sh`); the
+//! `min_seq` wait, a fourth `from_fn` layer until then, moved in here too.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -29,7 +33,7 @@ use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
 use tokio::time::Timeout;
 use tokio::time::error::Elapsed;
-use tower::{Layer, Service};
+use tower::{Layer, Service, ServiceExt};
 
 use super::AppState;
 use super::auth::{Caller, Scope, bearer};
@@ -67,9 +71,14 @@ pub struct Admission<S> {
     state: AppState,
 }
 
+/// A handler's answer that waits for the node to apply a sequence first (rare: only a
+/// cluster node's requests that name one), boxed, under the deadline if any.
+type Waiting = Pin<Box<dyn Future<Output = Result<Response, Elapsed>> + Send>>;
+
 impl<S> Service<Request> for Admission<S>
 where
-    S: Service<Request, Response = Response, Error = Infallible>,
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
 {
     type Response = Response;
     type Error = Infallible;
@@ -98,13 +107,25 @@ where
                 {
                     request.extensions_mut().insert(caller);
                 }
-                let handler = self.inner.call(request);
-                match admitted.deadline {
-                    None => Stage::Handling { admitted, handler },
-                    Some(deadline) => Stage::HandlingByDeadline {
+                match super::consistency::min_seq(&request) {
+                    Err(problem) => Stage::Answered {
                         admitted,
-                        handler: tokio::time::timeout(deadline, handler),
+                        response: Some(problem.into_response()),
                     },
+                    Ok(Some(seq)) if self.state.replicator().is_some() => Stage::Waiting {
+                        admitted,
+                        handler: self.wait_then_call(seq, request, admitted.deadline),
+                    },
+                    Ok(_) => {
+                        let handler = self.inner.call(request);
+                        match admitted.deadline {
+                            None => Stage::Handling { admitted, handler },
+                            Some(deadline) => Stage::HandlingByDeadline {
+                                admitted,
+                                handler: tokio::time::timeout(deadline, handler),
+                            },
+                        }
+                    }
                 }
             }
         };
@@ -113,6 +134,32 @@ where
             started,
             route,
             method,
+        }
+    }
+}
+
+impl<S> Admission<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    /// The handler's answer once this cluster node has applied stream sequence `seq` (a
+    /// 503 with `Retry-After` if it has not within `--max-wait`).
+    fn wait_then_call(&self, seq: u64, request: Request, deadline: Option<Duration>) -> Waiting {
+        let replicator = self.state.replicator().cloned();
+        let inner = self.inner.clone();
+        let answer = async move {
+            if let Some(replicator) = replicator
+                && let Err(e) = replicator.wait_for(seq).await
+            {
+                return ApiError::from(e).into_response();
+            }
+            let Ok(response) = inner.oneshot(request).await;
+            response
+        };
+        match deadline {
+            None => Box::pin(async move { Ok(answer.await) }),
+            Some(deadline) => Box::pin(tokio::time::timeout(deadline, answer)),
         }
     }
 }
@@ -132,7 +179,9 @@ pin_project! {
     #[project = StageProjection]
     enum Stage<F> {
         Refused { response: Option<Response> },
+        Answered { admitted: Admitted, response: Option<Response> },
         Handling { admitted: Admitted, #[pin] handler: F },
+        Waiting { admitted: Admitted, handler: Waiting },
         HandlingByDeadline { admitted: Admitted, #[pin] handler: Timeout<F> },
     }
 }
@@ -149,6 +198,16 @@ where
             StageProjection::Refused { response } => response
                 .take()
                 .expect("an admission future is not polled after it is done"),
+            StageProjection::Answered { admitted, response } => {
+                let response = response
+                    .take()
+                    .expect("an admission future is not polled after it is done");
+                finish(*admitted, Ok(response))
+            }
+            StageProjection::Waiting { admitted, handler } => {
+                let handled = ready!(handler.as_mut().poll(cx));
+                finish(*admitted, handled)
+            }
             StageProjection::Handling { admitted, handler } => {
                 let Ok(response) = ready!(handler.poll(cx));
                 finish(*admitted, Ok(response))

@@ -4,41 +4,22 @@
 //! gets a 503 with `Retry-After`. On a single node every acknowledged write is applied
 //! already, so the wait is nil.
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::extract::Request;
+use axum::http::HeaderName;
 
-use super::AppState;
 use super::params::{MIN_SEQ_PARAM, Params};
 use super::problem::ApiError;
 
-/// The header naming the sequence to wait for.
-const MIN_SEQ_HEADER: &str = "x-proxima-min-seq";
+/// The header naming the sequence to wait for (a constant: a header named by a string is
+/// parsed again on every lookup).
+const MIN_SEQ_HEADER: HeaderName = HeaderName::from_static("x-proxima-min-seq");
 
-/// What a routed request passes after admission and before its handler: the wait for its
-/// `min_seq`, if any. (A write's `Idempotency-Key` is looked at next, by a layer on the
-/// write methods themselves: see [`super::idempotency`].)
-pub async fn before_handler(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match min_seq(&request) {
-        Ok(None) => {}
-        Ok(Some(seq)) => {
-            if let Some(replicator) = state.replicator()
-                && let Err(e) = replicator.wait_for(seq).await
-            {
-                return ApiError::from(e).into_response();
-            }
-        }
-        Err(problem) => return problem.into_response(),
-    }
-    next.run(request).await
-}
-
-/// The sequence the request asks for, from its header or its query string.
-fn min_seq(request: &Request) -> Result<Option<u64>, ApiError> {
+/// The sequence the request asks to wait for, from its header or its query string: taken
+/// by [`super::admission`] once a request is let in, which waits for it on a cluster node
+/// (on a single node every acknowledged write is applied already). A write's
+/// `Idempotency-Key` is looked at next, by a layer on the write methods themselves: see
+/// [`super::idempotency`].
+pub fn min_seq(request: &Request) -> Result<Option<u64>, ApiError> {
     let rule = |text: &str| {
         text.trim().parse::<u64>().map_err(|_| {
             ApiError::bad_parameter(format!(

@@ -283,11 +283,7 @@ pub fn router(state: AppState) -> App {
         .merge(viewer_routes(state.ui.is_some()))
         .fallback(operations::no_route)
         .method_not_allowed_fallback(operations::wrong_method)
-        // Inside admission: a request is let in (key, rate) before it may wait.
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            consistency::before_handler,
-        ))
+        // Admission also waits for a request's `min_seq` (`consistency`), once it is let in.
         .route_layer(admission::AdmissionLayer::new(state.clone()))
         .with_state(state);
     request_id::RequestId::new(router)

@@ -215,10 +215,11 @@ pub struct PageOut<'a> {
 
 impl PageOut<'_> {
     /// The page as JSON: what `serde_json::to_vec` gives, written by hand because this is
-    /// every nearby and within answer (see [`crate::server::json_writer`]). One buffer, sized for a
-    /// typical page of 20 POIs, so that it is not grown five times over.
+    /// every nearby and within answer (see [`crate::server::json_writer`]). One buffer, sized
+    /// for the page's POIs at a typical ~200 bytes each, so that it is seldom grown (and a
+    /// page of a few POIs does not take 4 KiB).
     pub fn to_json(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(4096);
+        let mut out = Vec::with_capacity(64 + 256 * self.results.len());
         out.extend_from_slice(b"{\"results\":[");
         for (i, poi) in self.results.iter().enumerate() {
             if i > 0 {
