@@ -101,6 +101,10 @@ impl Change for Positions {
         let observed = engine.has_observers();
         engine.store_route_points(&self.updates);
         let mut applied = 0;
+        // On its own thread, judging is told a batch's moves under one lock, once the batch
+        // is in; judged inline (a cluster, tests), each move is judged as it is applied.
+        let background = engine.judging.is_background();
+        let mut moved = Vec::new();
         for u in &self.updates {
             if engine.travellers.update(u, now) == UpdateOutcome::Applied {
                 applied += 1;
@@ -110,9 +114,16 @@ impl Change for Positions {
                         ts: u.ts,
                         seen_ms: u.ts.min(now),
                     };
-                    engine.changed(&u.id, Cause::Moved, now, Some(at));
+                    if background {
+                        moved.push((u.id.as_str(), at));
+                    } else {
+                        engine.changed(&u.id, Cause::Moved, now, Some(at));
+                    }
                 }
             }
+        }
+        if !moved.is_empty() {
+            engine.judging.mark_moved(moved, now);
         }
         Ok(PositionCounts {
             applied,

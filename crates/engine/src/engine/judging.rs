@@ -88,6 +88,48 @@ struct Backlog {
     taken: u64,
 }
 
+impl Backlog {
+    /// Merges a mark of traveller `id` into its waiting marks, or queues it.
+    fn mark(
+        &mut self,
+        id: &str,
+        cause: Cause,
+        now_ms: i64,
+        at: Option<SeenAt>,
+        coalesced: &std::sync::atomic::AtomicU64,
+    ) {
+        let deleted = cause == Cause::Deleted;
+        self.taken += 1;
+        let number = self.taken;
+        match self.marked.get_mut(id) {
+            Some(marked) if deleted => {
+                // What came before the delete ended with it.
+                marked.deleted = true;
+                marked.cause = Cause::Moved;
+                marked.now_ms = marked.now_ms.max(now_ms);
+                marked.moves.clear();
+            }
+            Some(marked) => {
+                marked.cause = marked.cause.max(cause);
+                marked.now_ms = marked.now_ms.max(now_ms);
+                if let Some(at) = at {
+                    if marked.moves.len() == MAX_WAITING_MOVES {
+                        marked.moves.remove(0);
+                        coalesced.fetch_add(1, Ordering::Relaxed);
+                    }
+                    marked.moves.push(Waiting { at, now_ms, cause });
+                }
+            }
+            None => {
+                let id = TravellerId::from(id);
+                self.marked
+                    .insert(id.clone(), Marked::new(cause, now_ms, at));
+                self.order.push_back((id, number));
+            }
+        }
+    }
+}
+
 /// The travellers waiting to be judged, and how far judging has got.
 pub(super) struct Judging {
     background: AtomicBool,
@@ -130,39 +172,31 @@ impl Judging {
     /// Marks traveller `id` as changed by `cause` (moved, sharing or deleted) at `now_ms`;
     /// `at` is where it moved to, for a move.
     pub(super) fn mark(&self, id: &str, cause: Cause, now_ms: i64, at: Option<SeenAt>) {
-        let deleted = cause == Cause::Deleted;
+        self.backlog
+            .lock()
+            .mark(id, cause, now_ms, at, &self.coalesced);
+        self.wake.notify_one();
+    }
+
+    /// Marks each of a batch's `moves` (traveller, where it moved to) as moved at `now_ms`,
+    /// under one lock, and wakes the judging thread once: marking a batch's travellers one
+    /// by one took the lock and woke the thread a thousand times a batch (15 % of a
+    /// batch's server time with 10,000 fences, `perf`).
+    pub(super) fn mark_moved<'a>(
+        &self,
+        moves: impl IntoIterator<Item = (&'a str, SeenAt)>,
+        now_ms: i64,
+    ) {
         let mut backlog = self.backlog.lock();
-        backlog.taken += 1;
-        let number = backlog.taken;
-        match backlog.marked.get_mut(id) {
-            Some(marked) if deleted => {
-                // What came before the delete ended with it.
-                marked.deleted = true;
-                marked.cause = Cause::Moved;
-                marked.now_ms = marked.now_ms.max(now_ms);
-                marked.moves.clear();
-            }
-            Some(marked) => {
-                marked.cause = marked.cause.max(cause);
-                marked.now_ms = marked.now_ms.max(now_ms);
-                if let Some(at) = at {
-                    if marked.moves.len() == MAX_WAITING_MOVES {
-                        marked.moves.remove(0);
-                        self.coalesced.fetch_add(1, Ordering::Relaxed);
-                    }
-                    marked.moves.push(Waiting { at, now_ms, cause });
-                }
-            }
-            None => {
-                let id = TravellerId::from(id);
-                backlog
-                    .marked
-                    .insert(id.clone(), Marked::new(cause, now_ms, at));
-                backlog.order.push_back((id, number));
-            }
+        let mut any = false;
+        for (id, at) in moves {
+            backlog.mark(id, Cause::Moved, now_ms, Some(at), &self.coalesced);
+            any = true;
         }
         drop(backlog);
-        self.wake.notify_one();
+        if any {
+            self.wake.notify_one();
+        }
     }
 
     /// Waits at most `wait` for a traveller to be marked.
