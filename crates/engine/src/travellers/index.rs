@@ -29,9 +29,9 @@ use crate::geometry::{BBox, LatLon};
 /// with no current position and default sharing is garbage the sweeper frees.
 pub struct TravellerIndex {
     pub(super) shards: Box<[RwLock<Shard>]>,
-    hasher: RandomState,
+    pub(super) hasher: RandomState,
     pub(super) cells: CellIndex,
-    config: TravellerConfig,
+    pub(super) config: TravellerConfig,
 }
 
 impl std::fmt::Debug for TravellerIndex {
@@ -57,7 +57,7 @@ impl TravellerIndex {
     /// The id's hash and shard. The shard comes from bits below the top seven, which the id
     /// table uses for its control bytes, and above the low bits it uses for the bucket, so
     /// neither is constant within a shard (dashmap picks its shards the same way).
-    fn locate(&self, id: &str) -> (u64, usize) {
+    pub(super) fn locate(&self, id: &str) -> (u64, usize) {
         let hash = self.hasher.hash_one(id);
         (hash, ((hash << 7) >> (64 - SHARD_BITS)) as usize)
     }
@@ -109,7 +109,7 @@ impl TravellerIndex {
         }
     }
 
-    fn apply(
+    pub(super) fn apply(
         &self,
         handle: Handle,
         t: &mut Record,
