@@ -7,7 +7,9 @@
 #   - the `fences` workload's 10,000 static fences (circles and 50-vertex polygons, 200 m
 #     to 5 km, around city centres), left in place (`--keep-fences`);
 #   - the `roaming` workload's 500 m roaming fences (one around every tenth traveller,
-#     seen by it and the nine friends it travels with), left in place.
+#     seen by it and the nine friends it travels with), left in place;
+#   - a 500 m roaming fence around every traveller, everyone public (`--roaming-every 1`:
+#     each fence sees everyone within 500 m, as Tile38's `ROAM people * 500`).
 # Each is measured on a fresh server per round; the fences' set-up is outside the window.
 # Prints each round and the medians, µs a update and each ÷ the no-fence cost.
 #
@@ -31,12 +33,14 @@ bench() {
 }
 
 for round in $(seq 1 "$rounds"); do
-  for fences in none fences roaming; do
+  for fences in none fences roaming roaming-all; do
     start_server "$port"
     bench --load-travellers "$travellers" --workload healthz --duration 0.5 >/dev/null
-    if [ "$fences" != none ]; then
-      bench --workload "$fences" --keep-fences --duration 1 --warmup 0 >/dev/null
-    fi
+    case $fences in
+      none) ;;
+      roaming-all) bench --workload roaming --roaming-every 1 --keep-fences --duration 1 --warmup 0 >/dev/null ;;
+      *) bench --workload "$fences" --keep-fences --duration 1 --warmup 0 >/dev/null ;;
+    esac
     c0=$(cpu_s)
     a0=$(applied)
     bench --workload positions --duration "$duration" --warmup 0 >/dev/null
@@ -54,7 +58,7 @@ for line in open(sys.argv[1]):
     rnd, fences, c0, c1, a0, a1 = line.split()
     cost[fences][rnd] = (float(c1) - float(c0)) * 1e6 / (int(a1) - int(a0))
 rounds = sorted(cost["none"])
-for fences in ("none", "fences", "roaming"):
+for fences in ("none", "fences", "roaming", "roaming-all"):
     us = [cost[fences][r] for r in rounds]
     rates = [cost["none"][r] / cost[fences][r] for r in rounds]
     print(f"{fences:8} µs a update {statistics.median(us):.2f} ({', '.join(f'{u:.2f}' for u in us)}); "

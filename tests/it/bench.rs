@@ -20,6 +20,7 @@ async fn every_workload_runs_for_a_second_without_errors() {
         load_pois: 2_000,
         load_travellers: 2_000,
         load_trail: 1,
+        roaming_every: 10,
         travellers: 2_000,
         fences: 200,
         subscribers: 2,
@@ -128,6 +129,7 @@ async fn every_workload_runs_for_a_second_without_errors() {
         load_pois: 0,
         load_travellers: 0,
         load_trail: 1,
+        roaming_every: 10,
         ..config
     };
     let reports = proxima_bench::run(&open, |_| {}).await.expect("runs");

@@ -118,6 +118,13 @@ pub struct BenchConfig {
     #[arg(long, default_value_t = 10_000)]
     pub fences: usize,
 
+    /// The `roaming` workload puts a fence around every this many travellers, seen by it
+    /// and the friends it travels with (10: its group of ten). With 1, every traveller has
+    /// one and every traveller shares publicly, so each fence sees everyone within 500 m
+    /// (what Tile38's `ROAM people * 500` watches).
+    #[arg(long, default_value_t = crate::fences::ROAMING_EVERY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10))]
+    pub roaming_every: usize,
+
     /// Event streams the fence workloads open, each following 100 fences.
     #[arg(long, default_value_t = 32)]
     pub subscribers: usize,

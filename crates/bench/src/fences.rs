@@ -6,7 +6,8 @@
 //! - `roaming`: a 500 m roaming fence around every tenth traveller, whose viewer is that
 //!   traveller, and the nine travellers after it sharing with it (friends). The benchmark's
 //!   travellers travel in such groups of ten ([`grouped`]), so friends are near each other
-//!   and walk in and out of each other's fences.
+//!   and walk in and out of each other's fences. `--roaming-every 1` puts one around every
+//!   traveller instead, everyone public: each fence sees everyone within 500 m.
 //!
 //! Both then follow some of the fences' events (`--subscribers` streams of 100 fences each)
 //! while positions stream, and measure each event's latency ([`super::events`]). The stage
@@ -84,20 +85,27 @@ impl Stage {
         let kinds: Vec<(&'static str, Vec<(String, String)>)> = match workload {
             Workload::Roaming => {
                 let n = scenario.travellers.len();
-                let owner = |j: usize| j - j % ROAMING_EVERY;
+                let every = config.roaming_every.max(1);
+                let owner = move |j: usize| j - j % every;
                 send_all(addr, key.as_deref(), "sharing", n, move |j| {
-                    (!j.is_multiple_of(ROAMING_EVERY)).then(|| Call {
-                        method: Method::PUT,
-                        path: format!("/v1/travellers/bench:t:{j}/sharing"),
-                        body: json(format!(
+                    let body = match every {
+                        // A fence around everyone: everyone public, each fence sees all.
+                        1 => "{\"visibility\":\"public\"}".to_string(),
+                        _ if j.is_multiple_of(every) => return None,
+                        _ => format!(
                             "{{\"visibility\":\"friends\",\"viewers\":[\"bench:t:{}\"]}}",
                             owner(j)
-                        )),
+                        ),
+                    };
+                    Some(Call {
+                        method: Method::PUT,
+                        path: format!("/v1/travellers/bench:t:{j}/sharing"),
+                        body: json(body),
                     })
                 })
                 .await?;
                 let fences = (0..n)
-                    .step_by(ROAMING_EVERY)
+                    .step_by(every)
                     .map(|i| {
                         let body = format!(
                             "{{\"roaming\":{{\"around\":\"bench:t:{i}\",\"radius_m\":{ROAMING_RADIUS_M}}},\"viewer\":\"bench:t:{i}\"}}"
