@@ -10,7 +10,7 @@ use super::{Engine, EngineError, PositionCounts, Removed, Stored};
 use crate::events::Cause;
 use crate::fences::{Fence, FenceKey, OPEN_OWNER};
 use crate::pois::PoiIndex;
-use crate::travellers::{PositionUpdate, SeenAt, UpdateOutcome};
+use crate::travellers::{SeenAt, UpdateOutcome};
 
 /// Upsert imports up to this many POIs are always applied in place, under the write lock
 /// (a few milliseconds).
@@ -101,38 +101,29 @@ impl Change for Positions {
         let observed = engine.has_observers();
         engine.store_route_points(&self.updates);
         let mut applied = 0;
-        let at = |u: &PositionUpdate| SeenAt {
-            position: u.position,
-            ts: u.ts,
-            seen_ms: u.ts.min(now),
-        };
-        if observed && !engine.judging.is_background() {
-            // Judged inline (a cluster, tests): each move as it is applied, in the batch's
-            // order, so that every node tells the same events.
-            for u in &self.updates {
-                if engine.travellers.update(u, now) == UpdateOutcome::Applied {
-                    applied += 1;
-                    engine.changed(&u.id, Cause::Moved, now, Some(at(u)));
+        // On its own thread, judging is told a batch's moves under one lock, once the batch
+        // is in; judged inline (a cluster, tests), each move is judged as it is applied.
+        let background = engine.judging.is_background();
+        let mut moved = Vec::new();
+        for u in &self.updates {
+            if engine.travellers.update(u, now) == UpdateOutcome::Applied {
+                applied += 1;
+                if observed {
+                    let at = SeenAt {
+                        position: u.position,
+                        ts: u.ts,
+                        seen_ms: u.ts.min(now),
+                    };
+                    if background {
+                        moved.push((u.id.as_str(), at));
+                    } else {
+                        engine.changed(&u.id, Cause::Moved, now, Some(at));
+                    }
                 }
             }
-        } else {
-            // A shard at a time; judging on its own thread is told the batch's moves under
-            // one lock, once the batch is in.
-            let mut moved = Vec::new();
-            engine
-                .travellers
-                .update_batch(&self.updates, now, |i, outcome, _| {
-                    if outcome == UpdateOutcome::Applied {
-                        applied += 1;
-                        if observed {
-                            let u = &self.updates[i];
-                            moved.push((u.id.as_str(), at(u)));
-                        }
-                    }
-                });
-            if !moved.is_empty() {
-                engine.judging.mark_moved(moved, now);
-            }
+        }
+        if !moved.is_empty() {
+            engine.judging.mark_moved(moved, now);
         }
         Ok(PositionCounts {
             applied,

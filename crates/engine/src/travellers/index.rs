@@ -29,9 +29,9 @@ use crate::geometry::{BBox, LatLon};
 /// with no current position and default sharing is garbage the sweeper frees.
 pub struct TravellerIndex {
     pub(super) shards: Box<[RwLock<Shard>]>,
-    pub(super) hasher: RandomState,
+    hasher: RandomState,
     pub(super) cells: CellIndex,
-    pub(super) config: TravellerConfig,
+    config: TravellerConfig,
 }
 
 impl std::fmt::Debug for TravellerIndex {
@@ -57,7 +57,7 @@ impl TravellerIndex {
     /// The id's hash and shard. The shard comes from bits below the top seven, which the id
     /// table uses for its control bytes, and above the low bits it uses for the bucket, so
     /// neither is constant within a shard (dashmap picks its shards the same way).
-    pub(super) fn locate(&self, id: &str) -> (u64, usize) {
+    fn locate(&self, id: &str) -> (u64, usize) {
         let hash = self.hasher.hash_one(id);
         (hash, ((hash << 7) >> (64 - SHARD_BITS)) as usize)
     }
@@ -109,7 +109,7 @@ impl TravellerIndex {
         }
     }
 
-    pub(super) fn apply(
+    fn apply(
         &self,
         handle: Handle,
         t: &mut Record,

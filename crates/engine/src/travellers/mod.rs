@@ -15,7 +15,6 @@
 //! Time is a parameter, never read here: callers pass the receive time (`received_ms`) of an
 //! update and the current time (`now_ms`) of a query, so tests control the clock.
 
-mod batch;
 pub mod cells;
 mod index;
 mod nearby;
