@@ -74,7 +74,8 @@ for size in ${sizes//,/ }; do
   stop_redis
 
   python3 - "$work" "$size" "$trail" "$idle" "$loaded" "$after" "$recovered" \
-    "$t0" "$t1" "$t2" "$t3" "$t4" "$snapshot" "$redis_idle" "$redis_used" "$redis_rss" <<'PY'
+    "$t0" "$t1" "$t2" "$t3" "$t4" "$snapshot" "$redis_idle" "$redis_used" "$redis_rss" \
+    <<'PY' | tee -a "$work/scale.json"
 import json, statistics, sys
 (work, size, trail, idle, loaded, after, recovered, t0, t1, t2, t3, t4, snapshot,
  redis_idle, redis_used, redis_rss) = sys.argv[1:]
@@ -105,7 +106,7 @@ print(json.dumps({
     "redis_rss_bytes": int(redis_rss),
 }))
 PY
-done | tee "$work/scale.json"
+done
 
 python3 - "$work/scale.json" <<'PY'
 import json, sys

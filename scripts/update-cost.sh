@@ -34,7 +34,11 @@ bench() {
 
 for round in $(seq 1 "$rounds"); do
   for fences in none fences roaming roaming-all; do
-    start_server "$port"
+    if [ "$fences" = roaming-all ]; then
+      start_server "$port" --max-fences $((travellers + 1000))
+    else
+      start_server "$port"
+    fi
     bench --load-travellers "$travellers" --workload healthz --duration 0.5 >/dev/null
     case $fences in
       none) ;;
@@ -46,10 +50,10 @@ for round in $(seq 1 "$rounds"); do
     bench --workload positions --duration "$duration" --warmup 0 >/dev/null
     c1=$(cpu_s)
     a1=$(applied)
-    echo "$round $fences $c0 $c1 $a0 $a1"
+    echo "$round $fences $c0 $c1 $a0 $a1" | tee -a "$work/cost.txt"
     stop_server
   done
-done | tee "$work/cost.txt"
+done
 
 python3 - "$work/cost.txt" <<'PY'
 import collections, statistics, sys
