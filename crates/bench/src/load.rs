@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hyper::Method;
 
+use super::fences::send_all;
 use super::http::{Call, Conn};
 use super::workload::{self, Scenario};
 use super::{BenchError, data, redis};
@@ -19,8 +20,6 @@ use crate::args::BenchConfig;
 const LOAD_CHUNK: usize = 10_000;
 /// The share of loaded travellers made public, so nearby-traveller queries find some.
 const PUBLIC_EVERY: usize = 10;
-/// Connections that load travellers at once.
-const LOAD_CONNECTIONS: usize = 4;
 const CATEGORIES: [&str; 8] = [
     "cafe",
     "restaurant",
@@ -86,57 +85,29 @@ pub(super) async fn load_travellers(
     trail: u64,
 ) -> Result<(), BenchError> {
     // Round `r` moves every traveller once, a little north of the round before; its `ts`
-    // is later than the round before's (`Scenario::ts_for`). Rounds go over a few
+    // is later than the round before's (`Scenario::ts_for`). Each round goes over a few
     // connections at once so the server is never idle while the next body is built.
     for round in 0..trail {
-        let parts = LOAD_CONNECTIONS.min(n.div_ceil(LOAD_CHUNK)).max(1);
-        let per_part = n.div_ceil(parts);
-        let mut tasks = Vec::new();
-        for part in 0..parts {
-            let range = (part * per_part)..((part + 1) * per_part).min(n);
-            let (scenario, key) = (scenario.clone(), key.map(String::from));
-            tasks.push(tokio::spawn(async move {
-                let mut conn = Conn::open(addr, key.as_deref()).await?;
-                for start in range.clone().step_by(LOAD_CHUNK) {
-                    let chunk = start..(start + LOAD_CHUNK).min(range.end);
-                    let op = positions_in_round(&scenario, chunk, round);
-                    expect_ok(&mut conn, scenario.http(&op)).await?;
-                }
-                Ok::<(), BenchError>(())
-            }));
-        }
-        for task in tasks {
-            task.await.map_err(std::io::Error::other)??;
-        }
+        let scenario = scenario.clone();
+        send_all(addr, key, "travellers", n.div_ceil(LOAD_CHUNK), move |c| {
+            let start = c * LOAD_CHUNK;
+            let op = positions_in_round(&scenario, start..(start + LOAD_CHUNK).min(n), round);
+            Some(scenario.http(&op))
+        })
+        .await?;
     }
-    // Every tenth traveller shares publicly, over a few connections at once.
-    let public: Vec<usize> = (0..n).step_by(PUBLIC_EVERY).collect();
-    let chunks: Vec<Vec<usize>> = public
-        .chunks(public.len().div_ceil(8).max(1))
-        .map(<[usize]>::to_vec)
-        .collect();
-    let mut tasks = Vec::new();
-    for chunk in chunks {
-        let key = key.map(String::from);
-        tasks.push(tokio::spawn(async move {
-            let mut conn = Conn::open(addr, key.as_deref()).await?;
-            for i in chunk {
-                let call = Call {
-                    method: Method::PUT,
-                    path: format!("/v1/travellers/bench:t:{i}/sharing"),
-                    body: Some((
-                        "application/json",
-                        Bytes::from_static(b"{\"visibility\":\"public\"}"),
-                    )),
-                };
-                expect_ok(&mut conn, call).await?;
-            }
-            Ok::<(), BenchError>(())
-        }));
-    }
-    for task in tasks {
-        task.await.map_err(std::io::Error::other)??;
-    }
+    // Every tenth traveller shares publicly.
+    send_all(addr, key, "public", n, |i| {
+        i.is_multiple_of(PUBLIC_EVERY).then(|| Call {
+            method: Method::PUT,
+            path: format!("/v1/travellers/bench:t:{i}/sharing"),
+            body: Some((
+                "application/json",
+                Bytes::from_static(b"{\"visibility\":\"public\"}"),
+            )),
+        })
+    })
+    .await?;
     Ok(())
 }
 
