@@ -24,6 +24,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -107,16 +108,19 @@ where
                 {
                     request.extensions_mut().insert(caller);
                 }
-                match super::consistency::min_seq(&request) {
+                // On a single node every acknowledged write is applied already: no wait.
+                let wait = super::consistency::min_seq(&request)
+                    .map(|seq| seq.and_then(|seq| Some((seq, self.state.replicator()?.clone()))));
+                match wait {
                     Err(problem) => Stage::Answered {
                         admitted,
                         response: Some(problem.into_response()),
                     },
-                    Ok(Some(seq)) if self.state.replicator().is_some() => Stage::Waiting {
+                    Ok(Some((seq, replicator))) => Stage::Waiting {
                         admitted,
-                        handler: self.wait_then_call(seq, request, admitted.deadline),
+                        handler: self.wait_then_call(replicator, seq, request, admitted.deadline),
                     },
-                    Ok(_) => {
+                    Ok(None) => {
                         let handler = self.inner.call(request);
                         match admitted.deadline {
                             None => Stage::Handling { admitted, handler },
@@ -145,13 +149,16 @@ where
 {
     /// The handler's answer once this cluster node has applied stream sequence `seq` (a
     /// 503 with `Retry-After` if it has not within `--max-wait`).
-    fn wait_then_call(&self, seq: u64, request: Request, deadline: Option<Duration>) -> Waiting {
-        let replicator = self.state.replicator().cloned();
+    fn wait_then_call(
+        &self,
+        replicator: Arc<crate::cluster::Replicator>,
+        seq: u64,
+        request: Request,
+        deadline: Option<Duration>,
+    ) -> Waiting {
         let inner = self.inner.clone();
         let answer = async move {
-            if let Some(replicator) = replicator
-                && let Err(e) = replicator.wait_for(seq).await
-            {
+            if let Err(e) = replicator.wait_for(seq).await {
                 return ApiError::from(e).into_response();
             }
             let Ok(response) = inner.oneshot(request).await;
