@@ -4,12 +4,16 @@
 #
 #   start_server PORT [serve flags...]   # a fresh data dir under $work; sets $server
 #   stop_server
+#   start_redis PORT                     # a redis-server, persistence off; sets $redis
+#   stop_redis
 bin=target/release/proxima
 cargo build --release --quiet
 work=$(mktemp -d)
 server=
+redis=
 cleanup() {
   [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+  [ -n "$redis" ] && kill "$redis" 2>/dev/null && wait "$redis" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -34,4 +38,19 @@ stop_server() {
   kill "$server"
   wait "$server" 2>/dev/null || true
   server=
+}
+
+start_redis() {
+  redis-server --port "$1" --save '' --appendonly no >"$work/redis.log" 2>&1 &
+  redis=$!
+  until redis-cli -p "$1" ping >/dev/null 2>&1; do
+    kill -0 "$redis" 2>/dev/null || { cat "$work/redis.log" >&2; return 1; }
+    sleep 0.05
+  done
+}
+
+stop_redis() {
+  kill "$redis"
+  wait "$redis" 2>/dev/null || true
+  redis=
 }

@@ -21,13 +21,6 @@ port=${PORT:-7897}
 redis_port=${REDIS_PORT:-6399}
 . scripts/lib.sh
 target="http://127.0.0.1:$port"
-redis=
-
-stop_redis() {
-  [ -n "$redis" ] && kill "$redis" 2>/dev/null && wait "$redis" 2>/dev/null
-  redis=
-}
-trap 'stop_redis; cleanup' EXIT
 
 now() { date +%s.%N; }
 rss_bytes() { awk '/VmRSS/ {printf "%.0f\n", $2 * 1024}' "/proc/$1/status"; }
@@ -63,9 +56,7 @@ for size in ${sizes//,/ }; do
   recovered=$(rss_bytes "$server")
   stop_server
 
-  redis-server --port "$redis_port" --save "" --appendonly no >"$work/redis.log" 2>&1 &
-  redis=$!
-  until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.05; done
+  start_redis "$redis_port"
   redis_idle=$(redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ {printf "%.0f\n", $2}')
   "$bin" bench --target "redis://127.0.0.1:$redis_port" --load-pois "$size" \
     --load-travellers "$size" --workload healthz --duration 0.5 >/dev/null

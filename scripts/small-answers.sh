@@ -21,10 +21,7 @@ rport=${REDIS_PORT:-6396}
 P="http://127.0.0.1:$port"
 key=$(head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32)
 echo "$key read,write,admin" >"$work/keys"
-redis-server --port "$rport" --save '' --appendonly no >"$work/redis.log" 2>&1 &
-redis=$!
-trap 'kill $redis 2>/dev/null; wait $redis 2>/dev/null; cleanup' EXIT
-until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.05; done
+start_redis "$rport"
 
 start_server "$port" --fsync batch --keys "$work/keys"
 "$bin" bench --target "$P" --key "$key" --distribution sqrt-population --load-pois 1000000 \
