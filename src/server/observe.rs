@@ -131,6 +131,9 @@ pub fn render(engine: &Engine) -> String {
     metrics::gauge!("proxima_travellers").set(engine.traveller_count() as f64);
     metrics::gauge!("proxima_trips").set(engine.trip_count() as f64);
     metrics::gauge!("proxima_route_points_pending").set(engine.route_points_pending() as f64);
+    let (route_bytes, compactions) = engine.route_store_file();
+    metrics::gauge!("proxima_route_store_bytes").set(route_bytes as f64);
+    metrics::gauge!("proxima_route_store_compactions").set(compactions as f64);
     if let Some(wal) = engine.wal_stats() {
         metrics::gauge!("proxima_wal_bytes").set(wal.bytes as f64);
         metrics::gauge!("proxima_wal_records").set(wal.records as f64);

@@ -48,7 +48,8 @@ fn main() {
             continue;
         }
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let store = RouteStore::open(&dir.path().join("routes.redb")).expect("opens");
+        let path = dir.path().join("routes.redb");
+        let mut store = RouteStore::open(&path).expect("opens");
         let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
         let mut next = move || {
             rng ^= rng << 13;
@@ -98,9 +99,18 @@ fn main() {
                     store.add_fresh(points).expect("writes a piece");
                 }
                 let w = started.elapsed().as_secs_f64();
+                if std::env::var_os("SPACE").is_some() {
+                    report_space(&store, &path, n, "pieces written");
+                }
                 let started = Instant::now();
                 if let Some(mut settling) = store.start_settling().expect("reads") {
                     while !store.settle_some(&mut settling, part).expect("settles") {}
+                }
+                if std::env::var_os("DURABLE").is_some() {
+                    store.make_durable(0).expect("syncs");
+                }
+                if std::env::var_os("SPACE").is_some() {
+                    report_space(&store, &path, n, "settled");
                 }
                 let s = started.elapsed().as_secs_f64();
                 println!(
@@ -113,5 +123,33 @@ fn main() {
                 );
             }
         }
+        let points = (3 * pieces * piece) as f64;
+        report_space(&store, &path, points, "after the rounds");
+        let started = Instant::now();
+        store.compact().expect("compacts");
+        let took = started.elapsed().as_secs_f64();
+        report_space(&store, &path, points, &format!("compacted in {took:.1} s"));
+    }
+}
+
+/// Prints the file's bytes a point (`points` reports, repeats included) and each table's.
+fn report_space(store: &RouteStore, path: &std::path::Path, points: f64, when: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).expect("the store's file");
+    let (file, disk) = (meta.len() as f64, (meta.blocks() * 512) as f64);
+    let space = store.space().expect("reads the space");
+    println!(
+        "{when}: file {:.2} bytes a point ({:.2} on disk), allocated {:.2}",
+        file / points,
+        disk / points,
+        space.allocated as f64 / points
+    );
+    for (name, t) in &space.tables {
+        println!(
+            "  {name}: stored {:.2}, metadata {:.2}, unused {:.2} bytes a point",
+            t.stored as f64 / points,
+            t.metadata as f64 / points,
+            t.fragmented as f64 / points
+        );
     }
 }

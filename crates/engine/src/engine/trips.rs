@@ -60,6 +60,12 @@ impl Engine {
         self.routes.pending()
     }
 
+    /// The route store's file length, bytes, as last seen after a settling (0 before the
+    /// first), and how many times it was compacted since the start.
+    pub fn route_store_file(&self) -> (u64, u64) {
+        self.routes.file()
+    }
+
     /// A trip's figures, kept as its points arrived (no point read).
     pub fn trip_figures(&self, id: &str) -> Result<TripFigures, EngineError> {
         Ok(self.routes.read_trip(id).figures(id)?.unwrap_or_default())

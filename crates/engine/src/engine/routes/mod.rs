@@ -36,6 +36,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use super::EngineError;
 use crate::routes::{RoutePoint, RouteStore};
 
+mod compaction;
 mod pending;
 
 use pending::ByTrip;
@@ -88,6 +89,12 @@ struct Inner {
     awake: Mutex<bool>,
     /// Set when the engine goes: the route thread ends.
     closed: AtomicBool,
+    /// When to compact the store's file.
+    compaction: Mutex<compaction::Compaction>,
+    /// The store's file length, as last seen by the route thread.
+    file_bytes: AtomicU64,
+    /// Compactions done since the start.
+    compactions: AtomicU64,
 }
 
 /// The route store in the engine.
@@ -178,6 +185,39 @@ impl Inner {
         storing
     }
 
+    /// Compacts the store's file when the policy says it pays ([`compaction`]), under the
+    /// store's write lock: called with no fresh piece left.
+    fn compact_if_due(&self) {
+        let before = match self.store().read().file_bytes() {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(error = %e, "route store: its file's length not read");
+                return;
+            }
+        };
+        self.file_bytes.store(before, Ordering::Relaxed);
+        if !self.compaction.lock().due(before, Instant::now()) {
+            return;
+        }
+        let started = Instant::now();
+        let compacted = self.store().write().compact();
+        let after = self.store().read().file_bytes().unwrap_or(before);
+        self.compaction.lock().done(after, Instant::now());
+        self.file_bytes.store(after, Ordering::Relaxed);
+        match compacted {
+            Ok(()) => {
+                self.compactions.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    before,
+                    after,
+                    millis = started.elapsed().as_millis() as u64,
+                    "route store compacted"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "route store: not compacted"),
+        }
+    }
+
     /// Settles every fresh piece written so far, a part at a time, writing waiting points
     /// as new pieces between parts when they pile up.
     fn settle(&self) {
@@ -247,6 +287,11 @@ fn run(inner: Weak<Inner>) {
         match fresh {
             Ok(pieces) if pieces >= SETTLE_PIECES || (paused && pieces > 0) => {
                 inner.settle();
+                if inner.fresh_pieces.load(Ordering::SeqCst) == 0
+                    && !inner.closed.load(Ordering::Acquire)
+                {
+                    inner.compact_if_due();
+                }
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "route store: its fresh pieces not read"),
@@ -271,6 +316,9 @@ impl Routes {
         let store = RouteStore::open(path)?;
         let applied = store.applied_seq()?;
         let fresh = store.fresh_pieces()?;
+        if let Ok(bytes) = store.file_bytes() {
+            self.inner.file_bytes.store(bytes, Ordering::Relaxed);
+        }
         let _ = self.inner.store.set(RwLock::new(store));
         self.inner.fresh_pieces.store(fresh, Ordering::SeqCst);
         Ok(applied)
@@ -396,5 +444,14 @@ impl Routes {
     /// Points waiting for the store.
     pub(super) fn pending(&self) -> usize {
         self.inner.pending_points.load(Ordering::Relaxed)
+    }
+
+    /// The store's file length as last seen by the route thread, and how many times it was
+    /// compacted since the start.
+    pub(super) fn file(&self) -> (u64, u64) {
+        (
+            self.inner.file_bytes.load(Ordering::Relaxed),
+            self.inner.compactions.load(Ordering::Relaxed),
+        )
     }
 }

@@ -18,7 +18,18 @@ use crate::routes::pieces::{self, PieceWriter};
 pub struct Settling {
     upto: u64,
     after: Option<Vec<u8>>,
+    /// Parts settled since the last durable one.
+    parts: u32,
 }
+
+/// Every this many parts of a settling, and its last, are made durable. `redb` reuses the
+/// pages an unsynced commit frees only after a synced one, so a settling synced only at its
+/// end held two copies of every page it touched: the file's blocks doubled at each
+/// settling that touched every trip. Measured with the `route_pieces` example (250,000
+/// trips, three rounds of 8M points, `SPACE=1`): 34.3 bytes a point on disk after the
+/// rounds synced only at each settling's end, 25.2 synced every part and 26.8 every 8, at
+/// the same settling rate (0.65–0.73 µs a point against 0.69–0.89).
+const DURABLE_EVERY_PARTS: u32 = 4;
 
 /// A blob's key: the piece's number big-endian, then its first trip's prefix.
 fn blob_key(piece: u64, prefix: &[u8]) -> Vec<u8> {
@@ -189,13 +200,14 @@ impl RouteStore {
         Ok(pieces.last()?.map(|(last, _)| Settling {
             upto: last.value(),
             after: None,
+            parts: 0,
         }))
     }
 
     /// Settles the next part of `settling`: the fresh points of up to about `trips` trips
     /// a piece, in one transaction. Gives `true` when every piece of it is settled (and
-    /// dropped; that last transaction is made durable, so that `redb` can reuse the pages
-    /// the settling freed).
+    /// dropped). That last part, and every [`DURABLE_EVERY_PARTS`]th, is made durable, so
+    /// that `redb` can reuse the pages the settling freed.
     pub fn settle_some(
         &self,
         settling: &mut Settling,
@@ -276,7 +288,9 @@ impl RouteStore {
                 true
             }
         };
-        if done {
+        settling.parts += 1;
+        if done || settling.parts >= DURABLE_EVERY_PARTS {
+            settling.parts = 0;
             txn.set_durability(Durability::Immediate)?;
         }
         txn.commit()?;

@@ -135,9 +135,30 @@ pub struct Appended {
     pub already: u64,
 }
 
+/// Where a table's bytes go, from `redb`'s own count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TableSpace {
+    /// Keys and values as written.
+    pub stored: u64,
+    /// Branch pages' keys and other metadata.
+    pub metadata: u64,
+    /// Pages' unused room.
+    pub fragmented: u64,
+}
+
+/// The store's space, table by table, and the file's.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoreSpace {
+    /// Each table's name and space.
+    pub tables: Vec<(&'static str, TableSpace)>,
+    /// Pages allocated to anything, times the page size.
+    pub allocated: u64,
+}
+
 /// The routes of every trip, in one file.
 pub struct RouteStore {
     db: Database,
+    path: std::path::PathBuf,
     figures_cache: figures_cache::FiguresCache,
 }
 
@@ -161,6 +182,7 @@ impl RouteStore {
         txn.commit()?;
         Ok(Self {
             db,
+            path: path.to_path_buf(),
             figures_cache: figures_cache::FiguresCache::default(),
         })
     }
@@ -280,6 +302,39 @@ impl RouteStore {
             .compact(redb::CompactionMode::Maximum)
             .map_err(|e| RouteStoreError::Store(e.into()))?;
         Ok(())
+    }
+
+    /// The length of the store's file, bytes (free pages kept for later commits included).
+    pub fn file_bytes(&self) -> std::io::Result<u64> {
+        Ok(std::fs::metadata(&self.path)?.len())
+    }
+
+    /// Where the file's bytes go: each table's keys and values, metadata and unused room,
+    /// and every allocated page (the rest of the file is free pages kept for later
+    /// commits, which [`RouteStore::compact`] gives back).
+    pub fn space(&self) -> Result<StoreSpace, RouteStoreError> {
+        use redb::ReadableTableMetadata;
+        fn of(stats: redb::TableStats) -> TableSpace {
+            TableSpace {
+                stored: stats.stored_bytes(),
+                metadata: stats.metadata_bytes(),
+                fragmented: stats.fragmented_bytes(),
+            }
+        }
+        let txn = self.db.begin_write()?;
+        let tables = vec![
+            ("chunks", of(txn.open_table(CHUNKS)?.stats()?)),
+            ("figures", of(txn.open_table(FIGURES)?.stats()?)),
+            ("cells", of(txn.open_table(CELLS)?.stats()?)),
+            ("fresh", of(txn.open_table(FRESH)?.stats()?)),
+            ("pieces", of(txn.open_table(PIECES)?.stats()?)),
+        ];
+        let stats = txn.stats()?;
+        txn.abort()?;
+        Ok(StoreSpace {
+            tables,
+            allocated: stats.allocated_pages() * stats.page_size() as u64,
+        })
     }
 
     /// `trip`'s points with `from <= ts <= to`, after `after` (a page's last `ts`), at

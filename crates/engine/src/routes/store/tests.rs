@@ -204,6 +204,49 @@ fn an_erased_trip_leaves_no_point_and_others_keep_theirs() {
     assert_eq!(store.count("kept").expect("counts"), 1_000);
 }
 
+#[test]
+fn a_fresh_piece_fills_its_pages_and_a_compaction_gives_freed_space_back() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mut store = RouteStore::open(&dir.path().join("routes.redb")).expect("opens");
+    let ids: Vec<String> = (0..20_000).map(|i| format!("bench:trip:{i}")).collect();
+    let points: Vec<(&str, RoutePoint)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let p = stored(1_700_000_000_000 + i as i64, 10.0 + i as f64 * 1e-4, 20.0);
+            (id.as_str(), p)
+        })
+        .collect();
+    store.add_fresh(&points).expect("writes a piece");
+    let space = store.space().expect("reads the space");
+    let (_, fresh) = space
+        .tables
+        .iter()
+        .find(|(name, _)| *name == "fresh")
+        .expect("a fresh table");
+    // Blobs cut to fit a page: at most a tenth of the pages' room unused (blobs just over
+    // a page left about half of it).
+    assert!(
+        fresh.fragmented * 10 <= fresh.stored + fresh.fragmented,
+        "fresh pieces: {fresh:?}"
+    );
+    let settling = store.start_settling().expect("reads");
+    let mut settling = settling.expect("a piece to settle");
+    while !store.settle_some(&mut settling, 4_096).expect("settles") {}
+    let before = store.file_bytes().expect("a file");
+    store.compact().expect("compacts");
+    let after = store.file_bytes().expect("a file");
+    assert!(after < before, "compacted from {before} to {after} bytes");
+    for (trip, p) in points.iter().step_by(997) {
+        assert_eq!(
+            store
+                .read(trip, i64::MIN, i64::MAX, None, 10)
+                .expect("reads"),
+            (vec![*p], false)
+        );
+    }
+}
+
 /// What happens to the store with fresh pieces, in the engine's order of things.
 #[derive(Debug, Clone)]
 enum FreshStep {
