@@ -22,19 +22,27 @@ pub(super) const GAP: Duration = Duration::from_secs(10 * 60);
 /// The state of the compaction policy.
 #[derive(Debug, Default)]
 pub(super) struct Compaction {
-    /// The file's length after the last compaction, or when first seen.
-    baseline: Option<u64>,
+    /// The file's length after the last compaction, or when the store was opened (0 for
+    /// a new file).
+    baseline: u64,
     /// When the last compaction ended.
     last: Option<Instant>,
 }
 
 impl Compaction {
+    /// The policy for a store whose file was `bytes` long when opened.
+    pub(super) fn opened(bytes: u64) -> Self {
+        Self {
+            baseline: bytes,
+            last: None,
+        }
+    }
+
     /// Whether a file of `bytes` should be compacted at `now`.
-    pub(super) fn due(&mut self, bytes: u64, now: Instant) -> bool {
-        let baseline = *self.baseline.get_or_insert(bytes);
-        let grown = bytes.saturating_sub(baseline);
+    pub(super) fn due(&self, bytes: u64, now: Instant) -> bool {
+        let grown = bytes.saturating_sub(self.baseline);
         grown >= MIN_GROWTH
-            && bytes >= baseline.saturating_mul(2)
+            && bytes >= self.baseline.saturating_mul(2)
             && self
                 .last
                 .is_none_or(|last| now.saturating_duration_since(last) >= GAP)
@@ -42,7 +50,7 @@ impl Compaction {
 
     /// A compaction ended at `now`, leaving a file of `bytes`.
     pub(super) fn done(&mut self, bytes: u64, now: Instant) {
-        self.baseline = Some(bytes);
+        self.baseline = bytes;
         self.last = Some(now);
     }
 }
@@ -56,8 +64,7 @@ mod tests {
     #[test]
     fn compacts_a_file_doubled_by_enough_and_not_again_within_the_gap() {
         let start = Instant::now();
-        let mut policy = Compaction::default();
-        // First seen at 300 MiB: the baseline.
+        let mut policy = Compaction::opened(300 * MIB);
         assert!(!policy.due(300 * MIB, start));
         // Grown by half: not yet.
         assert!(!policy.due(450 * MIB, start));
@@ -72,11 +79,12 @@ mod tests {
     #[test]
     fn a_small_file_is_left_alone_however_much_it_grew() {
         let start = Instant::now();
-        let mut policy = Compaction::default();
+        // A new file.
+        let policy = Compaction::default();
         assert!(!policy.due(MIB, start));
         // A hundred times larger, but by less than the least growth.
         assert!(!policy.due(100 * MIB, start));
-        assert!(!policy.due(MIN_GROWTH, start));
-        assert!(policy.due(MIN_GROWTH + MIB, start));
+        assert!(!policy.due(MIN_GROWTH - MIB, start));
+        assert!(policy.due(MIN_GROWTH, start));
     }
 }

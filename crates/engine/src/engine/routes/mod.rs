@@ -318,6 +318,7 @@ impl Routes {
         let fresh = store.fresh_pieces()?;
         if let Ok(bytes) = store.file_bytes() {
             self.inner.file_bytes.store(bytes, Ordering::Relaxed);
+            *self.inner.compaction.lock() = compaction::Compaction::opened(bytes);
         }
         let _ = self.inner.store.set(RwLock::new(store));
         self.inner.fresh_pieces.store(fresh, Ordering::SeqCst);
