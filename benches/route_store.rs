@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use proxima::routes::RoutePoint;
-use proxima::routes::codec::{self, MAX_CHUNK_POINTS};
+use proxima::routes::codec;
 use proxima::routes::keys::{chunk_key, trip_prefix};
 
 const TRIPS: usize = 2_000;
@@ -78,7 +78,7 @@ impl Kv for Redb {
                     table.remove(key.as_slice()).expect("remove");
                 }
                 merge(&mut points, *p);
-                for part in points.chunks(MAX_CHUNK_POINTS) {
+                for part in codec::split(&points) {
                     bytes.clear();
                     codec::encode(part, &mut bytes);
                     table
@@ -202,7 +202,7 @@ impl Kv for Fjall {
                     write.remove(&self.chunks, key.to_vec());
                 }
                 merge(&mut points, p);
-                for part in points.chunks(MAX_CHUNK_POINTS) {
+                for part in codec::split(&points) {
                     bytes.clear();
                     codec::encode(part, &mut bytes);
                     write.insert(&self.chunks, chunk_key(&prefix, part[0].ts), bytes.clone());

@@ -9,10 +9,12 @@
 //! `cargo run --release -p proxima-engine --example route_pieces [TRIPS PIECE PIECES PART
 //! WAY [PLACES]]` (defaults 1,000,000 250,000 32 4,096 both anywhere; WAY is `straight`,
 //! `pieces` or `both`; PLACES is `anywhere`, every point at a random place on the globe, a
-//! new cell and country lookup each, or `near`, each trip's points within about 100 m of
-//! its own start, as `proxima bench --workload trips` sends them) prints each round's
-//! points a second and
-//! microseconds a point, three rounds a way, each way on a fresh store.
+//! new cell and country lookup each, `near`, each trip's points within about 100 m of
+//! its own start, as `proxima bench --workload trips` sends them, or `walk`, each trip a
+//! phone on a walk, a fix every 5 s, 7 m on, with 2 m of noise) prints each round's
+//! points a second and microseconds a point, three rounds a way, each way on a fresh
+//! store; then the store's bytes a point, table by table, before and after compacting
+//! (`SPACE=1`: after each round's pieces and settling too).
 
 use std::time::Instant;
 
@@ -30,10 +32,12 @@ fn main() {
         .map(|a| a.parse().expect("numbers: TRIPS PIECE PIECES PART"))
         .collect();
     let which = words.get(4).map_or("both", String::as_str);
-    let near = match words.get(5).map_or("anywhere", String::as_str) {
-        "anywhere" => false,
-        "near" => true,
-        other => panic!("PLACES is anywhere or near, not {other:?}"),
+    let places = words.get(5).map_or("anywhere", String::as_str);
+    let (near, walk) = match places {
+        "anywhere" => (false, false),
+        "near" => (true, false),
+        "walk" => (false, true),
+        other => panic!("PLACES is anywhere, near or walk, not {other:?}"),
     };
     let arg = |i: usize, default: usize| args.get(i).copied().unwrap_or(default);
     let (trips, piece, pieces, part) = (
@@ -57,6 +61,22 @@ fn main() {
             rng ^= rng << 17;
             rng
         };
+        // Each trip's walk: where it is, its heading (radians) and its last `ts`.
+        let mut walkers: Vec<(f64, f64, f64, i64)> = if walk {
+            (0..trips)
+                .map(|t| {
+                    let h = (t as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                    (
+                        (h % 1_200_000) as f64 / 1e4 - 60.0,
+                        ((h >> 24) % 3_400_000) as f64 / 1e4 - 170.0,
+                        (h >> 40) as f64,
+                        1_700_000_000_000,
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         for round in 0..3 {
             let mut written = Vec::new();
             for k in 0..pieces {
@@ -69,6 +89,25 @@ fn main() {
                             (next() % 1_600_000) as f64 / 1e4 - 80.0,
                             (next() % 3_500_000) as f64 / 1e4 - 175.0,
                         );
+                        if walk {
+                            // A phone on a walk: a fix every 5 s (give or take 0.5 s), 7 m
+                            // on, turning gently, with 2 m of noise.
+                            let (wlat, wlon, heading, wts) = &mut walkers[t];
+                            *heading += ((next() % 2_001) as f64 / 1_000.0 - 1.0) * 0.2;
+                            *wlat += 7.0 / 111_195.0 * heading.cos();
+                            *wlon += 7.0 / (111_195.0 * wlat.to_radians().cos()) * heading.sin();
+                            *wts += 4_500 + (next() % 1_001) as i64;
+                            let noise =
+                                |r: u64| ((r % 2_001) as f64 / 1_000.0 - 1.0) * 2.0 / 111_195.0;
+                            return (
+                                trip,
+                                RoutePoint {
+                                    ts: *wts,
+                                    lat: *wlat + noise(next()),
+                                    lon: *wlon + noise(next()),
+                                },
+                            );
+                        }
                         if near {
                             // The trip's own start (a hash of its number), and a step
                             // of up to 0.001 degrees from it.

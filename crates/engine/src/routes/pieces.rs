@@ -5,12 +5,12 @@
 //! between two blobs, so one trip's fresh points in a piece are in the one blob whose first
 //! trip is the last at or before it. A blob is a run of entries in trip key order
 //! ([`super::keys::trip_prefix`]), each: the trip's prefix, the chunk's length (`u32`
-//! little-endian), then the chunk ([`super::codec`]: at most
-//! [`MAX_CHUNK_POINTS`] points in increasing `ts` order, each once). A trip with more
-//! points in a piece has several entries in a row.
+//! little-endian), then the chunk ([`super::codec`]: the points [`codec::split`] puts in
+//! one, in increasing `ts` order, each once). A trip with more points in a piece has
+//! several entries in a row.
 
 use super::RoutePoint;
-use super::codec::{self, CodecError, MAX_CHUNK_POINTS};
+use super::codec::{self, CodecError};
 
 /// The most bytes a blob holds, unless one trip's entries alone take more: a trip's
 /// entries are found by decoding its blob up to them, so blobs are kept small (a read of
@@ -93,13 +93,13 @@ impl PieceWriter {
             return;
         }
         self.entries.clear();
-        for part in points.chunks(MAX_CHUNK_POINTS) {
+        for part in codec::split(points) {
             self.entries.extend_from_slice(prefix);
             let at = self.entries.len();
             self.entries.extend_from_slice(&[0; 4]);
             codec::encode(part, &mut self.entries);
             let len = u32::try_from(self.entries.len() - at - 4)
-                .expect("a chunk of at most MAX_CHUNK_POINTS points is far under 4 GiB");
+                .expect("a chunk of at most MAX_CHUNK_BYTES is far under 4 GiB");
             self.entries[at..at + 4].copy_from_slice(&len.to_le_bytes());
         }
         if self.current.len() + self.entries.len() > BLOB_BYTES {

@@ -8,7 +8,7 @@ use redb::ReadableTable;
 
 use super::{CELLS, CHUNKS, FIGURES, RouteStoreError};
 use crate::geometry::haversine_m;
-use crate::routes::codec::{self, MAX_CHUNK_POINTS};
+use crate::routes::codec;
 use crate::routes::keys::{chunk_key, chunk_start, trip_prefix};
 use crate::routes::places;
 use crate::routes::{RoutePoint, TripFigures};
@@ -71,7 +71,7 @@ impl<'txn> Tables<'txn> {
 
     /// Merges `new` (sorted by `ts`, each once) into `trip`'s chunks: the chunks their
     /// times fall in are read, merged (a point already stored wins) and written back, split
-    /// into chunks of at most [`MAX_CHUNK_POINTS`], and the trip's figures are corrected
+    /// into chunks as [`codec::split`] cuts them, and the trip's figures are corrected
     /// for the points added. Gives how many of `new` were stored already.
     pub(super) fn merge(&mut self, trip: &str, new: &[RoutePoint]) -> Result<u64, RouteStoreError> {
         let (Some(lo), Some(hi)) = (new.first().map(|p| p.ts), new.last().map(|p| p.ts)) else {
@@ -169,15 +169,16 @@ impl<'txn> Tables<'txn> {
         };
         // The chunks as they now split; an old key written again is overwritten, not
         // removed first (the usual case: points added at the end of the last chunk).
-        let new_keys: Vec<Vec<u8>> = merged
-            .chunks(MAX_CHUNK_POINTS)
+        let parts: Vec<&[RoutePoint]> = codec::split(&merged).collect();
+        let new_keys: Vec<Vec<u8>> = parts
+            .iter()
             .map(|part| chunk_key(&prefix, part[0].ts))
             .collect();
         for key in old_keys.iter().filter(|k| !new_keys.contains(k)) {
             chunks.remove(key.as_slice())?;
         }
         let mut bytes = Vec::new();
-        for (key, part) in new_keys.iter().zip(merged.chunks(MAX_CHUNK_POINTS)) {
+        for (key, part) in new_keys.iter().zip(&parts) {
             bytes.clear();
             codec::encode(part, &mut bytes);
             chunks.insert(key.as_slice(), bytes.as_slice())?;
@@ -190,7 +191,7 @@ impl<'txn> Tables<'txn> {
 
     /// Stores `new` (sorted by `ts`, each once, every one later than `last`, the trip's
     /// last stored point) at the end of the trip's route: appended to the bytes of its last
-    /// chunk up to [`MAX_CHUNK_POINTS`], the rest in new chunks; the distance grows by the
+    /// chunk as far as they fit ([`codec::fitting`]), the rest in new chunks; the distance grows by the
     /// legs from `last` on. Neither the stored points nor their legs are worked out again,
     /// which made a settling cost in proportion to the length of the last chunk (a sixth of
     /// the route thread's time went to the haversine of legs already counted).
@@ -222,7 +223,7 @@ impl<'txn> Tables<'txn> {
         let mut figures = figures.clone();
         let mut rest = new;
         {
-            let room = MAX_CHUNK_POINTS.saturating_sub(end.count).min(rest.len());
+            let room = codec::fitting(Some((&bytes, &end)), rest);
             if room > 0 {
                 let mut out = Vec::with_capacity(bytes.len() + 2 + room * 8);
                 codec::append(&bytes, &end, &rest[..room], &mut out);
@@ -231,7 +232,7 @@ impl<'txn> Tables<'txn> {
             }
         }
         let mut bytes = Vec::new();
-        for part in rest.chunks(MAX_CHUNK_POINTS) {
+        for part in codec::split(rest) {
             bytes.clear();
             codec::encode(part, &mut bytes);
             self.chunks

@@ -38,7 +38,7 @@
 //!   end of the key space. Writing a piece touches a few thousand keys in order, whatever
 //!   the number of trips in it.
 //! - **Settled chunks**: each trip's points in chunks of at most
-//!   [`MAX_CHUNK_POINTS`](super::codec::MAX_CHUNK_POINTS), keyed by (trip, first `ts`) and
+//!   [`MAX_CHUNK_BYTES`](super::codec::MAX_CHUNK_BYTES), keyed by (trip, first `ts`) and
 //!   delta-encoded ([`super::codec`]), with the trip's figures and explored cells beside
 //!   them. Settling reads the chunks the new points' times fall in, merges (each `ts`
 //!   once: the point that reached the store first wins, so applying a change twice is a
