@@ -13,9 +13,9 @@
 //!
 //! A phone reporting every 5 s while walking moves a few metres a point: its steps repeat,
 //! so the delta of deltas takes 1 byte, and a coordinate delta of ~500 units 2 bytes each:
-//! a point costs about 5 bytes against 24 as three raw numbers (6 with plain `ts` deltas;
-//! on disk, with the store's pages, 5.9 bytes a point after compacting: see
-//! [`super::RouteStore`]).
+//! a point costs about 5 bytes against 24 as three raw numbers (6 with plain `ts` deltas).
+//! On disk, with the store's keys, figures and pages, a walk with a fix every 5 s and 2 m
+//! of noise takes 6.9 bytes a point once compacted (the `route_pieces` example, `walk`).
 
 use super::RoutePoint;
 
