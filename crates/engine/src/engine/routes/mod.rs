@@ -11,7 +11,9 @@
 //!   the bound, and the back pressure;
 //! - the route thread settles the pieces into each trip's chunks when [`SETTLE_PIECES`]
 //!   wait, or when writes pause, in parts of [`SETTLE_PART`] trips a piece, writing new
-//!   pieces between parts when points pile up ([`RouteStore::settle_some`]).
+//!   pieces between parts when points pile up ([`RouteStore::settle_some`]);
+//! - after a settling, the route thread compacts the store's file when it has grown enough
+//!   to pay for the pause ([`compaction`]).
 //!
 //! Settling touches each trip's chunks once for all its points in the pieces, where storing
 //! each batch's points straight into the chunks touched them once a batch: measured with a

@@ -206,7 +206,7 @@ impl RouteStore {
 
     /// Settles the next part of `settling`: the fresh points of up to about `trips` trips
     /// a piece, in one transaction. Gives `true` when every piece of it is settled (and
-    /// dropped). That last part, and every [`DURABLE_EVERY_PARTS`]th, is made durable, so
+    /// dropped). That last part, and every fourth, is made durable, so
     /// that `redb` can reuse the pages the settling freed.
     pub fn settle_some(
         &self,
