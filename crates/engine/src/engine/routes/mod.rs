@@ -83,6 +83,8 @@ struct Inner {
     fresh_pieces: AtomicU64,
     /// How many pushes there have been (the route thread sees a pause by it).
     pushes: AtomicU64,
+    /// How many points have been pushed (the route thread's measure of the write rate).
+    pushed_points: AtomicU64,
     /// Held while points go from `pending` into the store, so that each trip's points
     /// reach it in the order they arrived.
     storing: Mutex<()>,
@@ -188,8 +190,9 @@ impl Inner {
     }
 
     /// Compacts the store's file when the policy says it pays ([`compaction`]), under the
-    /// store's write lock: called with no fresh piece left.
-    fn compact_if_due(&self) {
+    /// store's write lock: called with no fresh piece left, with the points filed a second
+    /// lately.
+    fn compact_if_due(&self, rate: f64) {
         let before = match self.store().read().file_bytes() {
             Ok(bytes) => bytes,
             Err(e) => {
@@ -198,7 +201,12 @@ impl Inner {
             }
         };
         self.file_bytes.store(before, Ordering::Relaxed);
-        if !self.compaction.lock().due(before, Instant::now()) {
+        let writes = compaction::Writes {
+            pending: self.pending_points.load(Ordering::Relaxed),
+            rate,
+            bound: MAX_PENDING,
+        };
+        if !self.compaction.lock().due(before, Instant::now(), writes) {
             return;
         }
         let started = Instant::now();
@@ -266,6 +274,8 @@ impl Inner {
 fn run(inner: Weak<Inner>) {
     let mut last_piece = Instant::now();
     let mut seen_pushes = 0;
+    // When the last round began, and the points pushed by then: the write rate since.
+    let mut round = (Instant::now(), 0u64);
     while let Some(inner) = inner.upgrade() {
         {
             let mut awake = inner.awake.lock();
@@ -286,18 +296,22 @@ fn run(inner: Weak<Inner>) {
             last_piece = Instant::now();
         }
         let fresh = inner.store().read().fresh_pieces();
+        let this_round = (Instant::now(), inner.pushed_points.load(Ordering::Relaxed));
         match fresh {
             Ok(pieces) if pieces >= SETTLE_PIECES || (paused && pieces > 0) => {
                 inner.settle();
                 if inner.fresh_pieces.load(Ordering::SeqCst) == 0
                     && !inner.closed.load(Ordering::Acquire)
                 {
-                    inner.compact_if_due();
+                    let points = inner.pushed_points.load(Ordering::Relaxed);
+                    let secs = round.0.elapsed().as_secs_f64().max(1e-3);
+                    inner.compact_if_due(points.saturating_sub(round.1) as f64 / secs);
                 }
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "route store: its fresh pieces not read"),
         }
+        round = this_round;
     }
 }
 
@@ -340,6 +354,9 @@ impl Routes {
         });
         let count = points.len();
         self.inner.pushes.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .pushed_points
+            .fetch_add(count as u64, Ordering::Relaxed);
         let waiting = {
             let mut pending = self.inner.pending.lock();
             pending.append(points);
