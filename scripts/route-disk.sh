@@ -7,11 +7,20 @@
 # the file's length and its blocks on disk (`du`) a point, before and after the wait, and
 # the server's compaction log line.
 #
-#   scripts/route-disk.sh [TRAVELLERS] [DURATION]   (defaults 100000 120)
+# With MOVES `walk`, the travellers walk (`proxima bench --walk`: 7 m a report, a path)
+# instead of reporting a random point within 100 m of their start each time.
+#
+#   scripts/route-disk.sh [TRAVELLERS] [DURATION] [MOVES]   (defaults 100000 120 jitter)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 travellers=${1:-100000}
 duration=${2:-120}
+moves=()
+case "${3:-jitter}" in
+  jitter) ;;
+  walk) moves=(--walk) ;;
+  *) echo "MOVES is jitter or walk" >&2; exit 2 ;;
+esac
 port=${PORT:-7897}
 . scripts/lib.sh
 
@@ -26,7 +35,7 @@ sizes() {
 start_server "$port" --traveller-ttl 86400
 "$bin" bench --target "http://127.0.0.1:$port" --workload trips \
   --travellers "$travellers" --load-travellers "$travellers" --duration "$duration" \
-  --json >"$work/bench.json"
+  "${moves[@]}" --json >"$work/bench.json"
 read -r len_before du_before < <(sizes)
 for _ in $(seq 1 120); do
   [ "$(metric proxima_route_store_compactions)" != "0" ] && break

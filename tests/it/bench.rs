@@ -31,6 +31,7 @@ async fn every_workload_runs_for_a_second_without_errors() {
         seed: 7,
         distribution: proxima_bench::data::Distribution::SqrtPopulation,
         fields: Some("id,distance_m".into()),
+        walk: false,
         key: None,
         json: true,
     };

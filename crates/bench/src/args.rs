@@ -167,6 +167,12 @@ pub struct BenchConfig {
     #[arg(long)]
     pub fields: Option<String>,
 
+    /// Travellers walk away from where they start, about 7 m a report with 2 m of noise
+    /// (a path, as a phone on a walk reports it), instead of reporting a random point
+    /// within about 100 m of their start each time.
+    #[arg(long)]
+    pub walk: bool,
+
     /// API key to send as a bearer token.
     #[arg(long, env = "PROXIMA_BENCH_KEY", hide_env_values = true)]
     pub key: Option<String>,

@@ -168,6 +168,7 @@ pub async fn run(
         scenario.drawn = Some(cities);
     }
     scenario.fields.clone_from(&config.fields);
+    scenario.walk = config.walk;
     let scenario = Arc::new(scenario);
     let key = config.key.as_deref();
     match &target {

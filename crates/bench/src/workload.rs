@@ -1,6 +1,6 @@
 //! The workloads and the requests they send.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
 use bytes::Bytes;
 use hyper::Method;
@@ -150,8 +150,12 @@ pub struct Scenario {
     pub k: usize,
     /// Updates per batch for `positions`.
     pub batch: usize,
+    /// Whether travellers walk from their start ([`Scenario::moved`]).
+    pub walk: bool,
     /// Each traveller's newest timestamp sent, so that its next is newer.
     last_ts: Box<[AtomicI64]>,
+    /// Each traveller's reports so far, for walks.
+    steps: Box<[AtomicU32]>,
 }
 
 /// Whether a request is a query or an update (the mixed workload reports queries apart).
@@ -173,6 +177,7 @@ impl Scenario {
         batch: usize,
     ) -> Self {
         let last_ts = travellers.iter().map(|_| AtomicI64::new(0)).collect();
+        let steps = travellers.iter().map(|_| AtomicU32::new(0)).collect();
         Self {
             centres,
             drawn: None,
@@ -181,7 +186,9 @@ impl Scenario {
             radius_m,
             k,
             batch,
+            walk: false,
             last_ts,
+            steps,
         }
     }
 
@@ -208,10 +215,25 @@ impl Scenario {
         }
     }
 
-    /// A traveller and a position a small step (up to ~100 m) from where it started.
+    /// A traveller and a position a small step (up to ~100 m) from where it started; or,
+    /// walking, its next point on a path from there: 7 m a report in its own direction,
+    /// weaving 30 m either side, with 2 m of noise.
     fn moved(&self, rng: &mut SmallRng) -> (usize, f64, f64) {
         let i = rng.random_range(0..self.travellers.len());
         let p = self.travellers[i];
+        if self.walk {
+            const M_PER_DEG: f64 = 111_195.0;
+            let k = f64::from(self.steps[i].fetch_add(1, Ordering::Relaxed));
+            let heading = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as f64 / u64::MAX as f64
+                * std::f64::consts::TAU;
+            let (along, aside) = (7.0 * k, 30.0 * (k / 25.0).sin());
+            let north = along * heading.cos() - aside * heading.sin() + rng.random_range(-2.0..2.0);
+            let east = along * heading.sin() + aside * heading.cos() + rng.random_range(-2.0..2.0);
+            let lat = (p.lat + north / M_PER_DEG).clamp(-89.9, 89.9);
+            let lon = p.lon + east / (M_PER_DEG * lat.to_radians().cos());
+            let lon = (lon + 180.0).rem_euclid(360.0) - 180.0;
+            return (i, lat, lon);
+        }
         let lat = (p.lat + rng.random_range(-0.001..0.001)).clamp(-90.0, 90.0);
         let lon = (p.lon + rng.random_range(-0.001..0.001)).clamp(-180.0, 180.0);
         (i, lat, lon)
@@ -414,6 +436,39 @@ mod tests {
     fn scenario() -> std::sync::Arc<Scenario> {
         let p = LatLon::new(60.17, 24.94).expect("valid");
         std::sync::Arc::new(Scenario::new(vec![p], vec![p; 10], 2000.0, 20, 3))
+    }
+
+    #[test]
+    fn walkers_step_about_seven_metres_a_report_along_a_path_even_near_a_pole() {
+        for start in [(60.17, 24.94), (89.99, 179.999), (-45.0, -179.99)] {
+            let p = LatLon::new(start.0, start.1).expect("valid");
+            let mut s = Scenario::new(vec![p], vec![p], 2000.0, 20, 1);
+            s.walk = true;
+            let mut rng = SmallRng::seed_from_u64(3);
+            let points: Vec<(f64, f64)> = (0..400)
+                .map(|_| {
+                    let (i, lat, lon) = s.moved(&mut rng);
+                    assert_eq!(i, 0);
+                    assert!(LatLon::new(lat, lon).is_ok(), "{lat}, {lon} on the globe");
+                    (lat, lon)
+                })
+                .collect();
+            let metres = |a: (f64, f64), b: (f64, f64)| {
+                proxima_engine::geometry::haversine_m(
+                    LatLon::new(a.0, a.1).expect("valid"),
+                    LatLon::new(b.0, b.1).expect("valid"),
+                )
+            };
+            if start.0 < 89.0 {
+                // 7 m on, weaving, with up to 2 m of noise in each coordinate at each end.
+                for w in points.windows(2) {
+                    let step = metres(w[0], w[1]);
+                    assert!((1.0..=13.0).contains(&step), "a step of {step} m");
+                }
+                // A path: 400 steps take it kilometres away, not round its start.
+                assert!(metres(points[0], points[399]) > 2_000.0);
+            }
+        }
     }
 
     #[test]
