@@ -28,24 +28,49 @@ pub struct Nats {
     cluster_args: Vec<String>,
 }
 
+/// Tries to start a `nats-server` (or a cluster of them) this many times, on fresh ports
+/// each time: a port found free is released before the server binds it, and a test running
+/// beside may take it meanwhile (two cluster tests once failed together so).
+const ATTEMPTS: usize = 5;
+
+/// A loopback port free when asked.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 impl Nats {
     /// Starts one, or `None` (the test is skipped) when there is no `nats-server`.
     pub fn start(test: &str) -> Option<Self> {
-        Self::start_with(test, |_| Vec::new())
+        let program = Self::program(test)?;
+        let mut last = String::new();
+        for _ in 0..ATTEMPTS {
+            match Self::launch(program.clone(), |_| Vec::new()) {
+                Ok(nats) => return Some(nats),
+                Err(e) => last = e,
+            }
+        }
+        panic!("nats-server did not start in {ATTEMPTS} attempts: {last}");
     }
 
-    /// Starts one whose extra arguments `args(port)` gives, or `None` (skipped).
-    fn start_with(test: &str, args: impl FnOnce(u16) -> Vec<String>) -> Option<Self> {
-        let program = crate::common::outside_program(
+    /// The `nats-server` program, or `None` (skipped).
+    fn program(test: &str) -> Option<std::path::PathBuf> {
+        crate::common::outside_program(
             test,
             "nats-server",
             "PROXIMA_REQUIRE_NATS",
             "apt-get install nats-server",
-        )?;
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        )
+    }
+
+    /// Starts one on a free port with the extra arguments `args(port)` gives.
+    fn launch(
+        program: std::path::PathBuf,
+        args: impl FnOnce(u16) -> Vec<String>,
+    ) -> Result<Self, String> {
+        let port = free_port();
         let mut nats = Self {
             program,
             child: None,
@@ -53,8 +78,8 @@ impl Nats {
             store: tempfile::tempdir().expect("a store dir"),
             cluster_args: args(port),
         };
-        nats.restart();
-        Some(nats)
+        nats.try_restart()?;
+        Ok(nats)
     }
 
     /// `nats://127.0.0.1:PORT`.
@@ -88,6 +113,14 @@ impl Nats {
 
     /// Starts the server again on the same port and store, and waits until it listens.
     pub fn restart(&mut self) {
+        if let Err(e) = self.try_restart() {
+            panic!("{e}");
+        }
+    }
+
+    /// [`Nats::restart`], or why the server did not listen: it ended (its port taken, say),
+    /// or it did not listen within 20 s (it is then killed).
+    fn try_restart(&mut self) -> Result<(), String> {
         self.kill();
         let child = Command::new(&self.program)
             .args([
@@ -110,9 +143,25 @@ impl Nats {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not listen");
+            let ended = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = ended {
+                self.child = None;
+                return Err(format!(
+                    "nats-server on port {} ended ({status}): {}",
+                    self.port,
+                    self.log_tail(5)
+                ));
+            }
+            if Instant::now() >= deadline {
+                self.kill();
+                return Err(format!("nats-server did not listen on port {}", self.port));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
+        Ok(())
     }
 }
 
@@ -125,36 +174,42 @@ impl Drop for Nats {
 /// Three `nats-server`s forming one JetStream cluster on loopback ports, or `None`
 /// (skipped).
 pub fn nats_cluster(test: &str) -> Option<Vec<Nats>> {
-    let free = || {
-        TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port()
-    };
-    let routes: Vec<u16> = (0..3).map(|_| free()).collect();
-    let all = routes
-        .iter()
-        .map(|p| format!("nats://127.0.0.1:{p}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut servers = Vec::new();
-    for (i, route) in routes.iter().enumerate() {
-        let all = all.clone();
-        let server = Nats::start_with(test, |_| {
-            vec![
-                "--name".into(),
-                format!("n{i}"),
-                "--cluster_name".into(),
-                "proxima-test".into(),
-                "--cluster".into(),
-                format!("nats://127.0.0.1:{route}"),
-                "--routes".into(),
-                all,
-            ]
-        })?;
-        servers.push(server);
+    let program = Nats::program(test)?;
+    let mut last = String::new();
+    'attempt: for _ in 0..ATTEMPTS {
+        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let all = routes
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut servers = Vec::new();
+        for (i, route) in routes.iter().enumerate() {
+            let all = all.clone();
+            let started = Nats::launch(program.clone(), |_| {
+                vec![
+                    "--name".into(),
+                    format!("n{i}"),
+                    "--cluster_name".into(),
+                    "proxima-test".into(),
+                    "--cluster".into(),
+                    format!("nats://127.0.0.1:{route}"),
+                    "--routes".into(),
+                    all,
+                ]
+            });
+            match started {
+                Ok(server) => servers.push(server),
+                Err(e) => {
+                    // Those started are killed as they drop; all again on fresh ports.
+                    last = e;
+                    continue 'attempt;
+                }
+            }
+        }
+        return Some(servers);
     }
-    Some(servers)
+    panic!("a nats-server cluster did not start in {ATTEMPTS} attempts: {last}");
 }
 
 /// A Proxima node of cluster `name` on `nats`.
