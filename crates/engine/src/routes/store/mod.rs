@@ -28,8 +28,9 @@
 //!   the store has made durable ([`RouteStore::make_durable`]).
 //! - `fjall` erases faster (a range of tombstones), but erasures are rare, and an erased
 //!   trip's bytes stay on its disk until a compaction reaches them.
-//! - The cost of `redb`'s copy-on-write is space freed and kept for later commits; it is
-//!   given back by [`RouteStore::compact`].
+//! - The cost of `redb`'s copy-on-write is space freed and kept for later commits, and
+//!   pages left part full; it is given back by [`RouteStore::compact`], which the engine's
+//!   route thread runs when the file has doubled and writes are light (`engine::routes`).
 //!
 //! Two levels, both in the one file, so that one commit holds them and the applied
 //! sequence together:
