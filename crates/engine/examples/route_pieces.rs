@@ -145,9 +145,6 @@ fn main() {
                 if let Some(mut settling) = store.start_settling().expect("reads") {
                     while !store.settle_some(&mut settling, part).expect("settles") {}
                 }
-                if std::env::var_os("DURABLE").is_some() {
-                    store.make_durable(0).expect("syncs");
-                }
                 if std::env::var_os("SPACE").is_some() {
                     report_space(&store, &path, n, "settled");
                 }

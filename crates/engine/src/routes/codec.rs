@@ -123,22 +123,8 @@ pub fn fitting(chunk: Option<(&[u8], &ChunkEnd)>, points: &[RoutePoint]) -> usiz
     };
     let mut taken = 0;
     for p in points {
-        let (ts, lat, lon) = (p.ts, to_units(p.lat), to_units(p.lon));
-        let (bytes, step) = match previous {
-            None => (
-                varint_len(zigzag(ts)) + varint_len(zigzag(lat)) + varint_len(zigzag(lon)),
-                0,
-            ),
-            Some(((pts, plat, plon), step)) => {
-                let this_step = ts.wrapping_sub(pts);
-                (
-                    varint_len(zigzag(this_step.wrapping_sub(step)))
-                        + varint_len(zigzag(lat.wrapping_sub(plat)))
-                        + varint_len(zigzag(lon.wrapping_sub(plon))),
-                    this_step,
-                )
-            }
-        };
+        let (numbers, state) = point_numbers(previous, p);
+        let bytes: usize = numbers.into_iter().map(varint_len).sum();
         let total = varint_len(count as u64 + 1) + body + bytes;
         if count > 0 && (count + 1 > MAX_CHUNK_POINTS || total > MAX_CHUNK_BYTES) {
             break;
@@ -146,7 +132,7 @@ pub fn fitting(chunk: Option<(&[u8], &ChunkEnd)>, points: &[RoutePoint]) -> usiz
         count += 1;
         body += bytes;
         taken += 1;
-        previous = Some(((ts, lat, lon), step));
+        previous = Some(state);
     }
     taken
 }
@@ -172,30 +158,38 @@ fn varint_len(n: u64) -> usize {
 
 /// Appends the points' bytes after the point `previous` (with its step), or as a chunk's
 /// first points.
-fn encode_body(
-    mut previous: Option<((i64, i64, i64), i64)>,
-    points: &[RoutePoint],
-    out: &mut Vec<u8>,
-) {
+fn encode_body(mut previous: Option<Previous>, points: &[RoutePoint], out: &mut Vec<u8>) {
     for p in points {
-        let (ts, lat, lon) = (p.ts, to_units(p.lat), to_units(p.lon));
-        let step = match previous {
-            None => {
-                put_varint(out, zigzag(ts));
-                put_varint(out, zigzag(lat));
-                put_varint(out, zigzag(lon));
-                0
-            }
-            Some(((pts, plat, plon), step)) => {
-                debug_assert!(ts > pts, "points in increasing ts order");
-                let this_step = ts.wrapping_sub(pts);
-                put_varint(out, zigzag(this_step.wrapping_sub(step)));
-                put_varint(out, zigzag(lat.wrapping_sub(plat)));
-                put_varint(out, zigzag(lon.wrapping_sub(plon)));
-                this_step
-            }
-        };
-        previous = Some(((ts, lat, lon), step));
+        let (numbers, state) = point_numbers(previous, p);
+        for n in numbers {
+            put_varint(out, n);
+        }
+        previous = Some(state);
+    }
+}
+
+/// A point as the next one is written against: its `ts` and coordinates in stored units,
+/// and its `ts` step from the point before (0 for a chunk's first).
+type Previous = ((i64, i64, i64), i64);
+
+/// The three numbers written for `p` after `previous`, or as a chunk's first point; and
+/// `p` as the next point's `previous`.
+fn point_numbers(previous: Option<Previous>, p: &RoutePoint) -> ([u64; 3], Previous) {
+    let (ts, lat, lon) = (p.ts, to_units(p.lat), to_units(p.lon));
+    match previous {
+        None => ([zigzag(ts), zigzag(lat), zigzag(lon)], ((ts, lat, lon), 0)),
+        Some(((pts, plat, plon), step)) => {
+            debug_assert!(ts > pts, "points in increasing ts order");
+            let this_step = ts.wrapping_sub(pts);
+            (
+                [
+                    zigzag(this_step.wrapping_sub(step)),
+                    zigzag(lat.wrapping_sub(plat)),
+                    zigzag(lon.wrapping_sub(plon)),
+                ],
+                ((ts, lat, lon), this_step),
+            )
+        }
     }
 }
 
