@@ -324,3 +324,13 @@ pub fn outside_program(
     }
     found
 }
+
+/// A port free on 127.0.0.1 when asked, for an outside program (`nats-server`,
+/// `chromedriver`) to bind: something else may take it meanwhile, so the cluster tests start
+/// `nats-server` again on fresh ports when it ends before listening.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}

@@ -8,14 +8,13 @@
 //! Without `chromedriver` on the `PATH` the tests print that they were skipped, unless
 //! `PROXIMA_REQUIRE_BROWSER=1` (set by `.ci/run`), which makes that a failure.
 
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::TestServer;
+use crate::common::{TestServer, free_port};
 
 mod comparison;
 mod devices;
@@ -47,10 +46,7 @@ impl Browser {
             "apt-get install chromium chromium-driver",
         )?;
         let turn = ONE_AT_A_TIME.lock().await;
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let child = Command::new(driver)
             .arg(format!("--port={port}"))
             // Its own process group, so that the browsers it starts go with it.

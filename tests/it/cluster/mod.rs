@@ -10,12 +10,11 @@ mod events;
 mod faults;
 mod processes;
 
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::TestServer;
+use crate::common::{TestServer, free_port};
 
 /// A `nats-server` with JetStream on a loopback port, its store in a temporary directory;
 /// killed when dropped.
@@ -32,14 +31,6 @@ pub struct Nats {
 /// each time: a port found free is released before the server binds it, and a test running
 /// beside may take it meanwhile (two cluster tests once failed together so).
 const ATTEMPTS: usize = 5;
-
-/// A loopback port free when asked.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
 
 impl Nats {
     /// Starts one, or `None` (the test is skipped) when there is no `nats-server`.
