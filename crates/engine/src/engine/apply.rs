@@ -105,22 +105,28 @@ impl Change for Positions {
         // is in; judged inline (a cluster, tests), each move is judged as it is applied.
         let background = engine.judging.is_background();
         let mut moved = Vec::new();
-        for u in &self.updates {
-            if engine.travellers.update(u, now) == UpdateOutcome::Applied {
-                applied += 1;
-                if observed {
-                    let at = SeenAt {
-                        position: u.position,
-                        ts: u.ts,
-                        seen_ms: u.ts.min(now),
-                    };
-                    if background {
-                        moved.push((u.id.as_str(), at));
-                    } else {
-                        engine.changed(&u.id, Cause::Moved, now, Some(at));
-                    }
+        let seen_at = |u: &crate::travellers::PositionUpdate| SeenAt {
+            position: u.position,
+            ts: u.ts,
+            seen_ms: u.ts.min(now),
+        };
+        if observed && !background {
+            for u in &self.updates {
+                if engine.travellers.update(u, now) == UpdateOutcome::Applied {
+                    applied += 1;
+                    engine.changed(&u.id, Cause::Moved, now, Some(seen_at(u)));
                 }
             }
+        } else {
+            // Judged after the batch, or not at all: applied shard by shard (a traveller's
+            // reports still in the batch's order), which is faster.
+            engine.travellers.update_each(&self.updates, now, |i| {
+                applied += 1;
+                if observed {
+                    let u = &self.updates[i];
+                    moved.push((u.id.as_str(), seen_at(u)));
+                }
+            });
         }
         if !moved.is_empty() {
             engine.judging.mark_moved(moved, now);

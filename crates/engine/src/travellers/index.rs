@@ -9,7 +9,7 @@ use parking_lot::RwLock;
 
 use super::cells::{CellIndex, Cover, FINE};
 use super::record::Record;
-use super::shard::{Handle, SHARD_BITS, SHARDS, Shard, handle, split};
+use super::shard::{Handle, SHARD_BITS, SHARDS, Shard, WARM_GROUP, handle, split};
 use super::sharing::TripShare;
 use super::{
     CurrentRecord, PositionUpdate, Seen, SeenAt, Sharing, TrailPoint, TravellerAt, TravellerConfig,
@@ -83,21 +83,79 @@ impl TravellerIndex {
     ) -> (UpdateOutcome, Option<R>) {
         let (hash, s) = self.locate(&update.id);
         let mut shard = self.shards[s].write();
-        let slot = match shard.find(hash, &update.id) {
-            Some(slot) => slot,
-            None => {
-                let seen_ms = update.ts.min(received_ms);
-                if received_ms.saturating_sub(seen_ms) > self.config.ttl_ms {
-                    // Already expired: nothing to create.
-                    return (UpdateOutcome::Stale, None);
-                }
-                shard.insert(hash, &update.id, &self.hasher)
-            }
+        let Some(slot) = self.slot_for(&mut shard, hash, update, received_ms) else {
+            return (UpdateOutcome::Stale, None);
         };
         let outcome = self.apply(handle(s, slot), shard.record_mut(slot), update, received_ms);
         let then = (outcome == UpdateOutcome::Applied)
             .then(|| moved(self.seen(handle(s, slot), shard.record(slot))));
         (outcome, then)
+    }
+
+    /// Applies a batch's reports received at `received_ms`, each as [`TravellerIndex::update`]
+    /// would, and calls `applied` with the index of each that moved its traveller. A
+    /// traveller's reports are applied in the batch's order; different travellers' are not.
+    ///
+    /// The reports are applied shard by shard, each shard locked once for all of its, and
+    /// the records of a shard's reports are read in stages before any is changed (their
+    /// id table's buckets, then the records, then their trails), so that their cache misses
+    /// overlap rather than come one after another: with a million travellers, finding and
+    /// changing the record was about half of an update's time, one miss after another.
+    pub fn update_each(
+        &self,
+        updates: &[PositionUpdate],
+        received_ms: i64,
+        mut applied: impl FnMut(usize),
+    ) {
+        let mut order: Vec<(u32, u32, u64)> = updates
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                let (hash, s) = self.locate(&u.id);
+                let i = u32::try_from(i).expect("fewer than 2^32 reports in a batch");
+                (s as u32, i, hash)
+            })
+            .collect();
+        // By shard, each shard's reports in the batch's order.
+        order.sort_unstable_by_key(|&(s, i, _)| (s, i));
+        for run in order.chunk_by(|a, b| a.0 == b.0) {
+            let s = run[0].0 as usize;
+            let mut shard = self.shards[s].write();
+            for group in run.chunks(WARM_GROUP) {
+                shard.warm(group.iter().map(|&(_, _, hash)| hash));
+                for &(_, i, hash) in group {
+                    let update = &updates[i as usize];
+                    let Some(slot) = self.slot_for(&mut shard, hash, update, received_ms) else {
+                        continue;
+                    };
+                    let outcome =
+                        self.apply(handle(s, slot), shard.record_mut(slot), update, received_ms);
+                    if outcome == UpdateOutcome::Applied {
+                        applied(i as usize);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The slot of `update`'s traveller (whose id hashes to `hash`) in `shard`, made if
+    /// there is none; `None` when there is none and the report has already expired
+    /// (nothing to make).
+    fn slot_for(
+        &self,
+        shard: &mut Shard,
+        hash: u64,
+        update: &PositionUpdate,
+        received_ms: i64,
+    ) -> Option<u32> {
+        if let Some(slot) = shard.find(hash, &update.id) {
+            return Some(slot);
+        }
+        let seen_ms = update.ts.min(received_ms);
+        if received_ms.saturating_sub(seen_ms) > self.config.ttl_ms {
+            return None;
+        }
+        Some(shard.insert(hash, &update.id, &self.hasher))
     }
 
     /// A record as observers see it.

@@ -402,3 +402,64 @@ fn a_clock_weeks_ahead_keeps_its_exact_times_through_a_snapshot() {
     assert!(index.get("t", Some("t"), 10_000 + ahead + 1_001).is_some());
     assert!(index.get("t", Some("t"), 10_000 + ahead + 1_002).is_none());
 }
+
+proptest! {
+    #![proptest_config(crate::testing::proptest_config(128))]
+
+    /// A batch applied shard by shard (`update_each`) leaves the index as the same reports
+    /// applied one at a time do, and tells the same reports applied: repeats of a traveller
+    /// in a batch, late and expired reports, new travellers, and moves across cells.
+    #[test]
+    fn a_batch_applied_together_equals_its_reports_applied_in_turn(
+        before in prop::collection::vec((0usize..40, coordinate(), -12_000i64..3_000), 0..60),
+        batch in prop::collection::vec((0usize..40, coordinate(), -12_000i64..3_000), 0..120),
+    ) {
+        let config = TravellerConfig { trail_capacity: 3, ttl_ms: TTL };
+        let (together, in_turn) = (TravellerIndex::new(config), TravellerIndex::new(config));
+        let now = 1_000_000i64;
+        let report = |(id, (lat, lon), offset): (usize, (f64, f64), i64)| {
+            PositionUpdate::new(format!("t{id}"), lat, lon, now + offset, None, None).expect("valid")
+        };
+        for r in before {
+            let u = report(r);
+            together.update(&u, now);
+            in_turn.update(&u, now);
+        }
+        for id in 0..40 {
+            let public = Sharing::new(Visibility::Public, vec![]).expect("valid");
+            together.set_sharing(&format!("t{id}"), public.clone());
+            in_turn.set_sharing(&format!("t{id}"), public);
+        }
+        let batch: Vec<PositionUpdate> = batch.into_iter().map(report).collect();
+        let later = now + 2_000;
+        let mut applied_together = Vec::new();
+        together.update_each(&batch, later, |i| applied_together.push(i));
+        applied_together.sort_unstable();
+        let applied_in_turn: Vec<usize> = batch
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| in_turn.update(u, later) == UpdateOutcome::Applied)
+            .map(|(i, _)| i)
+            .collect();
+        prop_assert_eq!(applied_together, applied_in_turn);
+        let records = |index: &TravellerIndex| {
+            let mut all = Vec::new();
+            index.export(|r| { all.push(r); Ok::<(), ()>(()) }).expect("exported");
+            all.sort_by(|a, b| a.id.cmp(&b.id));
+            all
+        };
+        prop_assert_eq!(records(&together), records(&in_turn));
+        // Each traveller is in the cell of its position: the whole world's search finds the
+        // same travellers at the same places.
+        let everyone = |index: &TravellerIndex| {
+            let mut hits: Vec<(String, LatLon)> = index
+                .nearby(LatLon::new(0.0, 0.0).expect("valid"), 2.1e7, 1_000, None, later)
+                .into_iter()
+                .map(|h| (h.at.id, h.at.position))
+                .collect();
+            hits.sort_by(|a, b| a.0.cmp(&b.0));
+            hits
+        };
+        prop_assert_eq!(everyone(&together), everyone(&in_turn));
+    }
+}
