@@ -63,9 +63,9 @@ impl Shard {
         &mut self.chunks[slot as usize / CHUNK][slot as usize % CHUNK]
     }
 
-    /// Reads the records the ids hashing to `hashes` (the first [`WARM_GROUP`]) may be, and their
-    /// trails, in stages: each stage's loads do not wait for each other, so that the
-    /// lookups and changes after find them in the cache.
+    /// Reads the records that the ids hashing to `hashes` (the first [`WARM_GROUP`]) may
+    /// be, and their trails, in stages: each stage's loads do not wait for each other, so
+    /// that the lookups and changes after find them in the cache.
     pub(super) fn warm(&self, hashes: impl Iterator<Item = u64>) {
         let mut records: [Option<&Record>; WARM_GROUP] = [None; WARM_GROUP];
         for (record, hash) in records.iter_mut().zip(hashes) {

@@ -77,7 +77,8 @@ struct Inner {
     pending: Mutex<PendingPoints>,
     /// An empty buffer with room, swapped for `pending` when the route thread takes every
     /// point waiting, so that writers fill grown memory instead of growing a fresh buffer
-    /// (whose page faults took a tenth of the workers' time in the trips workload).
+    /// from nothing (its copies and the kernel zeroing its fresh pages showed on the write
+    /// path in `perf` of the trips workload).
     spare: Mutex<PendingPoints>,
     /// The points being written, grouped by trip (filled again for each piece, under
     /// `storing`).
