@@ -6,6 +6,10 @@
 #   stop_server
 #   start_redis PORT                     # a redis-server, persistence off; sets $redis
 #   stop_redis
+#   server_cpu_s                         # $server's CPU time so far (user + system), s
+#   updates_applied PORT                 # its proxima_position_updates_applied_total
+#
+# start_server runs "$bin" as it is when called: set it to run another build.
 bin=target/release/proxima
 cargo build --release --quiet
 work=$(mktemp -d)
@@ -53,4 +57,13 @@ stop_redis() {
   kill "$redis"
   wait "$redis" 2>/dev/null || true
   redis=
+}
+
+server_cpu_s() {
+  awk -v t="$(getconf CLK_TCK)" '{printf "%.2f\n", ($14 + $15) / t}' "/proc/$server/stat"
+}
+
+updates_applied() {
+  curl -sf "http://127.0.0.1:$1/metrics" |
+    awk '/^proxima_position_updates_applied_total/ {printf "%.0f\n", $2}'
 }

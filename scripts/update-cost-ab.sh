@@ -12,56 +12,36 @@
 # `scripts/update-cost-ab.sh /tmp/proxima-old target/release/proxima`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-old=$1
-new=$2
+old=$(realpath "$1")
+new=$(realpath "$2")
 rounds=${3:-3}
 travellers=${4:-200000}
 duration=${5:-10}
 port=${PORT:-7899}
+. scripts/lib.sh
 target="http://127.0.0.1:$port"
-ticks=$(getconf CLK_TCK)
-work=$(mktemp -d)
-server=
-cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-cpu_s() { awk -v t="$ticks" '{printf "%.2f\n", ($14 + $15) / t}' "/proc/$server/stat"; }
-applied() {
-  curl -sf "$target/metrics" | awk '/^proxima_position_updates_applied_total/ {printf "%.0f\n", $2}'
+# The same load generator for both builds.
+bench() {
+  "$new" bench --target "$target" --distribution sqrt-population --travellers "$travellers" "$@"
 }
 
 for round in $(seq 1 "$rounds"); do
   for build in old new; do
-    binary=$old
-    [ "$build" = new ] && binary=$new
+    bin=$old
+    [ "$build" = new ] && bin=$new
     for fences in none fences; do
-      rm -rf "$work/data"
-      "$binary" serve --data-dir "$work/data" --no-sample --listen "127.0.0.1:$port" \
-        --snapshot-every 0 >"$work/server.log" 2>&1 &
-      server=$!
-      for _ in $(seq 1 100); do
-        curl -sf "$target/readyz" >/dev/null && break
-        sleep 0.1
-      done
-      bench() {
-        "$new" bench --target "$target" --distribution sqrt-population --travellers "$travellers" "$@"
-      }
+      start_server "$port"
       bench --load-travellers "$travellers" --workload healthz --duration 0.5 >/dev/null
       if [ "$fences" = fences ]; then
         bench --workload fences --keep-fences --duration 1 --warmup 0 >/dev/null
       fi
-      c0=$(cpu_s)
-      a0=$(applied)
+      c0=$(server_cpu_s)
+      a0=$(updates_applied "$port")
       bench --workload positions --duration "$duration" --warmup 0 >/dev/null
-      c1=$(cpu_s)
-      a1=$(applied)
+      c1=$(server_cpu_s)
+      a1=$(updates_applied "$port")
       echo "$round $build $fences $c0 $c1 $a0 $a1" | tee -a "$work/cost.txt"
-      kill "$server"
-      wait "$server" 2>/dev/null || true
-      server=
+      stop_server
     done
   done
 done

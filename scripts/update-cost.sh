@@ -22,12 +22,6 @@ duration=${3:-10}
 port=${PORT:-7898}
 . scripts/lib.sh
 target="http://127.0.0.1:$port"
-ticks=$(getconf CLK_TCK)
-
-cpu_s() { awk -v t="$ticks" '{printf "%.2f\n", ($14 + $15) / t}' "/proc/$server/stat"; }
-applied() {
-  curl -sf "$target/metrics" | awk '/^proxima_position_updates_applied_total/ {printf "%.0f\n", $2}'
-}
 bench() {
   "$bin" bench --target "$target" --distribution sqrt-population --travellers "$travellers" "$@"
 }
@@ -45,11 +39,11 @@ for round in $(seq 1 "$rounds"); do
       roaming-all) bench --workload roaming --roaming-every 1 --keep-fences --duration 1 --warmup 0 >/dev/null ;;
       *) bench --workload "$fences" --keep-fences --duration 1 --warmup 0 >/dev/null ;;
     esac
-    c0=$(cpu_s)
-    a0=$(applied)
+    c0=$(server_cpu_s)
+    a0=$(updates_applied "$port")
     bench --workload positions --duration "$duration" --warmup 0 >/dev/null
-    c1=$(cpu_s)
-    a1=$(applied)
+    c1=$(server_cpu_s)
+    a1=$(updates_applied "$port")
     echo "$round $fences $c0 $c1 $a0 $a1" | tee -a "$work/cost.txt"
     stop_server
   done
