@@ -58,7 +58,7 @@ pub struct Cities {
 }
 
 /// Kilometres per degree of latitude.
-const KM_PER_DEGREE: f64 = 111.195;
+pub(crate) const KM_PER_DEGREE: f64 = 111.195;
 
 impl Cities {
     /// The bundled cities, weighted by `distribution`.

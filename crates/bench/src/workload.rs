@@ -7,8 +7,12 @@ use hyper::Method;
 use rand::Rng;
 use rand::rngs::SmallRng;
 
+use super::data::KM_PER_DEGREE;
 use super::http::Call;
 use proxima_engine::geometry::LatLon;
+
+/// Metres per degree of latitude.
+const M_PER_DEGREE: f64 = KM_PER_DEGREE * 1_000.0;
 
 /// What a benchmark run exercises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,15 +226,14 @@ impl Scenario {
         let i = rng.random_range(0..self.travellers.len());
         let p = self.travellers[i];
         if self.walk {
-            const M_PER_DEG: f64 = 111_195.0;
             let k = f64::from(self.steps[i].fetch_add(1, Ordering::Relaxed));
             let heading = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as f64 / u64::MAX as f64
                 * std::f64::consts::TAU;
             let (along, aside) = (7.0 * k, 30.0 * (k / 25.0).sin());
             let north = along * heading.cos() - aside * heading.sin() + rng.random_range(-2.0..2.0);
             let east = along * heading.sin() + aside * heading.cos() + rng.random_range(-2.0..2.0);
-            let lat = (p.lat + north / M_PER_DEG).clamp(-89.9, 89.9);
-            let lon = p.lon + east / (M_PER_DEG * lat.to_radians().cos());
+            let lat = (p.lat + north / M_PER_DEGREE).clamp(-89.9, 89.9);
+            let lon = p.lon + east / (M_PER_DEGREE * lat.to_radians().cos());
             let lon = (lon + 180.0).rem_euclid(360.0) - 180.0;
             return (i, lat, lon);
         }
@@ -381,7 +384,7 @@ impl Scenario {
 
     /// The square of side `2 × radius` around `c`: `(west, south, east, north)`.
     pub fn square(&self, c: LatLon) -> (f64, f64, f64, f64) {
-        let d = self.radius_m / 111_195.0;
+        let d = self.radius_m / M_PER_DEGREE;
         (
             (c.lon - d).max(-180.0),
             (c.lat - d).max(-90.0),
