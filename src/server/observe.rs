@@ -134,6 +134,10 @@ pub fn render(engine: &Engine) -> String {
     let (route_bytes, compactions) = engine.route_store_file();
     metrics::gauge!("proxima_route_store_bytes").set(route_bytes as f64);
     metrics::gauge!("proxima_route_store_compactions").set(compactions as f64);
+    let backlog = engine.route_backlog();
+    metrics::gauge!("proxima_route_fresh_pieces").set(backlog.fresh_pieces as f64);
+    metrics::gauge!("proxima_route_store_behind").set(f64::from(u8::from(backlog.behind)));
+    metrics::counter!("proxima_route_writes_refused_total").absolute(backlog.refused);
     if let Some(wal) = engine.wal_stats() {
         metrics::gauge!("proxima_wal_bytes").set(wal.bytes as f64);
         metrics::gauge!("proxima_wal_records").set(wal.records as f64);

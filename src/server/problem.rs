@@ -16,7 +16,8 @@ use crate::zones::ZoneError;
 
 /// Marks a response whose 5xx status is part of normal operation, not a failure worth a
 /// warning in the log: a `not-ready` answer while the server loads its data (load
-/// balancers poll `/readyz` through a whole recovery).
+/// balancers poll `/readyz` through a whole recovery), and a `routes-behind` refusal (back
+/// pressure under overload, logged once an episode by the engine, not once a request).
 #[derive(Debug, Clone, Copy)]
 pub struct ExpectedUnavailable;
 
@@ -24,6 +25,9 @@ pub struct ExpectedUnavailable;
 /// first answer is still to be kept): not to be given again to later retries.
 #[derive(Debug, Clone, Copy)]
 pub struct Unsettled;
+
+/// The problem type of [`EngineError::RoutesBehind`].
+const ROUTES_BEHIND: &str = "routes-behind";
 
 /// The problem type of [`ClusterError::AlreadyApplied`].
 const ALREADY_APPLIED: &str = "already-applied";
@@ -304,6 +308,12 @@ impl From<EngineError> for ApiError {
                 ZoneError::Area(_) => Self::bad_body(e.to_string()),
             },
             EngineError::RouteTooLong { .. } => Self::bad_parameter(e.to_string()),
+            EngineError::RoutesBehind => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ROUTES_BEHIND,
+                "Route store behind",
+                e.to_string(),
+            ),
             EngineError::Routes(e) => {
                 tracing::error!(error = %e, "route store failed");
                 Self::new(
@@ -442,7 +452,7 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if self.slug == NOT_READY {
+        if self.slug == NOT_READY || self.slug == ROUTES_BEHIND {
             response.extensions_mut().insert(ExpectedUnavailable);
         }
         if self.slug == ALREADY_APPLIED {
@@ -478,5 +488,19 @@ mod tests {
             std::time::Duration::from_secs(1)
         )));
         assert!(!expected(ApiError::internal("test", &"boom")));
+    }
+
+    #[test]
+    fn a_write_refused_while_routes_are_behind_is_a_503_to_retry() {
+        let response = ApiError::from(EngineError::RoutesBehind).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from_static("1"))
+        );
+        assert!(
+            response.extensions().get::<ExpectedUnavailable>().is_some(),
+            "back pressure, not a failure: not a warning a request"
+        );
     }
 }

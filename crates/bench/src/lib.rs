@@ -85,6 +85,19 @@ impl Target {
     }
 }
 
+/// How the target took an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// Done (2xx, or Redis's success).
+    Done,
+    /// Refused for now, to be tried again after the wait (429 or 503 with `Retry-After`):
+    /// the connection waits as a well-behaved client does, instead of sending more work
+    /// that would be refused too and take the server's CPU from catching up.
+    Refused(Duration),
+    /// Any other error answer.
+    Failed,
+}
+
 /// A connection to either kind of target.
 enum Client {
     Http(Conn),
@@ -99,14 +112,22 @@ impl Client {
         })
     }
 
-    /// Sends an operation; `Ok(false)` if the target answered with an error.
-    async fn send(&mut self, scenario: &Scenario, op: &workload::Op) -> std::io::Result<bool> {
+    /// Sends an operation; how the target took it.
+    async fn send(&mut self, scenario: &Scenario, op: &workload::Op) -> std::io::Result<Sent> {
         match self {
-            Self::Http(conn) => conn
-                .send(scenario.http(op))
-                .await
-                .map(|(status, _)| status < 300),
-            Self::Redis(conn) => conn.send(&redis::command(scenario, op)).await,
+            Self::Http(conn) => {
+                let answer = conn.send_told(scenario.http(op)).await?;
+                Ok(match (answer.status, answer.retry_after) {
+                    (..300, _) => Sent::Done,
+                    (429 | 503, Some(wait)) => Sent::Refused(wait),
+                    _ => Sent::Failed,
+                })
+            }
+            Self::Redis(conn) => Ok(if conn.send(&redis::command(scenario, op)).await? {
+                Sent::Done
+            } else {
+                Sent::Failed
+            }),
         }
     }
 }
@@ -270,6 +291,8 @@ struct Tally {
     queries: Histogram<u64>,
     ops: u64,
     errors: u64,
+    /// Of `errors`, the refusals that said when to retry (429 or 503 with `Retry-After`).
+    refused: u64,
     updates: u64,
 }
 
@@ -310,6 +333,7 @@ async fn run_workload(
                 queries: histogram(),
                 ops: 0,
                 errors: 0,
+                refused: 0,
                 updates: 0,
             };
             // Stagger the open-loop schedules so connections do not fire in lockstep.
@@ -344,12 +368,20 @@ async fn run_workload(
                 let outcome = conn.send(&scenario, &op).await;
                 let done = Instant::now();
                 progress.fetch_add(1, Ordering::Relaxed);
-                let ok = matches!(outcome, Ok(true));
+                let ok = matches!(outcome, Ok(Sent::Done));
+                let refused = match outcome {
+                    Ok(Sent::Refused(wait)) => Some(wait),
+                    _ => None,
+                };
                 if let (true, Some(acks)) = (ok, &acks) {
                     acks.acked(&op, done);
                 }
                 if outcome.is_err() {
                     conn = Client::open(&target, key.as_deref()).await?;
+                }
+                if let Some(wait) = refused {
+                    // Waited out as told, but never past the workload's end.
+                    tokio::time::sleep_until(end.min(done + wait).into()).await;
                 }
                 if intended < measure_from || done > end {
                     continue;
@@ -367,6 +399,7 @@ async fn run_workload(
                     tally.updates += updates;
                 } else {
                     tally.errors += 1;
+                    tally.refused += u64::from(refused.is_some());
                 }
             }
             Ok::<Tally, BenchError>(tally)
@@ -378,6 +411,7 @@ async fn run_workload(
         queries: histogram(),
         ops: 0,
         errors: 0,
+        refused: 0,
         updates: 0,
     };
     for task in tasks {
@@ -386,6 +420,7 @@ async fn run_workload(
         total.queries.add(&tally.queries).expect("same bounds");
         total.ops += tally.ops;
         total.errors += tally.errors;
+        total.refused += tally.refused;
         total.updates += tally.updates;
     }
     ticker.abort();
@@ -399,6 +434,7 @@ async fn run_workload(
         throughput_per_s: total.ops as f64 / duration_s,
         latency_us: Percentiles::of(&total.all),
         errors: total.errors,
+        refused: total.refused,
         query_latency_us: (workload == Workload::Mixed).then(|| Percentiles::of(&total.queries)),
         updates_per_s: workload
             .sends_batches()

@@ -51,6 +51,9 @@ pub struct Report {
     pub latency_us: Percentiles,
     /// Failed requests (non-2xx answers and transport errors).
     pub errors: u64,
+    /// Of `errors`, those the target refused for now with a `Retry-After` (429, or 503 as
+    /// when the route store is behind): the connection waited as told before going on.
+    pub refused: u64,
     /// For the mixed workload: the queries' latency alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub query_latency_us: Option<Percentiles>,
@@ -152,6 +155,12 @@ pub fn table(reports: &[Report]) -> String {
             r.latency_us.max,
             r.errors
         ));
+        if r.refused > 0 {
+            out.push_str(&format!(
+                "{:<18} {:>7} of the errors, {} refused for now (waited out as told by Retry-After)\n",
+                "", "", r.refused
+            ));
+        }
         if let Some(q) = &r.query_latency_us {
             out.push_str(&format!(
                 "{:<18} {:>7} queries only: p50 {} µs, p99 {} µs\n",
@@ -239,6 +248,7 @@ mod tests {
             throughput_per_s: 10.0,
             latency_us: p,
             errors: 0,
+            refused: 0,
             query_latency_us: None,
             updates_per_s: None,
             vs_positions: None,

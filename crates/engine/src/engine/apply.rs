@@ -94,6 +94,20 @@ impl Change for Positions {
     const ORDER: Order = Order::TravellersShared;
     type Outcome = PositionCounts;
 
+    fn check(&self, engine: &Engine) -> Result<(), EngineError> {
+        // The route store's bound: while it is behind, a batch that would add trip points
+        // is refused whole (nothing logged); one with none goes on.
+        if engine.routes.behind()
+            && engine
+                .trips
+                .holds_any(self.updates.iter().map(|u| (u.id.as_str(), u.ts)))
+        {
+            engine.routes.refuse();
+            return Err(EngineError::RoutesBehind);
+        }
+        Ok(())
+    }
+
     fn apply(self, engine: &Engine, _now_ms: i64) -> Result<PositionCounts, EngineError> {
         let now = self.received_ms;
         // Fences and live maps are judged after the write (off its path on a single node):

@@ -76,6 +76,7 @@ pub use routes::ROUTES_FILE;
 pub use track_import::{TRACK_CHUNK_POINTS, TrackChunk};
 pub use travellers::TravellerAreaPage;
 pub use trip_reads::{MAX_WHOLE_ROUTE_POINTS, StayAt, StayPoi};
+pub use trips::RouteBacklog;
 
 use self::mutation::{Change, Logged, Order, Reported};
 use crate::clock::Clock;
@@ -163,6 +164,12 @@ pub enum EngineError {
         /// The most points a whole-route read takes.
         max: usize,
     },
+    /// The route store is behind its writes, so a write holding trip points was refused
+    /// before it was logged (nothing of it applied); retrying after a moment succeeds.
+    #[error(
+        "the route store is behind its writes: positions on trips are refused until it catches up; nothing of this request was applied"
+    )]
+    RoutesBehind,
     /// A strict import found bad records, so none was imported.
     #[error("strict import refused: {skipped} bad record(s), nothing was imported; the first, at {}: {}", first.location, first.reason)]
     StrictImport {

@@ -28,6 +28,17 @@ use crate::routes::{RoutePoint, TripFigures};
 use crate::travellers::PositionUpdate;
 use crate::trips::{Link, Trip, TripRecord};
 
+/// The route store's backlog, for metrics ([`Engine::route_backlog`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteBacklog {
+    /// Fresh pieces waiting to be settled into trips' chunks.
+    pub fresh_pieces: u64,
+    /// Whether they are past the bound, so that writes holding trip points are refused.
+    pub behind: bool,
+    /// Writes refused since the start because the store was behind.
+    pub refused: u64,
+}
+
 impl Engine {
     /// Creates or replaces a trip.
     pub fn put_trip(&self, trip: Trip) -> Result<Written<Stored>, EngineError> {
@@ -64,6 +75,17 @@ impl Engine {
     /// first), and how many times it was compacted since the start.
     pub fn route_store_file(&self) -> (u64, u64) {
         self.routes.file()
+    }
+
+    /// The route store's backlog: fresh pieces waiting to be settled, whether that is past
+    /// the bound (so that writes holding trip points are refused), and how many writes were
+    /// refused since the start.
+    pub fn route_backlog(&self) -> RouteBacklog {
+        RouteBacklog {
+            fresh_pieces: self.routes.fresh_pieces(),
+            behind: self.routes.behind(),
+            refused: self.routes.refused(),
+        }
     }
 
     /// A trip's figures, kept as its points arrived (no point read).

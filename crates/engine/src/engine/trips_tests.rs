@@ -8,7 +8,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use super::fence_model_tests::{OWNER, engine};
-use super::{Engine, EngineConfig, LiveConfig};
+use super::{Engine, EngineConfig, EngineError, LiveConfig};
 use crate::clock::{Clock, ManualClock};
 use crate::events::{Cause, EventKind, Next};
 use crate::fences::{Fence, FenceKind};
@@ -248,6 +248,107 @@ fn routes_followers_and_links_survive_a_restart_replaying_only_the_tail() {
     );
     assert!(engine.open_link(&token).is_some(), "the link still opens");
     assert!(snapshot.seq > 0);
+}
+
+#[test]
+fn positions_on_trips_are_refused_unlogged_while_the_route_store_is_behind_and_taken_after() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let clock = Arc::new(ManualClock::new(START));
+    let engine = persistent(clock.clone());
+    engine
+        .recover(dir.path(), WalOptions::default())
+        .expect("opens");
+    let _ = engine.put_trip(trip("t", "ann", START, None)).expect("put");
+    drop(engine);
+    // A backlog left by a run the route thread could not keep up with: one piece past the
+    // bound, each holding one point of the trip.
+    let backlog = super::routes::MAX_FRESH_PIECES as i64 + 1;
+    {
+        let store =
+            crate::routes::RouteStore::open(&dir.path().join(super::ROUTES_FILE)).expect("opens");
+        for i in 0..backlog {
+            let point = RoutePoint {
+                ts: START + 1_000 + i,
+                lat: HERE.lat,
+                lon: HERE.lon,
+            };
+            store
+                .add_fresh_trips([("t", &[point][..])])
+                .expect("written");
+        }
+    }
+    let engine = persistent(clock.clone());
+    engine
+        .recover(dir.path(), WalOptions::default())
+        .expect("recovers");
+    assert!(engine.route_backlog().behind);
+    let at = |who: &str, ts: i64| {
+        PositionUpdate::new(who.into(), HERE.lat, HERE.lon, ts, None, None).expect("valid")
+    };
+
+    // A batch holding no trip point goes on.
+    let _ = engine
+        .update_positions(vec![at("bob", START + 10)])
+        .expect("taken")
+        .wait();
+    assert!(engine.traveller("bob", Some("bob")).is_some());
+    // One holding a trip point is refused whole, with nothing of it applied or logged.
+    let refused = engine.update_positions(vec![at("bob", START + 20), at("ann", START + 20)]);
+    assert!(
+        matches!(refused, Err(EngineError::RoutesBehind)),
+        "{refused:?}"
+    );
+    assert!(engine.traveller("ann", Some("ann")).is_none());
+    let bob = engine.traveller("bob", Some("bob")).expect("seen");
+    assert_eq!(
+        bob.at.ts,
+        START + 10,
+        "the refused batch's other report is not applied"
+    );
+    assert_eq!(engine.route_backlog().refused, 1);
+
+    // The refusal woke the route thread; once it has settled, the same batch is taken.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match engine.update_positions(vec![at("bob", START + 20), at("ann", START + 20)]) {
+            Ok(written) => {
+                let _ = written.wait();
+                break;
+            }
+            Err(EngineError::RoutesBehind) => {
+                assert!(std::time::Instant::now() < deadline, "never caught up");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(!engine.route_backlog().behind);
+    assert_eq!(engine.route_backlog().fresh_pieces, 0);
+    let route = engine
+        .route("t", i64::MIN, i64::MAX, None, 10_000)
+        .expect("reads")
+        .0;
+    let mut expected: Vec<i64> = (0..backlog).map(|i| START + 1_000 + i).collect();
+    expected.push(START + 20);
+    expected.sort_unstable();
+    assert_eq!(route.iter().map(|p| p.ts).collect::<Vec<_>>(), expected);
+    drop(engine);
+
+    // The refused attempts were never logged: a restart replays only the taken batches.
+    let engine = persistent(clock);
+    let report = engine
+        .recover(dir.path(), WalOptions::default())
+        .expect("recovers");
+    let route = engine
+        .route("t", i64::MIN, i64::MAX, None, 10_000)
+        .expect("reads")
+        .0;
+    assert_eq!(route.len(), expected.len());
+    assert_eq!(
+        engine.traveller("bob", Some("bob")).expect("seen").at.ts,
+        START + 20
+    );
+    assert!(report.replayed >= 2);
 }
 
 #[derive(Debug, Clone)]

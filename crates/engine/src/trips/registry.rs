@@ -123,6 +123,13 @@ impl Trips {
             .holding_each(reports, |i, entry| found(i, entry.id()));
     }
 
+    /// Whether any of `reports` (traveller, `ts`) falls in a trip.
+    pub fn holds_any<'a>(&self, reports: impl IntoIterator<Item = (&'a str, i64)>) -> bool {
+        let mut holds = false;
+        self.for_each_holding(reports, |_, _| holds = true);
+        holds
+    }
+
     /// A trip's record.
     pub fn get(&self, id: &str) -> Option<TripRecord> {
         self.state.read().trips.get(id).map(record)

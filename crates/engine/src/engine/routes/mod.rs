@@ -15,6 +15,15 @@
 //! - after a settling, the route thread compacts the store's file when it has grown enough
 //!   to pay for the pause ([`compaction`]).
 //!
+//! Fresh pieces have a bound too, [`MAX_FRESH_PIECES`]: when writes arrive faster than the
+//! route thread settles them for long, pieces written between the parts of a settling pile
+//! up (on the 2-core machine, trips at 680,000 points a second for 30 s left a 2.28 GB
+//! file), and every reader of a trip reads a blob of each. Past the bound the store is
+//! [`Routes::behind`]: position writes that hold trip points are refused before they are
+//! logged (the edge answers 503 with `Retry-After`), so that the writers wait for the
+//! route thread instead of the disk and the readers paying for it. What cannot be refused
+//! (recovery, a cluster node applying its stream) still goes through.
+//!
 //! Settling touches each trip's chunks once for all its points in the pieces, where storing
 //! each batch's points straight into the chunks touched them once a batch: measured with a
 //! million travellers, all on trips, reporting in batches of 1,000 (`scripts/trips-bench.sh`),
@@ -30,8 +39,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
@@ -40,6 +49,7 @@ use crate::routes::{RoutePoint, RouteStore};
 
 mod compaction;
 mod pending;
+mod thread;
 
 use pending::ByTrip;
 pub(crate) use pending::PendingPoints;
@@ -59,6 +69,11 @@ const PIECE_EVERY: Duration = Duration::from_secs(10);
 /// Fresh pieces that make the route thread settle them: each reader of a trip reads a
 /// blob of each, and settling more at once touches each trip's chunks less often.
 const SETTLE_PIECES: u64 = 32;
+/// Fresh pieces past which the store is behind its writes ([`Routes::behind`]): three
+/// settlings' worth, about 24 million points. A settling of [`SETTLE_PIECES`] takes a few
+/// seconds, during which new pieces are written; a bound nearer to it would refuse writes
+/// under loads the thread keeps up with.
+pub(crate) const MAX_FRESH_PIECES: u64 = 3 * SETTLE_PIECES;
 /// Trips a piece settled in one transaction (readers and new pieces get in between).
 const SETTLE_PART: usize = 4_096;
 /// The longest the route thread sleeps.
@@ -107,6 +122,11 @@ struct Inner {
     file_bytes: AtomicU64,
     /// Compactions done since the start.
     compactions: AtomicU64,
+    /// Writes refused since the start because the store was behind ([`Routes::behind`]).
+    refused: AtomicU64,
+    /// Set by the first refusal while behind, cleared by the route thread when it has
+    /// caught up: the log tells an episode once, not each refused request.
+    refusing: AtomicBool,
 }
 
 /// The route store in the engine.
@@ -206,131 +226,6 @@ impl Inner {
             .fetch_sub(waiting.len(), Ordering::SeqCst);
         storing
     }
-
-    /// Compacts the store's file when the policy says it pays ([`compaction`]), under the
-    /// store's write lock: called with no fresh piece left, with the points filed a second
-    /// lately.
-    fn compact_if_due(&self, rate: f64) {
-        let before = match self.store().read().file_bytes() {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                tracing::warn!(error = %e, "route store: its file's length not read");
-                return;
-            }
-        };
-        self.file_bytes.store(before, Ordering::Relaxed);
-        let writes = compaction::Writes {
-            pending: self.pending_points.load(Ordering::Relaxed),
-            rate,
-            bound: MAX_PENDING,
-        };
-        if !self.compaction.lock().due(before, Instant::now(), writes) {
-            return;
-        }
-        let started = Instant::now();
-        let compacted = self.store().write().compact();
-        let after = self.store().read().file_bytes().unwrap_or(before);
-        self.compaction.lock().done(after, Instant::now());
-        self.file_bytes.store(after, Ordering::Relaxed);
-        match compacted {
-            Ok(()) => {
-                self.compactions.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    before,
-                    after,
-                    millis = started.elapsed().as_millis() as u64,
-                    "route store compacted"
-                );
-            }
-            Err(e) => tracing::warn!(error = %e, "route store: not compacted"),
-        }
-    }
-
-    /// Settles every fresh piece written so far, a part at a time, writing waiting points
-    /// as new pieces between parts when they pile up.
-    fn settle(&self) {
-        let started = self.store().read().start_settling();
-        let mut settling = match started {
-            Ok(Some(settling)) => settling,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::error!(error = %e, "route store: fresh pieces not settled");
-                return;
-            }
-        };
-        loop {
-            let done = {
-                let _storing = self.storing.lock();
-                let done = self.store().read().settle_some(&mut settling, SETTLE_PART);
-                if matches!(done, Ok(true)) {
-                    // Under `storing`, so that no piece written meanwhile goes uncounted.
-                    self.count_fresh_pieces();
-                }
-                done
-            };
-            match done {
-                Ok(true) => return,
-                Ok(false) => {}
-                Err(e) => {
-                    self.failed.store(true, Ordering::Release);
-                    tracing::error!(error = %e, "route store: fresh pieces not settled; they will be replayed from the log at the next start");
-                    return;
-                }
-            }
-            if self.closed.load(Ordering::Acquire) {
-                return;
-            }
-            if self.pending_points.load(Ordering::Relaxed) >= WAKE_AT {
-                self.store_pending();
-            }
-        }
-    }
-}
-
-/// The route thread: writes what waits as pieces and settles them (see the module's
-/// doc); ends with its engine.
-fn run(inner: Weak<Inner>) {
-    let mut last_piece = Instant::now();
-    let mut seen_pushes = 0;
-    // When the last round began, and the points pushed by then: the write rate since.
-    let mut round = (Instant::now(), 0u64);
-    while let Some(inner) = inner.upgrade() {
-        {
-            let mut awake = inner.awake.lock();
-            if !*awake && !inner.closed.load(Ordering::Acquire) {
-                inner.wake.wait_for(&mut awake, NAP);
-            }
-            *awake = false;
-        }
-        if inner.closed.load(Ordering::Acquire) {
-            return;
-        }
-        let pushes = inner.pushes.load(Ordering::Relaxed);
-        let paused = pushes == seen_pushes;
-        seen_pushes = pushes;
-        let pending = inner.pending_points.load(Ordering::Relaxed);
-        if pending >= WAKE_AT || (pending > 0 && (paused || last_piece.elapsed() >= PIECE_EVERY)) {
-            inner.store_pending();
-            last_piece = Instant::now();
-        }
-        let fresh = inner.store().read().fresh_pieces();
-        let this_round = (Instant::now(), inner.pushed_points.load(Ordering::Relaxed));
-        match fresh {
-            Ok(pieces) if pieces >= SETTLE_PIECES || (paused && pieces > 0) => {
-                inner.settle();
-                if inner.fresh_pieces.load(Ordering::SeqCst) == 0
-                    && !inner.closed.load(Ordering::Acquire)
-                {
-                    let points = inner.pushed_points.load(Ordering::Relaxed);
-                    let secs = round.0.elapsed().as_secs_f64().max(1e-3);
-                    inner.compact_if_due(points.saturating_sub(round.1) as f64 / secs);
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "route store: its fresh pieces not read"),
-        }
-        round = this_round;
-    }
 }
 
 impl Drop for Routes {
@@ -359,17 +254,61 @@ impl Routes {
         Ok(applied)
     }
 
-    /// Files points of their trips for the store; wakes whoever watches those trips.
-    pub(super) fn push(&self, points: &PendingPoints) {
+    /// Starts the route thread unless it runs already.
+    fn start_thread(&self) {
         self.thread.get_or_init(|| {
             let inner = Arc::downgrade(&self.inner);
             let spawned = std::thread::Builder::new()
                 .name("proxima-routes".into())
-                .spawn(move || run(inner))
+                .spawn(move || thread::run(inner))
                 .inspect_err(|e| tracing::error!(error = %e, "no route thread: points are stored as writers pass the bound"))
                 .ok();
             Mutex::new(spawned)
         });
+    }
+
+    /// Whether the store is behind its writes: [`MAX_FRESH_PIECES`] or more wait to be
+    /// settled. Writes that add trip points are then refused before they are logged
+    /// ([`Routes::refused`] counts them), and the route thread is woken to settle. An
+    /// atomic load while the store keeps up.
+    pub(super) fn behind(&self) -> bool {
+        let fresh = self.inner.fresh_pieces.load(Ordering::SeqCst);
+        // `u64::MAX`: the count failed, which is a storage error, not a backlog.
+        fresh >= MAX_FRESH_PIECES && fresh != u64::MAX
+    }
+
+    /// Counts a write refused while the store was [`Routes::behind`], and makes sure the
+    /// route thread is at work on the backlog (it starts with the first point pushed, and
+    /// after a restart with pieces left none may have been).
+    pub(super) fn refuse(&self) {
+        self.inner.refused.fetch_add(1, Ordering::Relaxed);
+        if !self.inner.refusing.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                fresh_pieces = self.fresh_pieces(),
+                "route store behind its writes: positions on trips are refused (503) until it catches up"
+            );
+        }
+        self.start_thread();
+        *self.inner.awake.lock() = true;
+        self.inner.wake.notify_one();
+    }
+
+    /// Writes refused since the start because the store was behind.
+    pub(super) fn refused(&self) -> u64 {
+        self.inner.refused.load(Ordering::Relaxed)
+    }
+
+    /// Fresh pieces waiting to be settled, as last counted.
+    pub(super) fn fresh_pieces(&self) -> u64 {
+        match self.inner.fresh_pieces.load(Ordering::Relaxed) {
+            u64::MAX => 0,
+            n => n,
+        }
+    }
+
+    /// Files points of their trips for the store; wakes whoever watches those trips.
+    pub(super) fn push(&self, points: &PendingPoints) {
+        self.start_thread();
         let count = points.len();
         self.inner.pushes.fetch_add(1, Ordering::Relaxed);
         self.inner

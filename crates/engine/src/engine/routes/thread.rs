@@ -1,0 +1,148 @@
+//! The route thread: what it does when woken (writes waiting points as pieces, settles
+//! pieces into trips' chunks, compacts the file when that pays), and how it tells the end
+//! of a refusal episode ([`super::Routes::behind`]). The module above says when each
+//! happens.
+
+use std::sync::Weak;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::{
+    Inner, MAX_FRESH_PIECES, MAX_PENDING, NAP, PIECE_EVERY, SETTLE_PART, SETTLE_PIECES, WAKE_AT,
+    compaction,
+};
+
+impl Inner {
+    /// Compacts the store's file when the policy says it pays ([`compaction`]), under the
+    /// store's write lock: called with no fresh piece left, with the points filed a second
+    /// lately.
+    fn compact_if_due(&self, rate: f64) {
+        let before = match self.store().read().file_bytes() {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(error = %e, "route store: its file's length not read");
+                return;
+            }
+        };
+        self.file_bytes.store(before, Ordering::Relaxed);
+        let writes = compaction::Writes {
+            pending: self.pending_points.load(Ordering::Relaxed),
+            rate,
+            bound: MAX_PENDING,
+        };
+        if !self.compaction.lock().due(before, Instant::now(), writes) {
+            return;
+        }
+        let started = Instant::now();
+        let compacted = self.store().write().compact();
+        let after = self.store().read().file_bytes().unwrap_or(before);
+        self.compaction.lock().done(after, Instant::now());
+        self.file_bytes.store(after, Ordering::Relaxed);
+        match compacted {
+            Ok(()) => {
+                self.compactions.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    before,
+                    after,
+                    millis = started.elapsed().as_millis() as u64,
+                    "route store compacted"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "route store: not compacted"),
+        }
+    }
+
+    /// Settles every fresh piece written so far, a part at a time, writing waiting points
+    /// as new pieces between parts when they pile up.
+    fn settle(&self) {
+        let started = self.store().read().start_settling();
+        let mut settling = match started {
+            Ok(Some(settling)) => settling,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "route store: fresh pieces not settled");
+                return;
+            }
+        };
+        loop {
+            let done = {
+                let _storing = self.storing.lock();
+                let done = self.store().read().settle_some(&mut settling, SETTLE_PART);
+                if matches!(done, Ok(true)) {
+                    // Under `storing`, so that no piece written meanwhile goes uncounted.
+                    self.count_fresh_pieces();
+                }
+                done
+            };
+            match done {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) => {
+                    self.failed.store(true, Ordering::Release);
+                    tracing::error!(error = %e, "route store: fresh pieces not settled; they will be replayed from the log at the next start");
+                    return;
+                }
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            if self.pending_points.load(Ordering::Relaxed) >= WAKE_AT {
+                self.store_pending();
+            }
+        }
+    }
+}
+
+/// The route thread: writes what waits as pieces and settles them (see the module's
+/// doc); ends with its engine.
+pub(super) fn run(inner: Weak<Inner>) {
+    let mut last_piece = Instant::now();
+    let mut seen_pushes = 0;
+    // When the last round began, and the points pushed by then: the write rate since.
+    let mut round = (Instant::now(), 0u64);
+    while let Some(inner) = inner.upgrade() {
+        {
+            let mut awake = inner.awake.lock();
+            if !*awake && !inner.closed.load(Ordering::Acquire) {
+                inner.wake.wait_for(&mut awake, NAP);
+            }
+            *awake = false;
+        }
+        if inner.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let pushes = inner.pushes.load(Ordering::Relaxed);
+        let paused = pushes == seen_pushes;
+        seen_pushes = pushes;
+        let pending = inner.pending_points.load(Ordering::Relaxed);
+        if pending >= WAKE_AT || (pending > 0 && (paused || last_piece.elapsed() >= PIECE_EVERY)) {
+            inner.store_pending();
+            last_piece = Instant::now();
+        }
+        let fresh = inner.store().read().fresh_pieces();
+        let this_round = (Instant::now(), inner.pushed_points.load(Ordering::Relaxed));
+        match fresh {
+            Ok(pieces) if pieces >= SETTLE_PIECES || (paused && pieces > 0) => {
+                inner.settle();
+                let fresh = inner.fresh_pieces.load(Ordering::SeqCst);
+                if fresh < MAX_FRESH_PIECES && inner.refusing.swap(false, Ordering::Relaxed) {
+                    tracing::info!(
+                        fresh_pieces = fresh,
+                        refused = inner.refused.load(Ordering::Relaxed),
+                        "route store caught up: positions on trips are taken again"
+                    );
+                }
+                if inner.fresh_pieces.load(Ordering::SeqCst) == 0
+                    && !inner.closed.load(Ordering::Acquire)
+                {
+                    let points = inner.pushed_points.load(Ordering::Relaxed);
+                    let secs = round.0.elapsed().as_secs_f64().max(1e-3);
+                    inner.compact_if_due(points.saturating_sub(round.1) as f64 / secs);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "route store: its fresh pieces not read"),
+        }
+        round = this_round;
+    }
+}
