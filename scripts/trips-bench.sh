@@ -51,6 +51,8 @@ for run in range(1, runs + 1):
         "late_positions_updates_per_s": reports["late-positions"]["updates_per_s"],
         "trips_vs_positions": trips["vs_positions"],
         "trips_vs_late_positions": trips["vs_late_positions"],
+        # Batches refused while the route store was behind (503, waited out as told).
+        "trips_refused": trips.get("refused", 0),
         "memory_per_trip_bytes": trips["trips"]["memory_per_trip_bytes"],
         "points_streamed": reports["routes"]["trips"]["points_streamed"],
         "route_reads_per_s": reports["routes"]["throughput_per_s"],
