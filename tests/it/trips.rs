@@ -18,6 +18,15 @@ fn walk(t0: i64, n: usize) -> Vec<Value> {
         .collect()
 }
 
+/// `n` reports of traveller `id`, as [`walk`] makes them.
+fn walk_of(id: &str, t0: i64, n: usize) -> Vec<Value> {
+    let mut reports = walk(t0, n);
+    for r in &mut reports {
+        r["id"] = json!(id);
+    }
+    reports
+}
+
 async fn trip_with_points(s: &TestServer, n: usize) -> i64 {
     let t0 = s.now() - 1_000_000;
     let (status, body) = s
@@ -438,4 +447,87 @@ async fn share_links_are_read_at_a_bounded_rate_per_address() {
     assert!(retry.is_some_and(|r| r.parse::<u64>().is_ok_and(|s| s >= 1)));
     // Keys' routes are not counted against it.
     assert_eq!(s.get("/v1/trips/hol?viewer=ann").await.0, 200);
+}
+
+#[tokio::test]
+async fn positions_on_trips_get_a_503_to_retry_while_the_route_store_is_behind() {
+    // A data directory whose route store holds one fresh piece past the bound, as a run
+    // whose route thread could not keep up leaves it.
+    let s = TestServer::start_with(|c| {
+        std::fs::create_dir_all(&c.data_dir).expect("a data dir");
+        let path = c.data_dir.join(proxima::engine::ROUTES_FILE);
+        let store = proxima::routes::RouteStore::open(&path).expect("opens");
+        for i in 0..=proxima::engine::MAX_FRESH_PIECES as i64 {
+            let point = proxima::routes::RoutePoint {
+                ts: 1_000 + i,
+                lat: 0.0,
+                lon: 0.0,
+            };
+            store
+                .add_fresh_trips([("elsewhere", &[point][..])])
+                .expect("written");
+        }
+    })
+    .await;
+    let t0 = s.now() - 1_000_000;
+    let (status, body) = s
+        .put_json(
+            "/v1/trips/hol",
+            &json!({"traveller": "ann", "title": "Holiday", "started_at": t0}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    // Positions on no trip go on.
+    let (status, body) = s.post_positions(&walk_of("bob", t0, 1)).await;
+    assert_eq!(status, 200, "{body}");
+    // A batch holding a trip's point is refused whole, told when to retry.
+    let batch = [walk_of("bob", t0 + 60_000, 1), walk(t0, 1)].concat();
+    let response = s
+        .client
+        .post(s.url("/v1/positions"))
+        .json(&batch)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(header(&response, "retry-after"), Some("1"));
+    let problem: Value = response.json().await.expect("a problem");
+    assert_eq!(problem["type"], "/problems/routes-behind", "{problem}");
+    let (_, bob) = s.get("/v1/travellers/bob?viewer=bob").await;
+    assert_eq!(bob["ts"], t0, "nothing of the refused batch applied: {bob}");
+    assert_eq!(s.get("/v1/travellers/ann?viewer=ann").await.0, 404);
+    let metrics = s
+        .client
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("answered")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("proxima_route_store_behind 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("proxima_route_writes_refused_total 1"),
+        "{metrics}"
+    );
+
+    // Retried as told, it is taken once the route thread has caught up.
+    let mut tries = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (status, body) = s.post_positions(&batch).await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        tries += 1;
+        assert!(tries < 300, "the route store never caught up");
+    }
+    let (status, trip) = s.get("/v1/trips/hol?viewer=ann").await;
+    assert_eq!(status, 200, "{trip}");
+    assert_eq!(trip["points"], 1);
 }

@@ -72,7 +72,7 @@ pub use mutation::{
 };
 pub use outcome::{ImportSummary, PositionCounts, Removed, Stored, Written};
 pub use pois::{NearbyPage, Page, WithinPage};
-pub use routes::ROUTES_FILE;
+pub use routes::{MAX_FRESH_PIECES, ROUTES_FILE};
 pub use track_import::{TRACK_CHUNK_POINTS, TrackChunk};
 pub use travellers::TravellerAreaPage;
 pub use trip_reads::{MAX_WHOLE_ROUTE_POINTS, StayAt, StayPoi};

@@ -73,7 +73,7 @@ const SETTLE_PIECES: u64 = 32;
 /// settlings' worth, about 24 million points. A settling of [`SETTLE_PIECES`] takes a few
 /// seconds, during which new pieces are written; a bound nearer to it would refuse writes
 /// under loads the thread keeps up with.
-pub(crate) const MAX_FRESH_PIECES: u64 = 3 * SETTLE_PIECES;
+pub const MAX_FRESH_PIECES: u64 = 3 * SETTLE_PIECES;
 /// Trips a piece settled in one transaction (readers and new pieces get in between).
 const SETTLE_PART: usize = 4_096;
 /// The longest the route thread sleeps.
