@@ -70,9 +70,11 @@ const PIECE_EVERY: Duration = Duration::from_secs(10);
 /// blob of each, and settling more at once touches each trip's chunks less often.
 const SETTLE_PIECES: u64 = 32;
 /// Fresh pieces past which the store is behind its writes ([`Routes::behind`]): three
-/// settlings' worth, about 24 million points. A settling of [`SETTLE_PIECES`] takes a few
-/// seconds, during which new pieces are written; a bound nearer to it would refuse writes
-/// under loads the thread keeps up with.
+/// settlings' worth, about 24 million points. A settling of [`SETTLE_PIECES`] with a
+/// million trips takes seconds, more under load (about 25 s in `scripts/trips-bench.sh`
+/// on the 2-core machine, the writers and the load generator sharing the cores), and new
+/// pieces are written meanwhile; a bound nearer to it would refuse writes under loads the
+/// thread keeps up with between settlings.
 pub const MAX_FRESH_PIECES: u64 = 3 * SETTLE_PIECES;
 /// Trips a piece settled in one transaction (readers and new pieces get in between).
 const SETTLE_PART: usize = 4_096;
