@@ -124,6 +124,18 @@ impl TestServer {
         self.send(request).await
     }
 
+    /// The server's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("send")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// Creates a POI, asserting success.
     pub async fn put_poi(&self, id: &str, lat: f64, lon: f64, category: &str, rating: Option<f64>) {
         let mut body = serde_json::json!({"lat": lat, "lon": lon, "name": format!("name of {id}"), "category": category});

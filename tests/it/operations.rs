@@ -147,18 +147,6 @@ fn counter(metrics: &str, line_start: &str) -> f64 {
         .sum()
 }
 
-/// The server's `/metrics` text.
-async fn scrape(s: &TestServer) -> String {
-    s.client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text")
-}
-
 #[tokio::test]
 async fn made_up_methods_share_one_metric_label() {
     let s = TestServer::start().await;
@@ -172,7 +160,7 @@ async fn made_up_methods_share_one_metric_label() {
             .expect("send");
         assert_eq!(response.status(), 405);
     }
-    let text = scrape(&s).await;
+    let text = s.metrics().await;
     assert!(!text.contains("XYZZY") && !text.contains("GET2"), "{text}");
     let other = "proxima_http_requests_total{route=\"/healthz\",method=\"other\",status=\"405\"}";
     assert!(counter(&text, other) >= 3.0, "{text}");
@@ -183,7 +171,7 @@ async fn metrics_move_after_requests() {
     let s = TestServer::start().await;
     let route =
         "proxima_http_requests_total{route=\"/v1/pois/nearby\",method=\"GET\",status=\"200\"}";
-    let before = counter(&scrape(&s).await, route);
+    let before = counter(&s.metrics().await, route);
     for _ in 0..3 {
         assert_eq!(s.get("/v1/pois/nearby?lat=1&lon=1").await.0, 200);
     }
@@ -195,7 +183,7 @@ async fn metrics_move_after_requests() {
             .body(format!("{line}\n")),
     )
     .await;
-    let text = scrape(&s).await;
+    let text = s.metrics().await;
     assert!(
         counter(&text, route) >= before + 3.0,
         "request counter moved"

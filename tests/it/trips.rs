@@ -27,7 +27,8 @@ fn walk_of(id: &str, t0: i64, n: usize) -> Vec<Value> {
     reports
 }
 
-async fn trip_with_points(s: &TestServer, n: usize) -> i64 {
+/// Puts ann's trip `hol`, started 1,000 s ago; gives its start.
+async fn put_holiday(s: &TestServer) -> i64 {
     let t0 = s.now() - 1_000_000;
     let (status, body) = s
         .put_json(
@@ -36,6 +37,11 @@ async fn trip_with_points(s: &TestServer, n: usize) -> i64 {
         )
         .await;
     assert_eq!(status, 201, "{body}");
+    t0
+}
+
+async fn trip_with_points(s: &TestServer, n: usize) -> i64 {
+    let t0 = put_holiday(s).await;
     let mut reports = walk(t0, n);
     // Late, shuffled and repeated, as an offline phone sends them.
     reports.reverse();
@@ -469,14 +475,7 @@ async fn positions_on_trips_get_a_503_to_retry_while_the_route_store_is_behind()
         }
     })
     .await;
-    let t0 = s.now() - 1_000_000;
-    let (status, body) = s
-        .put_json(
-            "/v1/trips/hol",
-            &json!({"traveller": "ann", "title": "Holiday", "started_at": t0}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    let t0 = put_holiday(&s).await;
 
     // Positions on no trip go on.
     let (status, body) = s.post_positions(&walk_of("bob", t0, 1)).await;
@@ -497,15 +496,7 @@ async fn positions_on_trips_get_a_503_to_retry_while_the_route_store_is_behind()
     let (_, bob) = s.get("/v1/travellers/bob?viewer=bob").await;
     assert_eq!(bob["ts"], t0, "nothing of the refused batch applied: {bob}");
     assert_eq!(s.get("/v1/travellers/ann?viewer=ann").await.0, 404);
-    let metrics = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .expect("answered")
-        .text()
-        .await
-        .expect("text");
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains("proxima_route_store_behind 1"),
         "{metrics}"

@@ -42,6 +42,14 @@ fn tick(engine: &Engine) {
     }
 }
 
+/// Trip `t`'s route, every point (the tests' routes are shorter than a page).
+fn whole_route(engine: &Engine) -> Vec<RoutePoint> {
+    engine
+        .route("t", i64::MIN, i64::MAX, None, 10_000)
+        .expect("reads")
+        .0
+}
+
 fn sees(engine: &Engine, viewer: &str) -> bool {
     engine.traveller("ann", Some(viewer)).is_some()
 }
@@ -224,10 +232,7 @@ fn routes_followers_and_links_survive_a_restart_replaying_only_the_tail() {
     for i in 300..600 {
         report(&engine, "ann", START + i, HERE);
     }
-    let before = engine
-        .route("t", i64::MIN, i64::MAX, None, 10_000)
-        .expect("reads")
-        .0;
+    let before = whole_route(&engine);
     let figures = engine.trip_figures("t").expect("reads");
     drop(engine);
 
@@ -236,10 +241,7 @@ fn routes_followers_and_links_survive_a_restart_replaying_only_the_tail() {
         .recover(dir.path(), WalOptions::default())
         .expect("recovers");
     assert_eq!(report.replayed, 300, "the tail after the snapshot");
-    let after = engine
-        .route("t", i64::MIN, i64::MAX, None, 10_000)
-        .expect("reads")
-        .0;
+    let after = whole_route(&engine);
     assert_eq!(after, before);
     assert_eq!(engine.trip_figures("t").expect("reads"), figures);
     assert!(
@@ -324,10 +326,7 @@ fn positions_on_trips_are_refused_unlogged_while_the_route_store_is_behind_and_t
     }
     assert!(!engine.route_backlog().behind);
     assert_eq!(engine.route_backlog().fresh_pieces, 0);
-    let route = engine
-        .route("t", i64::MIN, i64::MAX, None, 10_000)
-        .expect("reads")
-        .0;
+    let route = whole_route(&engine);
     let mut expected: Vec<i64> = (0..backlog).map(|i| START + 1_000 + i).collect();
     expected.push(START + 20);
     expected.sort_unstable();
@@ -339,10 +338,7 @@ fn positions_on_trips_are_refused_unlogged_while_the_route_store_is_behind_and_t
     let report = engine
         .recover(dir.path(), WalOptions::default())
         .expect("recovers");
-    let route = engine
-        .route("t", i64::MIN, i64::MAX, None, 10_000)
-        .expect("reads")
-        .0;
+    let route = whole_route(&engine);
     assert_eq!(route.len(), expected.len());
     assert_eq!(
         engine.traveller("bob", Some("bob")).expect("seen").at.ts,
