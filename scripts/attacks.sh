@@ -11,13 +11,13 @@
 # of --max-connections) would shut the victim out with the attackers; the server is started
 # with it raised to --max-connections, as for callers behind one proxy.
 #
-# ATTACKS is comma-separated (default roaming,maps,polygons,imports); DURATION is seconds
+# ATTACKS is comma-separated (default roaming,maps,polygons,imports,routes); DURATION is seconds
 # per phase (default 10). ATTACK_FLAGS are passed on (`--attackers-at-full-priority` runs
 # the attackers' client unniced: see `proxima attack --help`). CROWD travellers (default 50,000) stand around the victim.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
-attacks=${2:-roaming,maps,polygons,imports}
+attacks=${2:-roaming,maps,polygons,imports,routes}
 duration=${3:-10}
 attackers=${ATTACKERS:-130}
 port=${PORT:-7893}
@@ -57,13 +57,14 @@ by = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     r = json.loads(line)
     by[r["attack"]].append(r)
-print(f"{'attack':<9} {'runs':>4} {'set up':>7} {'refused':>8} {'victim ratio':>13} "
+print(f"{'attack':<9} {'runs':>4} {'set up':>7} {'refused':>8} {'attacks/s':>10} {'victim ratio':>13} "
       f"{'healthz p99 before µs':>22} {'during µs':>10}  (medians; ratios per run)")
 for attack, rs in by.items():
     med = lambda f: statistics.median(f(r) for r in rs)
     ratios = " ".join(f"{r['victim_ratio']:.2f}" for r in rs)
     print(f"{attack:<9} {len(rs):>4} {med(lambda r: r['set_up']):>7.0f} "
-          f"{med(lambda r: r['refused']):>8.0f} {med(lambda r: r['victim_ratio']):>13.2f} "
+          f"{med(lambda r: r['refused']):>8.0f} {med(lambda r: r.get('attack_requests_per_s', 0)):>10.0f} "
+          f"{med(lambda r: r['victim_ratio']):>13.2f} "
           f"{med(lambda r: r['healthz_before_us']['p99']):>22.0f} "
           f"{med(lambda r: r['healthz_during_us']['p99']):>10.0f}  ({ratios})")
 PY

@@ -40,7 +40,7 @@ pub struct AttackArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "roaming,maps,polygons,imports"
+        default_value = "roaming,maps,polygons,imports,routes"
     )]
     pub attack: Vec<crate::attacks::Attack>,
     /// Seconds measured per phase (without, then with the attack).

@@ -17,6 +17,9 @@
 //!   circles) to `POST /v1/pois/within` back to back.
 //! - `imports`: 530 imports trickling a byte every 10 s, while the victim sends batches
 //!   and puts fences.
+//! - `routes`: the victim's crowd is on trips (every batch adds route points), and four
+//!   attackers read the route of a trip of their own back to back: each read of a trip
+//!   while points wait settles that trip's points first.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,6 +45,8 @@ pub enum Attack {
     Polygons,
     /// Imports that trickle.
     Imports,
+    /// Route reads while route points wait.
+    Routes,
 }
 
 /// How to run the attacks.
@@ -91,7 +96,7 @@ impl AttackConfig {
 }
 
 /// The head of the table [`AttackReport::row`] writes.
-pub const TABLE_HEAD: &str = "attack     set up  refused  victim/s before  victim/s during  ratio  healthz p99 µs before  during   max during";
+pub const TABLE_HEAD: &str = "attack     set up  refused  attacks/s  victim/s before  victim/s during  ratio  healthz p99 µs before  during   max during";
 
 /// What one attack did to the victim and the probe.
 #[derive(Debug, Clone, Serialize)]
@@ -108,6 +113,9 @@ pub struct AttackReport {
     pub victim_during_per_s: f64,
     /// During ÷ before.
     pub victim_ratio: f64,
+    /// Requests the attackers had answered a second while the victim was measured (the
+    /// attacks that send requests back to back: `polygons`, `routes`; 0 for the others).
+    pub attack_requests_per_s: f64,
     /// `/healthz` latency without the attack, µs.
     pub healthz_before_us: Latency,
     /// With it.
@@ -118,10 +126,11 @@ impl AttackReport {
     /// One row of the table under [`TABLE_HEAD`].
     pub fn row(&self) -> String {
         format!(
-            "{:<9} {:>7} {:>8} {:>16.0} {:>16.0} {:>6.2} {:>22} {:>7} {:>12}",
+            "{:<9} {:>7} {:>8} {:>10.0} {:>16.0} {:>16.0} {:>6.2} {:>22} {:>7} {:>12}",
             self.attack,
             self.set_up,
             self.refused,
+            self.attack_requests_per_s,
             self.victim_before_per_s,
             self.victim_during_per_s,
             self.victim_ratio,
@@ -333,6 +342,23 @@ pub async fn run(config: &AttackConfig, attack: Attack) -> Result<AttackReport, 
             load_crowd(&mut admin, config.crowd, 10).await?;
             Victim::Batches
         }
+        Attack::Routes => {
+            load_crowd(&mut admin, config.crowd, 10).await?;
+            let started_at = now_ms() - 86_400_000;
+            for i in 0..config.crowd {
+                let trip = serde_json::json!({
+                    "traveller": format!("crowd:{i}"),
+                    "title": "crowd trip",
+                    "started_at": started_at,
+                });
+                expect_ok(
+                    admin
+                        .send(json(Method::PUT, format!("/v1/trips/crowd:{i}"), &trip))
+                        .await?,
+                )?;
+            }
+            Victim::Batches
+        }
         Attack::Polygons => Victim::Position,
     };
     // A first, unmeasured phase: the server settles after the load (pages touched,
@@ -344,17 +370,23 @@ pub async fn run(config: &AttackConfig, attack: Attack) -> Result<AttackReport, 
     phase(&warm_up, victim).await?;
     let (before, healthz_before) = phase(config, victim).await?;
     let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
     let attackers = attackers_runtime(config.niced_attackers)?;
     let set_up = attackers.spawn({
         let (config, stop) = (config.clone(), stop.clone());
-        async move { attack_set_up(&config, attack, stop).await }
+        let sent = sent.clone();
+        async move { attack_set_up(&config, attack, stop, sent).await }
     });
     let (set_up, refused, tasks) = set_up.await.map_err(std::io::Error::other)??;
     let held = Held {
         tasks,
         runtime: Some(attackers),
     };
+    let sent_before = sent.load(Ordering::Relaxed);
+    let during_started = Instant::now();
     let (during, healthz_during) = phase(config, victim).await?;
+    let attack_requests_per_s = (sent.load(Ordering::Relaxed) - sent_before) as f64
+        / during_started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     drop(held);
     Ok(AttackReport {
@@ -364,6 +396,7 @@ pub async fn run(config: &AttackConfig, attack: Attack) -> Result<AttackReport, 
         victim_before_per_s: before,
         victim_during_per_s: during,
         victim_ratio: during / before.max(f64::MIN_POSITIVE),
+        attack_requests_per_s,
         healthz_before_us: Latency::of(&healthz_before),
         healthz_during_us: Latency::of(&healthz_during),
     })
@@ -409,6 +442,7 @@ async fn attack_set_up(
     config: &AttackConfig,
     attack: Attack,
     stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
 ) -> Result<(u64, u64, Vec<tokio::task::JoinHandle<()>>), BenchError> {
     let (mut got, mut refused) = (0, 0);
     let mut streams = Vec::new();
@@ -459,7 +493,7 @@ async fn attack_set_up(
             for a in 0..4usize {
                 let key = config.attacker_keys.get(a).cloned();
                 let mut conn = Conn::open(config.target, key.as_deref()).await?;
-                let stop = stop.clone();
+                let (stop, sent) = (stop.clone(), sent.clone());
                 let star = polygon(a % 2 == 0);
                 tasks.push(tokio::spawn(async move {
                     while !stop.load(Ordering::Relaxed) {
@@ -471,6 +505,48 @@ async fn attack_set_up(
                         if conn.send(call).await.is_err() {
                             return;
                         }
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                }));
+            }
+            got = 4;
+        }
+        Attack::Routes => {
+            let started_at = now_ms() - 86_400_000;
+            for a in 0..4usize {
+                let key = config.attacker_keys.get(a).cloned();
+                let mut conn = Conn::open(config.target, key.as_deref()).await?;
+                let (traveller, trip) = (format!("attacker:{a}"), format!("attacker:{a}"));
+                let body = serde_json::json!({
+                    "traveller": traveller, "title": "mine", "started_at": started_at,
+                });
+                expect_ok(
+                    conn.send(json(Method::PUT, format!("/v1/trips/{trip}"), &body))
+                        .await?,
+                )?;
+                let ts = now_ms();
+                let points: String = (0..100)
+                    .map(|k| {
+                        let (lat, lon) = spread(k, 100);
+                        format!(
+                            "{{\"id\":\"{traveller}\",\"lat\":{lat},\"lon\":{lon},\"ts\":{}}}\n",
+                            ts - 100_000 + k as i64 * 1_000
+                        )
+                    })
+                    .collect();
+                expect_ok(conn.send(ndjson("/v1/positions", points)).await?)?;
+                let (stop, sent) = (stop.clone(), sent.clone());
+                tasks.push(tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let call = Call {
+                            method: Method::GET,
+                            path: format!("/v1/trips/{trip}/route?viewer={traveller}"),
+                            body: None,
+                        };
+                        if conn.send(call).await.is_err() {
+                            return;
+                        }
+                        sent.fetch_add(1, Ordering::Relaxed);
                     }
                 }));
             }
