@@ -7,6 +7,13 @@
 //! requests, and take publishes, seconds before they can place a consumer), the node reads
 //! on message by message, by sequence, from the stream's leader: writes made meanwhile are
 //! applied, and answered, as soon as the stream takes them.
+//!
+//! While this node's route store is behind its writes (past its bound of fresh pieces), the
+//! node applies nothing more until it has caught up ([`wait_for_route_store`]). The node
+//! that took a write refused it if its own store was behind, but a slower node applying the
+//! stream cannot refuse a record every other node applies: without the wait, its fresh
+//! pieces would pile up on disk with no bound. The stream keeps the records meanwhile, and
+//! the node's readiness says it lags once that is longer than `--max-lag`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +34,9 @@ const STALLED: Duration = Duration::from_secs(3);
 
 /// How long one read of a message by its sequence may take.
 const READ_BY_SEQUENCE: Duration = Duration::from_secs(1);
+
+/// How often a node whose route store is behind looks again before applying on.
+const ROUTES_BEHIND_POLL: Duration = Duration::from_millis(100);
 
 /// A message of the stream, as applying it needs it.
 struct Record {
@@ -175,6 +185,29 @@ async fn read_by_sequence(
     Applied::Next
 }
 
+/// Returns once this node's route store is not behind its writes, having kept its route
+/// thread at work meanwhile; logs a wait when it begins and when it ends. Every record
+/// waits, not only those holding trip points: the stream is applied in order, so the
+/// records after one that waits wait too.
+async fn wait_for_route_store(engine: &Engine) {
+    if !engine.route_backlog().behind {
+        return;
+    }
+    let started = tokio::time::Instant::now();
+    tracing::warn!(
+        fresh_pieces = engine.route_backlog().fresh_pieces,
+        "cluster: the route store is behind its writes; applying the stream waits until it catches up"
+    );
+    while engine.route_backlog().behind {
+        engine.work_on_route_backlog();
+        tokio::time::sleep(ROUTES_BEHIND_POLL).await;
+    }
+    tracing::info!(
+        waited_s = started.elapsed().as_secs_f64(),
+        "cluster: the route store caught up; applying the stream again"
+    );
+}
+
 fn message_id(headers: Option<&async_nats::HeaderMap>) -> Option<String> {
     headers
         .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
@@ -227,6 +260,7 @@ async fn apply(
         );
         return Applied::Skipped;
     }
+    wait_for_route_store(engine).await;
     // A small record (a POI, a batch of positions) applies in microseconds, inline; a large
     // one (an import) may take seconds, so it goes off the async workers.
     let outcome = if payload.len() <= INLINE_APPLY_BYTES {
@@ -247,4 +281,64 @@ async fn apply(
         engine.judge_fences_from_next_tick();
     }
     Applied::Next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::engine::{EngineConfig, LiveConfig};
+    use crate::persist::wal::WalOptions;
+    use crate::pois::CursorKey;
+    use crate::routes::{RoutePoint, RouteStore};
+    use crate::travellers::TravellerConfig;
+
+    #[test]
+    fn applying_waits_while_the_route_store_is_behind_and_gets_it_caught_up() {
+        // A data directory whose route store holds one fresh piece past the bound, as a
+        // node whose route thread could not keep up leaves it; nothing is pushed after the
+        // restart, so nothing but the wait starts the route thread.
+        let dir = tempfile::tempdir().expect("a temp dir");
+        {
+            let store =
+                RouteStore::open(&dir.path().join(crate::engine::ROUTES_FILE)).expect("opens");
+            for i in 0..=crate::engine::MAX_FRESH_PIECES as i64 {
+                let point = RoutePoint {
+                    ts: 1_000 + i,
+                    lat: 0.0,
+                    lon: 0.0,
+                };
+                store
+                    .add_fresh_trips([("t", &[point][..])])
+                    .expect("written");
+            }
+        }
+        let engine = Engine::new(EngineConfig {
+            cursor_key: CursorKey::random(),
+            clock: Arc::new(SystemClock),
+            travellers: TravellerConfig {
+                trail_capacity: 32,
+                ttl_ms: i64::MAX / 4,
+            },
+            live: LiveConfig::default(),
+        });
+        engine
+            .recover(dir.path(), WalOptions::default())
+            .expect("recovers");
+        assert!(engine.route_backlog().behind);
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime");
+        runtime
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(60), wait_for_route_store(&engine)).await
+            })
+            .expect("the route store caught up within a minute");
+        let backlog = engine.route_backlog();
+        assert!(!backlog.behind, "{backlog:?}");
+        assert!(backlog.fresh_pieces < crate::engine::MAX_FRESH_PIECES);
+        assert_eq!(backlog.refused, 0, "a wait is not a refusal");
+    }
 }

@@ -88,6 +88,14 @@ impl Engine {
         }
     }
 
+    /// Makes sure the route thread is at work on the store's backlog: a cluster node whose
+    /// store is [`RouteBacklog::behind`] waits for it before applying its stream on (the
+    /// records it applies are not refused, so without the wait its fresh pieces would have
+    /// no bound), and after a restart with a backlog nothing else may have started it.
+    pub fn work_on_route_backlog(&self) {
+        self.routes.work_on_backlog();
+    }
+
     /// A trip's figures, kept as its points arrived (no point read).
     pub fn trip_figures(&self, id: &str) -> Result<TripFigures, EngineError> {
         Ok(self.routes.read_trip(id).figures(id)?.unwrap_or_default())

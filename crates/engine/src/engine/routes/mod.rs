@@ -280,8 +280,7 @@ impl Routes {
     }
 
     /// Counts a write refused while the store was [`Routes::behind`], and makes sure the
-    /// route thread is at work on the backlog (it starts with the first point pushed, and
-    /// after a restart with pieces left none may have been).
+    /// route thread is at work on the backlog ([`Routes::work_on_backlog`]).
     pub(super) fn refuse(&self) {
         self.inner.refused.fetch_add(1, Ordering::Relaxed);
         if !self.inner.refusing.swap(true, Ordering::Relaxed) {
@@ -290,6 +289,13 @@ impl Routes {
                 "route store behind its writes: positions on trips are refused (503) until it catches up"
             );
         }
+        self.work_on_backlog();
+    }
+
+    /// Makes sure the route thread is at work on what waits: starts it (it starts with the
+    /// first point pushed, and after a restart with pieces left none may have been) and
+    /// wakes it.
+    pub(super) fn work_on_backlog(&self) {
         self.start_thread();
         *self.inner.awake.lock() = true;
         self.inner.wake.notify_one();
