@@ -68,6 +68,7 @@ impl World {
                 trail_capacity: 32,
                 ttl_ms: 3_600_000,
             },
+            routes: Default::default(),
             live: LiveConfig {
                 quotas,
                 ..LiveConfig::default()

@@ -28,6 +28,7 @@ fn engine() -> Engine {
             trail_capacity: 32,
             ttl_ms: 3_600_000,
         },
+        routes: Default::default(),
         live: LiveConfig::default(),
     })
 }

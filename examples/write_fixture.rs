@@ -53,6 +53,7 @@ fn main() {
             trail_capacity: 32,
             ttl_ms: 3_600_000,
         },
+        routes: Default::default(),
         live: LiveConfig::default(),
     });
     engine

@@ -99,6 +99,12 @@ pub struct ServeConfig {
     #[arg(long, env = "PROXIMA_SNAPSHOT_EVERY", default_value_t = 600)]
     pub snapshot_every: u64,
 
+    /// Memory the route store may keep its file's pages in, MiB (the kernel's page cache
+    /// holds them too). A larger cache saved nothing measurable with a million trips; see
+    /// `docs/performance.md`.
+    #[arg(long, env = "PROXIMA_ROUTE_CACHE_MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub route_cache_mb: u64,
+
     /// Keep a few hundred simulated travellers moving around the world's big cities, on a
     /// fresh temporary data directory (removed at exit; `--data-dir` is not touched).
     #[arg(long, env = "PROXIMA_DEMO")]
@@ -326,6 +332,7 @@ impl ServeConfig {
             max_batch_bytes: 16 << 20,
             fsync: crate::persist::wal::FsyncMode::Batch,
             snapshot_every: 0,
+            route_cache_mb: 256,
             max_connections: 4096,
             max_connections_per_address: None,
             jwt_hs256_secret_file: None,

@@ -215,6 +215,7 @@ mod tests {
                 trail_capacity: 64,
                 ttl_ms: 3_600_000,
             },
+            routes: Default::default(),
             live: LiveConfig::default(),
         });
         let mut demo = Demo::new(&engine, 24, 7);

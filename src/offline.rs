@@ -105,6 +105,7 @@ pub fn import(config: &ImportConfig) -> Result<OfflineSummary, OfflineError> {
             trail_capacity: 32,
             ttl_ms: i64::MAX / 4,
         },
+        routes: Default::default(),
         live: LiveConfig::default(),
     });
     engine.recover(&config.data_dir, WalOptions::default())?;

@@ -37,6 +37,7 @@ pub fn engine() -> Engine {
             trail_capacity: 4,
             ttl_ms: 3_600_000,
         },
+        routes: Default::default(),
         live: LiveConfig::default(),
     })
 }

@@ -320,6 +320,7 @@ mod tests {
                 trail_capacity: 32,
                 ttl_ms: i64::MAX / 4,
             },
+            routes: Default::default(),
             live: LiveConfig::default(),
         });
         engine

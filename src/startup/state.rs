@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use super::RunError;
 use crate::clock::Clock;
 use crate::config::ServeConfig;
-use crate::engine::{Engine, EngineConfig, LiveConfig};
+use crate::engine::{Engine, EngineConfig, LiveConfig, RouteConfig};
 use crate::events::EventConfig;
 use crate::fences::FenceQuotas;
 use crate::pois::CursorKey;
@@ -58,6 +58,9 @@ pub(super) fn engine(config: &ServeConfig, clock: Arc<dyn Clock>) -> Engine {
     Engine::new(EngineConfig {
         cursor_key,
         clock,
+        routes: RouteConfig {
+            cache_bytes: to_usize(config.route_cache_mb.saturating_mul(1 << 20)),
+        },
         travellers: TravellerConfig {
             trail_capacity: to_usize(config.trail_length),
             ttl_ms: ttl_ms(config),

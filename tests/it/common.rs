@@ -284,6 +284,7 @@ pub fn bare_engine() -> proxima::engine::Engine {
             trail_capacity: 4,
             ttl_ms: 3_600_000,
         },
+        routes: Default::default(),
         live: LiveConfig::default(),
     })
 }

@@ -44,6 +44,7 @@ fn assert_imports_are_atomic(size: usize, mode: ImportMode) {
             trail_capacity: 4,
             ttl_ms: 3_600_000,
         },
+        routes: Default::default(),
         live: LiveConfig::default(),
     }));
     engine

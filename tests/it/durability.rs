@@ -401,6 +401,7 @@ fn recover_fixture(version: &str) -> (proxima::engine::Engine, proxima::engine::
             trail_capacity: 32,
             ttl_ms: 3_600_000,
         },
+        routes: Default::default(),
         live: LiveConfig::default(),
     });
     let report = engine

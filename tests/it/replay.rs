@@ -46,6 +46,7 @@ fn engine(clock: Arc<ManualClock>) -> Engine {
             trail_capacity: 4,
             ttl_ms: 30_000,
         },
+        routes: Default::default(),
         live: LiveConfig::default(),
     })
 }

@@ -318,6 +318,7 @@ mod tests {
                 trail_capacity: 4,
                 ttl_ms: 3_600_000,
             },
+            routes: Default::default(),
             live: LiveConfig::default(),
         })
     }

@@ -303,6 +303,7 @@ pub(super) fn engine(clock: Arc<ManualClock>) -> Engine {
             trail_capacity: 4,
             ttl_ms: TTL,
         },
+        routes: Default::default(),
         live: LiveConfig {
             quotas: FenceQuotas {
                 max_fences: 100,

@@ -72,7 +72,7 @@ pub use mutation::{
 };
 pub use outcome::{ImportSummary, PositionCounts, Removed, Stored, Written};
 pub use pois::{NearbyPage, Page, WithinPage};
-pub use routes::{MAX_FRESH_PIECES, ROUTES_FILE};
+pub use routes::{MAX_FRESH_PIECES, ROUTES_FILE, RouteConfig};
 pub use track_import::{TRACK_CHUNK_POINTS, TrackChunk};
 pub use travellers::TravellerAreaPage;
 pub use trip_reads::{MAX_WHOLE_ROUTE_POINTS, StayAt, StayPoi};
@@ -231,6 +231,8 @@ pub struct EngineConfig {
     pub travellers: TravellerConfig,
     /// Limits of fences and of their events.
     pub live: LiveConfig,
+    /// How the route store is set up.
+    pub routes: RouteConfig,
 }
 
 /// Limits of fences and of their events.
@@ -325,7 +327,7 @@ impl Engine {
             trips: crate::trips::Trips::new(),
             devices: crate::devices::Devices::new(),
             zones: crate::zones::PrivacyZones::default(),
-            routes: routes::Routes::default(),
+            routes: routes::Routes::new(config.routes),
         }
     }
 

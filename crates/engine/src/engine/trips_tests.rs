@@ -208,6 +208,7 @@ pub(super) fn persistent(clock: Arc<ManualClock>) -> Engine {
             trail_capacity: 4,
             ttl_ms: 3_600_000,
         },
+        routes: Default::default(),
         live: LiveConfig::default(),
     })
 }

@@ -21,7 +21,9 @@ mod store;
 
 pub use figures::{FiguresFold, TripFigures};
 pub use shown::ShownRoute;
-pub use store::{Appended, RouteStore, RouteStoreError, Settling, StoreSpace, TableSpace};
+pub use store::{
+    Appended, DEFAULT_CACHE_BYTES, RouteStore, RouteStoreError, Settling, StoreSpace, TableSpace,
+};
 
 /// One point of a route.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -81,6 +81,22 @@ const SETTLE_PART: usize = 4_096;
 /// The longest the route thread sleeps.
 const NAP: Duration = Duration::from_millis(500);
 
+/// How the route store is set up.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteConfig {
+    /// The most memory `redb` keeps the store's pages in, bytes
+    /// ([`crate::routes::DEFAULT_CACHE_BYTES`] by default).
+    pub cache_bytes: usize,
+}
+
+impl Default for RouteConfig {
+    fn default() -> Self {
+        Self {
+            cache_bytes: crate::routes::DEFAULT_CACHE_BYTES,
+        }
+    }
+}
+
 /// The store and what waits for it, shared with the route thread.
 #[derive(Default)]
 struct Inner {
@@ -142,6 +158,8 @@ pub(super) struct Routes {
     thread: OnceLock<Mutex<Option<std::thread::JoinHandle<()>>>>,
     /// Each watched trip's counter of changes, for its followers' streams.
     pub(super) watchers: Mutex<HashMap<Arc<str>, tokio::sync::watch::Sender<u64>>>,
+    /// How the store is opened.
+    config: RouteConfig,
 }
 
 impl Inner {
@@ -242,9 +260,17 @@ impl Drop for Routes {
 }
 
 impl Routes {
+    /// A route store to be opened as `config` says (an engine with no data directory keeps
+    /// it in a temporary one, with the default cache).
+    pub(super) fn new(config: RouteConfig) -> Self {
+        let mut routes = Self::default();
+        routes.config = config;
+        routes
+    }
+
     /// Opens the store at `path`; gives the log sequence it holds durably.
     pub(super) fn open(&self, path: &Path) -> Result<u64, EngineError> {
-        let store = RouteStore::open(path)?;
+        let store = RouteStore::open_with_cache(path, self.config.cache_bytes)?;
         let applied = store.applied_seq()?;
         let fresh = store.fresh_pieces()?;
         if let Ok(bytes) = store.file_bytes() {

@@ -369,3 +369,50 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_store_whose_file_outgrows_its_cache_reads_back_every_route() {
+    // A cache of 1 MiB under a file of many times that: pages are evicted and read again
+    // from the file while pieces are written and settled, and when routes are read.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("routes.redb");
+    let store = RouteStore::open_with_cache(&path, 1 << 20).expect("opens");
+    let (trips, rounds, per_round) = (500usize, 4i64, 100i64);
+    let point = |t: usize, ts: i64| {
+        stored(
+            ts,
+            -60.0 + t as f64 * 0.2 + ts as f64 * 1e-4,
+            170.0 + ts as f64 * 3e-4,
+        )
+    };
+    let names: Vec<String> = (0..trips).map(|t| format!("trip-{t:04}")).collect();
+    for round in 0..rounds {
+        let points: Vec<(&str, RoutePoint)> = (0..per_round)
+            .flat_map(|k| {
+                let ts = round * per_round + k;
+                names
+                    .iter()
+                    .enumerate()
+                    .map(move |(t, name)| (name.as_str(), point(t, ts)))
+            })
+            .collect();
+        store.add_fresh(&points).expect("writes a piece");
+        let mut settling = store
+            .start_settling()
+            .expect("starts")
+            .expect("a piece to settle");
+        while !store.settle_some(&mut settling, 64).expect("settles") {}
+    }
+    assert!(
+        store.file_bytes().expect("a file") > 4 << 20,
+        "the file outgrows the cache"
+    );
+    for (t, name) in names.iter().enumerate() {
+        let want: Vec<RoutePoint> = (0..rounds * per_round).map(|ts| point(t, ts)).collect();
+        assert_eq!(
+            read_all(&store, name, i64::MIN, i64::MAX, 10_000),
+            want,
+            "{name}"
+        );
+    }
+}
