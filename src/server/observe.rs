@@ -138,6 +138,8 @@ pub fn render(engine: &Engine) -> String {
     metrics::gauge!("proxima_route_fresh_pieces").set(backlog.fresh_pieces as f64);
     metrics::gauge!("proxima_route_store_behind").set(f64::from(u8::from(backlog.behind)));
     metrics::counter!("proxima_route_writes_refused_total").absolute(backlog.refused);
+    metrics::counter!("proxima_route_reader_settlings_total")
+        .absolute(engine.route_reader_settlings());
     if let Some(wal) = engine.wal_stats() {
         metrics::gauge!("proxima_wal_bytes").set(wal.bytes as f64);
         metrics::gauge!("proxima_wal_records").set(wal.records as f64);

@@ -15,8 +15,6 @@
 //! loses a follower, through the same path as a sharing change: the traveller's waiting
 //! moves are judged first, then fences and live maps judge it again with cause `sharing`.
 
-use std::sync::Arc;
-
 use super::mutation::{
     Change, CreateLink, DeleteFollower, DeleteTrip, Order, PutFollower, PutTrip, RevokeLink,
     TickTrips,
@@ -166,22 +164,18 @@ impl Engine {
     /// A counter that changes whenever `trip`'s route, or the trip, changes: a follower's
     /// stream waits on it, then reads the route after its last point.
     pub fn watch_route(&self, trip: &str) -> tokio::sync::watch::Receiver<u64> {
-        let mut watchers = self.routes.watchers.lock();
-        watchers.retain(|_, tx| tx.receiver_count() > 0);
-        watchers
-            .entry(Arc::from(trip))
-            .or_insert_with(|| tokio::sync::watch::channel(0).0)
-            .subscribe()
+        self.routes.watch(trip)
     }
 
     /// How many streams watch routes.
     pub fn route_watchers(&self) -> usize {
-        self.routes
-            .watchers
-            .lock()
-            .values()
-            .map(tokio::sync::watch::Sender::receiver_count)
-            .sum()
+        self.routes.watchers()
+    }
+
+    /// Reads of a trip, since the start, that first settled the trip's points waiting for
+    /// the store (a trip's followers woken by the same points settle them once).
+    pub fn route_reader_settlings(&self) -> u64 {
+        self.routes.reader_settlings()
     }
 
     /// If a trip starts or ends, or a link expires, by now, logs the clock tick that makes

@@ -488,3 +488,57 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_trips_followers_woken_by_the_same_points_settle_them_once_and_each_reads_them_all() {
+    let clock = Arc::new(ManualClock::new(START));
+    let engine = engine(clock.clone());
+    let _ = engine.put_trip(trip("t", "ann", START, None)).expect("put");
+    let _ = engine.put_trip(trip("u", "bob", START, None)).expect("put");
+    let _followers: Vec<_> = (0..3).map(|_| engine.watch_route("t")).collect();
+    // The first point starts the route thread, which naps before its first round: points
+    // wait in memory while the followers read, another trip's as on a busy server.
+    report(&engine, "bob", START + 5, HERE);
+    let before = engine.route_reader_settlings();
+    report(&engine, "ann", START + 10, HERE);
+    for _ in 0..3 {
+        assert_eq!(
+            whole_route(&engine)
+                .iter()
+                .map(|p| p.ts)
+                .collect::<Vec<_>>(),
+            vec![START + 10]
+        );
+    }
+    // (At most: should the route thread's round come first on a slow machine, it settles
+    // the points and no reader has to.)
+    assert!(
+        engine.route_reader_settlings() - before <= 1,
+        "the first reader settles, the others find nothing new"
+    );
+    // A later point is counted past that settling: the next reader settles again (unless
+    // the route thread has meanwhile, when none need to), and every reader sees it.
+    let before = engine.route_reader_settlings();
+    report(&engine, "ann", START + 20, HERE);
+    for _ in 0..3 {
+        assert_eq!(
+            whole_route(&engine)
+                .iter()
+                .map(|p| p.ts)
+                .collect::<Vec<_>>(),
+            vec![START + 10, START + 20]
+        );
+    }
+    assert!(engine.route_reader_settlings() - before <= 1);
+    // An unwatched trip's readers each settle what waits (nothing counts its changes).
+    report(&engine, "bob", START + 30, HERE);
+    let read_u = || {
+        engine
+            .route("u", i64::MIN, i64::MAX, None, 10)
+            .expect("reads")
+            .0
+            .len()
+    };
+    assert_eq!(read_u(), 2);
+    assert_eq!(read_u(), 2);
+}

@@ -97,6 +97,19 @@ impl Default for RouteConfig {
     }
 }
 
+/// A trip followers watch.
+struct Watched {
+    /// Counts the trip's changes: each push of its points (after they wait for the store),
+    /// each erasure or change of the trip.
+    changes: tokio::sync::watch::Sender<u64>,
+    /// The count of changes up to which a reader has settled every point of the trip into
+    /// its chunks (`None`: none has since the trip was first watched). While the count has
+    /// not moved past it, the trip has no point waiting or fresh, so the next reader need
+    /// not settle it: each of a trip's followers is woken by the same points, and only the
+    /// first has settling to do.
+    settled_at: Option<u64>,
+}
+
 /// The store and what waits for it, shared with the route thread.
 #[derive(Default)]
 struct Inner {
@@ -156,8 +169,11 @@ pub(super) struct Routes {
     /// The route thread, started with the first point, joined when the engine goes (so that
     /// the store's file is closed when the engine is dropped).
     thread: OnceLock<Mutex<Option<std::thread::JoinHandle<()>>>>,
-    /// Each watched trip's counter of changes, for its followers' streams.
-    pub(super) watchers: Mutex<HashMap<Arc<str>, tokio::sync::watch::Sender<u64>>>,
+    /// Each watched trip's counter of changes, for its followers' streams, and where it
+    /// stood when the trip was last settled by a reader.
+    watchers: Mutex<HashMap<Arc<str>, Watched>>,
+    /// Reads of a trip that settled its waiting and fresh points first.
+    reader_settlings: AtomicU64,
     /// How the store is opened.
     config: RouteConfig,
 }
@@ -361,9 +377,9 @@ impl Routes {
                 let mut last: Option<&str> = None;
                 for (trip, _) in points.iter() {
                     if last != Some(trip)
-                        && let Some(tx) = watchers.get(trip)
+                        && let Some(watched) = watchers.get(trip)
                     {
-                        tx.send_modify(|n| *n += 1);
+                        watched.changes.send_modify(|n| *n += 1);
                     }
                     last = Some(trip);
                 }
@@ -394,9 +410,64 @@ impl Routes {
         let quiet = self.inner.pending_points.load(Ordering::SeqCst) == 0
             && self.inner.fresh_pieces.load(Ordering::SeqCst) == 0;
         if !quiet {
-            drop(self.inner.store_trip(trip));
+            // Read before settling: every point counted up to it was waiting before the
+            // settling took the trip's points (a push counts its points after filing
+            // them), so the settling holds them all.
+            let changes = self.watched_changes(trip);
+            match changes {
+                Some((count, Some(settled))) if settled == count => {}
+                _ => {
+                    drop(self.inner.store_trip(trip));
+                    self.reader_settlings.fetch_add(1, Ordering::Relaxed);
+                    if let Some((count, _)) = changes {
+                        self.settled(trip, count);
+                    }
+                }
+            }
         }
         self.inner.store().read()
+    }
+
+    /// A watched trip's count of changes, and where it stood when a reader last settled it.
+    fn watched_changes(&self, trip: &str) -> Option<(u64, Option<u64>)> {
+        let watchers = self.watchers.lock();
+        let watched = watchers.get(trip)?;
+        Some((*watched.changes.borrow(), watched.settled_at))
+    }
+
+    /// Notes that every point of `trip` counted up to `count` is settled.
+    fn settled(&self, trip: &str, count: u64) {
+        if let Some(watched) = self.watchers.lock().get_mut(trip) {
+            watched.settled_at = Some(watched.settled_at.map_or(count, |at| at.max(count)));
+        }
+    }
+
+    /// A counter that changes whenever `trip`'s route, or the trip, changes.
+    pub(super) fn watch(&self, trip: &str) -> tokio::sync::watch::Receiver<u64> {
+        let mut watchers = self.watchers.lock();
+        watchers.retain(|_, watched| watched.changes.receiver_count() > 0);
+        watchers
+            .entry(Arc::from(trip))
+            .or_insert_with(|| Watched {
+                changes: tokio::sync::watch::channel(0).0,
+                settled_at: None,
+            })
+            .changes
+            .subscribe()
+    }
+
+    /// How many streams watch routes.
+    pub(super) fn watchers(&self) -> usize {
+        self.watchers
+            .lock()
+            .values()
+            .map(|watched| watched.changes.receiver_count())
+            .sum()
+    }
+
+    /// Reads of a trip that settled its waiting and fresh points first, since the start.
+    pub(super) fn reader_settlings(&self) -> u64 {
+        self.reader_settlings.load(Ordering::Relaxed)
     }
 
     /// Erases `trip`'s points, waiting and fresh ones included.
@@ -425,8 +496,8 @@ impl Routes {
 
     /// Wakes whoever watches `trip`.
     pub(super) fn notify(&self, trip: &str) {
-        if let Some(tx) = self.watchers.lock().get(trip) {
-            tx.send_modify(|n| *n += 1);
+        if let Some(watched) = self.watchers.lock().get(trip) {
+            watched.changes.send_modify(|n| *n += 1);
         }
     }
 
