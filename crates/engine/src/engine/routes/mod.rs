@@ -34,7 +34,9 @@
 //! the log up to a sequence only after writing everything pending ([`Routes::make_durable`],
 //! at each snapshot). A reader of a route sees every point applied before it: the trip's
 //! pending and fresh points are settled first ([`Routes::read_trip`]), unless nothing
-//! waits at all, when it reads without waiting for the route thread.
+//! waits at all, or the trip is watched and nothing was added to it since a reader last
+//! settled it (its followers, woken by the same points, settle them once), when it reads
+//! without waiting for the route thread.
 
 use std::collections::HashMap;
 use std::path::Path;
