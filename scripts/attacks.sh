@@ -11,13 +11,13 @@
 # of --max-connections) would shut the victim out with the attackers; the server is started
 # with it raised to --max-connections, as for callers behind one proxy.
 #
-# ATTACKS is comma-separated (default roaming,maps,polygons,imports,routes); DURATION is seconds
+# ATTACKS is comma-separated (default roaming,maps,polygons,imports,routes,followers); DURATION is seconds
 # per phase (default 10). ATTACK_FLAGS are passed on (`--attackers-at-full-priority` runs
 # the attackers' client unniced: see `proxima attack --help`). CROWD travellers (default 50,000) stand around the victim.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
-attacks=${2:-roaming,maps,polygons,imports,routes}
+attacks=${2:-roaming,maps,polygons,imports,routes,followers}
 duration=${3:-10}
 attackers=${ATTACKERS:-130}
 port=${PORT:-7893}

@@ -20,6 +20,9 @@
 //! - `routes`: the victim's crowd is on trips (every batch adds route points), and four
 //!   attackers read the route of a trip of their own back to back: each read of a trip
 //!   while points wait settles that trip's points first.
+//! - `followers`: four attackers each open as many follower streams as the server lets one
+//!   caller on a trip of their own, and move along it back to back, so that every stream
+//!   is woken by every write, while the victim moves a crowd in batches.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,6 +50,8 @@ pub enum Attack {
     Imports,
     /// Route reads while route points wait.
     Routes,
+    /// Follower streams woken by every write.
+    Followers,
 }
 
 /// How to run the attacks.
@@ -114,7 +119,8 @@ pub struct AttackReport {
     /// During ÷ before.
     pub victim_ratio: f64,
     /// Requests the attackers had answered a second while the victim was measured (the
-    /// attacks that send requests back to back: `polygons`, `routes`; 0 for the others).
+    /// attacks that send requests back to back: `polygons`, `routes`, `followers`' writes;
+    /// 0 for the others).
     pub attack_requests_per_s: f64,
     /// `/healthz` latency without the attack, µs.
     pub healthz_before_us: Latency,
@@ -338,7 +344,7 @@ pub async fn run(config: &AttackConfig, attack: Attack) -> Result<AttackReport, 
             )?;
             Victim::Position
         }
-        Attack::Maps | Attack::Imports => {
+        Attack::Maps | Attack::Imports | Attack::Followers => {
             load_crowd(&mut admin, config.crowd, 10).await?;
             Victim::Batches
         }
@@ -551,6 +557,55 @@ async fn attack_set_up(
                 }));
             }
             got = 4;
+        }
+        Attack::Followers => {
+            let started_at = now_ms() - 86_400_000;
+            for a in 0..4usize {
+                let key = config.attacker_keys.get(a).cloned();
+                let mut conn = Conn::open(config.target, key.as_deref()).await?;
+                let (traveller, trip) = (format!("attacker:{a}"), format!("attacker:{a}"));
+                let body = serde_json::json!({
+                    "traveller": traveller, "title": "mine", "started_at": started_at,
+                });
+                expect_ok(
+                    conn.send(json(Method::PUT, format!("/v1/trips/{trip}"), &body))
+                        .await?,
+                )?;
+                for _ in 0..64 {
+                    let call = Call {
+                        method: Method::GET,
+                        path: format!("/v1/trips/{trip}/watch?viewer={traveller}"),
+                        body: None,
+                    };
+                    let opened = match Conn::open(config.target, key.as_deref()).await {
+                        Ok(mut conn) => conn.open_stream(call).await.ok().map(|s| (conn, s)),
+                        Err(_) => None,
+                    };
+                    match opened {
+                        Some((conn, (status, body))) if status < 300 => {
+                            got += 1;
+                            streams.push((conn, body));
+                        }
+                        _ => refused += 1,
+                    }
+                }
+                let (stop, sent) = (stop.clone(), sent.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut k = 0i64;
+                    while !stop.load(Ordering::Relaxed) {
+                        k += 1;
+                        let (lat, lon) = spread(k as usize % 1_000, 1_000);
+                        let body = format!(
+                            "{{\"id\":\"{traveller}\",\"lat\":{lat},\"lon\":{lon},\"ts\":{}}}\n",
+                            started_at + k
+                        );
+                        if conn.send(ndjson("/v1/positions", body)).await.is_err() {
+                            return;
+                        }
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                }));
+            }
         }
         Attack::Imports => {
             for i in 0..530usize {
