@@ -190,12 +190,13 @@ async fn read_by_sequence(
 /// waits, not only those holding trip points: the stream is applied in order, so the
 /// records after one that waits wait too.
 async fn wait_for_route_store(engine: &Engine) {
-    if !engine.route_backlog().behind {
+    let backlog = engine.route_backlog();
+    if !backlog.behind {
         return;
     }
     let started = tokio::time::Instant::now();
     tracing::warn!(
-        fresh_pieces = engine.route_backlog().fresh_pieces,
+        fresh_pieces = backlog.fresh_pieces,
         "cluster: the route store is behind its writes; applying the stream waits until it catches up"
     );
     while engine.route_backlog().behind {

@@ -350,7 +350,7 @@ pub async fn run(config: &AttackConfig, attack: Attack) -> Result<AttackReport, 
         }
         Attack::Routes => {
             load_crowd(&mut admin, config.crowd, 10).await?;
-            let started_at = now_ms() - 86_400_000;
+            let started_at = trips_started_at();
             for i in 0..config.crowd {
                 let trip = serde_json::json!({
                     "traveller": format!("crowd:{i}"),
@@ -518,18 +518,10 @@ async fn attack_set_up(
             got = 4;
         }
         Attack::Routes => {
-            let started_at = now_ms() - 86_400_000;
             for a in 0..4usize {
                 let key = config.attacker_keys.get(a).cloned();
-                let mut conn = Conn::open(config.target, key.as_deref()).await?;
-                let (traveller, trip) = (format!("attacker:{a}"), format!("attacker:{a}"));
-                let body = serde_json::json!({
-                    "traveller": traveller, "title": "mine", "started_at": started_at,
-                });
-                expect_ok(
-                    conn.send(json(Method::PUT, format!("/v1/trips/{trip}"), &body))
-                        .await?,
-                )?;
+                let (mut conn, trip) = own_trip(config, key.as_deref(), a).await?;
+                let traveller = trip.clone();
                 let ts = now_ms();
                 let points: String = (0..100)
                     .map(|k| {
@@ -559,18 +551,10 @@ async fn attack_set_up(
             got = 4;
         }
         Attack::Followers => {
-            let started_at = now_ms() - 86_400_000;
             for a in 0..4usize {
                 let key = config.attacker_keys.get(a).cloned();
-                let mut conn = Conn::open(config.target, key.as_deref()).await?;
-                let (traveller, trip) = (format!("attacker:{a}"), format!("attacker:{a}"));
-                let body = serde_json::json!({
-                    "traveller": traveller, "title": "mine", "started_at": started_at,
-                });
-                expect_ok(
-                    conn.send(json(Method::PUT, format!("/v1/trips/{trip}"), &body))
-                        .await?,
-                )?;
+                let (mut conn, trip) = own_trip(config, key.as_deref(), a).await?;
+                let traveller = trip.clone();
                 for _ in 0..64 {
                     let call = Call {
                         method: Method::GET,
@@ -590,6 +574,8 @@ async fn attack_set_up(
                     }
                 }
                 let (stop, sent) = (stop.clone(), sent.clone());
+                // Moving on from the trip's start, a millisecond a write.
+                let first_ts = trips_started_at();
                 tasks.push(tokio::spawn(async move {
                     let mut k = 0i64;
                     while !stop.load(Ordering::Relaxed) {
@@ -597,7 +583,7 @@ async fn attack_set_up(
                         let (lat, lon) = spread(k as usize % 1_000, 1_000);
                         let body = format!(
                             "{{\"id\":\"{traveller}\",\"lat\":{lat},\"lon\":{lon},\"ts\":{}}}\n",
-                            started_at + k
+                            first_ts + k
                         );
                         if conn.send(ndjson("/v1/positions", body)).await.is_err() {
                             return;
@@ -637,6 +623,30 @@ async fn attack_set_up(
     }
     tasks.extend(readers);
     Ok((got, refused, tasks))
+}
+
+/// When the attackers' and the crowd's trips started: a day ago.
+fn trips_started_at() -> i64 {
+    now_ms() - 86_400_000
+}
+
+/// Attacker `a`'s connection (with `key`) and a trip of its own, `attacker:<a>`, of its
+/// traveller of the same id, put and going on.
+async fn own_trip(
+    config: &AttackConfig,
+    key: Option<&str>,
+    a: usize,
+) -> Result<(Conn, String), BenchError> {
+    let mut conn = Conn::open(config.target, key).await?;
+    let id = format!("attacker:{a}");
+    let body = serde_json::json!({
+        "traveller": id, "title": "mine", "started_at": trips_started_at(),
+    });
+    expect_ok(
+        conn.send(json(Method::PUT, format!("/v1/trips/{id}"), &body))
+            .await?,
+    )?;
+    Ok((conn, id))
 }
 
 /// The body of a 10,000-vertex area query: a self-crossing star, or a valid circle.

@@ -50,6 +50,11 @@ fn whole_route(engine: &Engine) -> Vec<RoutePoint> {
         .0
 }
 
+/// The times of trip `t`'s points, in order.
+fn route_times(engine: &Engine) -> Vec<i64> {
+    whole_route(engine).iter().map(|p| p.ts).collect()
+}
+
 fn sees(engine: &Engine, viewer: &str) -> bool {
     engine.traveller("ann", Some(viewer)).is_some()
 }
@@ -502,13 +507,7 @@ fn a_trips_followers_woken_by_the_same_points_settle_them_once_and_each_reads_th
     let before = engine.route_reader_settlings();
     report(&engine, "ann", START + 10, HERE);
     for _ in 0..3 {
-        assert_eq!(
-            whole_route(&engine)
-                .iter()
-                .map(|p| p.ts)
-                .collect::<Vec<_>>(),
-            vec![START + 10]
-        );
+        assert_eq!(route_times(&engine), vec![START + 10]);
     }
     // (At most: should the route thread's round come first on a slow machine, it settles
     // the points and no reader has to.)
@@ -521,13 +520,7 @@ fn a_trips_followers_woken_by_the_same_points_settle_them_once_and_each_reads_th
     let before = engine.route_reader_settlings();
     report(&engine, "ann", START + 20, HERE);
     for _ in 0..3 {
-        assert_eq!(
-            whole_route(&engine)
-                .iter()
-                .map(|p| p.ts)
-                .collect::<Vec<_>>(),
-            vec![START + 10, START + 20]
-        );
+        assert_eq!(route_times(&engine), vec![START + 10, START + 20]);
     }
     assert!(engine.route_reader_settlings() - before <= 1);
     // An unwatched trip's readers each settle what waits (nothing counts its changes).
