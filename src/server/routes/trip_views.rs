@@ -22,7 +22,7 @@ use crate::server::params::Params;
 use crate::server::problem::ApiError;
 use crate::server::response::{ApiResult, json_bytes_response, json_response};
 use crate::server::sse::{KEEP_ALIVE, StreamSlot};
-use crate::server::work::off_the_workers;
+use crate::server::work::{for_a_stream, off_the_workers};
 use crate::trips::TripRecord;
 
 /// Points a route page holds when `limit` is not given.
@@ -420,7 +420,7 @@ fn points_of(feed: Feed) -> impl Stream<Item = Result<SseEvent, Infallible>> {
             let engine = feed.engine.clone();
             let after = feed.after;
             feed.last_read = Some(tokio::time::Instant::now());
-            let read = tokio::task::spawn_blocking(move || {
+            let read = for_a_stream(move || {
                 engine.shown_route(&record, viewer.as_deref(), (from, to), after, STREAM_BATCH)
             })
             .await;
