@@ -5,7 +5,10 @@
 # applied), with no fences and with the `fences` workload's 10,000 static fences, a fresh
 # server per case. Prints each round and the medians.
 #
-#   scripts/update-cost-ab.sh OLD_BINARY NEW_BINARY [ROUNDS] [TRAVELLERS] [DURATION]
+# RATE (batches of 1,000 a second over 8 connections) runs an open loop, as in
+# `update-cost.sh`, slow enough for the judging thread to judge every move.
+#
+#   [RATE=N] scripts/update-cost-ab.sh OLD_BINARY NEW_BINARY [ROUNDS] [TRAVELLERS] [DURATION]
 #
 # For example, the build before a change: `git stash; cargo build --release; cp
 # target/release/proxima /tmp/proxima-old; git stash pop; cargo build --release`, then
@@ -18,6 +21,8 @@ rounds=${3:-3}
 travellers=${4:-200000}
 duration=${5:-10}
 port=${PORT:-7899}
+pace=()
+[ -n "${RATE:-}" ] && pace=(--rate "$RATE" --connections 8)
 . scripts/lib.sh
 target="http://127.0.0.1:$port"
 # The same load generator for both builds.
@@ -37,7 +42,7 @@ for round in $(seq 1 "$rounds"); do
       fi
       c0=$(server_cpu_s)
       a0=$(updates_applied "$port")
-      bench --workload positions --duration "$duration" --warmup 0 >/dev/null
+      bench --workload positions --duration "$duration" --warmup 0 "${pace[@]}" >/dev/null
       c1=$(server_cpu_s)
       a1=$(updates_applied "$port")
       echo "$round $build $fences $c0 $c1 $a0 $a1" | tee -a "$work/cost.txt"

@@ -18,7 +18,9 @@
 # RATE (batches of 1,000 a second, over 8 connections) runs an open loop instead, slow
 # enough for the judging thread to keep up: the figure then holds every move judged.
 #
-#   [RATE=N] scripts/update-cost.sh [ROUNDS] [TRAVELLERS] [DURATION]
+# CASES picks the cases (default "none fences roaming roaming-all").
+#
+#   [RATE=N] [CASES=...] scripts/update-cost.sh [ROUNDS] [TRAVELLERS] [DURATION]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
@@ -37,7 +39,7 @@ bench() {
 }
 
 for round in $(seq 1 "$rounds"); do
-  for fences in none fences roaming roaming-all; do
+  for fences in ${CASES:-none fences roaming roaming-all}; do
     if [ "$fences" = roaming-all ]; then
       start_server "$port" --max-fences $((travellers + 1000))
     else
@@ -70,7 +72,7 @@ for line in open(sys.argv[1]):
     cost[fences][rnd] = (float(c1) - float(c0)) * 1e6 / (int(a1) - int(a0))
     dropped[fences][rnd] = (int(j1) - int(j0)) / (int(a1) - int(a0))
 rounds = sorted(cost["none"])
-for fences in ("none", "fences", "roaming", "roaming-all"):
+for fences in [f for f in ("none", "fences", "roaming", "roaming-all") if f in cost]:
     us = [cost[fences][r] for r in rounds]
     rates = [cost["none"][r] / cost[fences][r] for r in rounds]
     print(f"{fences:8} µs a update {statistics.median(us):.2f} ({', '.join(f'{u:.2f}' for u in us)}); "
