@@ -50,6 +50,13 @@ impl<K: Hash + Eq + Clone> Quota<K> {
     }
 }
 
+impl<K: Hash + Eq> QuotaSlot<K> {
+    /// The key whose place this is.
+    pub fn key(&self) -> &K {
+        &self.key
+    }
+}
+
 impl<K: Hash + Eq> Drop for QuotaSlot<K> {
     fn drop(&mut self) {
         let mut held = self.quota.held.lock();

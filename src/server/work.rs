@@ -8,8 +8,8 @@
 //!   [`HEAVY_QUEUE_WAIT`], then gets a 503.
 //! - **Imports** have a pool of their own ([`crate::server::imports`]).
 //! - **Trip streams' reads** of new points run on tokio's blocking pool, at most
-//!   [`heavy_slots`] at once server-wide, in slots of their own ([`for_a_stream`]); the
-//!   others wait their turn, in order. Each stream read at most every quarter second, but
+//!   [`heavy_slots`] at once server-wide, in slots of their own ([`for_a_stream`]), and
+//!   half of those per caller ([`StreamTurn`]); the others wait their turn, in order. Each stream read at most every quarter second, but
 //!   every one of them on a blocking thread of its own: 256 follower streams woken by
 //!   their trips' writes kept 256 threads, whose switching and fresh heaps cost everyone
 //!   (`scripts/attacks.sh 3 followers 10`: /healthz p99 11.1 ms during the attack, 275
@@ -19,12 +19,15 @@
 //!   lower-priority threads ([`crate::background`]), a quarter of the cores (at least one):
 //!   a thousand whole-world maps get their frames later, not the writes slower.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
 use super::problem::ApiError;
+use super::sse::StreamHolder;
 
 /// How long a request waits for a slot for heavy work before it is answered 503.
 pub const HEAVY_QUEUE_WAIT: Duration = Duration::from_secs(5);
@@ -57,20 +60,72 @@ pub async fn off_the_workers<T: Send + 'static>(
 
 static STREAM_READS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(heavy_slots()));
 
-/// Runs a trip stream's `work` off the async workers, within the streams' slots: it waits
-/// for a slot as long as it takes (a stream has no answer to give up on; it only sends its
-/// next points later).
+/// A holder's turn: its streams that hold a place in it, and the one permit they share.
+type Turns = HashMap<StreamHolder, (usize, Arc<Semaphore>)>;
+
+/// Each stream holder's turn among the streams' slots, by holder.
+static STREAM_TURNS: LazyLock<Mutex<Turns>> = LazyLock::new(Default::default);
+
+/// Reads one holder's streams may have in the streams' slots at once: half the slots, at
+/// least one. Not one in all: every follower behind one proxy, or of one share link, is
+/// one holder.
+pub fn stream_reads_per_holder() -> usize {
+    heavy_slots().div_ceil(2)
+}
+
+/// A stream's place in its holder's turn: a holder's streams read at most
+/// [`stream_reads_per_holder`] at a time, so that the streams' slots are shared holder by
+/// holder, not read by read. Without it, a caller with its 64 streams woken at once put 64
+/// reads in the queue ahead of another caller's one; with it, a few (and a server's
+/// callers with many keys put a few a key).
+#[derive(Debug)]
+pub struct StreamTurn {
+    holder: StreamHolder,
+    one: Arc<Semaphore>,
+}
+
+impl StreamTurn {
+    /// A place in `holder`'s turn, for one of its streams; given back when dropped.
+    pub fn of(holder: StreamHolder) -> Self {
+        let mut turns = STREAM_TURNS.lock();
+        let (streams, one) = turns
+            .entry(holder.clone())
+            .or_insert_with(|| (0, Arc::new(Semaphore::new(stream_reads_per_holder()))));
+        *streams += 1;
+        Self {
+            holder,
+            one: one.clone(),
+        }
+    }
+}
+
+impl Drop for StreamTurn {
+    fn drop(&mut self) {
+        let mut turns = STREAM_TURNS.lock();
+        if let Some((streams, _)) = turns.get_mut(&self.holder) {
+            *streams -= 1;
+            if *streams == 0 {
+                turns.remove(&self.holder);
+            }
+        }
+    }
+}
+
+/// Runs a trip stream's `work` off the async workers, within the streams' slots, once it is
+/// the turn of the stream's holder: it waits as long as it takes (a stream has no answer to
+/// give up on; it only sends its next points later).
 pub async fn for_a_stream<T: Send + 'static>(
+    turn: &StreamTurn,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    let permit = STREAM_READS
-        .acquire()
-        .await
-        .map_err(|e| ApiError::internal("the streams' slots are closed", &e))?;
+    let closed = |e| ApiError::internal("the streams' slots are closed", &e);
+    let mine = turn.one.acquire().await.map_err(closed)?;
+    let permit = STREAM_READS.acquire().await.map_err(closed)?;
     let done = tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| ApiError::internal("a stream's read panicked", &e));
     drop(permit);
+    drop(mine);
     done
 }
 
@@ -133,13 +188,18 @@ mod tests {
         let most = Arc::new(AtomicUsize::new(0));
         let reads = (0..64).map(|i| {
             let (running, most) = (running.clone(), most.clone());
-            tokio::spawn(for_a_stream(move || {
-                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                most.fetch_max(now, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(2));
-                running.fetch_sub(1, Ordering::SeqCst);
-                i
-            }))
+            // Each its own holder: the bound is the server's, not a holder's.
+            let turn = StreamTurn::of(StreamHolder::Owner(format!("reader {i}").into()));
+            tokio::spawn(async move {
+                for_a_stream(&turn, move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(2));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    i
+                })
+                .await
+            })
         });
         let mut done = Vec::new();
         for read in reads.collect::<Vec<_>>() {
@@ -152,5 +212,62 @@ mod tests {
             "{most} reads at once, slots {}",
             heavy_slots()
         );
+    }
+
+    /// A caller whose 32 streams all want to read does not put 32 reads ahead of another
+    /// caller's one: the other's read waits for a few of the first caller's (two turns'
+    /// worth at most), however many it queued first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_callers_many_streams_take_one_turn_at_a_time() {
+        let order = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let many = (0..32).map(|_| StreamTurn::of(StreamHolder::Owner("many".into())));
+        let many: Vec<Arc<StreamTurn>> = many.map(Arc::new).collect();
+        let mut reads = Vec::new();
+        for turn in &many {
+            let (turn, order) = (turn.clone(), order.clone());
+            reads.push(tokio::spawn(async move {
+                for_a_stream(&turn, move || {
+                    std::thread::sleep(Duration::from_millis(5));
+                    order.lock().push("many");
+                })
+                .await
+            }));
+        }
+        // Let every one of them queue first (a few of them run meanwhile: 5 ms each, one
+        // at a time).
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let one = StreamTurn::of(StreamHolder::Owner("one".into()));
+        let done_before = order.lock().len();
+        assert!(done_before < 30, "the first caller's reads still queue");
+        let order_one = order.clone();
+        for_a_stream(&one, move || order_one.lock().push("one"))
+            .await
+            .expect("read");
+        for read in reads {
+            read.await.expect("joined").expect("read");
+        }
+        let order = order.lock();
+        let at = order.iter().position(|who| *who == "one").expect("read");
+        // Ahead of it: the first caller's reads running, and at most as many next ones,
+        // which may have taken the caller's turns just before.
+        assert!(
+            at - done_before <= 2 * stream_reads_per_holder() + 1,
+            "the other caller's read came after {} more of the first's",
+            at - done_before
+        );
+        assert_eq!(order.len(), 33, "every read ran");
+    }
+
+    /// A holder's turn is forgotten when its last stream ends.
+    #[test]
+    fn a_holders_turn_goes_with_its_last_stream() {
+        let holder = StreamHolder::Owner("turn test".into());
+        let first = StreamTurn::of(holder.clone());
+        let second = StreamTurn::of(holder.clone());
+        assert!(Arc::ptr_eq(&first.one, &second.one), "one turn a holder");
+        drop(first);
+        assert!(STREAM_TURNS.lock().contains_key(&holder));
+        drop(second);
+        assert!(!STREAM_TURNS.lock().contains_key(&holder));
     }
 }

@@ -22,7 +22,7 @@ use crate::server::params::Params;
 use crate::server::problem::ApiError;
 use crate::server::response::{ApiResult, json_bytes_response, json_response};
 use crate::server::sse::{KEEP_ALIVE, StreamSlot};
-use crate::server::work::{for_a_stream, off_the_workers};
+use crate::server::work::{StreamTurn, for_a_stream, off_the_workers};
 use crate::trips::TripRecord;
 
 /// Points a route page holds when `limit` is not given.
@@ -373,6 +373,7 @@ pub fn watch_answer(
         stopping: state.stopping.clone(),
         done: false,
         last_read: None,
+        turn: StreamTurn::of(slot.stream.key().clone()),
         _slot: slot,
     };
     Ok(Sse::new(points_of(feed))
@@ -394,6 +395,8 @@ struct Feed {
     done: bool,
     /// When the stream last read the route.
     last_read: Option<tokio::time::Instant>,
+    /// Its place in its holder's turn to read.
+    turn: StreamTurn,
     _slot: StreamSlot,
 }
 
@@ -420,7 +423,7 @@ fn points_of(feed: Feed) -> impl Stream<Item = Result<SseEvent, Infallible>> {
             let engine = feed.engine.clone();
             let after = feed.after;
             feed.last_read = Some(tokio::time::Instant::now());
-            let read = for_a_stream(move || {
+            let read = for_a_stream(&feed.turn, move || {
                 engine.shown_route(&record, viewer.as_deref(), (from, to), after, STREAM_BATCH)
             })
             .await;
