@@ -9,11 +9,12 @@
 //! - **Imports** have a pool of their own ([`crate::server::imports`]).
 //! - **Trip streams' reads** of new points run on tokio's blocking pool, at most
 //!   [`heavy_slots`] at once server-wide, in slots of their own ([`for_a_stream`]), and
-//!   half of those per caller ([`StreamTurn`]); the others wait their turn, in order. Each stream read at most every quarter second, but
-//!   every one of them on a blocking thread of its own: 256 follower streams woken by
-//!   their trips' writes kept 256 threads, whose switching and fresh heaps cost everyone
-//!   (`scripts/attacks.sh 3 followers 10`: /healthz p99 11.1 ms during the attack, 275
-//!   threads in the server).
+//!   half of those per caller ([`StreamTurn`]); the others wait their turn, in order. A
+//!   stream reads at most every quarter second, but each read used to take a blocking
+//!   thread of its own: 256 follower streams woken by their trips' writes kept 256
+//!   threads, whose switching and fresh heaps cost everyone (`scripts/attacks.sh 3
+//!   followers 10`: /healthz p99 11.1 ms during the attack, 275 threads in the server;
+//!   4.8 ms with the slots and turns).
 //! - **Live maps**: opening one (a scan of its box), building its frames and closing it are
 //!   work in proportion to the travellers it shows. They run on the maps' own small pool of
 //!   lower-priority threads ([`crate::background`]), a quarter of the cores (at least one):
@@ -60,7 +61,7 @@ pub async fn off_the_workers<T: Send + 'static>(
 
 static STREAM_READS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(heavy_slots()));
 
-/// A holder's turn: its streams that hold a place in it, and the one permit they share.
+/// A holder's turn: how many of its streams hold a place in it, and the permits they share.
 type Turns = HashMap<StreamHolder, (usize, Arc<Semaphore>)>;
 
 /// Each stream holder's turn among the streams' slots, by holder.
@@ -81,20 +82,20 @@ pub fn stream_reads_per_holder() -> usize {
 #[derive(Debug)]
 pub struct StreamTurn {
     holder: StreamHolder,
-    one: Arc<Semaphore>,
+    permits: Arc<Semaphore>,
 }
 
 impl StreamTurn {
     /// A place in `holder`'s turn, for one of its streams; given back when dropped.
     pub fn of(holder: StreamHolder) -> Self {
         let mut turns = STREAM_TURNS.lock();
-        let (streams, one) = turns
+        let (streams, permits) = turns
             .entry(holder.clone())
             .or_insert_with(|| (0, Arc::new(Semaphore::new(stream_reads_per_holder()))));
         *streams += 1;
         Self {
             holder,
-            one: one.clone(),
+            permits: permits.clone(),
         }
     }
 }
@@ -119,7 +120,7 @@ pub async fn for_a_stream<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     let closed = |e| ApiError::internal("the streams' slots are closed", &e);
-    let mine = turn.one.acquire().await.map_err(closed)?;
+    let mine = turn.permits.acquire().await.map_err(closed)?;
     let permit = STREAM_READS.acquire().await.map_err(closed)?;
     let done = tokio::task::spawn_blocking(work)
         .await
@@ -264,7 +265,10 @@ mod tests {
         let holder = StreamHolder::Owner("turn test".into());
         let first = StreamTurn::of(holder.clone());
         let second = StreamTurn::of(holder.clone());
-        assert!(Arc::ptr_eq(&first.one, &second.one), "one turn a holder");
+        assert!(
+            Arc::ptr_eq(&first.permits, &second.permits),
+            "one turn a holder"
+        );
         drop(first);
         assert!(STREAM_TURNS.lock().contains_key(&holder));
         drop(second);
