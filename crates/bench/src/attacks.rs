@@ -472,25 +472,14 @@ async fn attack_set_up(
         Attack::Maps => {
             for (k, key) in config.attacker_keys.iter().enumerate() {
                 for _ in 0..16 {
-                    let call = Call {
-                        method: Method::GET,
-                        path: format!(
-                            "/v1/travellers/watch?bbox=-180,-90,180,90&viewer=attacker:{k}"
-                        ),
-                        body: None,
-                    };
-                    // A connection the server will not take (past its per-address limit)
-                    // is refused as much as a 429.
-                    let opened = match Conn::open(config.target, Some(key)).await {
-                        Ok(mut conn) => conn.open_stream(call).await.ok().map(|s| (conn, s)),
-                        Err(_) => None,
-                    };
-                    match opened {
-                        Some((conn, (status, body))) if status < 300 => {
+                    let path =
+                        format!("/v1/travellers/watch?bbox=-180,-90,180,90&viewer=attacker:{k}");
+                    match open_own_stream(config, Some(key), path).await {
+                        Some(stream) => {
                             got += 1;
-                            streams.push((conn, body));
+                            streams.push(stream);
                         }
-                        _ => refused += 1,
+                        None => refused += 1,
                     }
                 }
             }
@@ -556,21 +545,13 @@ async fn attack_set_up(
                 let (mut conn, trip) = own_trip(config, key.as_deref(), a).await?;
                 let traveller = trip.clone();
                 for _ in 0..64 {
-                    let call = Call {
-                        method: Method::GET,
-                        path: format!("/v1/trips/{trip}/watch?viewer={traveller}"),
-                        body: None,
-                    };
-                    let opened = match Conn::open(config.target, key.as_deref()).await {
-                        Ok(mut conn) => conn.open_stream(call).await.ok().map(|s| (conn, s)),
-                        Err(_) => None,
-                    };
-                    match opened {
-                        Some((conn, (status, body))) if status < 300 => {
+                    let path = format!("/v1/trips/{trip}/watch?viewer={traveller}");
+                    match open_own_stream(config, key.as_deref(), path).await {
+                        Some(stream) => {
                             got += 1;
-                            streams.push((conn, body));
+                            streams.push(stream);
                         }
-                        _ => refused += 1,
+                        None => refused += 1,
                     }
                 }
                 let (stop, sent) = (stop.clone(), sent.clone());
@@ -623,6 +604,26 @@ async fn attack_set_up(
     }
     tasks.extend(readers);
     Ok((got, refused, tasks))
+}
+
+/// A stream at `path`, opened as `key` on a connection of its own: the connection and the
+/// stream's body, or `None` when the server refused it (a connection the server will not
+/// take, past its per-address limit, is refused as much as a 429).
+async fn open_own_stream(
+    config: &AttackConfig,
+    key: Option<&str>,
+    path: String,
+) -> Option<(Conn, hyper::body::Incoming)> {
+    let mut conn = Conn::open(config.target, key).await.ok()?;
+    let call = Call {
+        method: Method::GET,
+        path,
+        body: None,
+    };
+    match conn.open_stream(call).await {
+        Ok((status, body)) if status < 300 => Some((conn, body)),
+        _ => None,
+    }
 }
 
 /// When the attackers' and the crowd's trips started: a day ago.
