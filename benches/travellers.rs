@@ -120,7 +120,7 @@ fn bench(c: &mut Criterion) {
                 }
                 let mut applied = 0usize;
                 if each {
-                    index.update_each(batch, T0 + tick, |_| applied += 1);
+                    index.update_each(batch, T0 + tick, |_, _| applied += 1);
                 } else {
                     for u in batch.iter() {
                         applied +=

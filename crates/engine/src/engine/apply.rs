@@ -134,13 +134,15 @@ impl Change for Positions {
         } else {
             // Judged after the batch, or not at all: applied shard by shard (a traveller's
             // reports still in the batch's order), which is faster.
-            engine.travellers.update_each(&self.updates, now, |i| {
-                applied += 1;
-                if observed {
-                    let u = &self.updates[i];
-                    moved.push((u.id.as_str(), seen_at(u)));
-                }
-            });
+            engine
+                .travellers
+                .update_each(&self.updates, now, |i, handle| {
+                    applied += 1;
+                    if observed {
+                        let u = &self.updates[i];
+                        moved.push((u.id.as_str(), seen_at(u), handle));
+                    }
+                });
         }
         if !moved.is_empty() {
             engine.judging.mark_moved(moved, now);

@@ -194,12 +194,16 @@ impl Engine {
             let judge = |seen: crate::travellers::Seen<'_>| {
                 self.fences.judge_passing(seen, w.now_ms, w.cause)
             };
-            let _ = self.travellers.with_seen_copy_at(id, w.at, judge);
+            let _ = self
+                .travellers
+                .with_seen_copy_at(id, marked.handle, w.at, judge);
         }
         let judge = |seen: crate::travellers::Seen<'_>| {
             self.fences.on_traveller(seen, last.now_ms, last.cause)
         };
-        let judged = self.travellers.with_seen_copy_at(id, last.at, judge);
+        let judged = self
+            .travellers
+            .with_seen_copy_at(id, marked.handle, last.at, judge);
         self.after_judging(id, judged, last.now_ms, last.cause, marked.deleted);
     }
 

@@ -403,6 +403,53 @@ fn a_clock_weeks_ahead_keeps_its_exact_times_through_a_snapshot() {
     assert!(index.get("t", Some("t"), 10_000 + ahead + 1_002).is_none());
 }
 
+/// A judgement reads the traveller it was asked for, whatever its hint says: a hint to a
+/// slot freed by a delete and taken by another traveller falls back to the id lookup.
+#[test]
+fn a_stale_hint_reads_the_traveller_asked_for_not_the_slots_new_holder() {
+    let index = TravellerIndex::new(TravellerConfig {
+        trail_capacity: 3,
+        ttl_ms: TTL,
+    });
+    let now = 1_000_000i64;
+    let report = |id: &str, lat: f64| {
+        PositionUpdate::new(id.into(), lat, 0.0, now, None, None).expect("valid")
+    };
+    let mut hint = None;
+    index.update_each(&[report("a", 1.0)], now, |_, at| hint = Some(at));
+    let at = |lat: f64| SeenAt {
+        position: LatLon::new(lat, 5.0).expect("valid"),
+        ts: now,
+        seen_ms: now,
+    };
+    let judged = |id: &str, hint| {
+        index.with_seen_copy_at(id, hint, at(7.0), |seen| {
+            (seen.id().to_string(), seen.position().map(|p| p.lat))
+        })
+    };
+    assert_eq!(judged("a", hint), Some(("a".to_string(), Some(7.0))));
+    // `a` goes, and 2,000 others come: a few of them land in `a`'s shard, the first of
+    // those in `a`'s freed slot.
+    assert!(index.delete("a", now));
+    let others: Vec<String> = (0..2_000).map(|n| format!("b{n}")).collect();
+    for id in &others {
+        index.update(&report(id, 2.0), now);
+    }
+    let holder = others
+        .iter()
+        .find(|id| {
+            index
+                .with_seen_at(hint.expect("applied"), id, |_| ())
+                .is_some()
+        })
+        .expect("one of them holds a's old slot");
+    assert_eq!(judged("a", hint), None, "a is gone, whoever holds its slot");
+    assert_eq!(judged(holder, hint), Some((holder.clone(), Some(7.0))));
+    for id in others.iter().step_by(97) {
+        assert_eq!(judged(id, hint), Some((id.clone(), Some(7.0))), "{id}");
+    }
+}
+
 proptest! {
     #![proptest_config(crate::testing::proptest_config(128))]
 
@@ -433,8 +480,17 @@ proptest! {
         let batch: Vec<PositionUpdate> = batch.into_iter().map(report).collect();
         let later = now + 2_000;
         let mut applied_together = Vec::new();
-        together.update_each(&batch, later, |i| applied_together.push(i));
+        let mut handles = Vec::new();
+        together.update_each(&batch, later, |i, at| {
+            applied_together.push(i);
+            handles.push((i, at));
+        });
         applied_together.sort_unstable();
+        // Each applied report's handle is where its traveller's record lies.
+        for (i, at) in handles {
+            let id = batch[i].id.as_str();
+            prop_assert_eq!(together.with_seen_at(at, id, |seen| seen.id().to_string()), Some(id.to_string()));
+        }
         let applied_in_turn: Vec<usize> = batch
             .iter()
             .enumerate()

@@ -22,7 +22,7 @@ pub struct Seen<'a> {
 /// Where a traveller's record lies, to read it again without looking its id up
 /// ([`TravellerIndex::with_seen_at`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TravellerHandle(Handle);
+pub struct TravellerHandle(pub(super) Handle);
 
 impl std::fmt::Debug for Seen<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
