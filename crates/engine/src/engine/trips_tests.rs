@@ -258,6 +258,34 @@ fn routes_followers_and_links_survive_a_restart_replaying_only_the_tail() {
     assert!(snapshot.seq > 0);
 }
 
+/// A route thread that could not be started (no threads left for a moment) is started
+/// again by a later write, not given up on: without it nothing would ever settle the
+/// store's pieces, and positions on trips would be refused for the life of the process.
+#[test]
+fn a_route_thread_that_failed_to_start_is_started_by_a_later_write() {
+    let clock = Arc::new(ManualClock::new(START));
+    let engine = engine(clock.clone());
+    let _ = engine.put_trip(trip("t", "ann", START, None)).expect("put");
+    engine
+        .routes
+        .fail_starts
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    report(&engine, "ann", START + 10, HERE);
+    assert!(!engine.routes.has_thread(), "the first start failed");
+    report(&engine, "ann", START + 20, HERE);
+    assert!(
+        !engine.routes.has_thread(),
+        "not tried again at once: a write does not pay a failing start each time"
+    );
+    std::thread::sleep(super::routes::RESPAWN_AFTER + std::time::Duration::from_millis(50));
+    report(&engine, "ann", START + 30, HERE);
+    assert!(engine.routes.has_thread(), "started again by a later write");
+    assert_eq!(
+        route_times(&engine),
+        vec![START + 10, START + 20, START + 30]
+    );
+}
+
 #[test]
 fn positions_on_trips_are_refused_unlogged_while_the_route_store_is_behind_and_taken_after() {
     let dir = tempfile::tempdir().expect("a temp dir");

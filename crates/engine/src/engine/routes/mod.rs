@@ -80,6 +80,9 @@ const SETTLE_PIECES: u64 = 32;
 pub const MAX_FRESH_PIECES: u64 = 3 * SETTLE_PIECES;
 /// Trips a piece settled in one transaction (readers and new pieces get in between).
 const SETTLE_PART: usize = 4_096;
+/// How long after a failed start of the route thread it is tried again.
+pub(super) const RESPAWN_AFTER: Duration = Duration::from_secs(1);
+
 /// The longest the route thread sleeps.
 const NAP: Duration = Duration::from_millis(500);
 
@@ -171,6 +174,12 @@ pub(super) struct Routes {
     /// The route thread, started with the first point, joined when the engine goes (so that
     /// the store's file is closed when the engine is dropped).
     thread: OnceLock<Mutex<Option<std::thread::JoinHandle<()>>>>,
+    /// When the route thread last failed to start, if it did: it is tried again
+    /// [`RESPAWN_AFTER`] later, by the next write or refusal.
+    failed_start: Mutex<Option<std::time::Instant>>,
+    /// Starts the route thread failing on purpose, this many more times (tests).
+    #[cfg(test)]
+    pub(super) fail_starts: std::sync::atomic::AtomicU32,
     /// Each watched trip's counter of changes, for its followers' streams, and where it
     /// stood when the trip was last settled by a reader.
     watchers: Mutex<HashMap<Arc<str>, Watched>>,
@@ -300,17 +309,54 @@ impl Routes {
         Ok(applied)
     }
 
-    /// Starts the route thread unless it runs already.
+    /// Starts the route thread unless it runs already, or failed to start less than
+    /// [`RESPAWN_AFTER`] ago. Without the thread, writers past the bound still write the
+    /// points waiting as pieces, but nothing settles the pieces, so the store falls behind
+    /// and positions on trips are refused: a start that failed (no memory or threads left
+    /// for a moment) is tried again, not given up on for the life of the process.
     fn start_thread(&self) {
-        self.thread.get_or_init(|| {
-            let inner = Arc::downgrade(&self.inner);
-            let spawned = std::thread::Builder::new()
+        if self.thread.get().is_some() {
+            return;
+        }
+        let mut failed = self.failed_start.lock();
+        if self.thread.get().is_some() || failed.is_some_and(|at| at.elapsed() < RESPAWN_AFTER) {
+            return;
+        }
+        let inner = Arc::downgrade(&self.inner);
+        let spawned = self.refuse_start_for_tests().and_then(|()| {
+            std::thread::Builder::new()
                 .name("proxima-routes".into())
                 .spawn(move || thread::run(inner))
-                .inspect_err(|e| tracing::error!(error = %e, "no route thread: points are stored as writers pass the bound"))
-                .ok();
-            Mutex::new(spawned)
         });
+        match spawned {
+            Ok(handle) => {
+                *failed = None;
+                let _ = self.thread.set(Mutex::new(Some(handle)));
+            }
+            Err(e) => {
+                *failed = Some(std::time::Instant::now());
+                tracing::error!(error = %e, retry_in_s = RESPAWN_AFTER.as_secs(), "no route thread: points are stored as writers pass the bound, and the start is tried again");
+            }
+        }
+    }
+
+    /// A start of the route thread failing on purpose, while a test asks for it.
+    fn refuse_start_for_tests(&self) -> std::io::Result<()> {
+        #[cfg(test)]
+        if self
+            .fail_starts
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(std::io::Error::other("a start refused by a test"));
+        }
+        Ok(())
+    }
+
+    /// Whether the route thread runs.
+    #[cfg(test)]
+    pub(super) fn has_thread(&self) -> bool {
+        self.thread.get().is_some()
     }
 
     /// Whether the store is behind its writes: [`MAX_FRESH_PIECES`] or more wait to be
