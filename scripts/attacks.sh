@@ -3,7 +3,8 @@
 # (one victim key, ATTACKERS ordinary attacker keys), runs `proxima attack` for each attack
 # on a fresh server, RUNS times, and prints the median over the runs of the victim's write
 # rate with the attack as a share of without (target: at least 0.5) and of /healthz's 99th
-# percentile during the attack (target: at most 10 ms).
+# percentile during the attack (target: at most 10 ms); for `followers`, also how long an
+# honest follower's frames took to come (a move of its trip to the frame holding it).
 #
 #   scripts/attacks.sh [RUNS] [ATTACKS] [DURATION]
 #
@@ -67,4 +68,18 @@ for attack, rs in by.items():
           f"{med(lambda r: r['victim_ratio']):>13.2f} "
           f"{med(lambda r: r['healthz_before_us']['p99']):>22.0f} "
           f"{med(lambda r: r['healthz_during_us']['p99']):>10.0f}  ({ratios})")
+# The followers attack's honest follower: how long each move of its trip took to reach its
+# stream, without the attack and with it.
+for attack, rs in by.items():
+    rs = [r for r in rs if r.get("follower_before_us")]
+    if not rs:
+        continue
+    med = lambda f: statistics.median(f(r) for r in rs)
+    print(f"{attack}: honest follower, a move to its frame, µs: "
+          f"p50 {med(lambda r: r['follower_before_us']['p50']):.0f} -> {med(lambda r: r['follower_during_us']['p50']):.0f}, "
+          f"p90 {med(lambda r: r['follower_before_us']['p90']):.0f} -> {med(lambda r: r['follower_during_us']['p90']):.0f}, "
+          f"p99 {med(lambda r: r['follower_before_us']['p99']):.0f} -> {med(lambda r: r['follower_during_us']['p99']):.0f} "
+          f"({' '.join(str(r['follower_during_us']['p99']) for r in rs)}), "
+          f"max during {med(lambda r: r['follower_during_us']['max']):.0f}; "
+          f"missed {sum(r['follower_missed'] for r in rs)}")
 PY

@@ -22,7 +22,10 @@
 //!   while points wait settles that trip's points first.
 //! - `followers`: four attackers each open as many follower streams as the server lets one
 //!   caller on a trip of their own, and move along it back to back, so that every stream
-//!   is woken by every write, while the victim moves a crowd in batches.
+//!   is woken by every write, while the victim moves a crowd in batches. An honest
+//!   follower of a trip of the victim's own is measured too: its traveller moves every
+//!   300 ms or so, and the report gives how long each move took to reach the follower's stream
+//!   (from the write's sending to the frame's arrival), without the attack and with it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -101,7 +104,7 @@ impl AttackConfig {
 }
 
 /// The head of the table [`AttackReport::row`] writes.
-pub const TABLE_HEAD: &str = "attack     set up  refused  attacks/s  victim/s before  victim/s during  ratio  healthz p99 µs before  during   max during";
+pub const TABLE_HEAD: &str = "attack     set up  refused  attacks/s  victim/s before  victim/s during  ratio  healthz p99 µs before  during   max during  follower p99 µs before  during  missed";
 
 /// What one attack did to the victim and the probe.
 #[derive(Debug, Clone, Serialize)]
@@ -126,13 +129,22 @@ pub struct AttackReport {
     pub healthz_before_us: Latency,
     /// With it.
     pub healthz_during_us: Latency,
+    /// The `followers` attack: how long an honest follower waited for each move of the
+    /// trip it follows, from the write's sending to the frame's arrival, without the
+    /// attack, µs (`None` for the other attacks).
+    pub follower_before_us: Option<Latency>,
+    /// With it.
+    pub follower_during_us: Option<Latency>,
+    /// Moves whose frame had not come [`FOLLOWER_WAIT`] after the write, in both phases
+    /// (each counted in the latencies at that wait): a follower missing points.
+    pub follower_missed: u64,
 }
 
 impl AttackReport {
     /// One row of the table under [`TABLE_HEAD`].
     pub fn row(&self) -> String {
         format!(
-            "{:<9} {:>7} {:>8} {:>10.0} {:>16.0} {:>16.0} {:>6.2} {:>22} {:>7} {:>12}",
+            "{:<9} {:>7} {:>8} {:>10.0} {:>16.0} {:>16.0} {:>6.2} {:>22} {:>7} {:>12} {:>23} {:>7} {:>7}",
             self.attack,
             self.set_up,
             self.refused,
@@ -143,6 +155,11 @@ impl AttackReport {
             self.healthz_before_us.p99,
             self.healthz_during_us.p99,
             self.healthz_during_us.max,
+            self.follower_before_us
+                .map_or("-".to_string(), |l| l.p99.to_string()),
+            self.follower_during_us
+                .map_or("-".to_string(), |l| l.p99.to_string()),
+            self.follower_missed,
         )
     }
 }
@@ -152,6 +169,8 @@ impl AttackReport {
 pub struct Latency {
     /// Median.
     pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
     /// 99th percentile.
     pub p99: u64,
     /// Worst.
@@ -162,6 +181,7 @@ impl Latency {
     fn of(h: &Histogram<u64>) -> Self {
         Self {
             p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
             p99: h.value_at_quantile(0.99),
             max: h.max(),
         }
@@ -245,10 +265,43 @@ enum Victim {
     Batches,
 }
 
+/// What a phase measured: the victim's updates a second, the probe's latencies, and the
+/// honest follower's (with the moves it missed), if there was one.
+struct Measured {
+    rate: f64,
+    healthz: Histogram<u64>,
+    follower: Option<(Histogram<u64>, u64)>,
+}
+
+/// The honest follower's trip, of the victim's traveller of the same id.
+const HONEST_TRIP: &str = "victim:trip";
+
+/// The honest follower's trip moves this long after its last move reached the stream:
+/// longer than the server's least time between a stream's reads (250 ms, of which a move
+/// made sooner waits out the rest), so that what is measured is the server's delay, not
+/// that pacing.
+const FOLLOWER_PAUSE: Duration = Duration::from_millis(300);
+
+/// How long the honest follower waits for a move's frame before counting it missed.
+const FOLLOWER_WAIT: Duration = Duration::from_secs(5);
+
 /// Measures `victim` writing and the probe for `duration`: the victim's updates a second
-/// and the probe's latencies.
-async fn phase(config: &AttackConfig, victim: Victim) -> Result<(f64, Histogram<u64>), BenchError> {
+/// and the probe's latencies; and with `follower`, an honest follower of
+/// [`HONEST_TRIP`] (see [`follow_honestly`]).
+async fn phase(
+    config: &AttackConfig,
+    victim: Victim,
+    follower: bool,
+) -> Result<Measured, BenchError> {
     let end = Instant::now() + config.duration;
+    let follower = if follower {
+        let config = config.clone();
+        Some(tokio::spawn(
+            async move { follow_honestly(&config, end).await },
+        ))
+    } else {
+        None
+    };
     let updates = Arc::new(AtomicU64::new(0));
     let mut writers = Vec::new();
     for w in 0..2 {
@@ -313,7 +366,100 @@ async fn phase(config: &AttackConfig, victim: Victim) -> Result<(f64, Histogram<
         writer.await.map_err(std::io::Error::other)??;
     }
     let rate = updates.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
-    Ok((rate, healthz))
+    let follower = match follower {
+        Some(task) => Some(task.await.map_err(std::io::Error::other)??),
+        None => None,
+    };
+    Ok(Measured {
+        rate,
+        healthz,
+        follower,
+    })
+}
+
+/// An honest follower of [`HONEST_TRIP`] until `end`: one stream on the trip (on a
+/// connection of its own), and the trip's traveller moving [`FOLLOWER_PAUSE`] after each
+/// move arrived, on another; for
+/// each move, the time from sending the write to the arrival of the stream's frame
+/// holding it (µs), and how many moves never arrived within [`FOLLOWER_WAIT`].
+async fn follow_honestly(
+    config: &AttackConfig,
+    end: Instant,
+) -> Result<(Histogram<u64>, u64), BenchError> {
+    use http_body_util::BodyExt;
+    let key = config.victim_key.as_deref();
+    let path = format!("/v1/trips/{HONEST_TRIP}/watch?viewer={HONEST_TRIP}");
+    let (_stream_conn, mut body) = open_own_stream(config, key, path)
+        .await
+        .ok_or_else(|| BenchError::Io(std::io::Error::other("the honest follower's stream was refused")))?;
+    let mut writer = Conn::open(config.target, key).await?;
+    let mut waited = super::histogram();
+    let mut missed = 0u64;
+    let mut unread = String::new();
+    let mut last_ts = 0i64;
+    let mut step = 0usize;
+    while Instant::now() < end {
+        step += 1;
+        let ts = now_ms().max(last_ts + 1);
+        last_ts = ts;
+        let (lat, lon) = spread(step % 1_000, 1_000);
+        let move_to = serde_json::json!({"lat": lat, "lon": lon, "ts": ts});
+        let sent = Instant::now();
+        expect_ok(
+            writer
+                .send(json(
+                    Method::PUT,
+                    format!("/v1/travellers/{HONEST_TRIP}/position"),
+                    &move_to,
+                ))
+                .await?,
+        )?;
+        // Frames until the one holding this move's point (`data: {"lat", "lon", "ts"}`).
+        let arrived = tokio::time::timeout(FOLLOWER_WAIT, async {
+            loop {
+                while let Some(at) = unread.find("\n\n") {
+                    let event: String = unread.drain(..at + 2).collect();
+                    if point_ts(&event) == Some(ts) {
+                        return Ok(true);
+                    }
+                }
+                match body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            unread.push_str(&String::from_utf8_lossy(&data));
+                        }
+                    }
+                    Some(Err(e)) => return Err(std::io::Error::other(e)),
+                    None => return Ok(false),
+                }
+            }
+        })
+        .await;
+        match arrived {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => {
+                return Err(BenchError::Io(std::io::Error::other(
+                    "the honest follower's stream ended",
+                )));
+            }
+            Ok(Err(e)) => return Err(BenchError::Io(e)),
+            Err(_) => missed += 1,
+        }
+        let micros = sent.elapsed().as_micros().clamp(1, 60_000_000) as u64;
+        waited.record(micros).expect("clamped");
+        tokio::time::sleep(FOLLOWER_PAUSE).await;
+    }
+    Ok((waited, missed))
+}
+
+/// The `ts` of a server-sent `point` event, if `event` is one.
+fn point_ts(event: &str) -> Option<i64> {
+    if !event.lines().any(|l| l.trim_end() == "event: point") {
+        return None;
+    }
+    let data = event.lines().find_map(|l| l.strip_prefix("data:"))?;
+    let point: serde_json::Value = serde_json::from_str(data.trim()).ok()?;
+    point.get("ts")?.as_i64()
 }
 
 /// Runs `attack` and reports what it cost.
@@ -344,8 +490,20 @@ pub async fn run(config: &AttackConfig, attack: Attack) -> Result<AttackReport, 
             )?;
             Victim::Position
         }
-        Attack::Maps | Attack::Imports | Attack::Followers => {
+        Attack::Maps | Attack::Imports => {
             load_crowd(&mut admin, config.crowd, 10).await?;
+            Victim::Batches
+        }
+        Attack::Followers => {
+            load_crowd(&mut admin, config.crowd, 10).await?;
+            let trip = serde_json::json!({
+                "traveller": HONEST_TRIP, "title": "honest", "started_at": trips_started_at(),
+            });
+            expect_ok(
+                admin
+                    .send(json(Method::PUT, format!("/v1/trips/{HONEST_TRIP}"), &trip))
+                    .await?,
+            )?;
             Victim::Batches
         }
         Attack::Routes => {
@@ -373,8 +531,9 @@ pub async fn run(config: &AttackConfig, attack: Attack) -> Result<AttackReport, 
         duration: config.duration.min(Duration::from_secs(2)),
         ..config.clone()
     };
-    phase(&warm_up, victim).await?;
-    let (before, healthz_before) = phase(config, victim).await?;
+    let follower = attack == Attack::Followers;
+    phase(&warm_up, victim, follower).await?;
+    let before = phase(config, victim, follower).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let attackers = attackers_runtime(config.niced_attackers)?;
@@ -390,21 +549,25 @@ pub async fn run(config: &AttackConfig, attack: Attack) -> Result<AttackReport, 
     };
     let sent_before = sent.load(Ordering::Relaxed);
     let during_started = Instant::now();
-    let (during, healthz_during) = phase(config, victim).await?;
+    let during = phase(config, victim, follower).await?;
     let attack_requests_per_s = (sent.load(Ordering::Relaxed) - sent_before) as f64
         / during_started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     drop(held);
+    let missed = |m: &Measured| m.follower.as_ref().map_or(0, |(_, missed)| *missed);
     Ok(AttackReport {
         attack: format!("{attack:?}").to_lowercase(),
         set_up,
         refused,
-        victim_before_per_s: before,
-        victim_during_per_s: during,
-        victim_ratio: during / before.max(f64::MIN_POSITIVE),
+        victim_before_per_s: before.rate,
+        victim_during_per_s: during.rate,
+        victim_ratio: during.rate / before.rate.max(f64::MIN_POSITIVE),
         attack_requests_per_s,
-        healthz_before_us: Latency::of(&healthz_before),
-        healthz_during_us: Latency::of(&healthz_during),
+        healthz_before_us: Latency::of(&before.healthz),
+        healthz_during_us: Latency::of(&during.healthz),
+        follower_before_us: before.follower.as_ref().map(|(h, _)| Latency::of(h)),
+        follower_during_us: during.follower.as_ref().map(|(h, _)| Latency::of(h)),
+        follower_missed: missed(&before) + missed(&during),
     })
 }
 
