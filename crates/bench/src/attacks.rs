@@ -398,6 +398,9 @@ async fn follow_honestly(
     let mut unread = String::new();
     let mut last_ts = 0i64;
     let mut step = 0usize;
+    // The stream read the route when it opened: a move made at once would wait out the
+    // rest of that read's frame.
+    tokio::time::sleep(FOLLOWER_PAUSE).await;
     while Instant::now() < end {
         step += 1;
         let ts = now_ms().max(last_ts + 1);
