@@ -6,7 +6,8 @@
 # server per case. Prints each round and the medians.
 #
 # RATE (batches of 1,000 a second over 8 connections) runs an open loop, as in
-# `update-cost.sh`, slow enough for the judging thread to judge every move.
+# `update-cost.sh`, slow enough for the judging thread to judge every move. CASES picks the
+# cases, as in `update-cost.sh` (default "none fences"; also `roaming`, `roaming-all`).
 #
 #   [RATE=N] scripts/update-cost-ab.sh OLD_BINARY NEW_BINARY [ROUNDS] [TRAVELLERS] [DURATION]
 #
@@ -34,12 +35,18 @@ for round in $(seq 1 "$rounds"); do
   for build in old new; do
     bin=$old
     [ "$build" = new ] && bin=$new
-    for fences in none fences; do
-      start_server "$port"
-      bench --load-travellers "$travellers" --workload healthz --duration 0.5 >/dev/null
-      if [ "$fences" = fences ]; then
-        bench --workload fences --keep-fences --duration 1 --warmup 0 >/dev/null
+    for fences in ${CASES:-none fences}; do
+      if [ "$fences" = roaming-all ]; then
+        start_server "$port" --max-fences $((travellers + 1000))
+      else
+        start_server "$port"
       fi
+      bench --load-travellers "$travellers" --workload healthz --duration 0.5 >/dev/null
+      case $fences in
+        none) ;;
+        roaming-all) bench --workload roaming --roaming-every 1 --keep-fences --duration 1 --warmup 0 >/dev/null ;;
+        *) bench --workload "$fences" --keep-fences --duration 1 --warmup 0 >/dev/null ;;
+      esac
       c0=$(server_cpu_s)
       a0=$(updates_applied "$port")
       bench --workload positions --duration "$duration" --warmup 0 "${pace[@]}" >/dev/null
@@ -57,10 +64,13 @@ cost = collections.defaultdict(dict)  # (build, fences) -> round -> µs a update
 for line in open(sys.argv[1]):
     rnd, build, fences, c0, c1, a0, a1 = line.split()
     cost[(build, fences)][rnd] = (float(c1) - float(c0)) * 1e6 / (int(a1) - int(a0))
+cases = [c for c in ("none", "fences", "roaming", "roaming-all") if ("old", c) in cost]
 for build in ("old", "new"):
-    for fences in ("none", "fences"):
+    for fences in cases:
         us = list(cost[(build, fences)].values())
-        print(f"{build} {fences:6} µs a update {statistics.median(us):.2f} ({', '.join(f'{u:.2f}' for u in us)})")
-    rates = [cost[(build, "none")][r] / cost[(build, "fences")][r] for r in cost[(build, "none")]]
-    print(f"{build} rate with fences ÷ without {statistics.median(rates):.2f} ({', '.join(f'{x:.2f}' for x in rates)})")
+        print(f"{build} {fences:11} µs a update {statistics.median(us):.2f} ({', '.join(f'{u:.2f}' for u in us)})")
+    if "none" in cases:
+        for fences in cases[1:]:
+            rates = [cost[(build, "none")][r] / cost[(build, fences)][r] for r in cost[(build, "none")]]
+            print(f"{build} rate with {fences} ÷ without {statistics.median(rates):.2f} ({', '.join(f'{x:.2f}' for x in rates)})")
 PY

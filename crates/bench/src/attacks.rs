@@ -389,9 +389,11 @@ async fn follow_honestly(
     use http_body_util::BodyExt;
     let key = config.victim_key.as_deref();
     let path = format!("/v1/trips/{HONEST_TRIP}/watch?viewer={HONEST_TRIP}");
-    let (_stream_conn, mut body) = open_own_stream(config, key, path)
-        .await
-        .ok_or_else(|| BenchError::Io(std::io::Error::other("the honest follower's stream was refused")))?;
+    let (_stream_conn, mut body) = open_own_stream(config, key, path).await.ok_or_else(|| {
+        BenchError::Io(std::io::Error::other(
+            "the honest follower's stream was refused",
+        ))
+    })?;
     let mut writer = Conn::open(config.target, key).await?;
     let mut waited = super::histogram();
     let mut missed = 0u64;
