@@ -467,8 +467,19 @@ fn point_ts(event: &str) -> Option<i64> {
     point.get("ts")?.as_i64()
 }
 
+/// Tells on standard error where a run of `attack` is, with the Unix time in ms (so that a
+/// client of its own, run beside, can tell its samples' phases apart).
+fn progress(attack: Attack, what: &str) {
+    eprintln!(
+        "{} {}: {what}",
+        now_ms(),
+        format!("{attack:?}").to_lowercase()
+    );
+}
+
 /// Runs `attack` and reports what it cost.
 pub async fn run(config: &AttackConfig, attack: Attack) -> Result<AttackReport, BenchError> {
+    progress(attack, "setting up the victim");
     let mut admin = Conn::open(config.target, config.victim_key.as_deref()).await?;
     let victim = match attack {
         Attack::Roaming => {
@@ -537,8 +548,11 @@ pub async fn run(config: &AttackConfig, attack: Attack) -> Result<AttackReport, 
         ..config.clone()
     };
     let follower = attack == Attack::Followers;
+    progress(attack, "warming up");
     phase(&warm_up, victim, follower).await?;
+    progress(attack, "measuring without the attack");
     let before = phase(config, victim, follower).await?;
+    progress(attack, "setting up the attack");
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let attackers = attackers_runtime(config.niced_attackers)?;
@@ -554,7 +568,9 @@ pub async fn run(config: &AttackConfig, attack: Attack) -> Result<AttackReport, 
     };
     let sent_before = sent.load(Ordering::Relaxed);
     let during_started = Instant::now();
+    progress(attack, "measuring with the attack");
     let during = phase(config, victim, follower).await?;
+    progress(attack, "done");
     let attack_requests_per_s = (sent.load(Ordering::Relaxed) - sent_before) as f64
         / during_started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
