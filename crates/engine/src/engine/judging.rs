@@ -35,6 +35,10 @@ use crate::travellers::{SeenAt, TravellerHandle, TravellerId};
 /// The most moves of one traveller waiting to be judged; past it the oldest is dropped.
 pub(super) const MAX_WAITING_MOVES: usize = 16;
 
+/// The most entries a backlog holds when it gives back its room
+/// ([`Backlog::shrink_to_what_is_held`]).
+const SHRINK_HOLDING: usize = 1 << 14;
+
 /// A traveller's changes waiting to be judged.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Marked {
@@ -51,8 +55,9 @@ pub(super) struct Marked {
     /// "now" and with its own cause. Empty when the changes carried no position (judged
     /// as the traveller is now, with `cause`).
     pub(super) moves: Vec<Waiting>,
-    /// Where the latest write that marked it found its record, if it said: judging reads
-    /// the record there if it is still the traveller's (else looks it up by id).
+    /// Where the latest write that said found its record (a mark without it, a sharing
+    /// change, keeps the one before): judging reads the record there if it is still the
+    /// traveller's, else looks it up by id.
     pub(super) handle: Option<TravellerHandle>,
 }
 
@@ -141,19 +146,21 @@ impl Backlog {
 
     /// Gives back the room of a backlog that has drained: its map keeps the buckets of its
     /// largest size, and a backlog that once held every traveller (a load, a judging thread
-    /// that fell behind) made each later take a cache miss on a bucket in a table of tens of
-    /// megabytes (the backlog's `HashMap::remove` was 5 % of the server's
-    /// CPU with 10,000 static fences and every move judged, 150 batches of 1,000 a second,
-    /// 200,000 travellers: `perf`). Shrinks to twice what is held once that is under a
-    /// quarter of the room, so the rehashing is paid for by the takes before it.
+    /// that fell behind) made each later take a cache miss on a bucket of a table of 16 MB
+    /// with 200,000 travellers (the backlog's `HashMap::remove` was 5 % of the server's CPU
+    /// with 10,000 static fences and every move judged, 150 batches of 1,000 a second:
+    /// `perf`). Shrinks to twice what is held once that is under a quarter of the room, so
+    /// the rehashing is paid for by the takes before it; and only once at most
+    /// [`SHRINK_HOLDING`] entries are left, since it runs under the lock writers mark their
+    /// moves with (a rehash of that many takes a fraction of a millisecond).
     fn shrink_to_what_is_held(&mut self) {
         const SMALLEST: usize = 1 << 10;
         let held = self.marked.len();
-        if self.marked.capacity() > SMALLEST.max(held * 4) {
+        if held <= SHRINK_HOLDING && self.marked.capacity() > SMALLEST.max(held * 4) {
             self.marked.shrink_to(SMALLEST.max(held * 2));
         }
         let queued = self.order.len();
-        if self.order.capacity() > SMALLEST.max(queued * 4) {
+        if queued <= SHRINK_HOLDING && self.order.capacity() > SMALLEST.max(queued * 4) {
             self.order.shrink_to(SMALLEST.max(queued * 2));
         }
     }

@@ -428,23 +428,28 @@ fn a_stale_hint_reads_the_traveller_asked_for_not_the_slots_new_holder() {
         })
     };
     assert_eq!(judged("a", hint), Some(("a".to_string(), Some(7.0))));
-    // `a` goes, and 2,000 others come: a few of them land in `a`'s shard, the first of
-    // those in `a`'s freed slot.
+    // `a` goes, and others come until one of them lands in `a`'s shard, and so in its
+    // freed slot (one in 256 does; the hasher is seeded afresh each run).
     assert!(index.delete("a", now));
-    let others: Vec<String> = (0..2_000).map(|n| format!("b{n}")).collect();
-    for id in &others {
-        index.update(&report(id, 2.0), now);
+    let mut others: Vec<String> = Vec::new();
+    let mut holder = None;
+    for n in 0..100_000 {
+        let id = format!("b{n}");
+        index.update(&report(&id, 2.0), now);
+        if index
+            .with_seen_at(hint.expect("applied"), &id, |_| ())
+            .is_some()
+        {
+            holder = Some(id.clone());
+        }
+        others.push(id);
+        if holder.is_some() {
+            break;
+        }
     }
-    let holder = others
-        .iter()
-        .find(|id| {
-            index
-                .with_seen_at(hint.expect("applied"), id, |_| ())
-                .is_some()
-        })
-        .expect("one of them holds a's old slot");
+    let holder = holder.expect("one of them holds a's old slot");
     assert_eq!(judged("a", hint), None, "a is gone, whoever holds its slot");
-    assert_eq!(judged(holder, hint), Some((holder.clone(), Some(7.0))));
+    assert_eq!(judged(&holder, hint), Some((holder.clone(), Some(7.0))));
     for id in others.iter().step_by(97) {
         assert_eq!(judged(id, hint), Some((id.clone(), Some(7.0))), "{id}");
     }
