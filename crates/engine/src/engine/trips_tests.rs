@@ -258,6 +258,78 @@ fn routes_followers_and_links_survive_a_restart_replaying_only_the_tail() {
     assert!(snapshot.seq > 0);
 }
 
+/// Reads of one trip while another's points arrive: each read takes its own trip's points
+/// out of the buffer the writers add to. Every point written is in its route once, and
+/// none is left counted as waiting once the trips are read. (A read that took the buffer
+/// out to scan it off the writers' lock, and lost what arrived meanwhile, fails here.)
+#[test]
+fn reads_of_one_trip_while_another_is_written_lose_no_point_of_either() {
+    let clock = Arc::new(ManualClock::new(START));
+    let engine = engine(clock.clone());
+    let _ = engine.put_trip(trip("a", "ann", START, None)).expect("put");
+    let _ = engine.put_trip(trip("b", "bob", START, None)).expect("put");
+    report(&engine, "bob", START + 1, HERE);
+    // A third trip's 100,000 points waiting, so that each read's scan of the buffer is
+    // long enough for ann's batches to come while it runs.
+    let _ = engine.put_trip(trip("c", "cat", START, None)).expect("put");
+    for chunk in 0..20i64 {
+        let updates = (0..5_000)
+            .map(|k| {
+                let ts = START + 10 + chunk * 5_000 + k;
+                PositionUpdate::new("cat".into(), HERE.lat, HERE.lon, ts, None, None)
+                    .expect("valid")
+            })
+            .collect();
+        let _ = engine.update_positions(updates).expect("taken").wait();
+    }
+    let batches = 400i64;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for batch in 0..batches {
+                // Five of ann's points a batch, one of them late.
+                let updates = [3, 1, 2, 5, 4]
+                    .iter()
+                    .map(|k| {
+                        let ts = START + 10 + batch * 10 + k;
+                        PositionUpdate::new("ann".into(), HERE.lat, HERE.lon, ts, None, None)
+                            .expect("valid")
+                    })
+                    .collect();
+                let _ = engine.update_positions(updates).expect("taken").wait();
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        scope.spawn(|| {
+            let mut reads = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) || reads < 10 {
+                let (points, _) = engine
+                    .route("b", i64::MIN, i64::MAX, None, 10)
+                    .expect("reads");
+                assert_eq!(points.len(), 1);
+                reads += 1;
+            }
+        });
+    });
+    let mut expected: Vec<i64> = (0..batches)
+        .flat_map(|batch| (1..=5).map(move |k| START + 10 + batch * 10 + k))
+        .collect();
+    expected.sort_unstable();
+    let (route, _) = engine
+        .route("a", i64::MIN, i64::MAX, None, 10_000)
+        .expect("reads");
+    assert_eq!(route.iter().map(|p| p.ts).collect::<Vec<_>>(), expected);
+    let (cats, _) = engine
+        .route("c", i64::MIN, i64::MAX, None, 200_000)
+        .expect("reads");
+    assert_eq!(cats.len(), 100_000);
+    assert_eq!(
+        engine.route_points_pending(),
+        0,
+        "nothing left counted as waiting"
+    );
+}
+
 /// A route thread that could not be started (no threads left for a moment) is started
 /// again by a later write, not given up on: without it nothing would ever settle the
 /// store's pieces, and positions on trips would be refused for the life of the process.
