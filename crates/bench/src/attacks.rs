@@ -57,6 +57,13 @@ pub enum Attack {
     Followers,
 }
 
+impl Attack {
+    /// Its name, as `--attack` takes it.
+    fn name(self) -> String {
+        format!("{self:?}").to_lowercase()
+    }
+}
+
 /// How to run the attacks.
 #[derive(Debug, Clone)]
 pub struct AttackConfig {
@@ -470,11 +477,7 @@ fn point_ts(event: &str) -> Option<i64> {
 /// Tells on standard error where a run of `attack` is, with the Unix time in ms (so that a
 /// client of its own, run beside, can tell its samples' phases apart).
 fn progress(attack: Attack, what: &str) {
-    eprintln!(
-        "{} {}: {what}",
-        now_ms(),
-        format!("{attack:?}").to_lowercase()
-    );
+    eprintln!("{} {}: {what}", now_ms(), attack.name());
 }
 
 /// Runs `attack` and reports what it cost.
@@ -512,30 +515,14 @@ pub async fn run(config: &AttackConfig, attack: Attack) -> Result<AttackReport, 
         }
         Attack::Followers => {
             load_crowd(&mut admin, config.crowd, 10).await?;
-            let trip = serde_json::json!({
-                "traveller": HONEST_TRIP, "title": "honest", "started_at": trips_started_at(),
-            });
-            expect_ok(
-                admin
-                    .send(json(Method::PUT, format!("/v1/trips/{HONEST_TRIP}"), &trip))
-                    .await?,
-            )?;
+            put_own_trip(&mut admin, HONEST_TRIP, "honest", trips_started_at()).await?;
             Victim::Batches
         }
         Attack::Routes => {
             load_crowd(&mut admin, config.crowd, 10).await?;
             let started_at = trips_started_at();
             for i in 0..config.crowd {
-                let trip = serde_json::json!({
-                    "traveller": format!("crowd:{i}"),
-                    "title": "crowd trip",
-                    "started_at": started_at,
-                });
-                expect_ok(
-                    admin
-                        .send(json(Method::PUT, format!("/v1/trips/crowd:{i}"), &trip))
-                        .await?,
-                )?;
+                put_own_trip(&mut admin, &format!("crowd:{i}"), "crowd trip", started_at).await?;
             }
             Victim::Batches
         }
@@ -577,7 +564,7 @@ pub async fn run(config: &AttackConfig, attack: Attack) -> Result<AttackReport, 
     drop(held);
     let missed = |m: &Measured| m.follower.as_ref().map_or(0, |(_, missed)| *missed);
     Ok(AttackReport {
-        attack: format!("{attack:?}").to_lowercase(),
+        attack: attack.name(),
         set_up,
         refused,
         victim_before_per_s: before.rate,
@@ -824,14 +811,23 @@ async fn own_trip(
 ) -> Result<(Conn, String), BenchError> {
     let mut conn = Conn::open(config.target, key).await?;
     let id = format!("attacker:{a}");
-    let body = serde_json::json!({
-        "traveller": id, "title": "mine", "started_at": trips_started_at(),
-    });
+    put_own_trip(&mut conn, &id, "mine", trips_started_at()).await?;
+    Ok((conn, id))
+}
+
+/// Puts trip `id` of the traveller of the same id, titled `title`, going on since
+/// `started_at`.
+async fn put_own_trip(
+    conn: &mut Conn,
+    id: &str,
+    title: &str,
+    started_at: i64,
+) -> Result<(), BenchError> {
+    let body = serde_json::json!({"traveller": id, "title": title, "started_at": started_at});
     expect_ok(
         conn.send(json(Method::PUT, format!("/v1/trips/{id}"), &body))
             .await?,
-    )?;
-    Ok((conn, id))
+    )
 }
 
 /// The body of a 10,000-vertex area query: a self-crossing star, or a valid circle.

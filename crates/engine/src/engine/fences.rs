@@ -147,7 +147,7 @@ impl Engine {
             self.judging.mark(id, cause, now_ms, at);
         } else {
             // Judged as it is now: the only move waiting is the one just made.
-            self.judge_traveller(id, Marked::new(cause, now_ms, None));
+            self.judge_traveller(id, Marked::new(cause, now_ms, None, None));
         }
     }
 

@@ -72,8 +72,13 @@ pub(super) struct Waiting {
 
 impl Marked {
     /// A first mark for `cause` at `now_ms`, where the traveller was (`at`) if it had a
-    /// position.
-    pub(super) fn new(cause: Cause, now_ms: i64, at: Option<SeenAt>) -> Self {
+    /// position, and where its record lies (`handle`) if the write said.
+    pub(super) fn new(
+        cause: Cause,
+        now_ms: i64,
+        at: Option<SeenAt>,
+        handle: Option<TravellerHandle>,
+    ) -> Self {
         let deleted = cause == Cause::Deleted;
         Self {
             cause: if deleted { Cause::Moved } else { cause },
@@ -84,7 +89,7 @@ impl Marked {
                 .map(|at| Waiting { at, now_ms, cause })
                 .into_iter()
                 .collect(),
-            handle: None,
+            handle: handle.filter(|_| !deleted),
         }
     }
 }
@@ -136,9 +141,8 @@ impl Backlog {
             }
             None => {
                 let id = TravellerId::from(id);
-                let mut marked = Marked::new(cause, now_ms, at);
-                marked.handle = handle.filter(|_| !deleted);
-                self.marked.insert(id.clone(), marked);
+                self.marked
+                    .insert(id.clone(), Marked::new(cause, now_ms, at, handle));
                 self.order.push_back((id, number));
             }
         }

@@ -35,6 +35,17 @@ fn report(engine: &Engine, who: &str, ts: i64, at: LatLon) {
     let _ = engine.update_position(u).expect("applied").wait();
 }
 
+/// `who`'s report from [`HERE`] at `ts`.
+fn here_at(who: &str, ts: i64) -> PositionUpdate {
+    PositionUpdate::new(who.into(), HERE.lat, HERE.lon, ts, None, None).expect("valid")
+}
+
+/// `who`'s reports from [`HERE`] at `times`, in one batch, waited for.
+fn batch_here(engine: &Engine, who: &str, times: impl IntoIterator<Item = i64>) {
+    let updates = times.into_iter().map(|ts| here_at(who, ts)).collect();
+    let _ = engine.update_positions(updates).expect("taken").wait();
+}
+
 /// The trips' clock tick, waited for as the server does.
 fn tick(engine: &Engine) {
     if let Some(written) = engine.tick_trips().expect("ticks") {
@@ -273,14 +284,11 @@ fn reads_of_one_trip_while_another_is_written_lose_no_point_of_either() {
     // long enough for ann's batches to come while it runs.
     let _ = engine.put_trip(trip("c", "cat", START, None)).expect("put");
     for chunk in 0..20i64 {
-        let updates = (0..5_000)
-            .map(|k| {
-                let ts = START + 10 + chunk * 5_000 + k;
-                PositionUpdate::new("cat".into(), HERE.lat, HERE.lon, ts, None, None)
-                    .expect("valid")
-            })
-            .collect();
-        let _ = engine.update_positions(updates).expect("taken").wait();
+        batch_here(
+            &engine,
+            "cat",
+            (0..5_000).map(|k| START + 10 + chunk * 5_000 + k),
+        );
     }
     let batches = 400i64;
     let done = std::sync::atomic::AtomicBool::new(false);
@@ -288,15 +296,8 @@ fn reads_of_one_trip_while_another_is_written_lose_no_point_of_either() {
         scope.spawn(|| {
             for batch in 0..batches {
                 // Five of ann's points a batch, one of them late.
-                let updates = [3, 1, 2, 5, 4]
-                    .iter()
-                    .map(|k| {
-                        let ts = START + 10 + batch * 10 + k;
-                        PositionUpdate::new("ann".into(), HERE.lat, HERE.lon, ts, None, None)
-                            .expect("valid")
-                    })
-                    .collect();
-                let _ = engine.update_positions(updates).expect("taken").wait();
+                let times = [3, 1, 2, 5, 4].map(|k| START + 10 + batch * 10 + k);
+                batch_here(&engine, "ann", times);
             }
             done.store(true, std::sync::atomic::Ordering::SeqCst);
         });
@@ -390,18 +391,16 @@ fn positions_on_trips_are_refused_unlogged_while_the_route_store_is_behind_and_t
         .recover(dir.path(), WalOptions::default())
         .expect("recovers");
     assert!(engine.route_backlog().behind);
-    let at = |who: &str, ts: i64| {
-        PositionUpdate::new(who.into(), HERE.lat, HERE.lon, ts, None, None).expect("valid")
-    };
 
     // A batch holding no trip point goes on.
     let _ = engine
-        .update_positions(vec![at("bob", START + 10)])
+        .update_positions(vec![here_at("bob", START + 10)])
         .expect("taken")
         .wait();
     assert!(engine.traveller("bob", Some("bob")).is_some());
     // One holding a trip point is refused whole, with nothing of it applied or logged.
-    let refused = engine.update_positions(vec![at("bob", START + 20), at("ann", START + 20)]);
+    let refused =
+        engine.update_positions(vec![here_at("bob", START + 20), here_at("ann", START + 20)]);
     assert!(
         matches!(refused, Err(EngineError::RoutesBehind)),
         "{refused:?}"
@@ -418,7 +417,8 @@ fn positions_on_trips_are_refused_unlogged_while_the_route_store_is_behind_and_t
     // The refusal woke the route thread; once it has settled, the same batch is taken.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        match engine.update_positions(vec![at("bob", START + 20), at("ann", START + 20)]) {
+        match engine.update_positions(vec![here_at("bob", START + 20), here_at("ann", START + 20)])
+        {
             Ok(written) => {
                 let _ = written.wait();
                 break;
