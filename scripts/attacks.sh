@@ -24,24 +24,12 @@ attackers=${ATTACKERS:-130}
 port=${PORT:-7893}
 . scripts/lib.sh
 
-victim=victim-key-0123456789abcdef
-{
-  echo "$victim read,write"
-  for i in $(seq 1 "$attackers"); do printf 'attacker-key-%04d-abcdef read,write\n' "$i"; done
-} >"$work/keys.txt"
-grep attacker "$work/keys.txt" >"$work/attackers.txt"
+attack_keys "$attackers"
 
 for run in $(seq 1 "$runs"); do
   for attack in ${attacks//,/ }; do
     echo "run $run of $runs: $attack" >&2
-    rm -rf "$work/data"
-    "$bin" serve --no-sample --listen "127.0.0.1:$port" --keys "$work/keys.txt" \
-      --data-dir "$work/data" --max-connections-per-address 4096 >"$work/server.out" 2>"$work/server.err" &
-    server=$!
-    for _ in $(seq 1 100); do
-      grep -q listening "$work/server.out" 2>/dev/null && break
-      sleep 0.1
-    done
+    start_attack_server "$port"
     "$bin" attack --target "http://127.0.0.1:$port" --victim-key "$victim" \
       --attacker-keys "$work/attackers.txt" --attack "$attack" --duration "$duration" \
       --crowd "${CROWD:-50000}" ${ATTACK_FLAGS:-} \

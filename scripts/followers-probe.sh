@@ -10,16 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 port=${PORT:-7892}
-victim=victim-key-0123456789abcdef
-{ echo "$victim read,write"; for i in $(seq 1 130); do printf 'attacker-key-%04d-abcdef read,write\n' "$i"; done; } >"$work/keys.txt"
-grep attacker "$work/keys.txt" >"$work/attackers.txt"
+attack_keys 130
 runs=${1:-3}
 duration=${2:-15}
 for run in $(seq 1 "$runs"); do
-  rm -rf "$work/data"
-  "$bin" serve --no-sample --listen "127.0.0.1:$port" --keys "$work/keys.txt" --data-dir "$work/data" --max-connections-per-address 4096 >"$work/server.out" 2>"$work/server.err" &
-  server=$!
-  for _ in $(seq 1 100); do grep -q listening "$work/server.out" 2>/dev/null && break; sleep 0.1; done
+  start_attack_server "$port"
   "$bin" attack --target "http://127.0.0.1:$port" --victim-key "$victim" --attacker-keys "$work/attackers.txt" --attack followers --duration "$duration" --crowd 50000 --json >"$work/report-$run.json" 2>"$work/progress-$run.txt" &
   attack=$!
   python3 scripts/follower-delay.py $port "$victim" "probe:trip" $((duration * 2 + 40)) >"$work/probe-$run.txt" &

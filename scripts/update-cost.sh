@@ -40,17 +40,7 @@ bench() {
 
 for round in $(seq 1 "$rounds"); do
   for fences in ${CASES:-none fences roaming roaming-all}; do
-    if [ "$fences" = roaming-all ]; then
-      start_server "$port" --max-fences $((travellers + 1000))
-    else
-      start_server "$port"
-    fi
-    bench --load-travellers "$travellers" --workload healthz --duration 0.5 >/dev/null
-    case $fences in
-      none) ;;
-      roaming-all) bench --workload roaming --roaming-every 1 --keep-fences --duration 1 --warmup 0 >/dev/null ;;
-      *) bench --workload "$fences" --keep-fences --duration 1 --warmup 0 >/dev/null ;;
-    esac
+    start_fence_case "$fences" "$port" "$travellers"
     c0=$(server_cpu_s)
     a0=$(updates_applied "$port")
     j0=$(coalesced)
