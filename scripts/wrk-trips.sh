@@ -6,19 +6,22 @@
 # harness's `trips` workload puts them, for 3 s). wrk does not wait out `Retry-After`, so
 # batches refused while the route store is behind are sent again at once; the accepted
 # rate counts only 2xx answers. Prints each round: accepted updates/s and non-2xx answers
-# without and with trips, and the route store's file length.
+# without and with trips, and the route store's file length. PHASE_SECONDS (default 60)
+# sets how long each phase runs: long enough to hold a few of the route store's settlings
+# (each of 128 pieces of 250,000 points) for a rate the server sustains.
 #
-#   scripts/wrk-trips.sh [ROUNDS]
+#   [PHASE_SECONDS=60] scripts/wrk-trips.sh [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
+secs=${PHASE_SECONDS:-60}
 port=${PORT:-7898}
 . scripts/lib.sh
 wrk_rate() { # prints accepted updates/s, non-2xx count
-  local out; out=$(wrk -t2 -c8 -d60s -s scripts/wrk-positions.lua "http://127.0.0.1:$port" -- "$(( $(date +%s%3N) + 120000 ))" 1000 1000000 2)
+  local out; out=$(wrk -t2 -c8 -d"${secs}s" -s scripts/wrk-positions.lua "http://127.0.0.1:$port" -- "$(( $(date +%s%3N) + 120000 ))" 1000 1000000 2)
   local reqs non; reqs=$(echo "$out" | awk '/requests in/ {print $1}'); non=$(echo "$out" | awk '/Non-2xx/ {print $5}')
   non=${non:-0}
-  python3 -c "print(($reqs - $non) * 1000 / 60.0, $non)"
+  python3 -c "print(($reqs - $non) * 1000 / $secs, $non)"
 }
 for round in $(seq 1 "$rounds"); do
   start_server "$port" --traveller-ttl 86400

@@ -10,8 +10,9 @@
 //!   pause. Past [`MAX_PENDING`] points a writer writes a piece itself before it goes on:
 //!   the bound, and the back pressure;
 //! - the route thread settles the pieces into each trip's chunks when [`SETTLE_PIECES`]
-//!   wait, or when writes pause, in parts of [`SETTLE_PART`] trips a piece, writing new
-//!   pieces between parts when points pile up ([`RouteStore::settle_some`]);
+//!   wait, when [`SETTLE_PIECES_WAITED`] have waited [`SETTLE_WAIT`], or when writes
+//!   pause, in parts of [`SETTLE_PART`] trips a piece, writing new pieces between parts
+//!   when points pile up ([`RouteStore::settle_some`]);
 //! - after a settling, the route thread compacts the store's file when it has grown enough
 //!   to pay for the pause ([`compaction`]).
 //!
@@ -68,18 +69,36 @@ const MAX_PENDING: usize = 2_000_000;
 /// The longest points wait in memory while writes go on, so that slow writes do not make
 /// many small pieces.
 const PIECE_EVERY: Duration = Duration::from_secs(10);
-/// Fresh pieces that make the route thread settle them: each reader of a trip reads a
-/// blob of each, and settling more at once touches each trip's chunks less often.
-const SETTLE_PIECES: u64 = 32;
+/// Fresh pieces that make the route thread settle them at once. Each reader of a trip
+/// reads a blob of each piece, and settling more at once touches each trip's chunks less
+/// often: a settling costs a few B-tree descents a trip whatever its points, so with a
+/// million trips it pays to wait for more points a trip. 128 pieces (32 million points,
+/// 32 a trip) settle at 0.75–0.93 µs a point where 32 (8 a trip) settled at 1.32–1.51
+/// (`cargo run --release -p proxima-engine --example route_pieces -- 1000000 250000 128
+/// 1024 pieces near`, against `… 32 4096 …`), and the `trips` workload went from 0.37 to
+/// 0.59 of the rate without trips over 90 s (`docs/performance.md`). A reader of a trip
+/// with points in every piece then reads up to 128 blobs, so the thread waits for them
+/// only while they arrive fast: see [`SETTLE_PIECES_WAITED`].
+const SETTLE_PIECES: u64 = 128;
+/// Fresh pieces that make the route thread settle them once the oldest has waited
+/// [`SETTLE_WAIT`]. Under a heavy load 128 full pieces arrive within it, and settle then;
+/// at a phone's pace (a million travellers reporting every few minutes, a piece of
+/// 100,000 points every 10 s) 32 take five minutes, and settle at 32 as they did before
+/// the 128, so that readers read no more blobs where settling less often would save little
+/// (the route thread is busy a few percent of the time there).
+const SETTLE_PIECES_WAITED: u64 = 32;
+/// How long fresh pieces wait before [`SETTLE_PIECES_WAITED`] of them are settled.
+const SETTLE_WAIT: Duration = Duration::from_secs(60);
 /// Fresh pieces past which the store is behind its writes ([`Routes::behind`]): three
-/// settlings' worth, about 24 million points. A settling of [`SETTLE_PIECES`] with a
-/// million trips takes seconds, more under load (about 25 s in `scripts/trips-bench.sh`
-/// on the 2-core machine, the writers and the load generator sharing the cores), and new
-/// pieces are written meanwhile; a bound nearer to it would refuse writes under loads the
-/// thread keeps up with between settlings.
+/// settlings' worth, about 96 million points. A settling of [`SETTLE_PIECES`] with a
+/// million trips takes tens of seconds, more under load (the writers and the load
+/// generator share the cores), and new pieces are written meanwhile; a bound nearer to it
+/// would refuse writes under loads the thread keeps up with between settlings.
 pub const MAX_FRESH_PIECES: u64 = 3 * SETTLE_PIECES;
-/// Trips a piece settled in one transaction (readers and new pieces get in between).
-const SETTLE_PART: usize = 4_096;
+/// Trips a piece settled in one transaction (readers and new pieces get in between): a
+/// part holds up to this many trips of each of [`SETTLE_PIECES`] pieces, so that a reader
+/// waiting for the part being settled waits about 100 ms, as with 4,096 trips of 32 pieces.
+const SETTLE_PART: usize = 1_024;
 /// How long after a failed start of the route thread it is tried again.
 pub(super) const RESPAWN_AFTER: Duration = Duration::from_secs(1);
 

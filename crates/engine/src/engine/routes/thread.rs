@@ -5,12 +5,21 @@
 
 use std::sync::Weak;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{
-    Inner, MAX_FRESH_PIECES, MAX_PENDING, NAP, PIECE_EVERY, SETTLE_PART, SETTLE_PIECES, WAKE_AT,
-    compaction,
+    Inner, MAX_FRESH_PIECES, MAX_PENDING, NAP, PIECE_EVERY, SETTLE_PART, SETTLE_PIECES,
+    SETTLE_PIECES_WAITED, SETTLE_WAIT, WAKE_AT, compaction,
 };
+
+/// Whether `pieces` fresh pieces, the oldest of them there for `waited`, are due to be
+/// settled: [`SETTLE_PIECES`] at once, [`SETTLE_PIECES_WAITED`] once they have waited
+/// [`SETTLE_WAIT`], and any when writes pause.
+fn settle_due(pieces: u64, waited: Duration, paused: bool) -> bool {
+    pieces >= SETTLE_PIECES
+        || (pieces >= SETTLE_PIECES_WAITED && waited >= SETTLE_WAIT)
+        || (paused && pieces > 0)
+}
 
 impl Inner {
     /// Compacts the store's file when the policy says it pays ([`compaction`]), under the
@@ -100,6 +109,9 @@ pub(super) fn run(inner: Weak<Inner>) {
     let mut seen_pushes = 0;
     // When the last round began, and the points pushed by then: the write rate since.
     let mut round = (Instant::now(), 0u64);
+    // Since when fresh pieces have waited (about: the first round that found them, or the
+    // start of the settling that left them).
+    let mut waiting_since: Option<Instant> = None;
     while let Some(inner) = inner.upgrade() {
         {
             let mut awake = inner.awake.lock();
@@ -121,9 +133,20 @@ pub(super) fn run(inner: Weak<Inner>) {
         }
         let fresh = inner.store().read().fresh_pieces();
         let this_round = (Instant::now(), inner.pushed_points.load(Ordering::Relaxed));
+        if let Ok(pieces) = fresh {
+            if pieces == 0 {
+                waiting_since = None;
+            } else if waiting_since.is_none() {
+                waiting_since = Some(this_round.0);
+            }
+        }
+        let waited = waiting_since.map_or(Duration::ZERO, |since| since.elapsed());
         match fresh {
-            Ok(pieces) if pieces >= SETTLE_PIECES || (paused && pieces > 0) => {
+            Ok(pieces) if settle_due(pieces, waited, paused) => {
+                let started = Instant::now();
                 inner.settle();
+                // Pieces written meanwhile are younger than the settling.
+                waiting_since = (inner.fresh_pieces.load(Ordering::SeqCst) > 0).then_some(started);
                 let fresh = inner.fresh_pieces.load(Ordering::SeqCst);
                 if fresh < MAX_FRESH_PIECES && inner.refusing.swap(false, Ordering::Relaxed) {
                     tracing::info!(
@@ -144,5 +167,25 @@ pub(super) fn run(inner: Weak<Inner>) {
             Err(e) => tracing::error!(error = %e, "route store: its fresh pieces not read"),
         }
         round = this_round;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_settle_at_once_past_the_most_after_a_wait_past_the_least_and_when_writes_pause() {
+        let (brief, long) = (Duration::from_secs(1), SETTLE_WAIT);
+        // A heavy load: many pieces soon.
+        assert!(settle_due(SETTLE_PIECES, brief, false));
+        assert!(!settle_due(SETTLE_PIECES - 1, brief, false));
+        // A light one: fewer, after the wait.
+        assert!(!settle_due(SETTLE_PIECES_WAITED, long - brief, false));
+        assert!(settle_due(SETTLE_PIECES_WAITED, long, false));
+        assert!(!settle_due(SETTLE_PIECES_WAITED - 1, long * 10, false));
+        // Writes paused: whatever waits.
+        assert!(settle_due(1, Duration::ZERO, true));
+        assert!(!settle_due(0, long, true));
     }
 }
