@@ -18,6 +18,25 @@ pub fn trip_prefix(trip: &str) -> Vec<u8> {
     out
 }
 
+/// The bytes of a trip's id that [`id_head`] holds.
+pub const ID_HEAD_BYTES: usize = 32;
+
+/// The first [`ID_HEAD_BYTES`] bytes of a trip's id, zero-padded, as two big-endian
+/// numbers. After the id's length (the first byte of [`trip_prefix`]) they order ids as
+/// their keys' bytes do, and ids of at most [`ID_HEAD_BYTES`] that agree on them are
+/// equal; longer ones that agree need their whole bytes compared. Sorting and merging by
+/// numbers rather than by the ids' bytes keeps both from reading the ids themselves.
+pub fn id_head(id: &[u8]) -> [u128; 2] {
+    let mut bytes = [0u8; ID_HEAD_BYTES];
+    let n = id.len().min(ID_HEAD_BYTES);
+    bytes[..n].copy_from_slice(&id[..n]);
+    let (head, tail) = bytes.split_at(16);
+    [
+        u128::from_be_bytes(head.try_into().expect("16 bytes")),
+        u128::from_be_bytes(tail.try_into().expect("16 bytes")),
+    ]
+}
+
 /// The key of `trip`'s chunk starting at `ts`.
 pub fn chunk_key(prefix: &[u8], ts: i64) -> Vec<u8> {
     let mut out = Vec::with_capacity(prefix.len() + 8);

@@ -9,7 +9,7 @@
 //! by trip happens once, on the route thread, when a piece is written
 //! ([`PendingPoints::by_trip`]).
 
-use crate::routes::RoutePoint;
+use crate::routes::{RoutePoint, keys};
 
 /// One waiting point and where its trip's id lies in the buffer.
 #[derive(Debug, Clone, Copy)]
@@ -20,7 +20,7 @@ struct Waiting {
 }
 
 /// The bytes of a trip's id that [`PendingPoints::by_trip`] sorts as numbers.
-const INLINE_ID: usize = 32;
+const INLINE_ID: usize = keys::ID_HEAD_BYTES;
 
 /// What [`PendingPoints::by_trip`] sorts a point by: its id's length, the id's first
 /// [`INLINE_ID`] bytes (zero-padded), then the order it arrived in.
@@ -236,15 +236,11 @@ impl PendingPoints {
         points.clear();
         order.clear();
         order.extend(self.points.iter().enumerate().map(|(i, w)| {
-            let id = self.id(w);
-            let mut inline = [0u8; INLINE_ID];
-            let n = id.len().min(INLINE_ID);
-            inline[..n].copy_from_slice(&id[..n]);
-            let (head, tail) = inline.split_at(16);
+            let [head, tail] = keys::id_head(self.id(w));
             SortKey {
                 id_len: w.id_len,
-                head: u128::from_be_bytes(head.try_into().expect("16 bytes")),
-                tail: u128::from_be_bytes(tail.try_into().expect("16 bytes")),
+                head,
+                tail,
                 arrival: u32::try_from(i).expect("fewer than 2^32 waiting points"),
             }
         }));

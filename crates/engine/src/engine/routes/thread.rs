@@ -145,9 +145,9 @@ pub(super) fn run(inner: Weak<Inner>) {
             Ok(pieces) if settle_due(pieces, waited, paused) => {
                 let started = Instant::now();
                 inner.settle();
-                // Pieces written meanwhile are younger than the settling.
-                waiting_since = (inner.fresh_pieces.load(Ordering::SeqCst) > 0).then_some(started);
                 let fresh = inner.fresh_pieces.load(Ordering::SeqCst);
+                // Pieces written meanwhile are younger than the settling.
+                waiting_since = (fresh > 0).then_some(started);
                 if fresh < MAX_FRESH_PIECES && inner.refusing.swap(false, Ordering::Relaxed) {
                     tracing::info!(
                         fresh_pieces = fresh,

@@ -2,13 +2,16 @@
 //! chunks, and stripping an erased trip from them (the store's first level; see the
 //! module above for why).
 
-use redb::{Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{
+    AccessGuard, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    WriteTransaction,
+};
 
 use super::merge::Tables;
 use super::{FRESH, META, NEXT_PIECE, PIECES, RouteStore, RouteStoreError};
 use crate::routes::RoutePoint;
 use crate::routes::codec::{self, CodecError};
-use crate::routes::keys::trip_prefix;
+use crate::routes::keys::{ID_HEAD_BYTES, id_head, trip_prefix};
 use crate::routes::pieces::{self, PieceWriter};
 
 /// Where a settling of fresh pieces has got to: pieces up to `upto` are being settled, and
@@ -41,19 +44,32 @@ fn blob_key(piece: u64, prefix: &[u8]) -> Vec<u8> {
 
 /// A blob's key and bytes.
 type Blob = (Vec<u8>, Vec<u8>);
+/// A blob's key and bytes where they lie in the table.
+type BlobAt<'t> = (
+    AccessGuard<'t, &'static [u8]>,
+    AccessGuard<'t, &'static [u8]>,
+);
 
-/// The blob of `piece` that holds `prefix`'s entries if it has any: the last starting at
-/// or before it.
+/// The blob of `piece` that holds `prefix`'s entries if it has any (the last starting at
+/// or before it), its key and bytes where they lie.
+fn blob_at<'t>(
+    fresh: &'t impl ReadableTable<&'static [u8], &'static [u8]>,
+    piece: u64,
+    prefix: &[u8],
+) -> Result<Option<BlobAt<'t>>, RouteStoreError> {
+    Ok(fresh
+        .range(blob_key(piece, &[]).as_slice()..=blob_key(piece, prefix).as_slice())?
+        .next_back()
+        .transpose()?)
+}
+
+/// [`blob_at`], copied out (for a caller that writes the table after).
 fn blob_holding(
     fresh: &impl ReadableTable<&'static [u8], &'static [u8]>,
     piece: u64,
     prefix: &[u8],
 ) -> Result<Option<Blob>, RouteStoreError> {
-    let found = fresh
-        .range(blob_key(piece, &[]).as_slice()..=blob_key(piece, prefix).as_slice())?
-        .next_back()
-        .transpose()?;
-    Ok(found.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())))
+    Ok(blob_at(fresh, piece, prefix)?.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())))
 }
 
 /// Appends `prefix`'s points in `blob` to `out`. A blob's entries are in key order, so
@@ -83,11 +99,7 @@ fn trip_points_of(
     prefix: &[u8],
     out: &mut Vec<RoutePoint>,
 ) -> Result<(), RouteStoreError> {
-    let found = fresh
-        .range(blob_key(piece, &[]).as_slice()..=blob_key(piece, prefix).as_slice())?
-        .next_back()
-        .transpose()?;
-    if let Some((_, blob)) = found {
+    if let Some((_, blob)) = blob_at(fresh, piece, prefix)? {
         trip_points_in(blob.value(), prefix, out)?;
     }
     Ok(())
@@ -263,9 +275,10 @@ impl RouteStore {
         {
             let mut tables = Tables::open(&txn)?;
             // A merge of the pieces' sorted runs of trips; a trip's points oldest piece first.
-            // Each step finds the least trip at the pieces' heads by their numeric keys (no
-            // call to `memcmp`, no copy of the prefix): with 128 pieces a settling, that
-            // scan compared the prefixes a billion times a settling of a million trips.
+            // Each step finds the least trip at the pieces' heads by their ids' lengths and
+            // heads as numbers ([`id_head`]), with no copy of the prefix: with 128 pieces a
+            // settling of a million trips, comparing the prefixes' bytes was a quarter of a
+            // billion calls to `memcmp`.
             let mut next = vec![0usize; gathered.len()];
             let mut points = Vec::new();
             let end = end.as_deref();
@@ -354,22 +367,10 @@ struct Gathered {
 
 #[derive(Debug)]
 struct GatheredTrip {
-    /// The prefix's first 32 bytes as numbers ([`prefix_key`]).
-    key: [u64; 4],
+    /// The id's length and head ([`id_head`]): they order trips as their prefixes do.
+    key: (u8, [u128; 2]),
     prefix: std::ops::Range<usize>,
     points: std::ops::Range<usize>,
-}
-
-/// The first 32 bytes of a trip prefix (zeros past its end) as big-endian numbers: keys
-/// compare as the prefixes' bytes do, and equal keys mean equal prefixes unless both are
-/// longer than 32 bytes (the prefix starts with the id's length).
-fn prefix_key(prefix: &[u8]) -> [u64; 4] {
-    let mut bytes = [0u8; 32];
-    let n = prefix.len().min(32);
-    bytes[..n].copy_from_slice(&prefix[..n]);
-    std::array::from_fn(|i| {
-        u64::from_be_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
-    })
 }
 
 impl Gathered {
@@ -381,8 +382,8 @@ impl Gathered {
         trips: usize,
     ) -> Result<Self, RouteStoreError> {
         let start = match after {
-            Some(after) => blob_holding(fresh, piece, after)?
-                .map_or_else(|| blob_key(piece, &[]), |(key, _)| key),
+            Some(after) => blob_at(fresh, piece, after)?
+                .map_or_else(|| blob_key(piece, &[]), |(key, _)| key.value().to_vec()),
             None => blob_key(piece, &[]),
         };
         let mut out = Self::default();
@@ -407,7 +408,7 @@ impl Gathered {
                     let at = out.bytes.len();
                     out.bytes.extend_from_slice(entry.prefix);
                     out.trips.push(GatheredTrip {
-                        key: prefix_key(entry.prefix),
+                        key: (entry.prefix[0], id_head(&entry.prefix[1..])),
                         prefix: at..out.bytes.len(),
                         points: out.points.len()..out.points.len(),
                     });
@@ -427,7 +428,7 @@ impl Gathered {
     }
 
     /// How `trip` (of this piece) orders against `theirs` (of `other`): by their keys,
-    /// then, only when those tie past 32 bytes, by their prefixes.
+    /// then, only when those tie on ids longer than the head, by their prefixes.
     #[inline]
     fn cmp_trips(
         &self,
@@ -436,7 +437,8 @@ impl Gathered {
         theirs: &GatheredTrip,
     ) -> std::cmp::Ordering {
         trip.key.cmp(&theirs.key).then_with(|| {
-            if trip.prefix.len() > 32 || theirs.prefix.len() > 32 {
+            // Equal keys: equal lengths.
+            if usize::from(trip.key.0) > ID_HEAD_BYTES {
                 self.prefix(trip).cmp(other.prefix(theirs))
             } else {
                 std::cmp::Ordering::Equal
