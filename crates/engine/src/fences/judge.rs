@@ -304,10 +304,11 @@ impl Fences {
                 .map(|d| (at, Some(d))),
         };
         let id = seen.id();
-        match (state.members.get(id).copied(), inside) {
-            (None, None) => {}
-            (Some(member), None) => {
-                state.members.remove(id);
+        match inside {
+            None => {
+                let Some(member) = state.members.remove(id) else {
+                    return;
+                };
                 // Gone from sight: it leaves where it was last seen inside.
                 let (left, cause) = if !seen.live(now_ms) {
                     (member, Cause::Expired)
@@ -331,22 +332,17 @@ impl Fences {
                 let centre = state.centre;
                 self.publish_exit(subject, id, left, centre, cause, now_ms, emit);
             }
-            (Some(_), Some((at, _))) => {
-                state.members.insert(
-                    id.into(),
-                    Member {
-                        at,
-                        ts: seen.ts(),
-                        seen_ms: seen.seen_ms(),
-                    },
-                );
-            }
-            (None, Some((at, distance_m))) => {
+            Some((at, distance_m)) => {
                 let member = Member {
                     at,
                     ts: seen.ts(),
                     seen_ms: seen.seen_ms(),
                 };
+                // Still inside, the usual case: updated where it is kept (one lookup, no
+                // key made).
+                if state.members.replace(id, member) {
+                    return;
+                }
                 state.members.insert(id.into(), member);
                 self.replace_membership(&id.into(), None, Some(subject));
                 if emit && !self.is_quiet() {

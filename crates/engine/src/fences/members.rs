@@ -54,6 +54,19 @@ impl<M: SeenAt> Members<M> {
         self.by_id.insert(id, member)
     }
 
+    /// Puts `member` in place of `id`'s, if `id` is a member; `false`, changing nothing,
+    /// if not.
+    pub(super) fn replace(&mut self, id: &str, member: M) -> bool {
+        match self.by_id.get_mut(id) {
+            Some(kept) => {
+                self.oldest_ms = self.oldest_ms.min(member.seen_ms());
+                *kept = member;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Takes `id` out.
     pub(super) fn remove(&mut self, id: &str) -> Option<M> {
         self.by_id.remove(id)
@@ -115,6 +128,7 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Op {
         Insert(u8, i64),
+        Replace(u8, i64),
         Remove(u8),
         Expire(i64, bool),
         Drain,
@@ -123,6 +137,7 @@ mod tests {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             4 => (0u8..16, 0i64..1_000).prop_map(|(id, seen)| Op::Insert(id, seen)),
+            2 => (0u8..16, 0i64..1_000).prop_map(|(id, seen)| Op::Replace(id, seen)),
             1 => (0u8..16).prop_map(Op::Remove),
             2 => (0i64..1_200, proptest::bool::weighted(0.1)).prop_map(|(now, all)| Op::Expire(now, all)),
             1 => Just(Op::Drain),
@@ -141,6 +156,11 @@ mod tests {
                     Op::Insert(id, seen) => {
                         let id = format!("t{id}");
                         prop_assert_eq!(members.insert(id.as_str().into(), Seen(seen)), model.insert(id, Seen(seen)));
+                    }
+                    Op::Replace(id, seen) => {
+                        let id = format!("t{id}");
+                        let kept = model.get_mut(&id).map(|m| *m = Seen(seen)).is_some();
+                        prop_assert_eq!(members.replace(&id, Seen(seen)), kept);
                     }
                     Op::Remove(id) => {
                         let id = format!("t{id}");

@@ -4,8 +4,15 @@
 
 /// The bytes every key of `trip`'s chunks starts with.
 pub fn trip_prefix(trip: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + trip.len() + 8);
+    trip_prefix_into(trip, &mut out);
+    out
+}
+
+/// [`trip_prefix`] into `out`, replacing what it held (for a loop over many trips, one
+/// buffer rather than an allocation a trip).
+pub fn trip_prefix_into(trip: &str, out: &mut Vec<u8>) {
     let id = trip.as_bytes();
-    let mut out = Vec::with_capacity(1 + id.len() + 8);
     // Trip ids are 1 to 128 bytes (the API's id rule), so the length fits its byte; a
     // longer one would share the prefix of others.
     debug_assert!(
@@ -13,9 +20,9 @@ pub fn trip_prefix(trip: &str) -> Vec<u8> {
         "a trip id of {} bytes",
         id.len()
     );
+    out.clear();
     out.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
     out.extend_from_slice(id);
-    out
 }
 
 /// The bytes of a trip's id that [`id_head`] holds.

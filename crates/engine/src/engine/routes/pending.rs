@@ -77,8 +77,22 @@ pub(crate) struct ByTrip {
 
 impl ByTrip {
     /// Each trip and its points, in key order.
+    #[cfg(test)]
     pub(crate) fn trips(&self) -> impl Iterator<Item = (&str, &[RoutePoint])> {
-        self.trips.iter().map(|(id, points)| {
+        self.trips_in(0..self.trips.len())
+    }
+
+    /// How many points each trip has, in the order of [`ByTrip::trips`].
+    pub(crate) fn points_each(&self) -> impl Iterator<Item = usize> {
+        self.trips.iter().map(|(_, points)| points.len())
+    }
+
+    /// The trips at `range` of [`ByTrip::trips`], with their points.
+    pub(crate) fn trips_in(
+        &self,
+        range: std::ops::Range<usize>,
+    ) -> impl Iterator<Item = (&str, &[RoutePoint])> {
+        self.trips[range].iter().map(|(id, points)| {
             let id = std::str::from_utf8(&self.ids[id.clone()]).expect("ids are copied whole");
             (id, &self.points[points.clone()])
         })

@@ -11,7 +11,7 @@ use super::merge::Tables;
 use super::{FRESH, META, NEXT_PIECE, PIECES, RouteStore, RouteStoreError};
 use crate::routes::RoutePoint;
 use crate::routes::codec::{self, CodecError};
-use crate::routes::keys::{ID_HEAD_BYTES, id_head, trip_prefix};
+use crate::routes::keys::{ID_HEAD_BYTES, id_head, trip_prefix, trip_prefix_into};
 use crate::routes::pieces::{self, PieceWriter};
 
 /// Where a settling of fresh pieces has got to: pieces up to `upto` are being settled, and
@@ -152,6 +152,7 @@ impl RouteStore {
         let mut writer = PieceWriter::default();
         let mut held = 0u64;
         let mut trip_points = Vec::new();
+        let mut prefix = Vec::new();
         let mut previous: Option<&str> = None;
         for (trip, points) in trips {
             debug_assert!(
@@ -163,7 +164,8 @@ impl RouteStore {
             trip_points.extend_from_slice(points);
             first_of_each_ts(&mut trip_points);
             held += trip_points.len() as u64;
-            writer.push(&trip_prefix(trip), &trip_points);
+            trip_prefix_into(trip, &mut prefix);
+            writer.push(&prefix, &trip_points);
         }
         if held == 0 {
             return Ok(0);
