@@ -12,6 +12,8 @@
 #             (ids `bench:poi:N`, names `POI N`, no tags, every other one rated)
 # Needs valgrind (Debian: valgrind), curl and python3. Annotate OUT with callgrind_annotate.
 set -euo pipefail
+. "$(dirname "$0")/require.sh"
+require valgrind curl python3
 bin=$(realpath "$1"); kind=$2; n=${3:-2000}; out=$(realpath -m "${4:-callgrind.out}")
 port=7886; base="http://127.0.0.1:$port"
 work=$(mktemp -d)

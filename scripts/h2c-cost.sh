@@ -9,6 +9,8 @@
 #   scripts/h2c-cost.sh BASE NEW [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/require.sh
+require h2load wrk curl python3
 base=$1 new=$2 rounds=${3:-3}
 port=${PORT:-7895}
 work=$(mktemp -d)

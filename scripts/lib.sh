@@ -15,6 +15,8 @@
 #   updates_applied PORT                 # its proxima_position_updates_applied_total
 #
 # start_server runs "$bin" as it is when called: set it to run another build.
+. scripts/require.sh
+require curl python3
 bin=target/release/proxima
 cargo build --release --quiet
 work=$(mktemp -d)
@@ -97,6 +99,7 @@ start_attack_server() {
 }
 
 start_redis() {
+  require redis-server redis-cli
   redis-server --port "$1" --save '' --appendonly no >"$work/redis.log" 2>&1 &
   redis=$!
   until redis-cli -p "$1" ping >/dev/null 2>&1; do

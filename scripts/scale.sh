@@ -13,6 +13,8 @@
 #   scripts/scale.sh 1000000,10000000 8 3 10
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/require.sh
+require redis-server redis-cli curl python3
 sizes=${1:-1000000,10000000}
 trail=${2:-8}
 rounds=${3:-3}

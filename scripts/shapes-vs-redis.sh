@@ -15,6 +15,8 @@
 # Prints each figure per round and the medians, and the ratios within each round.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/require.sh
+require wrk redis-server redis-cli redis-benchmark curl python3
 rounds=${1:-3}
 cargo build --release --quiet
 BIN=target/release/proxima

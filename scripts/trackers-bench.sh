@@ -10,6 +10,8 @@
 #   scripts/trackers-bench.sh [RUNS] [DEVICES] [DURATION]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/require.sh
+require wrk curl python3
 runs=${1:-3}
 devices=${2:-1000}
 duration=${3:-10}

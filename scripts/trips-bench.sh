@@ -9,6 +9,8 @@
 #   scripts/trips-bench.sh [RUNS] [TRAVELLERS] [DURATION]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/require.sh
+require wrk curl python3
 runs=${1:-3}
 travellers=${2:-1000000}
 duration=${3:-10}

@@ -13,6 +13,8 @@
 #   [PHASE_SECONDS=60] scripts/wrk-trips.sh [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/require.sh
+require wrk curl python3
 rounds=${1:-3}
 secs=${PHASE_SECONDS:-60}
 port=${PORT:-7898}
@@ -20,6 +22,7 @@ port=${PORT:-7898}
 wrk_rate() { # prints accepted updates/s, non-2xx count
   local out; out=$(wrk -t2 -c8 -d"${secs}s" -s scripts/wrk-positions.lua "http://127.0.0.1:$port" -- "$(( $(date +%s%3N) + 120000 ))" 1000 1000000 2)
   local reqs non; reqs=$(echo "$out" | awk '/requests in/ {print $1}'); non=$(echo "$out" | awk '/Non-2xx/ {print $5}')
+  [ -n "$reqs" ] || { echo "wrk gave no request count: $out" >&2; exit 1; }
   non=${non:-0}
   python3 -c "print(($reqs - $non) * 1000 / $secs, $non)"
 }
