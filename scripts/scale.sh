@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/require.sh
-require redis-server redis-cli curl python3
+require redis-server redis-cli
 sizes=${1:-1000000,10000000}
 trail=${2:-8}
 rounds=${3:-3}

@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/require.sh
-require wrk h2load redis-server redis-cli redis-benchmark curl python3
+require wrk h2load redis-server redis-cli redis-benchmark
 rounds=${1:-3}
 port=${PORT:-7896}
 rport=${REDIS_PORT:-6396}

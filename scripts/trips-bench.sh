@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/require.sh
-require wrk curl python3
+require wrk
 runs=${1:-3}
 travellers=${2:-1000000}
 duration=${3:-10}

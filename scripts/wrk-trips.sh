@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/require.sh
-require wrk curl python3
+require wrk
 rounds=${1:-3}
 secs=${PHASE_SECONDS:-60}
 port=${PORT:-7898}
