@@ -253,7 +253,9 @@ pub fn router(state: AppState) -> App {
         .route("/v1/trips/{id}/watch", get(trips::watch))
         .route(
             "/v1/trips/{id}/links",
-            get(trips::links).merge(write(&state, post(trips::create_link))),
+            // Not `write`: an idempotent answer would keep the link's token, which is
+            // stored only hashed, in memory and in a cluster's key-value store.
+            get(trips::links).post(trips::create_link),
         )
         .route(
             "/v1/trips/{id}/links/{link}",

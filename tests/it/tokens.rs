@@ -684,3 +684,50 @@ async fn a_token_has_only_its_own_trips() {
         "the trip is gone, and its sharing"
     );
 }
+
+/// A share link reads its trip, so only a caller that may read makes one: a write-only
+/// token (or key) could otherwise make itself a reader of any traveller it may change.
+/// The link's token is in the answer once: an `Idempotency-Key` retry makes a second
+/// link rather than have the server keep the first one's token to send again. And an id
+/// another traveller's trip holds is refused without a word of whose it is.
+#[tokio::test]
+async fn a_share_link_is_made_only_by_a_reader_and_its_token_is_never_kept() {
+    let s = server().await;
+    let ann = hs256(&claims("ann", "read write", |_| {}));
+    let ann_writes = hs256(&claims("ann", "write", |_| {}));
+    let trip = json!({"traveller": "ann", "title": "Lapland", "started_at": s.now() - 1000});
+    let put = s.client.put(s.url("/v1/trips/lap")).json(&trip);
+    assert_eq!(call(&s, put, &ann).await.0, 201);
+    let link = || {
+        s.client
+            .post(s.url("/v1/trips/lap/links"))
+            .json(&json!({"expires_at": s.now() + 60_000}))
+    };
+    let (status, body) = call(&s, link(), &ann_writes).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(detail(&body).contains("read scope"), "{body}");
+    let links = || s.client.get(s.url("/v1/trips/lap/links"));
+    let (_, listed) = call(&s, links(), &ann).await;
+    assert_eq!(listed["results"], json!([]), "no link was made");
+
+    let (first, a) = call(&s, link().header("idempotency-key", "k1"), &ann).await;
+    let (again, b) = call(&s, link().header("idempotency-key", "k1"), &ann).await;
+    assert_eq!((first, again), (201, 201), "{a} {b}");
+    let (a, b) = (a["token"].as_str(), b["token"].as_str());
+    assert!(
+        a.is_some() && b.is_some() && a != b,
+        "a second link: {a:?} {b:?}"
+    );
+    let (_, listed) = call(&s, links(), &ann).await;
+    assert_eq!(listed["results"].as_array().map(Vec::len), Some(2));
+
+    let bob = hs256(&claims("bob", "read write", |_| {}));
+    let bobs = json!({"traveller": "bob", "title": "Mine", "started_at": s.now() - 1000});
+    let (status, body) = call(&s, s.client.put(s.url("/v1/trips/lap")).json(&bobs), &bob).await;
+    assert_eq!(status, 409, "{body}");
+    let words = detail(&body);
+    assert!(
+        !words.contains("ann") && !words.contains("another traveller"),
+        "{words}"
+    );
+}

@@ -406,6 +406,14 @@ fn points_of(feed: Feed) -> impl Stream<Item = Result<SseEvent, Infallible>> {
             if feed.done {
                 return None;
             }
+            if !feed.backlog.is_empty() && feed.changes.has_changed().unwrap_or(true) {
+                // The trip changed since these points were read: perhaps who may read it
+                // (a follower removed, a link revoked or expired) or what they may see of
+                // it (a privacy zone). Nothing read under the old rules is sent: the
+                // stream asks again and reads on from the last point it sent.
+                feed.changes.borrow_and_update();
+                feed.backlog.clear();
+            }
             if let Some((p, cut)) = feed.backlog.pop_front() {
                 feed.after = Some(p.ts);
                 feed.sent_any = true;

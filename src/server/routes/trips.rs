@@ -226,6 +226,13 @@ pub async fn create_link(
     JsonObject(input): JsonObject<LinkIn>,
 ) -> ApiResult {
     trip_for_change(&state, &caller, &id)?;
+    if !caller.reads {
+        // A link reads the trip, the traveller's live position with it: a write-only
+        // credential may not make itself one that reads (as with devices' tokens).
+        return Err(ApiError::forbidden(
+            "authorization: making a share link needs the read scope as well as write, since its token reads the trip",
+        ));
+    }
     let now = state.engine.now_ms();
     if input.expires_at <= now {
         return Err(ApiError::bad_body(format!(

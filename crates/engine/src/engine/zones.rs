@@ -204,6 +204,11 @@ impl Engine {
             let at = self.travellers.seen_at(traveller);
             self.changed(traveller, Cause::Sharing, now_ms, at);
         }
+        // What a trip's readers may see of its stored route changed too: its streams read
+        // again, under the zones as they now are.
+        for trip in self.trips.ids_of(traveller) {
+            self.routes.notify(&trip);
+        }
     }
 
     /// Restores a zone read from a snapshot.

@@ -532,3 +532,27 @@ fn a_roaming_fence_around_a_traveller_in_its_zone_sleeps_tells_nothing_of_it_and
     let woke = events[2].around.expect("the centre it follows again");
     assert!(haversine_m(woke.position, out) < 1.0);
 }
+
+/// A zone put or removed changes what a trip's readers may see of its stored route, so
+/// the trip's streams are told (they read again under the zones as they now are, and drop
+/// what they had read and not yet sent); another traveller's trip is not.
+#[test]
+fn a_zone_put_or_removed_tells_the_travellers_trip_streams() {
+    let clock = Arc::new(ManualClock::new(START));
+    let engine = engine(clock.clone());
+    for (id, who) in [("t-ann", "ann"), ("t-bob", "bob")] {
+        let t = Trip::new(id.into(), who.into(), "Out".into(), START, None).expect("valid");
+        let _ = engine.put_trip(t).expect("put");
+    }
+    let mut ann = engine.watch_route("t-ann");
+    let mut bob = engine.watch_route("t-bob");
+    ann.mark_unchanged();
+    bob.mark_unchanged();
+    home_zone(&engine, "ann");
+    assert!(ann.has_changed().expect("open"), "put");
+    assert!(!bob.has_changed().expect("open"));
+    ann.mark_unchanged();
+    let _ = engine.delete_privacy_zone("ann", "home").expect("deleted");
+    assert!(ann.has_changed().expect("open"), "removed");
+    assert!(!bob.has_changed().expect("open"));
+}

@@ -70,9 +70,12 @@ pub enum TripError {
         /// The other trip's id.
         other: String,
     },
-    /// The id is another traveller's trip.
+    /// The id is another traveller's trip. The words say no more than that the id is
+    /// taken: not whose, nor anything of it (a caller may not see that traveller). Trip ids
+    /// are one space for every traveller, so that much is told; an unguessable id (a UUID)
+    /// tells nothing.
     #[error(
-        "traveller: trip {id:?} belongs to another traveller, and a trip's traveller never changes; choose another id"
+        "id: trip id {id:?} is taken, and a trip's traveller never changes; choose another id (a random one, such as a UUID, is never taken)"
     )]
     OtherTraveller {
         /// The trip's id.
