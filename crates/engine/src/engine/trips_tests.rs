@@ -196,6 +196,24 @@ fn a_route_holds_each_position_of_its_window_once_in_order_and_goes_with_its_tri
         .expect("reads");
     assert_eq!(points.len(), 4);
     assert_eq!(engine.trip_figures("t").expect("reads").points, 4);
+    // Ended later than its last point: nothing to drop (the figures tell, with no read).
+    let _ = engine
+        .put_trip(trip("t", "ann", START + 10, Some(START + 45)))
+        .expect("ended");
+    assert_eq!(engine.trip_figures("t").expect("reads").points, 4);
+    // Ended before its last point: the end alone is trimmed.
+    let _ = engine
+        .put_trip(trip("t", "ann", START + 10, Some(START + 35)))
+        .expect("ended");
+    let (points, _) = engine
+        .route("t", i64::MIN, i64::MAX, None, 100)
+        .expect("reads");
+    let times: Vec<i64> = points.iter().map(|p| p.ts - START).collect();
+    assert_eq!(times, [10, 20, 30]);
+    assert_eq!(engine.trip_figures("t").expect("reads").points, 3);
+    let _ = engine
+        .put_trip(trip("t", "ann", START + 10, Some(START + 40)))
+        .expect("widened again");
     // Deleting the trip erases its points; deleting the traveller, its trips.
     let _ = engine.delete_trip("t").expect("deleted");
     assert!(engine.trip("t").is_none());

@@ -14,8 +14,10 @@
 //! as it was when all were last checked (a point that joined since counts with its distance
 //! to the centre then plus how far that had moved), and the centre has since moved `drift`
 //! metres; by the triangle inequality every point is within `far + drift` of the centre
-//! now, and only when that passes `radius_m` are they all checked again. The result is the rule's, which
-//! a brute-force detector checks in the tests.
+//! now, and only when that passes `radius_m` are they all checked again. And after a run
+//! too short to be a stay, the starts whose runs cannot reach past it are skipped
+//! ([`next_start`]): running the rule from each made a long route's stays quadratic. The
+//! result is the rule's, which a brute-force detector checks in the tests.
 
 use super::RoutePoint;
 use super::sphere::{add, angle, to_latlon};
@@ -51,11 +53,47 @@ pub fn stays(points: &[RoutePoint], radius_m: f64, min_ms: i64) -> Vec<Stay> {
                 points: end - start + 1,
             });
             start = end + 1;
+        } else if end + 1 == points.len() {
+            // Every later run ends by the route's end too, and so lasts less than this one.
+            break;
         } else {
-            start += 1;
+            start = next_start(&units, start, end, radius_m);
         }
     }
     out
+}
+
+/// Slack on the skip below, metres: some million times the rounding of the sums, so that
+/// only runs sure to fail are skipped.
+const SKIP_SLACK_M: f64 = 1.0;
+
+/// Where the rule's next run may be a stay, after the run from `start` ended at `end`
+/// (before the route's end) too short: the first later start whose run can reach past
+/// `end`, or `end + 1`.
+///
+/// A run from `s` in `start + 1..=end` that ends by `end` lasts less than the one from
+/// `start` (its times are a part of that run's), so it is no stay; and it ends by `end`
+/// unless the points `s..=end + 1` all fit around their centre. Where `s` or `end + 1`
+/// itself lies farther than the radius from that centre they do not, and `s` is skipped
+/// without running the rule from it. Running the rule from each `s` instead made the
+/// stays of a long route quadratic in a run's length: a week's city break at one point
+/// every 5 s, asked for stays of a week within 10 km, is some 10^10 distances.
+fn next_start(units: &[[f64; 3]], start: usize, end: usize, radius_m: f64) -> usize {
+    let past = end + 1;
+    // The sum of `s..=past`, slid along as `s` grows.
+    let mut sum = sum_of(&units[start + 1..=past]);
+    for s in start + 1..=end {
+        let reach = radius_m + SKIP_SLACK_M;
+        if distance_m(units[s], sum) <= reach && distance_m(units[past], sum) <= reach {
+            return s;
+        }
+        sum = sub(sum, units[s]);
+    }
+    past
+}
+
+fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
 }
 
 /// The last index of the longest run from `start` whose points all lie within `radius_m`
@@ -182,6 +220,22 @@ mod tests {
 
     proptest! {
         #![proptest_config(crate::testing::proptest_config(128))]
+
+        /// Radii of kilometres and minimums of hours over walks of a few kilometres: runs
+        /// that reach far and fall short, where later starts are skipped.
+        #[test]
+        fn long_reaching_runs_too_short_to_be_stays_equal_the_brute_force_detector(
+            points in day().prop_map(|mut p| { p.truncate(160); p }),
+            radius_m in 300.0f64..20_000.0,
+            min_minutes in 0i64..400,
+        ) {
+            let min_ms = min_minutes * 60_000;
+            let got: Vec<(i64, i64, usize)> = stays(&points, radius_m, min_ms)
+                .iter()
+                .map(|s| (s.arrived, s.left, s.points))
+                .collect();
+            prop_assert_eq!(got, brute_force(&points, radius_m, min_ms));
+        }
 
         #[test]
         fn stays_equal_the_brute_force_detector(

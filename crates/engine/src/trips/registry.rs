@@ -47,6 +47,14 @@ fn tidy(entry: &mut TripEntry) {
     }
 }
 
+/// Every instant at which something of `entry` falls due: its start, its end, and each
+/// link's expiry.
+fn instants(entry: &TripEntry) -> impl Iterator<Item = i64> + '_ {
+    std::iter::once(entry.started_at)
+        .chain(entry.ended_at)
+        .chain(links(entry).iter().map(|l| l.expires_at))
+}
+
 fn runs_at(entry: &TripEntry, now_ms: i64) -> bool {
     entry.started_at <= now_ms && entry.ended_at.is_none_or(|end| now_ms < end)
 }
@@ -71,8 +79,20 @@ struct State {
     /// Links by id (the tokens' selectors), to their trips.
     links: HashMap<Box<str>, Box<str>>,
     /// Instants still to come, as of when they were set, at which a trip starts or ends or
-    /// a link expires, with the trip.
+    /// a link expires, with the trip. Only the instants of trips and links as they are: a
+    /// trip replaced, removed or a link revoked takes its instants out, so that the set is
+    /// bounded by the trips and their links (a caller putting one trip again and again
+    /// with new times grew it for ever).
     due: BTreeSet<(i64, Box<str>)>,
+}
+
+impl State {
+    /// Takes `entry`'s instants out of `due`.
+    fn forget_due(&mut self, entry: &TripEntry) {
+        for at in instants(entry) {
+            self.due.remove(&(at, Box::from(entry.id())));
+        }
+    }
 }
 
 /// What [`Trips::put`] did.
@@ -187,6 +207,14 @@ impl Trips {
         let narrowed = old
             .as_ref()
             .is_some_and(|old| trip.started_at() > old.started_at || trip.until() < old.until());
+        if let Some(old) = &old {
+            state.forget_due(old);
+            // The links stay, and so do their expiries (one passed but not yet taken
+            // included: its tick drops the link and wakes its streams).
+            for link in links(old) {
+                state.due.insert((link.expires_at, trip.id().into()));
+            }
+        }
         for instant in std::iter::once(trip.started_at()).chain(trip.ended_at()) {
             if instant > now_ms {
                 state.due.insert((instant, trip.id().into()));
@@ -212,6 +240,7 @@ impl Trips {
         for link in links(&entry) {
             state.links.remove(link.id.as_str());
         }
+        state.forget_due(&entry);
         Some(record(&entry))
     }
 
@@ -307,17 +336,23 @@ impl Trips {
         let Some(entry) = state.trips.get_mut(id) else {
             return false;
         };
-        let before = links(entry).len();
-        if before == 0 {
+        let Some(expires_at) = links(entry)
+            .iter()
+            .find(|l| l.id == link_id)
+            .map(|l| l.expires_at)
+        else {
             return false;
-        }
+        };
         audience_mut(entry).links.retain(|l| l.id != link_id);
-        let revoked = links(entry).len() < before;
         tidy(entry);
-        if revoked {
-            state.links.remove(link_id);
+        // Its expiry leaves the instants due, unless something else of the trip falls due
+        // at the same instant.
+        let shared = instants(entry).any(|at| at == expires_at);
+        state.links.remove(link_id);
+        if !shared {
+            state.due.remove(&(expires_at, Box::from(id)));
         }
-        revoked
+        true
     }
 
     /// The trip and link a token opens at `now_ms`, if it opens one: a link that exists,
@@ -342,6 +377,27 @@ impl Trips {
             .find(|e| e.started_at <= now_ms)?;
         (runs_at(entry, now_ms) && !followers(entry).is_empty())
             .then(|| TripShare::new(entry.started_at, followers(entry)))
+    }
+
+    /// Every instant due, with its trip (tests).
+    #[cfg(test)]
+    pub(super) fn due_entries(&self) -> Vec<(i64, String)> {
+        let state = self.state.read();
+        state
+            .due
+            .iter()
+            .map(|(at, id)| (*at, id.to_string()))
+            .collect()
+    }
+
+    /// Every instant at which something of trip `id` falls due (tests).
+    #[cfg(test)]
+    pub(super) fn instants_of(&self, id: &str) -> Vec<i64> {
+        let state = self.state.read();
+        state
+            .trips
+            .get(id)
+            .map_or_else(Vec::new, |e| instants(e).collect())
     }
 
     /// The earliest instant something is due, if any.

@@ -96,3 +96,100 @@ fn links_open_until_they_expire_or_are_revoked() {
     trips.remove("a");
     assert!(trips.open_link(&token, 50).is_none(), "trip deleted");
 }
+
+#[derive(Debug, Clone)]
+enum DueOp {
+    Put {
+        trip: usize,
+        start: i64,
+        end: Option<i64>,
+    },
+    Remove {
+        trip: usize,
+    },
+    AddLink {
+        trip: usize,
+        expires_at: i64,
+    },
+    Revoke {
+        trip: usize,
+        nth: usize,
+    },
+    Tick {
+        by: i64,
+    },
+}
+
+fn due_op() -> impl proptest::strategy::Strategy<Value = DueOp> {
+    use proptest::prelude::*;
+    // Few trips and instants, so that instants coincide: a link expiring when its trip ends.
+    let at = || 0i64..40;
+    prop_oneof![
+        (0usize..3, at(), proptest::option::of(at())).prop_map(|(trip, start, end)| DueOp::Put {
+            trip,
+            start,
+            end: end.map(|e| e.max(start))
+        }),
+        (0usize..3).prop_map(|trip| DueOp::Remove { trip }),
+        (0usize..3, at()).prop_map(|(trip, expires_at)| DueOp::AddLink { trip, expires_at }),
+        (0usize..3, 0usize..3).prop_map(|(trip, nth)| DueOp::Revoke { trip, nth }),
+        (0i64..6).prop_map(|by| DueOp::Tick { by }),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(crate::testing::proptest_config(256))]
+
+    /// The instants due are only those of trips and links as they are (a trip put again
+    /// with new times, removed, or a link revoked takes its own out), and every link's
+    /// expiry is among them until its tick drops the link: the set is bounded by the trips
+    /// and their links however often a caller changes them.
+    #[test]
+    fn the_instants_due_are_those_of_the_trips_and_links_as_they_are(
+        ops in proptest::collection::vec(due_op(), 1..60),
+    ) {
+        let trips = Trips::new();
+        let mut now = 0;
+        for op in ops {
+            match op {
+                DueOp::Put { trip: t, start, end } => {
+                    // One traveller a trip: no overlaps to check.
+                    let _ = trips.put(trip(&format!("t{t}"), &format!("w{t}"), start, end), now);
+                }
+                DueOp::Remove { trip } => {
+                    let _ = trips.remove(&format!("t{trip}"));
+                }
+                DueOp::AddLink { trip, expires_at } => {
+                    let (link, _) = Link::mint(now + 1 + expires_at, None, None);
+                    let _ = trips.add_link(&format!("t{trip}"), link);
+                }
+                DueOp::Revoke { trip, nth } => {
+                    let id = format!("t{trip}");
+                    if let Some(link) = trips.get(&id).and_then(|r| r.links.get(nth).cloned()) {
+                        proptest::prop_assert!(trips.revoke_link(&id, &link.id));
+                    }
+                }
+                DueOp::Tick { by } => {
+                    now += by;
+                    let _ = trips.take_due(now);
+                }
+            }
+            let due = trips.due_entries();
+            for (at, id) in &due {
+                proptest::prop_assert!(
+                    trips.instants_of(id).contains(at),
+                    "{at} of {id} is due, but no longer the trip's: {due:?}"
+                );
+            }
+            for t in 0..3 {
+                let id = format!("t{t}");
+                for link in trips.get(&id).map(|r| r.links).unwrap_or_default() {
+                    proptest::prop_assert!(
+                        due.contains(&(link.expires_at, id.clone())),
+                        "link of {id} expiring at {} not due: {due:?}", link.expires_at
+                    );
+                }
+            }
+        }
+    }
+}
