@@ -259,6 +259,41 @@ async fn the_newer_timeline_export_and_geojson_import_and_a_file_of_another_form
     assert_eq!(import(&s, "nope", "gpx", Vec::new()).await.0, 404);
 }
 
+/// A running trip's window has no end, so an imported point's time is held to what a
+/// position's is: not before 1970, and not further ahead of the server's clock than
+/// `--max-clock-skew` (a point of the year 10000 was stored, and the route's GPX was a 500
+/// from then on).
+#[tokio::test]
+async fn imported_points_far_in_the_future_or_before_1970_are_skipped_naming_their_time() {
+    let s = TestServer::start().await;
+    trip(&s, "far", 0).await;
+    let geojson = json!({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [2.35, 48.85]},
+         "properties": {"timestamp": "2024-01-01T11:00:00Z"}},
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [2.36, 48.86]},
+         "properties": {"timestamp": "9999-12-31T23:00:00Z"}},
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [2.37, 48.87]},
+         "properties": {"timestamp": "2999-01-01T00:00:00Z"}},
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [2.38, 48.88]},
+         "properties": {"timestamp": "1969-12-31T00:00:00Z"}}
+    ]});
+    let (status, body) = import(&s, "far", "geojson", geojson.to_string().into_bytes()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["imported"], 1, "{body}");
+    assert_eq!(body["skipped"], 3, "{body}");
+    for (i, at) in ["features[1]", "features[2]", "features[3]"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(body["errors"][i]["at"], *at, "{body}");
+        let reason = body["errors"][i]["reason"].as_str().unwrap_or_default();
+        assert!(reason.starts_with("time:"), "{body}");
+    }
+    assert_eq!(route(&s, "far").await.len(), 1);
+    let (status, gpx) = s.get("/v1/trips/far/route?viewer=ann&format=gpx").await;
+    assert_eq!(status, 200, "{gpx}");
+}
+
 #[tokio::test]
 async fn only_the_trips_traveller_or_a_key_imports_into_it() {
     let s = crate::trackers::server().await;

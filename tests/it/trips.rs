@@ -109,6 +109,14 @@ async fn bad_trips_are_refused_naming_the_field_and_change_nothing() {
             json!({"traveller": "ann", "title": "x", "colour": "red"}),
             "colour",
         ),
+        (
+            json!({"traveller": "ann", "title": "x", "started_at": -1}),
+            "started_at",
+        ),
+        (
+            json!({"traveller": "ann", "title": "x", "started_at": now, "ended_at": 253_402_300_800_000i64}),
+            "ended_at",
+        ),
     ];
     for (body, field) in cases {
         let (status, problem) = s.put_json("/v1/trips/t", &body).await;

@@ -23,6 +23,27 @@ pub struct TripIn {
     pub ended_at: Option<i64>,
 }
 
+/// The latest instant a trip or an imported point may name, Unix ms: the last of the year
+/// 9999, the last a GPX or GeoJSON time (RFC 3339) can write.
+pub const LATEST_TIME_MS: i64 = 253_402_300_799_999;
+
+impl TripIn {
+    /// Refuses times before 1970 or past [`LATEST_TIME_MS`], naming the field: a route's
+    /// durations and its GPX are computed from them.
+    pub fn check_times(&self) -> Result<(), String> {
+        for (field, value) in [("started_at", self.started_at), ("ended_at", self.ended_at)] {
+            if let Some(v) = value
+                && !(0..=LATEST_TIME_MS).contains(&v)
+            {
+                return Err(format!(
+                    "{field}: {v} is outside 0 to {LATEST_TIME_MS} (Unix ms, from 1970 to the end of 9999)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The body of `POST /v1/trips/{id}/links`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

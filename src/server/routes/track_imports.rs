@@ -54,6 +54,8 @@ struct ChunkSink {
     skipped: u64,
     /// Set when the store's side stopped taking chunks (it failed, and says why).
     stopped: bool,
+    /// The latest `ts` taken: the server's clock and `--max-clock-skew`, as for positions.
+    latest_ms: i64,
 }
 
 impl ChunkSink {
@@ -77,6 +79,22 @@ impl ChunkSink {
 
 impl TrackSink for ChunkSink {
     fn point(&mut self, at: PointAt, point: RoutePoint) -> bool {
+        // A running trip's window has no end, so its own check lets any time through; a
+        // point of the year 10000 would be stored, and no GPX could be written of the route.
+        if point.ts < 0 {
+            self.reject(at, format!("time: {} is before 1970", point.ts));
+            return true;
+        }
+        if point.ts > self.latest_ms {
+            self.reject(
+                at,
+                format!(
+                    "time: {} is ahead of the server's clock by more than --max-clock-skew",
+                    point.ts
+                ),
+            );
+            return true;
+        }
         self.chunk.points.push(point);
         self.chunk.at.push(at);
         self.chunk.points.len() < TRACK_CHUNK_POINTS || self.send()
@@ -119,6 +137,7 @@ pub async fn import(
     let _slot = state.imports.take(&caller.owner)?;
     let stream = body::limited_stream(body, limit);
     let reader = SyncIoBridge::new(StreamReader::new(stream));
+    let latest_ms = state.horizon().latest_ms;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(2);
     let reading = state.imports.run(move || {
         let mut sink = ChunkSink {
@@ -130,6 +149,7 @@ pub async fn import(
             rejected: Vec::new(),
             skipped: 0,
             stopped: false,
+            latest_ms,
         };
         let mut result = read_track(format, reader, &mut sink);
         if result.is_ok() && !sink.stopped {

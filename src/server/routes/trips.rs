@@ -56,6 +56,7 @@ pub async fn put_trip(
     JsonObject(input): JsonObject<TripIn>,
 ) -> ApiResult {
     caller.may_change(&input.traveller, "traveller")?;
+    input.check_times().map_err(ApiError::bad_body)?;
     // A trip replaced without `started_at` keeps its start; a new one starts now.
     let existing = state
         .engine
