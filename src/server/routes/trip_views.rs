@@ -81,8 +81,8 @@ impl Readable {
     pub fn open(engine: &Engine, id: &str, reader: Reader) -> Option<Self> {
         match &reader {
             Reader::Viewer(viewer) => {
-                let record = engine.trip(id)?;
-                record.visible_to(viewer.as_deref()).then_some(Self {
+                let record = engine.trip_seen_by(id, viewer.as_deref())?;
+                Some(Self {
                     record,
                     from: i64::MIN,
                     to: i64::MAX,

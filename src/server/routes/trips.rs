@@ -37,13 +37,7 @@ pub(super) fn trip_for_change(
 ) -> Result<TripRecord, ApiError> {
     state
         .engine
-        .trip(id)
-        .filter(|r| {
-            caller
-                .traveller
-                .as_deref()
-                .is_none_or(|me| me == r.trip.traveller())
-        })
+        .trip_of(id, caller.traveller.as_deref())
         .ok_or_else(|| no_trip(id))
 }
 
@@ -58,10 +52,7 @@ pub async fn put_trip(
     caller.may_change(&input.traveller, "traveller")?;
     input.check_times().map_err(ApiError::bad_body)?;
     // A trip replaced without `started_at` keeps its start; a new one starts now.
-    let existing = state
-        .engine
-        .trip(&id)
-        .filter(|r| r.trip.traveller() == input.traveller);
+    let existing = state.engine.trip_of(&id, Some(&input.traveller));
     let started_at = input
         .started_at
         .or(existing.map(|r| r.trip.started_at()))
@@ -133,14 +124,12 @@ pub async fn traveller_trips(
         .map(|c| parse_cursor(&c))
         .transpose()?;
     params.finish()?;
-    let visible: Vec<TripRecord> = state
-        .engine
-        .trips_of(&id)
-        .into_iter()
-        .filter(|r| r.visible_to(viewer.as_deref()))
-        .filter(|r| after.as_ref().is_none_or(|a| ranks_after(r, a)))
-        .take(limit + 1)
-        .collect();
+    let visible: Vec<TripRecord> = state.engine.trips_page_of(
+        &id,
+        viewer.as_deref(),
+        after.as_ref().map(|(start, id)| (*start, id.as_str())),
+        limit + 1,
+    );
     let more = visible.len() > limit;
     let page = &visible[..visible.len().min(limit)];
     let next = more
@@ -166,12 +155,6 @@ fn parse_cursor(cursor: &str) -> Result<(i64, String), ApiError> {
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let (start, id) = text.split_once(':').ok_or_else(bad)?;
     Ok((start.parse().map_err(|_| bad())?, id.to_owned()))
-}
-
-/// Whether `r` comes after the trip at `(started_at, id)` in newest-first order.
-fn ranks_after(r: &TripRecord, (start, id): &(i64, String)) -> bool {
-    let t = &r.trip;
-    t.started_at() < *start || (t.started_at() == *start && t.id() > id.as_str())
 }
 
 /// `PUT /v1/trips/{id}/followers/{viewer}`.

@@ -24,6 +24,7 @@ use super::{Engine, EngineError, Removed, Stored, Written};
 use crate::events::Cause;
 use crate::routes::{RoutePoint, TripFigures};
 use crate::travellers::PositionUpdate;
+use crate::travellers::sharing::follows;
 use crate::trips::{Link, Trip, TripRecord};
 
 /// The route store's backlog, for metrics ([`Engine::route_backlog`]).
@@ -53,9 +54,42 @@ impl Engine {
         self.trips.get(id)
     }
 
+    /// Trip `id`, if `viewer` may see it by the one rule ([`TripRecord::visible_to`]),
+    /// with no copy made of a trip the viewer may not see.
+    pub fn trip_seen_by(&self, id: &str, viewer: Option<&str>) -> Option<TripRecord> {
+        self.trips
+            .get_if(id, |owner, followers| follows(owner, followers, viewer))
+    }
+
+    /// Trip `id`, if it is `traveller`'s (`None`: anyone's), with no copy made of another
+    /// traveller's.
+    pub fn trip_of(&self, id: &str, traveller: Option<&str>) -> Option<TripRecord> {
+        self.trips
+            .get_if(id, |owner, _| traveller.is_none_or(|t| t == owner))
+    }
+
     /// A traveller's trips, newest first.
     pub fn trips_of(&self, traveller: &str) -> Vec<TripRecord> {
         self.trips.of_traveller(traveller)
+    }
+
+    /// Up to `take` of `traveller`'s trips that `viewer` may see (the one rule, as
+    /// [`TripRecord::visible_to`]), newest first, after the trip at `after` (its start and
+    /// id) if given. Only those are copied: a list asked by a viewer who may see none of a
+    /// traveller's 10,000 trips copied each, with its followers and links.
+    pub fn trips_page_of(
+        &self,
+        traveller: &str,
+        viewer: Option<&str>,
+        after: Option<(i64, &str)>,
+        take: usize,
+    ) -> Vec<TripRecord> {
+        self.trips
+            .page_of_traveller(traveller, take, |start, id, followers| {
+                after.is_none_or(|(a_start, a_id)| {
+                    start < a_start || (start == a_start && id > a_id)
+                }) && follows(traveller, followers, viewer)
+            })
     }
 
     /// How many trips there are.

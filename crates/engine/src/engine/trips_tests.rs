@@ -653,3 +653,68 @@ fn a_trips_followers_woken_by_the_same_points_settle_them_once_and_each_reads_th
     assert_eq!(read_u(), 2);
     assert_eq!(read_u(), 2);
 }
+
+proptest! {
+    #![proptest_config(crate::testing::proptest_config(64))]
+
+    /// A traveller's trips listed a page at a time, for any viewer, are exactly the ones
+    /// the one rule lets it see ([`crate::trips::TripRecord::visible_to`]), newest first,
+    /// each once; and a trip is read for a viewer exactly when the rule lets it.
+    #[test]
+    fn pages_of_a_travellers_trips_are_the_visible_ones_newest_first(
+        followed in prop::collection::vec(prop::collection::vec(0usize..3, 0..3), 1..9),
+        take in 1usize..4,
+    ) {
+        let clock = Arc::new(ManualClock::new(START));
+        let engine = engine(clock);
+        let viewers = ["mum", "dad", "eve"];
+        for (i, who) in followed.iter().enumerate() {
+            let id = format!("t{i}");
+            let start = START + i as i64 * 100;
+            let _ = engine.put_trip(trip(&id, "ann", start, Some(start + 50))).expect("put");
+            for &v in who {
+                let _ = engine.add_follower(&id, viewers[v]).expect("added");
+            }
+        }
+        for viewer in [Some("ann"), Some("mum"), Some("dad"), Some("eve"), Some("bob"), None] {
+            let want: Vec<String> = engine
+                .trips_of("ann")
+                .into_iter()
+                .filter(|r| r.visible_to(viewer))
+                .map(|r| r.trip.id().to_owned())
+                .collect();
+            let mut got = Vec::new();
+            let mut after: Option<(i64, String)> = None;
+            for pages in 0.. {
+                prop_assert!(pages <= followed.len(), "paging goes on: {:?}", got);
+                let page = engine.trips_page_of(
+                    "ann",
+                    viewer,
+                    after.as_ref().map(|(s, id)| (*s, id.as_str())),
+                    take,
+                );
+                prop_assert!(page.len() <= take);
+                got.extend(page.iter().map(|r| r.trip.id().to_owned()));
+                match page.last() {
+                    Some(last) if page.len() == take => {
+                        after = Some((last.trip.started_at(), last.trip.id().to_owned()));
+                    }
+                    _ => break,
+                }
+            }
+            prop_assert_eq!(&got, &want, "viewer {:?}", viewer);
+            for (i, _) in followed.iter().enumerate() {
+                let id = format!("t{i}");
+                let seen = engine.trip_seen_by(&id, viewer).is_some();
+                let rule = engine.trip(&id).is_some_and(|r| r.visible_to(viewer));
+                prop_assert_eq!(seen, rule, "{} for {:?}", id, viewer);
+            }
+            let mut starts: Vec<i64> = engine.trips_of("ann").iter().map(|r| r.trip.started_at()).collect();
+            let sorted = { let mut s = starts.clone(); s.sort_unstable_by(|a, b| b.cmp(a)); s };
+            prop_assert_eq!(std::mem::take(&mut starts), sorted, "trips_of is newest first");
+        }
+        prop_assert!(engine.trip_of("t0", Some("ann")).is_some());
+        prop_assert!(engine.trip_of("t0", Some("bob")).is_none());
+        prop_assert!(engine.trip_of("t0", None).is_some());
+    }
+}

@@ -155,6 +155,38 @@ impl Trips {
         self.state.read().trips.get(id).map(record)
     }
 
+    /// Trip `id`'s record, copied only when `keep` (given its traveller and followers)
+    /// lets it through: a caller that may not see the trip costs no copy of its followers
+    /// and links, so its answer takes what the answer for a missing trip takes.
+    pub fn get_if(
+        &self,
+        id: &str,
+        keep: impl FnOnce(&str, &[String]) -> bool,
+    ) -> Option<TripRecord> {
+        let state = self.state.read();
+        let entry = state.trips.get(id)?;
+        keep(entry.traveller(), followers(entry)).then(|| record(entry))
+    }
+
+    /// Up to `take` of `traveller`'s trips, newest (latest start) first, that `keep`
+    /// (given each one's start, id and followers) lets through: only those are copied.
+    pub fn page_of_traveller(
+        &self,
+        traveller: &str,
+        take: usize,
+        mut keep: impl FnMut(i64, &str, &[String]) -> bool,
+    ) -> Vec<TripRecord> {
+        let state = self.state.read();
+        state
+            .trips
+            .of_traveller(traveller)
+            .rev()
+            .filter(|e| keep(e.started_at, e.id(), followers(e)))
+            .take(take)
+            .map(record)
+            .collect()
+    }
+
     /// `traveller`'s trips, newest (latest start) first.
     pub fn of_traveller(&self, traveller: &str) -> Vec<TripRecord> {
         let state = self.state.read();
