@@ -326,3 +326,53 @@ async fn only_the_trips_traveller_or_a_key_imports_into_it() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["imported"], 1);
 }
+
+/// A simplified route is read whole, so the points it keeps are bounded as a page's are:
+/// a route of 100,001 points asked for at `simplify_m=0` is a 400 naming `simplify_m`
+/// (its GPX was built whole in memory, some 370 bytes a point), and at a tolerance that
+/// keeps fewer it is read.
+#[tokio::test]
+async fn a_simplified_route_keeps_at_most_a_pages_points() {
+    let s = TestServer::start().await;
+    let t0 = 1_704_092_400_000i64;
+    trip(&s, "long", t0).await;
+    let n = 100_001;
+    let features: Vec<Value> = (0..n)
+        .map(|i| {
+            // A zigzag every point, so that no tolerance of a metre drops any.
+            let lat = 48.0 + (i % 2) as f64 * 0.001;
+            let lon = 2.0 + i as f64 * 0.000_01;
+            json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                   "properties": {"timestamp": t0 + 1_000 * i as i64}})
+        })
+        .collect();
+    let body = json!({"type": "FeatureCollection", "features": features});
+    let (status, answer) = import(&s, "long", "geojson", body.to_string().into_bytes()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["imported"], n, "{answer}");
+    for format in ["geojson", "gpx"] {
+        let (status, problem) = s
+            .get(&format!(
+                "/v1/trips/long/route?viewer=ann&simplify_m=0&format={format}"
+            ))
+            .await;
+        assert_eq!(status, 400, "{format}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("simplify_m")),
+            "{problem}"
+        );
+    }
+    let (status, feature) = s
+        .get("/v1/trips/long/route?viewer=ann&simplify_m=200")
+        .await;
+    assert_eq!(status, 200, "{feature}");
+    let kept: usize = feature["geometry"]["coordinates"]
+        .as_array()
+        .expect("parts")
+        .iter()
+        .map(|part| part.as_array().map_or(0, Vec::len))
+        .sum();
+    assert!((2..=100_000).contains(&kept), "{kept}");
+}

@@ -249,6 +249,15 @@ pub async fn route_answer(state: &AppState, readable: Readable, mut params: Para
         };
         let kept: Vec<&[RoutePoint]> = kept.iter().map(Vec::as_slice).collect();
         let count: usize = kept.iter().map(|p| p.len()).sum();
+        if let Some(m) = simplify_m
+            && count > MAX_ROUTE_PAGE
+        {
+            // An answer holds what a page may: the GPX of two million points kept at
+            // `simplify_m=0` was built as some 740 MB of the `gpx` crate's values.
+            return Err(ApiError::bad_parameter(format!(
+                "simplify_m: the route simplified to {m} m keeps {count} points, more than the {MAX_ROUTE_PAGE} an answer holds; ask a larger simplify_m, narrow from and to, or read every point in pages without simplify_m"
+            )));
+        }
         let mut response = match format {
             Format::GeoJson => {
                 let mut feature = route_geojson(&kept);
