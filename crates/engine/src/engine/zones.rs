@@ -98,8 +98,12 @@ impl Engine {
         let mut shown = ShownRoute::default();
         let mut cursor = after;
         let mut hidden_before = false;
+        // What a page needs at first; then, past hidden points, whole batches (a hidden
+        // stretch was read two points a transaction for `limit=1`).
+        let mut batch = READ_BATCH.min(limit + 1);
         loop {
-            let (page, more) = self.route(id, from, to, cursor, READ_BATCH.min(limit + 1))?;
+            let (page, more) = self.route(id, from, to, cursor, batch)?;
+            batch = READ_BATCH;
             for p in page {
                 cursor = Some(p.ts);
                 if !zone_allows(Some(&shrouds), traveller, viewer, p.latlon()) {
