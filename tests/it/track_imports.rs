@@ -376,3 +376,39 @@ async fn a_simplified_route_keeps_at_most_a_pages_points() {
         .sum();
     assert!((2..=100_000).contains(&kept), "{kept}");
 }
+
+/// One feature is read into memory whole, so it is bounded (a million values): a track
+/// written as one `LineString` of 350,000 positions with their times is skipped by its
+/// position, asking for the track split into features, and the features after it are
+/// imported; nothing of it is stored.
+#[tokio::test]
+async fn a_feature_too_large_to_hold_is_skipped_and_the_rest_imported() {
+    let s = TestServer::start().await;
+    let t0 = 1_704_092_400_000i64;
+    trip(&s, "huge", t0).await;
+    let n = 350_000;
+    let mut body = String::with_capacity(n * 48);
+    body.push_str(r#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"LineString","coordinates":["#);
+    for i in 0..n {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&format!("[2.{i:06},48.5]"));
+    }
+    body.push_str(r#"]},"properties":{"coordTimes":["#);
+    for i in 0..n {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&(t0 + i as i64 * 1_000).to_string());
+    }
+    body.push_str(r#"]}},{"type":"Feature","geometry":{"type":"Point","coordinates":[2.4,48.9]},"properties":{"timestamp":"2024-01-01T11:00:00Z"}}]}"#);
+    let (status, answer) = import(&s, "huge", "geojson", body.into_bytes()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["imported"], 1, "{answer}");
+    assert_eq!(answer["skipped"], 1, "{answer}");
+    assert_eq!(answer["errors"][0]["at"], "features[0]", "{answer}");
+    let reason = answer["errors"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("split the track"), "{answer}");
+    assert_eq!(route(&s, "huge").await.len(), 1);
+}

@@ -12,6 +12,7 @@ use serde::Deserializer as _;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use super::bounded::{Bounded, MAX_RECORD_VALUES};
 use super::{PointAt, TrackSink, give, read_json, route_point};
 use crate::import::ImportError;
 use crate::server::trackers::time::{from_epoch_number, from_iso};
@@ -44,9 +45,12 @@ impl<'de, S: TrackSink> Visitor<'de> for Top<'_, S> {
                         sink: &mut *self.sink,
                     })?;
                 }
-                "geometry" | "properties" => {
-                    rest.insert(key, map.next_value()?);
-                }
+                "geometry" | "properties" => match map.next_value_seed(Bounded::RECORD)? {
+                    Some(value) => {
+                        rest.insert(key, value);
+                    }
+                    None => return Err(serde::de::Error::custom(too_big())),
+                },
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -67,6 +71,13 @@ impl<'de, S: TrackSink> Visitor<'de> for Top<'_, S> {
             )),
         }
     }
+}
+
+/// Why a feature past [`MAX_RECORD_VALUES`] is refused.
+fn too_big() -> String {
+    format!(
+        "a feature of more than {MAX_RECORD_VALUES} values (numbers, strings, arrays); split the track into features"
+    )
 }
 
 struct Features<'a, S> {
@@ -91,8 +102,17 @@ impl<'de, S: TrackSink> Visitor<'de> for Features<'_, S> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
         let mut index = 0u64;
-        // One feature in memory at a time.
-        while let Some(value) = seq.next_element::<Value>()? {
+        // One feature in memory at a time, and a bounded one.
+        while let Some(value) = seq.next_element_seed(Bounded::RECORD)? {
+            let Some(value) = value else {
+                let at = PointAt::Feature {
+                    feature: index,
+                    position: None,
+                };
+                self.sink.reject(at, too_big());
+                index += 1;
+                continue;
+            };
             if !feature(value, index, self.sink) {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
                 return Ok(true);

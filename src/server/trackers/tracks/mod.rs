@@ -10,6 +10,7 @@
 //! that cannot be read (no time, a latitude off the globe) is rejected by position and the
 //! reading goes on; only a file that is not of its format at all is an error.
 
+mod bounded;
 pub mod geojson;
 pub mod gpx;
 pub mod takeout;

@@ -23,6 +23,7 @@ use serde::Deserializer as _;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
+use super::bounded::{Bounded, MAX_RECORD_VALUES};
 use super::{PointAt, TrackSink, give, read_json, route_point};
 use crate::import::ImportError;
 use crate::server::trackers::time::{from_epoch_number, from_iso};
@@ -128,12 +129,38 @@ impl<'de, S: TrackSink> Visitor<'de> for Entries<'_, S> {
                 }
             };
         }
+        // A segment or signal is read into a `Value`, within a bound: a segment's
+        // `timelinePath` is as long as its file lets it be.
+        macro_rules! each_bounded {
+            ($list:expr, $handle:expr) => {
+                while let Some(entry) = seq.next_element_seed(Bounded::RECORD)? {
+                    if going {
+                        going = match entry {
+                            Some(v) => $handle(v, index, &mut *self.sink),
+                            None => {
+                                let at = PointAt::Takeout {
+                                    list: $list,
+                                    index,
+                                    part: None,
+                                };
+                                self.sink.reject(
+                                    at,
+                                    format!("an entry of more than {MAX_RECORD_VALUES} values (numbers, strings, arrays)"),
+                                );
+                                true
+                            }
+                        };
+                    }
+                    index += 1;
+                }
+            };
+        }
         match self.list {
             List::Records => each!(Record, record),
             List::Segments(list) => {
-                each!(Value, |v, i, sink| segment(&v, list, i, sink))
+                each_bounded!(list, |v: Value, i, sink| segment(&v, list, i, sink))
             }
-            List::RawSignals => each!(Value, raw_signal),
+            List::RawSignals => each_bounded!("rawSignals", raw_signal),
         }
         Ok(going)
     }
