@@ -46,6 +46,7 @@ mod mutation;
 mod outcome;
 mod pois;
 mod routes;
+mod shown_figures;
 mod track_import;
 mod travellers;
 mod trip_reads;
@@ -290,6 +291,9 @@ pub struct Engine {
     zones: crate::zones::PrivacyZones,
     /// The routes on disk, with who is watching them.
     routes: routes::Routes,
+    /// Trips' figures as readers who may not see all of a route see them, kept between
+    /// reads.
+    shown_figures: shown_figures::ShownFigures,
 }
 
 impl std::fmt::Debug for Engine {
@@ -328,6 +332,7 @@ impl Engine {
             devices: crate::devices::Devices::new(),
             zones: crate::zones::PrivacyZones::default(),
             routes: routes::Routes::new(config.routes),
+            shown_figures: shown_figures::ShownFigures::default(),
         }
     }
 

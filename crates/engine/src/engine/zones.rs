@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use super::mutation::{Change, DeletePrivacyZone, Order, PutPrivacyZone};
+use super::shown_figures::ShownKey;
 use super::trip_reads::{MAX_WHOLE_ROUTE_POINTS, StayAt};
 use super::{Engine, EngineError, Removed, Stored, Written};
 use crate::events::Cause;
@@ -150,15 +151,44 @@ impl Engine {
     /// figures kept as points arrived when nothing is hidden from it and the window holds
     /// the whole trip, else worked out from the points it may see, read in pages (however
     /// long the route).
+    ///
+    /// Worked out once for each change to the route, window and zones, and kept between
+    /// reads ([`super::shown_figures`]): a link's readers polling a long trip fold its
+    /// route once, not once each.
     pub fn shown_trip_figures(
         &self,
         record: &TripRecord,
         viewer: Option<&str>,
         (from, to): (i64, i64),
     ) -> Result<TripFigures, EngineError> {
-        if self.shrouds_for(record, viewer).is_none() {
-            return self.trip_figures_in(record, from, to);
+        let id = record.trip.id();
+        let shrouds = self.shrouds_for(record, viewer);
+        let whole = from <= record.trip.started_at() && to >= record.trip.until();
+        // Read first, settling what waits: the route as it is now.
+        let kept = self.trip_figures(id)?;
+        if shrouds.is_none() && whole {
+            return Ok(kept);
         }
+        let key = ShownKey::new(id, (from, to), shrouds.clone(), &kept);
+        if let Some(figures) = self.shown_figures.get(&key) {
+            return Ok(figures);
+        }
+        let figures = match shrouds {
+            None => self.trip_figures_in(record, from, to)?,
+            Some(_) => self.folded_shown_figures(record, viewer, (from, to))?,
+        };
+        self.shown_figures.put(key, figures.clone());
+        Ok(figures)
+    }
+
+    /// Trip `record`'s figures over the window as `viewer` may see them, from its route
+    /// read in pages with the hidden points cut out.
+    fn folded_shown_figures(
+        &self,
+        record: &TripRecord,
+        viewer: Option<&str>,
+        (from, to): (i64, i64),
+    ) -> Result<TripFigures, EngineError> {
         let mut fold = FiguresFold::default();
         let mut after = None;
         loop {

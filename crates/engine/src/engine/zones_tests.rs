@@ -556,3 +556,81 @@ fn a_zone_put_or_removed_tells_the_travellers_trip_streams() {
     assert!(ann.has_changed().expect("open"), "removed");
     assert!(!bob.has_changed().expect("open"));
 }
+
+/// A reader's figures over a window, or under the traveller's zones, are worked out once
+/// for each state of the route, window and zones, and are always those of the points it
+/// may see now: kept while nothing changes, worked out again after a point is added, a
+/// late point arrives, a zone is put or removed.
+#[test]
+fn shown_figures_are_kept_while_nothing_changes_and_follow_every_change() {
+    let clock = Arc::new(ManualClock::new(START));
+    let engine = engine(clock.clone());
+    trip(&engine, "t", "ann");
+    let away = destination(HOME, 90.0, 20_000.0);
+    for i in 0..10 {
+        let at = if i < 5 {
+            HOME
+        } else {
+            destination(away, 0.0, 100.0 * i as f64)
+        };
+        report(&engine, "ann", START + 1_000 * i, at);
+    }
+    let puts = || {
+        engine
+            .shown_figures
+            .puts
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let record = || engine.trip("t").expect("a trip");
+    let window = (START + 2_000, START + 100_000);
+    let figures = |viewer| {
+        engine
+            .shown_trip_figures(&record(), viewer, window)
+            .expect("figures")
+    };
+    let brute = |viewer: Option<&str>| {
+        let shown = engine
+            .shown_route(&record(), viewer, window, None, 100_000)
+            .expect("reads");
+        let mut fold = crate::routes::FiguresFold::default();
+        for p in &shown.points {
+            fold.add(*p);
+        }
+        fold.finish()
+    };
+    let first = figures(Some("mum"));
+    assert_eq!(first.points, 8, "the window's points");
+    assert_eq!(first, brute(Some("mum")));
+    let worked = puts();
+    assert_eq!(figures(Some("mum")), first);
+    assert_eq!(puts(), worked, "kept: nothing changed");
+    // A point added, then a late one inside the window: worked out again each time.
+    report(
+        &engine,
+        "ann",
+        START + 20_000,
+        destination(away, 0.0, 2_000.0),
+    );
+    assert_eq!(figures(Some("mum")).points, 9);
+    report(&engine, "ann", START + 4_500, HOME);
+    let late = figures(Some("mum"));
+    assert_eq!(late.points, 10);
+    assert_eq!(late, brute(Some("mum")));
+    // A zone hides home from mum: the five home points in the window go.
+    home_zone(&engine, "ann");
+    let zoned = figures(Some("mum"));
+    assert_eq!(zoned, brute(Some("mum")));
+    assert!(
+        zoned.points < late.points,
+        "{} < {}",
+        zoned.points,
+        late.points
+    );
+    assert_eq!(
+        figures(Some("ann")),
+        brute(Some("ann")),
+        "ann sees her own home"
+    );
+    let _ = engine.delete_privacy_zone("ann", "home").expect("deleted");
+    assert_eq!(figures(Some("mum")), late);
+}
