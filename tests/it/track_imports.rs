@@ -388,7 +388,7 @@ async fn a_feature_too_large_to_hold_is_skipped_and_the_rest_imported() {
     trip(&s, "huge", t0).await;
     let n = 350_000;
     let mut body = String::with_capacity(n * 48);
-    body.push_str(r#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"LineString","coordinates":["#);
+    body.push_str(r#"{"type":"Feature","geometry":{"type":"LineString","coordinates":["#);
     for i in 0..n {
         if i > 0 {
             body.push(',');
@@ -402,7 +402,19 @@ async fn a_feature_too_large_to_hold_is_skipped_and_the_rest_imported() {
         }
         body.push_str(&(t0 + i as i64 * 1_000).to_string());
     }
-    body.push_str(r#"]}},{"type":"Feature","geometry":{"type":"Point","coordinates":[2.4,48.9]},"properties":{"timestamp":"2024-01-01T11:00:00Z"}}]}"#);
+    body.push_str("]}}");
+    // Alone, a file that is one Feature: skipped the same way, nothing stored.
+    let (status, answer) = import(&s, "huge", "geojson", body.clone().into_bytes()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (answer["imported"].as_u64(), answer["skipped"].as_u64()),
+        (Some(0), Some(1)),
+        "{answer}"
+    );
+    assert_eq!(answer["errors"][0]["at"], "features[0]", "{answer}");
+    let body = format!(
+        r#"{{"type":"FeatureCollection","features":[{body},{{"type":"Feature","geometry":{{"type":"Point","coordinates":[2.4,48.9]}},"properties":{{"timestamp":"2024-01-01T11:00:00Z"}}}}]}}"#
+    );
     let (status, answer) = import(&s, "huge", "geojson", body.into_bytes()).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["imported"], 1, "{answer}");

@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -372,12 +373,16 @@ pub fn watch_answer(
     };
     params.finish()?;
     let changes = state.engine.watch_route(readable.record.trip.id());
+    let rules = state.engine.route_rules(readable.record.trip.id());
+    let read_under = rules.load(Ordering::SeqCst);
     let feed = Feed {
         engine: state.engine.clone(),
         readable,
         after,
         sent_any: false,
         changes,
+        rules,
+        read_under,
         backlog: VecDeque::new(),
         stopping: state.stopping.clone(),
         done: false,
@@ -398,6 +403,10 @@ struct Feed {
     /// Whether this stream has sent a point (so `after` is one it chose).
     sent_any: bool,
     changes: tokio::sync::watch::Receiver<u64>,
+    /// The trip's count of changes to who may read it ([`Engine::route_rules`]), and its
+    /// value when the points waiting in `backlog` were read.
+    rules: std::sync::Arc<AtomicU64>,
+    read_under: u64,
     /// Points to send, each with whether hidden points were cut out just before it.
     backlog: VecDeque<(RoutePoint, bool)>,
     stopping: tokio_util::sync::CancellationToken,
@@ -415,12 +424,11 @@ fn points_of(feed: Feed) -> impl Stream<Item = Result<SseEvent, Infallible>> {
             if feed.done {
                 return None;
             }
-            if !feed.backlog.is_empty() && feed.changes.has_changed().unwrap_or(true) {
-                // The trip changed since these points were read: perhaps who may read it
-                // (a follower removed, a link revoked or expired) or what they may see of
-                // it (a privacy zone). Nothing read under the old rules is sent: the
-                // stream asks again and reads on from the last point it sent.
-                feed.changes.borrow_and_update();
+            if !feed.backlog.is_empty() && feed.rules.load(Ordering::SeqCst) != feed.read_under {
+                // Who may read the trip (a follower removed, a link revoked or expired) or
+                // what they may see of it (a privacy zone) changed since these points were
+                // read. Nothing read under the old rules is sent: the stream asks again and
+                // reads on from the last point it sent. (New points alone keep what was read.)
                 feed.backlog.clear();
             }
             if let Some((p, cut)) = feed.backlog.pop_front() {
@@ -432,7 +440,9 @@ fn points_of(feed: Feed) -> impl Stream<Item = Result<SseEvent, Infallible>> {
                     .data(point_event_data(&p, cut));
                 return Some((Ok(event), feed));
             }
-            // Still allowed? (A change woke us, or a quiet while passed.)
+            // Still allowed? (A change woke us, or a quiet while passed.) The rules' count
+            // is read first: a change after it is seen before what is read is sent.
+            feed.read_under = feed.rules.load(Ordering::SeqCst);
             feed.readable = feed.readable.again(&feed.engine)?;
             let (from, to) = (feed.readable.from, feed.readable.to);
             let record = feed.readable.record.clone();

@@ -201,6 +201,15 @@ impl Engine {
         self.routes.watch(trip)
     }
 
+    /// A count that moves whenever who may read trip `trip`, or what they may see of its
+    /// route, may have changed (the trip changed or ended, a follower or link changed, its
+    /// traveller's privacy zones changed), and not when points join it: a stream holding
+    /// points it read under an older count drops them and reads again. Call after
+    /// [`Engine::watch_route`], whose receiver keeps the count shared while it lives.
+    pub fn route_rules(&self, trip: &str) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.routes.rules(trip)
+    }
+
     /// How many streams watch routes.
     pub fn route_watchers(&self) -> usize {
         self.routes.watchers()

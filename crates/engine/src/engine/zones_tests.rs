@@ -546,11 +546,28 @@ fn a_zone_put_or_removed_tells_the_travellers_trip_streams() {
     }
     let mut ann = engine.watch_route("t-ann");
     let mut bob = engine.watch_route("t-bob");
+    let rules = engine.route_rules("t-ann");
+    let count = || rules.load(std::sync::atomic::Ordering::SeqCst);
     ann.mark_unchanged();
     bob.mark_unchanged();
+    // A point joins the route: the stream is woken, and the rules are as they were (what
+    // it read and has not sent yet stays good).
+    report(&engine, "ann", START + 1, HOME);
+    assert!(ann.has_changed().expect("open"), "a point");
+    assert_eq!(count(), 0, "a point changes no rule");
+    ann.mark_unchanged();
     home_zone(&engine, "ann");
     assert!(ann.has_changed().expect("open"), "put");
+    assert_eq!(count(), 1, "a zone changes what readers may see");
     assert!(!bob.has_changed().expect("open"));
+    let _ = engine.add_follower("t-ann", "mum").expect("added");
+    let added = count();
+    let _ = engine.remove_follower("t-ann", "mum").expect("removed");
+    assert_eq!(
+        count(),
+        added + 1,
+        "a follower removed changes who may read"
+    );
     ann.mark_unchanged();
     let _ = engine.delete_privacy_zone("ann", "home").expect("deleted");
     assert!(ann.has_changed().expect("open"), "removed");

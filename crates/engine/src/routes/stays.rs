@@ -80,10 +80,18 @@ const SKIP_SLACK_M: f64 = 1.0;
 /// every 5 s, asked for stays of a week within 10 km, is some 10^10 distances.
 fn next_start(units: &[[f64; 3]], start: usize, end: usize, radius_m: f64) -> usize {
     let past = end + 1;
-    // The sum of `s..=past`, slid along as `s` grows.
+    let reach = radius_m + SKIP_SLACK_M;
+    // The sum of `s..=past`, slid along as `s` grows, and summed afresh each time what is
+    // left of it halves: points taken off the front of a long run's sum would otherwise
+    // carry its rounding into the sum of the last few, whose direction it is.
     let mut sum = sum_of(&units[start + 1..=past]);
+    let mut summed = past - start;
     for s in start + 1..=end {
-        let reach = radius_m + SKIP_SLACK_M;
+        let left = past - s + 1;
+        if 2 * left <= summed {
+            sum = sum_of(&units[s..=past]);
+            summed = left;
+        }
         if distance_m(units[s], sum) <= reach && distance_m(units[past], sum) <= reach {
             return s;
         }

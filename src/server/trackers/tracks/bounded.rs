@@ -41,10 +41,18 @@ impl<'de> DeserializeSeed<'de> for Bounded {
     }
 }
 
-/// One value within what is `left` of the budget; `None` once the budget is spent (the
-/// rest of the value is still read, and nothing of it kept).
-struct Budgeted<'a> {
+/// One value within what is `left` of a budget that several values may share (the
+/// members of one record read apart); `None` once the budget is spent (the rest of the
+/// value is still read, and nothing of it kept).
+pub struct Budgeted<'a> {
     left: &'a mut usize,
+}
+
+impl<'a> Budgeted<'a> {
+    /// A value within what is `left`, which it spends.
+    pub fn new(left: &'a mut usize) -> Self {
+        Self { left }
+    }
 }
 
 impl Budgeted<'_> {

@@ -12,7 +12,7 @@ use serde::Deserializer as _;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::bounded::{Bounded, MAX_RECORD_VALUES};
+use super::bounded::{Bounded, Budgeted, MAX_RECORD_VALUES};
 use super::{PointAt, TrackSink, give, read_json, route_point};
 use crate::import::ImportError;
 use crate::server::trackers::time::{from_epoch_number, from_iso};
@@ -37,6 +37,9 @@ impl<'de, S: TrackSink> Visitor<'de> for Top<'_, S> {
         let mut kind: Option<String> = None;
         let mut rest = Map::new();
         let mut stopped = false;
+        // A file that is one Feature: its geometry and properties share one record's bound.
+        let mut left = MAX_RECORD_VALUES;
+        let mut too_big = false;
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "type" => kind = Some(map.next_value()?),
@@ -45,12 +48,14 @@ impl<'de, S: TrackSink> Visitor<'de> for Top<'_, S> {
                         sink: &mut *self.sink,
                     })?;
                 }
-                "geometry" | "properties" => match map.next_value_seed(Bounded::RECORD)? {
-                    Some(value) => {
-                        rest.insert(key, value);
+                "geometry" | "properties" => {
+                    match map.next_value_seed(Budgeted::new(&mut left))? {
+                        Some(value) => {
+                            rest.insert(key, value);
+                        }
+                        None => too_big = true,
                     }
-                    None => return Err(serde::de::Error::custom(too_big())),
-                },
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -58,6 +63,14 @@ impl<'de, S: TrackSink> Visitor<'de> for Top<'_, S> {
         }
         match kind.as_deref() {
             Some("FeatureCollection") => Ok(()),
+            Some("Feature") if too_big => {
+                let at = PointAt::Feature {
+                    feature: 0,
+                    position: None,
+                };
+                self.sink.reject(at, self::too_big());
+                Ok(())
+            }
             Some("Feature") if !stopped => {
                 feature(Value::Object(rest), 0, self.sink);
                 Ok(())

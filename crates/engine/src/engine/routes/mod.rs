@@ -126,12 +126,27 @@ struct Watched {
     /// Counts the trip's changes: each push of its points (after they wait for the store),
     /// each erasure or change of the trip.
     changes: tokio::sync::watch::Sender<u64>,
+    /// Counts the changes to who may read the trip or what they may see of it (the trip
+    /// put, deleted, started or ended, a follower or link changed, the traveller's zones
+    /// changed): every [`Routes::notify`], and none of the pushes of points. A stream
+    /// drops what it read under an older count instead of sending it.
+    rules: Arc<AtomicU64>,
     /// The count of changes up to which a reader has settled every point of the trip into
     /// its chunks (`None`: none has since the trip was first watched). While the count has
     /// not moved past it, the trip has no point waiting or fresh, so the next reader need
     /// not settle it: each of a trip's followers is woken by the same points, and only the
     /// first has settling to do.
     settled_at: Option<u64>,
+}
+
+impl Watched {
+    fn new() -> Self {
+        Self {
+            changes: tokio::sync::watch::channel(0).0,
+            rules: Arc::default(),
+            settled_at: None,
+        }
+    }
 }
 
 /// The store and what waits for it, shared with the route thread.
@@ -517,12 +532,20 @@ impl Routes {
         watchers.retain(|_, watched| watched.changes.receiver_count() > 0);
         watchers
             .entry(Arc::from(trip))
-            .or_insert_with(|| Watched {
-                changes: tokio::sync::watch::channel(0).0,
-                settled_at: None,
-            })
+            .or_insert_with(Watched::new)
             .changes
             .subscribe()
+    }
+
+    /// The count of changes to who may read `trip` or what they may see of it (see
+    /// `Watched::rules`), shared with whoever watches it.
+    pub(super) fn rules(&self, trip: &str) -> Arc<AtomicU64> {
+        self.watchers
+            .lock()
+            .entry(Arc::from(trip))
+            .or_insert_with(Watched::new)
+            .rules
+            .clone()
     }
 
     /// How many streams watch routes.
@@ -566,6 +589,7 @@ impl Routes {
     /// Wakes whoever watches `trip`.
     pub(super) fn notify(&self, trip: &str) {
         if let Some(watched) = self.watchers.lock().get(trip) {
+            watched.rules.fetch_add(1, Ordering::SeqCst);
             watched.changes.send_modify(|n| *n += 1);
         }
     }
