@@ -96,29 +96,8 @@ function moveHere(p) {
   }
 }
 
-// About two pixels at the current zoom, in metres (Web Mercator at the map's centre).
-function tolerance() {
-  const lat = map.getCenter().lat;
-  const metresPerPixel = (156543.03 * Math.cos((lat * Math.PI) / 180)) / 2 ** map.getZoom();
-  return Math.max(1, 2 * metresPerPixel);
-}
-
-// The route simplified to `tolerance` metres, or coarser: an answer holds at most 100,000
-// points, and a long route zoomed in keeps more, so the page asks again four times as
-// coarse (a few times at most).
-async function simplifiedRoute(get, tolerance) {
-  for (let tries = 0; ; tries++) {
-    try {
-      return await get(tolerance.toFixed(1));
-    } catch (e) {
-      if (tries >= 5 || !String(e.message).startsWith("simplify_m")) throw e;
-      tolerance *= 4;
-    }
-  }
-}
-
 async function drawRoute() {
-  const feature = await simplifiedRoute((m) => getJson(`/route?simplify_m=${m}`), tolerance());
+  const feature = await simplifiedRoute((m) => getJson(`/route?simplify_m=${m}`), routeTolerance(map));
   route.clearLayers();
   for (const line of feature.geometry.coordinates) {
     L.polyline(line.map(([lon, lat]) => [lat, lon]), { color: "#1d3557", weight: 4 }).addTo(route);

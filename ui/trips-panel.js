@@ -1,7 +1,7 @@
 // The viewer's trips panel: a traveller's trips (as the viewer typed under "Live
 // travellers", or as the traveller itself), each drawn on the map with its route
 // simplified to the zoom and its stays, and shared by a link on request. Uses app.js's
-// `api`, `map` and `showError`.
+// `api`, `map` and `showError`, and route-shape.js's `routeTolerance` and `simplifiedRoute`.
 "use strict";
 
 const tripLayer = L.layerGroup().addTo(map);
@@ -57,26 +57,9 @@ async function showTrip(trip) {
   await drawTrip(base, viewer);
 }
 
-// The route simplified to `tolerance` metres, or coarser: an answer holds at most 100,000
-// points, and a long route zoomed in keeps more, so the panel asks again four times as
-// coarse (a few times at most).
-async function simplifiedRoute(get, tolerance) {
-  for (let tries = 0; ; tries++) {
-    try {
-      return await get(tolerance.toFixed(1));
-    } catch (e) {
-      if (tries >= 5 || !String(e.message).startsWith("simplify_m")) throw e;
-      tolerance *= 4;
-    }
-  }
-}
-
 async function drawTrip(base, viewer) {
-  const lat = map.getCenter().lat;
-  const metresPerPixel = (156543.03 * Math.cos((lat * Math.PI) / 180)) / 2 ** map.getZoom();
-  const tolerance = Math.max(1, 2 * metresPerPixel);
   const [route, stays] = await Promise.all([
-    simplifiedRoute((m) => api(`${base}/route?viewer=${viewer}&simplify_m=${m}`), tolerance),
+    simplifiedRoute((m) => api(`${base}/route?viewer=${viewer}&simplify_m=${m}`), routeTolerance(map)),
     api(`${base}/stays?viewer=${viewer}`),
   ]);
   tripLayer.clearLayers();

@@ -1,13 +1,12 @@
-//! What the edge reads of a trip beyond its record: its figures for a window (a share
-//! link's), the whole of a window's route, and the POI of Proxima's own index nearest a
-//! stay (the reads as one reader may see them are in `zones.rs`).
+//! What the edge reads of a trip beyond its record: the whole of a window's route, and
+//! the POI of Proxima's own index nearest a stay (the reads as one reader may see them,
+//! figures included, are in `zones.rs`).
 
 use super::{Engine, EngineError};
 use crate::geometry::LatLon;
 use crate::pois::{NearbyQuery, PoiFilter};
+use crate::routes::RoutePoint;
 use crate::routes::stays::Stay;
-use crate::routes::{RoutePoint, TripFigures};
-use crate::trips::TripRecord;
 
 /// The most points a whole-window read takes (for simplifying and for stays): 2,000,000
 /// points are 48 MB in memory and about 0.3 s of simplifying; a longer window is refused,
@@ -37,23 +36,6 @@ pub struct StayAt {
 }
 
 impl Engine {
-    /// A trip's figures over the points with `from <= ts <= to`: the figures kept as
-    /// points arrived when the window holds the whole trip, else worked out from the
-    /// window's points.
-    pub fn trip_figures_in(
-        &self,
-        record: &TripRecord,
-        from: i64,
-        to: i64,
-    ) -> Result<TripFigures, EngineError> {
-        let id = record.trip.id();
-        if from <= record.trip.started_at() && to >= record.trip.until() {
-            return self.trip_figures(id);
-        }
-        let points = self.whole_route(id, from, to)?;
-        Ok(TripFigures::of(&points))
-    }
-
     /// Every point of trip `id` with `from <= ts <= to`, at most
     /// [`MAX_WHOLE_ROUTE_POINTS`].
     pub fn whole_route(

@@ -210,6 +210,14 @@ impl Engine {
         self.routes.rules(trip)
     }
 
+    /// Wakes the streams of every trip of `traveller`, telling them who may read it or
+    /// what they may see may have changed.
+    pub(super) fn notify_trips_of(&self, traveller: &str) {
+        for trip in self.trips.ids_of(traveller) {
+            self.routes.notify(&trip);
+        }
+    }
+
     /// How many streams watch routes.
     pub fn route_watchers(&self) -> usize {
         self.routes.watchers()
@@ -400,9 +408,7 @@ impl Change for TickTrips {
     fn apply(self, engine: &Engine, _now_ms: i64) -> Result<(), EngineError> {
         for traveller in engine.trips.take_due(self.at_ms) {
             engine.refresh_trip_share(&traveller, self.at_ms);
-            for trip in engine.trips.ids_of(&traveller) {
-                engine.routes.notify(&trip);
-            }
+            engine.notify_trips_of(&traveller);
         }
         Ok(())
     }

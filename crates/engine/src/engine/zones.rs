@@ -174,7 +174,7 @@ impl Engine {
             return Ok(figures);
         }
         let figures = match shrouds {
-            None => self.trip_figures_in(record, from, to)?,
+            None => TripFigures::of(&self.whole_route(id, from, to)?),
             Some(_) => self.folded_shown_figures(record, viewer, (from, to))?,
         };
         self.shown_figures.put(key, figures.clone());
@@ -240,9 +240,7 @@ impl Engine {
         }
         // What a trip's readers may see of its stored route changed too: its streams read
         // again, under the zones as they now are.
-        for trip in self.trips.ids_of(traveller) {
-            self.routes.notify(&trip);
-        }
+        self.notify_trips_of(traveller);
     }
 
     /// Restores a zone read from a snapshot.

@@ -188,6 +188,14 @@ mod tests {
         out
     }
 
+    /// The stays found, as the brute-force detector gives them.
+    fn found(points: &[RoutePoint], radius_m: f64, min_ms: i64) -> Vec<(i64, i64, usize)> {
+        stays(points, radius_m, min_ms)
+            .iter()
+            .map(|s| (s.arrived, s.left, s.points))
+            .collect()
+    }
+
     /// A day out: walks between places, with pauses of random lengths at each, anywhere
     /// (the antimeridian and the poles included).
     fn day() -> impl Strategy<Value = Vec<RoutePoint>> {
@@ -238,11 +246,7 @@ mod tests {
             min_minutes in 0i64..400,
         ) {
             let min_ms = min_minutes * 60_000;
-            let got: Vec<(i64, i64, usize)> = stays(&points, radius_m, min_ms)
-                .iter()
-                .map(|s| (s.arrived, s.left, s.points))
-                .collect();
-            prop_assert_eq!(got, brute_force(&points, radius_m, min_ms));
+            prop_assert_eq!(found(&points, radius_m, min_ms), brute_force(&points, radius_m, min_ms));
         }
 
         #[test]
@@ -252,11 +256,7 @@ mod tests {
             min_minutes in 0i64..30,
         ) {
             let min_ms = min_minutes * 60_000;
-            let got: Vec<(i64, i64, usize)> = stays(&points, radius_m, min_ms)
-                .iter()
-                .map(|s| (s.arrived, s.left, s.points))
-                .collect();
-            prop_assert_eq!(got, brute_force(&points, radius_m, min_ms));
+            prop_assert_eq!(found(&points, radius_m, min_ms), brute_force(&points, radius_m, min_ms));
         }
     }
 
