@@ -317,7 +317,7 @@ impl Change for PutTrip {
         let (from, to) = (trip.started_at(), trip.until());
         let put = engine.trips.put(trip, now_ms);
         if put.narrowed {
-            engine.routes.retain_window(&id, from, to);
+            engine.routes.narrow(&id, from, to);
         }
         engine.refresh_trip_share(&traveller, now_ms);
         engine.routes.notify(&id);

@@ -147,6 +147,49 @@ pub fn without(blob: &[u8], prefix: &[u8]) -> Result<Option<Vec<u8>>, CodecError
     Ok(found.then_some(kept))
 }
 
+/// `blob` with only the points of `prefix`'s entries that `keep` keeps (entries left
+/// empty go); `None` when `keep` kept every one of them, or the blob has none. The other
+/// trips' entries are left as they were.
+pub fn filtered(
+    blob: &[u8],
+    prefix: &[u8],
+    keep: impl Fn(&RoutePoint) -> bool,
+) -> Result<Option<Vec<u8>>, CodecError> {
+    let mut out = Vec::with_capacity(blob.len());
+    let mut dropped = false;
+    let mut rest = blob;
+    let mut points = Vec::new();
+    for entry in entries(blob) {
+        let entry = entry?;
+        let len = entry.prefix.len() + 4 + entry.chunk.len();
+        if entry.prefix == prefix {
+            points.clear();
+            entry.points(&mut points)?;
+            let before = points.len();
+            points.retain(|p| keep(p));
+            if points.len() == before {
+                out.extend_from_slice(&rest[..len]);
+            } else {
+                dropped = true;
+                // Cut as a writer cuts them: the kept points' deltas may differ.
+                for part in codec::split(&points) {
+                    out.extend_from_slice(entry.prefix);
+                    let at = out.len();
+                    out.extend_from_slice(&[0; 4]);
+                    codec::encode(part, &mut out);
+                    let chunk_len = u32::try_from(out.len() - at - 4)
+                        .expect("a chunk of at most MAX_CHUNK_BYTES is far under 4 GiB");
+                    out[at..at + 4].copy_from_slice(&chunk_len.to_le_bytes());
+                }
+            }
+        } else {
+            out.extend_from_slice(&rest[..len]);
+        }
+        rest = &rest[len..];
+    }
+    Ok(dropped.then_some(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,11 +210,13 @@ mod tests {
         #![proptest_config(crate::testing::proptest_config(64))]
 
         /// Every trip's points read back from its blob alone (the last blob starting at or
-        /// before it), as written; stripping a trip leaves the others as they were.
+        /// before it), as written; stripping a trip, or narrowing its points to a window,
+        /// leaves the others as they were.
         #[test]
         fn trips_read_back_from_their_blob(
             sizes in proptest::collection::vec(0usize..700, 1..60),
             gone in any::<prop::sample::Index>(),
+            window in (0i64..800_000, 0i64..800_000),
         ) {
             let mut ids: Vec<String> = (0..sizes.len()).map(|i| format!("t{i}")).collect();
             ids.sort_by(|a, b| (a.len(), a).cmp(&(b.len(), b)));
@@ -222,6 +267,24 @@ mod tests {
                 let expected = if prefix == gone { Vec::new() } else { points.clone() };
                 prop_assert_eq!(read(&stripped, prefix), expected);
             }
+            // Narrowing one trip's points to a window leaves the others as they were.
+            let (from, to) = (window.0.min(window.1), window.0.max(window.1));
+            let inside = |p: &RoutePoint| (from..=to).contains(&p.ts);
+            let narrowed: Vec<(Vec<u8>, Vec<u8>)> = blobs
+                .iter()
+                .map(|(first, blob)| {
+                    let kept = filtered(blob, gone, inside).expect("well formed");
+                    (first.clone(), kept.unwrap_or_else(|| blob.clone()))
+                })
+                .collect();
+            for (prefix, points) in &written {
+                let expected: Vec<RoutePoint> = if prefix == gone {
+                    points.iter().copied().filter(inside).collect()
+                } else {
+                    points.clone()
+                };
+                prop_assert_eq!(read(&narrowed, prefix), expected);
+            }
         }
 
         /// Damaged blobs are an error, never a panic.
@@ -231,6 +294,7 @@ mod tests {
                 let _ = entry.points(&mut Vec::new());
             }
             let _ = without(&bytes, b"\x01a");
+            let _ = filtered(&bytes, b"\x01a", |p| p.ts > 0);
         }
     }
 }

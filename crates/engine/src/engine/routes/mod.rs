@@ -38,6 +38,10 @@
 //! waits at all, or the trip is watched and nothing was added to it since a reader last
 //! settled it (its followers, woken by the same points, settle them once), when it reads
 //! without waiting for the route thread.
+//!
+//! A narrowed trip's points outside its new window are trimmed off the write path, by the
+//! route thread or the trip's next reader, and before the store is next made durable
+//! ([`Routes::narrow`]); a reader never sees them once the narrowing is applied.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -52,6 +56,8 @@ use crate::routes::RouteStore;
 
 mod compaction;
 mod pending;
+#[cfg(test)]
+mod tests;
 mod thread;
 
 use pending::ByTrip;
@@ -197,7 +203,37 @@ struct Inner {
     /// Set by the first refusal while behind, cleared by the route thread when it has
     /// caught up: the log tells an episode once, not each refused request.
     refusing: AtomicBool,
+    /// The number of the next fresh piece: pieces are numbered as their points are taken
+    /// from `pending`, under its lock ([`Inner::number_pieces`]).
+    next_piece: AtomicU64,
+    /// Narrowed trips whose stored points are still to be trimmed, with their narrowings
+    /// since the last trim, oldest first; see [`Routes::narrow`].
+    trims: Mutex<HashMap<Box<str>, Vec<Narrowing>>>,
+    /// How many trips `trims` holds: a reader looks a trip up in it only when some wait.
+    trims_waiting: AtomicUsize,
 }
+
+/// Points taken from `pending` to be written as pieces, and the number of the first.
+struct Taken {
+    points: PendingPoints,
+    first_piece: u64,
+}
+
+/// A narrowing of a trip's window, waiting to be applied to its stored points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Narrowing {
+    /// The first fresh piece written after it: the trip's points in pieces numbered
+    /// below hold points from before it, which it trims; later pieces hold none.
+    before_piece: u64,
+    from: i64,
+    to: i64,
+}
+
+/// The most narrowings of one trip that may wait for their trim. Narrowings with no piece
+/// written between them are one (their windows intersected), and the route thread trims
+/// soon after each, so reaching this takes a trim held up while pieces of millions of
+/// points are written; past it, a narrowing trims at once, on the write path.
+const MAX_NARROWINGS: usize = 64;
 
 /// The route store in the engine.
 #[derive(Default)]
@@ -237,27 +273,28 @@ impl Inner {
     }
 
     /// Writes `taken` as fresh pieces, grouped by trip (the caller holds `storing`).
-    fn write_grouped(&self, taken: &PendingPoints) {
+    fn write_grouped(&self, taken: &Taken) {
         let mut grouped = self.grouped.lock();
-        taken.by_trip(&mut grouped);
-        self.write(&grouped);
+        taken.points.by_trip(&mut grouped);
+        self.write(&grouped, taken.first_piece);
         grouped.keep_room(2 * WAKE_AT);
     }
 
-    /// Writes trips' waiting points as fresh pieces of about [`PIECE`] points (the caller
-    /// holds `storing`).
-    fn write(&self, trips: &ByTrip) {
+    /// Writes trips' waiting points as fresh pieces of about [`PIECE`] points, numbered
+    /// from `piece` (the caller holds `storing`).
+    fn write(&self, trips: &ByTrip, mut piece: u64) {
         // Each piece is a run of the trips in key order, handed over as it lies (a list of
         // its trips, made afresh for each piece, cost the kernel a zeroed page every 2 MiB).
         let (mut first, mut points) = (0, 0);
         for (at, count) in trips.points_each().enumerate() {
             points += count;
             if points >= PIECE || at + 1 == trips.len() {
-                if let Err(e) = self
+                let written = self
                     .store()
                     .read()
-                    .add_fresh_trips(trips.trips_in(first..at + 1))
-                {
+                    .add_fresh_piece(piece, trips.trips_in(first..at + 1));
+                piece += 1;
+                if let Err(e) = written {
                     self.failed.store(true, Ordering::Release);
                     tracing::error!(error = %e, points, "route store: points not stored; they will be replayed from the log at the next start");
                 }
@@ -276,29 +313,57 @@ impl Inner {
         }
     }
 
+    /// Numbers the pieces `points` taken waiting points will be written as: the first of
+    /// them, with room for as many as [`Inner::write`] cuts (each but the last holds
+    /// [`PIECE`] points or more). Called under the `pending` lock as the points are taken,
+    /// so that a narrowing, under the same lock, knows that every point taken before it is
+    /// in a piece numbered below the next ([`Routes::narrow`]).
+    fn number_pieces(&self, points: usize) -> u64 {
+        let count = points.div_ceil(PIECE).max(1) as u64;
+        self.next_piece.fetch_add(count, Ordering::SeqCst)
+    }
+
     /// Writes every point waiting, as fresh pieces.
     fn store_pending(&self) {
         let _storing = self.storing.lock();
         let spare = std::mem::take(&mut *self.spare.lock());
-        let taken = std::mem::replace(&mut *self.pending.lock(), spare);
+        let taken = {
+            let mut pending = self.pending.lock();
+            let first_piece = self.number_pieces(pending.len());
+            Taken {
+                points: std::mem::replace(&mut *pending, spare),
+                first_piece,
+            }
+        };
         self.write_grouped(&taken);
         // After the pieces are counted: a reader that sees no point waiting sees them.
-        self.pending_points.fetch_sub(taken.len(), Ordering::SeqCst);
-        *self.spare.lock() = taken.emptied(WAKE_AT);
+        self.pending_points
+            .fetch_sub(taken.points.len(), Ordering::SeqCst);
+        *self.spare.lock() = taken.points.emptied(WAKE_AT);
     }
 
     /// Writes about `points` waiting points, the oldest, as a piece.
     fn store_some(&self, points: usize) {
         let _storing = self.storing.lock();
-        let taken = self.pending.lock().take_oldest(points);
+        let taken = {
+            let mut pending = self.pending.lock();
+            let points = pending.take_oldest(points);
+            Taken {
+                first_piece: self.number_pieces(points.len()),
+                points,
+            }
+        };
         self.write_grouped(&taken);
-        self.pending_points.fetch_sub(taken.len(), Ordering::SeqCst);
+        self.pending_points
+            .fetch_sub(taken.points.len(), Ordering::SeqCst);
     }
 
     /// Settles `trip`'s fresh and waiting points; gives the `storing` lock, held, so that
     /// the caller reads or changes the trip with nothing of it on the way.
     fn store_trip(&self, trip: &str) -> parking_lot::MutexGuard<'_, ()> {
         let storing = self.storing.lock();
+        // A narrowing's trim, before any later point joins the chunks.
+        self.trim(trip);
         let waiting = self.pending.lock().take_trip(trip);
         if let Err(e) = self.store().read().settle_trip(trip, &waiting) {
             self.failed.store(true, Ordering::Release);
@@ -308,6 +373,71 @@ impl Inner {
         self.pending_points
             .fetch_sub(waiting.len(), Ordering::SeqCst);
         storing
+    }
+}
+
+impl Inner {
+    /// Whether `trip` waits for a narrowing's trim of its settled points.
+    fn trim_waits(&self, trip: &str) -> bool {
+        self.trims_waiting.load(Ordering::SeqCst) > 0 && self.trims.lock().contains_key(trip)
+    }
+
+    /// Applies `trip`'s waiting narrowings to its stored points, if it has any (the
+    /// caller holds `storing`): each to the fresh pieces written before it, and all of them
+    /// to the settled chunks, which hold no point written after a narrowing while one
+    /// waits (every settling of the trip runs this first). Off the write path: the route
+    /// thread, a reader of the trip or a snapshot does it; it reads and rewrites the
+    /// route when a settled point lies outside.
+    fn trim(&self, trip: &str) {
+        if self.trims_waiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        // Taken out, the trip's entry left in place (empty) while the trim runs: its
+        // readers still wait for it, and narrowings that come meanwhile (they take no
+        // lock of the store) wait in it for the next trim.
+        let narrowings = match self.trims.lock().get_mut(trip) {
+            Some(waiting) => std::mem::take(waiting),
+            None => return,
+        };
+        let store = self.store().read();
+        let in_piece = |piece: u64| {
+            narrowings
+                .iter()
+                .filter(|n| piece < n.before_piece)
+                .map(|n| (n.from, n.to))
+                .reduce(|a, b| (a.0.max(b.0), a.1.min(b.1)))
+        };
+        let settled = narrowings
+            .iter()
+            .map(|n| (n.from, n.to))
+            .reduce(|a, b| (a.0.max(b.0), a.1.min(b.1)));
+        let trimmed = store
+            .narrow_fresh(trip, in_piece)
+            .and_then(|_| match settled {
+                Some((from, to)) => store.retain_window(trip, from, to),
+                None => Ok(()),
+            });
+        if let Err(e) = trimmed {
+            self.failed.store(true, Ordering::Release);
+            tracing::error!(error = %e, trip, "route store: a narrowed trip's points were not trimmed; the narrowing will be replayed from the log at the next start");
+        }
+        // Only once trimmed: a reader that finds no trim waiting reads the trimmed route.
+        let mut trims = self.trims.lock();
+        if trims.get(trip).is_some_and(Vec::is_empty) {
+            trims.remove(trip);
+            self.trims_waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Runs every narrowing's trim that waits (the caller holds `storing`).
+    fn trim_all(&self) {
+        if self.trims_waiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let trips: Vec<Box<str>> = self.trims.lock().keys().cloned().collect();
+        for trip in trips {
+            self.trim(&trip);
+        }
     }
 }
 
@@ -340,7 +470,9 @@ impl Routes {
             self.inner.file_bytes.store(bytes, Ordering::Relaxed);
             *self.inner.compaction.lock() = compaction::Compaction::opened(bytes);
         }
+        let next_piece = store.next_piece()?;
         let _ = self.inner.store.set(RwLock::new(store));
+        self.inner.next_piece.store(next_piece, Ordering::SeqCst);
         self.inner.fresh_pieces.store(fresh, Ordering::SeqCst);
         Ok(applied)
     }
@@ -491,7 +623,10 @@ impl Routes {
         // Nothing waiting and no fresh piece (in this order: points leave `pending` only
         // after the pieces holding them are counted): the chunks hold every point, and the
         // reader need not wait for a settling under way.
-        let quiet = self.inner.pending_points.load(Ordering::SeqCst) == 0
+        // A trip narrowed and not yet trimmed is trimmed first, whatever else waits.
+        let untrimmed = self.inner.trim_waits(trip);
+        let quiet = !untrimmed
+            && self.inner.pending_points.load(Ordering::SeqCst) == 0
             && self.inner.fresh_pieces.load(Ordering::SeqCst) == 0;
         if !quiet {
             // Read before settling: every point counted up to it was waiting before the
@@ -499,7 +634,7 @@ impl Routes {
             // them), so the settling holds them all.
             let changes = self.watched_changes(trip);
             match changes {
-                Some((count, Some(settled))) if settled == count => {}
+                Some((count, Some(settled))) if settled == count && !untrimmed => {}
                 _ => {
                     drop(self.inner.store_trip(trip));
                     self.reader_settlings.fetch_add(1, Ordering::Relaxed);
@@ -565,6 +700,9 @@ impl Routes {
     /// Erases `trip`'s points, waiting and fresh ones included.
     pub(super) fn erase(&self, trip: &str) {
         let _storing = self.inner.storing.lock();
+        if self.inner.trims.lock().remove(trip).is_some() {
+            self.inner.trims_waiting.fetch_sub(1, Ordering::SeqCst);
+        }
         let waiting = self.inner.pending.lock().take_trip(trip);
         if let Err(e) = self.inner.store().read().erase(trip) {
             self.inner.failed.store(true, Ordering::Release);
@@ -577,12 +715,64 @@ impl Routes {
         self.notify(trip);
     }
 
-    /// Keeps only `trip`'s points with `from <= ts <= to`.
-    pub(super) fn retain_window(&self, trip: &str, from: i64, to: i64) {
-        let _storing = self.inner.store_trip(trip);
-        if let Err(e) = self.inner.store().read().retain_window(trip, from, to) {
-            self.inner.failed.store(true, Ordering::Release);
-            tracing::error!(error = %e, trip, "route store: a narrowed trip's points were not trimmed");
+    /// Keeps only `trip`'s points with `from <= ts <= to`, as every reader sees it from
+    /// now on. Called under the travellers' exclusive lock, so it touches only memory, for
+    /// a time bounded by the points waiting there, never by the route:
+    /// - the trip's points waiting in memory are narrowed at once;
+    /// - the rest waits as a [`Narrowing`] for [`Inner::trim`], run by the route thread
+    ///   soon after, by the next reader of the trip, or before the store is next made
+    ///   durable, whichever comes first, and always before a later point of the trip joins
+    ///   its chunks. Fresh pieces are numbered as their points leave memory, under the lock
+    ///   this takes, so the narrowing applies to exactly the pieces written before it;
+    ///   points reported after it, in a window widened meanwhile, stay.
+    ///
+    /// Trimmed here, a narrowing that cut one point from a route of a million held every
+    /// position write for about 240 ms (the route read and rewritten, its figures worked
+    /// out again, under the lock and the store's writer), and a traveller's token could
+    /// repeat it for each point.
+    pub(super) fn narrow(&self, trip: &str, from: i64, to: i64) {
+        let inside = |p: &crate::routes::RoutePoint| (from..=to).contains(&p.ts);
+        let before_piece = {
+            let mut pending = self.inner.pending.lock();
+            let dropped = pending.retain_trip(trip, inside);
+            self.inner
+                .pending_points
+                .fetch_sub(dropped, Ordering::SeqCst);
+            self.inner.next_piece.load(Ordering::SeqCst)
+        };
+        let narrowing = Narrowing {
+            before_piece,
+            from,
+            to,
+        };
+        let too_many = {
+            let mut trims = self.inner.trims.lock();
+            match trims.get_mut(trip) {
+                Some(waiting) => match waiting.last_mut() {
+                    // No piece written since the last: one narrowing, both windows.
+                    Some(last) if last.before_piece == before_piece => {
+                        last.from = last.from.max(from);
+                        last.to = last.to.min(to);
+                        false
+                    }
+                    _ => {
+                        waiting.push(narrowing);
+                        waiting.len() > MAX_NARROWINGS
+                    }
+                },
+                None => {
+                    trims.insert(trip.into(), vec![narrowing]);
+                    self.inner.trims_waiting.fetch_add(1, Ordering::SeqCst);
+                    false
+                }
+            }
+        };
+        if too_many {
+            let _storing = self.inner.storing.lock();
+            self.inner.trim(trip);
+        } else {
+            *self.inner.awake.lock() = true;
+            self.inner.wake.notify_one();
         }
     }
 
@@ -594,17 +784,19 @@ impl Routes {
         }
     }
 
-    /// Stores every waiting point, then makes the store durable as holding the log up to
-    /// `seq` (unless a write failed).
+    /// Stores every waiting point and runs every narrowing's trim that waits, then makes
+    /// the store durable as holding the log up to `seq` (unless a write failed).
     pub(super) fn make_durable(&self, seq: u64) -> Result<(), EngineError> {
         self.inner.store_pending();
+        let _storing = self.inner.storing.lock();
+        // Every narrowing up to `seq` trimmed too: the log below it may go.
+        self.inner.trim_all();
         if self.inner.failed.load(Ordering::Acquire) {
             tracing::warn!(
                 "route store: behind the log after a failed write; not marking it durable"
             );
             return Ok(());
         }
-        let _storing = self.inner.storing.lock();
         Ok(self.inner.store().read().make_durable(seq)?)
     }
 

@@ -197,6 +197,20 @@ impl PendingPoints {
         taken
     }
 
+    /// Drops `trip`'s points that `keep` does not keep, leaving every other point, and the
+    /// order of all, as they were; gives how many went (a scan, as [`Self::take_trip`]).
+    pub(crate) fn retain_trip(&mut self, trip: &str, keep: impl Fn(&RoutePoint) -> bool) -> usize {
+        let wanted = trip.as_bytes();
+        let (ids, points) = (&self.ids, &mut self.points);
+        let id_of = |w: &Waiting| &ids[w.id_at as usize..w.id_at as usize + usize::from(w.id_len)];
+        let before = points.len();
+        points.retain(|w| keep(&w.point) || id_of(w) != wanted);
+        let dropped = before - points.len();
+        self.live -= dropped * trip.len();
+        self.compact_if_wasteful();
+        dropped
+    }
+
     /// Copies the ids still used into a fresh buffer when less than half of it is.
     fn compact_if_wasteful(&mut self) {
         if self.points.is_empty() {

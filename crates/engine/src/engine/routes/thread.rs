@@ -61,9 +61,19 @@ impl Inner {
         }
     }
 
+    /// Runs every narrowing's trim that waits, one trip at a time, so that readers and
+    /// writers of pieces get in between.
+    pub(super) fn trim_all_now(&self) {
+        let trips: Vec<Box<str>> = self.trims.lock().keys().cloned().collect();
+        for trip in trips {
+            let _storing = self.storing.lock();
+            self.trim(&trip);
+        }
+    }
+
     /// Settles every fresh piece written so far, a part at a time, writing waiting points
     /// as new pieces between parts when they pile up.
-    fn settle(&self) {
+    pub(super) fn settle(&self) {
         let started = self.store().read().start_settling();
         let mut settling = match started {
             Ok(Some(settling)) => settling,
@@ -76,6 +86,8 @@ impl Inner {
         loop {
             let done = {
                 let _storing = self.storing.lock();
+                // Narrowed trips trimmed before any of their later points join the chunks.
+                self.trim_all();
                 let done = self.store().read().settle_some(&mut settling, SETTLE_PART);
                 if matches!(done, Ok(true)) {
                     // Under `storing`, so that no piece written meanwhile goes uncounted.
@@ -126,6 +138,9 @@ pub(super) fn run(inner: Weak<Inner>) {
         let pushes = inner.pushes.load(Ordering::Relaxed);
         let paused = pushes == seen_pushes;
         seen_pushes = pushes;
+        if inner.trims_waiting.load(Ordering::SeqCst) > 0 {
+            inner.trim_all_now();
+        }
         let pending = inner.pending_points.load(Ordering::Relaxed);
         if pending >= WAKE_AT || (pending > 0 && (paused || last_piece.elapsed() >= PIECE_EVERY)) {
             inner.store_pending();

@@ -149,6 +149,29 @@ impl RouteStore {
         &self,
         trips: impl IntoIterator<Item = (&'a str, &'a [RoutePoint])>,
     ) -> Result<u64, RouteStoreError> {
+        let piece = self.next_piece()?;
+        self.add_fresh_piece(piece, trips)
+    }
+
+    /// The number the next fresh piece takes unless its writer chose one
+    /// ([`RouteStore::add_fresh_piece`]): one past every number used so far.
+    pub fn next_piece(&self) -> Result<u64, RouteStoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn
+            .open_table(META)?
+            .get(NEXT_PIECE)?
+            .map_or(0, |v| v.value()))
+    }
+
+    /// [`RouteStore::add_fresh_trips`] as piece number `piece`, which must be at least
+    /// [`RouteStore::next_piece`] (numbers may be skipped: the engine numbers its pieces
+    /// when it takes their points, so that a narrowing knows which pieces may hold points
+    /// from before it).
+    pub fn add_fresh_piece<'a>(
+        &self,
+        piece: u64,
+        trips: impl IntoIterator<Item = (&'a str, &'a [RoutePoint])>,
+    ) -> Result<u64, RouteStoreError> {
         let mut writer = PieceWriter::default();
         let mut held = 0u64;
         let mut trip_points = Vec::new();
@@ -174,8 +197,9 @@ impl RouteStore {
         txn.set_durability(Durability::None)?;
         {
             let mut meta = txn.open_table(META)?;
-            let piece = meta.get(NEXT_PIECE)?.map_or(0, |v| v.value());
-            meta.insert(NEXT_PIECE, piece + 1)?;
+            let next = meta.get(NEXT_PIECE)?.map_or(0, |v| v.value());
+            debug_assert!(piece >= next, "piece {piece} numbered below {next}");
+            meta.insert(NEXT_PIECE, next.max(piece + 1))?;
             let mut fresh = txn.open_table(FRESH)?;
             for (first, blob) in writer.finish() {
                 fresh.insert(blob_key(piece, &first).as_slice(), blob.as_slice())?;
@@ -446,6 +470,58 @@ impl Gathered {
                 std::cmp::Ordering::Equal
             }
         })
+    }
+}
+
+impl RouteStore {
+    /// Narrows `trip`'s fresh points piece by piece, in one transaction (committed only if
+    /// a point went); gives how many went. `window(piece)` is the window the trip's points
+    /// in that piece must lie in (`None`: leave them), so that each narrowing applies only
+    /// to the pieces that may hold points from before it. The cost is a blob lookup a piece
+    /// and the trip's own fresh points, never its whole route.
+    pub fn narrow_fresh(
+        &self,
+        trip: &str,
+        window: impl Fn(u64) -> Option<(i64, i64)>,
+    ) -> Result<u64, RouteStoreError> {
+        if self.fresh_pieces()? == 0 {
+            return Ok(0);
+        }
+        let prefix = trip_prefix(trip);
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        let mut dropped = 0u64;
+        {
+            let mut fresh = txn.open_table(FRESH)?;
+            let pieces = txn.open_table(PIECES)?;
+            let mut points = Vec::new();
+            for piece in piece_numbers(&pieces, u64::MAX)? {
+                let Some((from, to)) = window(piece) else {
+                    continue;
+                };
+                let inside = |p: &RoutePoint| (from..=to).contains(&p.ts);
+                let Some((key, blob)) = blob_holding(&fresh, piece, &prefix)? else {
+                    continue;
+                };
+                let Some(kept) = pieces::filtered(&blob, &prefix, inside)? else {
+                    continue;
+                };
+                points.clear();
+                trip_points_in(&blob, &prefix, &mut points)?;
+                dropped += points.iter().filter(|p| !inside(p)).count() as u64;
+                if kept.is_empty() {
+                    fresh.remove(key.as_slice())?;
+                } else {
+                    fresh.insert(key.as_slice(), kept.as_slice())?;
+                }
+            }
+        }
+        if dropped > 0 {
+            txn.commit()?;
+        } else {
+            txn.abort()?;
+        }
+        Ok(dropped)
     }
 }
 

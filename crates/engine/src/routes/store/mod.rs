@@ -294,25 +294,30 @@ impl RouteStore {
         })
     }
 
-    /// Keeps only `trip`'s points with `from <= ts <= to` (a trip whose times were
+    /// Whether every settled point of `trip` lies in `from..=to`, as its figures (which
+    /// describe exactly the points settled) tell, with no read of the route.
+    fn settled_within(&self, trip: &str, from: i64, to: i64) -> Result<bool, RouteStoreError> {
+        Ok(self.figures(trip)?.is_none_or(|f| {
+            f.first.is_none_or(|p| p.ts >= from) && f.last.is_none_or(|p| p.ts <= to)
+        }))
+    }
+
+    /// Keeps only `trip`'s settled points with `from <= ts <= to` (a trip whose times were
     /// narrowed), its figures worked out again from them, in one transaction (a reader sees
-    /// the route before or after, never without its points).
+    /// the route before or after, never without its points). Its fresh points are left as
+    /// they are ([`RouteStore::narrow_fresh`] narrows those): a narrowing trims the points
+    /// stored before it, and this runs later, off the write path, before any later point
+    /// joins the chunks. It reads and rewrites the whole route when a point lies outside.
     pub fn retain_window(&self, trip: &str, from: i64, to: i64) -> Result<(), RouteStoreError> {
-        self.settle_trip(trip, &[])?;
-        // Every point inside the window already, as the figures (which describe exactly
-        // the points stored) tell: nothing to read. The usual narrowing, a running trip
-        // ended now, is this; it runs under the engine's exclusive lock of the travellers,
-        // where reading a long route held every writer. Otherwise a point lies outside.
-        let Some(f) = self.figures(trip)? else {
-            return Ok(());
-        };
-        if f.first.is_none_or(|p| p.ts >= from) && f.last.is_none_or(|p| p.ts <= to) {
+        // Every point inside the window already: nothing to read (the usual narrowing, a
+        // running trip ended now).
+        if self.settled_within(trip, from, to)? {
             return Ok(());
         }
         let (kept, _) = self.read(trip, from, to, None, usize::MAX)?;
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::None)?;
-        erase_within(&txn, trip)?;
+        erase_settled(&txn, trip)?;
         Tables::open(&txn)?.merge(trip, &kept)?;
         txn.commit()?;
         self.figures_cache.committed();
@@ -432,6 +437,13 @@ impl RouteStore {
 /// Erases every point of `trip` within `txn`, settled and fresh, its figures and cells;
 /// gives how many points there were (a `ts` both settled and fresh counts twice).
 fn erase_within(txn: &redb::WriteTransaction, trip: &str) -> Result<u64, RouteStoreError> {
+    let erased = erase_settled(txn, trip)?;
+    Ok(erased + fresh::strip(txn, &trip_prefix(trip))?)
+}
+
+/// Erases `trip`'s settled points within `txn`, its figures and cells; gives how many
+/// points there were.
+fn erase_settled(txn: &redb::WriteTransaction, trip: &str) -> Result<u64, RouteStoreError> {
     let prefix = trip_prefix(trip);
     let (start, end) = (chunk_key(&prefix, i64::MIN), chunk_key(&prefix, i64::MAX));
     let mut erased = 0u64;
@@ -449,6 +461,5 @@ fn erase_within(txn: &redb::WriteTransaction, trip: &str) -> Result<u64, RouteSt
     let (first_cell, last_cell) = (cell_key(&prefix, 0), cell_key(&prefix, u64::MAX));
     txn.open_table(CELLS)?
         .retain_in(first_cell.as_slice()..=last_cell.as_slice(), |_, ()| false)?;
-    erased += fresh::strip(txn, &prefix)?;
     Ok(erased)
 }

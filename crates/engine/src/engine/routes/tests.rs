@@ -1,0 +1,259 @@
+//! Narrowing trips against a model: whatever the order of pushes, narrowings and widenings,
+//! pieces written, settlings, trims and reads, every read of a trip gives the points a
+//! route keeps by definition (each pushed while inside the trip's window, first of its
+//! `ts`, and inside every window narrowed to since), and figures that add them up.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::{PendingPoints, Routes};
+use crate::geometry::haversine_m;
+use crate::routes::{RoutePoint, codec};
+
+const TRIPS: [&str; 2] = ["t", "u"];
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Points of a trip at these times (those outside its window are not pushed, as the
+    /// engine does not push them); `variant` tells repeats of a `ts` apart.
+    Push {
+        trip: usize,
+        times: Vec<i64>,
+        variant: u8,
+    },
+    /// The trip's window set again: a narrowing if it moves either end inwards.
+    Window {
+        trip: usize,
+        from: i64,
+        to: i64,
+    },
+    /// The route thread's steps, and a snapshot's.
+    Piece,
+    /// A writer past the bound writes the oldest points waiting as a piece.
+    OldestPiece(usize),
+    Settle,
+    Trim,
+    Durable,
+    Erase {
+        trip: usize,
+    },
+    Read {
+        trip: usize,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..2usize, proptest::collection::vec(0i64..40, 1..6), any::<u8>())
+            .prop_map(|(trip, times, variant)| Op::Push { trip, times, variant }),
+        3 => (0..2usize, 0i64..40, 0i64..40).prop_map(|(trip, a, b)| Op::Window {
+            trip,
+            from: a.min(b),
+            to: a.max(b),
+        }),
+        1 => Just(Op::Piece),
+        1 => (1..8usize).prop_map(Op::OldestPiece),
+        1 => Just(Op::Settle),
+        1 => Just(Op::Trim),
+        1 => Just(Op::Durable),
+        1 => (0..2usize).prop_map(|trip| Op::Erase { trip }),
+        2 => (0..2usize).prop_map(|trip| Op::Read { trip }),
+    ]
+}
+
+fn point(ts: i64, variant: u8) -> RoutePoint {
+    codec::as_stored(RoutePoint {
+        ts,
+        lat: 40.0 + ts as f64 * 1e-3 + f64::from(variant) * 1e-5,
+        lon: -3.0 + f64::from(variant) * 1e-5,
+    })
+}
+
+/// The route as the model keeps it, checked against a read of the store.
+fn check(
+    routes: &Routes,
+    trip: &str,
+    model: &BTreeMap<i64, RoutePoint>,
+) -> Result<(), TestCaseError> {
+    let store = routes.read_trip(trip);
+    let (points, more) = store
+        .read(trip, i64::MIN, i64::MAX, None, usize::MAX)
+        .expect("reads");
+    prop_assert!(!more);
+    let expected: Vec<RoutePoint> = model.values().copied().collect();
+    prop_assert_eq!(&points, &expected);
+    let figures = store.figures(trip).expect("reads").unwrap_or_default();
+    prop_assert_eq!(figures.points, expected.len() as u64);
+    prop_assert_eq!(figures.first, expected.first().copied());
+    prop_assert_eq!(figures.last, expected.last().copied());
+    let distance: f64 = expected
+        .windows(2)
+        .map(|w| haversine_m(w[0].latlon(), w[1].latlon()))
+        .sum();
+    prop_assert!(
+        (figures.distance_m - distance).abs() < 1e-6,
+        "{} against {}",
+        figures.distance_m,
+        distance
+    );
+    Ok(())
+}
+
+/// Runs `ops` against a store and the model, checking every read and the end.
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let routes = Routes::default();
+    // No route thread: the test takes its steps itself, in its order.
+    routes
+        .fail_starts
+        .store(u32::MAX, std::sync::atomic::Ordering::SeqCst);
+    let mut windows = [(0i64, i64::MAX); 2];
+    let mut model: [BTreeMap<i64, RoutePoint>; 2] = Default::default();
+    let mut seq = 0;
+    for op in ops {
+        match op {
+            Op::Push {
+                trip,
+                times,
+                variant,
+            } => {
+                let (from, to) = windows[trip];
+                let mut points = PendingPoints::default();
+                for ts in times.into_iter().filter(|ts| (from..=to).contains(ts)) {
+                    let p = point(ts, variant);
+                    points.push(TRIPS[trip], p);
+                    model[trip].entry(ts).or_insert(p);
+                }
+                if !points.is_empty() {
+                    routes.push(&points);
+                }
+            }
+            Op::Window { trip, from, to } => {
+                let old = windows[trip];
+                windows[trip] = (from, to);
+                if from > old.0 || to < old.1 {
+                    routes.narrow(TRIPS[trip], from, to);
+                    model[trip].retain(|ts, _| (from..=to).contains(ts));
+                }
+            }
+            Op::Piece => routes.inner.store_pending(),
+            Op::OldestPiece(points) => routes.inner.store_some(points),
+            Op::Settle => routes.inner.settle(),
+            Op::Trim => routes.inner.trim_all_now(),
+            Op::Durable => {
+                seq += 1;
+                routes.make_durable(seq).expect("durable");
+                prop_assert_eq!(
+                    routes
+                        .inner
+                        .trims_waiting
+                        .load(std::sync::atomic::Ordering::SeqCst),
+                    0
+                );
+            }
+            Op::Erase { trip } => {
+                routes.erase(TRIPS[trip]);
+                model[trip].clear();
+            }
+            Op::Read { trip } => check(&routes, TRIPS[trip], &model[trip])?,
+        }
+    }
+    for (trip, model) in TRIPS.iter().zip(&model) {
+        check(&routes, trip, model)?;
+    }
+    prop_assert!(
+        !routes
+            .inner
+            .failed
+            .load(std::sync::atomic::Ordering::SeqCst)
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(crate::testing::proptest_config(256))]
+
+    #[test]
+    fn a_narrowed_route_keeps_what_its_windows_keep(ops in proptest::collection::vec(op(), 1..40)) {
+        run(ops)?;
+    }
+}
+
+fn push(trip: usize, times: &[i64]) -> Op {
+    Op::Push {
+        trip,
+        times: times.to_vec(),
+        variant: 0,
+    }
+}
+
+/// Two narrowings before the trim, at either end: the trim keeps what both keep.
+#[test]
+fn narrowings_waiting_for_one_trim_add_up() {
+    let ops = vec![
+        push(0, &[5, 15, 30]),
+        Op::Piece,
+        Op::Settle,
+        Op::Window {
+            trip: 0,
+            from: 10,
+            to: 39,
+        },
+        Op::Window {
+            trip: 0,
+            from: 0,
+            to: 20,
+        },
+        Op::Read { trip: 0 },
+    ];
+    run(ops).expect("the route is the model's");
+}
+
+/// Narrowed, widened again and pushed to before the trim runs: the route thread's
+/// settling trims first, so the later points stay.
+#[test]
+fn points_pushed_after_a_narrowing_outlive_its_trim() {
+    let ops = vec![
+        push(0, &[5, 15, 30]),
+        Op::Piece,
+        Op::Settle,
+        Op::Window {
+            trip: 0,
+            from: 10,
+            to: 20,
+        },
+        Op::Window {
+            trip: 0,
+            from: 0,
+            to: 39,
+        },
+        push(0, &[6, 31]),
+        Op::Piece,
+        Op::Settle,
+        Op::Read { trip: 0 },
+    ];
+    run(ops).expect("the route is the model's");
+}
+
+/// More narrowings waiting than a trip may hold, a piece written between each: the last
+/// trims at once, and the route is still the model's.
+#[test]
+fn narrowings_past_the_bound_trim_at_once() {
+    let mut ops = vec![push(0, &(0..40).collect::<Vec<_>>()), Op::Piece, Op::Settle];
+    for i in 0..super::MAX_NARROWINGS as i64 + 3 {
+        ops.push(Op::Window {
+            trip: 0,
+            from: 0,
+            to: 39 - i % 30,
+        });
+        ops.push(push(0, &[i % 30, 39]));
+        ops.push(Op::Piece);
+        ops.push(Op::Window {
+            trip: 0,
+            from: 0,
+            to: 39,
+        });
+    }
+    ops.push(Op::Read { trip: 0 });
+    run(ops).expect("the route is the model's");
+}
