@@ -287,6 +287,52 @@ fn routes_followers_and_links_survive_a_restart_replaying_only_the_tail() {
     assert!(snapshot.seq > 0);
 }
 
+/// A trip ended (its window narrowed), opened again and reported to, all held durably by
+/// the route store, and then a crash before the snapshot that marked it: recovery replays
+/// those changes for the rest of the state, and the store, which has them, keeps the point
+/// reported after the narrowing (a narrowing replayed into the store cut it again, and its
+/// report, skipped as stored, never came back).
+#[test]
+fn a_narrowing_the_store_holds_is_not_replayed_into_it() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let clock = Arc::new(ManualClock::new(START));
+    let engine = persistent(clock.clone());
+    engine
+        .recover(dir.path(), WalOptions::default())
+        .expect("opens");
+    let _ = engine.put_trip(trip("t", "ann", START, None)).expect("put");
+    report(&engine, "ann", START + 5, HERE);
+    let _ = engine
+        .put_trip(trip("t", "ann", START, Some(START + 10)))
+        .expect("ended");
+    let _ = engine
+        .put_trip(trip("t", "ann", START, None))
+        .expect("opened again");
+    report(&engine, "ann", START + 20, HERE);
+    assert_eq!(
+        whole_route(&engine)
+            .iter()
+            .map(|p| p.ts)
+            .collect::<Vec<_>>(),
+        [START + 5, START + 20]
+    );
+    // What a snapshot does first, and then no snapshot: the store holds every change.
+    engine.routes.make_durable(u64::MAX).expect("durable");
+    drop(engine);
+
+    let engine = persistent(clock.clone());
+    engine
+        .recover(dir.path(), WalOptions::default())
+        .expect("recovers");
+    assert_eq!(
+        whole_route(&engine)
+            .iter()
+            .map(|p| p.ts)
+            .collect::<Vec<_>>(),
+        [START + 5, START + 20]
+    );
+}
+
 /// Reads of one trip while another's points arrive: each read takes its own trip's points
 /// out of the buffer the writers add to. Every point written is in its route once, and
 /// none is left counted as waiting once the trips are read. (A read that took the buffer

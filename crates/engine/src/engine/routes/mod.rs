@@ -211,7 +211,15 @@ struct Inner {
     trims: Mutex<HashMap<Box<str>, Vec<Narrowing>>>,
     /// How many trips `trims` holds: a reader looks a trip up in it only when some wait.
     trims_waiting: AtomicUsize,
+    /// Run once by the next trim as it starts, holding `storing` (tests: what the write
+    /// path may do meanwhile).
+    #[cfg(test)]
+    during_trim: Mutex<Option<DuringTrim>>,
 }
+
+/// What a test does while a trim runs.
+#[cfg(test)]
+type DuringTrim = Box<dyn FnOnce(&Inner) + Send>;
 
 /// Points taken from `pending` to be written as pieces, and the number of the first.
 struct Taken {
@@ -362,9 +370,15 @@ impl Inner {
     /// the caller reads or changes the trip with nothing of it on the way.
     fn store_trip(&self, trip: &str) -> parking_lot::MutexGuard<'_, ()> {
         let storing = self.storing.lock();
-        // A narrowing's trim, before any later point joins the chunks.
-        self.trim(trip);
-        let waiting = self.pending.lock().take_trip(trip);
+        // The trip's waiting narrowings and its points waiting in memory, taken together
+        // (a narrowing records itself under the same lock): the points came after every
+        // narrowing taken, so those trim the store alone, before the points join it; a
+        // narrowing that comes after both finds the points settled, and trims them too.
+        let (narrowings, waiting) = {
+            let mut pending = self.pending.lock();
+            (self.seal(trip), pending.take_trip(trip))
+        };
+        self.apply_narrowings(trip, narrowings);
         if let Err(e) = self.store().read().settle_trip(trip, &waiting) {
             self.failed.store(true, Ordering::Release);
             tracing::error!(error = %e, trip, "route store: a trip's points were not settled; they will be replayed from the log at the next start");
@@ -389,43 +403,74 @@ impl Inner {
     /// thread, a reader of the trip or a snapshot does it; it reads and rewrites the
     /// route when a settled point lies outside.
     fn trim(&self, trip: &str) {
+        let narrowings = self.seal(trip);
+        self.apply_narrowings(trip, narrowings);
+    }
+
+    /// Takes out `trip`'s waiting narrowings, its entry left in place (empty) while they
+    /// are applied: its readers still wait for them, and narrowings that come meanwhile
+    /// (they take no lock of the store) wait in it for the next trim.
+    fn seal(&self, trip: &str) -> Vec<Narrowing> {
         if self.trims_waiting.load(Ordering::SeqCst) == 0 {
-            return;
+            return Vec::new();
         }
-        // Taken out, the trip's entry left in place (empty) while the trim runs: its
-        // readers still wait for it, and narrowings that come meanwhile (they take no
-        // lock of the store) wait in it for the next trim.
-        let narrowings = match self.trims.lock().get_mut(trip) {
-            Some(waiting) => std::mem::take(waiting),
-            None => return,
-        };
-        let store = self.store().read();
-        let in_piece = |piece: u64| {
-            narrowings
+        self.trims
+            .lock()
+            .get_mut(trip)
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Applies `narrowings`, taken by [`Inner::seal`], to `trip`'s stored points (the
+    /// caller holds `storing`): each to the fresh pieces written before it, all of them to
+    /// the settled chunks. Then drops the trip's entry unless narrowings came meanwhile;
+    /// if the store failed, the narrowings wait again, so that readers never read the
+    /// points they cut (the store is behind the log until the next start, which replays
+    /// them).
+    fn apply_narrowings(&self, trip: &str, narrowings: Vec<Narrowing>) {
+        let trimmed = if narrowings.is_empty() {
+            Ok(())
+        } else {
+            #[cfg(test)]
+            if let Some(during) = self.during_trim.lock().take() {
+                during(self);
+            }
+            let store = self.store().read();
+            let in_piece = |piece: u64| {
+                narrowings
+                    .iter()
+                    .filter(|n| piece < n.before_piece)
+                    .map(|n| (n.from, n.to))
+                    .reduce(|a, b| (a.0.max(b.0), a.1.min(b.1)))
+            };
+            let settled = narrowings
                 .iter()
-                .filter(|n| piece < n.before_piece)
                 .map(|n| (n.from, n.to))
-                .reduce(|a, b| (a.0.max(b.0), a.1.min(b.1)))
+                .reduce(|a, b| (a.0.max(b.0), a.1.min(b.1)));
+            store
+                .narrow_fresh(trip, in_piece)
+                .and_then(|_| match settled {
+                    Some((from, to)) => store.retain_window(trip, from, to),
+                    None => Ok(()),
+                })
         };
-        let settled = narrowings
-            .iter()
-            .map(|n| (n.from, n.to))
-            .reduce(|a, b| (a.0.max(b.0), a.1.min(b.1)));
-        let trimmed = store
-            .narrow_fresh(trip, in_piece)
-            .and_then(|_| match settled {
-                Some((from, to)) => store.retain_window(trip, from, to),
-                None => Ok(()),
-            });
-        if let Err(e) = trimmed {
-            self.failed.store(true, Ordering::Release);
-            tracing::error!(error = %e, trip, "route store: a narrowed trip's points were not trimmed; the narrowing will be replayed from the log at the next start");
-        }
-        // Only once trimmed: a reader that finds no trim waiting reads the trimmed route.
         let mut trims = self.trims.lock();
-        if trims.get(trip).is_some_and(Vec::is_empty) {
-            trims.remove(trip);
-            self.trims_waiting.fetch_sub(1, Ordering::SeqCst);
+        match trimmed {
+            Err(e) => {
+                self.failed.store(true, Ordering::Release);
+                tracing::error!(error = %e, trip, "route store: a narrowed trip's points were not trimmed; the narrowing will be replayed from the log at the next start");
+                if let Some(waiting) = trims.get_mut(trip) {
+                    let later = std::mem::replace(waiting, narrowings);
+                    waiting.extend(later);
+                }
+            }
+            // Only once trimmed: a reader that finds no trim waiting reads the trimmed route.
+            Ok(()) => {
+                if trims.get(trip).is_some_and(Vec::is_empty) {
+                    trims.remove(trip);
+                    self.trims_waiting.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
         }
     }
 
@@ -437,6 +482,53 @@ impl Inner {
         let trips: Vec<Box<str>> = self.trims.lock().keys().cloned().collect();
         for trip in trips {
             self.trim(&trip);
+        }
+    }
+}
+
+impl Inner {
+    /// [`Routes::narrow`], past its check for recovery.
+    fn narrow(&self, trip: &str, from: i64, to: i64) {
+        let inside = |p: &crate::routes::RoutePoint| (from..=to).contains(&p.ts);
+        // Recorded under the `pending` lock: a settling of the trip takes its waiting
+        // points and its narrowings together ([`Inner::store_trip`]).
+        let mut pending = self.pending.lock();
+        let dropped = pending.retain_trip(trip, inside);
+        self.pending_points.fetch_sub(dropped, Ordering::SeqCst);
+        let narrowing = Narrowing {
+            before_piece: self.next_piece.load(Ordering::SeqCst),
+            from,
+            to,
+        };
+        let too_many = {
+            let mut trims = self.trims.lock();
+            match trims.get_mut(trip) {
+                Some(waiting) => match waiting.last_mut() {
+                    // No piece written since the last: one narrowing, both windows.
+                    Some(last) if last.before_piece == narrowing.before_piece => {
+                        last.from = last.from.max(from);
+                        last.to = last.to.min(to);
+                        false
+                    }
+                    _ => {
+                        waiting.push(narrowing);
+                        waiting.len() > MAX_NARROWINGS
+                    }
+                },
+                None => {
+                    trims.insert(trip.into(), vec![narrowing]);
+                    self.trims_waiting.fetch_add(1, Ordering::SeqCst);
+                    false
+                }
+            }
+        };
+        drop(pending);
+        if too_many {
+            let _storing = self.storing.lock();
+            self.trim(trip);
+        } else {
+            *self.awake.lock() = true;
+            self.wake.notify_one();
         }
     }
 }
@@ -471,8 +563,9 @@ impl Routes {
             *self.inner.compaction.lock() = compaction::Compaction::opened(bytes);
         }
         let next_piece = store.next_piece()?;
-        let _ = self.inner.store.set(RwLock::new(store));
-        self.inner.next_piece.store(next_piece, Ordering::SeqCst);
+        if self.inner.store.set(RwLock::new(store)).is_ok() {
+            self.inner.next_piece.store(next_piece, Ordering::SeqCst);
+        }
         self.inner.fresh_pieces.store(fresh, Ordering::SeqCst);
         Ok(applied)
     }
@@ -697,21 +790,13 @@ impl Routes {
         self.reader_settlings.load(Ordering::Relaxed)
     }
 
-    /// Erases `trip`'s points, waiting and fresh ones included.
+    /// Erases `trip`'s points, waiting and fresh ones included: a narrowing to no time at
+    /// all ([`Routes::narrow`]), so that deleting a trip or a traveller, under the
+    /// travellers' exclusive lock, neither waits for the store (a settling's part, another
+    /// trip's trim) nor pays for the route there. A trip made again with the same id keeps
+    /// its own points: they are written after the erasure, which applies only before.
     pub(super) fn erase(&self, trip: &str) {
-        let _storing = self.inner.storing.lock();
-        if self.inner.trims.lock().remove(trip).is_some() {
-            self.inner.trims_waiting.fetch_sub(1, Ordering::SeqCst);
-        }
-        let waiting = self.inner.pending.lock().take_trip(trip);
-        if let Err(e) = self.inner.store().read().erase(trip) {
-            self.inner.failed.store(true, Ordering::Release);
-            tracing::error!(error = %e, trip, "route store: a trip's points were not erased; the erasure will be replayed from the log at the next start");
-        }
-        self.inner
-            .pending_points
-            .fetch_sub(waiting.len(), Ordering::SeqCst);
-        drop(_storing);
+        self.narrow(trip, i64::MAX, i64::MIN);
         self.notify(trip);
     }
 
@@ -731,49 +816,12 @@ impl Routes {
     /// out again, under the lock and the store's writer), and a traveller's token could
     /// repeat it for each point.
     pub(super) fn narrow(&self, trip: &str, from: i64, to: i64) {
-        let inside = |p: &crate::routes::RoutePoint| (from..=to).contains(&p.ts);
-        let before_piece = {
-            let mut pending = self.inner.pending.lock();
-            let dropped = pending.retain_trip(trip, inside);
-            self.inner
-                .pending_points
-                .fetch_sub(dropped, Ordering::SeqCst);
-            self.inner.next_piece.load(Ordering::SeqCst)
-        };
-        let narrowing = Narrowing {
-            before_piece,
-            from,
-            to,
-        };
-        let too_many = {
-            let mut trims = self.inner.trims.lock();
-            match trims.get_mut(trip) {
-                Some(waiting) => match waiting.last_mut() {
-                    // No piece written since the last: one narrowing, both windows.
-                    Some(last) if last.before_piece == before_piece => {
-                        last.from = last.from.max(from);
-                        last.to = last.to.min(to);
-                        false
-                    }
-                    _ => {
-                        waiting.push(narrowing);
-                        waiting.len() > MAX_NARROWINGS
-                    }
-                },
-                None => {
-                    trims.insert(trip.into(), vec![narrowing]);
-                    self.inner.trims_waiting.fetch_add(1, Ordering::SeqCst);
-                    false
-                }
-            }
-        };
-        if too_many {
-            let _storing = self.inner.storing.lock();
-            self.inner.trim(trip);
-        } else {
-            *self.inner.awake.lock() = true;
-            self.inner.wake.notify_one();
+        if self.skipping() {
+            // Recovery replaying what the store holds durably: the store has it already,
+            // with the points reported after it, which a trim now would cut.
+            return;
         }
+        self.inner.narrow(trip, from, to);
     }
 
     /// Wakes whoever watches `trip`.

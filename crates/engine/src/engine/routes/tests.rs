@@ -257,3 +257,44 @@ fn narrowings_past_the_bound_trim_at_once() {
     ops.push(Op::Read { trip: 0 });
     run(ops).expect("the route is the model's");
 }
+
+/// A reader settles a trip while its trim runs, and meanwhile the trip is ended (a
+/// narrowing), opened again and reported to: the point reported after the narrowing is
+/// not the narrowing's to cut, and the point before it that lies outside goes.
+#[test]
+fn a_narrowing_during_a_readers_trim_leaves_later_points_alone() {
+    let routes = Routes::default();
+    routes
+        .fail_starts
+        .store(u32::MAX, std::sync::atomic::Ordering::SeqCst);
+    let mut points = PendingPoints::default();
+    for ts in [5, 15, 30] {
+        points.push("t", point(ts, 0));
+    }
+    routes.push(&points);
+    routes.inner.store_pending();
+    routes.inner.settle();
+    // A narrowing that cuts a settled point waits for its trim.
+    routes.narrow("t", 10, 39);
+    *routes.inner.during_trim.lock() = Some(Box::new(|inner: &super::Inner| {
+        // Ended at 20, opened again (a widening: nothing to do), and a report at 35.
+        inner.narrow("t", 10, 20);
+        let mut later = PendingPoints::default();
+        later.push("t", point(35, 0));
+        inner.pending.lock().append(&later);
+        inner
+            .pending_points
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }));
+    // The reader whose trim it is reads the route as it was when it asked.
+    let before: BTreeMap<i64, RoutePoint> = [15, 30].map(|ts| (ts, point(ts, 0))).into();
+    check(&routes, "t", &before).expect("the route as it was");
+    // The next reader, and the route thread's steps, find the point reported after the
+    // narrowing, and not the one before it outside its window.
+    let after: BTreeMap<i64, RoutePoint> = [15, 35].map(|ts| (ts, point(ts, 0))).into();
+    check(&routes, "t", &after).expect("the route is the model's");
+    routes.inner.trim_all_now();
+    routes.inner.store_pending();
+    routes.inner.settle();
+    check(&routes, "t", &after).expect("the route is the model's");
+}
