@@ -84,12 +84,24 @@ impl Engine {
         after: Option<(i64, &str)>,
         take: usize,
     ) -> Vec<TripRecord> {
-        self.trips
-            .page_of_traveller(traveller, take, |start, id, followers| {
-                after.is_none_or(|(a_start, a_id)| {
-                    start < a_start || (start == a_start && id > a_id)
-                }) && follows(traveller, followers, viewer)
-            })
+        match viewer {
+            // Its own trips, all of them.
+            Some(v) if v == traveller => {
+                self.trips
+                    .page_of_traveller(traveller, take, |start, id, followers| {
+                        after.is_none_or(|(a_start, a_id)| {
+                            start < a_start || (start == a_start && id > a_id)
+                        }) && follows(traveller, followers, viewer)
+                    })
+            }
+            // Only what it follows is read: the time of a page tells nothing of the others.
+            Some(v) => self
+                .trips
+                .page_followed(traveller, v, after, take, |followers| {
+                    follows(traveller, followers, viewer)
+                }),
+            None => Vec::new(),
+        }
     }
 
     /// How many trips there are.

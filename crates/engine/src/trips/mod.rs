@@ -11,6 +11,7 @@
 //! hands it the followers ([`Trips::share_at`]). Routes themselves are in
 //! [`crate::routes`], on disk.
 
+mod followed;
 mod links;
 mod registry;
 #[cfg(test)]

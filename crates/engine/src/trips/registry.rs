@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use super::followed::Followed;
 use super::table::{Entry, TripTable};
 use super::{
     Link, MAX_FOLLOWERS, MAX_LINKS, MAX_TRIPS_PER_TRAVELLER, Trip, TripError, TripRecord,
@@ -84,9 +85,24 @@ struct State {
     /// bounded by the trips and their links (a caller putting one trip again and again
     /// with new times grew it for ever).
     due: BTreeSet<(i64, Box<str>)>,
+    /// Each follower's trips, for its pages of a traveller's trips.
+    followed: Followed,
 }
 
 impl State {
+    /// Notes that `entry`'s followers follow it (`follow`) or no longer do.
+    fn note_followers(&mut self, entry: &TripEntry, follow: bool) {
+        for viewer in followers(entry) {
+            if follow {
+                self.followed
+                    .insert(viewer, entry.traveller(), entry.started_at, entry.id());
+            } else {
+                self.followed
+                    .remove(viewer, entry.traveller(), entry.started_at, entry.id());
+            }
+        }
+    }
+
     /// Takes `entry`'s instants out of `due`.
     fn forget_due(&mut self, entry: &TripEntry) {
         for at in instants(entry) {
@@ -187,6 +203,33 @@ impl Trips {
             .collect()
     }
 
+    /// Up to `take` of `traveller`'s trips that `viewer` follows, newest first, after
+    /// `after` (a page's last start and id), found among the trips `viewer` follows only,
+    /// and each let through by `keep` (given its followers) as well.
+    pub fn page_followed(
+        &self,
+        traveller: &str,
+        viewer: &str,
+        after: Option<(i64, &str)>,
+        take: usize,
+        mut keep: impl FnMut(&[String]) -> bool,
+    ) -> Vec<TripRecord> {
+        let state = self.state.read();
+        state
+            .followed
+            .page(viewer, traveller, after, take)
+            .filter_map(|id| state.trips.get(id))
+            .filter(|e| keep(followers(e)))
+            .map(record)
+            .collect()
+    }
+
+    /// How many (follower, trip) entries the followers' index holds (tests).
+    #[cfg(test)]
+    pub(super) fn followed_entries(&self) -> usize {
+        self.state.read().followed.len()
+    }
+
     /// `traveller`'s trips, newest (latest start) first.
     pub fn of_traveller(&self, traveller: &str) -> Vec<TripRecord> {
         let state = self.state.read();
@@ -236,6 +279,9 @@ impl Trips {
     pub fn put(&self, trip: Trip, now_ms: i64) -> TripPut {
         let mut state = self.state.write();
         let old = state.trips.remove(trip.id());
+        if let Some(old) = &old {
+            state.note_followers(old, false);
+        }
         let narrowed = old
             .as_ref()
             .is_some_and(|old| trip.started_at() > old.started_at || trip.until() < old.until());
@@ -254,14 +300,16 @@ impl Trips {
         }
         let created = old.is_none();
         let audience = old.and_then(|o| o.extra);
-        state.trips.insert(Entry::new(
+        let entry = Entry::new(
             trip.id(),
             trip.traveller(),
             trip.title(),
             trip.started_at(),
             trip.ended_at(),
             audience,
-        ));
+        );
+        state.note_followers(&entry, true);
+        state.trips.insert(entry);
         TripPut { created, narrowed }
     }
 
@@ -269,6 +317,7 @@ impl Trips {
     pub fn remove(&self, id: &str) -> Option<TripRecord> {
         let mut state = self.state.write();
         let entry = state.trips.remove(id)?;
+        state.note_followers(&entry, false);
         for link in links(&entry) {
             state.links.remove(link.id.as_str());
         }
@@ -311,23 +360,32 @@ impl Trips {
     /// Adds a follower; gives the trip's traveller if the trip exists.
     pub fn add_follower(&self, id: &str, viewer: &str) -> Option<String> {
         let mut state = self.state.write();
-        let entry = state.trips.get_mut(id)?;
+        let State {
+            trips, followed, ..
+        } = &mut *state;
+        let entry = trips.get_mut(id)?;
+        let (traveller, start) = (entry.traveller().to_owned(), entry.started_at);
         let followers = &mut audience_mut(entry).followers;
         if let Err(at) = followers.binary_search_by(|f| f.as_str().cmp(viewer)) {
             followers.insert(at, viewer.to_owned());
+            followed.insert(viewer, &traveller, start, id);
         }
-        Some(entry.traveller().to_owned())
+        Some(traveller)
     }
 
     /// Removes a follower; gives the trip's traveller if it was one.
     pub fn remove_follower(&self, id: &str, viewer: &str) -> Option<String> {
         let mut state = self.state.write();
-        let entry = state.trips.get_mut(id)?;
+        let State {
+            trips, followed, ..
+        } = &mut *state;
+        let entry = trips.get_mut(id)?;
         let at = followers(entry)
             .binary_search_by(|f| f.as_str().cmp(viewer))
             .ok()?;
         audience_mut(entry).followers.remove(at);
         tidy(entry);
+        followed.remove(viewer, entry.traveller(), entry.started_at, id);
         Some(entry.traveller().to_owned())
     }
 
@@ -505,9 +563,15 @@ impl Trips {
         self.remove(&id);
         self.put(trip, now_ms);
         let mut state = self.state.write();
-        if let Some(entry) = state.trips.get_mut(id.as_str())
+        let State {
+            trips, followed, ..
+        } = &mut *state;
+        if let Some(entry) = trips.get_mut(id.as_str())
             && !followers.is_empty()
         {
+            for viewer in &followers {
+                followed.insert(viewer, entry.traveller(), entry.started_at, &id);
+            }
             audience_mut(entry).followers = followers;
         }
         drop(state);

@@ -193,3 +193,124 @@ proptest::proptest! {
         }
     }
 }
+
+#[derive(Debug, Clone)]
+enum FollowOp {
+    /// Trip `id` put for traveller `who` from `start`, if `check_put` lets it.
+    Put {
+        id: usize,
+        who: usize,
+        start: i64,
+    },
+    Remove {
+        id: usize,
+    },
+    Follow {
+        id: usize,
+        viewer: usize,
+    },
+    Unfollow {
+        id: usize,
+        viewer: usize,
+    },
+    /// Exported and restored, as a snapshot does.
+    Restore {
+        id: usize,
+    },
+}
+
+const IDS: [&str; 4] = ["a", "b", "c", "d"];
+const WHO: [&str; 2] = ["ann", "bob"];
+const VIEWERS: [&str; 3] = ["mum", "dad", "eve"];
+
+fn follow_op() -> impl proptest::strategy::Strategy<Value = FollowOp> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (0..4usize, 0..2usize, 0i64..5).prop_map(|(id, who, start)| FollowOp::Put {
+            id,
+            who,
+            start: start * 10
+        }),
+        (0..4usize).prop_map(|id| FollowOp::Remove { id }),
+        (0..4usize, 0..3usize).prop_map(|(id, viewer)| FollowOp::Follow { id, viewer }),
+        (0..4usize, 0..3usize).prop_map(|(id, viewer)| FollowOp::Unfollow { id, viewer }),
+        (0..4usize).prop_map(|id| FollowOp::Restore { id }),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(crate::testing::proptest_config(128))]
+
+    /// Through puts (a start moved), removals, follows, unfollows and restores, a
+    /// follower's pages of a traveller's trips, read from the followers' index, are the
+    /// trips it follows as the trips themselves say, newest first; and the index holds an
+    /// entry for each (follower, trip), no more.
+    #[test]
+    fn a_followers_pages_are_the_trips_it_follows(
+        ops in proptest::collection::vec(follow_op(), 1..40),
+        take in 1usize..4,
+    ) {
+        let trips = Trips::new();
+        for op in ops {
+            match op {
+                FollowOp::Put { id, who, start } => {
+                    // An id stays its traveller's, as `check_put` holds it.
+                    // As the engine puts them: checked first (an id stays its traveller's,
+                    // a traveller's trips never overlap).
+                    let t = trip(IDS[id], WHO[who], start, Some(start + 5));
+                    if trips.check_put(&t).is_ok() {
+                        trips.put(t, 0);
+                    }
+                }
+                FollowOp::Remove { id } => {
+                    trips.remove(IDS[id]);
+                }
+                FollowOp::Follow { id, viewer } => {
+                    trips.add_follower(IDS[id], VIEWERS[viewer]);
+                }
+                FollowOp::Unfollow { id, viewer } => {
+                    trips.remove_follower(IDS[id], VIEWERS[viewer]);
+                }
+                FollowOp::Restore { id } => {
+                    if let Some(record) = trips.get(IDS[id]) {
+                        trips.restore(record, 0);
+                    }
+                }
+            }
+            let mut entries = 0;
+            for who in WHO {
+                let all = trips.of_traveller(who);
+                entries += all.iter().map(|r| r.followers.len()).sum::<usize>();
+                for viewer in VIEWERS {
+                    let want: Vec<String> = all
+                        .iter()
+                        .filter(|r| r.followers.iter().any(|f| f == viewer))
+                        .map(|r| r.trip.id().to_owned())
+                        .collect();
+                    let mut got = Vec::new();
+                    let mut after: Option<(i64, String)> = None;
+                    for pages in 0.. {
+                        proptest::prop_assert!(pages <= IDS.len(), "paging goes on: {:?}", got);
+                        let page = trips.page_followed(
+                            who,
+                            viewer,
+                            after.as_ref().map(|(s, id)| (*s, id.as_str())),
+                            take,
+                            |_| true,
+                        );
+                        proptest::prop_assert!(page.len() <= take);
+                        got.extend(page.iter().map(|r| r.trip.id().to_owned()));
+                        match page.last() {
+                            Some(last) if page.len() == take => {
+                                after = Some((last.trip.started_at(), last.trip.id().to_owned()));
+                            }
+                            _ => break,
+                        }
+                    }
+                    proptest::prop_assert_eq!(got, want, "{} as seen by {}", who, viewer);
+                }
+            }
+            proptest::prop_assert_eq!(trips.followed_entries(), entries);
+        }
+    }
+}
