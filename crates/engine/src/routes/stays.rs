@@ -16,8 +16,11 @@
 //! metres; by the triangle inequality every point is within `far + drift` of the centre
 //! now, and only when that passes `radius_m` are they all checked again. And after a run
 //! too short to be a stay, the starts whose runs cannot reach past it are skipped
-//! ([`next_start`]): running the rule from each made a long route's stays quadratic. The
-//! result is the rule's, which a brute-force detector checks in the tests.
+//! ([`next_start`]): running the rule from each made a long route's stays quadratic. And a
+//! start whose points up to `min_ms` later spread too wide to fit any circle of the radius
+//! is passed with no run grown from it ([`spread_limit`]): where no stay can be, as along a
+//! walk, that is a comparison a point. The result is the rule's, which a brute-force
+//! detector checks in the tests.
 
 use super::RoutePoint;
 use super::sphere::{add, angle, to_latlon};
@@ -41,7 +44,26 @@ pub fn stays(points: &[RoutePoint], radius_m: f64, min_ms: i64) -> Vec<Stay> {
     let units: Vec<[f64; 3]> = points.iter().map(RoutePoint::unit).collect();
     let mut out = Vec::new();
     let mut start = 0;
+    // The first point at least `min_ms` after `start`, and the extent of the points from
+    // `start` to it (see `spread_limit`).
+    let mut reach = 0;
+    let mut extent = Extent::default();
+    let limit = spread_limit(radius_m);
     while start < points.len() {
+        reach = reach.max(start);
+        while reach < points.len() && points[reach].ts.saturating_sub(points[start].ts) < min_ms {
+            reach += 1;
+        }
+        if reach == points.len() {
+            // No run from here, or from any later start, lasts long enough.
+            break;
+        }
+        if extent.spread(&units, start, reach) > limit {
+            // A stay from `start` would hold every point up to `reach`, and they do not
+            // fit in its circle: the rule's next run starts one point later.
+            start += 1;
+            continue;
+        }
         let end = longest_run(&units, start, radius_m);
         let (first, last) = (points[start], points[end]);
         if last.ts.saturating_sub(first.ts) >= min_ms {
@@ -61,6 +83,79 @@ pub fn stays(points: &[RoutePoint], radius_m: f64, min_ms: i64) -> Vec<Stay> {
         }
     }
     out
+}
+
+/// The most any coordinate of the unit vectors of points within `radius_m` of one centre
+/// may differ, with slack: two such points are at most twice that angle apart, so their
+/// chord, and each coordinate's difference, is at most twice its sine. `INFINITY` when the
+/// radius reaches a quarter of the way round, where that no longer bounds anything.
+///
+/// This is what keeps the stays of a long route linear where no stay can be: a start whose
+/// points up to `min_ms` later spread wider than this cannot start a stay, and is passed
+/// with no run grown from it. Growing a run from every start made a walk's stays cost
+/// the length of a run a point: a million-point walk asked for stays of a week within
+/// 10 km (runs of some 1,400 points, none a stay) took minutes of a heavy-work slot.
+fn spread_limit(radius_m: f64) -> f64 {
+    let angle = radius_m / EARTH_RADIUS_M;
+    if angle >= std::f64::consts::FRAC_PI_2 {
+        f64::INFINITY
+    } else {
+        2.0 * angle.sin() + SPREAD_SLACK
+    }
+}
+
+/// Slack on [`spread_limit`], in unit-sphere units (about 6 m): far above the rounding of
+/// the unit vectors, so that only starts sure to fail are passed.
+const SPREAD_SLACK: f64 = 1e-6;
+
+/// The least and greatest of each coordinate of a window of unit vectors that slides
+/// forward (both ends only grow): monotonic queues of indices, so that each index joins
+/// and leaves each queue once.
+#[derive(Debug, Default)]
+struct Extent {
+    /// For each axis, indices whose values decrease (the greatest first) and increase
+    /// (the least first).
+    greatest: [std::collections::VecDeque<usize>; 3],
+    least: [std::collections::VecDeque<usize>; 3],
+    /// The next index to join.
+    next: usize,
+}
+
+impl Extent {
+    /// The largest spread of one coordinate over `units[from..=to]` (`from` and `to` never
+    /// less than at the last call).
+    fn spread(&mut self, units: &[[f64; 3]], from: usize, to: usize) -> f64 {
+        self.next = self.next.max(from);
+        while self.next <= to {
+            let i = self.next;
+            let queues = self.greatest.iter_mut().zip(self.least.iter_mut());
+            for (axis, (greatest, least)) in queues.enumerate() {
+                let v = units[i][axis];
+                while greatest.back().is_some_and(|&j| units[j][axis] <= v) {
+                    greatest.pop_back();
+                }
+                greatest.push_back(i);
+                while least.back().is_some_and(|&j| units[j][axis] >= v) {
+                    least.pop_back();
+                }
+                least.push_back(i);
+            }
+            self.next += 1;
+        }
+        let mut spread = 0.0f64;
+        let queues = self.greatest.iter_mut().zip(self.least.iter_mut());
+        for (axis, (greatest, least)) in queues.enumerate() {
+            for queue in [&mut *greatest, &mut *least] {
+                while queue.front().is_some_and(|&j| j < from) {
+                    queue.pop_front();
+                }
+            }
+            if let (Some(&hi), Some(&lo)) = (greatest.front(), least.front()) {
+                spread = spread.max(units[hi][axis] - units[lo][axis]);
+            }
+        }
+        spread
+    }
 }
 
 /// Slack on the skip below, metres: some million times the rounding of the sums, so that
