@@ -1,11 +1,16 @@
 //! Where a request's long work runs, so that no caller can take the async workers (which
 //! answer everyone, `/healthz` included) or every blocking thread:
 //!
-//! - **Areas**: validating a polygon and judging a new fence are work in proportion to the
-//!   area's size. They run on tokio's blocking pool, at most [`heavy_slots`] at once
-//!   server-wide (half the cores, at least one), so that however many clients send large
-//!   areas, cores are left for everything else; a request waits for a slot for at most
-//!   [`HEAVY_QUEUE_WAIT`], then gets a 503.
+//! - **Areas and route reads**: validating a polygon, judging a new fence, and reading a
+//!   trip's route, figures or stays are work in proportion to the area's or the route's
+//!   size. They run on tokio's blocking pool, at most [`heavy_slots`] at once server-wide
+//!   (half the cores, at least one), so that however many clients send large areas,
+//!   cores are left for everything else; a request waits for a slot for at most
+//!   [`HEAVY_QUEUE_WAIT`], then gets a 503. Each holder (a key or traveller token, a
+//!   share link, or on an open server a client address) has at most
+//!   [`heavy_per_holder`] of them running or queued for a slot at once, its others
+//!   waiting behind its own: the slots' queue holds a few of each holder's, so that one
+//!   caller's many requests are taken in turn with everyone else's, not all before them.
 //! - **Imports** have a pool of their own ([`crate::server::imports`]).
 //! - **Trip streams' reads** of new points run on tokio's blocking pool, at most
 //!   [`heavy_slots`] at once server-wide, in slots of their own ([`for_a_stream`]), and
@@ -40,22 +45,72 @@ pub fn heavy_slots() -> usize {
 
 static HEAVY: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(heavy_slots()));
 
-/// Runs `work` off the async workers, within the server's slots for heavy work.
+/// Heavy work one holder may have running or queued for the slots at once: half the
+/// slots, at least one.
+pub fn heavy_per_holder() -> usize {
+    heavy_slots().div_ceil(2)
+}
+
+/// Each holder's share of the heavy-work slots, and how many of its requests use it.
+static HEAVY_TURNS: LazyLock<Mutex<Turns>> = LazyLock::new(Default::default);
+
+/// A request's place in its holder's share of the heavy-work slots; given back when
+/// dropped.
+struct HeavyTurn {
+    holder: StreamHolder,
+    permits: Arc<Semaphore>,
+}
+
+impl HeavyTurn {
+    fn of(holder: &StreamHolder) -> Self {
+        let mut turns = HEAVY_TURNS.lock();
+        let (users, permits) = turns
+            .entry(holder.clone())
+            .or_insert_with(|| (0, Arc::new(Semaphore::new(heavy_per_holder()))));
+        *users += 1;
+        Self {
+            holder: holder.clone(),
+            permits: permits.clone(),
+        }
+    }
+}
+
+impl Drop for HeavyTurn {
+    fn drop(&mut self) {
+        let mut turns = HEAVY_TURNS.lock();
+        if let Some((users, _)) = turns.get_mut(&self.holder) {
+            *users -= 1;
+            if *users == 0 {
+                turns.remove(&self.holder);
+            }
+        }
+    }
+}
+
+/// Runs `work` for `holder` off the async workers, within the server's slots for heavy
+/// work and the holder's share of them.
 pub async fn off_the_workers<T: Send + 'static>(
+    holder: &StreamHolder,
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let permit = tokio::time::timeout(HEAVY_QUEUE_WAIT, HEAVY.acquire())
-        .await
-        .map_err(|_| {
-            ApiError::busy(format!(
-                "the server is busy with large areas; no slot came free within {HEAVY_QUEUE_WAIT:?}, retry"
-            ))
-        })?
-        .map_err(|e| ApiError::internal("the heavy-work slots are closed", &e))?;
+    let turn = HeavyTurn::of(holder);
+    let closed = |e| ApiError::internal("the heavy-work slots are closed", &e);
+    let permits = tokio::time::timeout(HEAVY_QUEUE_WAIT, async {
+        let mine = turn.permits.acquire().await.map_err(closed)?;
+        let slot = HEAVY.acquire().await.map_err(closed)?;
+        Ok::<_, ApiError>((mine, slot))
+    })
+    .await
+    .map_err(|_| {
+        ApiError::busy(format!(
+            "the server is busy with large areas or long routes; no slot came free within {HEAVY_QUEUE_WAIT:?}, retry"
+        ))
+    })??;
     let done = tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| ApiError::internal("heavy work panicked", &e));
-    drop(permit);
+    drop(permits);
+    drop(turn);
     done?
 }
 
@@ -180,6 +235,51 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+
+    /// One holder's many heavy requests, sent first, do not all run before another
+    /// holder's one: that one runs once the first holder's share of the queue is taken,
+    /// not after all of them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_holders_heavy_work_is_taken_in_turn_with_anothers() {
+        let order = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let hog = StreamHolder::Owner("hog".into());
+        let other = StreamHolder::Owner("other".into());
+        let job = |name: &'static str, holder: StreamHolder| {
+            let order = order.clone();
+            tokio::spawn(async move {
+                off_the_workers(&holder, move || {
+                    order.lock().push(name);
+                    std::thread::sleep(Duration::from_millis(50));
+                    Ok(())
+                })
+                .await
+            })
+        };
+        let mut jobs: Vec<_> = (0..8).map(|_| job("hog", hog.clone())).collect();
+        // The hog's requests are all waiting, in its turn or in the slots' queue.
+        while HEAVY_TURNS
+            .lock()
+            .get(&hog)
+            .is_none_or(|(users, _)| *users < 8)
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        jobs.push(job("other", other));
+        for j in jobs {
+            j.await.expect("ran").expect("done");
+        }
+        let order = order.lock().clone();
+        let at = order.iter().position(|n| *n == "other").expect("ran");
+        // Ahead of it: at most what was running and the hog's share of the queue.
+        assert!(
+            at <= heavy_slots() + heavy_per_holder(),
+            "the other holder's request ran {at}th: {order:?}"
+        );
+        assert!(
+            !HEAVY_TURNS.lock().contains_key(&hog),
+            "every turn given back"
+        );
+    }
 
     /// However many streams read at once, at most [`heavy_slots`] reads run, each on a
     /// blocking thread; every read still gets its turn.

@@ -16,6 +16,7 @@ use crate::server::body::JsonObject;
 use crate::server::dto::{FenceIn, FenceOut, FencePageOut, InsideOut};
 use crate::server::params::{Params, PathId};
 use crate::server::problem::ApiError;
+use crate::server::request_id::PeerAddr;
 use crate::server::response::{ApiResult, deleted, json_response};
 
 fn no_fence(id: &str) -> ApiError {
@@ -47,6 +48,7 @@ fn owner_of(caller: &Caller, params: &mut Params) -> Result<std::sync::Arc<str>,
 pub async fn put_fence(
     State(state): State<AppState>,
     caller: Caller,
+    peer: Option<axum::Extension<PeerAddr>>,
     PathId(id): PathId,
     mut params: Params,
     JsonObject(input): JsonObject<FenceIn>,
@@ -97,7 +99,8 @@ pub async fn put_fence(
     // to its size: off the async workers, validation within its time budget.
     let engine = state.engine.clone();
     let privileged = caller.privileged();
-    let written = crate::server::work::off_the_workers(move || {
+    let (holder, _) = super::streams::holder_of(&state, &caller, peer.map(|p| p.0));
+    let written = crate::server::work::off_the_workers(&holder, move || {
         let kind = match (area, roaming) {
             (Some(area), _) => FenceKind::Static(
                 area.into_area(max_vertices)

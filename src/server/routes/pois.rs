@@ -17,6 +17,7 @@ use crate::server::dto::{
 };
 use crate::server::params::{NoParams, Params, PathId, StoredPoiId, check_categories, limit};
 use crate::server::problem::ApiError;
+use crate::server::request_id::PeerAddr;
 use crate::server::response::{ApiResult, deleted, json_bytes_response, json_response};
 
 /// `PUT /v1/pois/{id}`: create or replace.
@@ -117,6 +118,8 @@ pub async fn within(State(state): State<AppState>, mut params: Params) -> ApiRes
 /// `POST /v1/pois/within`: POIs inside an area, in id order, paged like `GET /v1/pois/within`.
 pub async fn within_area(
     State(state): State<AppState>,
+    caller: Caller,
+    peer: Option<axum::Extension<PeerAddr>>,
     _: NoParams,
     JsonObject(input): JsonObject<PoiAreaQueryIn>,
 ) -> ApiResult {
@@ -126,7 +129,8 @@ pub async fn within_area(
     // the async workers.
     let engine = state.engine.clone();
     let max_vertices = state.limits.max_area_vertices;
-    let bytes = crate::server::work::off_the_workers(move || {
+    let (holder, _) = super::streams::holder_of(&state, &caller, peer.map(|p| p.0));
+    let bytes = crate::server::work::off_the_workers(&holder, move || {
         let area = input
             .area
             .into_area(max_vertices)

@@ -31,34 +31,49 @@ fn open(state: &AppState, token: String) -> Result<Readable, ApiError> {
     Readable::open(&state.engine, &id, Reader::Link(token)).ok_or_else(no_link)
 }
 
+/// Who a link's reader is counted as, for its streams and heavy work: its address where
+/// known, else the link (a family of followers).
+fn holder(peer: Option<axum::Extension<PeerAddr>>, token: &str) -> StreamHolder {
+    match peer {
+        Some(peer) => StreamHolder::Address(peer.0.0),
+        None => StreamHolder::Owner(format!("link:{}", &token[..token.len().min(11)]).into()),
+    }
+}
+
 /// `GET /v1/shared/{token}`: the trip and its figures over the link's window.
 pub async fn trip(
     State(state): State<AppState>,
+    peer: Option<axum::Extension<PeerAddr>>,
     _: NoParams,
     Path(token): Path<String>,
 ) -> ApiResult {
+    let holder = holder(peer, &token);
     let readable = open(&state, token)?;
-    trip_views::trip_answer(&state, readable).await
+    trip_views::trip_answer(&state, readable, holder).await
 }
 
 /// `GET /v1/shared/{token}/route`.
 pub async fn route(
     State(state): State<AppState>,
+    peer: Option<axum::Extension<PeerAddr>>,
     Path(token): Path<String>,
     params: Params,
 ) -> ApiResult {
+    let holder = holder(peer, &token);
     let readable = open(&state, token)?;
-    trip_views::route_answer(&state, readable, params).await
+    trip_views::route_answer(&state, readable, holder, params).await
 }
 
 /// `GET /v1/shared/{token}/stays`.
 pub async fn stays(
     State(state): State<AppState>,
+    peer: Option<axum::Extension<PeerAddr>>,
     Path(token): Path<String>,
     params: Params,
 ) -> ApiResult {
+    let holder = holder(peer, &token);
     let readable = open(&state, token)?;
-    trip_views::stays_answer(&state, readable, params).await
+    trip_views::stays_answer(&state, readable, holder, params).await
 }
 
 /// `GET /v1/shared/{token}/watch`: streams are counted per link (a family of followers),
@@ -71,10 +86,7 @@ pub async fn watch(
     params: Params,
 ) -> ApiResult {
     let readable = open(&state, token.clone())?;
-    let holder = match peer {
-        Some(peer) => StreamHolder::Address(peer.0.0),
-        None => StreamHolder::Owner(format!("link:{}", &token[..token.len().min(11)]).into()),
-    };
+    let holder = holder(peer, &token);
     let slot = super::streams::acquire_as(&state, holder, "this address", false)?;
     trip_views::watch_answer(&state, readable, &headers, params, slot)
 }

@@ -172,15 +172,25 @@ pub(super) fn acquire(
     peer: Option<PeerAddr>,
     map: bool,
 ) -> Result<sse::StreamSlot, ApiError> {
-    let (holder, who) = match (state.keys.is_some() || state.tokens.is_some(), peer) {
+    let (holder, who) = holder_of(state, caller, peer);
+    acquire_as(state, holder, who, map)
+}
+
+/// Who a caller's streams and heavy work are counted for: its owner (a key or traveller
+/// token), or on an open server its address; and how a refusal names it.
+pub(crate) fn holder_of(
+    state: &AppState,
+    caller: &Caller,
+    peer: Option<PeerAddr>,
+) -> (sse::StreamHolder, &'static str) {
+    match (state.keys.is_some() || state.tokens.is_some(), peer) {
         (false, Some(peer)) => (sse::StreamHolder::Address(peer.0), "this address"),
         _ if caller.traveller.is_some() => (
             sse::StreamHolder::Owner(caller.owner.clone()),
             "this traveller",
         ),
         _ => (sse::StreamHolder::Owner(caller.owner.clone()), "this key"),
-    };
-    acquire_as(state, holder, who, map)
+    }
 }
 
 /// A place for one more stream of `holder` (`who`, for the refusal) within its limits and

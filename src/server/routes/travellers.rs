@@ -18,6 +18,7 @@ use crate::server::dto::{
 use crate::server::params::{NoParams, Params, PathId, limit};
 use crate::server::positions;
 use crate::server::problem::ApiError;
+use crate::server::request_id::PeerAddr;
 use crate::server::response::{ApiResult, deleted, json_response, json_static_response};
 use crate::travellers::{PositionUpdate, Sharing, UpdateOutcome};
 
@@ -190,6 +191,7 @@ pub async fn within_area(
     State(state): State<AppState>,
     _: NoParams,
     caller: Caller,
+    peer: Option<axum::Extension<PeerAddr>>,
     JsonObject(input): JsonObject<TravellerAreaQueryIn>,
 ) -> ApiResult {
     if let Some(v) = &input.viewer {
@@ -201,7 +203,8 @@ pub async fn within_area(
     // the async workers.
     let engine = state.engine.clone();
     let max_vertices = state.limits.max_area_vertices;
-    let page = crate::server::work::off_the_workers(move || {
+    let (holder, _) = super::streams::holder_of(&state, &caller, peer.map(|p| p.0));
+    let page = crate::server::work::off_the_workers(&holder, move || {
         let area = input
             .area
             .into_area(max_vertices)

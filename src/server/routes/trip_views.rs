@@ -22,7 +22,7 @@ use crate::server::dto::{
 use crate::server::params::Params;
 use crate::server::problem::ApiError;
 use crate::server::response::{ApiResult, json_bytes_response, json_response};
-use crate::server::sse::{KEEP_ALIVE, StreamSlot};
+use crate::server::sse::{KEEP_ALIVE, StreamHolder, StreamSlot};
 use crate::server::work::{StreamTurn, for_a_stream, off_the_workers};
 use crate::trips::TripRecord;
 
@@ -136,7 +136,7 @@ pub fn no_trip(id: &str) -> ApiError {
 }
 
 /// The trip and its figures over the reader's window.
-pub async fn trip_answer(state: &AppState, readable: Readable) -> ApiResult {
+pub async fn trip_answer(state: &AppState, readable: Readable, holder: StreamHolder) -> ApiResult {
     let engine = state.engine.clone();
     let (from, to) = (readable.from, readable.to);
     let record = readable.record.clone();
@@ -147,7 +147,7 @@ pub async fn trip_answer(state: &AppState, readable: Readable) -> ApiResult {
     {
         engine.trip_figures(record.trip.id())?
     } else {
-        off_the_workers(move || {
+        off_the_workers(&holder, move || {
             Ok(engine.shown_trip_figures(&record, viewer.as_deref(), (from, to))?)
         })
         .await?
@@ -181,7 +181,12 @@ impl std::str::FromStr for Format {
 
 /// The route over the reader's window: whole and simplified with `simplify_m`, else a page
 /// of every point.
-pub async fn route_answer(state: &AppState, readable: Readable, mut params: Params) -> ApiResult {
+pub async fn route_answer(
+    state: &AppState,
+    readable: Readable,
+    holder: StreamHolder,
+    mut params: Params,
+) -> ApiResult {
     let format = params
         .choice::<Format>("format")?
         .unwrap_or(Format::GeoJson);
@@ -227,7 +232,7 @@ pub async fn route_answer(state: &AppState, readable: Readable, mut params: Para
     };
     let viewer = readable.viewer().map(str::to_owned);
     let record = readable.record;
-    off_the_workers(move || {
+    off_the_workers(&holder, move || {
         let viewer = viewer.as_deref();
         let (kept, next): (Vec<Vec<RoutePoint>>, _) = match simplify_m {
             Some(tolerance) => {
@@ -314,7 +319,12 @@ fn simplified(shown: &ShownRoute, gap_ms: i64, tolerance_m: f64) -> Vec<Vec<Rout
 }
 
 /// The stays over the reader's window.
-pub async fn stays_answer(state: &AppState, readable: Readable, mut params: Params) -> ApiResult {
+pub async fn stays_answer(
+    state: &AppState,
+    readable: Readable,
+    holder: StreamHolder,
+    mut params: Params,
+) -> ApiResult {
     let radius_m = params.finite("radius_m")?.unwrap_or(100.0);
     if !(radius_m > 0.0 && radius_m <= MAX_STAY_RADIUS_M) {
         return Err(ApiError::bad_parameter(format!(
@@ -332,7 +342,7 @@ pub async fn stays_answer(state: &AppState, readable: Readable, mut params: Para
     let (from, to) = (readable.from, readable.to);
     let viewer = readable.viewer().map(str::to_owned);
     let record = readable.record;
-    off_the_workers(move || {
+    off_the_workers(&holder, move || {
         let stays = engine.shown_trip_stays(
             &record,
             viewer.as_deref(),

@@ -72,12 +72,14 @@ pub async fn put_trip(
 pub async fn get_trip(
     State(state): State<AppState>,
     caller: Caller,
+    peer: Option<axum::Extension<PeerAddr>>,
     PathId(id): PathId,
     mut params: Params,
 ) -> ApiResult {
     let readable = readable(&state, &caller, &id, &mut params)?;
     params.finish()?;
-    trip_views::trip_answer(&state, readable).await
+    let (holder, _) = super::streams::holder_of(&state, &caller, peer.map(|p| p.0));
+    trip_views::trip_answer(&state, readable, holder).await
 }
 
 /// The trip as the caller's viewer may read it, or 404.
@@ -276,22 +278,26 @@ pub async fn revoke_link(
 pub async fn route(
     State(state): State<AppState>,
     caller: Caller,
+    peer: Option<axum::Extension<PeerAddr>>,
     PathId(id): PathId,
     mut params: Params,
 ) -> ApiResult {
     let readable = readable(&state, &caller, &id, &mut params)?;
-    trip_views::route_answer(&state, readable, params).await
+    let (holder, _) = super::streams::holder_of(&state, &caller, peer.map(|p| p.0));
+    trip_views::route_answer(&state, readable, holder, params).await
 }
 
 /// `GET /v1/trips/{id}/stays?viewer=&radius_m=&min_minutes=`.
 pub async fn stays(
     State(state): State<AppState>,
     caller: Caller,
+    peer: Option<axum::Extension<PeerAddr>>,
     PathId(id): PathId,
     mut params: Params,
 ) -> ApiResult {
     let readable = readable(&state, &caller, &id, &mut params)?;
-    trip_views::stays_answer(&state, readable, params).await
+    let (holder, _) = super::streams::holder_of(&state, &caller, peer.map(|p| p.0));
+    trip_views::stays_answer(&state, readable, holder, params).await
 }
 
 /// `GET /v1/trips/{id}/watch?viewer=`.
