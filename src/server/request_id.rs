@@ -68,9 +68,16 @@ pub fn is_stream_path(path: &str) -> bool {
 }
 
 /// Whether a path's route counts its client by address: the streams (on an open server),
-/// and the share-link reads, which need no key (see [`super::link_rate`]).
+/// the share-link reads, which need no key (see [`super::link_rate`]), and the routes of
+/// heavy work (on an open server; see [`super::work`]).
 fn is_counted_by_address(path: &str) -> bool {
-    is_stream_path(path) || path.starts_with("/v1/shared/") || path.starts_with("/t/")
+    is_stream_path(path)
+        || path.starts_with("/v1/shared/")
+        || path.starts_with("/t/")
+        || path.starts_with("/v1/trips/")
+        || path.starts_with("/v1/fences/")
+        || path == "/v1/pois/within"
+        || path == "/v1/travellers/within"
 }
 
 impl<S, B> Service<Request<B>> for RequestId<S>

@@ -40,6 +40,20 @@ pub enum StreamHolder {
     Address(std::net::IpAddr),
 }
 
+impl StreamHolder {
+    /// A client by its address; an IPv6 client by its /64, the block one host is given,
+    /// so that one host's many addresses count as one.
+    pub fn address(ip: std::net::IpAddr) -> Self {
+        match ip {
+            std::net::IpAddr::V6(v6) => {
+                let bits = u128::from(v6) & !(u128::from(u64::MAX));
+                Self::Address(std::net::IpAddr::V6(bits.into()))
+            }
+            v4 => Self::Address(v4),
+        }
+    }
+}
+
 /// One stream's places in its holder's counts (a live map holds a place among the
 /// holder's streams and one among its maps), given back when dropped.
 #[derive(Debug)]
@@ -288,4 +302,19 @@ pub fn map_stream(
         axum::body::Body::from_stream(frames),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StreamHolder;
+
+    /// An IPv6 client counts by its /64; an IPv4 client by its address.
+    #[test]
+    fn clients_count_by_address_and_ipv6_clients_by_their_64() {
+        let at = |s: &str| StreamHolder::address(s.parse().expect("an address"));
+        assert_eq!(at("2001:db8:1:2::1"), at("2001:db8:1:2:ffff:1:2:3"));
+        assert_ne!(at("2001:db8:1:2::1"), at("2001:db8:1:3::1"));
+        assert_eq!(at("192.0.2.1"), at("192.0.2.1"));
+        assert_ne!(at("192.0.2.1"), at("192.0.2.2"));
+    }
 }

@@ -96,7 +96,7 @@ pub async fn off_the_workers<T: Send + 'static>(
     let turn = HeavyTurn::of(holder);
     let closed = |e| ApiError::internal("the heavy-work slots are closed", &e);
     let permits = tokio::time::timeout(HEAVY_QUEUE_WAIT, async {
-        let mine = turn.permits.acquire().await.map_err(closed)?;
+        let mine = turn.permits.clone().acquire_owned().await.map_err(closed)?;
         let slot = HEAVY.acquire().await.map_err(closed)?;
         Ok::<_, ApiError>((mine, slot))
     })
@@ -106,11 +106,17 @@ pub async fn off_the_workers<T: Send + 'static>(
             "the server is busy with large areas or long routes; no slot came free within {HEAVY_QUEUE_WAIT:?}, retry"
         ))
     })??;
-    let done = tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ApiError::internal("heavy work panicked", &e));
-    drop(permits);
-    drop(turn);
+    // The slot and the turn go with the work, not with the request: a client that hangs
+    // up leaves the work running to its end, and its slot taken till then (given back with
+    // the request, they let one caller start heavy work without bound by hanging up).
+    let done = tokio::task::spawn_blocking(move || {
+        let done = work();
+        drop(permits);
+        drop(turn);
+        done
+    })
+    .await
+    .map_err(|e| ApiError::internal("heavy work panicked", &e));
     done?
 }
 
@@ -235,6 +241,43 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+
+    /// A request given up while its heavy work runs (its client gone) leaves the work its
+    /// slot and turn until the work ends: they are not free for more work meanwhile.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn heavy_work_keeps_its_turn_after_its_request_is_gone() {
+        let holder = StreamHolder::Owner("gone".into());
+        let (started, running) = std::sync::mpsc::channel();
+        let (finish, finished) = std::sync::mpsc::channel::<()>();
+        let request = {
+            let holder = holder.clone();
+            tokio::spawn(async move {
+                off_the_workers(&holder, move || {
+                    started.send(()).expect("the test waits");
+                    finished.recv().expect("the test says when");
+                    Ok(())
+                })
+                .await
+            })
+        };
+        tokio::task::spawn_blocking(move || running.recv().expect("started"))
+            .await
+            .expect("waited");
+        request.abort();
+        assert!(request.await.is_err(), "the request was given up");
+        assert!(
+            HEAVY_TURNS.lock().contains_key(&holder),
+            "the work still holds its turn"
+        );
+        finish.send(()).expect("the work waits");
+        for _ in 0..1_000 {
+            if !HEAVY_TURNS.lock().contains_key(&holder) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the turn was not given back when the work ended");
+    }
 
     /// One holder's many heavy requests, sent first, do not all run before another
     /// holder's one: that one runs once the first holder's share of the queue is taken,

@@ -35,8 +35,11 @@ fn open(state: &AppState, token: String) -> Result<Readable, ApiError> {
 /// known, else the link (a family of followers).
 fn holder(peer: Option<axum::Extension<PeerAddr>>, token: &str) -> StreamHolder {
     match peer {
-        Some(peer) => StreamHolder::Address(peer.0.0),
-        None => StreamHolder::Owner(format!("link:{}", &token[..token.len().min(11)]).into()),
+        Some(peer) => StreamHolder::address(peer.0.0),
+        // The token's first characters (any token: this runs before it is checked).
+        None => StreamHolder::Owner(
+            format!("link:{}", token.chars().take(11).collect::<String>()).into(),
+        ),
     }
 }
 

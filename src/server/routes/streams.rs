@@ -184,7 +184,7 @@ pub(crate) fn holder_of(
     peer: Option<PeerAddr>,
 ) -> (sse::StreamHolder, &'static str) {
     match (state.keys.is_some() || state.tokens.is_some(), peer) {
-        (false, Some(peer)) => (sse::StreamHolder::Address(peer.0), "this address"),
+        (false, Some(peer)) => (sse::StreamHolder::address(peer.0), "this address"),
         _ if caller.traveller.is_some() => (
             sse::StreamHolder::Owner(caller.owner.clone()),
             "this traveller",
