@@ -19,34 +19,16 @@ attack_keys 1
 victim=victim-key-0123456789abcdef
 attacker=attacker-key-0001-abcdef
 
-python3 - "$points" >"$work/walk.geojson" <<'PY'
-import json, math, sys
-n = int(sys.argv[1])
-t0 = 1_704_092_400_000
-lat, lon, heading = 48.85, 2.35, 0.3
-out = ['{"type":"FeatureCollection","features":[']
-for i in range(n):
-    heading += math.sin(i / 50.0) * 0.05
-    lat += 7 * math.cos(heading) / 111_195
-    lon += 7 * math.sin(heading) / (111_195 * math.cos(math.radians(lat)))
-    f = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [round(lon, 7), round(lat, 7)]},
-         "properties": {"timestamp": t0 + 5000 * i}}
-    out.append(("," if i else "") + json.dumps(f, separators=(",", ":")))
-out.append("]}")
-sys.stdout.write("".join(out))
-PY
+walk_geojson "$points"
 
 measure() { # bin -> one JSON line
   bin=$1
   start_attack_server "$port"
-  local t0=1704092400000 a=(-H "Authorization: Bearer $attacker") v=(-H "Authorization: Bearer $victim")
-  curl -sf "${a[@]}" -X PUT "$url/v1/trips/walk" -H 'content-type: application/json' \
-    -d "{\"traveller\":\"ann\",\"title\":\"Walk\",\"started_at\":$t0}" >/dev/null
-  curl -sf "${a[@]}" -X POST "$url/v1/trips/walk/import?format=geojson" \
-    --data-binary @"$work/walk.geojson" >/dev/null
+  local a=(-H "Authorization: Bearer $attacker") v=(-H "Authorization: Bearer $victim")
+  put_walk_trip "$url" "${a[@]}"
   curl -sf "${a[@]}" "$url/v1/trips/walk?viewer=ann" >/dev/null
   curl -sf "${v[@]}" -X PUT "$url/v1/trips/mine" -H 'content-type: application/json' \
-    -d "{\"traveller\":\"bob\",\"title\":\"Mine\",\"started_at\":$t0}" >/dev/null
+    -d "{\"traveller\":\"bob\",\"title\":\"Mine\",\"started_at\":$walk_t0}" >/dev/null
   python3 - "$port" "$attacker" "$victim" <<'PY'
 import http.client, json, sys, threading, time
 port, attacker, victim = int(sys.argv[1]), sys.argv[2], sys.argv[3]

@@ -11,6 +11,8 @@
 #   attack_keys ATTACKERS                # $victim's key and ATTACKERS attacker keys in
 #                                        # $work/keys.txt (the attackers' in attackers.txt)
 #   start_attack_server PORT             # a fresh keyed server for `proxima attack`
+#   walk_geojson POINTS                  # $work/walk.geojson: a walk of POINTS points
+#   put_walk_trip URL [curl args...]     # trip `walk` of ann from $walk_t0, the walk imported
 #   server_cpu_s                         # $server's CPU time so far (user + system), s
 #   updates_applied PORT                 # its proxima_position_updates_applied_total
 #
@@ -121,4 +123,38 @@ server_cpu_s() {
 updates_applied() {
   curl -sf "http://127.0.0.1:$1/metrics" |
     awk '/^proxima_position_updates_applied_total/ {printf "%.0f\n", $2}'
+}
+
+# The first instant of `walk_geojson`'s walk, Unix ms.
+walk_t0=1704092400000
+
+# $work/walk.geojson: a walk of POINTS points from Paris, a point every 5 s from $walk_t0,
+# 7 m apart, turning gently (a FeatureCollection of Points with `timestamp`s).
+walk_geojson() {
+  python3 - "$1" "$walk_t0" >"$work/walk.geojson" <<'PY'
+import json, math, sys
+n, t0 = int(sys.argv[1]), int(sys.argv[2])
+lat, lon, heading = 48.85, 2.35, 0.3
+out = ['{"type":"FeatureCollection","features":[']
+for i in range(n):
+    heading += math.sin(i / 50.0) * 0.05
+    lat += 7 * math.cos(heading) / 111_195
+    lon += 7 * math.sin(heading) / (111_195 * math.cos(math.radians(lat)))
+    f = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [round(lon, 7), round(lat, 7)]},
+         "properties": {"timestamp": t0 + 5000 * i}}
+    out.append(("," if i else "") + json.dumps(f, separators=(",", ":")))
+out.append("]}")
+sys.stdout.write("".join(out))
+PY
+}
+
+# Trip `walk` of traveller ann, from $walk_t0 and running, with $work/walk.geojson imported
+# into it, on the server at URL (curl args after it: a key's header, say).
+put_walk_trip() {
+  local url=$1
+  shift
+  curl -sf "$@" -X PUT "$url/v1/trips/walk" -H 'content-type: application/json' \
+    -d "{\"traveller\":\"ann\",\"title\":\"Walk\",\"started_at\":$walk_t0}" >/dev/null
+  curl -sf "$@" -X POST "$url/v1/trips/walk/import?format=geojson" \
+    --data-binary @"$work/walk.geojson" >/dev/null
 }

@@ -17,34 +17,15 @@ port=${PORT:-7898}
 . scripts/lib.sh
 url="http://127.0.0.1:$port"
 
-python3 - "$points" >"$work/walk.geojson" <<'PY'
-import json, math, sys
-n = int(sys.argv[1])
-t0 = 1_704_092_400_000
-lat, lon, heading = 48.85, 2.35, 0.3
-out = ['{"type":"FeatureCollection","features":[']
-for i in range(n):
-    heading += math.sin(i / 50.0) * 0.05
-    lat += 7 * math.cos(heading) / 111_195
-    lon += 7 * math.sin(heading) / (111_195 * math.cos(math.radians(lat)))
-    f = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [round(lon, 7), round(lat, 7)]},
-         "properties": {"timestamp": t0 + 5000 * i}}
-    out.append(("," if i else "") + json.dumps(f, separators=(",", ":")))
-out.append("]}")
-sys.stdout.write("".join(out))
-PY
+walk_geojson "$points"
 
 measure() { # bin -> one JSON line
   bin=$1
   start_server "$port"
-  local t0=1704092400000
-  curl -sf -X PUT "$url/v1/trips/walk" -H 'content-type: application/json' \
-    -d "{\"traveller\":\"ann\",\"title\":\"Walk\",\"started_at\":$t0}" >/dev/null
-  curl -sf -X POST "$url/v1/trips/walk/import?format=geojson" \
-    --data-binary @"$work/walk.geojson" >/dev/null
+  put_walk_trip "$url"
   # Read once: whatever the import left is settled before the clock starts.
   curl -sf "$url/v1/trips/walk?viewer=ann" >/dev/null
-  python3 - "$port" "$t0" "$narrowings" <<'PY'
+  python3 - "$port" "$walk_t0" "$narrowings" <<'PY'
 import http.client, json, sys, threading, time
 port, t0, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 done = threading.Event()

@@ -18,32 +18,13 @@ port=${PORT:-7899}
 require wrk
 url="http://127.0.0.1:$port"
 
-python3 - "$points" >"$work/walk.geojson" <<'PY'
-import json, math, sys
-n = int(sys.argv[1])
-t0 = 1_704_092_400_000
-lat, lon, heading = 48.85, 2.35, 0.3
-out = ['{"type":"FeatureCollection","features":[']
-for i in range(n):
-    heading += math.sin(i / 50.0) * 0.05
-    lat += 7 * math.cos(heading) / 111_195
-    lon += 7 * math.sin(heading) / (111_195 * math.cos(math.radians(lat)))
-    f = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [round(lon, 7), round(lat, 7)]},
-         "properties": {"timestamp": t0 + 5000 * i}}
-    out.append(("," if i else "") + json.dumps(f, separators=(",", ":")))
-out.append("]}")
-sys.stdout.write("".join(out))
-PY
+walk_geojson "$points"
 
 measure() { # bin -> "window_rps zoned_rps"
   bin=$1
   start_server "$port" --link-rate 1000000
-  local t0=1704092400000
-  curl -sf -X PUT "$url/v1/trips/walk" -H 'content-type: application/json' \
-    -d "{\"traveller\":\"ann\",\"title\":\"Walk\",\"started_at\":$t0}" >/dev/null
-  curl -sf -X POST "$url/v1/trips/walk/import?format=geojson" \
-    --data-binary @"$work/walk.geojson" >/dev/null
-  local from=$((t0 + 5000 * points / 10))
+  put_walk_trip "$url"
+  local from=$((walk_t0 + 5000 * points / 10))
   local token
   token=$(curl -sf -X POST "$url/v1/trips/walk/links" -H 'content-type: application/json' \
     -d "{\"expires_at\":$(( $(date +%s) * 1000 + 86400000 )),\"show_from\":$from}" |

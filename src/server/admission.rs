@@ -259,9 +259,7 @@ fn needs_caller(path: &str) -> bool {
         || path == "/v1/events"
         || path == "/v1/travellers/watch"
         || path == "/v1/pois/import"
-        // Heavy work, counted by who asks (see `work`).
-        || path == "/v1/pois/within"
-        || path == "/v1/travellers/within"
+        || super::work::is_heavy_work_path(path)
 }
 
 /// The scope a request needs, or `None` for the routes anyone may call.

@@ -74,10 +74,7 @@ fn is_counted_by_address(path: &str) -> bool {
     is_stream_path(path)
         || path.starts_with("/v1/shared/")
         || path.starts_with("/t/")
-        || path.starts_with("/v1/trips/")
-        || path.starts_with("/v1/fences/")
-        || path == "/v1/pois/within"
-        || path == "/v1/travellers/within"
+        || super::work::is_heavy_work_path(path)
 }
 
 impl<S, B> Service<Request<B>> for RequestId<S>

@@ -45,6 +45,15 @@ pub fn heavy_slots() -> usize {
 
 static HEAVY: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(heavy_slots()));
 
+/// Whether a path's route may do heavy work ([`off_the_workers`]), which is counted by
+/// who asks: its caller, or on an open server its address, must be known to the route.
+pub fn is_heavy_work_path(path: &str) -> bool {
+    path.starts_with("/v1/trips/")
+        || path.starts_with("/v1/fences/")
+        || path == "/v1/pois/within"
+        || path == "/v1/travellers/within"
+}
+
 /// Heavy work one holder may have running or queued for the slots at once: half the
 /// slots, at least one.
 pub fn heavy_per_holder() -> usize {
@@ -54,30 +63,41 @@ pub fn heavy_per_holder() -> usize {
 /// Each holder's share of the heavy-work slots, and how many of its requests use it.
 static HEAVY_TURNS: LazyLock<Mutex<Turns>> = LazyLock::new(Default::default);
 
-/// A request's place in its holder's share of the heavy-work slots; given back when
-/// dropped.
-struct HeavyTurn {
+/// A holder's turn: how many of its requests or streams hold a place in it, and the
+/// permits they share.
+type Turns = HashMap<StreamHolder, (usize, Arc<Semaphore>)>;
+
+/// A place in a holder's turn among some slots (its share of them: `permits`); given back
+/// when dropped, and the turn forgotten with its last place.
+#[derive(Debug)]
+struct Turn {
+    turns: &'static Mutex<Turns>,
     holder: StreamHolder,
     permits: Arc<Semaphore>,
 }
 
-impl HeavyTurn {
-    fn of(holder: &StreamHolder) -> Self {
-        let mut turns = HEAVY_TURNS.lock();
-        let (users, permits) = turns
-            .entry(holder.clone())
-            .or_insert_with(|| (0, Arc::new(Semaphore::new(heavy_per_holder()))));
-        *users += 1;
+impl Turn {
+    /// A place in `holder`'s turn in `turns`, whose share is `share` permits.
+    fn take(turns: &'static Mutex<Turns>, holder: StreamHolder, share: usize) -> Self {
+        let permits = {
+            let mut held = turns.lock();
+            let (users, permits) = held
+                .entry(holder.clone())
+                .or_insert_with(|| (0, Arc::new(Semaphore::new(share))));
+            *users += 1;
+            permits.clone()
+        };
         Self {
-            holder: holder.clone(),
-            permits: permits.clone(),
+            turns,
+            holder,
+            permits,
         }
     }
 }
 
-impl Drop for HeavyTurn {
+impl Drop for Turn {
     fn drop(&mut self) {
-        let mut turns = HEAVY_TURNS.lock();
+        let mut turns = self.turns.lock();
         if let Some((users, _)) = turns.get_mut(&self.holder) {
             *users -= 1;
             if *users == 0 {
@@ -93,7 +113,7 @@ pub async fn off_the_workers<T: Send + 'static>(
     holder: &StreamHolder,
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let turn = HeavyTurn::of(holder);
+    let turn = Turn::take(&HEAVY_TURNS, holder.clone(), heavy_per_holder());
     let closed = |e| ApiError::internal("the heavy-work slots are closed", &e);
     let permits = tokio::time::timeout(HEAVY_QUEUE_WAIT, async {
         let mine = turn.permits.clone().acquire_owned().await.map_err(closed)?;
@@ -122,9 +142,6 @@ pub async fn off_the_workers<T: Send + 'static>(
 
 static STREAM_READS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(heavy_slots()));
 
-/// A holder's turn: how many of its streams hold a place in it, and the permits they share.
-type Turns = HashMap<StreamHolder, (usize, Arc<Semaphore>)>;
-
 /// Each stream holder's turn among the streams' slots, by holder.
 static STREAM_TURNS: LazyLock<Mutex<Turns>> = LazyLock::new(Default::default);
 
@@ -141,35 +158,12 @@ pub fn stream_reads_per_holder() -> usize {
 /// reads in the queue ahead of another caller's one; with it, a few (and a server's
 /// callers with many keys put a few a key).
 #[derive(Debug)]
-pub struct StreamTurn {
-    holder: StreamHolder,
-    permits: Arc<Semaphore>,
-}
+pub struct StreamTurn(Turn);
 
 impl StreamTurn {
     /// A place in `holder`'s turn, for one of its streams; given back when dropped.
     pub fn of(holder: StreamHolder) -> Self {
-        let mut turns = STREAM_TURNS.lock();
-        let (streams, permits) = turns
-            .entry(holder.clone())
-            .or_insert_with(|| (0, Arc::new(Semaphore::new(stream_reads_per_holder()))));
-        *streams += 1;
-        Self {
-            holder,
-            permits: permits.clone(),
-        }
-    }
-}
-
-impl Drop for StreamTurn {
-    fn drop(&mut self) {
-        let mut turns = STREAM_TURNS.lock();
-        if let Some((streams, _)) = turns.get_mut(&self.holder) {
-            *streams -= 1;
-            if *streams == 0 {
-                turns.remove(&self.holder);
-            }
-        }
+        Self(Turn::take(&STREAM_TURNS, holder, stream_reads_per_holder()))
     }
 }
 
@@ -181,7 +175,7 @@ pub async fn for_a_stream<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     let closed = |e| ApiError::internal("the streams' slots are closed", &e);
-    let mine = turn.permits.acquire().await.map_err(closed)?;
+    let mine = turn.0.permits.acquire().await.map_err(closed)?;
     let permit = STREAM_READS.acquire().await.map_err(closed)?;
     let done = tokio::task::spawn_blocking(work)
         .await
@@ -409,7 +403,7 @@ mod tests {
         let first = StreamTurn::of(holder.clone());
         let second = StreamTurn::of(holder.clone());
         assert!(
-            Arc::ptr_eq(&first.permits, &second.permits),
+            Arc::ptr_eq(&first.0.permits, &second.0.permits),
             "one turn a holder"
         );
         drop(first);

@@ -100,13 +100,18 @@ fn check(
     Ok(())
 }
 
-/// Runs `ops` against a store and the model, checking every read and the end.
-fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+/// Routes with no route thread: the test takes the thread's steps itself, in its order.
+fn without_thread() -> Routes {
     let routes = Routes::default();
-    // No route thread: the test takes its steps itself, in its order.
     routes
         .fail_starts
         .store(u32::MAX, std::sync::atomic::Ordering::SeqCst);
+    routes
+}
+
+/// Runs `ops` against a store and the model, checking every read and the end.
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let routes = without_thread();
     let mut windows = [(0i64, i64::MAX); 2];
     let mut model: [BTreeMap<i64, RoutePoint>; 2] = Default::default();
     let mut seq = 0;
@@ -263,10 +268,7 @@ fn narrowings_past_the_bound_trim_at_once() {
 /// not the narrowing's to cut, and the point before it that lies outside goes.
 #[test]
 fn a_narrowing_during_a_readers_trim_leaves_later_points_alone() {
-    let routes = Routes::default();
-    routes
-        .fail_starts
-        .store(u32::MAX, std::sync::atomic::Ordering::SeqCst);
+    let routes = without_thread();
     let mut points = PendingPoints::default();
     for ts in [5, 15, 30] {
         points.push("t", point(ts, 0));
