@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # What narrowing a long trip costs everyone else: one trip of POINTS imported points (a
 # walk, a point every 5 s), then NARROWINGS narrowings back to back, each moving the start
-# past one more point, while another client writes positions of another traveller one
-# after another; prints the narrowings' time and the position writes' latency (p50, p99,
-# max) during them. Each build on a fresh server, alternating, ROUNDS rounds.
+# past one more point, while another traveller on a trip of its own writes positions one
+# after another (a point every 2 ms) and reads its route (the newest 100 points, every
+# 5 ms); prints the narrowings' time, and the other traveller's writes' and route reads'
+# latency (p50, p99, max) during them. Each build on a fresh server, alternating, ROUNDS
+# rounds.
 #
 #   scripts/narrow-stall.sh OLD_BIN NEW_BIN [ROUNDS] [POINTS] [NARROWINGS]
 set -euo pipefail
@@ -28,36 +30,58 @@ measure() { # bin -> one JSON line
   python3 - "$port" "$walk_t0" "$narrowings" <<'PY'
 import http.client, json, sys, threading, time
 port, t0, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+def call(c, method, path, body=None):
+    c.request(method, path, json.dumps(body) if body is not None else None,
+              {"content-type": "application/json"})
+    r = c.getresponse(); data = r.read()
+    return r.status, data
+c = http.client.HTTPConnection("127.0.0.1", port)
+now = int(time.time() * 1000)
+status, _ = call(c, "PUT", "/v1/trips/v", {"traveller": "bob", "title": "V", "started_at": now - 3_600_000})
+assert status == 201, status
 done = threading.Event()
-latencies = []
+writes, reads = [], []
 def positions():
     c = http.client.HTTPConnection("127.0.0.1", port)
+    i = 0
     while not done.is_set():
-        body = json.dumps({"lat": 1.0, "lon": 1.0, "ts": int(time.time() * 1000)})
+        i += 1
+        body = {"lat": 1.0 + i * 1e-5, "lon": 1.0, "ts": int(time.time() * 1000), "trip_id": "v"}
         start = time.perf_counter()
-        c.request("PUT", "/v1/travellers/bob/position", body, {"content-type": "application/json"})
-        r = c.getresponse(); r.read()
-        assert r.status in (200, 201, 202, 204), r.status
-        latencies.append(time.perf_counter() - start)
-writer = threading.Thread(target=positions)
-writer.start()
-c = http.client.HTTPConnection("127.0.0.1", port)
+        status, _ = call(c, "PUT", "/v1/travellers/bob/position", body)
+        assert status in (200, 201, 202, 204), status
+        writes.append(time.perf_counter() - start)
+        time.sleep(0.002)
+def route():
+    c = http.client.HTTPConnection("127.0.0.1", port)
+    while not done.is_set():
+        start = time.perf_counter()
+        status, _ = call(c, "GET", "/v1/trips/v/route?viewer=bob&limit=100")
+        assert status == 200, status
+        reads.append(time.perf_counter() - start)
+        time.sleep(0.005)
+others = [threading.Thread(target=positions), threading.Thread(target=route)]
+for t in others:
+    t.start()
+time.sleep(0.5)
 start = time.perf_counter()
 for i in range(1, n + 1):
-    body = json.dumps({"traveller": "ann", "title": "Walk", "started_at": t0 + 5000 * i})
-    c.request("PUT", "/v1/trips/walk", body, {"content-type": "application/json"})
-    r = c.getresponse(); r.read()
-    assert r.status == 200, r.status
+    status, _ = call(c, "PUT", "/v1/trips/walk", {"traveller": "ann", "title": "Walk", "started_at": t0 + 5000 * i})
+    assert status == 200, status
 elapsed = time.perf_counter() - start
 done.set()
-writer.join()
-c.request("GET", "/v1/trips/walk?viewer=ann")
-r = c.getresponse(); points = json.loads(r.read())["points"]
-latencies.sort()
-q = lambda f: latencies[min(len(latencies) - 1, int(f * len(latencies)))] * 1000
-print(json.dumps({"narrowing_ms": round(elapsed / n * 1000, 2), "writes": len(latencies),
-                  "write_p50_ms": round(q(0.5), 2), "write_p99_ms": round(q(0.99), 2),
-                  "write_max_ms": round(latencies[-1] * 1000, 2), "points_after": points}))
+for t in others:
+    t.join()
+status, body = call(c, "GET", "/v1/trips/walk?viewer=ann")
+points = json.loads(body)["points"]
+def q(values, f):
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(f * len(values)))] * 1000, 2)
+print(json.dumps({"narrowing_ms": round(elapsed / n * 1000, 2), "writes": len(writes),
+                  "write_p50_ms": q(writes, 0.5), "write_p99_ms": q(writes, 0.99),
+                  "write_max_ms": q(writes, 1.0), "reads": len(reads),
+                  "read_p50_ms": q(reads, 0.5), "read_p99_ms": q(reads, 0.99),
+                  "read_max_ms": q(reads, 1.0), "points_after": points}))
 PY
   stop_server
 }

@@ -22,7 +22,8 @@ mod store;
 pub use figures::{FiguresFold, TripFigures};
 pub use shown::ShownRoute;
 pub use store::{
-    Appended, DEFAULT_CACHE_BYTES, RouteStore, RouteStoreError, Settling, StoreSpace, TableSpace,
+    Appended, DEFAULT_CACHE_BYTES, REWRITE_STEP, Rewrite, RouteStore, RouteStoreError, Settling,
+    StoreSpace, TableSpace,
 };
 
 /// One point of a route.

@@ -59,9 +59,11 @@ mod pending;
 #[cfg(test)]
 mod tests;
 mod thread;
+mod trims;
 
 use pending::ByTrip;
 pub(crate) use pending::PendingPoints;
+use trims::{Narrowing, Storing, StoringGuard};
 
 /// The file of the route store in a data directory.
 pub const ROUTES_FILE: &str = "routes.redb";
@@ -185,8 +187,12 @@ struct Inner {
     /// How many points have been pushed (the route thread's measure of the write rate).
     pushed_points: AtomicU64,
     /// Held while points go from `pending` into the store, so that each trip's points
-    /// reach it in the order they arrived.
-    storing: Mutex<()>,
+    /// reach it in the order they arrived; and the trips being rewritten in steps.
+    storing: Mutex<Storing>,
+    /// Told when a rewrite of a trip's route ends ([`Storing`]).
+    rewritten: Condvar,
+    /// Threads waiting for `storing` ([`Inner::lock_storing`]).
+    storing_wanted: AtomicUsize,
     /// Wakes the route thread.
     wake: Condvar,
     awake: Mutex<bool>,
@@ -215,33 +221,28 @@ struct Inner {
     /// path may do meanwhile).
     #[cfg(test)]
     during_trim: Mutex<Option<DuringTrim>>,
+    /// Run between the steps of every rewrite, `storing` held (tests).
+    #[cfg(test)]
+    between_steps: Mutex<Option<BetweenSteps>>,
+    /// Points a rewrite writes back a step, in place of [`crate::routes::REWRITE_STEP`]
+    /// (tests).
+    #[cfg(test)]
+    rewrite_step: Mutex<Option<usize>>,
 }
 
 /// What a test does while a trim runs.
 #[cfg(test)]
 type DuringTrim = Box<dyn FnOnce(&Inner) + Send>;
 
+/// What a test does between a rewrite's steps.
+#[cfg(test)]
+type BetweenSteps = Box<dyn FnMut(&Inner) + Send>;
+
 /// Points taken from `pending` to be written as pieces, and the number of the first.
 struct Taken {
     points: PendingPoints,
     first_piece: u64,
 }
-
-/// A narrowing of a trip's window, waiting to be applied to its stored points.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Narrowing {
-    /// The first fresh piece written after it: the trip's points in pieces numbered
-    /// below hold points from before it, which it trims; later pieces hold none.
-    before_piece: u64,
-    from: i64,
-    to: i64,
-}
-
-/// The most narrowings of one trip that may wait for their trim. Narrowings with no piece
-/// written between them are one (their windows intersected), and the route thread trims
-/// soon after each, so reaching this takes a trim held up while pieces of millions of
-/// points are written; past it, a narrowing trims at once, on the write path.
-const MAX_NARROWINGS: usize = 64;
 
 /// The route store in the engine.
 #[derive(Default)]
@@ -333,7 +334,7 @@ impl Inner {
 
     /// Writes every point waiting, as fresh pieces.
     fn store_pending(&self) {
-        let _storing = self.storing.lock();
+        let _storing = self.lock_storing();
         let spare = std::mem::take(&mut *self.spare.lock());
         let taken = {
             let mut pending = self.pending.lock();
@@ -352,7 +353,7 @@ impl Inner {
 
     /// Writes about `points` waiting points, the oldest, as a piece.
     fn store_some(&self, points: usize) {
-        let _storing = self.storing.lock();
+        let _storing = self.lock_storing();
         let taken = {
             let mut pending = self.pending.lock();
             let points = pending.take_oldest(points);
@@ -368,8 +369,10 @@ impl Inner {
 
     /// Settles `trip`'s fresh and waiting points; gives the `storing` lock, held, so that
     /// the caller reads or changes the trip with nothing of it on the way.
-    fn store_trip(&self, trip: &str) -> parking_lot::MutexGuard<'_, ()> {
-        let storing = self.storing.lock();
+    fn store_trip(&self, trip: &str) -> StoringGuard<'_> {
+        let mut storing = self.lock_storing();
+        // Not while a trim rewrites its route: it holds part of its points until done.
+        self.wait_for_rewrite_of(trip, &mut storing);
         // The trip's waiting narrowings and its points waiting in memory, taken together
         // (a narrowing records itself under the same lock): the points came after every
         // narrowing taken, so those trim the store alone, before the points join it; a
@@ -378,7 +381,7 @@ impl Inner {
             let mut pending = self.pending.lock();
             (self.seal(trip), pending.take_trip(trip))
         };
-        self.apply_narrowings(trip, narrowings);
+        self.apply_narrowings(trip, narrowings, &mut storing);
         if let Err(e) = self.store().read().settle_trip(trip, &waiting) {
             self.failed.store(true, Ordering::Release);
             tracing::error!(error = %e, trip, "route store: a trip's points were not settled; they will be replayed from the log at the next start");
@@ -391,145 +394,23 @@ impl Inner {
 }
 
 impl Inner {
-    /// Whether `trip` waits for a narrowing's trim of its settled points.
-    fn trim_waits(&self, trip: &str) -> bool {
-        self.trims_waiting.load(Ordering::SeqCst) > 0 && self.trims.lock().contains_key(trip)
-    }
-
-    /// Applies `trip`'s waiting narrowings to its stored points, if it has any (the
-    /// caller holds `storing`): each to the fresh pieces written before it, and all of them
-    /// to the settled chunks, which hold no point written after a narrowing while one
-    /// waits (every settling of the trip runs this first). Off the write path: the route
-    /// thread, a reader of the trip or a snapshot does it; it reads and rewrites the
-    /// route when a settled point lies outside.
-    fn trim(&self, trip: &str) {
-        let narrowings = self.seal(trip);
-        self.apply_narrowings(trip, narrowings);
-    }
-
-    /// Takes out `trip`'s waiting narrowings, its entry left in place (empty) while they
-    /// are applied: its readers still wait for them, and narrowings that come meanwhile
-    /// (they take no lock of the store) wait in it for the next trim.
-    fn seal(&self, trip: &str) -> Vec<Narrowing> {
-        if self.trims_waiting.load(Ordering::SeqCst) == 0 {
-            return Vec::new();
+    /// [`Routes::make_durable`].
+    fn make_durable(&self, seq: u64) -> Result<(), EngineError> {
+        self.store_pending();
+        let mut storing = self.lock_storing();
+        // Every narrowing up to `seq` trimmed too: the log below it may go. And no route
+        // part rewritten: what is durable must be a state the log's tail replays onto
+        // (`trim_all` waits for the rewrites under way already, each trip's entry kept
+        // until its rewrite ends; this says so where it matters).
+        self.trim_all(&mut storing);
+        self.wait_for_rewrites(&mut storing);
+        if self.failed.load(Ordering::Acquire) {
+            tracing::warn!(
+                "route store: behind the log after a failed write; not marking it durable"
+            );
+            return Ok(());
         }
-        self.trims
-            .lock()
-            .get_mut(trip)
-            .map(std::mem::take)
-            .unwrap_or_default()
-    }
-
-    /// Applies `narrowings`, taken by [`Inner::seal`], to `trip`'s stored points (the
-    /// caller holds `storing`): each to the fresh pieces written before it, all of them to
-    /// the settled chunks. Then drops the trip's entry unless narrowings came meanwhile;
-    /// if the store failed, the narrowings wait again, so that readers never read the
-    /// points they cut (the store is behind the log until the next start, which replays
-    /// them).
-    fn apply_narrowings(&self, trip: &str, narrowings: Vec<Narrowing>) {
-        let trimmed = if narrowings.is_empty() {
-            Ok(())
-        } else {
-            #[cfg(test)]
-            if let Some(during) = self.during_trim.lock().take() {
-                during(self);
-            }
-            let store = self.store().read();
-            let in_piece = |piece: u64| {
-                narrowings
-                    .iter()
-                    .filter(|n| piece < n.before_piece)
-                    .map(|n| (n.from, n.to))
-                    .reduce(|a, b| (a.0.max(b.0), a.1.min(b.1)))
-            };
-            let settled = narrowings
-                .iter()
-                .map(|n| (n.from, n.to))
-                .reduce(|a, b| (a.0.max(b.0), a.1.min(b.1)));
-            store
-                .narrow_fresh(trip, in_piece)
-                .and_then(|_| match settled {
-                    Some((from, to)) => store.retain_window(trip, from, to),
-                    None => Ok(()),
-                })
-        };
-        let mut trims = self.trims.lock();
-        match trimmed {
-            Err(e) => {
-                self.failed.store(true, Ordering::Release);
-                tracing::error!(error = %e, trip, "route store: a narrowed trip's points were not trimmed; the narrowing will be replayed from the log at the next start");
-                if let Some(waiting) = trims.get_mut(trip) {
-                    let later = std::mem::replace(waiting, narrowings);
-                    waiting.extend(later);
-                }
-            }
-            // Only once trimmed: a reader that finds no trim waiting reads the trimmed route.
-            Ok(()) => {
-                if trims.get(trip).is_some_and(Vec::is_empty) {
-                    trims.remove(trip);
-                    self.trims_waiting.fetch_sub(1, Ordering::SeqCst);
-                }
-            }
-        }
-    }
-
-    /// Runs every narrowing's trim that waits (the caller holds `storing`).
-    fn trim_all(&self) {
-        if self.trims_waiting.load(Ordering::SeqCst) == 0 {
-            return;
-        }
-        let trips: Vec<Box<str>> = self.trims.lock().keys().cloned().collect();
-        for trip in trips {
-            self.trim(&trip);
-        }
-    }
-}
-
-impl Inner {
-    /// [`Routes::narrow`], past its check for recovery.
-    fn narrow(&self, trip: &str, from: i64, to: i64) {
-        let inside = |p: &crate::routes::RoutePoint| (from..=to).contains(&p.ts);
-        // Recorded under the `pending` lock: a settling of the trip takes its waiting
-        // points and its narrowings together ([`Inner::store_trip`]).
-        let mut pending = self.pending.lock();
-        let dropped = pending.retain_trip(trip, inside);
-        self.pending_points.fetch_sub(dropped, Ordering::SeqCst);
-        let narrowing = Narrowing {
-            before_piece: self.next_piece.load(Ordering::SeqCst),
-            from,
-            to,
-        };
-        let too_many = {
-            let mut trims = self.trims.lock();
-            match trims.get_mut(trip) {
-                Some(waiting) => match waiting.last_mut() {
-                    // No piece written since the last: one narrowing, both windows.
-                    Some(last) if last.before_piece == narrowing.before_piece => {
-                        last.from = last.from.max(from);
-                        last.to = last.to.min(to);
-                        false
-                    }
-                    _ => {
-                        waiting.push(narrowing);
-                        waiting.len() > MAX_NARROWINGS
-                    }
-                },
-                None => {
-                    trims.insert(trip.into(), vec![narrowing]);
-                    self.trims_waiting.fetch_add(1, Ordering::SeqCst);
-                    false
-                }
-            }
-        };
-        drop(pending);
-        if too_many {
-            let _storing = self.storing.lock();
-            self.trim(trip);
-        } else {
-            *self.awake.lock() = true;
-            self.wake.notify_one();
-        }
+        Ok(self.store().read().make_durable(seq)?)
     }
 }
 
@@ -835,17 +716,7 @@ impl Routes {
     /// Stores every waiting point and runs every narrowing's trim that waits, then makes
     /// the store durable as holding the log up to `seq` (unless a write failed).
     pub(super) fn make_durable(&self, seq: u64) -> Result<(), EngineError> {
-        self.inner.store_pending();
-        let _storing = self.inner.storing.lock();
-        // Every narrowing up to `seq` trimmed too: the log below it may go.
-        self.inner.trim_all();
-        if self.inner.failed.load(Ordering::Acquire) {
-            tracing::warn!(
-                "route store: behind the log after a failed write; not marking it durable"
-            );
-            return Ok(());
-        }
-        Ok(self.inner.store().read().make_durable(seq)?)
+        self.inner.make_durable(seq)
     }
 
     pub(super) fn set_skip(&self, skip: bool) {

@@ -109,9 +109,11 @@ fn without_thread() -> Routes {
     routes
 }
 
-/// Runs `ops` against a store and the model, checking every read and the end.
-fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+/// Runs `ops` against a store and the model, checking every read and the end; a trim's
+/// rewrite writes back `step` points a step.
+fn run(ops: Vec<Op>, step: usize) -> Result<(), TestCaseError> {
     let routes = without_thread();
+    *routes.inner.rewrite_step.lock() = Some(step);
     let mut windows = [(0i64, i64::MAX); 2];
     let mut model: [BTreeMap<i64, RoutePoint>; 2] = Default::default();
     let mut seq = 0;
@@ -179,8 +181,11 @@ proptest! {
     #![proptest_config(crate::testing::proptest_config(256))]
 
     #[test]
-    fn a_narrowed_route_keeps_what_its_windows_keep(ops in proptest::collection::vec(op(), 1..40)) {
-        run(ops)?;
+    fn a_narrowed_route_keeps_what_its_windows_keep(
+        ops in proptest::collection::vec(op(), 1..40),
+        step in prop_oneof![1..4usize, Just(usize::MAX)],
+    ) {
+        run(ops, step)?;
     }
 }
 
@@ -211,7 +216,7 @@ fn narrowings_waiting_for_one_trim_add_up() {
         },
         Op::Read { trip: 0 },
     ];
-    run(ops).expect("the route is the model's");
+    run(ops, 2).expect("the route is the model's");
 }
 
 /// Narrowed, widened again and pushed to before the trim runs: the route thread's
@@ -237,7 +242,7 @@ fn points_pushed_after_a_narrowing_outlive_its_trim() {
         Op::Settle,
         Op::Read { trip: 0 },
     ];
-    run(ops).expect("the route is the model's");
+    run(ops, 2).expect("the route is the model's");
 }
 
 /// More narrowings waiting than a trip may hold, a piece written between each: the last
@@ -245,7 +250,7 @@ fn points_pushed_after_a_narrowing_outlive_its_trim() {
 #[test]
 fn narrowings_past_the_bound_trim_at_once() {
     let mut ops = vec![push(0, &(0..40).collect::<Vec<_>>()), Op::Piece, Op::Settle];
-    for i in 0..super::MAX_NARROWINGS as i64 + 3 {
+    for i in 0..super::trims::MAX_NARROWINGS as i64 + 3 {
         ops.push(Op::Window {
             trip: 0,
             from: 0,
@@ -260,7 +265,7 @@ fn narrowings_past_the_bound_trim_at_once() {
         });
     }
     ops.push(Op::Read { trip: 0 });
-    run(ops).expect("the route is the model's");
+    run(ops, 2).expect("the route is the model's");
 }
 
 /// A reader settles a trip while its trim runs, and meanwhile the trip is ended (a
@@ -299,4 +304,80 @@ fn a_narrowing_during_a_readers_trim_leaves_later_points_alone() {
     routes.inner.store_pending();
     routes.inner.settle();
     check(&routes, "t", &after).expect("the route is the model's");
+}
+
+/// A trim that cuts a long route rewrites it in steps: between two of them another trip's
+/// reader, waiting for the store, gets in and settles its trip, while the narrowed trip's
+/// reader and a durable mark wait for the last step, and then find the whole trimmed route.
+#[test]
+fn a_rewrite_lets_other_trips_in_between_its_steps_and_no_one_see_its_part() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, mpsc};
+    use std::time::Duration;
+    let routes = without_thread();
+    *routes.inner.rewrite_step.lock() = Some(4);
+    let mut points = PendingPoints::default();
+    for ts in 0..30 {
+        points.push("t", point(ts, 0));
+    }
+    points.push("u", point(1, 0));
+    routes.push(&points);
+    routes.inner.store_pending();
+    routes.inner.settle();
+    // Waiting in memory: a read of `u` settles it, which takes `storing`.
+    let mut later = PendingPoints::default();
+    later.push("u", point(2, 0));
+    routes.push(&later);
+    routes.narrow("t", 10, 29);
+    // Each reader: what it read, and how many steps had been taken when it got the store.
+    let (tx, rx) = mpsc::channel::<(&'static str, usize, Vec<i64>)>();
+    let gaps = Arc::new(AtomicUsize::new(0));
+    let (inner, in_steps) = (routes.inner.clone(), gaps.clone());
+    *routes.inner.between_steps.lock() = Some(Box::new(move |_: &super::Inner| {
+        if in_steps.fetch_add(1, Ordering::SeqCst) > 0 {
+            return;
+        }
+        for who in ["u", "t", "durable"] {
+            let (inner, tx, gaps) = (inner.clone(), tx.clone(), in_steps.clone());
+            std::thread::spawn(move || {
+                if who == "durable" {
+                    inner.make_durable(1).expect("durable");
+                    let _ = tx.send((who, gaps.load(Ordering::SeqCst), Vec::new()));
+                    return;
+                }
+                let storing = inner.store_trip(who);
+                let at = gaps.load(Ordering::SeqCst);
+                drop(storing);
+                let store = inner.store().read();
+                let (points, _) = store
+                    .read(who, i64::MIN, i64::MAX, None, usize::MAX)
+                    .expect("reads");
+                let _ = tx.send((who, at, points.iter().map(|p| p.ts).collect()));
+            });
+        }
+        // Each waits for the store, which this step holds.
+        std::thread::sleep(Duration::from_millis(50));
+    }));
+    routes.inner.trim_all_now();
+    let steps = gaps.load(Ordering::SeqCst);
+    assert_eq!(steps, 4, "20 points kept, 4 a step: 5 steps");
+    let mut seen: Vec<(&str, usize, Vec<i64>)> = (0..3)
+        .map(|_| {
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("every reader is answered")
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            // After the last step.
+            ("durable", steps, vec![]),
+            ("t", steps, (10..30).collect()),
+            // After the first.
+            ("u", 1, vec![1, 2]),
+        ]
+    );
+    let after: BTreeMap<i64, RoutePoint> = (10..30).map(|ts| (ts, point(ts, 0))).collect();
+    check(&routes, "t", &after).expect("the route is trimmed, with its figures");
 }

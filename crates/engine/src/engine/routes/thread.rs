@@ -43,7 +43,12 @@ impl Inner {
             return;
         }
         let started = Instant::now();
-        let compacted = self.store().write().compact();
+        let compacted = {
+            // Not while a route is part rewritten: compacting may make it durable so.
+            let mut storing = self.lock_storing();
+            self.wait_for_rewrites(&mut storing);
+            self.store().write().compact()
+        };
         let after = self.store().read().file_bytes().unwrap_or(before);
         self.compaction.lock().done(after, Instant::now());
         self.file_bytes.store(after, Ordering::Relaxed);
@@ -66,8 +71,8 @@ impl Inner {
     pub(super) fn trim_all_now(&self) {
         let trips: Vec<Box<str>> = self.trims.lock().keys().cloned().collect();
         for trip in trips {
-            let _storing = self.storing.lock();
-            self.trim(&trip);
+            let mut storing = self.lock_storing();
+            self.trim(&trip, &mut storing);
         }
     }
 
@@ -85,9 +90,11 @@ impl Inner {
         };
         loop {
             let done = {
-                let _storing = self.storing.lock();
-                // Narrowed trips trimmed before any of their later points join the chunks.
-                self.trim_all();
+                let mut storing = self.lock_storing();
+                // Narrowed trips trimmed before any of their later points join the chunks,
+                // and no route left part rewritten by a reader's trim.
+                self.trim_all(&mut storing);
+                self.wait_for_rewrites(&mut storing);
                 let done = self.store().read().settle_some(&mut settling, SETTLE_PART);
                 if matches!(done, Ok(true)) {
                     // Under `storing`, so that no piece written meanwhile goes uncounted.

@@ -73,11 +73,13 @@ use super::{RoutePoint, TripFigures};
 mod figures_cache;
 mod fresh;
 mod merge;
+mod rewrite;
 #[cfg(test)]
 mod tests;
 
 pub use fresh::Settling;
 use merge::{Tables, cell_key, start_of_chunk_holding};
+pub use rewrite::{REWRITE_STEP, Rewrite};
 
 /// Chunks of points by (trip, first `ts`).
 const CHUNKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("chunks");
@@ -305,23 +307,14 @@ impl RouteStore {
     /// Keeps only `trip`'s settled points with `from <= ts <= to` (a trip whose times were
     /// narrowed), its figures worked out again from them, in one transaction (a reader sees
     /// the route before or after, never without its points). Its fresh points are left as
-    /// they are ([`RouteStore::narrow_fresh`] narrows those): a narrowing trims the points
-    /// stored before it, and this runs later, off the write path, before any later point
-    /// joins the chunks. It reads and rewrites the whole route when a point lies outside.
+    /// they are ([`RouteStore::narrow_fresh`] narrows those). It reads and rewrites the
+    /// whole route when a point lies outside; the engine does it in steps instead
+    /// ([`RouteStore::rewrite`]).
     pub fn retain_window(&self, trip: &str, from: i64, to: i64) -> Result<(), RouteStoreError> {
-        // Every point inside the window already: nothing to read (the usual narrowing, a
-        // running trip ended now).
-        if self.settled_within(trip, from, to)? {
-            return Ok(());
+        match self.rewrite(trip, from, to)? {
+            Some(mut rewrite) => rewrite.step(self, usize::MAX).map(|_| ()),
+            None => Ok(()),
         }
-        let (kept, _) = self.read(trip, from, to, None, usize::MAX)?;
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::None)?;
-        erase_settled(&txn, trip)?;
-        Tables::open(&txn)?.merge(trip, &kept)?;
-        txn.commit()?;
-        self.figures_cache.committed();
-        Ok(())
     }
 
     /// Gives back the space of rewritten chunks: a commit copies the pages it changes, and

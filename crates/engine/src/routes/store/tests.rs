@@ -1,7 +1,8 @@
 //! The route store against a model: a map of (trip, `ts`) to the first point stored.
-//! Random late, shuffled and duplicated batches over a few trips, erasures, and reads of
-//! random windows and pages must give the model's sorted, deduplicated routes; a store
-//! reopened after its changes were made durable holds the same.
+//! Random late, shuffled and duplicated batches over a few trips, erasures, cuts to a window
+//! (written back in steps), and reads of random windows and pages must give the model's
+//! sorted, deduplicated routes, with figures that add them up; a store reopened after its
+//! changes were made durable holds the same.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +24,13 @@ enum Step {
     Onwards(Vec<(usize, i64, f64, f64)>),
     /// Erase a trip.
     Erase(usize),
+    /// Cut a trip to a window (a narrowed trip), written back `step` points at a time.
+    Window {
+        trip: usize,
+        from: i64,
+        to: i64,
+        step: usize,
+    },
     /// Read a window of a trip, in pages.
     Read {
         trip: usize,
@@ -43,6 +51,8 @@ fn step() -> impl Strategy<Value = Step> {
         6 => proptest::collection::vec(report.clone(), 1..600).prop_map(Step::Batch),
         4 => proptest::collection::vec(report, 1..600).prop_map(Step::Onwards),
         1 => (0..TRIPS.len()).prop_map(Step::Erase),
+        2 => (0..TRIPS.len(), 0i64..2_000, 0i64..2_000, prop_oneof![1..40usize, Just(usize::MAX)])
+            .prop_map(|(trip, a, b, step)| Step::Window { trip, from: a.min(b), to: a.max(b), step }),
         2 => (0..TRIPS.len(), 0i64..2_000, 0i64..2_000, 1usize..700)
             .prop_map(|(trip, a, b, page)| Step::Read { trip, from: a.min(b), to: a.max(b), page }),
     ]
@@ -149,6 +159,17 @@ proptest! {
                     model.retain(|(trip, _), _| trip != t);
                     prop_assert_eq!(store.erase(TRIPS[*t]).expect("erases"), held);
                     prop_assert_eq!(store.figures(TRIPS[*t]).expect("reads"), None);
+                }
+                Step::Window { trip, from, to, step } => {
+                    model.retain(|(t, ts), _| t != trip || (*from..=*to).contains(ts));
+                    if let Some(mut rewrite) = store.rewrite(TRIPS[*trip], *from, *to).expect("reads") {
+                        let steps = rewrite.kept().div_ceil((*step).max(1)).max(1);
+                        let mut taken = 1;
+                        while !rewrite.step(&store, *step).expect("writes") {
+                            taken += 1;
+                        }
+                        prop_assert_eq!(taken, steps);
+                    }
                 }
                 Step::Read { trip, from, to, page } => {
                     let want: Vec<RoutePoint> =

@@ -1,0 +1,284 @@
+//! Narrowed trips: a trip's narrowing recorded on the write path ([`Inner::narrow`]), and
+//! its trim of the stored points, later, off it ([`Inner::trim`]); and what `storing`
+//! guards while a trim rewrites a route ([`Storing`]).
+//!
+//! A trim that must cut settled points rewrites the trip's route in steps
+//! ([`crate::routes::Rewrite`]), giving `storing` up between them: other trips' readers
+//! and the route thread's pieces wait for one step, not for the route. Until the last
+//! step, the trip is in [`Storing::rewriting`], and nothing that would read or change its
+//! chunks goes on: its readers and its other trims wait for it ([`Inner::wait_for_rewrite_of`]),
+//! and a settling, a compaction and a durable mark wait for every rewrite
+//! ([`Inner::wait_for_rewrites`]), so that no reader sees part of a route and a crash
+//! finds the route as it was before its narrowing, which the log replays.
+//!
+//! Measured with `scripts/narrow-stall.sh`: an owner narrowing a trip of a million points
+//! one point at a time, back to back, held another trip's route reads 241 ms at p50 (the
+//! whole rewrite, each time, under `storing`); in steps, see `docs/performance.md`.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use parking_lot::MutexGuard;
+
+use super::Inner;
+use crate::routes::{REWRITE_STEP, RouteStoreError};
+
+/// What the `storing` lock guards, beside the order of the store's writes.
+#[derive(Debug, Default)]
+pub(super) struct Storing {
+    /// Trips whose settled points are being rewritten in steps, `storing` given up
+    /// between them.
+    rewriting: HashSet<Box<str>>,
+}
+
+/// `storing`, held.
+pub(super) type StoringGuard<'a> = MutexGuard<'a, Storing>;
+
+/// A narrowing of a trip's window, waiting to be applied to its stored points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Narrowing {
+    /// The first fresh piece written after it: the trip's points in pieces numbered
+    /// below hold points from before it, which it trims; later pieces hold none.
+    before_piece: u64,
+    from: i64,
+    to: i64,
+}
+
+/// The longest a rewrite waits between two steps for those who want `storing` (before it
+/// queues for its next step with them): their settling of a trip takes a millisecond or
+/// two, a part of the route thread's settling about 100 ms.
+const MAX_GAP: Duration = Duration::from_millis(100);
+
+/// The most narrowings of one trip that may wait for their trim. Narrowings with no piece
+/// written between them are one (their windows intersected), and the route thread trims
+/// soon after each, so reaching this takes a trim held up while pieces of millions of
+/// points are written; past it, a narrowing trims at once, on the write path.
+pub(super) const MAX_NARROWINGS: usize = 64;
+
+impl Inner {
+    /// Takes `storing`, counted as wanted while it waits, so that a rewrite between two
+    /// steps lets it in first ([`Inner::let_in`]).
+    pub(super) fn lock_storing(&self) -> StoringGuard<'_> {
+        self.storing_wanted.fetch_add(1, Ordering::SeqCst);
+        let storing = self.storing.lock();
+        self.storing_wanted.fetch_sub(1, Ordering::SeqCst);
+        storing
+    }
+
+    /// Between two steps of a rewrite: gives `storing` up until whoever wants it now has
+    /// had it, for at most [`MAX_GAP`]. Handing it over when they queue is not enough:
+    /// on two busy cores a thread that wants a held lock spins and yields its core for
+    /// about 10 ms before it queues (parking_lot's spinning), and the rewrite's next
+    /// step took it back each time (another trip's reader waited 10 ms at p50 with
+    /// `MutexGuard::bump`, measured with an owner narrowing a million-point trip back to
+    /// back; see `docs/performance.md`).
+    fn let_in(&self, storing: &mut StoringGuard<'_>) {
+        if self.storing_wanted.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        MutexGuard::unlocked_fair(storing, || {
+            let until = Instant::now() + MAX_GAP;
+            while self.storing_wanted.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        });
+    }
+
+    /// Whether `trip` waits for a narrowing's trim of its settled points.
+    pub(super) fn trim_waits(&self, trip: &str) -> bool {
+        self.trims_waiting.load(Ordering::SeqCst) > 0 && self.trims.lock().contains_key(trip)
+    }
+
+    /// Waits, `storing` given up meanwhile, until no trim rewrites `trip`'s route.
+    pub(super) fn wait_for_rewrite_of(&self, trip: &str, storing: &mut StoringGuard<'_>) {
+        self.rewritten
+            .wait_while(storing, |s| s.rewriting.contains(trip));
+    }
+
+    /// Waits, `storing` given up meanwhile, until no trim rewrites any route.
+    pub(super) fn wait_for_rewrites(&self, storing: &mut StoringGuard<'_>) {
+        self.rewritten
+            .wait_while(storing, |s| !s.rewriting.is_empty());
+    }
+
+    /// Applies `trip`'s waiting narrowings to its stored points, if it has any (the
+    /// caller holds `storing`): each to the fresh pieces written before it, and all of them
+    /// to the settled chunks, which hold no point written after a narrowing while one
+    /// waits (every settling of the trip runs this first). Off the write path: the route
+    /// thread, a reader of the trip or a snapshot does it; it reads and rewrites the
+    /// route, in steps, when a settled point lies outside.
+    pub(super) fn trim(&self, trip: &str, storing: &mut StoringGuard<'_>) {
+        self.wait_for_rewrite_of(trip, storing);
+        let narrowings = self.seal(trip);
+        self.apply_narrowings(trip, narrowings, storing);
+    }
+
+    /// Takes out `trip`'s waiting narrowings, its entry left in place (empty) while they
+    /// are applied: its readers still wait for them, and narrowings that come meanwhile
+    /// (they take no lock of the store) wait in it for the next trim.
+    pub(super) fn seal(&self, trip: &str) -> Vec<Narrowing> {
+        if self.trims_waiting.load(Ordering::SeqCst) == 0 {
+            return Vec::new();
+        }
+        self.trims
+            .lock()
+            .get_mut(trip)
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Applies `narrowings`, taken by [`Inner::seal`], to `trip`'s stored points (the
+    /// caller holds `storing`, and no rewrite of the trip runs): each to the fresh pieces
+    /// written before it, all of them to the settled chunks. Then drops the trip's entry
+    /// unless narrowings came meanwhile; if the store failed, the narrowings wait again,
+    /// so that readers never read the points they cut (the store is behind the log until
+    /// the next start, which replays them).
+    pub(super) fn apply_narrowings(
+        &self,
+        trip: &str,
+        narrowings: Vec<Narrowing>,
+        storing: &mut StoringGuard<'_>,
+    ) {
+        let trimmed = if narrowings.is_empty() {
+            Ok(())
+        } else {
+            #[cfg(test)]
+            if let Some(during) = self.during_trim.lock().take() {
+                during(self);
+            }
+            let in_piece = |piece: u64| {
+                narrowings
+                    .iter()
+                    .filter(|n| piece < n.before_piece)
+                    .map(|n| (n.from, n.to))
+                    .reduce(|a, b| (a.0.max(b.0), a.1.min(b.1)))
+            };
+            let settled = narrowings
+                .iter()
+                .map(|n| (n.from, n.to))
+                .reduce(|a, b| (a.0.max(b.0), a.1.min(b.1)));
+            let fresh = self.store().read().narrow_fresh(trip, in_piece);
+            fresh.and_then(|_| match settled {
+                Some((from, to)) => self.rewrite(trip, from, to, storing),
+                None => Ok(()),
+            })
+        };
+        let mut trims = self.trims.lock();
+        match trimmed {
+            Err(e) => {
+                self.failed.store(true, Ordering::Release);
+                tracing::error!(error = %e, trip, "route store: a narrowed trip's points were not trimmed; the narrowing will be replayed from the log at the next start");
+                if let Some(waiting) = trims.get_mut(trip) {
+                    let later = std::mem::replace(waiting, narrowings);
+                    waiting.extend(later);
+                }
+            }
+            // Only once trimmed: a reader that finds no trim waiting reads the trimmed route.
+            Ok(()) => {
+                if trims.get(trip).is_some_and(Vec::is_empty) {
+                    trims.remove(trip);
+                    self.trims_waiting.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
+    /// Cuts `trip`'s settled points to `from..=to`: the points kept are read with
+    /// `storing` given up, then written back [`Inner::rewrite_step`] at a time, `storing`
+    /// offered to whoever waits for it between steps (the caller holds it, and no rewrite
+    /// of the trip runs). The trip is in [`Storing::rewriting`] throughout.
+    fn rewrite(
+        &self,
+        trip: &str,
+        from: i64,
+        to: i64,
+        storing: &mut StoringGuard<'_>,
+    ) -> Result<(), RouteStoreError> {
+        storing.rewriting.insert(trip.into());
+        let rewritten = (|| {
+            let started =
+                MutexGuard::unlocked(storing, || self.store().read().rewrite(trip, from, to))?;
+            let Some(mut rewrite) = started else {
+                return Ok(());
+            };
+            let step = self.rewrite_step();
+            while !rewrite.step(&self.store().read(), step)? {
+                #[cfg(test)]
+                if let Some(between) = self.between_steps.lock().as_mut() {
+                    between(self);
+                }
+                self.let_in(storing);
+            }
+            Ok(())
+        })();
+        storing.rewriting.remove(trip);
+        self.rewritten.notify_all();
+        rewritten
+    }
+
+    /// Points a rewrite writes back a step.
+    fn rewrite_step(&self) -> usize {
+        #[cfg(test)]
+        if let Some(step) = *self.rewrite_step.lock() {
+            return step;
+        }
+        REWRITE_STEP
+    }
+
+    /// Runs every narrowing's trim that waits (the caller holds `storing`).
+    pub(super) fn trim_all(&self, storing: &mut StoringGuard<'_>) {
+        if self.trims_waiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let trips: Vec<Box<str>> = self.trims.lock().keys().cloned().collect();
+        for trip in trips {
+            self.trim(&trip, storing);
+        }
+    }
+
+    /// [`super::Routes::narrow`], past its check for recovery.
+    pub(super) fn narrow(&self, trip: &str, from: i64, to: i64) {
+        let inside = |p: &crate::routes::RoutePoint| (from..=to).contains(&p.ts);
+        // Recorded under the `pending` lock: a settling of the trip takes its waiting
+        // points and its narrowings together ([`Inner::store_trip`]).
+        let mut pending = self.pending.lock();
+        let dropped = pending.retain_trip(trip, inside);
+        self.pending_points.fetch_sub(dropped, Ordering::SeqCst);
+        let narrowing = Narrowing {
+            before_piece: self.next_piece.load(Ordering::SeqCst),
+            from,
+            to,
+        };
+        let too_many = {
+            let mut trims = self.trims.lock();
+            match trims.get_mut(trip) {
+                Some(waiting) => match waiting.last_mut() {
+                    // No piece written since the last: one narrowing, both windows.
+                    Some(last) if last.before_piece == narrowing.before_piece => {
+                        last.from = last.from.max(from);
+                        last.to = last.to.min(to);
+                        false
+                    }
+                    _ => {
+                        waiting.push(narrowing);
+                        waiting.len() > MAX_NARROWINGS
+                    }
+                },
+                None => {
+                    trims.insert(trip.into(), vec![narrowing]);
+                    self.trims_waiting.fetch_add(1, Ordering::SeqCst);
+                    false
+                }
+            }
+        };
+        drop(pending);
+        if too_many {
+            let mut storing = self.lock_storing();
+            self.trim(trip, &mut storing);
+        } else {
+            *self.awake.lock() = true;
+            self.wake.notify_one();
+        }
+    }
+}
