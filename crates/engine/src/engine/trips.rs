@@ -142,7 +142,10 @@ impl Engine {
 
     /// A trip's figures, kept as its points arrived (no point read).
     pub fn trip_figures(&self, id: &str) -> Result<TripFigures, EngineError> {
-        Ok(self.routes.read_trip(id).figures(id)?.unwrap_or_default())
+        Ok(self
+            .routes
+            .read_trip(id, |store| store.figures(id))?
+            .unwrap_or_default())
     }
 
     /// A trip's route points with `from <= ts <= to`, after `after`, at most `limit`; and
@@ -155,7 +158,9 @@ impl Engine {
         after: Option<i64>,
         limit: usize,
     ) -> Result<(Vec<RoutePoint>, bool), EngineError> {
-        Ok(self.routes.read_trip(id).read(id, from, to, after, limit)?)
+        Ok(self
+            .routes
+            .read_trip(id, |store| store.read(id, from, to, after, limit))?)
     }
 
     /// Adds a follower to a trip.

@@ -193,6 +193,9 @@ struct Inner {
     rewritten: Condvar,
     /// Threads waiting for `storing` ([`Inner::lock_storing`]).
     storing_wanted: AtomicUsize,
+    /// Rewrites begun since the start: a reader whose read spans a beginning reads again
+    /// ([`Routes::read_trip`]).
+    rewrites_begun: AtomicU64,
     /// Wakes the route thread.
     wake: Condvar,
     awake: Mutex<bool>,
@@ -228,6 +231,12 @@ struct Inner {
     /// (tests).
     #[cfg(test)]
     rewrite_step: Mutex<Option<usize>>,
+    /// The longest a rewrite waits between steps, in place of its bound (tests).
+    #[cfg(test)]
+    max_gap: Mutex<Option<Duration>>,
+    /// Whether each of a rewrite's next steps fails, in turn (tests).
+    #[cfg(test)]
+    fail_steps: Mutex<std::collections::VecDeque<bool>>,
 }
 
 /// What a test does while a trim runs.
@@ -591,9 +600,26 @@ impl Routes {
         drop(self.inner.store_trip(trip));
     }
 
-    /// The store, with every point of `trip` applied so far stored (a reader's view of the
-    /// trip holds every point applied before it asked).
-    pub(super) fn read_trip(&self, trip: &str) -> parking_lot::RwLockReadGuard<'_, RouteStore> {
+    /// `read` of the store, with every point of `trip` applied so far stored (a reader's
+    /// view of the trip holds every point applied before it asked), and none of its route
+    /// part rewritten: a read that a rewrite's beginning may have overlapped (a narrowing
+    /// of the trip that came after it settled, say) is read again.
+    pub(super) fn read_trip<T>(&self, trip: &str, read: impl Fn(&RouteStore) -> T) -> T {
+        loop {
+            let begun = self.settle_for_reading(trip);
+            let read = read(&self.inner.store().read());
+            if self.inner.rewrites_begun.load(Ordering::SeqCst) == begun {
+                return read;
+            }
+        }
+    }
+
+    /// Settles `trip` for a reader, unless it need not; gives the count of rewrites begun
+    /// when no rewrite of the trip was under way.
+    fn settle_for_reading(&self, trip: &str) -> u64 {
+        // Before the checks: a rewrite of the trip under way keeps its narrowings' entry,
+        // so the checks below settle the trip, which waits for it.
+        let begun = self.inner.rewrites_begun.load(Ordering::SeqCst);
         // Nothing waiting and no fresh piece (in this order: points leave `pending` only
         // after the pieces holding them are counted): the chunks hold every point, and the
         // reader need not wait for a settling under way.
@@ -602,23 +628,28 @@ impl Routes {
         let quiet = !untrimmed
             && self.inner.pending_points.load(Ordering::SeqCst) == 0
             && self.inner.fresh_pieces.load(Ordering::SeqCst) == 0;
-        if !quiet {
-            // Read before settling: every point counted up to it was waiting before the
-            // settling took the trip's points (a push counts its points after filing
-            // them), so the settling holds them all.
-            let changes = self.watched_changes(trip);
-            match changes {
-                Some((count, Some(settled))) if settled == count && !untrimmed => {}
-                _ => {
-                    drop(self.inner.store_trip(trip));
-                    self.reader_settlings.fetch_add(1, Ordering::Relaxed);
-                    if let Some((count, _)) = changes {
-                        self.settled(trip, count);
-                    }
-                }
-            }
+        if quiet {
+            return begun;
         }
-        self.inner.store().read()
+        // Read before settling: every point counted up to it was waiting before the
+        // settling took the trip's points (a push counts its points after filing them), so
+        // the settling holds them all.
+        let changes = self.watched_changes(trip);
+        if let Some((count, Some(settled))) = changes
+            && settled == count
+            && !untrimmed
+        {
+            return begun;
+        }
+        let storing = self.inner.store_trip(trip);
+        // Under `storing`, past any rewrite of the trip: one that begins later counts.
+        let begun = self.inner.rewrites_begun.load(Ordering::SeqCst);
+        drop(storing);
+        self.reader_settlings.fetch_add(1, Ordering::Relaxed);
+        if let Some((count, _)) = changes {
+            self.settled(trip, count);
+        }
+        begun
     }
 
     /// A watched trip's count of changes, and where it stood when a reader last settled it.

@@ -76,14 +76,16 @@ fn check(
     trip: &str,
     model: &BTreeMap<i64, RoutePoint>,
 ) -> Result<(), TestCaseError> {
-    let store = routes.read_trip(trip);
-    let (points, more) = store
-        .read(trip, i64::MIN, i64::MAX, None, usize::MAX)
-        .expect("reads");
+    let (points, more, figures) = routes.read_trip(trip, |store| {
+        let (points, more) = store
+            .read(trip, i64::MIN, i64::MAX, None, usize::MAX)
+            .expect("reads");
+        let figures = store.figures(trip).expect("reads").unwrap_or_default();
+        (points, more, figures)
+    });
     prop_assert!(!more);
     let expected: Vec<RoutePoint> = model.values().copied().collect();
     prop_assert_eq!(&points, &expected);
-    let figures = store.figures(trip).expect("reads").unwrap_or_default();
     prop_assert_eq!(figures.points, expected.len() as u64);
     prop_assert_eq!(figures.first, expected.first().copied());
     prop_assert_eq!(figures.last, expected.last().copied());
@@ -316,6 +318,8 @@ fn a_rewrite_lets_other_trips_in_between_its_steps_and_no_one_see_its_part() {
     use std::time::Duration;
     let routes = without_thread();
     *routes.inner.rewrite_step.lock() = Some(4);
+    // However slow the machine, the rewrite lets all three in before its next step.
+    *routes.inner.max_gap.lock() = Some(Duration::from_secs(60));
     let mut points = PendingPoints::default();
     for ts in 0..30 {
         points.push("t", point(ts, 0));
@@ -355,8 +359,16 @@ fn a_rewrite_lets_other_trips_in_between_its_steps_and_no_one_see_its_part() {
                 let _ = tx.send((who, at, points.iter().map(|p| p.ts).collect()));
             });
         }
-        // Each waits for the store, which this step holds.
-        std::thread::sleep(Duration::from_millis(50));
+        // Each waits for the store, which this step holds (the durable mark's first wait
+        // is to write what waits as a piece).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while inner.storing_wanted.load(Ordering::SeqCst) < 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the three wait for the store"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }));
     routes.inner.trim_all_now();
     let steps = gaps.load(Ordering::SeqCst);
@@ -380,4 +392,88 @@ fn a_rewrite_lets_other_trips_in_between_its_steps_and_no_one_see_its_part() {
     );
     let after: BTreeMap<i64, RoutePoint> = (10..30).map(|ts| (ts, point(ts, 0))).collect();
     check(&routes, "t", &after).expect("the route is trimmed, with its figures");
+}
+
+/// Thirty settled points of `t`, on a store whose rewrites write back 4 points a step.
+fn settled_t() -> Routes {
+    let routes = without_thread();
+    *routes.inner.rewrite_step.lock() = Some(4);
+    let mut points = PendingPoints::default();
+    for ts in 0..30 {
+        points.push("t", point(ts, 0));
+    }
+    routes.push(&points);
+    routes.inner.store_pending();
+    routes.inner.settle();
+    routes
+}
+
+/// A rewrite whose third step fails has erased the route and written back 8 of its 20
+/// points; the rest are nowhere else. The next trim (here the next reader's) finishes it,
+/// and the store stays marked behind its log.
+#[test]
+fn a_rewrite_that_fails_part_way_is_finished_by_the_next_trim() {
+    let routes = settled_t();
+    routes.narrow("t", 10, 29);
+    routes.inner.fail_steps.lock().extend([false, false, true]);
+    routes.inner.trim_all_now();
+    assert!(
+        routes
+            .inner
+            .failed
+            .load(std::sync::atomic::Ordering::SeqCst)
+    );
+    assert!(routes.inner.trim_waits("t"), "the narrowing waits again");
+    let after: BTreeMap<i64, RoutePoint> = (10..30).map(|ts| (ts, point(ts, 0))).collect();
+    check(&routes, "t", &after).expect("the whole trimmed route, with its figures");
+    assert!(!routes.inner.trim_waits("t"));
+}
+
+/// A reader whose read began before a narrowing's rewrite and read between its steps
+/// reads again, after the last step: it never answers with part of the route.
+#[test]
+fn a_read_that_a_rewrite_overlapped_is_read_again() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Barrier};
+    let routes = settled_t();
+    // The rewrite stops after its first step until the reader has read.
+    let (stepped, read) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+    let (hook_stepped, hook_read) = (stepped.clone(), read.clone());
+    let mut first = true;
+    *routes.inner.between_steps.lock() = Some(Box::new(move |_: &super::Inner| {
+        if std::mem::take(&mut first) {
+            hook_stepped.wait();
+            hook_read.wait();
+        }
+    }));
+    let reads = AtomicUsize::new(0);
+    let inner = routes.inner.clone();
+    let rewriter = parking_lot::Mutex::new(None);
+    let times: Vec<i64> = routes.read_trip("t", |store| {
+        if reads.fetch_add(1, Ordering::SeqCst) == 0 {
+            // Narrowed once the reader is past its checks; rewritten on another thread.
+            let inner = inner.clone();
+            *rewriter.lock() = Some(std::thread::spawn(move || {
+                inner.narrow("t", 10, 29);
+                inner.trim_all_now();
+            }));
+            stepped.wait();
+        }
+        let (points, _) = store
+            .read("t", i64::MIN, i64::MAX, None, usize::MAX)
+            .expect("reads");
+        if reads.load(Ordering::SeqCst) == 1 {
+            assert_eq!(
+                points.len(),
+                4,
+                "the first read finds the route part written"
+            );
+            read.wait();
+        }
+        points.iter().map(|p| p.ts).collect()
+    });
+    let rewriter = rewriter.lock().take();
+    rewriter.expect("spawned").join().expect("the rewrite ends");
+    assert_eq!(reads.load(Ordering::SeqCst), 2, "read again");
+    assert_eq!(times, (10..30).collect::<Vec<_>>());
 }

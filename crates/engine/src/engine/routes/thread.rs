@@ -44,9 +44,13 @@ impl Inner {
         }
         let started = Instant::now();
         let compacted = {
-            // Not while a route is part rewritten: compacting may make it durable so.
+            // Not while a route is part rewritten, nor after a failed write (one may have
+            // left a route so): compacting makes what the file holds durable.
             let mut storing = self.lock_storing();
             self.wait_for_rewrites(&mut storing);
+            if self.failed.load(Ordering::Acquire) {
+                return;
+            }
             self.store().write().compact()
         };
         let after = self.store().read().file_bytes().unwrap_or(before);

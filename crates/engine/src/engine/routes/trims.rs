@@ -15,14 +15,14 @@
 //! one point at a time, back to back, held another trip's route reads 241 ms at p50 (the
 //! whole rewrite, each time, under `storing`); in steps, see `docs/performance.md`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use parking_lot::MutexGuard;
 
 use super::Inner;
-use crate::routes::{REWRITE_STEP, RouteStoreError};
+use crate::routes::{REWRITE_STEP, Rewrite, RouteStoreError};
 
 /// What the `storing` lock guards, beside the order of the store's writes.
 #[derive(Debug, Default)]
@@ -30,6 +30,9 @@ pub(super) struct Storing {
     /// Trips whose settled points are being rewritten in steps, `storing` given up
     /// between them.
     rewriting: HashSet<Box<str>>,
+    /// Rewrites a failed step left part written, by trip: the next trim of the trip
+    /// finishes them (their points kept are nowhere else).
+    unfinished: HashMap<Box<str>, Rewrite>,
 }
 
 /// `storing`, held.
@@ -78,11 +81,23 @@ impl Inner {
             return;
         }
         MutexGuard::unlocked_fair(storing, || {
-            let until = Instant::now() + MAX_GAP;
+            let until = Instant::now() + self.max_gap();
             while self.storing_wanted.load(Ordering::SeqCst) > 0 && Instant::now() < until {
                 std::thread::sleep(Duration::from_micros(50));
             }
+            // Counted while it queues again, so that another rewrite lets it in too.
+            self.storing_wanted.fetch_add(1, Ordering::SeqCst);
         });
+        self.storing_wanted.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// How long [`Inner::let_in`] waits at most.
+    fn max_gap(&self) -> Duration {
+        #[cfg(test)]
+        if let Some(gap) = *self.max_gap.lock() {
+            return gap;
+        }
+        MAX_GAP
     }
 
     /// Whether `trip` waits for a narrowing's trim of its settled points.
@@ -187,7 +202,10 @@ impl Inner {
     /// Cuts `trip`'s settled points to `from..=to`: the points kept are read with
     /// `storing` given up, then written back [`Inner::rewrite_step`] at a time, `storing`
     /// offered to whoever waits for it between steps (the caller holds it, and no rewrite
-    /// of the trip runs). The trip is in [`Storing::rewriting`] throughout.
+    /// of the trip runs). The trip is in [`Storing::rewriting`] throughout, and out of it
+    /// however this ends (a panic too: its readers would wait for it for ever). A rewrite
+    /// of the trip left part written by a failed step is finished first: the points it
+    /// had still to write exist nowhere else.
     fn rewrite(
         &self,
         trip: &str,
@@ -196,25 +214,58 @@ impl Inner {
         storing: &mut StoringGuard<'_>,
     ) -> Result<(), RouteStoreError> {
         storing.rewriting.insert(trip.into());
-        let rewritten = (|| {
+        self.rewrites_begun.fetch_add(1, Ordering::SeqCst);
+        let unfinished = storing.unfinished.remove(trip);
+        let rewritten = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if let Some(rewrite) = unfinished {
+                self.write_back(trip, rewrite, storing)?;
+            }
             let started =
                 MutexGuard::unlocked(storing, || self.store().read().rewrite(trip, from, to))?;
-            let Some(mut rewrite) = started else {
-                return Ok(());
-            };
-            let step = self.rewrite_step();
-            while !rewrite.step(&self.store().read(), step)? {
-                #[cfg(test)]
-                if let Some(between) = self.between_steps.lock().as_mut() {
-                    between(self);
-                }
-                self.let_in(storing);
+            match started {
+                Some(rewrite) => self.write_back(trip, rewrite, storing),
+                None => Ok(()),
             }
-            Ok(())
-        })();
+        }));
         storing.rewriting.remove(trip);
         self.rewritten.notify_all();
-        rewritten
+        rewritten.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+
+    /// Writes `rewrite`'s points back, a step at a time, letting others in between; if a
+    /// step fails once the route is erased, keeps the rewrite in [`Storing::unfinished`].
+    fn write_back(
+        &self,
+        trip: &str,
+        mut rewrite: Rewrite,
+        storing: &mut StoringGuard<'_>,
+    ) -> Result<(), RouteStoreError> {
+        let step = self.rewrite_step();
+        loop {
+            #[cfg(test)]
+            let stepped = if self.fail_steps.lock().pop_front().unwrap_or(false) {
+                Err(RouteStoreError::Figures("a step failed, on purpose".into()))
+            } else {
+                rewrite.step(&self.store().read(), step)
+            };
+            #[cfg(not(test))]
+            let stepped = rewrite.step(&self.store().read(), step);
+            match stepped {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) => {
+                    if rewrite.started() {
+                        storing.unfinished.insert(trip.into(), rewrite);
+                    }
+                    return Err(e);
+                }
+            }
+            #[cfg(test)]
+            if let Some(between) = self.between_steps.lock().as_mut() {
+                between(self);
+            }
+            self.let_in(storing);
+        }
     }
 
     /// Points a rewrite writes back a step.

@@ -55,6 +55,12 @@ impl Rewrite {
         Ok(to == self.kept.len())
     }
 
+    /// Whether a step has been taken: the trip's settled points were erased, and until
+    /// the last step only this holds the rest.
+    pub fn started(&self) -> bool {
+        self.written.is_some()
+    }
+
     /// The points it keeps.
     pub fn kept(&self) -> usize {
         self.kept.len()
