@@ -52,7 +52,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::EngineError;
-use crate::routes::RouteStore;
+use crate::routes::{RouteStore, RouteStoreError};
 
 mod compaction;
 mod pending;
@@ -109,6 +109,10 @@ pub const MAX_FRESH_PIECES: u64 = 3 * SETTLE_PIECES;
 const SETTLE_PART: usize = 1_024;
 /// How long after a failed start of the route thread it is tried again.
 pub(super) const RESPAWN_AFTER: Duration = Duration::from_secs(1);
+
+/// Reads of a trip that a rewrite of a trip in its stripe may overlap, before one that
+/// holds `storing` ([`Routes::read_trip`]).
+const READ_TRIES: usize = 3;
 
 /// The longest the route thread sleeps.
 const NAP: Duration = Duration::from_millis(500);
@@ -193,9 +197,9 @@ struct Inner {
     rewritten: Condvar,
     /// Threads waiting for `storing` ([`Inner::lock_storing`]).
     storing_wanted: AtomicUsize,
-    /// Rewrites begun since the start: a reader whose read spans a beginning reads again
-    /// ([`Routes::read_trip`]).
-    rewrites_begun: AtomicU64,
+    /// Rewrites begun since the start, counted in stripes by trip
+    /// ([`Inner::rewrites_begun`]).
+    begun_stripes: [AtomicU64; 32],
     /// Wakes the route thread.
     wake: Condvar,
     awake: Mutex<bool>,
@@ -391,6 +395,15 @@ impl Inner {
             (self.seal(trip), pending.take_trip(trip))
         };
         self.apply_narrowings(trip, narrowings, &mut storing);
+        if self.part_rewritten(trip, &storing) {
+            // Not into a route part rewritten: the points wait again, for its finish.
+            let mut again = PendingPoints::default();
+            for point in waiting {
+                again.push(trip, point);
+            }
+            self.pending.lock().append(&again);
+            return storing;
+        }
         if let Err(e) = self.store().read().settle_trip(trip, &waiting) {
             self.failed.store(true, Ordering::Release);
             tracing::error!(error = %e, trip, "route store: a trip's points were not settled; they will be replayed from the log at the next start");
@@ -602,24 +615,35 @@ impl Routes {
 
     /// `read` of the store, with every point of `trip` applied so far stored (a reader's
     /// view of the trip holds every point applied before it asked), and none of its route
-    /// part rewritten: a read that a rewrite's beginning may have overlapped (a narrowing
-    /// of the trip that came after it settled, say) is read again.
-    pub(super) fn read_trip<T>(&self, trip: &str, read: impl Fn(&RouteStore) -> T) -> T {
-        loop {
-            let begun = self.settle_for_reading(trip);
-            let read = read(&self.inner.store().read());
-            if self.inner.rewrites_begun.load(Ordering::SeqCst) == begun {
-                return read;
+    /// part rewritten: a read that a rewrite of the trip began during (a narrowing that
+    /// came after it settled, say) is read again, and after [`READ_TRIES`] such reads, read
+    /// holding `storing`, under which no rewrite begins. A route left part rewritten by a
+    /// failed write is not read ([`RouteStoreError::PartRewritten`]).
+    pub(super) fn read_trip<T>(
+        &self,
+        trip: &str,
+        read: impl Fn(&RouteStore) -> Result<T, RouteStoreError>,
+    ) -> Result<T, RouteStoreError> {
+        let begun = self.inner.rewrites_begun(trip);
+        for _ in 0..READ_TRIES {
+            let before = self.settle_for_reading(trip)?;
+            let read = read(&self.inner.store().read())?;
+            if begun.load(Ordering::SeqCst) == before {
+                return Ok(read);
             }
         }
+        let storing = self.settle_holding(trip)?;
+        let read = read(&self.inner.store().read());
+        drop(storing);
+        read
     }
 
     /// Settles `trip` for a reader, unless it need not; gives the count of rewrites begun
-    /// when no rewrite of the trip was under way.
-    fn settle_for_reading(&self, trip: &str) -> u64 {
+    /// among the trip's stripe, as it stood when no rewrite of the trip was under way.
+    fn settle_for_reading(&self, trip: &str) -> Result<u64, RouteStoreError> {
         // Before the checks: a rewrite of the trip under way keeps its narrowings' entry,
         // so the checks below settle the trip, which waits for it.
-        let begun = self.inner.rewrites_begun.load(Ordering::SeqCst);
+        let begun = self.inner.rewrites_begun(trip).load(Ordering::SeqCst);
         // Nothing waiting and no fresh piece (in this order: points leave `pending` only
         // after the pieces holding them are counted): the chunks hold every point, and the
         // reader need not wait for a settling under way.
@@ -629,7 +653,7 @@ impl Routes {
             && self.inner.pending_points.load(Ordering::SeqCst) == 0
             && self.inner.fresh_pieces.load(Ordering::SeqCst) == 0;
         if quiet {
-            return begun;
+            return Ok(begun);
         }
         // Read before settling: every point counted up to it was waiting before the
         // settling took the trip's points (a push counts its points after filing them), so
@@ -639,17 +663,27 @@ impl Routes {
             && settled == count
             && !untrimmed
         {
-            return begun;
+            return Ok(begun);
         }
-        let storing = self.inner.store_trip(trip);
+        let storing = self.settle_holding(trip)?;
         // Under `storing`, past any rewrite of the trip: one that begins later counts.
-        let begun = self.inner.rewrites_begun.load(Ordering::SeqCst);
+        let begun = self.inner.rewrites_begun(trip).load(Ordering::SeqCst);
         drop(storing);
-        self.reader_settlings.fetch_add(1, Ordering::Relaxed);
         if let Some((count, _)) = changes {
             self.settled(trip, count);
         }
-        begun
+        Ok(begun)
+    }
+
+    /// Settles `trip` for a reader, giving `storing` held, unless its route is part
+    /// rewritten.
+    fn settle_holding(&self, trip: &str) -> Result<StoringGuard<'_>, RouteStoreError> {
+        let storing = self.inner.store_trip(trip);
+        self.reader_settlings.fetch_add(1, Ordering::Relaxed);
+        if self.inner.part_rewritten(trip, &storing) {
+            return Err(RouteStoreError::PartRewritten);
+        }
+        Ok(storing)
     }
 
     /// A watched trip's count of changes, and where it stood when a reader last settled it.

@@ -76,13 +76,13 @@ fn check(
     trip: &str,
     model: &BTreeMap<i64, RoutePoint>,
 ) -> Result<(), TestCaseError> {
-    let (points, more, figures) = routes.read_trip(trip, |store| {
-        let (points, more) = store
-            .read(trip, i64::MIN, i64::MAX, None, usize::MAX)
-            .expect("reads");
-        let figures = store.figures(trip).expect("reads").unwrap_or_default();
-        (points, more, figures)
-    });
+    let (points, more, figures) = routes
+        .read_trip(trip, |store| {
+            let (points, more) = store.read(trip, i64::MIN, i64::MAX, None, usize::MAX)?;
+            let figures = store.figures(trip)?.unwrap_or_default();
+            Ok((points, more, figures))
+        })
+        .expect("reads");
     prop_assert!(!more);
     let expected: Vec<RoutePoint> = model.values().copied().collect();
     prop_assert_eq!(&points, &expected);
@@ -409,8 +409,8 @@ fn settled_t() -> Routes {
 }
 
 /// A rewrite whose third step fails has erased the route and written back 8 of its 20
-/// points; the rest are nowhere else. The next trim (here the next reader's) finishes it,
-/// and the store stays marked behind its log.
+/// points; the rest are nowhere else. While it is part written, nothing settles into it
+/// and no reader reads it; the next trim that writes finishes it.
 #[test]
 fn a_rewrite_that_fails_part_way_is_finished_by_the_next_trim() {
     let routes = settled_t();
@@ -424,9 +424,31 @@ fn a_rewrite_that_fails_part_way_is_finished_by_the_next_trim() {
             .load(std::sync::atomic::Ordering::SeqCst)
     );
     assert!(routes.inner.trim_waits("t"), "the narrowing waits again");
-    let after: BTreeMap<i64, RoutePoint> = (10..30).map(|ts| (ts, point(ts, 0))).collect();
+    // A point of the trip waits in memory; the reader's trim fails again at once.
+    let mut later = PendingPoints::default();
+    later.push("t", point(40, 0));
+    routes.push(&later);
+    routes.inner.fail_steps.lock().push_back(true);
+    let read = routes.read_trip("t", |store| store.read("t", i64::MIN, i64::MAX, None, 100));
+    assert!(
+        matches!(read, Err(crate::routes::RouteStoreError::PartRewritten)),
+        "no reader reads a route part written: {read:?}"
+    );
+    routes.inner.settle();
+    routes.inner.store_pending();
+    routes.inner.settle();
+    // The next reader's trim finishes it, and settles the point that waited.
+    let after: BTreeMap<i64, RoutePoint> =
+        (10..30).chain([40]).map(|ts| (ts, point(ts, 0))).collect();
     check(&routes, "t", &after).expect("the whole trimmed route, with its figures");
     assert!(!routes.inner.trim_waits("t"));
+    assert!(
+        routes
+            .inner
+            .failed
+            .load(std::sync::atomic::Ordering::SeqCst),
+        "the store stays marked behind its log until the next start"
+    );
 }
 
 /// A reader whose read began before a narrowing's rewrite and read between its steps
@@ -434,46 +456,78 @@ fn a_rewrite_that_fails_part_way_is_finished_by_the_next_trim() {
 #[test]
 fn a_read_that_a_rewrite_overlapped_is_read_again() {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Barrier};
+    use std::sync::mpsc;
+    use std::time::Duration;
     let routes = settled_t();
     // The rewrite stops after its first step until the reader has read.
-    let (stepped, read) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
-    let (hook_stepped, hook_read) = (stepped.clone(), read.clone());
+    let (stepped_tx, stepped_rx) = mpsc::channel::<()>();
+    let (read_tx, read_rx) = mpsc::channel::<()>();
+    let read_rx = parking_lot::Mutex::new(read_rx);
     let mut first = true;
     *routes.inner.between_steps.lock() = Some(Box::new(move |_: &super::Inner| {
         if std::mem::take(&mut first) {
-            hook_stepped.wait();
-            hook_read.wait();
+            let _ = stepped_tx.send(());
+            read_rx
+                .lock()
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the reader reads between the steps");
         }
     }));
     let reads = AtomicUsize::new(0);
     let inner = routes.inner.clone();
     let rewriter = parking_lot::Mutex::new(None);
-    let times: Vec<i64> = routes.read_trip("t", |store| {
-        if reads.fetch_add(1, Ordering::SeqCst) == 0 {
-            // Narrowed once the reader is past its checks; rewritten on another thread.
-            let inner = inner.clone();
-            *rewriter.lock() = Some(std::thread::spawn(move || {
-                inner.narrow("t", 10, 29);
-                inner.trim_all_now();
-            }));
-            stepped.wait();
-        }
-        let (points, _) = store
-            .read("t", i64::MIN, i64::MAX, None, usize::MAX)
-            .expect("reads");
-        if reads.load(Ordering::SeqCst) == 1 {
-            assert_eq!(
-                points.len(),
-                4,
-                "the first read finds the route part written"
-            );
-            read.wait();
-        }
-        points.iter().map(|p| p.ts).collect()
-    });
+    let times: Vec<i64> = routes
+        .read_trip("t", |store| {
+            if reads.fetch_add(1, Ordering::SeqCst) == 0 {
+                // Narrowed once the reader is past its checks; rewritten on another thread.
+                let inner = inner.clone();
+                *rewriter.lock() = Some(std::thread::spawn(move || {
+                    inner.narrow("t", 10, 29);
+                    inner.trim_all_now();
+                }));
+                stepped_rx
+                    .recv_timeout(Duration::from_secs(10))
+                    .expect("the rewrite takes its first step");
+            }
+            let (points, _) = store.read("t", i64::MIN, i64::MAX, None, usize::MAX)?;
+            if reads.load(Ordering::SeqCst) == 1 {
+                assert_eq!(
+                    points.len(),
+                    4,
+                    "the first read finds the route part written"
+                );
+                read_tx.send(()).expect("the rewrite waits");
+            }
+            Ok(points.iter().map(|p| p.ts).collect())
+        })
+        .expect("reads");
     let rewriter = rewriter.lock().take();
     rewriter.expect("spawned").join().expect("the rewrite ends");
     assert_eq!(reads.load(Ordering::SeqCst), 2, "read again");
     assert_eq!(times, (10..30).collect::<Vec<_>>());
+}
+
+/// Rewrites that keep beginning in a reader's stripe (other trips narrowed back to back
+/// while it reads a long route) make it read again a few times, then once holding the
+/// store, under which none begins: it is answered.
+#[test]
+fn a_reader_is_answered_however_many_rewrites_begin_meanwhile() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let routes = settled_t();
+    let reads = AtomicUsize::new(0);
+    let points = routes
+        .read_trip("t", |store| {
+            reads.fetch_add(1, Ordering::SeqCst);
+            routes
+                .inner
+                .rewrites_begun("t")
+                .fetch_add(1, Ordering::SeqCst);
+            Ok(store
+                .read("t", i64::MIN, i64::MAX, None, usize::MAX)?
+                .0
+                .len())
+        })
+        .expect("reads");
+    assert_eq!(points, 30);
+    assert_eq!(reads.load(Ordering::SeqCst), super::READ_TRIES + 1);
 }

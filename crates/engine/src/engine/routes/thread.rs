@@ -44,11 +44,11 @@ impl Inner {
         }
         let started = Instant::now();
         let compacted = {
-            // Not while a route is part rewritten, nor after a failed write (one may have
-            // left a route so): compacting makes what the file holds durable.
+            // Not while a route is part rewritten, by a rewrite under way or one a failed
+            // write left: compacting makes what the file holds durable.
             let mut storing = self.lock_storing();
             self.wait_for_rewrites(&mut storing);
-            if self.failed.load(Ordering::Acquire) {
+            if self.any_part_rewritten(&storing) {
                 return;
             }
             self.store().write().compact()
@@ -99,6 +99,11 @@ impl Inner {
                 // and no route left part rewritten by a reader's trim.
                 self.trim_all(&mut storing);
                 self.wait_for_rewrites(&mut storing);
+                // Nor with a route a failed write left part rewritten: a settling's commits
+                // are made durable, the part-written route with them.
+                if self.any_part_rewritten(&storing) {
+                    return;
+                }
                 let done = self.store().read().settle_some(&mut settling, SETTLE_PART);
                 if matches!(done, Ok(true)) {
                     // Under `storing`, so that no piece written meanwhile goes uncounted.

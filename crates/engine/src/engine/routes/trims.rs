@@ -156,46 +156,62 @@ impl Inner {
         storing: &mut StoringGuard<'_>,
     ) {
         let trimmed = if narrowings.is_empty() {
-            Ok(())
+            Ok(Ok(()))
         } else {
-            #[cfg(test)]
-            if let Some(during) = self.during_trim.lock().take() {
-                during(self);
-            }
-            let in_piece = |piece: u64| {
-                narrowings
+            // A panic is told like a failed write (the narrowings wait again, the store is
+            // behind its log), then goes on.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                #[cfg(test)]
+                if let Some(during) = self.during_trim.lock().take() {
+                    during(self);
+                }
+                let in_piece = |piece: u64| {
+                    narrowings
+                        .iter()
+                        .filter(|n| piece < n.before_piece)
+                        .map(|n| (n.from, n.to))
+                        .reduce(|a, b| (a.0.max(b.0), a.1.min(b.1)))
+                };
+                let settled = narrowings
                     .iter()
-                    .filter(|n| piece < n.before_piece)
                     .map(|n| (n.from, n.to))
-                    .reduce(|a, b| (a.0.max(b.0), a.1.min(b.1)))
-            };
-            let settled = narrowings
-                .iter()
-                .map(|n| (n.from, n.to))
-                .reduce(|a, b| (a.0.max(b.0), a.1.min(b.1)));
-            let fresh = self.store().read().narrow_fresh(trip, in_piece);
-            fresh.and_then(|_| match settled {
-                Some((from, to)) => self.rewrite(trip, from, to, storing),
-                None => Ok(()),
-            })
+                    .reduce(|a, b| (a.0.max(b.0), a.1.min(b.1)));
+                let fresh = self.store().read().narrow_fresh(trip, in_piece);
+                fresh.and_then(|_| match settled {
+                    Some((from, to)) => self.rewrite(trip, from, to, storing),
+                    None => Ok(()),
+                })
+            }))
         };
         let mut trims = self.trims.lock();
-        match trimmed {
-            Err(e) => {
-                self.failed.store(true, Ordering::Release);
-                tracing::error!(error = %e, trip, "route store: a narrowed trip's points were not trimmed; the narrowing will be replayed from the log at the next start");
-                if let Some(waiting) = trims.get_mut(trip) {
-                    let later = std::mem::replace(waiting, narrowings);
-                    waiting.extend(later);
-                }
-            }
+        match &trimmed {
             // Only once trimmed: a reader that finds no trim waiting reads the trimmed route.
-            Ok(()) => {
+            Ok(Ok(())) => {
                 if trims.get(trip).is_some_and(Vec::is_empty) {
                     trims.remove(trip);
                     self.trims_waiting.fetch_sub(1, Ordering::SeqCst);
                 }
             }
+            failed => {
+                self.failed.store(true, Ordering::Release);
+                match failed {
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, trip, "route store: a narrowed trip's points were not trimmed; the narrowing will be replayed from the log at the next start")
+                    }
+                    _ => tracing::error!(
+                        trip,
+                        "route store: a narrowed trip's trim panicked; the narrowing will be replayed from the log at the next start"
+                    ),
+                }
+                if let Some(waiting) = trims.get_mut(trip) {
+                    let later = std::mem::replace(waiting, narrowings);
+                    waiting.extend(later);
+                }
+            }
+        }
+        drop(trims);
+        if let Err(panic) = trimmed {
+            std::panic::resume_unwind(panic);
         }
     }
 
@@ -214,7 +230,6 @@ impl Inner {
         storing: &mut StoringGuard<'_>,
     ) -> Result<(), RouteStoreError> {
         storing.rewriting.insert(trip.into());
-        self.rewrites_begun.fetch_add(1, Ordering::SeqCst);
         let unfinished = storing.unfinished.remove(trip);
         let rewritten = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             if let Some(rewrite) = unfinished {
@@ -233,31 +248,39 @@ impl Inner {
     }
 
     /// Writes `rewrite`'s points back, a step at a time, letting others in between; if a
-    /// step fails once the route is erased, keeps the rewrite in [`Storing::unfinished`].
+    /// step fails (or panics) once the route is erased, keeps the rewrite in
+    /// [`Storing::unfinished`]. Counts the rewrite as begun for the trip's readers
+    /// ([`Inner::rewrites_begun`]) before it changes the route, under `storing`.
     fn write_back(
         &self,
         trip: &str,
         mut rewrite: Rewrite,
         storing: &mut StoringGuard<'_>,
     ) -> Result<(), RouteStoreError> {
+        self.rewrites_begun(trip).fetch_add(1, Ordering::SeqCst);
         let step = self.rewrite_step();
         loop {
-            #[cfg(test)]
-            let stepped = if self.fail_steps.lock().pop_front().unwrap_or(false) {
-                Err(RouteStoreError::Figures("a step failed, on purpose".into()))
-            } else {
+            let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                #[cfg(test)]
+                if self.fail_steps.lock().pop_front().unwrap_or(false) {
+                    return Err(RouteStoreError::Figures("a step failed, on purpose".into()));
+                }
                 rewrite.step(&self.store().read(), step)
-            };
-            #[cfg(not(test))]
-            let stepped = rewrite.step(&self.store().read(), step);
+            }));
             match stepped {
-                Ok(true) => return Ok(()),
-                Ok(false) => {}
-                Err(e) => {
+                Ok(Ok(true)) => return Ok(()),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => {
                     if rewrite.started() {
                         storing.unfinished.insert(trip.into(), rewrite);
                     }
                     return Err(e);
+                }
+                Err(panic) => {
+                    if rewrite.started() {
+                        storing.unfinished.insert(trip.into(), rewrite);
+                    }
+                    std::panic::resume_unwind(panic);
                 }
             }
             #[cfg(test)]
@@ -266,6 +289,25 @@ impl Inner {
             }
             self.let_in(storing);
         }
+    }
+
+    /// Whether a rewrite of `trip` failed part way, and waits to be finished.
+    pub(super) fn part_rewritten(&self, trip: &str, storing: &StoringGuard<'_>) -> bool {
+        storing.unfinished.contains_key(trip)
+    }
+
+    /// Whether any rewrite failed part way.
+    pub(super) fn any_part_rewritten(&self, storing: &StoringGuard<'_>) -> bool {
+        !storing.unfinished.is_empty()
+    }
+
+    /// The count of rewrites begun among trips that share `trip`'s stripe: a reader of the
+    /// trip whose read spans a change of it reads again ([`super::Routes::read_trip`]).
+    pub(super) fn rewrites_begun(&self, trip: &str) -> &std::sync::atomic::AtomicU64 {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .hash_one(trip);
+        &self.begun_stripes[(hash % self.begun_stripes.len() as u64) as usize]
     }
 
     /// Points a rewrite writes back a step.

@@ -109,6 +109,10 @@ pub enum RouteStoreError {
     /// A trip's figures are damaged.
     #[error("route store: a trip's figures: {0}")]
     Figures(String),
+    /// A narrowed trip's route is part rewritten: a write failed on the way, and the rest
+    /// waits for the next trim (or the next start, which replays the log).
+    #[error("route store: the trip's route is part rewritten after a failed write")]
+    PartRewritten,
 }
 
 macro_rules! from_redb {
