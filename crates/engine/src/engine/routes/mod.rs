@@ -394,14 +394,16 @@ impl Inner {
             let mut pending = self.pending.lock();
             (self.seal(trip), pending.take_trip(trip))
         };
-        self.apply_narrowings(trip, narrowings, &mut storing);
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.apply_narrowings(trip, narrowings, &mut storing);
+        }));
+        if let Err(panic) = applied {
+            self.wait_again(trip, waiting);
+            std::panic::resume_unwind(panic);
+        }
         if self.part_rewritten(trip, &storing) {
             // Not into a route part rewritten: the points wait again, for its finish.
-            let mut again = PendingPoints::default();
-            for point in waiting {
-                again.push(trip, point);
-            }
-            self.pending.lock().append(&again);
+            self.wait_again(trip, waiting);
             return storing;
         }
         if let Err(e) = self.store().read().settle_trip(trip, &waiting) {
@@ -416,6 +418,27 @@ impl Inner {
 }
 
 impl Inner {
+    /// Puts `trip`'s points, taken to be settled, back to wait in memory (its trim failed),
+    /// narrowed to every window now waiting for the trip: narrowings that came while they
+    /// were out did not see them, and their piece's number will be past those
+    /// narrowings'. (Were the trip's window widened after one of the older narrowings, a
+    /// point outside that one's window goes too: this is the path of a failed write.)
+    fn wait_again(&self, trip: &str, points: Vec<crate::routes::RoutePoint>) {
+        let mut pending = self.pending.lock();
+        let window = self.waiting_window(trip);
+        let mut again = PendingPoints::default();
+        let mut dropped = 0;
+        for point in points {
+            if window.is_none_or(|(from, to)| (from..=to).contains(&point.ts)) {
+                again.push(trip, point);
+            } else {
+                dropped += 1;
+            }
+        }
+        pending.append(&again);
+        self.pending_points.fetch_sub(dropped, Ordering::SeqCst);
+    }
+
     /// [`Routes::make_durable`].
     fn make_durable(&self, seq: u64) -> Result<(), EngineError> {
         self.store_pending();
@@ -426,11 +449,11 @@ impl Inner {
         // until its rewrite ends; this says so where it matters).
         self.trim_all(&mut storing);
         self.wait_for_rewrites(&mut storing);
+        // After a failed write the store is behind the log: the snapshot that asks must
+        // fail too, so that the log it would trim is kept for the next start's replay
+        // (which starts from the newest snapshot, and skips what the store says it holds).
         if self.failed.load(Ordering::Acquire) {
-            tracing::warn!(
-                "route store: behind the log after a failed write; not marking it durable"
-            );
-            return Ok(());
+            return Err(RouteStoreError::Behind.into());
         }
         Ok(self.store().read().make_durable(seq)?)
     }
@@ -443,6 +466,25 @@ impl Drop for Routes {
         self.inner.wake.notify_one();
         if let Some(handle) = self.thread.get().and_then(|t| t.lock().take()) {
             let _ = handle.join();
+        }
+        // A route a failed write left part rewritten: one more try, and if it fails again
+        // the store is not closed (`redb` would make its commits durable as it closed), so
+        // that the next start finds the last durable state and replays the log onto it.
+        let part_rewritten = {
+            let mut storing = self.inner.lock_storing();
+            if self.inner.any_part_rewritten(&storing) {
+                self.inner.trim_all(&mut storing);
+            }
+            self.inner.any_part_rewritten(&storing)
+        };
+        if part_rewritten
+            && let Some(inner) = Arc::get_mut(&mut self.inner)
+            && let Some(store) = inner.store.take()
+        {
+            tracing::error!(
+                "route store: a route is part rewritten after failed writes; the store is left unclosed, and the next start replays the log"
+            );
+            std::mem::forget(store);
         }
     }
 }

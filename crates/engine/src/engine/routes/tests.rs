@@ -414,7 +414,7 @@ fn settled_t() -> Routes {
 #[test]
 fn a_rewrite_that_fails_part_way_is_finished_by_the_next_trim() {
     let routes = settled_t();
-    routes.narrow("t", 10, 29);
+    routes.narrow("t", 10, 35);
     routes.inner.fail_steps.lock().extend([false, false, true]);
     routes.inner.trim_all_now();
     assert!(
@@ -426,7 +426,7 @@ fn a_rewrite_that_fails_part_way_is_finished_by_the_next_trim() {
     assert!(routes.inner.trim_waits("t"), "the narrowing waits again");
     // A point of the trip waits in memory; the reader's trim fails again at once.
     let mut later = PendingPoints::default();
-    later.push("t", point(40, 0));
+    later.push("t", point(32, 0));
     routes.push(&later);
     routes.inner.fail_steps.lock().push_back(true);
     let read = routes.read_trip("t", |store| store.read("t", i64::MIN, i64::MAX, None, 100));
@@ -439,7 +439,7 @@ fn a_rewrite_that_fails_part_way_is_finished_by_the_next_trim() {
     routes.inner.settle();
     // The next reader's trim finishes it, and settles the point that waited.
     let after: BTreeMap<i64, RoutePoint> =
-        (10..30).chain([40]).map(|ts| (ts, point(ts, 0))).collect();
+        (10..30).chain([32]).map(|ts| (ts, point(ts, 0))).collect();
     check(&routes, "t", &after).expect("the whole trimmed route, with its figures");
     assert!(!routes.inner.trim_waits("t"));
     assert!(
@@ -530,4 +530,60 @@ fn a_reader_is_answered_however_many_rewrites_begin_meanwhile() {
         .expect("reads");
     assert_eq!(points, 30);
     assert_eq!(reads.load(Ordering::SeqCst), super::READ_TRIES + 1);
+}
+
+/// A point a reader took to settle, put back because the trip's trim failed part way, is
+/// cut by a narrowing that came while it was out (that narrowing did not see it, and its
+/// piece will be numbered past it).
+#[test]
+fn a_point_put_back_after_a_failed_trim_is_cut_by_a_narrowing_made_meanwhile() {
+    let routes = settled_t();
+    routes.narrow("t", 10, 29);
+    routes.inner.fail_steps.lock().extend([false, false, true]);
+    routes.inner.trim_all_now();
+    let mut later = PendingPoints::default();
+    later.push("t", point(25, 1));
+    later.push("t", point(35, 0));
+    routes.push(&later);
+    // The reader takes the two points; meanwhile the trip's start moves to 12 and its end
+    // to 30; its trim fails again.
+    routes.inner.fail_steps.lock().push_back(true);
+    *routes.inner.during_trim.lock() = Some(Box::new(|inner: &super::Inner| {
+        inner.narrow("t", 12, 30);
+    }));
+    let read = routes.read_trip("t", |store| store.read("t", i64::MIN, i64::MAX, None, 100));
+    assert!(matches!(
+        read,
+        Err(crate::routes::RouteStoreError::PartRewritten)
+    ));
+    routes.inner.trim_all_now();
+    routes.inner.store_pending();
+    routes.inner.settle();
+    // 25 was stored first (variant 0), so the later report of it does not replace it.
+    let after: BTreeMap<i64, RoutePoint> = (12..30).map(|ts| (ts, point(ts, 0))).collect();
+    check(&routes, "t", &after).expect("the point at 35 is cut, 25 kept as first stored");
+    assert_eq!(
+        routes.pending(),
+        0,
+        "the point cut is not counted as waiting"
+    );
+}
+
+/// After a failed write the store is behind its log: a snapshot's durable mark fails, so
+/// that the snapshot does not go on to trim the log the next start replays it from.
+#[test]
+fn a_store_behind_its_log_refuses_the_durable_mark() {
+    let routes = settled_t();
+    routes
+        .make_durable(1)
+        .expect("durable while nothing failed");
+    routes.narrow("t", 10, 29);
+    routes.inner.fail_steps.lock().extend([false, true]);
+    routes.inner.trim_all_now();
+    assert!(matches!(
+        routes.make_durable(2),
+        Err(super::EngineError::Routes(
+            crate::routes::RouteStoreError::Behind
+        ))
+    ));
 }

@@ -100,6 +100,17 @@ impl Inner {
         MAX_GAP
     }
 
+    /// The window every narrowing waiting for `trip` leaves, if any waits (the caller
+    /// holds `pending`, under which narrowings are recorded).
+    pub(super) fn waiting_window(&self, trip: &str) -> Option<(i64, i64)> {
+        self.trims
+            .lock()
+            .get(trip)?
+            .iter()
+            .map(|n| (n.from, n.to))
+            .reduce(|a, b| (a.0.max(b.0), a.1.min(b.1)))
+    }
+
     /// Whether `trip` waits for a narrowing's trim of its settled points.
     pub(super) fn trim_waits(&self, trip: &str) -> bool {
         self.trims_waiting.load(Ordering::SeqCst) > 0 && self.trims.lock().contains_key(trip)

@@ -113,6 +113,10 @@ pub enum RouteStoreError {
     /// waits for the next trim (or the next start, which replays the log).
     #[error("route store: the trip's route is part rewritten after a failed write")]
     PartRewritten,
+    /// A write to the store failed: it is behind the log until the next start, which
+    /// replays it, so it must not claim to hold the log (nor the log be trimmed).
+    #[error("route store: behind the log after a failed write, until the next start")]
+    Behind,
 }
 
 macro_rules! from_redb {
