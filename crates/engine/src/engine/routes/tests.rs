@@ -408,15 +408,22 @@ fn settled_t() -> Routes {
     routes
 }
 
+/// [`settled_t`] narrowed to `from..=to`, its trim's third step failed: the route erased
+/// and 8 of its points written back.
+fn part_rewritten_t(from: i64, to: i64) -> Routes {
+    let routes = settled_t();
+    routes.narrow("t", from, to);
+    routes.inner.fail_steps.lock().extend([false, false, true]);
+    routes.inner.trim_all_now();
+    routes
+}
+
 /// A rewrite whose third step fails has erased the route and written back 8 of its 20
 /// points; the rest are nowhere else. While it is part written, nothing settles into it
 /// and no reader reads it; the next trim that writes finishes it.
 #[test]
 fn a_rewrite_that_fails_part_way_is_finished_by_the_next_trim() {
-    let routes = settled_t();
-    routes.narrow("t", 10, 35);
-    routes.inner.fail_steps.lock().extend([false, false, true]);
-    routes.inner.trim_all_now();
+    let routes = part_rewritten_t(10, 35);
     assert!(
         routes
             .inner
@@ -537,10 +544,7 @@ fn a_reader_is_answered_however_many_rewrites_begin_meanwhile() {
 /// piece will be numbered past it).
 #[test]
 fn a_point_put_back_after_a_failed_trim_is_cut_by_a_narrowing_made_meanwhile() {
-    let routes = settled_t();
-    routes.narrow("t", 10, 29);
-    routes.inner.fail_steps.lock().extend([false, false, true]);
-    routes.inner.trim_all_now();
+    let routes = part_rewritten_t(10, 29);
     let mut later = PendingPoints::default();
     later.push("t", point(25, 1));
     later.push("t", point(35, 0));

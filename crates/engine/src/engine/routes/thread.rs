@@ -47,8 +47,7 @@ impl Inner {
             // Not while a route is part rewritten, by a rewrite under way or one a failed
             // write left: compacting makes what the file holds durable.
             let mut storing = self.lock_storing();
-            self.wait_for_rewrites(&mut storing);
-            if self.any_part_rewritten(&storing) {
+            if !self.routes_whole(&mut storing) {
                 return;
             }
             self.store().write().compact()
@@ -95,13 +94,12 @@ impl Inner {
         loop {
             let done = {
                 let mut storing = self.lock_storing();
-                // Narrowed trips trimmed before any of their later points join the chunks,
-                // and no route left part rewritten by a reader's trim.
+                // Narrowed trips trimmed before any of their later points join the chunks.
+                // No settling while a route is part rewritten (by a reader's trim under
+                // way, or one a failed write left): a settling's commits are made durable,
+                // the part-written route with them.
                 self.trim_all(&mut storing);
-                self.wait_for_rewrites(&mut storing);
-                // Nor with a route a failed write left part rewritten: a settling's commits
-                // are made durable, the part-written route with them.
-                if self.any_part_rewritten(&storing) {
+                if !self.routes_whole(&mut storing) {
                     return;
                 }
                 let done = self.store().read().settle_some(&mut settling, SETTLE_PART);

@@ -48,6 +48,14 @@ pub(super) struct Narrowing {
     to: i64,
 }
 
+/// The window that all of `narrowings` leave (`None`: no narrowing).
+fn window_of<'a>(narrowings: impl IntoIterator<Item = &'a Narrowing>) -> Option<(i64, i64)> {
+    narrowings
+        .into_iter()
+        .map(|n| (n.from, n.to))
+        .reduce(|a, b| (a.0.max(b.0), a.1.min(b.1)))
+}
+
 /// The longest a rewrite waits between two steps for those who want `storing` (before it
 /// queues for its next step with them): their settling of a trip takes a millisecond or
 /// two, a part of the route thread's settling about 100 ms.
@@ -103,12 +111,7 @@ impl Inner {
     /// The window every narrowing waiting for `trip` leaves, if any waits (the caller
     /// holds `pending`, under which narrowings are recorded).
     pub(super) fn waiting_window(&self, trip: &str) -> Option<(i64, i64)> {
-        self.trims
-            .lock()
-            .get(trip)?
-            .iter()
-            .map(|n| (n.from, n.to))
-            .reduce(|a, b| (a.0.max(b.0), a.1.min(b.1)))
+        window_of(self.trims.lock().get(trip)?)
     }
 
     /// Whether `trip` waits for a narrowing's trim of its settled points.
@@ -176,17 +179,9 @@ impl Inner {
                 if let Some(during) = self.during_trim.lock().take() {
                     during(self);
                 }
-                let in_piece = |piece: u64| {
-                    narrowings
-                        .iter()
-                        .filter(|n| piece < n.before_piece)
-                        .map(|n| (n.from, n.to))
-                        .reduce(|a, b| (a.0.max(b.0), a.1.min(b.1)))
-                };
-                let settled = narrowings
-                    .iter()
-                    .map(|n| (n.from, n.to))
-                    .reduce(|a, b| (a.0.max(b.0), a.1.min(b.1)));
+                let in_piece =
+                    |piece: u64| window_of(narrowings.iter().filter(|n| piece < n.before_piece));
+                let settled = window_of(&narrowings);
                 let fresh = self.store().read().narrow_fresh(trip, in_piece);
                 fresh.and_then(|_| match settled {
                     Some((from, to)) => self.rewrite(trip, from, to, storing),
@@ -310,6 +305,14 @@ impl Inner {
     /// Whether any rewrite failed part way.
     pub(super) fn any_part_rewritten(&self, storing: &StoringGuard<'_>) -> bool {
         !storing.unfinished.is_empty()
+    }
+
+    /// Waits for every rewrite under way, then tells whether every route is whole (none
+    /// left part rewritten by a failed write): what may be made durable (a settling's
+    /// commits, a compaction) only then.
+    pub(super) fn routes_whole(&self, storing: &mut StoringGuard<'_>) -> bool {
+        self.wait_for_rewrites(storing);
+        !self.any_part_rewritten(storing)
     }
 
     /// The count of rewrites begun among trips that share `trip`'s stripe: a reader of the
