@@ -12,13 +12,15 @@
 # of --max-connections) would shut the victim out with the attackers; the server is started
 # with it raised to --max-connections, as for callers behind one proxy.
 #
-# ATTACKS is comma-separated (default roaming,maps,polygons,imports,routes,followers); DURATION is seconds
+# ATTACKS is comma-separated (default roaming,maps,polygons,imports,routes,followers,narrowings); DURATION is seconds
 # per phase (default 10). ATTACK_FLAGS are passed on (`--attackers-at-full-priority` runs
 # the attackers' client unniced: see `proxima attack --help`). CROWD travellers (default 50,000) stand around the victim.
+# SERVER_BIN runs another build as the server (this build's `proxima attack` attacks it),
+# to compare two builds on an attack the older client does not know.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
-attacks=${2:-roaming,maps,polygons,imports,routes,followers}
+attacks=${2:-roaming,maps,polygons,imports,routes,followers,narrowings}
 duration=${3:-10}
 attackers=${ATTACKERS:-130}
 port=${PORT:-7893}

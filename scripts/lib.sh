@@ -10,7 +10,8 @@
 #                                        # fences put (see below); needs the caller's `bench`
 #   attack_keys ATTACKERS                # $victim's key and ATTACKERS attacker keys in
 #                                        # $work/keys.txt (the attackers' in attackers.txt)
-#   start_attack_server PORT             # a fresh keyed server for `proxima attack`
+#   start_attack_server PORT             # a fresh keyed server for `proxima attack` ($SERVER_BIN
+#                                        # if set: another build, attacked by this one's client)
 #   walk_geojson POINTS                  # $work/walk.geojson: a walk of POINTS points
 #   put_walk_trip URL [curl args...]     # trip `walk` of ann from $walk_t0, the walk imported
 #   server_cpu_s                         # $server's CPU time so far (user + system), s
@@ -91,7 +92,7 @@ attack_keys() {
 # attackers: it is raised to --max-connections, as for callers behind one proxy.
 start_attack_server() {
   rm -rf "$work/data"
-  "$bin" serve --no-sample --listen "127.0.0.1:$1" --keys "$work/keys.txt" \
+  "${SERVER_BIN:-$bin}" serve --no-sample --listen "127.0.0.1:$1" --keys "$work/keys.txt" \
     --data-dir "$work/data" --max-connections-per-address 4096 >"$work/server.out" 2>"$work/server.err" &
   server=$!
   for _ in $(seq 1 100); do

@@ -40,7 +40,7 @@ pub struct AttackArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "roaming,maps,polygons,imports,routes,followers"
+        default_value = "roaming,maps,polygons,imports,routes,followers,narrowings"
     )]
     pub attack: Vec<crate::attacks::Attack>,
     /// Seconds measured per phase (without, then with the attack).

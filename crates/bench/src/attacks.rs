@@ -26,6 +26,10 @@
 //!   follower of a trip of the victim's own is measured too: its traveller moves every
 //!   300 ms or so, and the report gives how long each move took to reach the follower's stream
 //!   (from the write's sending to the frame's arrival), without the attack and with it.
+//! - `narrowings`: the victim's crowd is on trips, as in `routes`; four attackers each
+//!   store a trip of [`NARROWED_POINTS`] points of their own and narrow it back to back,
+//!   its start moved past one more point a request, so that each narrowing cuts a settled
+//!   point and the route store rewrites the route.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,6 +59,8 @@ pub enum Attack {
     Routes,
     /// Follower streams woken by every write.
     Followers,
+    /// Long trips narrowed one point at a time.
+    Narrowings,
 }
 
 impl Attack {
@@ -518,7 +524,7 @@ pub async fn run(config: &AttackConfig, attack: Attack) -> Result<AttackReport, 
             put_own_trip(&mut admin, HONEST_TRIP, "honest", trips_started_at()).await?;
             Victim::Batches
         }
-        Attack::Routes => {
+        Attack::Routes | Attack::Narrowings => {
             load_crowd(&mut admin, config.crowd, 10).await?;
             let started_at = trips_started_at();
             for i in 0..config.crowd {
@@ -745,6 +751,47 @@ async fn attack_set_up(
                 }));
             }
         }
+        Attack::Narrowings => {
+            for a in 0..4usize {
+                let key = config.attacker_keys.get(a).cloned();
+                let (mut conn, trip) = own_trip(config, key.as_deref(), a).await?;
+                let first_ts = trips_started_at();
+                store_points(&mut conn, &trip, first_ts, NARROWED_POINTS).await?;
+                // Read once: the points are settled before the narrowings start.
+                let (status, _) = conn
+                    .send(Call {
+                        method: Method::GET,
+                        path: format!("/v1/trips/{trip}?viewer={trip}"),
+                        body: None,
+                    })
+                    .await?;
+                if status != 200 {
+                    return Err(BenchError::Io(std::io::Error::other(format!(
+                        "the narrowed trip's read: HTTP {status}"
+                    ))));
+                }
+                let (stop, sent) = (stop.clone(), sent.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut k = 0i64;
+                    while !stop.load(Ordering::Relaxed) {
+                        k += 1;
+                        let body = serde_json::json!({
+                            "traveller": trip,
+                            "title": "mine",
+                            "started_at": first_ts + k * NARROWED_SPACING_MS,
+                        });
+                        match conn
+                            .send(json(Method::PUT, format!("/v1/trips/{trip}"), &body))
+                            .await
+                        {
+                            Ok(_) => sent.fetch_add(1, Ordering::Relaxed),
+                            Err(_) => return,
+                        };
+                    }
+                }));
+            }
+            got = 4;
+        }
         Attack::Imports => {
             for i in 0..530usize {
                 let key = config.attacker_keys[i % config.attacker_keys.len().max(1)].clone();
@@ -800,6 +847,34 @@ async fn open_own_stream(
 /// When the attackers' and the crowd's trips started: a day ago.
 fn trips_started_at() -> i64 {
     now_ms() - 86_400_000
+}
+
+/// The points of each trip the `narrowings` attack narrows, and the time between two.
+pub const NARROWED_POINTS: usize = 500_000;
+const NARROWED_SPACING_MS: i64 = 100;
+
+/// Stores `n` points on `trip`'s traveller (of the same id), [`NARROWED_SPACING_MS`] apart
+/// from `first_ts`, a walk around [`HOME`], in batches of 50,000.
+async fn store_points(
+    conn: &mut Conn,
+    trip: &str,
+    first_ts: i64,
+    n: usize,
+) -> Result<(), BenchError> {
+    const BATCH: usize = 50_000;
+    for from in (0..n).step_by(BATCH) {
+        let body: String = (from..(from + BATCH).min(n))
+            .map(|k| {
+                let (lat, lon) = spread(k % 10_000, 10_000);
+                format!(
+                    "{{\"id\":\"{trip}\",\"lat\":{lat},\"lon\":{lon},\"ts\":{}}}\n",
+                    first_ts + k as i64 * NARROWED_SPACING_MS
+                )
+            })
+            .collect();
+        expect_ok(conn.send(ndjson("/v1/positions", body)).await?)?;
+    }
+    Ok(())
 }
 
 /// Attacker `a`'s connection (with `key`) and a trip of its own, `attacker:<a>`, of its

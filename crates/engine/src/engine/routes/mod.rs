@@ -224,6 +224,9 @@ struct Inner {
     trims: Mutex<HashMap<Box<str>, Vec<Narrowing>>>,
     /// How many trips `trims` holds: a reader looks a trip up in it only when some wait.
     trims_waiting: AtomicUsize,
+    /// When the route thread may trim again of its own accord, and when it trimmed each
+    /// trip lately ([`Inner::trim_all_now`]).
+    trim_pacing: Mutex<trims::TrimPacing>,
     /// Run once by the next trim as it starts, holding `storing` (tests: what the write
     /// path may do meanwhile).
     #[cfg(test)]
@@ -238,6 +241,10 @@ struct Inner {
     /// The longest a rewrite waits between steps, in place of its bound (tests).
     #[cfg(test)]
     max_gap: Mutex<Option<Duration>>,
+    /// How long the route thread leaves a trip's trims after one, in place of
+    /// [`trims::TRIM_PAUSE`] times the trim's time (tests).
+    #[cfg(test)]
+    trim_pause: Mutex<Option<Duration>>,
     /// Whether each of a rewrite's next steps fails, in turn (tests).
     #[cfg(test)]
     fail_steps: Mutex<std::collections::VecDeque<bool>>,
@@ -349,7 +356,7 @@ impl Inner {
     fn store_pending(&self) {
         let _storing = self.lock_storing();
         let spare = std::mem::take(&mut *self.spare.lock());
-        let taken = {
+        let mut taken = {
             let mut pending = self.pending.lock();
             let first_piece = self.number_pieces(pending.len());
             Taken {
@@ -357,10 +364,13 @@ impl Inner {
                 first_piece,
             }
         };
+        // Off the lock: the narrowings' cuts recorded while the points waited.
+        taken.points.apply_cuts();
+        let cut_away = taken.points.take_cut_away();
         self.write_grouped(&taken);
         // After the pieces are counted: a reader that sees no point waiting sees them.
         self.pending_points
-            .fetch_sub(taken.points.len(), Ordering::SeqCst);
+            .fetch_sub(taken.points.len() + cut_away, Ordering::SeqCst);
         *self.spare.lock() = taken.points.emptied(WAKE_AT);
     }
 
@@ -370,6 +380,8 @@ impl Inner {
         let taken = {
             let mut pending = self.pending.lock();
             let points = pending.take_oldest(points);
+            self.pending_points
+                .fetch_sub(pending.take_cut_away(), Ordering::SeqCst);
             Taken {
                 first_piece: self.number_pieces(points.len()),
                 points,
@@ -392,7 +404,10 @@ impl Inner {
         // narrowing that comes after both finds the points settled, and trims them too.
         let (narrowings, waiting) = {
             let mut pending = self.pending.lock();
-            (self.seal(trip), pending.take_trip(trip))
+            let taken = (self.seal(trip), pending.take_trip(trip));
+            self.pending_points
+                .fetch_sub(pending.take_cut_away(), Ordering::SeqCst);
+            taken
         };
         let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.apply_narrowings(trip, narrowings, &mut storing);

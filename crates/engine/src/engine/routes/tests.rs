@@ -108,14 +108,27 @@ fn without_thread() -> Routes {
     routes
         .fail_starts
         .store(u32::MAX, std::sync::atomic::Ordering::SeqCst);
+    // Each trim of the route thread's as it comes, unless the test pauses them.
+    *routes.inner.trim_pause.lock() = Some(std::time::Duration::ZERO);
     routes
 }
 
 /// Runs `ops` against a store and the model, checking every read and the end; a trim's
 /// rewrite writes back `step` points a step.
 fn run(ops: Vec<Op>, step: usize) -> Result<(), TestCaseError> {
+    run_paused(ops, step, false)
+}
+
+/// [`run`]; `paused`: the route thread's trims leave each trip alone for good after its
+/// first (settlings, readers and snapshots trim it when they need to), else never.
+fn run_paused(ops: Vec<Op>, step: usize, paused: bool) -> Result<(), TestCaseError> {
     let routes = without_thread();
     *routes.inner.rewrite_step.lock() = Some(step);
+    *routes.inner.trim_pause.lock() = Some(if paused {
+        std::time::Duration::from_secs(3_600)
+    } else {
+        std::time::Duration::ZERO
+    });
     let mut windows = [(0i64, i64::MAX); 2];
     let mut model: [BTreeMap<i64, RoutePoint>; 2] = Default::default();
     let mut seq = 0;
@@ -186,8 +199,9 @@ proptest! {
     fn a_narrowed_route_keeps_what_its_windows_keep(
         ops in proptest::collection::vec(op(), 1..40),
         step in prop_oneof![1..4usize, Just(usize::MAX)],
+        paused in any::<bool>(),
     ) {
-        run(ops, step)?;
+        run_paused(ops, step, paused)?;
     }
 }
 
@@ -590,4 +604,115 @@ fn a_store_behind_its_log_refuses_the_durable_mark() {
             crate::routes::RouteStoreError::Behind
         ))
     ));
+}
+
+/// `t`'s model after [`settled_t`]: the points of `range`.
+fn model_t(range: std::ops::RangeInclusive<i64>) -> BTreeMap<i64, RoutePoint> {
+    range.map(|ts| (ts, point(ts, 0))).collect()
+}
+
+/// The route thread trims a trip, then leaves the trip's next narrowing for its pause: the
+/// trim waits, and a reader, who needs it, trims it (and reads no point it cuts).
+#[test]
+fn the_route_thread_leaves_a_trip_it_trimmed_lately_to_its_readers() {
+    let routes = settled_t();
+    *routes.inner.trim_pause.lock() = Some(std::time::Duration::from_secs(3_600));
+    let waiting = || {
+        routes
+            .inner
+            .trims_waiting
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    routes.narrow("t", 5, 29);
+    routes.inner.trim_all_now();
+    assert_eq!(waiting(), 0, "the first trim is the route thread's");
+    routes.narrow("t", 6, 29);
+    routes.inner.trim_all_now();
+    assert_eq!(waiting(), 1, "the next waits out the pause");
+    check(&routes, "t", &model_t(6..=29)).expect("the reader trims it");
+    assert_eq!(waiting(), 0);
+    // Once the pause is over, the route thread trims it again.
+    *routes.inner.trim_pause.lock() = Some(std::time::Duration::ZERO);
+    routes.inner.trim_pacing.lock().until = None;
+    routes.narrow("t", 7, 29);
+    routes.inner.trim_all_now();
+    assert_eq!(waiting(), 0);
+    check(&routes, "t", &model_t(7..=29)).expect("trimmed");
+}
+
+/// A trip the route thread trimmed lately is narrowed again, widened and reported to: a
+/// settling of the piece holding the later point trims the trip first, pause or not, so
+/// that the narrowing does not cut a point it never saw.
+#[test]
+fn a_settling_trims_a_paused_trip_before_points_written_after_its_narrowing() {
+    let routes = settled_t();
+    *routes.inner.trim_pause.lock() = Some(std::time::Duration::from_secs(3_600));
+    routes.narrow("t", 10, 29);
+    routes.inner.trim_all_now();
+    routes.narrow("t", 12, 29);
+    routes.inner.trim_all_now();
+    // Widened again (no narrowing), then a point inside the wide window alone.
+    let mut points = PendingPoints::default();
+    points.push("t", point(3, 0));
+    routes.push(&points);
+    routes.inner.store_pending();
+    routes.inner.settle();
+    let mut model = model_t(12..=29);
+    model.insert(3, point(3, 0));
+    check(&routes, "t", &model).expect("the later point stays, the narrowed ones go");
+}
+
+/// A trip narrowed again and again, its window shrinking, a piece written between each:
+/// its narrowings wait as one, so none trims on the write path.
+#[test]
+fn narrowings_that_shrink_the_window_wait_as_one() {
+    let routes = settled_t();
+    *routes.inner.trim_pause.lock() = Some(std::time::Duration::from_secs(3_600));
+    routes.narrow("t", 1, 29);
+    routes.inner.trim_all_now();
+    for from in 2..=super::trims::MAX_NARROWINGS as i64 + 10 {
+        routes.narrow("t", from.min(20), 29);
+        let mut points = PendingPoints::default();
+        points.push("u", point(from, 0));
+        routes.push(&points);
+        routes.inner.store_pending();
+    }
+    assert_eq!(routes.inner.trims.lock().get("t").map(Vec::len), Some(1));
+    check(&routes, "t", &model_t(20..=29)).expect("trimmed by the reader");
+}
+
+/// After its pause, the route thread trims the trip it has not trimmed lately first, and
+/// one trim's pause holds every other: two trips narrowed back to back take turns, and
+/// neither takes more of the route thread than the pause leaves.
+#[test]
+fn the_route_thread_trims_the_trip_trimmed_longest_ago_first_one_pause_for_all() {
+    let routes = settled_t();
+    let mut points = PendingPoints::default();
+    for ts in 0..30 {
+        points.push("u", point(ts, 0));
+    }
+    routes.push(&points);
+    routes.inner.store_pending();
+    routes.inner.settle();
+    *routes.inner.trim_pause.lock() = Some(std::time::Duration::from_secs(3_600));
+    let waits = |trip: &str| routes.inner.trims.lock().contains_key(trip);
+    routes.narrow("t", 1, 29);
+    routes.inner.trim_all_now();
+    assert!(!waits("t"));
+    routes.narrow("t", 2, 29);
+    routes.narrow("u", 1, 29);
+    routes.inner.trim_all_now();
+    assert!(waits("t") && waits("u"), "one pause holds both");
+    routes.inner.trim_pacing.lock().until = None;
+    routes.inner.trim_all_now();
+    assert!(
+        waits("t") && !waits("u"),
+        "u, never trimmed, first; then the pause"
+    );
+    routes.inner.trim_pacing.lock().until = None;
+    routes.inner.trim_all_now();
+    assert!(!waits("t"));
+    check(&routes, "t", &model_t(2..=29)).expect("t trimmed");
+    let model_u: BTreeMap<i64, RoutePoint> = (1..30).map(|ts| (ts, point(ts, 0))).collect();
+    check(&routes, "u", &model_u).expect("u trimmed");
 }

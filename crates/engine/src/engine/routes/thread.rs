@@ -69,13 +69,23 @@ impl Inner {
         }
     }
 
-    /// Runs every narrowing's trim that waits, one trip at a time, so that readers and
-    /// writers of pieces get in between.
+    /// Runs the narrowings' trims that wait, one trip at a time, so that readers and
+    /// writers of pieces get in between, the trip trimmed longest ago first, until the
+    /// route thread's pause after a trim ([`Inner::trim_paced`]) says to stop.
     pub(super) fn trim_all_now(&self) {
-        let trips: Vec<Box<str>> = self.trims.lock().keys().cloned().collect();
+        let trips = {
+            let trims = self.trims.lock();
+            let mut pacing = self.trim_pacing.lock();
+            pacing.forget_lately(&trims);
+            pacing.longest_ago_first(trims.keys())
+        };
+        // Each once: a trim that failed waits again, for a later round.
         for trip in trips {
+            if self.trim_pacing.lock().paused() {
+                return;
+            }
             let mut storing = self.lock_storing();
-            self.trim(&trip, &mut storing);
+            self.trim_paced(trip, &mut storing);
         }
     }
 
@@ -98,7 +108,7 @@ impl Inner {
                 // No settling while a route is part rewritten (by a reader's trim under
                 // way, or one a failed write left): a settling's commits are made durable,
                 // the part-written route with them.
-                self.trim_all(&mut storing);
+                self.trim_before_settling(settling.upto(), &mut storing);
                 if !self.routes_whole(&mut storing) {
                     return;
                 }
@@ -133,6 +143,8 @@ impl Inner {
 pub(super) fn run(inner: Weak<Inner>) {
     let mut last_piece = Instant::now();
     let mut seen_pushes = 0;
+    // When a round last saw the pushes change.
+    let mut pushes_seen_at = Instant::now();
     // When the last round began, and the points pushed by then: the write rate since.
     let mut round = (Instant::now(), 0u64);
     // Since when fresh pieces have waited (about: the first round that found them, or the
@@ -149,9 +161,15 @@ pub(super) fn run(inner: Weak<Inner>) {
         if inner.closed.load(Ordering::Acquire) {
             return;
         }
+        // Writes paused: no push for a nap. Not "none since the last round": a round woken
+        // by something else (each narrowing wakes it) would take a busy store for a paused
+        // one, and write a piece and settle it after every narrowing.
         let pushes = inner.pushes.load(Ordering::Relaxed);
-        let paused = pushes == seen_pushes;
-        seen_pushes = pushes;
+        if pushes != seen_pushes {
+            seen_pushes = pushes;
+            pushes_seen_at = Instant::now();
+        }
+        let paused = pushes_seen_at.elapsed() >= NAP;
         if inner.trims_waiting.load(Ordering::SeqCst) > 0 {
             inner.trim_all_now();
         }

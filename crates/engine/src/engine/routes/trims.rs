@@ -61,6 +61,54 @@ fn window_of<'a>(narrowings: impl IntoIterator<Item = &'a Narrowing>) -> Option<
 /// two, a part of the route thread's settling about 100 ms.
 const MAX_GAP: Duration = Duration::from_millis(100);
 
+/// How long the route thread leaves trims after one, as a multiple of the time it took:
+/// the trims it runs of its own accord then take at most a fifth of its time. An owner
+/// narrowing a long trip back to back otherwise had it rewrite the route again and again:
+/// four callers narrowing trips of 500,000 points took the route thread from a fifth of a
+/// core to most of one, and the victim's trip batches to 0.61–0.70 of their rate
+/// (`proxima attack --attack narrowings`; see `docs/performance.md`); a pause a trip
+/// left it at four fifths with four such trips. Those who need a trip trimmed do not wait
+/// for the pause: its readers trim it (in their own share of the heavy work), and so do a
+/// settling that reaches points written after one of its narrowings, and a snapshot.
+pub(super) const TRIM_PAUSE: u32 = 4;
+
+/// How long the route thread remembers that it trimmed a trip, to trim first those it has
+/// not trimmed lately.
+const TRIMMED_LATELY: Duration = Duration::from_secs(60);
+
+/// The route thread's pacing of the trims it runs of its own accord.
+#[derive(Debug, Default)]
+pub(super) struct TrimPacing {
+    /// No trim of its own accord before this.
+    pub(super) until: Option<Instant>,
+    /// When it trimmed each trip, within [`TRIMMED_LATELY`] or while the trip waits.
+    last: HashMap<Box<str>, Instant>,
+}
+
+impl TrimPacing {
+    /// Whether the pause after the last trim runs.
+    pub(super) fn paused(&self) -> bool {
+        self.until.is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Forgets the trips trimmed longer ago than [`TRIMMED_LATELY`] that do not wait.
+    pub(super) fn forget_lately(&mut self, waiting: &HashMap<Box<str>, Vec<Narrowing>>) {
+        self.last
+            .retain(|trip, at| at.elapsed() < TRIMMED_LATELY || waiting.contains_key(trip));
+    }
+
+    /// `trips`, those trimmed longest ago first (those never trimmed before them).
+    pub(super) fn longest_ago_first<'a>(
+        &self,
+        trips: impl Iterator<Item = &'a Box<str>>,
+    ) -> Vec<Box<str>> {
+        let mut trips: Vec<(Option<&Instant>, &Box<str>)> =
+            trips.map(|trip| (self.last.get(trip), trip)).collect();
+        trips.sort_unstable();
+        trips.into_iter().map(|(_, trip)| trip.clone()).collect()
+    }
+}
+
 /// The most narrowings of one trip that may wait for their trim. Narrowings with no piece
 /// written between them are one (their windows intersected), and the route thread trims
 /// soon after each, so reaching this takes a trim held up while pieces of millions of
@@ -333,6 +381,50 @@ impl Inner {
         REWRITE_STEP
     }
 
+    /// How long the route thread leaves a trip's trims after one that took `took`.
+    pub(super) fn trim_pause(&self, took: Duration) -> Duration {
+        #[cfg(test)]
+        if let Some(pause) = *self.trim_pause.lock() {
+            return pause;
+        }
+        took * TRIM_PAUSE
+    }
+
+    /// Before a part of a settling of the pieces up to `upto` (the caller holds
+    /// `storing`): the trims it needs. A trip must be trimmed before points written after
+    /// one of its narrowings join its chunks, which the narrowing must not cut (the window
+    /// may have been widened since); a trip whose narrowings all came after piece `upto`
+    /// has no such point in this settling, and is left to the route thread's own pace
+    /// ([`Inner::trim_all_now`]).
+    pub(super) fn trim_before_settling(&self, upto: u64, storing: &mut StoringGuard<'_>) {
+        if self.trims_waiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let due: Vec<Box<str>> = self
+            .trims
+            .lock()
+            .iter()
+            .filter(|(_, narrowings)| narrowings.iter().any(|n| n.before_piece <= upto))
+            .map(|(trip, _)| trip.clone())
+            .collect();
+        for trip in due {
+            self.trim_paced(trip, storing);
+        }
+    }
+
+    /// Trims `trip` for the route thread (the caller holds `storing`), and pauses the
+    /// trims it runs of its own accord for [`TRIM_PAUSE`] times as long as this one took.
+    pub(super) fn trim_paced(&self, trip: Box<str>, storing: &mut StoringGuard<'_>) {
+        let started = Instant::now();
+        self.trim(&trip, storing);
+        let took = started.elapsed();
+        let pause = self.trim_pause(took);
+        let mut pacing = self.trim_pacing.lock();
+        let now = Instant::now();
+        pacing.until = Some(now + pause);
+        pacing.last.insert(trip, now);
+    }
+
     /// Runs every narrowing's trim that waits (the caller holds `storing`).
     pub(super) fn trim_all(&self, storing: &mut StoringGuard<'_>) {
         if self.trims_waiting.load(Ordering::SeqCst) == 0 {
@@ -346,11 +438,13 @@ impl Inner {
 
     /// [`super::Routes::narrow`], past its check for recovery.
     pub(super) fn narrow(&self, trip: &str, from: i64, to: i64) {
-        let inside = |p: &crate::routes::RoutePoint| (from..=to).contains(&p.ts);
         // Recorded under the `pending` lock: a settling of the trip takes its waiting
-        // points and its narrowings together ([`Inner::store_trip`]).
+        // points and its narrowings together ([`Inner::store_trip`]). The trip's waiting
+        // points are cut by whoever takes them out (a scan of them all here, for every
+        // narrowing, held every write: see `pending`'s doc).
         let mut pending = self.pending.lock();
-        let dropped = pending.retain_trip(trip, inside);
+        pending.cut_trip(trip, from, to);
+        let dropped = pending.take_cut_away();
         self.pending_points.fetch_sub(dropped, Ordering::SeqCst);
         let narrowing = Narrowing {
             before_piece: self.next_piece.load(Ordering::SeqCst),
@@ -360,18 +454,23 @@ impl Inner {
         let too_many = {
             let mut trims = self.trims.lock();
             match trims.get_mut(trip) {
-                Some(waiting) => match waiting.last_mut() {
-                    // No piece written since the last: one narrowing, both windows.
-                    Some(last) if last.before_piece == narrowing.before_piece => {
-                        last.from = last.from.max(from);
-                        last.to = last.to.min(to);
-                        false
+                Some(waiting) => {
+                    // A narrowing whose window holds this one's cuts nothing this one
+                    // does not: this one reaches every piece before it, and more.
+                    waiting.retain(|n| !(n.from <= from && to <= n.to));
+                    match waiting.last_mut() {
+                        // No piece written since the last: one narrowing, both windows.
+                        Some(last) if last.before_piece == narrowing.before_piece => {
+                            last.from = last.from.max(from);
+                            last.to = last.to.min(to);
+                            false
+                        }
+                        _ => {
+                            waiting.push(narrowing);
+                            waiting.len() > MAX_NARROWINGS
+                        }
                     }
-                    _ => {
-                        waiting.push(narrowing);
-                        waiting.len() > MAX_NARROWINGS
-                    }
-                },
+                }
                 None => {
                     trims.insert(trip.into(), vec![narrowing]);
                     self.trims_waiting.fetch_add(1, Ordering::SeqCst);
@@ -383,7 +482,8 @@ impl Inner {
         if too_many {
             let mut storing = self.lock_storing();
             self.trim(trip, &mut storing);
-        } else {
+        } else if !self.trim_pacing.lock().paused() {
+            // (In its pause, the route thread trims at a round after it: it naps.)
             *self.awake.lock() = true;
             self.wake.notify_one();
         }

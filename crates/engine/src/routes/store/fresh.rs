@@ -25,6 +25,13 @@ pub struct Settling {
     parts: u32,
 }
 
+impl Settling {
+    /// The newest piece it settles: pieces numbered past it were written after it began.
+    pub fn upto(&self) -> u64 {
+        self.upto
+    }
+}
+
 /// Every this many parts of a settling, and its last, are made durable. `redb` reuses the
 /// pages an unsynced commit frees only after a synced one, so a settling synced only at its
 /// end held two copies of every page it touched: the file's blocks doubled at each
