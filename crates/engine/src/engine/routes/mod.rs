@@ -241,7 +241,7 @@ struct Inner {
     /// The longest a rewrite waits between steps, in place of its bound (tests).
     #[cfg(test)]
     max_gap: Mutex<Option<Duration>>,
-    /// How long the route thread leaves a trip's trims after one, in place of
+    /// How long the route thread leaves trims after one, in place of
     /// [`trims::TRIM_PAUSE`] times the trim's time (tests).
     #[cfg(test)]
     trim_pause: Mutex<Option<Duration>>,

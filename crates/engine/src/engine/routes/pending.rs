@@ -188,7 +188,8 @@ impl PendingPoints {
     /// [`MAX_CUTS`] cuts. A cut waiting for the same trip whose window holds this one's is
     /// dropped: this one cuts all its points, and more. Points filed later are not cut.
     pub(crate) fn cut_trip(&mut self, trip: &str, from: i64, to: i64) {
-        if self.points.is_empty() {
+        // (An id too long to be filed has no point here.)
+        if self.points.is_empty() || u8::try_from(trip.len()).is_err() {
             return;
         }
         self.cuts
@@ -275,6 +276,8 @@ impl PendingPoints {
         if !other.cuts.is_empty() {
             let mut cut = other.clone();
             cut.apply_cuts();
+            // Told with these points' own, by whoever takes them next.
+            self.cut_away += std::mem::take(&mut cut.cut_away);
             return self.append(&cut);
         }
         let base = u32::try_from(self.ids.len()).expect("fewer than 4 GiB of waiting ids");

@@ -716,3 +716,51 @@ fn the_route_thread_trims_the_trip_trimmed_longest_ago_first_one_pause_for_all()
     let model_u: BTreeMap<i64, RoutePoint> = (1..30).map(|ts| (ts, point(ts, 0))).collect();
     check(&routes, "u", &model_u).expect("u trimmed");
 }
+
+/// Trips ended by the hundred (narrowings that cut nothing settled: cheap trims, with
+/// pauses of microseconds) are all trimmed in one round, not one a round.
+#[test]
+fn cheap_trims_are_all_run_in_one_round() {
+    let routes = without_thread();
+    let mut points = PendingPoints::default();
+    let trips: Vec<String> = (0..100).map(|i| format!("trip-{i}")).collect();
+    for trip in &trips {
+        points.push(trip, point(5, 0));
+    }
+    routes.push(&points);
+    routes.inner.store_pending();
+    routes.inner.settle();
+    *routes.inner.trim_pause.lock() = None;
+    for trip in &trips {
+        routes.narrow(trip, 0, 10);
+    }
+    routes.inner.trim_all_now();
+    assert!(routes.inner.trims.lock().is_empty());
+}
+
+/// A trip whose narrowings pile up while the route thread pauses (windows that do not
+/// hold one another, a piece written between each) is trimmed in the pause once half
+/// the bound waits, so that none trims on the write path.
+#[test]
+fn a_trip_with_many_narrowings_waiting_is_trimmed_in_the_pause() {
+    let routes = settled_t();
+    *routes.inner.trim_pause.lock() = Some(std::time::Duration::from_secs(3_600));
+    routes.narrow("t", 1, 29);
+    routes.inner.trim_all_now();
+    let half = super::trims::MAX_NARROWINGS as i64 / 2;
+    for i in 0..half {
+        // Start later, end later: neither window holds the other.
+        routes.narrow("t", 2 + i, 40 + i);
+        let mut points = PendingPoints::default();
+        points.push("u", point(i, 0));
+        routes.push(&points);
+        routes.inner.store_pending();
+    }
+    assert_eq!(
+        routes.inner.trims.lock().get("t").map(Vec::len),
+        Some(half as usize)
+    );
+    routes.inner.trim_all_now();
+    assert!(!routes.inner.trims.lock().contains_key("t"));
+    check(&routes, "t", &model_t(half + 1..=29)).expect("trimmed");
+}

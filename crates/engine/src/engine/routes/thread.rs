@@ -7,10 +7,15 @@ use std::sync::Weak;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::trims::MAX_NARROWINGS;
 use super::{
     Inner, MAX_FRESH_PIECES, MAX_PENDING, NAP, PIECE_EVERY, SETTLE_PART, SETTLE_PIECES,
     SETTLE_PIECES_WAITED, SETTLE_WAIT, WAKE_AT, compaction,
 };
+
+/// A pause after a trim that [`Inner::trim_all_now`] waits out before the next trim, rather
+/// than leave it to a later round.
+const SHORT_PAUSE: Duration = Duration::from_millis(2);
 
 /// Whether `pieces` fresh pieces, the oldest of them there for `waited`, are due to be
 /// settled: [`SETTLE_PIECES`] at once, [`SETTLE_PIECES_WAITED`] once they have waited
@@ -71,19 +76,34 @@ impl Inner {
 
     /// Runs the narrowings' trims that wait, one trip at a time, so that readers and
     /// writers of pieces get in between, the trip trimmed longest ago first, until the
-    /// route thread's pause after a trim ([`Inner::trim_paced`]) says to stop.
+    /// route thread's pause after a trim ([`Inner::trim_paced`]) says to stop: a short
+    /// pause (after a trim that cut nothing settled, the usual one) is waited out here, a
+    /// longer one by the thread's nap. A trip with many narrowings waiting goes at once,
+    /// pause or not, so that it does not reach [`MAX_NARROWINGS`] (past which a narrowing
+    /// trims on the write path).
     pub(super) fn trim_all_now(&self) {
-        let trips = {
+        let (urgent, trips) = {
             let trims = self.trims.lock();
             let mut pacing = self.trim_pacing.lock();
             pacing.forget_lately(&trims);
-            pacing.longest_ago_first(trims.keys())
+            let urgent: Vec<Box<str>> = trims
+                .iter()
+                .filter(|(_, narrowings)| narrowings.len() >= MAX_NARROWINGS / 2)
+                .map(|(trip, _)| trip.clone())
+                .collect();
+            (urgent, pacing.longest_ago_first(trims.keys()))
         };
+        for trip in urgent {
+            let mut storing = self.lock_storing();
+            self.trim_paced(trip, &mut storing);
+        }
         // Each once: a trim that failed waits again, for a later round.
         for trip in trips {
-            if self.trim_pacing.lock().paused() {
+            let left = self.trim_pacing.lock().left();
+            if left > SHORT_PAUSE {
                 return;
             }
+            std::thread::sleep(left);
             let mut storing = self.lock_storing();
             self.trim_paced(trip, &mut storing);
         }
@@ -152,9 +172,14 @@ pub(super) fn run(inner: Weak<Inner>) {
     let mut waiting_since: Option<Instant> = None;
     while let Some(inner) = inner.upgrade() {
         {
+            // A nap, or less while trims wait for the end of the pause after one.
+            let nap = match inner.trims_waiting.load(Ordering::SeqCst) {
+                0 => NAP,
+                _ => inner.trim_pacing.lock().left().min(NAP),
+            };
             let mut awake = inner.awake.lock();
             if !*awake && !inner.closed.load(Ordering::Acquire) {
-                inner.wake.wait_for(&mut awake, NAP);
+                inner.wake.wait_for(&mut awake, nap);
             }
             *awake = false;
         }

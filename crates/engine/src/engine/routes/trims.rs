@@ -76,6 +76,9 @@ pub(super) const TRIM_PAUSE: u32 = 4;
 /// not trimmed lately.
 const TRIMMED_LATELY: Duration = Duration::from_secs(60);
 
+/// The most trims [`TrimPacing`] remembers before it forgets all but the last second's.
+const REMEMBERED_TRIMS: usize = 16_384;
+
 /// The route thread's pacing of the trims it runs of its own accord.
 #[derive(Debug, Default)]
 pub(super) struct TrimPacing {
@@ -88,13 +91,34 @@ pub(super) struct TrimPacing {
 impl TrimPacing {
     /// Whether the pause after the last trim runs.
     pub(super) fn paused(&self) -> bool {
-        self.until.is_some_and(|until| Instant::now() < until)
+        !self.left().is_zero()
+    }
+
+    /// What is left of the pause after the last trim.
+    pub(super) fn left(&self) -> Duration {
+        self.until.map_or(Duration::ZERO, |until| {
+            until.saturating_duration_since(Instant::now())
+        })
     }
 
     /// Forgets the trips trimmed longer ago than [`TRIMMED_LATELY`] that do not wait.
     pub(super) fn forget_lately(&mut self, waiting: &HashMap<Box<str>, Vec<Narrowing>>) {
         self.last
             .retain(|trip, at| at.elapsed() < TRIMMED_LATELY || waiting.contains_key(trip));
+    }
+
+    /// Records a trim of `trip` that ends now and pauses for `pause` (a pause under way
+    /// that ends later stands).
+    fn trimmed(&mut self, trip: Box<str>, pause: Duration) {
+        let now = Instant::now();
+        self.until = self.until.max(Some(now + pause));
+        if self.last.len() >= REMEMBERED_TRIMS {
+            // Past the bound (a settling trims in bulk): only the trims of the last
+            // seconds, waiting or not.
+            self.last
+                .retain(|_, at| now.duration_since(*at) < Duration::from_secs(1));
+        }
+        self.last.insert(trip, now);
     }
 
     /// `trips`, those trimmed longest ago first (those never trimmed before them).
@@ -110,9 +134,11 @@ impl TrimPacing {
 }
 
 /// The most narrowings of one trip that may wait for their trim. Narrowings with no piece
-/// written between them are one (their windows intersected), and the route thread trims
-/// soon after each, so reaching this takes a trim held up while pieces of millions of
-/// points are written; past it, a narrowing trims at once, on the write path.
+/// written between them are one (their windows intersected), a narrowing whose window
+/// holds a later one's is dropped for it, and the route thread trims a trip with half
+/// this many waiting at once, pause or not ([`Inner::trim_all_now`]); so reaching this
+/// takes a trim held up while dozens of pieces are written; past it, a narrowing trims at
+/// once, on the write path.
 pub(super) const MAX_NARROWINGS: usize = 64;
 
 impl Inner {
@@ -417,12 +443,8 @@ impl Inner {
     pub(super) fn trim_paced(&self, trip: Box<str>, storing: &mut StoringGuard<'_>) {
         let started = Instant::now();
         self.trim(&trip, storing);
-        let took = started.elapsed();
-        let pause = self.trim_pause(took);
-        let mut pacing = self.trim_pacing.lock();
-        let now = Instant::now();
-        pacing.until = Some(now + pause);
-        pacing.last.insert(trip, now);
+        let pause = self.trim_pause(started.elapsed());
+        self.trim_pacing.lock().trimmed(trip, pause);
     }
 
     /// Runs every narrowing's trim that waits (the caller holds `storing`).
@@ -451,7 +473,7 @@ impl Inner {
             from,
             to,
         };
-        let too_many = {
+        let (too_many, many) = {
             let mut trims = self.trims.lock();
             match trims.get_mut(trip) {
                 Some(waiting) => {
@@ -463,18 +485,18 @@ impl Inner {
                         Some(last) if last.before_piece == narrowing.before_piece => {
                             last.from = last.from.max(from);
                             last.to = last.to.min(to);
-                            false
                         }
-                        _ => {
-                            waiting.push(narrowing);
-                            waiting.len() > MAX_NARROWINGS
-                        }
+                        _ => waiting.push(narrowing),
                     }
+                    (
+                        waiting.len() > MAX_NARROWINGS,
+                        waiting.len() >= MAX_NARROWINGS / 2,
+                    )
                 }
                 None => {
                     trims.insert(trip.into(), vec![narrowing]);
                     self.trims_waiting.fetch_add(1, Ordering::SeqCst);
-                    false
+                    (false, false)
                 }
             }
         };
@@ -482,8 +504,8 @@ impl Inner {
         if too_many {
             let mut storing = self.lock_storing();
             self.trim(trip, &mut storing);
-        } else if !self.trim_pacing.lock().paused() {
-            // (In its pause, the route thread trims at a round after it: it naps.)
+        } else if !self.trim_pacing.lock().paused() || many {
+            // (In its pause, the route thread trims at its end: it naps until then.)
             *self.awake.lock() = true;
             self.wake.notify_one();
         }
