@@ -93,12 +93,16 @@ impl Inner {
                 .collect();
             (urgent, pacing.longest_ago_first(trims.keys()))
         };
+        let trips: Vec<Box<str>> = trips.into_iter().filter(|t| !urgent.contains(t)).collect();
         for trip in urgent {
             let mut storing = self.lock_storing();
             self.trim_paced(trip, &mut storing);
         }
         // Each once: a trim that failed waits again, for a later round.
         for trip in trips {
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
             let left = self.trim_pacing.lock().left();
             if left > SHORT_PAUSE {
                 return;
@@ -172,11 +176,13 @@ pub(super) fn run(inner: Weak<Inner>) {
     let mut waiting_since: Option<Instant> = None;
     while let Some(inner) = inner.upgrade() {
         {
-            // A nap, or less while trims wait for the end of the pause after one.
-            let nap = match inner.trims_waiting.load(Ordering::SeqCst) {
-                0 => NAP,
-                _ => inner.trim_pacing.lock().left().min(NAP),
+            // A nap, or less while trims wait for the end of the pause after one (not
+            // none: trims that wait with no pause left have failed, and wait a nap).
+            let left = match inner.trims_waiting.load(Ordering::SeqCst) {
+                0 => Duration::ZERO,
+                _ => inner.trim_pacing.lock().left(),
             };
+            let nap = if left.is_zero() { NAP } else { left.min(NAP) };
             let mut awake = inner.awake.lock();
             if !*awake && !inner.closed.load(Ordering::Acquire) {
                 inner.wake.wait_for(&mut awake, nap);

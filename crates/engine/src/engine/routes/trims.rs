@@ -113,10 +113,13 @@ impl TrimPacing {
         let now = Instant::now();
         self.until = self.until.max(Some(now + pause));
         if self.last.len() >= REMEMBERED_TRIMS {
-            // Past the bound (a settling trims in bulk): only the trims of the last
-            // seconds, waiting or not.
+            // Past the bound (a settling trims in bulk): only the last second's trims,
+            // and none if they are half the bound (a scan each trim past it otherwise).
             self.last
                 .retain(|_, at| now.duration_since(*at) < Duration::from_secs(1));
+            if self.last.len() >= REMEMBERED_TRIMS / 2 {
+                self.last.clear();
+            }
         }
         self.last.insert(trip, now);
     }
