@@ -408,17 +408,22 @@ fn a_rewrite_lets_other_trips_in_between_its_steps_and_no_one_see_its_part() {
     check(&routes, "t", &after).expect("the route is trimmed, with its figures");
 }
 
+/// Pushes `points` (trip, `ts`), writes them as a piece and settles it.
+fn settle_points<'a>(routes: &Routes, points: impl IntoIterator<Item = (&'a str, i64)>) {
+    let mut pending = PendingPoints::default();
+    for (trip, ts) in points {
+        pending.push(trip, point(ts, 0));
+    }
+    routes.push(&pending);
+    routes.inner.store_pending();
+    routes.inner.settle();
+}
+
 /// Thirty settled points of `t`, on a store whose rewrites write back 4 points a step.
 fn settled_t() -> Routes {
     let routes = without_thread();
     *routes.inner.rewrite_step.lock() = Some(4);
-    let mut points = PendingPoints::default();
-    for ts in 0..30 {
-        points.push("t", point(ts, 0));
-    }
-    routes.push(&points);
-    routes.inner.store_pending();
-    routes.inner.settle();
+    settle_points(&routes, (0..30).map(|ts| ("t", ts)));
     routes
 }
 
@@ -606,7 +611,7 @@ fn a_store_behind_its_log_refuses_the_durable_mark() {
     ));
 }
 
-/// `t`'s model after [`settled_t`]: the points of `range`.
+/// A settled trip's model ([`settled_t`], [`settle_points`]): the points of `range`.
 fn model_t(range: std::ops::RangeInclusive<i64>) -> BTreeMap<i64, RoutePoint> {
     range.map(|ts| (ts, point(ts, 0))).collect()
 }
@@ -687,13 +692,7 @@ fn narrowings_that_shrink_the_window_wait_as_one() {
 #[test]
 fn the_route_thread_trims_the_trip_trimmed_longest_ago_first_one_pause_for_all() {
     let routes = settled_t();
-    let mut points = PendingPoints::default();
-    for ts in 0..30 {
-        points.push("u", point(ts, 0));
-    }
-    routes.push(&points);
-    routes.inner.store_pending();
-    routes.inner.settle();
+    settle_points(&routes, (0..30).map(|ts| ("u", ts)));
     *routes.inner.trim_pause.lock() = Some(std::time::Duration::from_secs(3_600));
     let waits = |trip: &str| routes.inner.trims.lock().contains_key(trip);
     routes.narrow("t", 1, 29);
@@ -713,8 +712,7 @@ fn the_route_thread_trims_the_trip_trimmed_longest_ago_first_one_pause_for_all()
     routes.inner.trim_all_now();
     assert!(!waits("t"));
     check(&routes, "t", &model_t(2..=29)).expect("t trimmed");
-    let model_u: BTreeMap<i64, RoutePoint> = (1..30).map(|ts| (ts, point(ts, 0))).collect();
-    check(&routes, "u", &model_u).expect("u trimmed");
+    check(&routes, "u", &model_t(1..=29)).expect("u trimmed");
 }
 
 /// Trips ended by the hundred (narrowings that cut nothing settled: cheap trims, with
@@ -722,14 +720,8 @@ fn the_route_thread_trims_the_trip_trimmed_longest_ago_first_one_pause_for_all()
 #[test]
 fn cheap_trims_are_all_run_in_one_round() {
     let routes = without_thread();
-    let mut points = PendingPoints::default();
     let trips: Vec<String> = (0..100).map(|i| format!("trip-{i}")).collect();
-    for trip in &trips {
-        points.push(trip, point(5, 0));
-    }
-    routes.push(&points);
-    routes.inner.store_pending();
-    routes.inner.settle();
+    settle_points(&routes, trips.iter().map(|trip| (trip.as_str(), 5)));
     // A pause after each, shorter than the round waits out.
     *routes.inner.trim_pause.lock() = Some(std::time::Duration::from_millis(1));
     for trip in &trips {
@@ -748,7 +740,7 @@ fn a_trip_with_many_narrowings_waiting_is_trimmed_in_the_pause() {
     *routes.inner.trim_pause.lock() = Some(std::time::Duration::from_secs(3_600));
     routes.narrow("t", 1, 29);
     routes.inner.trim_all_now();
-    let half = super::trims::MAX_NARROWINGS as i64 / 2;
+    let half = super::trims::MANY_NARROWINGS as i64;
     for i in 0..half {
         // End later, start later or not: no window holds one after it.
         routes.narrow("t", 2 + i / 4, 40 + i);

@@ -7,7 +7,7 @@ use std::sync::Weak;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::trims::MAX_NARROWINGS;
+use super::trims::MANY_NARROWINGS;
 use super::{
     Inner, MAX_FRESH_PIECES, MAX_PENDING, NAP, PIECE_EVERY, SETTLE_PART, SETTLE_PIECES,
     SETTLE_PIECES_WAITED, SETTLE_WAIT, WAKE_AT, compaction,
@@ -79,8 +79,8 @@ impl Inner {
     /// route thread's pause after a trim ([`Inner::trim_paced`]) says to stop: a short
     /// pause (after a trim that cut nothing settled, the usual one) is waited out here, a
     /// longer one by the thread's nap. A trip with many narrowings waiting goes at once,
-    /// pause or not, so that it does not reach [`MAX_NARROWINGS`] (past which a narrowing
-    /// trims on the write path).
+    /// pause or not ([`MANY_NARROWINGS`]), so that it does not reach the bound past which a
+    /// narrowing trims on the write path.
     pub(super) fn trim_all_now(&self) {
         let (urgent, trips) = {
             let trims = self.trims.lock();
@@ -88,7 +88,7 @@ impl Inner {
             pacing.forget_lately(&trims);
             let urgent: Vec<Box<str>> = trims
                 .iter()
-                .filter(|(_, narrowings)| narrowings.len() >= MAX_NARROWINGS / 2)
+                .filter(|(_, narrowings)| narrowings.len() >= MANY_NARROWINGS)
                 .map(|(trip, _)| trip.clone())
                 .collect();
             (urgent, pacing.longest_ago_first(trims.keys()))

@@ -138,11 +138,14 @@ impl TrimPacing {
 
 /// The most narrowings of one trip that may wait for their trim. Narrowings with no piece
 /// written between them are one (their windows intersected), a narrowing whose window
-/// holds a later one's is dropped for it, and the route thread trims a trip with half
-/// this many waiting at once, pause or not ([`Inner::trim_all_now`]); so reaching this
+/// holds a later one's is dropped for it, and the route thread trims a trip with
+/// [`MANY_NARROWINGS`] waiting at once, pause or not ([`Inner::trim_all_now`]); so reaching this
 /// takes a trim held up while dozens of pieces are written; past it, a narrowing trims at
 /// once, on the write path.
 pub(super) const MAX_NARROWINGS: usize = 64;
+
+/// Narrowings of one trip waiting past which the route thread trims it in its pause.
+pub(super) const MANY_NARROWINGS: usize = MAX_NARROWINGS / 2;
 
 impl Inner {
     /// Takes `storing`, counted as wanted while it waits, so that a rewrite between two
@@ -410,7 +413,7 @@ impl Inner {
         REWRITE_STEP
     }
 
-    /// How long the route thread leaves a trip's trims after one that took `took`.
+    /// How long the route thread leaves trims after one that took `took`.
     pub(super) fn trim_pause(&self, took: Duration) -> Duration {
         #[cfg(test)]
         if let Some(pause) = *self.trim_pause.lock() {
@@ -493,7 +496,7 @@ impl Inner {
                     }
                     (
                         waiting.len() > MAX_NARROWINGS,
-                        waiting.len() >= MAX_NARROWINGS / 2,
+                        waiting.len() >= MANY_NARROWINGS,
                     )
                 }
                 None => {
